@@ -1,0 +1,134 @@
+/**
+ * Configuration: the zod schema, the embedded default, JSON/JSONC files, env
+ * overrides, and error messages that name each bad field.
+ * @module
+ */
+import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
+import type { z } from "zod";
+import { type Config, configSchema, typeName } from "./schema.ts";
+import { DEFAULT_CONFIG } from "./defaults.ts";
+
+export { type Config, type ConfigInput, configSchema, listenSchema } from "./schema.ts";
+export { DEFAULT_CONFIG } from "./defaults.ts";
+
+/** A configuration that does not validate; `problems` has one line per bad field. */
+export class ConfigError extends Error {
+  /** One `path: reason` line per problem. */
+  readonly problems: string[];
+  /** Build from problem lines; `source` names the file or "embedded default". */
+  constructor(source: string, problems: string[]) {
+    super(`invalid configuration (${source}):\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Render a zod path as `a.b[0].c`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || "(root)";
+}
+
+/** Turn zod issues into `path: reason` lines a person can act on. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  const lines: string[] = [];
+  for (const iss of issues) {
+    const where = formatPath(iss.path);
+    if (iss.code === "invalid_type" && !iss.message.startsWith('expected "')) {
+      lines.push(`${where}: expected ${iss.expected}, got ${typeName(iss.input)}`);
+    } else if (iss.code === "unrecognized_keys") {
+      for (const k of iss.keys) {
+        lines.push(`${formatPath([...iss.path, k])}: unknown field`);
+      }
+    } else if (iss.code === "invalid_union" && iss.errors.length) {
+      const inner = iss.errors.flat();
+      lines.push(...formatIssues(inner.map((i) => ({ ...i, path: [...iss.path, ...i.path] }))));
+    } else {
+      lines.push(`${where}: ${iss.message}`);
+    }
+  }
+  return [...new Set(lines)];
+}
+
+/** Validate an object against the schema; throws ConfigError naming each bad field. */
+export function validateConfig(input: unknown, source = "config"): Config {
+  const r = configSchema.safeParse(input, { reportInput: true });
+  if (!r.success) throw new ConfigError(source, formatIssues(r.error.issues));
+  return r.data;
+}
+
+/** Parse JSON or JSONC text; throws ConfigError with line:column on syntax errors. */
+export function parseConfigText(text: string, source: string): unknown {
+  const errors: ParseError[] = [];
+  const value = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length) {
+    throw new ConfigError(
+      source,
+      errors.map((e) => {
+        const before = text.slice(0, e.offset);
+        const line = before.split("\n").length;
+        const col = e.offset - before.lastIndexOf("\n");
+        return `line ${line}, column ${col}: ${printParseErrorCode(e.error)}`;
+      }),
+    );
+  }
+  return value;
+}
+
+/** Where a configuration comes from and what overrides it. */
+export interface LoadOptions {
+  /** Config file (JSON or JSONC); when absent, the embedded default. */
+  file?: string;
+  /** Environment to read KEEPWIRE_LISTEN / KEEPWIRE_DATA from. */
+  env?: Record<string, string | undefined>;
+  /** Overrides from the command line (applied last). */
+  dataDir?: string;
+  /** Override of web.listen from the command line. */
+  listen?: string;
+}
+
+/**
+ * Load the configuration: file (or embedded default), then env overrides, then
+ * command-line overrides, validated once as a whole.
+ */
+export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
+  let raw: Record<string, unknown>;
+  let source = "embedded default";
+  if (opts.file) {
+    source = opts.file;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(opts.file);
+    } catch (e) {
+      throw new ConfigError(source, [`cannot read file: ${(e as Error).message}`]);
+    }
+    const v = parseConfigText(text, source);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new ConfigError(source, [`(root): expected object, got ${typeName(v)}`]);
+    }
+    raw = v as Record<string, unknown>;
+  } else {
+    raw = structuredClone(DEFAULT_CONFIG) as Record<string, unknown>;
+  }
+  const env = opts.env ?? Deno.env.toObject();
+  const web = { ...(raw.web as Record<string, unknown> | undefined ?? {}) };
+  if (env.KEEPWIRE_LISTEN) web.listen = env.KEEPWIRE_LISTEN;
+  if (opts.listen) web.listen = opts.listen;
+  if (Object.keys(web).length) raw.web = web;
+  if (env.KEEPWIRE_DATA) raw.dataDir = env.KEEPWIRE_DATA;
+  if (opts.dataDir) raw.dataDir = opts.dataDir;
+  return validateConfig(raw, source);
+}
+
+/** Split a validated `host:port` into parts. */
+export function splitListen(listen: string): { hostname: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return {
+    hostname: listen.slice(0, i).replace(/^\[|\]$/g, ""),
+    port: Number(listen.slice(i + 1)),
+  };
+}

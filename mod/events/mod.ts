@@ -1,0 +1,154 @@
+/**
+ * Typed event bus. Modules publish; the journal (a synchronous sink) makes each
+ * event durable before `publish` returns, then async subscribers (SSE, alerts, HA)
+ * are told.
+ * @module
+ */
+import { z } from "zod";
+
+/** Severities, lowest first (syslog-like). */
+export const SEVERITIES = ["debug", "info", "notice", "warning", "error", "critical"] as const;
+/** One severity. */
+export type Severity = typeof SEVERITIES[number];
+/** Zod schema of a severity. */
+export const severitySchema: z.ZodType<Severity> = z.enum(SEVERITIES);
+
+/** Numeric rank of a severity (debug = 0). */
+export function severityRank(s: Severity): number {
+  return SEVERITIES.indexOf(s);
+}
+
+/** JSON-serialisable payload of an event. */
+export type Payload = Record<string, unknown>;
+
+/** An event as stored and delivered. `id` is assigned by the journal. */
+export interface KwEvent<P extends Payload = Payload> {
+  /** Journal id (monotonic); 0 when no journal is attached. */
+  id: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+  /** Publishing module, e.g. `runtime`, `supervisor`, `bypass`. */
+  module: string;
+  /** Kind, dotted, starting with the module: `runtime.started`. */
+  kind: string;
+  /** Severity. */
+  severity: Severity;
+  /** Details. */
+  payload: P;
+}
+
+/** What a publisher hands to the bus. */
+export interface EventInput<P extends Payload = Payload> {
+  /** Publishing module. */
+  module: string;
+  /** Event kind. */
+  kind: string;
+  /** Severity (default `info`). */
+  severity?: Severity;
+  /** Details (default `{}`). */
+  payload?: P;
+  /** Override the time (tests, replay). */
+  time?: number;
+}
+
+/** A synchronous durable sink: returns the id it stored the event under. */
+export interface Journal {
+  /** Store the event durably and return its id. */
+  append(e: Omit<KwEvent, "id">): number;
+}
+
+/** A subscriber callback. Exceptions are caught and logged, never propagated. */
+export type Subscriber = (e: KwEvent) => void;
+
+/** Filter for subscribers. */
+export interface EventFilter {
+  /** Only these modules. */
+  module?: string;
+  /** Kind prefix, e.g. `supervisor.` */
+  kindPrefix?: string;
+  /** Minimum severity. */
+  minSeverity?: Severity;
+}
+
+/** Does an event pass a filter? */
+export function matches(e: KwEvent, f: EventFilter): boolean {
+  if (f.module && e.module !== f.module) return false;
+  if (f.kindPrefix && !e.kind.startsWith(f.kindPrefix)) return false;
+  if (f.minSeverity && severityRank(e.severity) < severityRank(f.minSeverity)) return false;
+  return true;
+}
+
+/** The event bus. */
+export class EventBus {
+  #journal: Journal | undefined;
+  #subs = new Set<{ fn: Subscriber; filter: EventFilter }>();
+  #now: () => number;
+  #sampler: ((e: EventInput) => boolean) | undefined;
+  /** Count of events published since start, by severity. */
+  readonly counts: Record<Severity, number> = {
+    debug: 0,
+    info: 0,
+    notice: 0,
+    warning: 0,
+    error: 0,
+    critical: 0,
+  };
+
+  /** Create a bus; `now` is the injected clock. */
+  constructor(opts: { journal?: Journal; now?: () => number } = {}) {
+    this.#journal = opts.journal;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Attach (or replace) the durable journal. */
+  attachJournal(j: Journal | undefined): void {
+    this.#journal = j;
+  }
+
+  /**
+   * Install a sampler: when it returns false for an event, the event is dropped
+   * (used by the load governor to sample debug events under pressure).
+   */
+  setSampler(fn: ((e: EventInput) => boolean) | undefined): void {
+    this.#sampler = fn;
+  }
+
+  /**
+   * Publish an event. When this returns, the journal has stored it (it survives a
+   * kill -9 of the process). Returns the event as stored, or null when sampled out.
+   */
+  publish<P extends Payload>(input: EventInput<P>): KwEvent<P> | null {
+    if (this.#sampler && !this.#sampler(input as EventInput)) return null;
+    const base = {
+      time: input.time ?? this.#now(),
+      module: input.module,
+      kind: input.kind,
+      severity: input.severity ?? "info",
+      payload: (input.payload ?? {}) as P,
+    };
+    const id = this.#journal ? this.#journal.append(base) : 0;
+    const e: KwEvent<P> = { id, ...base };
+    this.counts[e.severity]++;
+    for (const s of this.#subs) {
+      if (!matches(e, s.filter)) continue;
+      try {
+        s.fn(e);
+      } catch (err) {
+        console.error(`event subscriber failed on ${e.kind}:`, err);
+      }
+    }
+    return e;
+  }
+
+  /** Subscribe; returns an unsubscribe function. */
+  subscribe(fn: Subscriber, filter: EventFilter = {}): () => void {
+    const entry = { fn, filter };
+    this.#subs.add(entry);
+    return () => this.#subs.delete(entry);
+  }
+
+  /** Number of live subscribers (for status and tests). */
+  get subscriberCount(): number {
+    return this.#subs.size;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The contract between the composition root (runtime.ts) and every module:
+ * what a module gets (context) and what it gives (lifecycle, health, routes).
+ * @module
+ */
+import type { Hono } from "hono";
+import type { Config } from "./config/mod.ts";
+import type { Store } from "./store/mod.ts";
+import type { EventBus } from "./events/mod.ts";
+
+/** A timer handle as returned by setTimeout/setInterval. */
+export type TimerId = ReturnType<typeof setTimeout>;
+
+/** Injected clock. Tests pass a fake one. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** setTimeout. */
+  setTimeout(fn: () => void, ms: number): TimerId;
+  /** clearTimeout. */
+  clearTimeout(id: TimerId): void;
+  /** setInterval. */
+  setInterval(fn: () => void, ms: number): TimerId;
+  /** clearInterval. */
+  clearInterval(id: TimerId): void;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (id) => clearInterval(id),
+};
+
+/** What every module is built with. */
+export interface ModuleContext {
+  /** Validated configuration. */
+  config: Config;
+  /** The store (open). */
+  store: Store;
+  /** The event bus (journal attached). */
+  bus: EventBus;
+  /** The clock. */
+  clock: Clock;
+}
+
+/** Health of one part, as /api/health reports it. */
+export interface PartHealth {
+  /** True when the part works. */
+  ok: boolean;
+  /** Essential parts make /api/health 503 when not ok. */
+  essential: boolean;
+  /** Short reason when not ok, or a summary. */
+  detail?: string;
+}
+
+/** A runtime module: started in order, stopped in reverse order. */
+export interface Module {
+  /** Short name: `store`, `web`, `bypass`, `supervisor`, ... */
+  readonly name: string;
+  /** Start; throws to abort the start of the runtime. */
+  start(): Promise<void>;
+  /** Stop; must finish within the runtime's shutdown timeout. */
+  stop(): Promise<void>;
+  /** Current health. */
+  health?(): PartHealth;
+  /** Status snapshot for /api/status (JSON). */
+  status?(): unknown;
+  /** Routes mounted under `/api` (e.g. `/bypass`, `/subsystems`). */
+  routes?(): Hono;
+}

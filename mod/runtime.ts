@@ -1,0 +1,243 @@
+/**
+ * Composition root: builds every module from the config, starts them in order,
+ * stops them in reverse order within the shutdown timeout, and reports health.
+ * @module
+ */
+import { join } from "node:path";
+import type { Config } from "./config/mod.ts";
+import { EventBus } from "./events/mod.ts";
+import { Store } from "./store/mod.ts";
+import {
+  type Clock,
+  type Module,
+  type ModuleContext,
+  type PartHealth,
+  systemClock,
+} from "./module.ts";
+import { type HealthReport, type RuntimeView, WebModule } from "./web/mod.ts";
+import { VERSION } from "./version.ts";
+import { createBypassModule } from "./bypass/mod.ts";
+import { createStorageModule } from "./storage/mod.ts";
+
+/** Options of the runtime (tests inject a clock or extra modules). */
+export interface RuntimeOptions {
+  /** Clock (default: the system clock). */
+  clock?: Clock;
+  /** Extra modules started after the built-in ones and before the web. */
+  extraModules?: (ctx: ModuleContext) => Module[];
+}
+
+/** The running appliance. */
+export class Runtime implements RuntimeView {
+  /** Configuration. */
+  readonly config: Config;
+  /** Clock. */
+  readonly clock: Clock;
+  /** Event bus. */
+  readonly bus: EventBus;
+  #store: Store | undefined;
+  #modules: Module[] = [];
+  #started: Module[] = [];
+  #startedAt = 0;
+  #closing = new AbortController();
+  #opts: RuntimeOptions;
+  #web: WebModule | undefined;
+
+  /** Build (nothing is opened until start). */
+  constructor(config: Config, opts: RuntimeOptions = {}) {
+    this.config = config;
+    this.clock = opts.clock ?? systemClock;
+    this.bus = new EventBus({ now: () => this.clock.now() });
+    this.#opts = opts;
+  }
+
+  /** The store (after start). */
+  get store(): Store {
+    if (!this.#store) throw new Error("runtime not started");
+    return this.#store;
+  }
+
+  /** Aborted when stopping. */
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
+  /** The web module (after start). */
+  get web(): WebModule | undefined {
+    return this.#web;
+  }
+
+  /** A started module by name. */
+  module<T extends Module>(name: string): T | undefined {
+    return this.#modules.find((m) => m.name === name) as T | undefined;
+  }
+
+  /** Open the store, build and start all modules in order. On failure, stops what started. */
+  async start(): Promise<void> {
+    await Deno.mkdir(this.config.dataDir, { recursive: true });
+    this.#store = new Store({
+      path: join(this.config.dataDir, "keepwire.db"),
+      retention: this.config.store.retention,
+      synchronous: this.config.store.synchronous,
+      now: () => this.clock.now(),
+    });
+    this.bus.attachJournal(this.#store);
+    const ctx: ModuleContext = {
+      config: this.config,
+      store: this.#store,
+      bus: this.bus,
+      clock: this.clock,
+    };
+    this.#web = new WebModule(this);
+    this.#modules = [...buildModules(ctx), ...(this.#opts.extraModules?.(ctx) ?? []), this.#web];
+    this.#startedAt = this.clock.now();
+    for (const m of this.#modules) {
+      try {
+        await m.start();
+        this.#started.push(m);
+      } catch (e) {
+        this.bus.publish({
+          module: "runtime",
+          kind: "runtime.start_failed",
+          severity: "critical",
+          payload: { module: m.name, error: (e as Error).message },
+        });
+        await this.stop(`start of ${m.name} failed`);
+        throw new Error(`cannot start ${m.name}: ${(e as Error).message}`);
+      }
+    }
+    this.bus.publish({
+      module: "runtime",
+      kind: "runtime.started",
+      payload: {
+        version: VERSION,
+        pid: Deno.pid,
+        listen: this.#web.address,
+        modules: this.#modules.map((m) => m.name),
+        startMs: this.clock.now() - this.#startedAt,
+      },
+    });
+  }
+
+  /**
+   * Stop modules in reverse start order. Each gets what is left of the
+   * shutdown timeout; a module that overruns is abandoned with an error event.
+   */
+  async stop(reason = "stop requested"): Promise<{ clean: boolean }> {
+    this.#closing.abort();
+    const deadline = this.clock.now() + this.config.shutdownTimeoutMs;
+    let clean = true;
+    for (const m of [...this.#started].reverse()) {
+      const left = Math.max(0, deadline - this.clock.now());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        m.stop().then(() => "ok" as const, (e: Error) => e),
+        new Promise<"timeout">((res) => timer = setTimeout(() => res("timeout"), left)),
+      ]);
+      clearTimeout(timer);
+      if (r !== "ok") {
+        clean = false;
+        this.bus.publish({
+          module: "runtime",
+          kind: "runtime.stop_failed",
+          severity: "error",
+          payload: { module: m.name, error: r === "timeout" ? "timed out" : r.message },
+        });
+      }
+    }
+    this.#started = [];
+    if (this.#store) {
+      this.bus.publish({
+        module: "runtime",
+        kind: "runtime.stopped",
+        payload: { reason, clean, uptimeMs: this.clock.now() - this.#startedAt },
+      });
+      this.bus.attachJournal(undefined);
+      this.#store.close();
+    }
+    return { clean };
+  }
+
+  /** Health of every module; ok when every essential part is ok. */
+  health(): HealthReport {
+    const parts: Record<string, PartHealth> = {
+      store: { ok: !!this.#store?.db.isOpen, essential: true },
+    };
+    for (const m of this.#modules) {
+      if (m.health) parts[m.name] = m.health();
+    }
+    const ok = Object.values(parts).every((p) => p.ok || !p.essential) &&
+      this.#started.length === this.#modules.length;
+    return { ok, parts };
+  }
+
+  /** Status of every module. */
+  status(): Record<string, unknown> {
+    const modules: Record<string, unknown> = {};
+    for (const m of this.#modules) if (m.status) modules[m.name] = m.status();
+    return {
+      running: true,
+      name: this.config.identity.name,
+      vendor: this.config.identity.vendor,
+      model: this.config.identity.model,
+      version: VERSION,
+      pid: Deno.pid,
+      dataDir: this.config.dataDir,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      uptimeMs: this.clock.now() - this.#startedAt,
+      health: this.health(),
+      events: { total: this.#store?.eventCount() ?? 0, published: this.bus.counts },
+      modules,
+    };
+  }
+
+  /** Routes of the modules. */
+  moduleRoutes(): { name: string; app: import("hono").Hono }[] {
+    return this.#modules.flatMap((m) => m.routes ? [{ name: m.name, app: m.routes() }] : []);
+  }
+}
+
+/** The built-in modules in start order (the web is added last by the runtime). */
+function buildModules(ctx: ModuleContext): Module[] {
+  const bypass = createBypassModule(ctx);
+  const storage = createStorageModule(ctx);
+  return [bypass, storage];
+}
+
+/**
+ * Start a runtime and run until SIGINT/SIGTERM; a second signal forces exit.
+ * Returns the process exit code.
+ */
+export async function runUntilSignal(config: Config): Promise<number> {
+  const rt = new Runtime(config);
+  try {
+    await rt.start();
+  } catch (e) {
+    console.error(`keepwire: ${(e as Error).message}`);
+    return 1;
+  }
+  console.log(
+    `keepwire ${VERSION} running: web on http://${rt.web?.address}/, data in ${config.dataDir}`,
+  );
+  const { promise, resolve } = Promise.withResolvers<string>();
+  let signals = 0;
+  const onSignal = (sig: Deno.Signal) => () => {
+    signals++;
+    if (signals > 1) {
+      console.error(`keepwire: second ${sig}, exiting at once`);
+      Deno.exit(130);
+    }
+    console.log(`keepwire: ${sig}, stopping (send again to force)`);
+    resolve(sig);
+  };
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")],
+  ];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const sig = await promise;
+  const { clean } = await rt.stop(`signal ${sig}`);
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  console.log(`keepwire: stopped${clean ? "" : " (with errors)"}`);
+  return clean ? 0 : 1;
+}

@@ -1,0 +1,268 @@
+/**
+ * The appliance store: node:sqlite in WAL mode. Versioned migrations per module,
+ * the event journal with bounded retention, and a settings key/value table.
+ * @module
+ */
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Journal, KwEvent, Payload, Severity } from "../events/mod.ts";
+import { SEVERITIES } from "../events/mod.ts";
+
+/** Retention of the event journal. */
+export interface Retention {
+  /** Keep at most this many events. */
+  maxEvents: number;
+  /** Drop events older than this many days. */
+  maxAgeDays: number;
+}
+
+/** Options of the store. */
+export interface StoreOptions {
+  /** Database file, or ":memory:". */
+  path: string;
+  /** Journal retention. */
+  retention?: Retention;
+  /** SQLite `synchronous`: NORMAL survives a process crash, FULL a power loss too. */
+  synchronous?: "NORMAL" | "FULL";
+  /** Injected clock. */
+  now?: () => number;
+}
+
+/** Query of the event journal. */
+export interface EventQuery {
+  /** Only events with id greater than this. */
+  sinceId?: number;
+  /** Only events at or after this time (ms). */
+  sinceTime?: number;
+  /** Only events before this time (ms). */
+  untilTime?: number;
+  /** Only events with id less than this (paging backwards). */
+  beforeId?: number;
+  /** Exact kind, or a prefix ending in `.` or `*`. */
+  kind?: string;
+  /** Exact module. */
+  module?: string;
+  /** Minimum severity. */
+  severity?: Severity;
+  /** Max rows (default 100). */
+  limit?: number;
+  /** Order: newest first (default) or oldest first. */
+  order?: "asc" | "desc";
+}
+
+/** One migration step: SQL run once, in order, per module. */
+export type Migration = string;
+
+const CORE_MIGRATIONS: Migration[] = [
+  `CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     time INTEGER NOT NULL,
+     module TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     severity INTEGER NOT NULL,
+     payload TEXT NOT NULL
+   );
+   CREATE INDEX events_time ON events(time);
+   CREATE INDEX events_kind ON events(kind, id);
+   CREATE INDEX events_module ON events(module, id);
+   CREATE INDEX events_severity ON events(severity, id);
+   CREATE TABLE settings (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL,
+     updated INTEGER NOT NULL
+   );`,
+];
+
+/** The store. */
+export class Store implements Journal {
+  /** The underlying database (modules use it for their own tables). */
+  readonly db: DatabaseSync;
+  readonly #retention: Retention;
+  readonly #now: () => number;
+  #insert;
+  #sinceTrim = 0;
+
+  /** Open (creating when needed) the database at `opts.path` and run core migrations. */
+  constructor(opts: StoreOptions) {
+    if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new DatabaseSync(opts.path);
+    this.#retention = opts.retention ?? { maxEvents: 100_000, maxAgeDays: 90 };
+    this.#now = opts.now ?? Date.now;
+    this.db.exec("PRAGMA journal_mode = WAL");
+    this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "NORMAL"}`);
+    this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db.exec("PRAGMA foreign_keys = ON");
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_versions (module TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    );
+    this.migrate("core", CORE_MIGRATIONS);
+    this.#insert = this.db.prepare(
+      "INSERT INTO events (time, module, kind, severity, payload) VALUES (?, ?, ?, ?, ?)",
+    );
+  }
+
+  /**
+   * Run the migrations of `module` that have not run yet, each in a transaction.
+   * Returns the schema version reached.
+   */
+  migrate(module: string, steps: Migration[]): number {
+    const row = this.db.prepare("SELECT version FROM schema_versions WHERE module = ?").get(
+      module,
+    ) as { version: number } | undefined;
+    let version = row?.version ?? 0;
+    if (version > steps.length) {
+      throw new Error(
+        `store: schema of "${module}" is version ${version}, newer than this build knows (${steps.length}); refusing to run an older keepwire on a newer database`,
+      );
+    }
+    while (version < steps.length) {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.db.exec(steps[version]);
+        version++;
+        this.db.prepare(
+          "INSERT INTO schema_versions (module, version) VALUES (?, ?) ON CONFLICT(module) DO UPDATE SET version = excluded.version",
+        ).run(module, version);
+        this.db.exec("COMMIT");
+      } catch (e) {
+        this.db.exec("ROLLBACK");
+        throw new Error(`store: migration ${version + 1} of "${module}" failed: ${e}`);
+      }
+    }
+    return version;
+  }
+
+  /** Schema version of a module (0 when never migrated). */
+  schemaVersion(module: string): number {
+    const row = this.db.prepare("SELECT version FROM schema_versions WHERE module = ?").get(
+      module,
+    ) as { version: number } | undefined;
+    return row?.version ?? 0;
+  }
+
+  /** Journal sink: store an event and return its id. Durable when it returns. */
+  append(e: Omit<KwEvent, "id">): number {
+    const r = this.#insert.run(
+      e.time,
+      e.module,
+      e.kind,
+      SEVERITIES.indexOf(e.severity),
+      JSON.stringify(e.payload),
+    );
+    if (++this.#sinceTrim >= 1000) {
+      this.#sinceTrim = 0;
+      this.trim();
+    }
+    return Number(r.lastInsertRowid);
+  }
+
+  /** Apply retention now: drop events beyond the count and age bounds. Returns rows dropped. */
+  trim(): number {
+    const cutoff = this.#now() - this.#retention.maxAgeDays * 86_400_000;
+    let dropped = Number(this.db.prepare("DELETE FROM events WHERE time < ?").run(cutoff).changes);
+    const max = this.db.prepare("SELECT MAX(id) AS m FROM events").get() as { m: number | null };
+    if (max.m !== null) {
+      dropped += Number(
+        this.db.prepare("DELETE FROM events WHERE id <= ?").run(
+          max.m - this.#retention.maxEvents,
+        ).changes,
+      );
+    }
+    return dropped;
+  }
+
+  /** Query the journal. */
+  events(q: EventQuery = {}): KwEvent[] {
+    const where: string[] = [];
+    const args: SQLInputValue[] = [];
+    if (q.sinceId !== undefined) (where.push("id > ?"), args.push(q.sinceId));
+    if (q.beforeId !== undefined) (where.push("id < ?"), args.push(q.beforeId));
+    if (q.sinceTime !== undefined) (where.push("time >= ?"), args.push(q.sinceTime));
+    if (q.untilTime !== undefined) (where.push("time < ?"), args.push(q.untilTime));
+    if (q.module) (where.push("module = ?"), args.push(q.module));
+    if (q.severity) (where.push("severity >= ?"), args.push(SEVERITIES.indexOf(q.severity)));
+    if (q.kind) {
+      if (q.kind.endsWith("*") || q.kind.endsWith(".")) {
+        const prefix = q.kind.replace(/\*$/, "");
+        where.push("kind >= ? AND kind < ?");
+        args.push(prefix, prefix + "\uffff");
+      } else {
+        where.push("kind = ?");
+        args.push(q.kind);
+      }
+    }
+    const order = q.order === "asc" ? "ASC" : "DESC";
+    const sql = `SELECT id, time, module, kind, severity, payload FROM events ${
+      where.length ? "WHERE " + where.join(" AND ") : ""
+    } ORDER BY id ${order} LIMIT ?`;
+    args.push(Math.max(1, Math.min(q.limit ?? 100, 10_000)));
+    const rows = this.db.prepare(sql).all(...args) as {
+      id: number;
+      time: number;
+      module: string;
+      kind: string;
+      severity: number;
+      payload: string;
+    }[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      time: Number(r.time),
+      module: r.module,
+      kind: r.kind,
+      severity: SEVERITIES[r.severity] ?? "info",
+      payload: JSON.parse(r.payload) as Payload,
+    }));
+  }
+
+  /** Number of events in the journal. */
+  eventCount(): number {
+    return Number((this.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n);
+  }
+
+  /** Read a setting (JSON-decoded), or undefined. */
+  getSetting<T = unknown>(key: string): T | undefined {
+    const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row ? JSON.parse(row.value) as T : undefined;
+  }
+
+  /** Write a setting (JSON-encoded). */
+  setSetting(key: string, value: unknown): void {
+    this.db.prepare(
+      "INSERT INTO settings (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+    ).run(key, JSON.stringify(value), this.#now());
+  }
+
+  /** Delete a setting. */
+  deleteSetting(key: string): void {
+    this.db.prepare("DELETE FROM settings WHERE key = ?").run(key);
+  }
+
+  /** All settings with a key prefix. */
+  settings(prefix = ""): Record<string, unknown> {
+    const rows = this.db.prepare(
+      "SELECT key, value FROM settings WHERE key >= ? AND key < ? ORDER BY key",
+    ).all(prefix, prefix + "\uffff") as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value)]));
+  }
+
+  /** Run `fn` in one IMMEDIATE transaction. */
+  transaction<T>(fn: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const r = fn();
+      this.db.exec("COMMIT");
+      return r;
+    } catch (e) {
+      this.db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  /** Close the database (checkpoints the WAL). */
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+}

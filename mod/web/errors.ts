@@ -1,0 +1,89 @@
+/** The one error shape of the API: `{"error":{"code","message","fields"?}}`. */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import { formatPath } from "../config/mod.ts";
+
+/** Body of every API error. */
+export interface ApiErrorBody {
+  /** The error. */
+  error: {
+    /** Machine-readable code: bad_request, not_found, unauthorized, ... */
+    code: string;
+    /** Sentence for a person. */
+    message: string;
+    /** Per-field problems for validation errors (path → reason). */
+    fields?: Record<string, string>;
+  };
+}
+
+/** An error a handler throws to answer with the API error shape. */
+export class ApiError extends Error {
+  /** HTTP status. */
+  readonly status: ContentfulStatusCode;
+  /** Machine-readable code. */
+  readonly code: string;
+  /** Field problems. */
+  readonly fields?: Record<string, string>;
+  /** Build one. */
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    message: string,
+    fields?: Record<string, string>,
+  ) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.fields = fields;
+  }
+}
+
+/** Field map from zod issues. */
+export function zodFields(issues: readonly z.core.$ZodIssue[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const i of issues) {
+    const k = formatPath(i.path);
+    if (i.code === "unrecognized_keys") {
+      for (const key of i.keys) out[formatPath([...i.path, key])] = "unknown field";
+    } else out[k] = out[k] ? `${out[k]}; ${i.message}` : i.message;
+  }
+  return out;
+}
+
+/** A 400 ApiError from zod issues. */
+export function validationError(
+  what: string,
+  issues: readonly z.core.$ZodIssue[],
+): ApiError {
+  const fields = zodFields(issues);
+  return new ApiError(
+    400,
+    "bad_request",
+    `invalid ${what}: ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}`,
+    fields,
+  );
+}
+
+/** Answer with the error shape. */
+export function errorResponse(c: Context, err: ApiError): Response {
+  const body: ApiErrorBody = { error: { code: err.code, message: err.message } };
+  if (err.fields) body.error.fields = err.fields;
+  return c.json(body, err.status);
+}
+
+/** Parse with zod or throw a 400 ApiError naming the fields. */
+export function parseOr400<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw validationError(what, r.error.issues);
+  return r.data;
+}
+
+/** Read a JSON body or throw a 400. */
+export async function jsonBody(c: Context): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw new ApiError(400, "bad_request", "request body must be JSON");
+  }
+}

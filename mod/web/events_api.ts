@@ -1,0 +1,119 @@
+/** /api/events (query) and /api/events/stream (SSE). */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import { SEVERITIES } from "../events/mod.ts";
+import type { EventBus, KwEvent } from "../events/mod.ts";
+import type { Store } from "../store/mod.ts";
+import { parseOr400 } from "./errors.ts";
+
+const timeParam = z.string().transform((s, ctx) => {
+  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(n)) {
+    ctx.addIssue({ code: "custom", message: "expected milliseconds or an ISO 8601 time" });
+    return z.NEVER;
+  }
+  return n;
+});
+const intParam = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, "expected a non-negative integer").transform(Number).pipe(
+    z.number().int().min(min).max(max),
+  );
+
+/** Query of GET /api/events. */
+export const eventsQuerySchema = z.strictObject({
+  since: intParam(0, Number.MAX_SAFE_INTEGER).optional().describe("only events with id > since"),
+  before: intParam(1, Number.MAX_SAFE_INTEGER).optional().describe("only events with id < before"),
+  from: timeParam.optional().describe("only events at or after this time"),
+  to: timeParam.optional().describe("only events before this time"),
+  kind: z.string().regex(/^[a-z0-9_.*-]+$/i, "letters, digits, . _ - and a trailing *").max(100)
+    .optional(),
+  module: z.string().regex(/^[a-z0-9_-]+$/i).max(50).optional(),
+  severity: z.enum(SEVERITIES).optional().describe("minimum severity"),
+  limit: intParam(1, 1000).optional(),
+  order: z.enum(["asc", "desc"]).optional(),
+});
+
+/** Routes for the journal. */
+export function eventsRoutes(
+  store: Store,
+  bus: EventBus,
+  opts: { sseKeepAliveMs?: number; sseThrottleMs?: () => number; closing?: AbortSignal } = {},
+): Hono {
+  const app = new Hono();
+  app.get("/events", (c) => {
+    const q = parseOr400(eventsQuerySchema, c.req.query(), "query");
+    const events = store.events({
+      sinceId: q.since,
+      beforeId: q.before,
+      sinceTime: q.from,
+      untilTime: q.to,
+      kind: q.kind,
+      module: q.module,
+      severity: q.severity,
+      limit: q.limit ?? 100,
+      order: q.order ?? (q.since !== undefined ? "asc" : "desc"),
+    });
+    return c.json({ events });
+  });
+
+  app.get("/events/stream", (c) => {
+    const q = parseOr400(eventsQuerySchema, c.req.query(), "query");
+    const lastId = Number(c.req.header("last-event-id") ?? q.since ?? NaN);
+    return streamSSE(c, async (stream) => {
+      const queue: KwEvent[] = [];
+      let wake: (() => void) | undefined;
+      const unsub = bus.subscribe((e) => {
+        if (queue.length > 1000) queue.shift();
+        queue.push(e);
+        wake?.();
+      }, { module: q.module, kindPrefix: q.kind?.replace(/\*$/, ""), minSeverity: q.severity });
+      const onClose = () => {
+        wake?.();
+        stream.abort();
+      };
+      opts.closing?.addEventListener("abort", onClose);
+      stream.onAbort(() => {
+        unsub();
+        opts.closing?.removeEventListener("abort", onClose);
+        wake?.();
+      });
+      if (Number.isFinite(lastId)) {
+        for (
+          const e of store.events({
+            sinceId: lastId,
+            order: "asc",
+            limit: 1000,
+            module: q.module,
+            severity: q.severity,
+            kind: q.kind,
+          })
+        ) queue.push(e);
+      }
+      let seen = Number.isFinite(lastId) ? lastId : 0;
+      await stream.writeSSE({ event: "hello", data: JSON.stringify({ time: Date.now() }) });
+      while (!stream.aborted && !opts.closing?.aborted) {
+        while (queue.length) {
+          const e = queue.shift()!;
+          if (e.id && e.id <= seen) continue;
+          seen = e.id || seen;
+          await stream.writeSSE({ id: String(e.id), event: "event", data: JSON.stringify(e) });
+        }
+        const keepAlive = opts.sseKeepAliveMs ?? 15_000;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, keepAlive);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        wake = undefined;
+        const throttle = opts.sseThrottleMs?.() ?? 0;
+        if (throttle > 0 && !stream.aborted) await stream.sleep(throttle);
+        if (!queue.length && !stream.aborted) await stream.write(": keep-alive\n\n");
+      }
+      unsub();
+    });
+  });
+  return app;
+}

@@ -1,0 +1,105 @@
+/**
+ * The web module: serves the Hono app on the configured TCP address and on the
+ * local control socket (data dir, mode 0600) that the CLI uses without a password.
+ * @module
+ */
+import { chmod } from "node:fs/promises";
+import type { Hono } from "hono";
+import { splitListen } from "../config/mod.ts";
+import { controlSocketPath } from "../cli/client.ts";
+import type { Module, PartHealth } from "../module.ts";
+import { createApp, type RuntimeView, type WebEnv } from "./app.ts";
+
+export { createApp, type HealthReport, type RuntimeView, type WebEnv } from "./app.ts";
+export { ApiError, jsonBody, parseOr400, validationError } from "./errors.ts";
+
+/** Serves the web UI/API and the control socket. */
+export class WebModule implements Module {
+  /** Module name. */
+  readonly name = "web";
+  #view: RuntimeView;
+  #app: Hono<WebEnv> | undefined;
+  #tcp: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #unix: Deno.HttpServer<Deno.UnixAddr> | undefined;
+  #listening = "";
+
+  /** Build on a runtime view. */
+  constructor(view: RuntimeView) {
+    this.#view = view;
+  }
+
+  /** The app (available after start). */
+  get app(): Hono<WebEnv> | undefined {
+    return this.#app;
+  }
+
+  /** The bound address, e.g. `127.0.0.1:8080`. */
+  get address(): string {
+    return this.#listening;
+  }
+
+  /** Start both listeners; fails when the address is taken. */
+  async start(): Promise<void> {
+    const app = createApp(this.#view);
+    this.#app = app;
+    const { hostname, port } = splitListen(this.#view.config.web.listen);
+    const sock = controlSocketPath(this.#view.config.dataDir);
+    try {
+      await Deno.remove(sock);
+    } catch { /* absent */ }
+    await new Promise<void>((resolve, reject) => {
+      try {
+        this.#tcp = Deno.serve({
+          hostname,
+          port,
+          onListen: (a) => {
+            this.#listening = `${
+              a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
+            }:${a.port}`;
+            resolve();
+          },
+          onError: (e) => {
+            console.error("web:", e);
+            return new Response("internal error", { status: 500 });
+          },
+        }, (req, info) => app.fetch(req, { trusted: false, remote: info.remoteAddr }));
+      } catch (e) {
+        reject(new Error(`web: cannot listen on ${hostname}:${port}: ${(e as Error).message}`));
+      }
+    });
+    const oldUmask = Deno.umask(0o177);
+    try {
+      this.#unix = Deno.serve({
+        path: sock,
+        transport: "unix",
+        onListen: () => {},
+      }, (req) => app.fetch(req, { trusted: true }));
+    } finally {
+      Deno.umask(oldUmask);
+    }
+    await chmod(sock, 0o600);
+  }
+
+  /** Stop both listeners (open SSE streams are cut). */
+  async stop(): Promise<void> {
+    const sock = controlSocketPath(this.#view.config.dataDir);
+    await Promise.allSettled([this.#tcp?.shutdown(), this.#unix?.shutdown()]);
+    try {
+      await Deno.remove(sock);
+    } catch { /* gone */ }
+  }
+
+  /** Healthy while listening. */
+  health(): PartHealth {
+    return {
+      ok: !!this.#tcp,
+      essential: true,
+      detail: this.#listening ? `listening on ${this.#listening}` : "not listening",
+    };
+  }
+
+  /** Status. */
+  status(): unknown {
+    return { listen: this.#listening, tls: this.#view.config.web.tls.enabled };
+  }
+}
