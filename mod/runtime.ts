@@ -147,11 +147,16 @@ export class Runtime implements RuntimeView {
     }
     this.#started = [];
     if (this.#store) {
-      this.bus.publish({
-        module: "runtime",
-        kind: "runtime.stopped",
-        payload: { reason, clean, uptimeMs: this.clock.now() - this.#startedAt },
-      });
+      try {
+        this.bus.publish({
+          module: "runtime",
+          kind: "runtime.stopped",
+          payload: { reason, clean, uptimeMs: this.clock.now() - this.#startedAt },
+        });
+      } catch (e) {
+        console.error(`keepwire: could not journal runtime.stopped: ${(e as Error).message}`);
+        clean = false;
+      }
       this.bus.attachJournal(undefined);
       this.#store.close();
     }

@@ -3,7 +3,7 @@
  * overrides, and error messages that name each bad field.
  * @module
  */
-import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
+import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { type Config, configSchema, typeName } from "./schema.ts";
 import { DEFAULT_CONFIG } from "./defaults.ts";
@@ -61,8 +61,12 @@ export function validateConfig(input: unknown, source = "config"): Config {
   return r.data;
 }
 
-/** Parse JSON or JSONC text; throws ConfigError with line:column on syntax errors. */
-export function parseConfigText(text: string, source: string): unknown {
+/**
+ * Parse JSON or JSONC text; throws ConfigError with line:column on syntax errors.
+ * The JSONC parser is loaded on first use (it costs start-up time otherwise).
+ */
+export async function parseConfigText(text: string, source: string): Promise<unknown> {
+  const { parse: parseJsonc, printParseErrorCode } = await import("jsonc-parser");
   const errors: ParseError[] = [];
   const value = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length) {
@@ -106,7 +110,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
     } catch (e) {
       throw new ConfigError(source, [`cannot read file: ${(e as Error).message}`]);
     }
-    const v = parseConfigText(text, source);
+    const v = await parseConfigText(text, source);
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
       throw new ConfigError(source, [`(root): expected object, got ${typeName(v)}`]);
     }

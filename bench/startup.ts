@@ -1,0 +1,94 @@
+/**
+ * Startup bench: time from process start to /api/health 200, and RSS after 10 s idle,
+ * for keepwire (`main.ts run`, embedded defaults) and a bare Deno.serve + Hono.
+ */
+import { type BenchRow, percentile, printTable } from "./types.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const BARE = new URL("./bare_hono.ts", import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/status`);
+  const m = /VmRSS:\s+(\d+) kB/.exec(s);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function measure(
+  kind: "keepwire" | "bare",
+  idleMs: number,
+): Promise<{ startMs: number; rss?: number }> {
+  const port = await freePort();
+  const data = await Deno.makeTempDir({ prefix: "kw-bench-" });
+  const args = kind === "keepwire"
+    ? ["run", "-A", MAIN, "run", "--data", data, "--listen", `127.0.0.1:${port}`]
+    : ["run", "-A", BARE, String(port)];
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "null",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  try {
+    let startMs = NaN;
+    while (performance.now() - t0 < 30_000) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/api/health`);
+        await r.body?.cancel();
+        if (r.status === 200) {
+          startMs = performance.now() - t0;
+          break;
+        }
+      } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    let rss: number | undefined;
+    if (idleMs > 0) {
+      await new Promise((r) => setTimeout(r, idleMs));
+      rss = await rssMb(child.pid);
+    }
+    return { startMs, rss };
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(data, { recursive: true });
+  }
+}
+
+/** Run the startup bench. */
+export async function bench(): Promise<BenchRow[]> {
+  const runs = 7;
+  const ours: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    ours.push((await measure("keepwire", 0)).startMs);
+    bare.push((await measure("bare", 0)).startMs);
+  }
+  const [o, b] = await Promise.all([measure("keepwire", 10_000), measure("bare", 10_000)]);
+  const om = percentile(ours, 50), bm = percentile(bare, 50);
+  return [
+    {
+      name: `start to /api/health 200 (median of ${runs})`,
+      ours: `${om.toFixed(0)} ms`,
+      baseline: `${bm.toFixed(0)} ms (bare Deno.serve+Hono)`,
+      ratio: `${(om / bm).toFixed(2)}×`,
+      target: "≤ 2×",
+    },
+    {
+      name: "RSS after 10 s idle",
+      ours: `${o.rss!.toFixed(1)} MB`,
+      baseline: `${b.rss!.toFixed(1)} MB (bare Deno.serve+Hono)`,
+      ratio: `${(o.rss! / b.rss!).toFixed(2)}×`,
+      target: "≤ 80 MB",
+    },
+  ];
+}
+
+if (import.meta.main) printTable("startup", await bench());

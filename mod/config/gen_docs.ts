@@ -1,0 +1,104 @@
+/**
+ * Generates docs/config.md (the configuration reference) from the zod schema.
+ * `deno task docs` writes it; tests/config_docs_test.ts fails when it is stale.
+ * @module
+ */
+import { z } from "zod";
+import { configSchema } from "./schema.ts";
+
+type Json = Record<string, unknown>;
+
+function typeOf(s: Json): string {
+  if (s.enum) return (s.enum as unknown[]).map((v) => JSON.stringify(v)).join(" \\| ");
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  if (s.anyOf) return (s.anyOf as Json[]).map(typeOf).join(" \\| ");
+  if (s.oneOf) return (s.oneOf as Json[]).map(typeOf).join(" \\| ");
+  if (s.type === "array") {
+    if (s.prefixItems) return `[${(s.prefixItems as Json[]).map(typeOf).join(", ")}]`;
+    return `${s.items ? typeOf(s.items as Json) : "any"}[]`;
+  }
+  if (s.type === "object" && s.additionalProperties && !s.properties) {
+    return `map of ${typeOf(s.additionalProperties as Json)}`;
+  }
+  if (Array.isArray(s.type)) return s.type.join(" \\| ");
+  return String(s.type ?? "any");
+}
+
+function fmtDefault(v: unknown): string {
+  if (v === undefined) return "";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? "`…` (see `keepwire config show`)" : `\`${s.replace(/\|/g, "\\|")}\``;
+}
+
+function walk(s: Json, path: string, rows: string[][], required: boolean): void {
+  const variants = (s.oneOf ?? s.anyOf) as Json[] | undefined;
+  if (variants && variants.every((v) => v.type === "object" && v.properties)) {
+    rows.push([`\`${path}\``, "one of the variants below", fmtDefault(s.default), String(s.description ?? "")]);
+    variants.forEach((v, i) => walk(v, `${path} (variant ${i + 1})`, rows, required));
+    return;
+  }
+  const props = s.properties as Record<string, Json> | undefined;
+  if (s.type === "object" && props) {
+    if (path) {
+      rows.push([`\`${path}\``, "object", "", String(s.description ?? "")]);
+    }
+    const req = new Set((s.required as string[] | undefined) ?? []);
+    for (const [k, v] of Object.entries(props)) {
+      walk(v, path ? `${path}.${k}` : k, rows, req.has(k) && v.default === undefined);
+    }
+    return;
+  }
+  if (s.type === "array" && (s.items as Json | undefined)?.type === "object") {
+    rows.push([`\`${path}\``, "array of objects", fmtDefault(s.default), String(s.description ?? "")]);
+    walk(s.items as Json, `${path}[]`, rows, true);
+    return;
+  }
+  if (s.type === "object" && s.additionalProperties && typeof s.additionalProperties === "object" && (s.additionalProperties as Json).properties) {
+    rows.push([`\`${path}\``, "map of objects", fmtDefault(s.default), String(s.description ?? "")]);
+    walk(s.additionalProperties as Json, `${path}.<name>`, rows, true);
+    return;
+  }
+  const extra: string[] = [];
+  if (s.pattern) extra.push(`pattern \`${String(s.pattern).replace(/\|/g, "\\|")}\``);
+  if (s.minimum !== undefined) extra.push(`min ${s.minimum}`);
+  if (s.maximum !== undefined && Number(s.maximum) < Number.MAX_SAFE_INTEGER) {
+    extra.push(`max ${s.maximum}`);
+  }
+  if (required) extra.push("required");
+  const desc = [s.description, extra.join(", ")].filter(Boolean).join(" — ");
+  rows.push([`\`${path}\``, typeOf(s), fmtDefault(s.default), desc]);
+}
+
+/** Render the configuration reference as markdown. */
+export function renderConfigDocs(): string {
+  const schema = z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }) as Json;
+  const rows: string[][] = [];
+  walk(schema, "", rows, false);
+  const lines = [
+    "# Configuration reference",
+    "",
+    "<!-- generated from the zod schema by `deno task docs`; tests fail when stale -->",
+    "",
+    "keepwire reads one JSON or JSONC file (`keepwire run --config FILE`); without one it runs",
+    "on the embedded default (mock hardware, data in `./var`, web UI on 127.0.0.1:8080).",
+    "`keepwire config show` prints the effective configuration; `keepwire config check FILE`",
+    "validates a file and names every bad field. Environment overrides: `KEEPWIRE_LISTEN`",
+    "(web.listen) and `KEEPWIRE_DATA` (dataDir); command-line flags override both.",
+    "Unknown fields are errors.",
+    "",
+    "| field | type | default | meaning |",
+    "| --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.map((c) => c.replace(/\n/g, " ")).join(" | ")} |`),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const out = renderConfigDocs();
+  if (Deno.args.includes("--write")) {
+    const path = new URL("../../docs/config.md", import.meta.url);
+    await Deno.writeTextFile(path, out);
+    console.log(`wrote ${path.pathname}`);
+  } else console.log(out);
+}

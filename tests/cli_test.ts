@@ -1,0 +1,111 @@
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { kw, kwDaemon } from "./helpers/cli.ts";
+import { Store } from "../mod/store/mod.ts";
+
+Deno.test("cli: unknown command or flag prints usage and exits 2", async () => {
+  let r = await kw(["frobnicate"]);
+  assertEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "unknown command");
+  r = await kw(["status", "--bogus"]);
+  assertEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "unknown option");
+  r = await kw(["config", "check"]);
+  assertEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "missing required argument");
+});
+
+Deno.test("cli: help is generated for every command; version prints", async () => {
+  let r = await kw(["--help"]);
+  assertEquals(r.code, 0);
+  for (const c of ["run", "status", "config", "version"]) assertStringIncludes(r.stdout, c);
+  r = await kw(["run", "--help"]);
+  assertEquals(r.code, 0);
+  assertStringIncludes(r.stdout, "--listen");
+  r = await kw(["version", "--json"]);
+  assertEquals(r.code, 0);
+  assertEquals(JSON.parse(r.stdout).deno, Deno.version.deno);
+});
+
+Deno.test("cli: config check names the bad field and exits 2; a good file exits 0", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bad.json`, `{"web": {"listen": 8080}}`);
+    let r = await kw(["config", "check", `${dir}/bad.json`]);
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.stderr, 'web.listen: expected "host:port" string, got number');
+    await Deno.writeTextFile(`${dir}/good.jsonc`, `// ok\n{"identity": {"name": "a"}}`);
+    r = await kw(["config", "check", `${dir}/good.jsonc`]);
+    assertEquals(r.code, 0);
+    r = await kw(["config", "show", "--config", `${dir}/good.jsonc`, "--data", `${dir}/d`]);
+    assertEquals(r.code, 0);
+    const shown = JSON.parse(r.stdout);
+    assertEquals([shown.identity.name, shown.dataDir], ["a", `${dir}/d`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: run with an invalid config exits 2 and starts nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bad.json`, `{"dataDir": "${dir}/data", "web": {"listen": "x"}}`);
+    const r = await kw(["run", "--config", `${dir}/bad.json`]);
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.stderr, "web.listen");
+    let exists = true;
+    try {
+      await Deno.stat(`${dir}/data`);
+    } catch {
+      exists = false;
+    }
+    assert(!exists, "a data dir was created although the config was invalid");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: run serves health; status --json finds the daemon through --data; SIGTERM stops in order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
+  const d = await kwDaemon(["--data", dir, "--listen", "127.0.0.1:0"]);
+  try {
+    const h = await fetch(`${d.url}/api/health`);
+    assertEquals(h.status, 200);
+    assertEquals((await h.json()).ok, true);
+    const r = await kw(["status", "--json", "--data", dir]);
+    assertEquals(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assertEquals([s.running, s.health.ok], [true, true]);
+    d.child.kill("SIGTERM");
+    const st = await d.child.status;
+    assertEquals(st.code, 0, d.output());
+    assertStringIncludes(d.output(), "stopped");
+    const store = new Store({ path: `${dir}/keepwire.db` });
+    const kinds = store.events({ kind: "runtime.", order: "asc" }).map((e) => e.kind);
+    store.close();
+    assertEquals(kinds, ["runtime.started", "runtime.stopped"]);
+    // without a daemon, status reads the store
+    const off = await kw(["status", "--json", "--data", dir]);
+    assertEquals(off.code, 0);
+    const o = JSON.parse(off.stdout);
+    assertEquals([o.running, o.lastRuntimeEvent.kind], [false, "runtime.stopped"]);
+  } finally {
+    try {
+      d.child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await d.child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: KEEPWIRE_LISTEN and KEEPWIRE_DATA override the embedded default", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
+  const d = await kwDaemon([], { env: { KEEPWIRE_LISTEN: "127.0.0.1:0", KEEPWIRE_DATA: dir } });
+  try {
+    assertEquals((await fetch(`${d.url}/api/health`)).status, 200);
+    await Deno.stat(`${dir}/keepwire.db`);
+  } finally {
+    d.child.kill("SIGINT");
+    await d.child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

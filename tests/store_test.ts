@@ -1,0 +1,130 @@
+import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
+import { Store } from "../mod/store/mod.ts";
+import { EventBus } from "../mod/events/mod.ts";
+
+Deno.test("store: journal appends, queries by kind/module/severity/since, pages", () => {
+  const store = new Store({ path: ":memory:" });
+  const bus = new EventBus({ journal: store, now: () => 1000 });
+  bus.publish({ module: "a", kind: "a.one", severity: "info", payload: { n: 1 } });
+  bus.publish({ module: "a", kind: "a.two", severity: "warning", payload: { n: 2 } });
+  bus.publish({ module: "b", kind: "b.one", severity: "error", payload: { n: 3 } });
+  assertEquals(store.eventCount(), 3);
+  assertEquals(store.events({ kind: "a.*" }).map((e) => e.payload.n), [2, 1]);
+  assertEquals(store.events({ kind: "a." }).length, 2);
+  assertEquals(store.events({ kind: "a.one" }).length, 1);
+  assertEquals(store.events({ module: "b" })[0].kind, "b.one");
+  assertEquals(store.events({ severity: "warning" }).map((e) => e.kind), ["b.one", "a.two"]);
+  assertEquals(store.events({ sinceId: 1, order: "asc" }).map((e) => e.id), [2, 3]);
+  assertEquals(store.events({ beforeId: 3, limit: 1 }).map((e) => e.id), [2]);
+  store.close();
+});
+
+Deno.test("store: retention bounds the journal by count and by age", () => {
+  let now = 10 * 86_400_000;
+  const store = new Store({
+    path: ":memory:",
+    retention: { maxEvents: 100, maxAgeDays: 2 },
+    now: () => now,
+  });
+  const bus = new EventBus({ journal: store, now: () => now });
+  for (let i = 0; i < 250; i++) bus.publish({ module: "t", kind: "t.x", payload: { i } });
+  store.trim();
+  assertEquals(store.eventCount(), 100);
+  assertEquals(store.events({ limit: 1 })[0].payload.i, 249);
+  now += 3 * 86_400_000;
+  bus.publish({ module: "t", kind: "t.new" });
+  store.trim();
+  assertEquals(store.events({}).map((e) => e.kind), ["t.new"]);
+  store.close();
+});
+
+Deno.test("store: migrations run once per module, in order, and refuse a newer schema", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-store-" });
+  try {
+    const path = `${dir}/db.sqlite`;
+    let s = new Store({ path });
+    assertEquals(s.migrate("m", ["CREATE TABLE t (a INTEGER)"]), 1);
+    s.db.exec("INSERT INTO t VALUES (1)");
+    s.close();
+    s = new Store({ path });
+    assertEquals(s.migrate("m", ["CREATE TABLE t (a INTEGER)", "ALTER TABLE t ADD b TEXT"]), 2);
+    assertEquals(s.db.prepare("SELECT a, b FROM t").all().map((r) => ({ ...r })), [{ a: 1, b: null }]);
+    assertThrows(() => s.migrate("m", ["CREATE TABLE t (a INTEGER)"]), Error, "newer");
+    // a failing migration rolls back and keeps the version
+    assertThrows(() => s.migrate("m", ["x", "y", "NOT SQL"]), Error, "migration 3");
+    assertEquals(s.schemaVersion("m"), 2);
+    s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("store: settings round-trip JSON values", () => {
+  const s = new Store({ path: ":memory:" });
+  s.setSetting("ui.theme", { dark: true });
+  s.setSetting("ui.lang", "en");
+  assertEquals(s.getSetting("ui.theme"), { dark: true });
+  assertEquals(s.settings("ui."), { "ui.lang": "en", "ui.theme": { dark: true } });
+  s.deleteSetting("ui.lang");
+  assertEquals(s.getSetting("ui.lang"), undefined);
+  s.close();
+});
+
+Deno.test("store: every acknowledged event survives kill -9 of the runtime during a 10,000-event burst", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-kill9-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./helpers/journal_burst.ts", import.meta.url).pathname, dir, "10000"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const acked = new Map<number, number>();
+  let killed = false;
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    let started = false;
+    outer: while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line === "started") started = true;
+        const m = /^ack (\d+) (\d+)$/.exec(line);
+        if (m) acked.set(Number(m[1]), Number(m[2]));
+        // kill in the middle of the burst
+        if (started && acked.size >= 3000 && !killed) {
+          child.kill("SIGKILL");
+          killed = true;
+          break outer;
+        }
+      }
+    }
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    const status = await child.status;
+    assert(killed, "the burst ended before the kill");
+    assertEquals(status.signal, "SIGKILL");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+  try {
+    const store = new Store({ path: `${dir}/keepwire.db` });
+    const rows = store.events({ kind: "test.burst", order: "asc", limit: 10_000 });
+    const byId = new Map(rows.map((r) => [r.id, r.payload.seq as number]));
+    let missing = 0;
+    for (const [id, seq] of acked) if (byId.get(id) !== seq) missing++;
+    console.log(`kill -9: ${acked.size} acknowledged, ${rows.length} stored, ${missing} missing`);
+    assertEquals(missing, 0);
+    assert(rows.length >= acked.size);
+    // the runtime never got to write runtime.stopped
+    assertEquals(store.events({ kind: "runtime.stopped" }).length, 0);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
