@@ -17,7 +17,8 @@ export function printTable(title: string, rows: BenchRow[]): void {
   const head = ["measure", "keepwire", "baseline", "ratio", "target"];
   const data = rows.map((r) => [r.name, r.ours, r.baseline, r.ratio, r.target ?? ""]);
   const widths = head.map((h, i) => Math.max(h.length, ...data.map((d) => d[i].length)));
-  const line = (cells: string[]) => "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  const line = (cells: string[]) =>
+    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
   console.log(`\n## ${title}\n`);
   console.log(line(head));
   console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");

@@ -48,7 +48,10 @@ Deno.test("cli: config check names the bad field and exits 2; a good file exits 
 Deno.test("cli: run with an invalid config exits 2 and starts nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
   try {
-    await Deno.writeTextFile(`${dir}/bad.json`, `{"dataDir": "${dir}/data", "web": {"listen": "x"}}`);
+    await Deno.writeTextFile(
+      `${dir}/bad.json`,
+      `{"dataDir": "${dir}/data", "web": {"listen": "x"}}`,
+    );
     const r = await kw(["run", "--config", `${dir}/bad.json`]);
     assertEquals(r.code, 2);
     assertStringIncludes(r.stderr, "web.listen");
@@ -108,4 +111,10 @@ Deno.test("cli: KEEPWIRE_LISTEN and KEEPWIRE_DATA override the embedded default"
     await d.child.status;
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cli: docs/cli.md is generated from the program and up to date", async () => {
+  const { renderCliDocs } = await import("../mod/cli/gen_docs.ts");
+  const onDisk = await Deno.readTextFile(new URL("../docs/cli.md", import.meta.url));
+  assertEquals(onDisk, renderCliDocs(), "docs/cli.md is stale: run `tools/deno task docs`");
 });

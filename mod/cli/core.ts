@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../config/mod.ts";
+import { RUN_OPTIONS, runCommand, type RunOpts } from "./run.ts";
 import { VERSION } from "../version.ts";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest, DaemonUnreachable } from "./client.ts";
@@ -9,23 +10,10 @@ import { Store } from "../store/mod.ts";
 
 /** Register run, status, config and version on the program. */
 export function registerCoreCommands(program: Command): void {
-  program.command("run")
-    .description("start the appliance runtime (foreground; SIGINT/SIGTERM stop it)")
-    .option("-c, --config <file>", "config file (JSON/JSONC); default: embedded default")
-    .option("-d, --data <dir>", "data directory (overrides config and KEEPWIRE_DATA)")
-    .option("-l, --listen <host:port>", "web UI/API address (overrides config and KEEPWIRE_LISTEN)")
-    .action(async (opts: CommonOpts & { listen?: string }) => {
-      let config;
-      try {
-        config = await loadConfig({ file: opts.config, dataDir: opts.data, listen: opts.listen });
-      } catch (e) {
-        if (e instanceof ConfigError) throw new CliError(EXIT.USAGE, e.message);
-        throw e;
-      }
-      const { runUntilSignal } = await import("../runtime.ts");
-      const code = await runUntilSignal(config);
-      if (code !== 0) throw new CliError(code, "keepwire stopped with errors");
-    });
+  const run = program.command("run")
+    .description("start the appliance runtime (foreground; SIGINT/SIGTERM stop it)");
+  for (const o of RUN_OPTIONS) run.option(`-${o.short}, --${o.long} <${o.arg}>`, o.help);
+  run.action((opts: RunOpts) => runCommand(opts));
 
   program.command("status")
     .description("show the appliance status (from the daemon, or from the store when none runs)")

@@ -33,7 +33,12 @@ function fmtDefault(v: unknown): string {
 function walk(s: Json, path: string, rows: string[][], required: boolean): void {
   const variants = (s.oneOf ?? s.anyOf) as Json[] | undefined;
   if (variants && variants.every((v) => v.type === "object" && v.properties)) {
-    rows.push([`\`${path}\``, "one of the variants below", fmtDefault(s.default), String(s.description ?? "")]);
+    rows.push([
+      `\`${path}\``,
+      "one of the variants below",
+      fmtDefault(s.default),
+      String(s.description ?? ""),
+    ]);
     variants.forEach((v, i) => walk(v, `${path} (variant ${i + 1})`, rows, required));
     return;
   }
@@ -49,12 +54,25 @@ function walk(s: Json, path: string, rows: string[][], required: boolean): void 
     return;
   }
   if (s.type === "array" && (s.items as Json | undefined)?.type === "object") {
-    rows.push([`\`${path}\``, "array of objects", fmtDefault(s.default), String(s.description ?? "")]);
+    rows.push([
+      `\`${path}\``,
+      "array of objects",
+      fmtDefault(s.default),
+      String(s.description ?? ""),
+    ]);
     walk(s.items as Json, `${path}[]`, rows, true);
     return;
   }
-  if (s.type === "object" && s.additionalProperties && typeof s.additionalProperties === "object" && (s.additionalProperties as Json).properties) {
-    rows.push([`\`${path}\``, "map of objects", fmtDefault(s.default), String(s.description ?? "")]);
+  if (
+    s.type === "object" && s.additionalProperties && typeof s.additionalProperties === "object" &&
+    (s.additionalProperties as Json).properties
+  ) {
+    rows.push([
+      `\`${path}\``,
+      "map of objects",
+      fmtDefault(s.default),
+      String(s.description ?? ""),
+    ]);
     walk(s.additionalProperties as Json, `${path}.<name>`, rows, true);
     return;
   }

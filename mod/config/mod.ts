@@ -7,6 +7,7 @@ import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { type Config, configSchema, typeName } from "./schema.ts";
 import { DEFAULT_CONFIG } from "./defaults.ts";
+import { subsystemProblems } from "../supervisor/config.ts";
 
 export { type Config, type ConfigInput, configSchema, listenSchema } from "./schema.ts";
 export { DEFAULT_CONFIG } from "./defaults.ts";
@@ -23,30 +24,43 @@ export class ConfigError extends Error {
   }
 }
 
-/** Render a zod path as `a.b[0].c`. */
-export function formatPath(path: readonly PropertyKey[]): string {
+/**
+ * Render a zod path as `a.b[0].c`. With `root` (the input), an array element that
+ * has a string `name` is shown with it: `subsystems[1] (name "foo").heartbeat`.
+ */
+export function formatPath(path: readonly PropertyKey[], root?: unknown): string {
   let out = "";
+  let node: unknown = root;
   for (const p of path) {
     if (typeof p === "number") out += `[${p}]`;
     else out += out ? `.${String(p)}` : String(p);
+    node = node !== null && typeof node === "object"
+      ? (node as Record<PropertyKey, unknown>)[p]
+      : undefined;
+    if (typeof p === "number" && node !== null && typeof node === "object") {
+      const name = (node as { name?: unknown }).name;
+      if (typeof name === "string") out += ` (name ${JSON.stringify(name)})`;
+    }
   }
   return out || "(root)";
 }
 
-/** Turn zod issues into `path: reason` lines a person can act on. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+/** Turn zod issues into `path: reason` lines a person can act on (`root`: see formatPath). */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], root?: unknown): string[] {
   const lines: string[] = [];
   for (const iss of issues) {
-    const where = formatPath(iss.path);
+    const where = formatPath(iss.path, root);
     if (iss.code === "invalid_type" && !iss.message.startsWith('expected "')) {
       lines.push(`${where}: expected ${iss.expected}, got ${typeName(iss.input)}`);
     } else if (iss.code === "unrecognized_keys") {
       for (const k of iss.keys) {
-        lines.push(`${formatPath([...iss.path, k])}: unknown field`);
+        lines.push(`${formatPath([...iss.path, k], root)}: unknown field`);
       }
     } else if (iss.code === "invalid_union" && iss.errors.length) {
       const inner = iss.errors.flat();
-      lines.push(...formatIssues(inner.map((i) => ({ ...i, path: [...iss.path, ...i.path] }))));
+      lines.push(
+        ...formatIssues(inner.map((i) => ({ ...i, path: [...iss.path, ...i.path] })), root),
+      );
     } else {
       lines.push(`${where}: ${iss.message}`);
     }
@@ -57,7 +71,9 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 /** Validate an object against the schema; throws ConfigError naming each bad field. */
 export function validateConfig(input: unknown, source = "config"): Config {
   const r = configSchema.safeParse(input, { reportInput: true });
-  if (!r.success) throw new ConfigError(source, formatIssues(r.error.issues));
+  if (!r.success) throw new ConfigError(source, formatIssues(r.error.issues, input));
+  const cross = subsystemProblems(r.data.subsystems);
+  if (cross.length) throw new ConfigError(source, cross);
   return r.data;
 }
 
