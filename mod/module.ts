@@ -7,6 +7,7 @@ import type { Hono } from "hono";
 import type { Config } from "./config/mod.ts";
 import type { Store } from "./store/mod.ts";
 import type { EventBus } from "./events/mod.ts";
+import type { MetricFamily } from "./web/metrics.ts";
 
 /** A timer handle as returned by setTimeout/setInterval. */
 export type TimerId = ReturnType<typeof setTimeout>;
@@ -70,4 +71,6 @@ export interface Module {
   status?(): unknown;
   /** Routes mounted under `/api` (e.g. `/bypass`, `/subsystems`). */
   routes?(): Hono;
+  /** Metric families for /metrics (names without the `keepwire_` prefix). */
+  metrics?(): MetricFamily[];
 }

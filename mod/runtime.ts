@@ -16,6 +16,7 @@ import {
 } from "./module.ts";
 import { type HealthReport, type RuntimeView, WebModule } from "./web/mod.ts";
 import { VERSION } from "./version.ts";
+import type { MetricFamily } from "./web/metrics.ts";
 import { createBypassModule } from "./bypass/mod.ts";
 import { createStorageModule } from "./storage/mod.ts";
 
@@ -194,6 +195,57 @@ export class Runtime implements RuntimeView {
       events: { total: this.#store?.eventCount() ?? 0, published: this.bus.counts },
       modules,
     };
+  }
+
+  /** Metric families: the runtime's own, then each module's. */
+  metrics(): MetricFamily[] {
+    const h = this.health();
+    const fams: MetricFamily[] = [
+      {
+        name: "build_info",
+        help: "keepwire version (value is always 1)",
+        type: "gauge",
+        samples: [{ labels: { version: VERSION, deno: Deno.version.deno }, value: 1 }],
+      },
+      {
+        name: "healthy",
+        help: "1 when every essential part is up (what /api/health answers 200 for)",
+        type: "gauge",
+        samples: [{ value: h.ok ? 1 : 0 }],
+      },
+      {
+        name: "part_healthy",
+        help: "1 when the part is up",
+        type: "gauge",
+        samples: Object.entries(h.parts).map(([part, p]) => ({
+          labels: { part, essential: String(p.essential) },
+          value: p.ok ? 1 : 0,
+        })),
+      },
+      {
+        name: "uptime_seconds",
+        help: "seconds since the runtime started",
+        type: "gauge",
+        samples: [{ value: (this.clock.now() - this.#startedAt) / 1000 }],
+      },
+      {
+        name: "events_published_total",
+        help: "events published since start, by severity",
+        type: "counter",
+        samples: Object.entries(this.bus.counts).map(([severity, n]) => ({
+          labels: { severity },
+          value: n,
+        })),
+      },
+      {
+        name: "journal_events",
+        help: "events currently kept in the journal",
+        type: "gauge",
+        samples: [{ value: this.#store?.db.isOpen ? this.#store.eventCount() : 0 }],
+      },
+    ];
+    for (const m of this.#modules) if (m.metrics) fams.push(...m.metrics());
+    return fams;
   }
 
   /** Routes of the modules. */

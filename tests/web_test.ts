@@ -11,11 +11,11 @@ Deno.test("web: /api/health is 200 JSON when essential parts are up, /api/status
     const h = await r.json();
     assertEquals(h.ok, true);
     assertEquals(h.parts.store.ok, true);
-    const s = await (await fetch(`${t.base}/api/status`)).json();
+    const s = await (await t.api("/api/status")).json();
     assertEquals([s.running, s.name, s.pid], [true, "gw-test", Deno.pid]);
-    const html = await (await fetch(`${t.base}/`)).text();
+    const html = await (await t.api("/")).text();
     assertStringIncludes(html, "gw-test");
-    const nf = await fetch(`${t.base}/api/nope`);
+    const nf = await t.api("/api/nope");
     assertEquals(nf.status, 404);
     assertEquals((await nf.json()).error.code, "not_found");
   } finally {
@@ -47,7 +47,7 @@ Deno.test("web: /api/events filters and validates its query with field errors", 
       });
     }
     const get = async (q: string) => {
-      const r = await fetch(`${t.base}/api/events?${q}`);
+      const r = await t.api(`/api/events?${q}`);
       return { status: r.status, body: await r.json() };
     };
     let r = await get("kind=demo.odd");
@@ -75,7 +75,7 @@ Deno.test("web: /api/events/stream delivers new events over SSE, resumes after L
   const ctrl = new AbortController();
   try {
     const before = t.rt.bus.publish({ module: "demo", kind: "demo.before" })!;
-    const res = await fetch(`${t.base}/api/events/stream?kind=demo.*`, {
+    const res = await t.api("/api/events/stream?kind=demo.*", {
       signal: ctrl.signal,
       headers: { "last-event-id": String(before.id - 1) },
     });

@@ -12,6 +12,7 @@ import { registerBypassCommands } from "./bypass.ts";
 import { registerRaidCommands } from "./raid.ts";
 import { registerBootenvCommands } from "./bootenv.ts";
 import { registerSubCommands } from "./sub.ts";
+import { registerUserCommands } from "./user.ts";
 
 export { CliError, EXIT } from "./common.ts";
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerBypassCommands(program);
   registerRaidCommands(program);
   registerBootenvCommands(program);
+  registerUserCommands(program);
   for (const c of program.commands) inherit(c);
   return program;
 }

@@ -1,19 +1,22 @@
-/** The Hono application: API under /api, pages at /. */
+/** The Hono application: security middleware, API under /api, /metrics, pages at /. */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { Store } from "../store/mod.ts";
 import type { Clock, PartHealth } from "../module.ts";
+import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
-import { eventsRoutes } from "./events_api.ts";
+import { eventsQuerySchema, eventsRoutes } from "./events_api.ts";
 import { homePage } from "./pages.tsx";
+import { type AuthEnv, authMiddleware, authRoutes, csrfGuard } from "./auth.ts";
+import { Users } from "./users.ts";
+import { type MetricFamily, renderMetrics } from "./metrics.ts";
+import { apiDoc, buildOpenApi } from "./openapi.ts";
 
-/** Environment bindings: `trusted` is true for requests over the local control socket. */
-export interface WebEnv {
-  /** Bindings passed to app.fetch. */
-  Bindings: { trusted?: boolean; remote?: Deno.Addr };
-}
+/** Environment of the app (bindings from the server, variables from middleware). */
+export type WebEnv = AuthEnv;
 
 /** Overall health as /api/health reports it. */
 export interface HealthReport {
@@ -41,16 +44,45 @@ export interface RuntimeView {
   closing: AbortSignal;
   /** Routes contributed by modules, mounted under /api. */
   moduleRoutes(): { name: string; app: Hono<WebEnv> | Hono }[];
+  /** Metric families of all modules. */
+  metrics(): MetricFamily[];
 }
 
+apiDoc("GET", "/api/health", { summary: "health: 200 when every essential part is up, else 503" });
+apiDoc("GET", "/api/status", { summary: "identity, version, uptime, health and module status" });
+apiDoc("GET", "/api/events", { summary: "query the event journal", query: eventsQuerySchema });
+apiDoc("GET", "/api/events/stream", {
+  summary: "the event journal live (Server-Sent Events)",
+  query: eventsQuerySchema,
+});
+
+/** Content-Security-Policy: no inline scripts, nothing from elsewhere, no framing. */
+export const CSP = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", "data:"],
+  connectSrc: ["'self'"],
+  fontSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+};
+
 /** Build the application. */
-export function createApp(view: RuntimeView): Hono<WebEnv> {
+export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
+  const tls = view.config.web.tls.enabled;
+  const users = opts.users ?? new Users(view.store, { now: () => view.clock.now() });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return errorResponse(c, err);
     if (err instanceof HTTPException) {
-      return errorResponse(c, new ApiError(err.status as 400, "http_error", err.message));
+      const msg = err.status === 403
+        ? "cross-site request refused (CSRF check: Origin / Sec-Fetch-Site)"
+        : err.message || "request refused";
+      return errorResponse(c, new ApiError(err.status as 400, "http_error", msg));
     }
     console.error("web: unhandled error", err);
     return errorResponse(c, new ApiError(500, "internal", "internal error; see the journal"));
@@ -62,13 +94,35 @@ export function createApp(view: RuntimeView): Hono<WebEnv> {
     )
   );
 
+  app.use(
+    "*",
+    secureHeaders({
+      contentSecurityPolicy: CSP,
+      xFrameOptions: "DENY",
+      referrerPolicy: "same-origin",
+      strictTransportSecurity: tls ? "max-age=31536000" : false,
+    }),
+  );
+  app.use("*", csrfGuard());
+  app.use("*", authMiddleware({ users, bus: view.bus, tls }));
+
   app.get("/api/health", (c) => {
     const h = view.health();
     return c.json(h, h.ok ? 200 : 503);
   });
   app.get("/api/status", (c) => c.json(view.status()));
+  app.route("/api", authRoutes({ users, bus: view.bus, tls }));
   app.route("/api", eventsRoutes(view.store, view.bus, { closing: view.closing }));
   for (const r of view.moduleRoutes()) app.route("/api", r.app as Hono<WebEnv>);
+
+  app.get(
+    "/api/openapi.json",
+    (c) => c.json(buildOpenApi(app.routes, { title: "keepwire API", version: VERSION })),
+  );
+  app.get("/metrics", async (c) => {
+    const text = await renderMetrics(view.metrics());
+    return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  });
 
   app.get("/", (c) => c.html(homePage(view)));
   return app;

@@ -11,6 +11,10 @@ export interface TestRuntime {
   base: string;
   /** Data directory. */
   dataDir: string;
+  /** Headers with an admin API token. */
+  auth: Record<string, string>;
+  /** fetch with the admin token. */
+  api(path: string, init?: RequestInit): Promise<Response>;
   /** Stop and remove the data dir. */
   close(): Promise<void>;
 }
@@ -31,10 +35,20 @@ export async function startTestRuntime(overrides: ConfigInput = {}): Promise<Tes
     await Deno.remove(dataDir, { recursive: true });
     throw e;
   }
+  const { Users } = await import("../../mod/web/users.ts");
+  const { token } = new Users(rt.store).createToken(
+    `test-${crypto.randomUUID().slice(0, 8)}`,
+    "admin",
+  );
+  const auth = { authorization: `Bearer ${token}` };
+  const base = `http://${rt.web!.address}`;
   return {
     rt,
-    base: `http://${rt.web!.address}`,
+    base,
     dataDir,
+    auth,
+    api: (path, init = {}) =>
+      fetch(`${base}${path}`, { ...init, headers: { ...auth, ...(init.headers ?? {}) } }),
     async close() {
       await rt.stop("test done");
       await Deno.remove(dataDir, { recursive: true });

@@ -1,0 +1,298 @@
+/**
+ * Authentication and authorisation for the web UI and API: sessions (cookie),
+ * API tokens (Bearer), the control socket (trusted, root only), login with rate
+ * limiting and lockout, first-admin setup, roles enforced server-side, CSRF.
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { csrf } from "hono/csrf";
+import { z } from "zod";
+import type { EventBus } from "../events/mod.ts";
+import { ApiError, jsonBody, parseOr400 } from "./errors.ts";
+import {
+  passwordSchema,
+  type Principal,
+  type Role,
+  roleSchema,
+  usernameSchema,
+  type Users,
+} from "./users.ts";
+
+/** Paths answered without a session or token. Everything else needs one. */
+export const PUBLIC_PATHS: readonly (string | RegExp)[] = [
+  "/api/health",
+  "/api/login",
+  "/api/setup",
+  "/login",
+  "/setup",
+  /^\/static\//,
+  "/favicon.ico",
+];
+
+/** Is a path public? */
+export function isPublic(path: string): boolean {
+  return PUBLIC_PATHS.some((p) => typeof p === "string" ? p === path : p.test(path));
+}
+
+/** Context variables set by the auth middleware. */
+export interface AuthVars {
+  /** Who is calling, or null. */
+  principal: Principal | null;
+}
+
+/** Hono env of an app that uses auth. */
+export interface AuthEnv {
+  /** Bindings passed to app.fetch. */
+  Bindings: { trusted?: boolean; remote?: Deno.Addr };
+  /** Variables. */
+  Variables: AuthVars;
+}
+
+/** Options of the auth layer. */
+export interface AuthOptions {
+  /** Users store. */
+  users: Users;
+  /** Bus for audit events. */
+  bus: EventBus;
+  /** Serving over TLS (cookie gets Secure and the __Host- prefix). */
+  tls: boolean;
+}
+
+/** Name of the session cookie. */
+export function cookieName(tls: boolean): string {
+  return tls ? "__Host-kw_session" : "kw_session";
+}
+
+function remoteIp(c: Context<AuthEnv>): string {
+  const r = c.env?.remote;
+  if (r && (r.transport === "tcp" || r.transport === "udp")) return r.hostname;
+  return c.env?.trusted ? "local" : "unknown";
+}
+
+function isLoopback(c: Context<AuthEnv>): boolean {
+  if (c.env?.trusted) return true;
+  const ip = remoteIp(c);
+  return ip === "127.0.0.1" || ip === "::1" || ip.startsWith("127.") || ip === "::ffff:127.0.0.1";
+}
+
+/** Resolve who is calling: control socket, Bearer token, or session cookie. */
+export function resolvePrincipal(c: Context<AuthEnv>, opts: AuthOptions): Principal | null {
+  if (c.env?.trusted) return { name: "local", role: "admin", via: "socket" };
+  const authz = c.req.header("authorization");
+  if (authz) {
+    const m = /^Bearer\s+(\S+)$/i.exec(authz);
+    return m ? opts.users.tokenUser(m[1]) : null;
+  }
+  const sid = getCookie(c, cookieName(opts.tls));
+  return sid ? opts.users.sessionUser(sid) : null;
+}
+
+/** Middleware: CSRF check for browser requests (not for Bearer or socket callers). */
+export function csrfGuard(): MiddlewareHandler<AuthEnv> {
+  const check = csrf();
+  return async (c, next) => {
+    if (c.env?.trusted || c.req.header("authorization")) return await next();
+    return await check(c, next);
+  };
+}
+
+/** Methods a viewer may use. */
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Non-GET routes any signed-in user may call (about their own session). */
+const SELF_SERVICE = new Set(["/api/logout"]);
+
+/**
+ * Middleware: sets `principal`; answers 401 for API routes without one, redirects
+ * pages to /setup (no admin yet) or /login; answers 403 when a viewer changes state.
+ */
+export function authMiddleware(opts: AuthOptions): MiddlewareHandler<AuthEnv> {
+  return async (c, next) => {
+    const path = c.req.path;
+    const principal = resolvePrincipal(c, opts);
+    c.set("principal", principal);
+    if (isPublic(path)) return await next();
+    const isApi = path.startsWith("/api/") || path === "/metrics";
+    if (!principal) {
+      if (isApi) {
+        throw new ApiError(
+          401,
+          "unauthorized",
+          opts.users.hasAdmin()
+            ? "sign in (POST /api/login) or send an API token (Authorization: Bearer)"
+            : "no admin password is set yet: run `keepwire user passwd admin` on the box, or use the setup page",
+        );
+      }
+      const to = opts.users.hasAdmin()
+        ? `/login?next=${encodeURIComponent(path + (new URL(c.req.url).search || ""))}`
+        : "/setup";
+      return c.redirect(to, 303);
+    }
+    if (!SAFE.has(c.req.method) && principal.role !== "admin" && !SELF_SERVICE.has(path)) {
+      throw new ApiError(403, "forbidden", `role ${principal.role} may not change anything`);
+    }
+    await next();
+  };
+}
+
+const loginBody = z.strictObject({
+  username: z.string().min(1).max(64),
+  password: z.string().max(1024),
+});
+const setupBody = z.strictObject({ username: usernameSchema, password: passwordSchema });
+const userBody = z.strictObject({
+  username: usernameSchema,
+  password: passwordSchema,
+  role: roleSchema.default("viewer"),
+});
+const passwordBody = z.strictObject({ password: passwordSchema });
+const tokenBody = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -"),
+  role: roleSchema.default("viewer"),
+});
+
+/** Routes: login, logout, setup, me, users, tokens. */
+export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
+  const { users, bus } = opts;
+  const app = new Hono<AuthEnv>();
+  const audit = (
+    kind: string,
+    severity: "info" | "notice" | "warning",
+    payload: Record<string, unknown>,
+  ) => bus.publish({ module: "auth", kind: `auth.${kind}`, severity, payload });
+
+  const startSession = (c: Context<AuthEnv>, user: string) => {
+    const sid = users.createSession(user);
+    setCookie(c, cookieName(opts.tls), sid, {
+      httpOnly: true,
+      sameSite: "Strict",
+      secure: opts.tls,
+      path: "/",
+      maxAge: Math.floor(users.session.maxMs / 1000),
+      ...(opts.tls ? { prefix: "host" as const } : {}),
+    });
+  };
+
+  app.post("/login", async (c) => {
+    const body = parseOr400(loginBody, await jsonBody(c), "login");
+    const key = `${body.username}@${remoteIp(c)}`;
+    const locked = users.lockedFor(key);
+    if (locked > 0) {
+      audit("login_refused", "warning", { user: body.username, ip: remoteIp(c), reason: "locked" });
+      c.header("Retry-After", String(Math.ceil(locked / 1000)));
+      throw new ApiError(
+        429,
+        "locked",
+        `too many failed logins; try again in ${Math.ceil(locked / 1000)} s`,
+      );
+    }
+    const user = await users.authenticate(body.username, body.password);
+    if (!user) {
+      const nowLocked = users.recordFailure(key);
+      audit("login_failed", "warning", { user: body.username, ip: remoteIp(c), locked: nowLocked });
+      if (nowLocked) {
+        audit("locked", "warning", {
+          user: body.username,
+          ip: remoteIp(c),
+          forMs: users.lockout.lockMs,
+        });
+      }
+      throw new ApiError(401, "bad_credentials", "wrong user name or password");
+    }
+    users.clearFailures(key);
+    startSession(c, user.name);
+    audit("login", "info", { user: user.name, ip: remoteIp(c) });
+    return c.json({ user: user.name, role: user.role });
+  });
+
+  app.post("/logout", (c) => {
+    const sid = getCookie(c, cookieName(opts.tls));
+    if (sid) users.deleteSession(sid);
+    deleteCookie(c, cookieName(opts.tls), {
+      path: "/",
+      secure: opts.tls,
+      ...(opts.tls ? { prefix: "host" as const } : {}),
+    });
+    const p = c.get("principal");
+    if (p) audit("logout", "info", { user: p.name });
+    return c.json({ ok: true });
+  });
+
+  app.post("/setup", async (c) => {
+    if (users.hasAdmin()) {
+      throw new ApiError(
+        409,
+        "already_set_up",
+        "an admin password is already set; sign in instead",
+      );
+    }
+    if (!isLoopback(c)) {
+      throw new ApiError(
+        403,
+        "setup_local_only",
+        "the first admin password can be set only from the box itself (loopback) or with `keepwire user passwd NAME` on its console",
+      );
+    }
+    const body = parseOr400(setupBody, await jsonBody(c), "setup");
+    await users.setPassword(body.username, body.password, "admin");
+    audit("user_created", "notice", { user: body.username, role: "admin", by: "setup" });
+    startSession(c, body.username);
+    return c.json({ user: body.username, role: "admin" }, 201);
+  });
+
+  app.get("/me", (c) => c.json(c.get("principal")));
+
+  app.get("/users", (c) => c.json({ users: users.list() }));
+  app.post("/users", async (c) => {
+    const body = parseOr400(userBody, await jsonBody(c), "user");
+    if (users.get(body.username)) throw new ApiError(409, "exists", `user ${body.username} exists`);
+    const u = await users.setPassword(body.username, body.password, body.role as Role);
+    audit("user_created", "notice", { user: u.name, role: u.role, by: c.get("principal")?.name });
+    return c.json(u, 201);
+  });
+  app.post("/users/:name/password", async (c) => {
+    const name = c.req.param("name");
+    if (!users.get(name)) throw new ApiError(404, "not_found", `no user ${name}`);
+    const body = parseOr400(passwordBody, await jsonBody(c), "password");
+    await users.setPassword(name, body.password);
+    audit("password_changed", "notice", { user: name, by: c.get("principal")?.name });
+    return c.json({ ok: true });
+  });
+  app.delete("/users/:name", (c) => {
+    const name = c.req.param("name");
+    let ok: boolean;
+    try {
+      ok = users.delete(name);
+    } catch (e) {
+      throw new ApiError(409, "conflict", (e as Error).message);
+    }
+    if (!ok) throw new ApiError(404, "not_found", `no user ${name}`);
+    audit("user_deleted", "notice", { user: name, by: c.get("principal")?.name });
+    return c.json({ ok: true });
+  });
+
+  app.get("/tokens", (c) => c.json({ tokens: users.tokens() }));
+  app.post("/tokens", async (c) => {
+    const body = parseOr400(tokenBody, await jsonBody(c), "token");
+    let r;
+    try {
+      r = users.createToken(body.name, body.role as Role);
+    } catch (e) {
+      throw new ApiError(409, "exists", (e as Error).message);
+    }
+    audit("token_created", "notice", {
+      token: body.name,
+      role: body.role,
+      by: c.get("principal")?.name,
+    });
+    return c.json({ token: r.token, ...r.info }, 201);
+  });
+  app.delete("/tokens/:id", (c) => {
+    const id = c.req.param("id");
+    if (!users.revokeToken(id)) throw new ApiError(404, "not_found", `no token ${id}`);
+    audit("token_revoked", "notice", { token: id, by: c.get("principal")?.name });
+    return c.json({ ok: true });
+  });
+  return app;
+}
