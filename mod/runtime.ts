@@ -274,7 +274,7 @@ export async function runUntilSignal(config: Config): Promise<number> {
     return 1;
   }
   console.log(
-    `keepwire ${VERSION} running: web on http://${rt.web?.address}/, data in ${config.dataDir}`,
+    `keepwire ${VERSION} running: web on ${rt.web?.scheme}://${rt.web?.address}/, data in ${config.dataDir}`,
   );
   const { promise, resolve } = Promise.withResolvers<string>();
   let signals = 0;

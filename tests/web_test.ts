@@ -141,3 +141,34 @@ Deno.test("runtime: start and stop publish runtime.started and runtime.stopped i
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("web: TLS on first start generates a self-signed certificate, kept for later starts; cookies get Secure and __Host-", async () => {
+  const t = await startTestRuntime({ web: { tls: { enabled: true } } });
+  try {
+    assertEquals(t.rt.web!.scheme, "https");
+    const cert = await Deno.readTextFile(`${t.dataDir}/tls/cert.pem`);
+    assertEquals((await Deno.stat(`${t.dataDir}/tls/key.pem`)).mode! & 0o777, 0o600);
+    const client = Deno.createHttpClient({ caCerts: [cert] });
+    const base = `https://${t.rt.web!.address}`;
+    const r = await fetch(`${base}/api/health`, { client });
+    assertEquals(r.status, 200);
+    assertStringIncludes(r.headers.get("strict-transport-security") ?? "", "max-age");
+    await r.body?.cancel();
+    const { Users } = await import("../mod/web/users.ts");
+    await new Users(t.rt.store).setPassword("admin", "a long enough secret");
+    const login = await fetch(`${base}/api/login`, {
+      client,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password: "a long enough secret" }),
+    });
+    const cookie = login.headers.get("set-cookie") ?? "";
+    await login.body?.cancel();
+    assertStringIncludes(cookie, "__Host-kw_session=");
+    assertStringIncludes(cookie, "Secure");
+    client.close();
+    assert(t.rt.store.events({ kind: "web.tls_generated" }).length === 1);
+  } finally {
+    await t.close();
+  }
+});

@@ -11,6 +11,10 @@ import { csrf } from "hono/csrf";
 import { z } from "zod";
 import type { EventBus } from "../events/mod.ts";
 import { ApiError, jsonBody, parseOr400 } from "./errors.ts";
+import { apiDoc } from "./openapi.ts";
+import { isPublic } from "./public_paths.ts";
+
+export { isPublic, PUBLIC_PATHS } from "./public_paths.ts";
 import {
   passwordSchema,
   type Principal,
@@ -19,22 +23,6 @@ import {
   usernameSchema,
   type Users,
 } from "./users.ts";
-
-/** Paths answered without a session or token. Everything else needs one. */
-export const PUBLIC_PATHS: readonly (string | RegExp)[] = [
-  "/api/health",
-  "/api/login",
-  "/api/setup",
-  "/login",
-  "/setup",
-  /^\/static\//,
-  "/favicon.ico",
-];
-
-/** Is a path public? */
-export function isPublic(path: string): boolean {
-  return PUBLIC_PATHS.some((p) => typeof p === "string" ? p === path : p.test(path));
-}
 
 /** Context variables set by the auth middleware. */
 export interface AuthVars {
@@ -151,6 +139,24 @@ const tokenBody = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -"),
   role: roleSchema.default("viewer"),
 });
+
+apiDoc("POST", "/api/login", { summary: "sign in; sets the session cookie", body: loginBody });
+apiDoc("POST", "/api/logout", { summary: "end the session" });
+apiDoc("POST", "/api/setup", {
+  summary: "set the first admin password (only while none exists, from loopback)",
+  body: setupBody,
+});
+apiDoc("GET", "/api/me", { summary: "who am I" });
+apiDoc("GET", "/api/users", { summary: "list users" });
+apiDoc("POST", "/api/users", { summary: "create a user (admin)", body: userBody });
+apiDoc("POST", "/api/users/:name/password", {
+  summary: "set a user's password",
+  body: passwordBody,
+});
+apiDoc("DELETE", "/api/users/:name", { summary: "delete a user (never the last admin)" });
+apiDoc("GET", "/api/tokens", { summary: "list API tokens (no secrets)" });
+apiDoc("POST", "/api/tokens", { summary: "create an API token (shown once)", body: tokenBody });
+apiDoc("DELETE", "/api/tokens/:id", { summary: "revoke an API token" });
 
 /** Routes: login, logout, setup, me, users, tokens. */
 export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {

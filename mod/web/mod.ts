@@ -9,6 +9,7 @@ import { splitListen } from "../config/mod.ts";
 import { controlSocketPath } from "../cli/client.ts";
 import type { Module, PartHealth } from "../module.ts";
 import { createApp, type RuntimeView, type WebEnv } from "./app.ts";
+import { loadTls } from "./tls.ts";
 
 export { createApp, type HealthReport, type RuntimeView, type WebEnv } from "./app.ts";
 export { ApiError, jsonBody, parseOr400, validationError } from "./errors.ts";
@@ -22,6 +23,7 @@ export class WebModule implements Module {
   #tcp: Deno.HttpServer<Deno.NetAddr> | undefined;
   #unix: Deno.HttpServer<Deno.UnixAddr> | undefined;
   #listening = "";
+  #scheme = "http";
 
   /** Build on a runtime view. */
   constructor(view: RuntimeView) {
@@ -31,6 +33,11 @@ export class WebModule implements Module {
   /** The app (available after start). */
   get app(): Hono<WebEnv> | undefined {
     return this.#app;
+  }
+
+  /** http or https. */
+  get scheme(): string {
+    return this.#scheme;
   }
 
   /** The bound address, e.g. `127.0.0.1:8080`. */
@@ -47,11 +54,26 @@ export class WebModule implements Module {
     try {
       await Deno.remove(sock);
     } catch { /* absent */ }
+    let tls: { cert: string; key: string } | undefined;
+    if (this.#view.config.web.tls.enabled) {
+      const m = await loadTls(this.#view.config.web.tls, this.#view.config.dataDir, hostname);
+      tls = { cert: m.cert, key: m.key };
+      if (m.source === "generated") {
+        this.#view.bus.publish({
+          module: "web",
+          kind: "web.tls_generated",
+          severity: "notice",
+          payload: { dir: `${this.#view.config.dataDir}/tls` },
+        });
+      }
+    }
+    this.#scheme = tls ? "https" : "http";
     await new Promise<void>((resolve, reject) => {
       try {
         this.#tcp = Deno.serve({
           hostname,
           port,
+          ...(tls ?? {}),
           onListen: (a) => {
             this.#listening = `${
               a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import { isPublic } from "./auth.ts";
+import { isPublic } from "./public_paths.ts";
 
 /** What a route documents about itself. */
 export interface ApiDoc {

@@ -58,7 +58,7 @@ export async function kwDaemon(
   pump(child.stderr);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const m = /web on (http:\/\/\S+)\//.exec(text);
+    const m = /web on (https?:\/\/\S+)\//.exec(text);
     if (m) return { child, url: m[1], output: () => text };
     const st = await Promise.race([
       child.status,

@@ -1,0 +1,77 @@
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { startTestRuntime } from "./helpers/runtime.ts";
+
+async function hasPromtool(): Promise<boolean> {
+  try {
+    await new Deno.Command("promtool", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("metrics: /metrics needs auth, has HELP and TYPE per keepwire_ family, and promtool accepts it with no warnings", async () => {
+  const t = await startTestRuntime();
+  try {
+    const anon = await fetch(`${t.base}/metrics`);
+    assertEquals(anon.status, 401);
+    await anon.body?.cancel();
+    t.rt.bus.publish({ module: "demo", kind: "demo.x", severity: "warning" });
+    const r = await t.api("/metrics");
+    assertEquals(r.status, 200);
+    assertStringIncludes(r.headers.get("content-type") ?? "", "text/plain");
+    const text = await r.text();
+    const families = new Set<string>();
+    for (const line of text.split("\n")) {
+      if (!line || line.startsWith("#")) continue;
+      const name = line.split(/[{ ]/)[0];
+      assert(name.startsWith("keepwire_"), `unprefixed metric ${name}`);
+      families.add(name.replace(/_(bucket|sum|count)$/, ""));
+    }
+    for (const f of families) {
+      assertStringIncludes(text, `# HELP ${f} `);
+      assertStringIncludes(text, `# TYPE ${f} `);
+    }
+    assertStringIncludes(text, 'keepwire_events_published_total{severity="warning"} 1');
+    assertStringIncludes(text, "keepwire_healthy 1");
+    if (!(await hasPromtool())) {
+      console.warn("SKIP promtool part: promtool not installed (Debian package prometheus)");
+      return;
+    }
+    const p = new Deno.Command("promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(text));
+    await w.close();
+    const out = await p.output();
+    const msg = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, msg);
+    assertEquals(msg.trim(), "", `promtool warnings: ${msg}`);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("openapi: /api/openapi.json lists every API route with schemas from the validators", async () => {
+  const t = await startTestRuntime();
+  try {
+    const doc = await (await t.api("/api/openapi.json")).json();
+    assertEquals(doc.openapi, "3.1.0");
+    const app = t.rt.web!.app!;
+    for (const r of app.routes) {
+      if (r.method === "ALL" || !r.path.startsWith("/api/")) continue;
+      const p = r.path.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
+      assert(doc.paths[p]?.[r.method.toLowerCase()], `${r.method} ${r.path} missing from OpenAPI`);
+    }
+    const q = doc.paths["/api/events"].get.parameters.map((p: { name: string }) => p.name);
+    for (const n of ["since", "kind", "severity", "limit"]) assert(q.includes(n), n);
+    assert(doc.paths["/api/login"].post.requestBody, "login body schema missing");
+  } finally {
+    await t.close();
+  }
+});
