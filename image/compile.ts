@@ -69,6 +69,8 @@ if (import.meta.main) {
       values.target!,
       "--include",
       join(root, "examples"),
+      "--include",
+      join(root, "mod/web/static"),
       "--output",
       values.output!,
       join(root, "main.ts"),

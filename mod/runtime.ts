@@ -19,6 +19,7 @@ import { VERSION } from "./version.ts";
 import type { MetricFamily } from "./web/metrics.ts";
 import { createBypassModule } from "./bypass/mod.ts";
 import { createStorageModule } from "./storage/mod.ts";
+import { createSupervisorModule, type EscalationActions, type Petter } from "./supervisor/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -167,7 +168,14 @@ export class Runtime implements RuntimeView {
   /** Health of every module; ok when every essential part is ok. */
   health(): HealthReport {
     const parts: Record<string, PartHealth> = {
-      store: { ok: !!this.#store?.db.isOpen, essential: true },
+      store: {
+        ok: !!this.#store?.db.isOpen &&
+          (!this.bus.lastJournalErrorAt || this.clock.now() - this.bus.lastJournalErrorAt > 60_000),
+        essential: true,
+        detail: this.bus.journalErrors
+          ? `${this.bus.journalErrors} journal writes failed`
+          : undefined,
+      },
     };
     for (const m of this.#modules) {
       if (m.health) parts[m.name] = m.health();
@@ -254,11 +262,51 @@ export class Runtime implements RuntimeView {
   }
 }
 
+/** What the supervisor uses of the bypass module (checked at run time: see isBypassControl). */
+interface BypassControl {
+  hold(target: string, reason: string): Promise<void> | void;
+  release(target: string, reason: string): Promise<void> | void;
+  petWatchdogs(): Promise<void> | void;
+}
+
+/** Does the bypass module offer hold/release/petWatchdogs? */
+function isBypassControl(m: unknown): m is BypassControl {
+  const b = m as Partial<Record<keyof BypassControl, unknown>> | null;
+  return !!b && typeof b.hold === "function" && typeof b.release === "function" &&
+    typeof b.petWatchdogs === "function";
+}
+
 /** The built-in modules in start order (the web is added last by the runtime). */
 function buildModules(ctx: ModuleContext): Module[] {
   const bypass = createBypassModule(ctx);
   const storage = createStorageModule(ctx);
-  return [bypass, storage];
+  const each = async (targets: string[] | "all", fn: (t: string) => Promise<void> | void) => {
+    for (const t of targets === "all" ? ["all"] : targets) await fn(t);
+  };
+  const escalation: EscalationActions = {
+    bypassHold: (segments, reason) =>
+      isBypassControl(bypass)
+        ? each(segments, (t) => bypass.hold(t, reason))
+        : Promise.reject(new Error("bypass module offers no hold()")),
+    bypassRelease: (segments, reason) =>
+      isBypassControl(bypass)
+        ? each(segments, (t) => bypass.release(t, reason))
+        : Promise.reject(new Error("bypass module offers no release()")),
+    reboot: async (reason) => {
+      console.error(`keepwire: rebooting: ${reason}`);
+      const out = await new Deno.Command("systemctl", { args: ["reboot"] }).output();
+      if (!out.success) throw new Error(`systemctl reboot exited ${out.code}`);
+    },
+  };
+  const petters: Petter[] = [];
+  if (isBypassControl(bypass)) {
+    petters.push({ name: "bypass-watchdogs", pet: () => bypass.petWatchdogs() });
+  }
+  // HARDWARE WATCHDOG (lead: wire hw/watchdog here once it exists): push
+  // { name: HARDWARE_WATCHDOG_PETTER, pet: () => watchdog.pet() }. Self-monitoring
+  // pets it only when config.supervisor.watchdogOwner is "keepwire".
+  const supervisor = createSupervisorModule(ctx, { escalation, petters });
+  return [bypass, storage, supervisor as Module];
 }
 
 /**

@@ -84,6 +84,10 @@ export class EventBus {
   #subs = new Set<{ fn: Subscriber; filter: EventFilter }>();
   #now: () => number;
   #sampler: ((e: EventInput) => boolean) | undefined;
+  /** Journal writes that failed (the event was still delivered to subscribers). */
+  journalErrors = 0;
+  /** Time of the last failed journal write (ms), or 0. */
+  lastJournalErrorAt = 0;
   /** Count of events published since start, by severity. */
   readonly counts: Record<Severity, number> = {
     debug: 0,
@@ -115,7 +119,9 @@ export class EventBus {
 
   /**
    * Publish an event. When this returns, the journal has stored it (it survives a
-   * kill -9 of the process). Returns the event as stored, or null when sampled out.
+   * kill -9 of the process) — unless the journal failed, which `journalErrors`
+   * counts and store health reports (the event then has id 0). Returns the event,
+   * or null when sampled out.
    */
   publish<P extends Payload>(input: EventInput<P>): KwEvent<P> | null {
     if (this.#sampler && !this.#sampler(input as EventInput)) return null;
@@ -126,7 +132,20 @@ export class EventBus {
       severity: input.severity ?? "info",
       payload: (input.payload ?? {}) as P,
     };
-    const id = this.#journal ? this.#journal.append(base) : 0;
+    let id = 0;
+    if (this.#journal) {
+      try {
+        id = this.#journal.append(base);
+      } catch (err) {
+        // A broken journal must not take the publisher down: the event still reaches
+        // subscribers (UI, alerts), store health turns red, and the failure is counted.
+        this.journalErrors++;
+        this.lastJournalErrorAt = this.#now();
+        if (this.journalErrors === 1 || this.journalErrors % 1000 === 0) {
+          console.error(`event journal write failed (${this.journalErrors}x): ${err}`);
+        }
+      }
+    }
     const e: KwEvent<P> = { id, ...base };
     this.counts[e.severity]++;
     for (const s of this.#subs) {

@@ -9,7 +9,8 @@ import type { Clock, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { eventsQuerySchema, eventsRoutes } from "./events_api.ts";
-import { homePage } from "./pages.tsx";
+import { uiRoutes } from "./ui/pages.tsx";
+import { readUiSettings, settingsRoutes } from "./settings_api.ts";
 import { type AuthEnv, authMiddleware, authRoutes, csrfGuard } from "./auth.ts";
 import { Users } from "./users.ts";
 import { type MetricFamily, renderMetrics } from "./metrics.ts";
@@ -46,6 +47,8 @@ export interface RuntimeView {
   moduleRoutes(): { name: string; app: Hono<WebEnv> | Hono }[];
   /** Metric families of all modules. */
   metrics(): MetricFamily[];
+  /** Extra slowdown of UI live refresh under load (ms; 0 when normal). */
+  uiThrottleMs?(): number;
 }
 
 apiDoc("GET", "/api/health", { summary: "health: 200 when every essential part is up, else 503" });
@@ -69,6 +72,24 @@ export const CSP = {
   formAction: ["'self'"],
   frameAncestors: ["'none'"],
 };
+
+function readStatic(name: string): string {
+  return Deno.readTextFileSync(new URL(`./static/${name}`, import.meta.url));
+}
+
+/** The config with secrets (keys, passwords, tokens) replaced. */
+export function redact(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(redact);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [
+        k,
+        /pass(word)?|secret|token|apikey|api_key/i.test(k) ? "(redacted)" : redact(x),
+      ]),
+    );
+  }
+  return v;
+}
 
 /** Build the application. */
 export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono<WebEnv> {
@@ -124,6 +145,37 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
-  app.get("/", (c) => c.html(homePage(view)));
+  app.route("/api", settingsRoutes(view.store, view.bus));
+
+  const staticFiles: Record<string, [string, string]> = {
+    "app.css": ["text/css; charset=utf-8", readStatic("app.css")],
+    "app.js": ["text/javascript; charset=utf-8", readStatic("app.js")],
+  };
+  app.get("/static/:file", (c) => {
+    const f = staticFiles[c.req.param("file")];
+    if (!f) throw new ApiError(404, "not_found", "no such file");
+    return c.body(f[1], 200, { "content-type": f[0], "cache-control": "no-cache" });
+  });
+  app.get("/favicon.ico", (c) => c.body(null, 204));
+
+  const internal = async <T>(path: string): Promise<T | null> => {
+    const res = await app.fetch(new Request(`http://keepwire.internal${path}`), { trusted: true });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.json() as T;
+  };
+  app.route(
+    "/",
+    uiRoutes({
+      appliance: view.config.identity.name,
+      internal,
+      refreshMs: () => readUiSettings(view.store).refreshMs + (view.uiThrottleMs?.() ?? 0),
+      hasAdmin: () => users.hasAdmin(),
+      config: () => redact(view.config),
+      version: VERSION,
+    }),
+  );
   return app;
 }

@@ -1,0 +1,244 @@
+// keepwire web UI behaviour: confirmations, JSON actions, uploads with progress,
+// live refresh over Server-Sent Events. No inline scripts (CSP script-src 'self').
+"use strict";
+
+function flash(msg, isError) {
+  let el = document.getElementById("flash");
+  if (!el) return alert(msg);
+  el.textContent = msg;
+  el.className = "flash" + (isError ? " error" : "");
+}
+
+async function callApi(method, url, body) {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (_) { /* not JSON */ }
+  if (!res.ok) {
+    const e = data && data.error;
+    let msg = e ? e.message : `HTTP ${res.status}`;
+    if (e && e.fields) {
+      msg += " — " + Object.entries(e.fields).map(([k, v]) => `${k}: ${v}`).join("; ");
+    }
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function formJson(form) {
+  const out = {};
+  for (const el of form.elements) {
+    if (!el.name || el.type === "file" || el.type === "submit") continue;
+    if (el.type === "checkbox") out[el.name] = el.checked;
+    else if (el.value !== "") {
+      out[el.name] = el.dataset.type === "number" ? Number(el.value) : el.value;
+    }
+  }
+  return out;
+}
+
+function confirmed(el) {
+  const q = el.dataset.confirm;
+  return !q || window.confirm(q);
+}
+
+// JSON action buttons: <button data-api="/api/x" data-method="POST" data-body='{"a":1}' data-confirm="Sure?">
+document.addEventListener("click", async (ev) => {
+  const btn = ev.target.closest("button[data-api]");
+  if (!btn) return;
+  ev.preventDefault();
+  if (!confirmed(btn)) return;
+  btn.disabled = true;
+  try {
+    const body = btn.dataset.body ? JSON.parse(btn.dataset.body) : {};
+    await callApi(btn.dataset.method || "POST", btn.dataset.api, body);
+    flash(btn.dataset.done || "done");
+    if (btn.dataset.then) location.href = btn.dataset.then;
+    else refreshSoon(0);
+  } catch (e) {
+    flash(e.message, true);
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+// JSON forms: <form data-api="/api/x" data-method="POST" data-confirm="...">
+document.addEventListener("submit", async (ev) => {
+  const form = ev.target.closest("form[data-api]");
+  if (!form) return;
+  ev.preventDefault();
+  if (!confirmed(form)) return;
+  const file = form.querySelector("input[type=file]");
+  try {
+    if (file) {
+      await upload(form, file);
+    } else {
+      const data = await callApi(form.dataset.method || "POST", form.dataset.api, formJson(form));
+      if (form.dataset.show && data) {
+        const out = document.getElementById(form.dataset.show);
+        if (out) {
+          out.textContent = data.token || JSON.stringify(data, null, 2);
+          out.classList.remove("hidden");
+        }
+      }
+      flash(form.dataset.done || "done");
+      if (form.dataset.then) {
+        const next = new URLSearchParams(location.search).get("next");
+        location.href = next && next.startsWith("/") && !next.startsWith("//")
+          ? next
+          : form.dataset.then;
+        return;
+      }
+      form.reset();
+      refreshSoon(0);
+    }
+  } catch (e) {
+    flash(e.message, true);
+  }
+});
+
+function upload(form, input) {
+  return new Promise((resolve, reject) => {
+    if (!input.files.length) return reject(new Error("choose a file first"));
+    const bar = document.getElementById("upload-progress");
+    const label = document.getElementById("upload-label");
+    const xhr = new XMLHttpRequest();
+    xhr.open(form.dataset.method || "POST", form.dataset.api);
+    xhr.setRequestHeader("content-type", "application/octet-stream");
+    xhr.setRequestHeader("x-filename", input.files[0].name);
+    xhr.upload.onprogress = (e) => {
+      if (!e.lengthComputable) return;
+      const pct = Math.round((e.loaded / e.total) * 100);
+      if (bar) bar.value = e.loaded / e.total;
+      if (label) label.textContent = `uploading ${pct}%`;
+    };
+    xhr.onload = () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch (_) { /* */ }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        if (label) label.textContent = "uploaded; installing…";
+        flash(form.dataset.done || "uploaded");
+        resolve(data);
+      } else {
+        const msg = data && data.error ? data.error.message : `HTTP ${xhr.status}`;
+        if (label) label.textContent = "failed: " + msg;
+        reject(new Error(msg));
+      }
+    };
+    xhr.onerror = () => reject(new Error("upload failed (connection)"));
+    xhr.send(input.files[0]);
+  });
+}
+
+document.addEventListener("click", async (ev) => {
+  const b = ev.target.closest("#logout");
+  if (!b) return;
+  ev.preventDefault();
+  try {
+    await callApi("POST", "/api/logout", {});
+  } catch (_) { /* ignore */ }
+  location.href = "/login";
+});
+
+// Live refresh: swap <main> with a fresh render when events arrive.
+let refreshTimer = null;
+let lastRefresh = 0;
+function refreshMs() {
+  return Number(document.body.dataset.refreshMs || "1500");
+}
+function refreshSoon(delay) {
+  if (document.body.dataset.live !== "on") return;
+  if (refreshTimer) return;
+  const wait = delay !== undefined ? delay : Math.max(0, refreshMs() - (Date.now() - lastRefresh));
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    lastRefresh = Date.now();
+    if (document.activeElement && document.activeElement.closest("main form")) return; // user typing
+    try {
+      const res = await fetch(location.href, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const html = await res.text();
+      const doc = new DOMParser().parseFromString(html, "text/html");
+      const fresh = doc.querySelector("main");
+      const cur = document.querySelector("main");
+      if (fresh && cur) cur.innerHTML = fresh.innerHTML;
+      const rm = doc.body.dataset.refreshMs;
+      if (rm) document.body.dataset.refreshMs = rm;
+    } catch (_) { /* offline for a moment */ }
+  }, wait);
+}
+
+function addEventRow(e) {
+  const tbody = document.querySelector("#live-events tbody");
+  if (!tbody) return;
+  const tr = document.createElement("tr");
+  tr.dataset.id = e.id;
+  const cells = [
+    new Date(e.time).toISOString().replace("T", " ").slice(0, 19),
+    e.severity,
+    e.module,
+    e.kind,
+    JSON.stringify(e.payload),
+  ];
+  cells.forEach((c, i) => {
+    const td = document.createElement("td");
+    if (i === 1) {
+      const s = document.createElement("span");
+      s.className = "badge " + c;
+      s.textContent = c;
+      td.appendChild(s);
+    } else td.textContent = c;
+    if (i === 4) td.className = "opt";
+    tr.appendChild(td);
+  });
+  tbody.insertBefore(tr, tbody.firstChild);
+  while (tbody.children.length > Number(tbody.dataset.max || 200)) {
+    tbody.removeChild(tbody.lastChild);
+  }
+}
+
+function updateProgress(e) {
+  if (!e.kind.endsWith(".progress")) return;
+  const bar = document.getElementById("install-progress");
+  const label = document.getElementById("install-label");
+  const p = e.payload || {};
+  const frac = typeof p.progress === "number"
+    ? p.progress
+    : (p.done && p.total ? p.done / p.total : null);
+  if (bar && frac !== null) bar.value = frac;
+  if (label) {
+    label.textContent = (p.phase || "installing") +
+      (frac !== null ? ` ${Math.round(frac * 100)}%` : "");
+  }
+}
+
+function startLive() {
+  if (!window.EventSource || document.body.dataset.live !== "on") return;
+  const dot = document.getElementById("live-dot");
+  const filter = document.body.dataset.stream || "";
+  const es = new EventSource("/api/events/stream" + filter);
+  es.addEventListener("hello", () => dot && dot.classList.add("on"));
+  es.addEventListener("event", (m) => {
+    let e;
+    try {
+      e = JSON.parse(m.data);
+    } catch (_) {
+      return;
+    }
+    const paused = document.getElementById("pause-live");
+    if (!(paused && paused.checked)) addEventRow(e);
+    updateProgress(e);
+    if (!document.getElementById("live-events") && !e.kind.endsWith(".progress")) refreshSoon();
+  });
+  es.onerror = () => dot && dot.classList.remove("on");
+}
+
+document.addEventListener("DOMContentLoaded", startLive);

@@ -1,0 +1,115 @@
+/** @jsxImportSource hono/jsx */
+/** Page layout of the web UI: header, navigation, flash area, live indicator. */
+import type { Child } from "hono/jsx";
+import type { Principal } from "../users.ts";
+
+/** Navigation entries: path, label. */
+export const NAV: readonly [string, string][] = [
+  ["/", "Dashboard"],
+  ["/subsystems", "Subsystems"],
+  ["/bypass", "Bypass"],
+  ["/storage", "Storage"],
+  ["/update", "Update"],
+  ["/events", "Events"],
+  ["/users", "Users & tokens"],
+  ["/settings", "Settings"],
+];
+
+/** Props of the layout. */
+export interface LayoutProps {
+  /** Page title. */
+  title: string;
+  /** Appliance name. */
+  appliance: string;
+  /** Current path (for the active nav entry). */
+  path: string;
+  /** Signed-in user, or null on login/setup pages. */
+  principal: Principal | null;
+  /** Live refresh on (SSE). */
+  live?: boolean;
+  /** Live refresh interval (ms), slowed by the governor under load. */
+  refreshMs?: number;
+  /** Query appended to the SSE stream URL. */
+  stream?: string;
+  /** Page body. */
+  children?: Child;
+}
+
+/** The page frame. */
+export function Layout(p: LayoutProps): Child {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{p.title} — {p.appliance}</title>
+        <link rel="stylesheet" href="/static/app.css" />
+        <script src="/static/app.js" defer></script>
+      </head>
+      <body
+        data-live={p.live ? "on" : "off"}
+        data-refresh-ms={String(p.refreshMs ?? 1500)}
+        data-stream={p.stream ?? ""}
+      >
+        <header class="top">
+          <span class="brand">keepwire</span>
+          <span>{p.appliance}</span>
+          {p.principal
+            ? (
+              <span class="who">
+                <span id="live-dot" class="live-dot" title="live updates"></span>
+                {p.principal.name} ({p.principal.role}){" "}
+                <button id="logout" type="button">Sign out</button>
+              </span>
+            )
+            : null}
+        </header>
+        {p.principal
+          ? (
+            <nav class="main">
+              {NAV.map(([href, label]) => (
+                <a
+                  href={href}
+                  class={(href === "/" ? p.path === "/" : p.path.startsWith(href)) ? "active" : ""}
+                >
+                  {label}
+                </a>
+              ))}
+            </nav>
+          )
+          : null}
+        <main>
+          <div id="flash" class="hidden"></div>
+          {p.children}
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/** A coloured state badge. */
+export function Badge(p: { value: string | null | undefined }): Child {
+  const v = p.value ?? "unknown";
+  return <span class={`badge ${v}`}>{v}</span>;
+}
+
+/** A progress bar for a fraction 0..1 (a native <progress>: no inline styles under the CSP). */
+export function Progress(p: { value: number | null | undefined; id?: string }): Child {
+  const v = Math.max(0, Math.min(1, p.value ?? 0));
+  return <progress id={p.id} max="1" value={v.toFixed(3)}>{Math.round(v * 100)}%</progress>;
+}
+
+/** Format a time (ms) as `YYYY-MM-DD HH:MM:SS` UTC. */
+export function fmtTime(ms: number | null | undefined): string {
+  if (!ms) return "—";
+  return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+}
+
+/** Format a duration (ms) briefly. */
+export function fmtAge(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}

@@ -1,0 +1,433 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * Server-rendered pages (hono/jsx). Each page reads the same JSON API the CLI and
+ * scripts use (through an in-process call), so pages and API never disagree.
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { Child } from "hono/jsx";
+import type { KwEvent } from "../../events/mod.ts";
+import { SEVERITIES } from "../../events/mod.ts";
+import type { WebEnv } from "../app.ts";
+import { Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
+import { dashboardPage } from "./dashboard.tsx";
+import { bypassPage, storagePage, subsystemsPage, updatePage } from "./parts.tsx";
+
+/** Calls the app's own JSON API in-process (as the trusted local caller). */
+export type Internal = <T = Record<string, unknown>>(path: string) => Promise<T | null>;
+
+/** What pages need. */
+export interface PageDeps {
+  /** Appliance name. */
+  appliance: string;
+  /** In-process API calls. */
+  internal: Internal;
+  /** UI refresh interval now (the governor slows it under load). */
+  refreshMs: () => number;
+  /** Is an admin set up yet? */
+  hasAdmin: () => boolean;
+  /** Effective config (for the settings page; secrets never included). */
+  config: () => unknown;
+  /** keepwire version. */
+  version: string;
+}
+
+function page(
+  c: Context<WebEnv>,
+  d: PageDeps,
+  title: string,
+  body: Child,
+  live = true,
+  stream?: string,
+) {
+  return c.html(
+    <Layout
+      title={title}
+      appliance={d.appliance}
+      path={c.req.path}
+      principal={c.get("principal")}
+      live={live}
+      refreshMs={d.refreshMs()}
+      stream={stream}
+    >
+      {body}
+    </Layout>,
+  );
+}
+
+/** Renders the events table rows. */
+export function EventRows(p: { events: KwEvent[] }): Child {
+  return (
+    <>
+      {p.events.map((e) => (
+        <tr data-id={String(e.id)}>
+          <td>{fmtTime(e.time)}</td>
+          <td>
+            <Badge value={e.severity} />
+          </td>
+          <td>{e.module}</td>
+          <td>{e.kind}</td>
+          <td class="opt">
+            <code>{JSON.stringify(e.payload)}</code>
+          </td>
+        </tr>
+      ))}
+    </>
+  );
+}
+
+/** The UI routes. */
+export function uiRoutes(d: PageDeps): Hono<WebEnv> {
+  const app = new Hono<WebEnv>();
+
+  app.get("/setup", (c) => {
+    if (d.hasAdmin()) return c.redirect("/login", 303);
+    return page(
+      c,
+      d,
+      "Set up",
+      <div class="center card">
+        <h1>Set the administrator password</h1>
+        <p class="muted">
+          This appliance has no administrator yet. Choose a name and a password (10 characters or
+          more). This page works only from the box itself; from its console you can instead run{" "}
+          <code>keepwire user passwd admin</code>.
+        </p>
+        <form class="stack" data-api="/api/setup" data-then="/" data-done="administrator created">
+          <label>
+            User name <input name="username" value="admin" autocomplete="username" required />
+          </label>
+          <label>
+            Password{" "}
+            <input
+              name="password"
+              type="password"
+              autocomplete="new-password"
+              minlength={10}
+              required
+            />
+          </label>
+          <button class="primary" type="submit">Set password</button>
+        </form>
+      </div>,
+      false,
+    );
+  });
+
+  app.get("/login", (c) => {
+    if (!d.hasAdmin()) return c.redirect("/setup", 303);
+    return page(
+      c,
+      d,
+      "Sign in",
+      <div class="center card">
+        <h1>Sign in</h1>
+        <form class="stack" data-api="/api/login" data-then="/" data-done="signed in">
+          <label>
+            User name <input name="username" autocomplete="username" required />
+          </label>
+          <label>
+            Password{" "}
+            <input name="password" type="password" autocomplete="current-password" required />
+          </label>
+          <button class="primary" type="submit">Sign in</button>
+        </form>
+      </div>,
+      false,
+    );
+  });
+
+  app.get("/", async (c) => page(c, d, "Dashboard", await dashboardPage(d)));
+  app.get(
+    "/subsystems",
+    async (c) => page(c, d, "Subsystems", await subsystemsPage(d, c.get("principal"))),
+  );
+  app.get("/bypass", async (c) => page(c, d, "Bypass", await bypassPage(d, c.get("principal"))));
+  app.get("/storage", async (c) => page(c, d, "Storage", await storagePage(d)));
+  app.get(
+    "/update",
+    async (c) => page(c, d, "Update", await updatePage(d, c.get("principal")), true),
+  );
+
+  app.get("/events", async (c) => {
+    const q = new URLSearchParams();
+    const url = new URL(c.req.url);
+    for (const k of ["module", "severity", "kind", "from", "to", "before"]) {
+      const v = url.searchParams.get(k);
+      if (v) q.set(k, k === "from" || k === "to" ? String(Date.parse(v) || v) : v);
+    }
+    q.set("limit", "50");
+    const r = await d.internal<{ events: KwEvent[] }>(`/api/events?${q}`);
+    const events = r?.events ?? [];
+    const older = events.length === 50 ? events[events.length - 1].id : null;
+    const keep = (extra: Record<string, string>) => {
+      const p = new URLSearchParams(url.searchParams);
+      for (const [k, v] of Object.entries(extra)) p.set(k, v);
+      return `/events?${p}`;
+    };
+    const live = !url.searchParams.get("before");
+    const stream = new URLSearchParams();
+    for (const k of ["module", "severity", "kind"]) {
+      const v = url.searchParams.get(k);
+      if (v) stream.set(k, v);
+    }
+    return page(
+      c,
+      d,
+      "Events",
+      <>
+        <h1>Events</h1>
+        <div class="card">
+          <form class="inline" method="get" action="/events">
+            <input
+              name="module"
+              placeholder="module"
+              value={url.searchParams.get("module") ?? ""}
+            />
+            <select name="severity">
+              <option value="">any severity</option>
+              {SEVERITIES.map((s) => (
+                <option value={s} selected={url.searchParams.get("severity") === s}>≥ {s}</option>
+              ))}
+            </select>
+            <input
+              name="kind"
+              placeholder="kind, e.g. storage.*"
+              value={url.searchParams.get("kind") ?? ""}
+            />
+            <label>
+              from{" "}
+              <input type="datetime-local" name="from" value={url.searchParams.get("from") ?? ""} />
+            </label>
+            <label>
+              to <input type="datetime-local" name="to" value={url.searchParams.get("to") ?? ""} />
+            </label>
+            <button type="submit">Filter</button>
+            <a href="/events">clear</a>
+            {live
+              ? (
+                <label class="muted">
+                  <input type="checkbox" id="pause-live" /> pause live tail
+                </label>
+              )
+              : null}
+          </form>
+        </div>
+        <div class="card">
+          <table id={live ? "live-events" : "events"}>
+            <thead>
+              <tr>
+                <th>time (UTC)</th>
+                <th>severity</th>
+                <th>module</th>
+                <th>kind</th>
+                <th class="opt">details</th>
+              </tr>
+            </thead>
+            <tbody data-max="200">
+              <EventRows events={events} />
+            </tbody>
+          </table>
+          <p>
+            {url.searchParams.get("before")
+              ? <a href={keep({ before: "" }).replace(/before=&?/, "")}>newest</a>
+              : null}{" "}
+            {older
+              ? <a href={keep({ before: String(older) })}>older →</a>
+              : <span class="muted">no older events</span>}
+          </p>
+        </div>
+      </>,
+      live,
+      stream.size ? `?${stream}` : "",
+    );
+  });
+
+  app.get("/users", async (c) => {
+    const users = (await d.internal<{ users: { name: string; role: string; updated: number }[] }>(
+      "/api/users",
+    ))?.users ?? [];
+    const tokens = (await d.internal<
+      {
+        tokens: {
+          id: string;
+          name: string;
+          role: string;
+          created: number;
+          lastUsed: number | null;
+        }[];
+      }
+    >("/api/tokens"))?.tokens ?? [];
+    const admin = c.get("principal")?.role === "admin";
+    return page(
+      c,
+      d,
+      "Users & tokens",
+      <>
+        <h1>Users and API tokens</h1>
+        <div class="grid">
+          <div class="card">
+            <h2>Users</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>name</th>
+                  <th>role</th>
+                  <th>password set</th>
+                  <th></th>
+                </tr>
+              </thead>
+              <tbody>
+                {users.map((u) => (
+                  <tr>
+                    <td>{u.name}</td>
+                    <td>{u.role}</td>
+                    <td>{fmtTime(u.updated)}</td>
+                    <td>
+                      {admin
+                        ? (
+                          <button
+                            class="danger"
+                            data-api={`/api/users/${u.name}`}
+                            data-method="DELETE"
+                            data-confirm={`Delete user ${u.name}?`}
+                          >
+                            delete
+                          </button>
+                        )
+                        : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {admin
+              ? (
+                <form class="stack" data-api="/api/users" data-done="user created">
+                  <h2>Add a user</h2>
+                  <input name="username" placeholder="name" required />
+                  <input name="password" type="password" placeholder="password (10+)" required />
+                  <select name="role">
+                    <option value="viewer">viewer (read only)</option>
+                    <option value="admin">admin</option>
+                  </select>
+                  <button type="submit">Add user</button>
+                </form>
+              )
+              : null}
+          </div>
+          <div class="card">
+            <h2>API tokens</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>name</th>
+                  <th>role</th>
+                  <th>created</th>
+                  <th>last used</th>
+                  <th></th>
+                </tr>
+              </thead>
+              <tbody>
+                {tokens.map((t) => (
+                  <tr>
+                    <td>{t.name}</td>
+                    <td>{t.role}</td>
+                    <td>{fmtTime(t.created)}</td>
+                    <td>{fmtTime(t.lastUsed)}</td>
+                    <td>
+                      {admin
+                        ? (
+                          <button
+                            class="danger"
+                            data-api={`/api/tokens/${t.id}`}
+                            data-method="DELETE"
+                            data-confirm={`Revoke token ${t.name}?`}
+                          >
+                            revoke
+                          </button>
+                        )
+                        : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {admin
+              ? (
+                <form
+                  class="stack"
+                  data-api="/api/tokens"
+                  data-show="new-token"
+                  data-done="token created: copy it now, it is shown once"
+                >
+                  <h2>New token</h2>
+                  <input name="name" placeholder="name, e.g. grafana" required />
+                  <select name="role">
+                    <option value="viewer">viewer</option>
+                    <option value="admin">admin</option>
+                  </select>
+                  <button type="submit">Create token</button>
+                  <pre id="new-token" class="hidden"></pre>
+                </form>
+              )
+              : null}
+          </div>
+        </div>
+      </>,
+      false,
+    );
+  });
+
+  app.get("/settings", async (c) => {
+    const s = await d.internal<{ ui: { refreshMs: number; banner: string } }>("/api/settings");
+    const admin = c.get("principal")?.role === "admin";
+    return page(
+      c,
+      d,
+      "Settings",
+      <>
+        <h1>Settings</h1>
+        <div class="grid">
+          <div class="card">
+            <h2>Web UI</h2>
+            <form class="stack" data-api="/api/settings" data-method="PUT" data-done="saved">
+              <label>
+                Live refresh interval (ms){" "}
+                <input
+                  name="refreshMs"
+                  data-type="number"
+                  type="number"
+                  min="250"
+                  max="60000"
+                  value={String(s?.ui.refreshMs ?? 1500)}
+                  disabled={!admin}
+                />
+              </label>
+              <label>
+                Login banner <input name="banner" value={s?.ui.banner ?? ""} disabled={!admin} />
+              </label>
+              {admin ? <button type="submit">Save</button> : null}
+            </form>
+          </div>
+          <div class="card">
+            <h2>This appliance</h2>
+            <p>keepwire {d.version}</p>
+            <p class="muted">
+              The configuration below is read from the config file at start; change it there and
+              restart (check it first with <code>keepwire config check FILE</code>).
+            </p>
+            <pre>{JSON.stringify(d.config(), null, 2)}</pre>
+          </div>
+        </div>
+      </>,
+      false,
+    );
+  });
+
+  return app;
+}
+
+/** Re-exported helpers for part pages. */
+export { Badge, fmtAge, fmtTime, Progress };

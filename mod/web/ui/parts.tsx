@@ -1,0 +1,407 @@
+/** @jsxImportSource hono/jsx */
+/** Pages for the appliance's parts: subsystems, bypass, storage, update. */
+import type { Child } from "hono/jsx";
+import type { Principal } from "../users.ts";
+import type { PageDeps } from "./pages.tsx";
+import { Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
+import { arr, num, obj, str, strs } from "./data.ts";
+
+function missing(what: string): Child {
+  return <p class="muted">{what} is not available on this appliance.</p>;
+}
+
+/** Subsystems table with start/stop/restart. */
+export async function subsystemsPage(d: PageDeps, who: Principal | null): Promise<Child> {
+  const r = await d.internal("/api/subsystems");
+  const admin = who?.role === "admin";
+  const subs = arr(r?.subsystems);
+  return (
+    <>
+      <h1>Subsystems</h1>
+      <div class="card">
+        {!r ? missing("Supervision") : (
+          <table id="subsystems">
+            <thead>
+              <tr>
+                <th>name</th>
+                <th>state</th>
+                <th class="opt">kind</th>
+                <th class="opt">criticality</th>
+                <th>restarts</th>
+                <th class="opt">heartbeat age</th>
+                <th class="opt">last failure</th>
+                <th class="opt">status</th>
+                <th></th>
+              </tr>
+            </thead>
+            <tbody>
+              {subs.map((s) => {
+                const name = str(s.name);
+                const act = (a: string, label: string, cls = "") =>
+                  admin
+                    ? (
+                      <button
+                        class={cls}
+                        data-api={`/api/subsystems/${name}/${a}`}
+                        data-confirm={`${label} ${name}?`}
+                        data-done={`${label.toLowerCase()} requested`}
+                      >
+                        {label}
+                      </button>
+                    )
+                    : null;
+                return (
+                  <tr data-name={name}>
+                    <td>{name}</td>
+                    <td>
+                      <Badge value={str(s.state)} />
+                    </td>
+                    <td class="opt">{str(s.kind)}</td>
+                    <td class="opt">{str(s.criticality)}</td>
+                    <td>{str(s.restarts)}</td>
+                    <td class="opt">{fmtAge(num(s.lastHeartbeatMs))}</td>
+                    <td class="opt">{str(s.lastFailure) || "—"}</td>
+                    <td class="opt">{str(s.statusText) || ""}</td>
+                    <td>
+                      {act("start", "Start")} {act("restart", "Restart")}{" "}
+                      {act("stop", "Stop", "danger")}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </div>
+    </>
+  );
+}
+
+/** Bypass segments with holds, hold/release. */
+export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Child> {
+  const r = await d.internal("/api/bypass");
+  const admin = who?.role === "admin";
+  return (
+    <>
+      <h1>Bypass</h1>
+      <p class="muted">
+        A segment is in bypass (its two ports shorted into a wire) while any hold is active. Holds
+        have reasons: manual, update, runtime-fault, watchdog. Releasing the last hold returns the
+        segment to inline.
+      </p>
+      {!r ? missing("Bypass") : (
+        <div class="grid">
+          {arr(r.segments).map((s) => {
+            const name = str(s.name);
+            const holds = arr(s.holds);
+            const wd = obj(s.watchdog);
+            return (
+              <div class="card segment" data-segment={name}>
+                <h2>
+                  {name} <Badge value={str(s.mode)} />
+                </h2>
+                <p class="muted">
+                  ports {strs(s.ports).join(" ↔ ")} · driver {str(s.driver)}
+                  {Object.keys(wd).length ? ` · card watchdog ${wd.armed ? "armed" : "off"}` : ""}
+                </p>
+                <table>
+                  <thead>
+                    <tr>
+                      <th>hold</th>
+                      <th>count</th>
+                      <th>since</th>
+                      <th></th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {holds.length === 0
+                      ? (
+                        <tr>
+                          <td colspan={4} class="muted">no holds</td>
+                        </tr>
+                      )
+                      : null}
+                    {holds.map((h) => {
+                      const reason = str(h.reason ?? h.name);
+                      return (
+                        <tr>
+                          <td>{reason}</td>
+                          <td>{str(h.count ?? 1)}</td>
+                          <td>{fmtTime(num(h.since ?? h.at ?? h.time))}</td>
+                          <td>
+                            {admin
+                              ? (
+                                <button
+                                  data-api={`/api/bypass/${name}/release`}
+                                  data-body={JSON.stringify({ reason })}
+                                  data-confirm={`Release the "${reason}" hold on ${name}?`}
+                                  data-done="released"
+                                >
+                                  release
+                                </button>
+                              )
+                              : null}
+                          </td>
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+                {admin
+                  ? (
+                    <form
+                      class="inline"
+                      data-api={`/api/bypass/${name}/hold`}
+                      data-confirm={`Put ${name} into bypass? Traffic will go around the appliance.`}
+                      data-done="hold added"
+                    >
+                      <input name="reason" value="manual" aria-label="reason" />
+                      <button type="submit" class="primary">Hold in bypass</button>
+                    </form>
+                  )
+                  : null}
+              </div>
+            );
+          })}
+        </div>
+      )}
+    </>
+  );
+}
+
+/** RAID arrays with members and rebuild progress, SMART summary per disk. */
+export async function storagePage(d: PageDeps): Promise<Child> {
+  const r = await d.internal("/api/storage");
+  return (
+    <>
+      <h1>Storage</h1>
+      {!r ? missing("Storage monitoring") : (
+        <>
+          <div class="grid">
+            {arr(r.arrays).map((a) => {
+              const sync = a.sync ? obj(a.sync) : null;
+              return (
+                <div class="card" data-array={str(a.name)}>
+                  <h2>
+                    {str(a.name)} <Badge value={str(a.health)} />
+                  </h2>
+                  <p class="muted">
+                    {str(a.level) || "no level"} · {str(a.activeDisks)}/{str(a.raidDisks)}{" "}
+                    disks active
+                    {a.readOnly ? " · read-only" : ""}
+                  </p>
+                  {sync
+                    ? (
+                      <div>
+                        <p>
+                          {str(sync.action)} {Math.round((num(sync.progress) ?? 0) * 1000) / 10}%
+                          {num(sync.finishSeconds) !== null
+                            ? ` · ${fmtAge((num(sync.finishSeconds) ?? 0) * 1000)} left`
+                            : ""}
+                          {num(sync.speedKiBps) !== null
+                            ? ` · ${Math.round((num(sync.speedKiBps) ?? 0) / 1024)} MiB/s`
+                            : ""}
+                        </p>
+                        <Progress value={num(sync.progress)} />
+                      </div>
+                    )
+                    : null}
+                  <table>
+                    <thead>
+                      <tr>
+                        <th>member</th>
+                        <th>slot</th>
+                        <th>flags</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {arr(a.members).map((m) => (
+                        <tr>
+                          <td>{str(m.name)}</td>
+                          <td>{str(m.index)}</td>
+                          <td>{strs(m.flags).join(" ") || "—"}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </div>
+              );
+            })}
+          </div>
+          <div class="card">
+            <h2>Disks (SMART)</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>disk</th>
+                  <th>health</th>
+                  <th class="opt">model</th>
+                  <th>temp</th>
+                  <th class="opt">power-on</th>
+                  <th>realloc / pending / uncorrectable</th>
+                </tr>
+              </thead>
+              <tbody>
+                {arr(r.disks).map((dk) => (
+                  <tr>
+                    <td>{str(dk.device ?? dk.name)}</td>
+                    <td>
+                      <Badge
+                        value={dk.passed === false || dk.healthy === false
+                          ? "failed"
+                          : str(dk.health) || "ok"}
+                      />
+                    </td>
+                    <td class="opt">{str(dk.model)}</td>
+                    <td>
+                      {num(dk.temperatureC ?? dk.temperature) !== null
+                        ? `${dk.temperatureC ?? dk.temperature} °C`
+                        : "—"}
+                    </td>
+                    <td class="opt">
+                      {num(dk.powerOnHours) !== null ? `${dk.powerOnHours} h` : "—"}
+                    </td>
+                    <td>
+                      {str(dk.reallocatedSectors ?? "—")} / {str(dk.pendingSectors ?? "—")} /{" "}
+                      {str(dk.uncorrectableSectors ?? dk.offlineUncorrectable ?? "—")}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </>
+  );
+}
+
+/** Update: upload with progress, slots, mark good/bad, history. */
+export async function updatePage(d: PageDeps, who: Principal | null): Promise<Child> {
+  const r = await d.internal("/api/update");
+  const admin = who?.role === "admin";
+  const progress = r ? obj(r.progress) : {};
+  return (
+    <>
+      <h1>Firmware update</h1>
+      {!r ? missing("The updater") : (
+        <>
+          {admin
+            ? (
+              <div class="card">
+                <h2>Install a bundle</h2>
+                <form
+                  class="inline"
+                  data-api="/api/update"
+                  data-confirm="Install this bundle into the inactive slot?"
+                  data-done="bundle uploaded"
+                >
+                  <input type="file" name="bundle" accept=".kwb" required />
+                  <button type="submit" class="primary">Upload and install</button>
+                </form>
+                <p>
+                  <span id="upload-label" class="muted">upload</span>
+                </p>
+                <Progress id="upload-progress" value={0} />
+                <p>
+                  <span id="install-label" class="muted">
+                    {str(progress.phase) || "install"} {num(progress.progress) !== null
+                      ? `${Math.round((num(progress.progress) ?? 0) * 100)}%`
+                      : ""}
+                  </span>
+                </p>
+                <Progress id="install-progress" value={num(progress.progress)} />
+              </div>
+            )
+            : null}
+          <div class="card">
+            <h2>Slots</h2>
+            <table id="slots">
+              <thead>
+                <tr>
+                  <th>slot</th>
+                  <th>state</th>
+                  <th>version</th>
+                  <th class="opt">device</th>
+                  <th class="opt">installed</th>
+                  <th class="opt">sha256</th>
+                  <th></th>
+                </tr>
+              </thead>
+              <tbody>
+                {arr(r.slots).map((s) => (
+                  <tr>
+                    <td>
+                      {str(s.slotClass ?? s.class)} {str(s.bootname)}
+                      {s.booted ? " (booted)" : ""}
+                      {s.primary ? " (primary)" : ""}
+                    </td>
+                    <td>
+                      <Badge value={str(s.state)} />
+                    </td>
+                    <td>{str(s.version) || "—"}</td>
+                    <td class="opt">{str(s.device)}</td>
+                    <td class="opt">
+                      {fmtTime(num(s.installedAt) ?? (Date.parse(str(s.installedAt)) || null))}
+                    </td>
+                    <td class="opt">
+                      <code>{str(s.sha256).slice(0, 16)}</code>
+                    </td>
+                    <td>
+                      {admin
+                        ? (
+                          <>
+                            <button
+                              data-api="/api/update/mark-good"
+                              data-body={JSON.stringify({ slot: s.booted ? "booted" : "other" })}
+                              data-confirm={`Mark slot ${str(s.bootname)} good?`}
+                            >
+                              mark good
+                            </button>{" "}
+                            <button
+                              class="danger"
+                              data-api="/api/update/mark-bad"
+                              data-body={JSON.stringify({ slot: s.booted ? "booted" : "other" })}
+                              data-confirm={`Mark slot ${str(s.bootname)} bad?`}
+                            >
+                              mark bad
+                            </button>
+                          </>
+                        )
+                        : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <div class="card">
+            <h2>History</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>time</th>
+                  <th>what</th>
+                  <th>version</th>
+                  <th class="opt">details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {arr(r.history).map((h) => (
+                  <tr>
+                    <td>{fmtTime(num(h.time) ?? (Date.parse(str(h.time)) || null))}</td>
+                    <td>{str(h.kind ?? h.action ?? h.result)}</td>
+                    <td>{str(h.version)}</td>
+                    <td class="opt">
+                      <code>{str(h.error ?? h.detail ?? "")}</code>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </>
+  );
+}
