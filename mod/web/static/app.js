@@ -155,13 +155,15 @@ function refreshMs() {
   return Number(document.body.dataset.refreshMs || "1500");
 }
 function refreshSoon(delay) {
-  if (document.body.dataset.live !== "on") return;
+  const forced = delay === 0;
+  if (document.body.dataset.live !== "on" && !forced) return;
   if (refreshTimer) return;
   const wait = delay !== undefined ? delay : Math.max(0, refreshMs() - (Date.now() - lastRefresh));
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
     lastRefresh = Date.now();
-    if (document.activeElement && document.activeElement.closest("main form")) return; // user typing
+    const a = document.activeElement;
+    if (!forced && a && a.matches("main input, main select, main textarea")) return; // user typing
     try {
       const res = await fetch(location.href, { credentials: "same-origin" });
       if (!res.ok) return;

@@ -27,3 +27,13 @@ export function strs(v: unknown): string[] {
     )
     : [];
 }
+
+/** A time field (ms number or ISO string) as ms, or null. */
+export function time(v: unknown): number | null {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "string") {
+    const t = Date.parse(v);
+    return Number.isFinite(t) ? t : null;
+  }
+  return null;
+}

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /** Page layout of the web UI: header, navigation, flash area, live indicator. */
 import type { Child } from "hono/jsx";
+import { raw } from "hono/html";
 import type { Principal } from "../users.ts";
 
 /** Navigation entries: path, label. */
@@ -38,52 +39,57 @@ export interface LayoutProps {
 /** The page frame. */
 export function Layout(p: LayoutProps): Child {
   return (
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{p.title} — {p.appliance}</title>
-        <link rel="stylesheet" href="/static/app.css" />
-        <script src="/static/app.js" defer></script>
-      </head>
-      <body
-        data-live={p.live ? "on" : "off"}
-        data-refresh-ms={String(p.refreshMs ?? 1500)}
-        data-stream={p.stream ?? ""}
-      >
-        <header class="top">
-          <span class="brand">keepwire</span>
-          <span>{p.appliance}</span>
+    <>
+      {raw("<!DOCTYPE html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <title>{p.title} — {p.appliance}</title>
+          <link rel="stylesheet" href="/static/app.css" />
+          <script src="/static/app.js" defer></script>
+        </head>
+        <body
+          data-live={p.live ? "on" : "off"}
+          data-refresh-ms={String(p.refreshMs ?? 1500)}
+          data-stream={p.stream ?? ""}
+        >
+          <header class="top">
+            <span class="brand">keepwire</span>
+            <span>{p.appliance}</span>
+            {p.principal
+              ? (
+                <span class="who">
+                  <span id="live-dot" class="live-dot" title="live updates"></span>
+                  {p.principal.name} ({p.principal.role}){" "}
+                  <button id="logout" type="button">Sign out</button>
+                </span>
+              )
+              : null}
+          </header>
           {p.principal
             ? (
-              <span class="who">
-                <span id="live-dot" class="live-dot" title="live updates"></span>
-                {p.principal.name} ({p.principal.role}){" "}
-                <button id="logout" type="button">Sign out</button>
-              </span>
+              <nav class="main">
+                {NAV.map(([href, label]) => (
+                  <a
+                    href={href}
+                    class={(href === "/" ? p.path === "/" : p.path.startsWith(href))
+                      ? "active"
+                      : ""}
+                  >
+                    {label}
+                  </a>
+                ))}
+              </nav>
             )
             : null}
-        </header>
-        {p.principal
-          ? (
-            <nav class="main">
-              {NAV.map(([href, label]) => (
-                <a
-                  href={href}
-                  class={(href === "/" ? p.path === "/" : p.path.startsWith(href)) ? "active" : ""}
-                >
-                  {label}
-                </a>
-              ))}
-            </nav>
-          )
-          : null}
-        <main>
-          <div id="flash" class="hidden"></div>
-          {p.children}
-        </main>
-      </body>
-    </html>
+          <main>
+            <div id="flash" class="hidden"></div>
+            {p.children}
+          </main>
+        </body>
+      </html>
+    </>
   );
 }
 

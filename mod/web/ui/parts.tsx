@@ -4,7 +4,7 @@ import type { Child } from "hono/jsx";
 import type { Principal } from "../users.ts";
 import type { PageDeps } from "./pages.tsx";
 import { Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
-import { arr, num, obj, str, strs } from "./data.ts";
+import { arr, num, obj, str, strs, time } from "./data.ts";
 
 function missing(what: string): Child {
   return <p class="muted">{what} is not available on this appliance.</p>;
@@ -127,7 +127,7 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
                         <tr>
                           <td>{reason}</td>
                           <td>{str(h.count ?? 1)}</td>
-                          <td>{fmtTime(num(h.since ?? h.at ?? h.time))}</td>
+                          <td>{fmtTime(time(h.since ?? h.at ?? h.time))}</td>
                           <td>
                             {admin
                               ? (
@@ -389,7 +389,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
               <tbody>
                 {arr(r.history).map((h) => (
                   <tr>
-                    <td>{fmtTime(num(h.time) ?? (Date.parse(str(h.time)) || null))}</td>
+                    <td>{fmtTime(time(h.time))}</td>
                     <td>{str(h.kind ?? h.action ?? h.result)}</td>
                     <td>{str(h.version)}</td>
                     <td class="opt">

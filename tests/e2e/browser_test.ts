@@ -1,0 +1,111 @@
+/**
+ * Browser tests: Debian chromium driven by playwright-core against a real runtime
+ * (mock hardware). Screenshots go to test-results/.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { startTestRuntime } from "../helpers/runtime.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const SHOTS = new URL("../../test-results/", import.meta.url).pathname;
+
+async function haveChromium(): Promise<boolean> {
+  try {
+    await Deno.stat(CHROMIUM);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const ok = await haveChromium();
+if (!ok) console.warn(`SKIP browser tests: ${CHROMIUM} not installed (Debian package chromium)`);
+
+Deno.test({
+  name: "browser: set the admin password, sign in, dashboard, bypass hold/release, live events",
+  ignore: !ok,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { chromium } = await import("playwright-core");
+    await Deno.mkdir(SHOTS, { recursive: true });
+    const t = await startTestRuntime({ identity: { name: "gw-browser" } });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      page.on("dialog", (d) => d.accept());
+
+      // 1. no admin yet: every page leads to the setup page
+      await page.goto(`${t.base}/bypass`);
+      assertEquals(new URL(page.url()).pathname, "/setup");
+      await page.screenshot({ path: `${SHOTS}browser-01-setup.png` });
+      await page.fill("input[name=password]", "browser test secret");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#health-card");
+      await page.screenshot({ path: `${SHOTS}browser-02-dashboard.png`, fullPage: true });
+
+      // 2. sign out, sign in again
+      await page.click("#logout");
+      await page.waitForURL(`${t.base}/login`);
+      await page.fill("input[name=username]", "admin");
+      await page.fill("input[name=password]", "wrong password");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#flash.error");
+      await page.fill("input[name=password]", "browser test secret");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#health-card");
+      assert(await page.isVisible("text=gw-browser"));
+
+      // 3. hold and release a mock bypass segment (with confirmation dialogs)
+      await page.goto(`${t.base}/bypass`);
+      const seg = page.locator(".segment").first();
+      const name = await seg.getAttribute("data-segment");
+      assert(name, "no bypass segment shown");
+      await seg.locator("button[type=submit]").click();
+      await page.waitForSelector(`.segment[data-segment="${name}"] .badge.bypass`);
+      await page.screenshot({ path: `${SHOTS}browser-03-bypass-held.png`, fullPage: true });
+      const api = await (await t.api("/api/bypass")).json();
+      const s = api.segments.find((x: { name: string }) => x.name === name);
+      assertEquals(s.mode, "bypass");
+      await page.locator(`.segment[data-segment="${name}"] button[data-api$="/release"]`).first()
+        .click();
+      await page.waitForSelector(`.segment[data-segment="${name}"] .badge.inline`);
+      await page.screenshot({ path: `${SHOTS}browser-04-bypass-released.png`, fullPage: true });
+
+      // 4. a new event arrives live on the events page
+      await page.goto(`${t.base}/events`);
+      await page.waitForSelector("#live-dot.on");
+      const marker = `browser.live_${crypto.randomUUID().slice(0, 8)}`;
+      t.rt.bus.publish({
+        module: "browser",
+        kind: marker,
+        severity: "warning",
+        payload: { hi: 1 },
+      });
+      await page.waitForSelector(`#live-events td:text("${marker}")`, { timeout: 15_000 });
+      await page.screenshot({ path: `${SHOTS}browser-05-live-event.png`, fullPage: true });
+
+      // 5. phone-sized viewport still shows the navigation and the dashboard
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${t.base}/`);
+      await page.waitForSelector("#health-card");
+      await page.screenshot({ path: `${SHOTS}browser-06-phone.png`, fullPage: true });
+
+      assertEquals(
+        errors.filter((e) => !e.includes("401")),
+        [],
+        `page errors: ${errors.join("\n")}`,
+      );
+    } finally {
+      await browser.close();
+      await t.close();
+    }
+  },
+});
