@@ -7,6 +7,7 @@ import { type BenchRow, printTable } from "./types.ts";
 
 const ALL: Record<string, string> = {
   startup: "./startup.ts",
+  web: "./web.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

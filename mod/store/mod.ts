@@ -220,6 +220,18 @@ export class Store implements Journal {
     return Number((this.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n);
   }
 
+  /**
+   * Number of events from the id range (O(1)): retention deletes only the oldest
+   * ids, so the range is dense. Used where exactness does not matter (status).
+   */
+  eventCountFast(): number {
+    const r = this.db.prepare("SELECT MIN(id) AS lo, MAX(id) AS hi FROM events").get() as {
+      lo: number | null;
+      hi: number | null;
+    };
+    return r.lo === null || r.hi === null ? 0 : Number(r.hi) - Number(r.lo) + 1;
+  }
+
   /** Read a setting (JSON-decoded), or undefined. */
   getSetting<T = unknown>(key: string): T | undefined {
     const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as

@@ -132,6 +132,7 @@ export interface SessionPolicy {
 export class Users {
   readonly #store: Store;
   readonly #now: () => number;
+  #tokenCache = new Map<string, { principal: Principal; until: number }>();
   /** Lockout policy. */
   readonly lockout: LockoutPolicy;
   /** Session policy. */
@@ -305,8 +306,18 @@ export class Users {
     return { token: `kwt_${id}_${secret}`, info: { id, name, role, created: now, lastUsed: null } };
   }
 
-  /** Resolve a bearer token. */
+  /** Resolve a bearer token (verified tokens are cached in memory for a few seconds). */
   tokenUser(token: string): Principal | null {
+    const now = this.#now();
+    const hit = this.#tokenCache.get(token);
+    if (hit && hit.until > now) return hit.principal;
+    const p = this.#tokenUserUncached(token);
+    if (this.#tokenCache.size > 1000) this.#tokenCache.clear();
+    if (p) this.#tokenCache.set(token, { principal: p, until: now + 5_000 });
+    return p;
+  }
+
+  #tokenUserUncached(token: string): Principal | null {
     const m = /^kwt_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(token);
     if (!m) return null;
     const row = this.#store.db.prepare(
@@ -332,8 +343,9 @@ export class Users {
     ).all() as unknown as TokenInfo[]).map((t) => ({ ...t }));
   }
 
-  /** Revoke a token by id or name. */
+  /** Revoke a token by id or name (effective at once, also for cached tokens). */
   revokeToken(idOrName: string): boolean {
+    this.#tokenCache.clear();
     return Number(
       this.#store.db.prepare("DELETE FROM tokens WHERE id = ? OR name = ?").run(idOrName, idOrName)
         .changes,
