@@ -8,20 +8,7 @@
  * @module
  */
 import { parseMdstat } from "../hw/raid/mdstat.ts";
-
-/** One result row. */
-export interface BenchRow {
-  /** What was measured. */
-  name: string;
-  /** Our figure. */
-  ours: string;
-  /** The baseline's figure. */
-  baseline: string;
-  /** ours / baseline. */
-  ratio: string;
-  /** What we aim for. */
-  target?: string;
-}
+import { type BenchRow, printTable } from "./types.ts";
 
 /** A 64-array mdstat covering the grammar (deterministic). */
 export function sampleMdstat(arrays = 64): string {
@@ -155,10 +142,5 @@ export function bench(): Promise<BenchRow[]> {
 }
 
 if (import.meta.main) {
-  const rows = await bench();
-  const cols: (keyof BenchRow)[] = ["name", "ours", "baseline", "ratio", "target"];
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? "").length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join("  ");
-  console.log(line(cols));
-  for (const r of rows) console.log(line(cols.map((c) => String(r[c] ?? ""))));
+  printTable("mdstat", await bench());
 }

@@ -8,6 +8,7 @@ import { type BenchRow, printTable } from "./types.ts";
 const ALL: Record<string, string> = {
   startup: "./startup.ts",
   web: "./web.ts",
+  mdstat: "./mdstat.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

@@ -5,7 +5,10 @@
  */
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
-import { secureHeaders, type SecureHeadersOptions } from "hono/secure-headers";
+import { secureHeaders } from "hono/secure-headers";
+
+/** Options of hono's secureHeaders. */
+export type SecureHeadersOptions = NonNullable<Parameters<typeof secureHeaders>[0]>;
 
 /** Middleware adding the headers `secureHeaders(opts)` would add. */
 export function staticSecureHeaders(opts: Partial<SecureHeadersOptions>): MiddlewareHandler {
