@@ -63,8 +63,11 @@ export async function subsystemsPage(d: PageDeps, who: Principal | null): Promis
                     <td class="opt">{str(s.lastFailure) || "—"}</td>
                     <td class="opt">{str(s.statusText) || ""}</td>
                     <td>
-                      {act("start", "Start")} {act("restart", "Restart")}{" "}
-                      {act("stop", "Stop", "danger")}
+                      {["stopped", "failed"].includes(str(s.state)) ? act("start", "Start") : (
+                        <>
+                          {act("restart", "Restart")} {act("stop", "Stop", "danger")}
+                        </>
+                      )}
                     </td>
                   </tr>
                 );
