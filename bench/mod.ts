@@ -9,6 +9,7 @@ const ALL: Record<string, string> = {
   startup: "./startup.ts",
   web: "./web.ts",
   mdstat: "./mdstat.ts",
+  bypass_tc: "./bypass_tc.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);
