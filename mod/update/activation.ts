@@ -1,0 +1,300 @@
+/**
+ * Activation and the health gate.
+ *
+ * - `activate()`: put an `update` hold on every bypass segment (the wire keeps
+ *   carrying traffic), record the activation, then switch: reboot (mode
+ *   `reboot`) or exit so the launcher starts the primary slot (mode `restart`).
+ * - On every start, `start()` runs the health gate: all essential subsystems
+ *   ready and healthy for `healthGateMs` without a break. Passing marks the
+ *   booted slot good (every healthy start, fallback starts included), commits a
+ *   pending activation and releases the hold.
+ * - A slot on trial that does not pass within `healthTimeoutMs` is marked bad,
+ *   an alert event is raised and the box falls back; a start in the old slot
+ *   while an activation was pending (crash loop, tries used up) is a rollback:
+ *   the new slot is marked bad and an alert is raised. The hold stays until a
+ *   healthy runtime releases it.
+ * @module
+ */
+import type { EventBus } from "../events/mod.ts";
+import type { Clock, TimerId } from "../module.ts";
+import type { BootControl } from "./boot_control.ts";
+import type { UpdateConfig } from "./config.ts";
+import { errorMessage, UpdateError } from "./errors.ts";
+import type { ActivationRecord, UpdateRecords } from "./records.ts";
+import { otherSlot } from "./slots.ts";
+
+/** Name of the bypass hold the updater places. */
+export const UPDATE_HOLD = "update";
+
+/** The part of the bypass module the updater uses (holds are named and counted). */
+export interface BypassHolds {
+  /** Put hold `reason` on segment `target` or on `all`. */
+  hold(target: string | "all", reason: string): Promise<unknown> | unknown;
+  /** Release hold `reason` from `target` or `all`. */
+  release(target: string | "all", reason: string): Promise<unknown> | unknown;
+}
+
+/** The part of the supervisor the health gate uses. */
+export interface HealthSource {
+  /** True when every essential subsystem is ready and healthy. */
+  essentialHealthy(): boolean;
+}
+
+/** State of the gate in this runtime. */
+export type GateState = "waiting" | "passed" | "failed" | "stopped";
+
+/** What the activation logic needs. */
+export interface ActivationDeps {
+  /** The `update` config. */
+  config: UpdateConfig;
+  /** Store tables. */
+  records: UpdateRecords;
+  /** Event bus. */
+  bus: EventBus;
+  /** Clock. */
+  clock: Clock;
+  /** Boot control. */
+  boot: BootControl;
+  /** Booted bootname. */
+  booted: string;
+  /** Bypass holds (absent: no bypass hardware). */
+  bypass?: BypassHolds;
+  /** Health source (absent: the gate only waits `healthGateMs`). */
+  health?: HealthSource;
+  /** Switch into the primary slot: reboot, or exit for the launcher. */
+  switchTo: (reason: string) => Promise<void>;
+}
+
+/** Status of activation and gate for the API. */
+export interface ActivationStatus {
+  /** Gate state in this runtime. */
+  gate: GateState;
+  /** Since when the essentials have been healthy without a break (ms), or null. */
+  healthySince: number | null;
+  /** When this runtime started the gate (ms). */
+  startedAt: number;
+  /** Last activation. */
+  activation: ActivationRecord | null;
+}
+
+/** Activation and health gate of one runtime. */
+export class Activation {
+  readonly #d: ActivationDeps;
+  #gate: GateState = "stopped";
+  #healthySince: number | null = null;
+  #startedAt = 0;
+  #timer: TimerId | undefined;
+  #busy = false;
+  #timeoutReported = false;
+
+  /** Build. */
+  constructor(deps: ActivationDeps) {
+    this.#d = deps;
+  }
+
+  /** Status. */
+  status(): ActivationStatus {
+    return {
+      gate: this.#gate,
+      healthySince: this.#healthySince,
+      startedAt: this.#startedAt,
+      activation: this.#d.records.activation(),
+    };
+  }
+
+  /** Gate state. */
+  get gate(): GateState {
+    return this.#gate;
+  }
+
+  #publish(
+    kind: string,
+    severity: "info" | "notice" | "warning" | "error" | "critical",
+    payload: Record<string, unknown>,
+  ): void {
+    this.#d.bus.publish({ module: "update", kind, severity, payload });
+  }
+
+  /** Look at a pending activation (trial or rollback), then start the health gate. */
+  async start(): Promise<void> {
+    const { records, booted } = this.#d;
+    this.#startedAt = this.#d.clock.now();
+    const act = records.activation();
+    if (act && (act.state === "activating" || act.state === "trying")) {
+      if (act.target === booted) {
+        records.setActivation({ ...act, state: "trying", detail: "started in the new slot" });
+        this.#publish("update.trying", "notice", {
+          slot: booted,
+          version: act.version,
+          from: act.from,
+        });
+      } else {
+        // The new slot never got healthy here: it crashed, or its tries ran out.
+        await this.#rollback(act, "the new slot did not come up healthy (crash or tries used up)");
+      }
+    } else if (act && act.state === "failed" && act.target !== booted) {
+      await this.#rollback(act, act.detail ?? "health gate failed");
+    }
+    this.#gate = "waiting";
+    const poll = Math.max(
+      10,
+      Math.min(1000, Math.floor(this.#d.config.activation.healthGateMs / 10) || 10),
+    );
+    this.#timer = this.#d.clock.setInterval(() => void this.#tick(), poll);
+    await this.#tick();
+  }
+
+  async #rollback(act: ActivationRecord, why: string): Promise<void> {
+    const { records, boot } = this.#d;
+    try {
+      await boot.markBad(act.target);
+    } catch (e) {
+      this.#publish("update.error", "error", {
+        error: `cannot mark ${act.target} bad: ${errorMessage(e)}`,
+      });
+    }
+    records.setStatus(act.target, "bad", `rolled back: ${why}`);
+    records.setActivation({ ...act, state: "rolled-back", detail: why });
+    records.addHistory("rollback", act.target, act.version, "rolled-back", why);
+    this.#publish("update.rolled_back", "critical", {
+      failed: act.target,
+      version: act.version,
+      running: this.#d.booted,
+      reason: why,
+      bypassHeld: !!this.#d.bypass,
+    });
+  }
+
+  /** Stop the gate's timer. */
+  stop(): void {
+    if (this.#timer !== undefined) this.#d.clock.clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#gate === "waiting") this.#gate = "stopped";
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#busy || this.#gate !== "waiting") return;
+    this.#busy = true;
+    try {
+      const now = this.#d.clock.now();
+      const healthy = this.#d.health ? this.#d.health.essentialHealthy() : true;
+      if (healthy) {
+        this.#healthySince ??= now;
+        if (now - this.#healthySince >= this.#d.config.activation.healthGateMs) {
+          await this.#pass();
+          return;
+        }
+      } else this.#healthySince = null;
+      if (now - this.#startedAt >= this.#d.config.activation.healthTimeoutMs) await this.#timeout();
+    } catch (e) {
+      this.#publish("update.error", "error", { error: `health gate: ${errorMessage(e)}` });
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #pass(): Promise<void> {
+    const { records, booted, boot, bypass } = this.#d;
+    await boot.markGood(booted);
+    records.setStatus(booted, "good", null);
+    this.stop();
+    this.#gate = "passed";
+    const act = records.activation();
+    if (act && act.target === booted && (act.state === "trying" || act.state === "activating")) {
+      records.setActivation({ ...act, state: "committed", detail: "health gate passed" });
+      records.addHistory("commit", booted, act.version, "ok", "health gate passed");
+      this.#publish("update.committed", "notice", { slot: booted, version: act.version });
+    }
+    this.#publish("update.marked_good", "info", {
+      slot: booted,
+      gateMs: this.#d.config.activation.healthGateMs,
+    });
+    if (bypass) {
+      try {
+        await bypass.release("all", UPDATE_HOLD);
+        this.#publish("update.hold_released", "info", { slot: booted });
+      } catch (e) {
+        this.#publish("update.error", "error", {
+          error: `cannot release the bypass hold: ${errorMessage(e)}`,
+        });
+      }
+    }
+  }
+
+  async #timeout(): Promise<void> {
+    const { records, booted, boot } = this.#d;
+    const act = records.activation();
+    const onTrial = act !== null && act.target === booted && act.state === "trying";
+    if (!onTrial) {
+      if (!this.#timeoutReported) {
+        this.#timeoutReported = true;
+        this.#publish("update.unhealthy", "error", {
+          slot: booted,
+          afterMs: this.#d.config.activation.healthTimeoutMs,
+          note: "not on trial: no fallback; the slot is marked good once healthy",
+        });
+      }
+      return;
+    }
+    this.stop();
+    this.#gate = "failed";
+    const why = `health gate not passed within ${this.#d.config.activation.healthTimeoutMs} ms`;
+    // The activation's hold is still in place (holds are counted: never take a second one).
+    await boot.markBad(booted);
+    records.setStatus(booted, "bad", why);
+    records.setActivation({ ...act, state: "failed", detail: why });
+    records.addHistory("gate-failed", booted, act.version, "failed", why);
+    this.#publish("update.gate_failed", "critical", {
+      slot: booted,
+      version: act.version,
+      reason: why,
+      fallback: act.from,
+    });
+    await this.#d.switchTo(`fall back to slot ${act.from}: ${why}`);
+  }
+
+  /**
+   * Activate the installed slot: bypass hold on every segment, record, switch.
+   * Refuses when the primary is not the other slot (nothing installed).
+   */
+  async activate(): Promise<{ target: string; version: string | null }> {
+    const { records, booted, boot, config } = this.#d;
+    const target = otherSlot(config, booted);
+    const view = await boot.read();
+    if (view.primary !== target) {
+      throw new UpdateError(
+        "bad-request",
+        `nothing to activate: the primary slot is ${view.primary ?? "none"}, not ${target} ` +
+          `(install a bundle first)`,
+      );
+    }
+    const version = records.versionOf(target);
+    if (this.#d.bypass) {
+      try {
+        await this.#d.bypass.hold("all", UPDATE_HOLD);
+      } catch (e) {
+        throw new UpdateError(
+          "io",
+          `cannot put the bypass hold, not switching: ${errorMessage(e)}`,
+        );
+      }
+      this.#publish("update.hold_placed", "info", { segments: "all" });
+    }
+    records.setActivation({
+      target,
+      from: booted,
+      version,
+      state: "activating",
+      detail: config.activation.mode,
+    });
+    records.addHistory("activate", target, version, "ok", `mode ${config.activation.mode}`);
+    this.#publish("update.activating", "notice", {
+      target,
+      from: booted,
+      version,
+      mode: config.activation.mode,
+    });
+    await this.#d.switchTo(`activate slot ${target} (${version ?? "unknown version"})`);
+    return { target, version };
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The updater module: signed streaming `.kwb` bundles installed into the other
+ * slot, activation with the bypass held, a health gate that commits or falls
+ * back. Built with `createUpdateModule(ctx, deps)`; the bypass and supervisor
+ * are injected through narrow interfaces.
+ * @module
+ */
+import type { Hono } from "hono";
+import type { BootEnv } from "../../hw/boot/types.ts";
+import type { Module, ModuleContext, PartHealth } from "../module.ts";
+import {
+  Activation,
+  type ActivationStatus,
+  type BypassHolds,
+  type HealthSource,
+} from "./activation.ts";
+import { errorMessage, UpdateError } from "./errors.ts";
+import type { InstallResult } from "./install.ts";
+import { updateRoutes } from "./routes.ts";
+import { UpdateService, type UpdateStatusView } from "./service.ts";
+import type { DetectInputs } from "./slots.ts";
+import type { ByteSource } from "./stream.ts";
+import type { PublicKey } from "./bundle.ts";
+
+export { UpdateError } from "./errors.ts";
+export { UpdateService, type UpdateStatusView } from "./service.ts";
+export { type BypassHolds, type HealthSource, UPDATE_HOLD } from "./activation.ts";
+
+/** A dependency given directly or looked up when first needed (modules built later). */
+export type Lazy<T> = T | (() => T | undefined);
+
+/** What the composition root (or a test) injects. */
+export interface UpdateModuleDeps {
+  /** Bypass holds (the bypass module). */
+  bypass?: Lazy<BypassHolds>;
+  /** Health gate source (the supervisor). */
+  health?: Lazy<HealthSource>;
+  /** Boot env (default: from `update.bootloader`). */
+  bootEnv?: BootEnv;
+  /** Booted-slot detection inputs. */
+  detect?: DetectInputs;
+  /** Keyring (default: `update.keyring`). */
+  keyring?: PublicKey[];
+  /** Leave the process with this code (restart mode; default Deno.exit after a short delay). */
+  exit?: (code: number) => void;
+  /** Run the reboot command (reboot mode). */
+  reboot?: (argv: string[]) => Promise<void>;
+  /** Skip the health gate at start (tests driving it by hand). */
+  noGate?: boolean;
+}
+
+/** The update module as other parts (routes, CLI, tests) use it. */
+export interface UpdateModule extends Module {
+  /** The service (install, status, marks). */
+  readonly service: UpdateService;
+  /** Activation state and gate. */
+  activation(): ActivationStatus | null;
+  /** Install from a stream (upload). */
+  installStream(
+    src: ByteSource,
+    what: string,
+    opts: { allowDowngrade?: boolean },
+  ): Promise<InstallResult>;
+  /** Install from a file or URL. */
+  installFrom(fileOrUrl: string, opts: { allowDowngrade?: boolean }): Promise<InstallResult>;
+  /** Activate the installed slot (bypass hold, then switch). */
+  activate(): Promise<{ target: string; version: string | null }>;
+  /** Status of slots, progress, history and gate. */
+  fullStatus(): Promise<UpdateStatusView & { gate: ActivationStatus | null }>;
+}
+
+function resolve<T>(l: Lazy<T> | undefined): T | undefined {
+  return typeof l === "function" ? (l as () => T | undefined)() : l;
+}
+
+async function runReboot(argv: string[]): Promise<void> {
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdin: "null" }).output();
+  if (!out.success) {
+    throw new UpdateError(
+      "io",
+      `reboot command ${argv.join(" ")} failed (${out.code}): ${
+        new TextDecoder().decode(out.stderr).trim()
+      }`,
+    );
+  }
+}
+
+/** Build the update module. */
+export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = {}): UpdateModule {
+  const config = ctx.config.update;
+  const service = new UpdateService(config, ctx.store, ctx.bus, ctx.clock, {
+    bootEnv: deps.bootEnv,
+    detect: deps.detect,
+    keyring: deps.keyring,
+  });
+  let activation: Activation | null = null;
+  let startError: string | null = null;
+
+  const switchTo = async (reason: string): Promise<void> => {
+    const mode = config.activation.mode;
+    ctx.bus.publish({
+      module: "update",
+      kind: "update.switching",
+      severity: "notice",
+      payload: { mode, reason },
+    });
+    if (mode === "reboot") {
+      await (deps.reboot ?? runReboot)(config.activation.rebootCommand);
+      return;
+    }
+    const exit = deps.exit ?? ((code: number) => {
+      setTimeout(() => Deno.exit(code), 200);
+    });
+    exit(config.activation.restartExitCode);
+  };
+
+  const buildActivation = async (): Promise<Activation> => {
+    if (activation) return activation;
+    const booted = await service.booted();
+    activation = new Activation({
+      config,
+      records: service.records,
+      bus: ctx.bus,
+      clock: ctx.clock,
+      boot: service.boot,
+      booted: booted.bootname,
+      get bypass() {
+        return resolve(deps.bypass);
+      },
+      get health() {
+        return resolve(deps.health);
+      },
+      switchTo,
+    });
+    return activation;
+  };
+
+  const mod: UpdateModule = {
+    name: "update",
+    service,
+    async start() {
+      if (!Object.keys(config.slots).length) return; // no slots: nothing to gate
+      try {
+        const a = await buildActivation();
+        if (!deps.noGate) await a.start();
+      } catch (e) {
+        startError = errorMessage(e);
+        ctx.bus.publish({
+          module: "update",
+          kind: "update.error",
+          severity: "error",
+          payload: { error: startError },
+        });
+      }
+    },
+    stop() {
+      activation?.stop();
+      return Promise.resolve();
+    },
+    health(): PartHealth {
+      const g = activation?.status().gate;
+      if (startError) return { ok: false, essential: false, detail: startError };
+      if (service.installing) {
+        return {
+          ok: true,
+          essential: false,
+          detail: `installing ${service.progress?.percent.toFixed(0)}%`,
+        };
+      }
+      return {
+        ok: g !== "failed",
+        essential: false,
+        detail: g ? `health gate ${g}` : "no slots configured",
+      };
+    },
+    status() {
+      return {
+        installing: service.installing,
+        progress: service.progress,
+        gate: activation?.status().gate ?? null,
+        activation: service.records.activation(),
+      };
+    },
+    routes(): Hono {
+      return updateRoutes(mod);
+    },
+    activation: () => activation?.status() ?? null,
+    installStream: (src, what, opts) => service.install(src, what, opts),
+    installFrom: (f, opts) => service.installFrom(f, opts),
+    async activate() {
+      return await (await buildActivation()).activate();
+    },
+    async fullStatus() {
+      return { ...(await service.status()), gate: activation?.status() ?? null };
+    },
+  };
+  return mod;
+}
