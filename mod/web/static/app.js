@@ -208,7 +208,7 @@ function addEventRow(e) {
 }
 
 function updateProgress(e) {
-  if (!e.kind.endsWith(".progress")) return;
+  if (!/progress$/.test(e.kind)) return;
   const bar = document.getElementById("install-progress");
   const label = document.getElementById("install-label");
   const p = e.payload || {};
@@ -238,7 +238,7 @@ function startLive() {
     const paused = document.getElementById("pause-live");
     if (!(paused && paused.checked)) addEventRow(e);
     updateProgress(e);
-    if (!document.getElementById("live-events") && !e.kind.endsWith(".progress")) refreshSoon();
+    if (!document.getElementById("live-events") && !/progress$/.test(e.kind)) refreshSoon();
   });
   es.onerror = () => dot && dot.classList.remove("on");
 }

@@ -308,12 +308,28 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                 <Progress id="upload-progress" value={0} />
                 <p>
                   <span id="install-label" class="muted">
-                    {str(progress.phase) || "install"} {num(progress.progress) !== null
-                      ? `${Math.round((num(progress.progress) ?? 0) * 100)}%`
+                    {str(progress.phase) || "install"} {num(progress.percent) !== null
+                      ? `${Math.round(num(progress.percent) ?? 0)}%`
                       : ""}
+                    {progress.version ? ` — version ${str(progress.version)}` : ""}
+                    {progress.error ? ` — ${str(progress.error)}` : ""}
                   </span>
                 </p>
-                <Progress id="install-progress" value={num(progress.progress)} />
+                <Progress id="install-progress" value={(num(progress.percent) ?? 0) / 100} />
+                {arr(r.slots).some((sl) => !sl.booted && sl.primary && str(sl.state) !== "bad")
+                  ? (
+                    <p>
+                      <button
+                        class="primary"
+                        data-api="/api/update/activate"
+                        data-confirm="Activate the installed image now? Traffic is held in bypass while the appliance restarts into it."
+                        data-done="activating"
+                      >
+                        Activate installed image
+                      </button>
+                    </p>
+                  )
+                  : null}
               </div>
             )
             : null}
@@ -356,7 +372,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                           <>
                             <button
                               data-api="/api/update/mark-good"
-                              data-body={JSON.stringify({ slot: s.booted ? "booted" : "other" })}
+                              data-body={JSON.stringify({ slot: str(s.bootname) })}
                               data-confirm={`Mark slot ${str(s.bootname)} good?`}
                             >
                               mark good
@@ -364,7 +380,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                             <button
                               class="danger"
                               data-api="/api/update/mark-bad"
-                              data-body={JSON.stringify({ slot: s.booted ? "booted" : "other" })}
+                              data-body={JSON.stringify({ slot: str(s.bootname) })}
                               data-confirm={`Mark slot ${str(s.bootname)} bad?`}
                             >
                               mark bad
@@ -393,10 +409,13 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                 {arr(r.history).map((h) => (
                   <tr>
                     <td>{fmtTime(time(h.time))}</td>
-                    <td>{str(h.kind ?? h.action ?? h.result)}</td>
-                    <td>{str(h.version)}</td>
+                    <td>
+                      {str(h.action)}{" "}
+                      <Badge value={str(h.result) === "ok" ? "ok" : str(h.result)} />
+                    </td>
+                    <td>{str(h.version)} {str(h.bootname) ? `(${str(h.bootname)})` : ""}</td>
                     <td class="opt">
-                      <code>{str(h.error ?? h.detail ?? "")}</code>
+                      <code>{str(h.detail ?? "")}</code>
                     </td>
                   </tr>
                 ))}
