@@ -10,6 +10,8 @@ const ALL: Record<string, string> = {
   web: "./web.ts",
   mdstat: "./mdstat.ts",
   bypass_tc: "./bypass_tc.ts",
+  supervisor: "./supervisor.ts",
+  update: "./update.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

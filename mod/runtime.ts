@@ -200,7 +200,10 @@ export class Runtime implements RuntimeView {
       startedAt: new Date(this.#startedAt).toISOString(),
       uptimeMs: this.clock.now() - this.#startedAt,
       health: this.health(),
-      events: { total: this.#store?.eventCount() ?? 0, published: this.bus.counts },
+      events: {
+        total: this.#store?.db.isOpen ? this.#store.eventCountFast() : 0,
+        published: this.bus.counts,
+      },
       modules,
     };
   }
@@ -249,7 +252,7 @@ export class Runtime implements RuntimeView {
         name: "journal_events",
         help: "events currently kept in the journal",
         type: "gauge",
-        samples: [{ value: this.#store?.db.isOpen ? this.#store.eventCount() : 0 }],
+        samples: [{ value: this.#store?.db.isOpen ? this.#store.eventCountFast() : 0 }],
       },
     ];
     for (const m of this.#modules) if (m.metrics) fams.push(...m.metrics());

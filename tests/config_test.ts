@@ -40,7 +40,7 @@ Deno.test("config: every bad field is reported, with paths into arrays and unkno
   } catch (e) {
     assert(e instanceof ConfigError);
     const text = e.problems.join("\n");
-    assertStringIncludes(text, "web.listen: expected \"host:port\"");
+    assertStringIncludes(text, 'web.listen: expected "host:port"');
     assertStringIncludes(text, "store.retention.maxEvents: expected number, got string");
     assertStringIncludes(text, "hardware.bypass.segments[0].name:");
     assertStringIncludes(text, "hardware.bypass.segments[0].ports:");

@@ -12,7 +12,10 @@ import { registerBypassCommands } from "./bypass.ts";
 import { registerRaidCommands } from "./raid.ts";
 import { registerBootenvCommands } from "./bootenv.ts";
 import { registerSubCommands } from "./sub.ts";
+import { registerUpdateCommands } from "./update.ts";
+import { registerBundleCommands } from "./bundle.ts";
 import { registerUserCommands } from "./user.ts";
+import { registerGovernorCommands } from "./governor.ts";
 
 export { CliError, EXIT } from "./common.ts";
 
@@ -32,7 +35,10 @@ export function buildProgram(): Command {
   registerBypassCommands(program);
   registerRaidCommands(program);
   registerBootenvCommands(program);
+  registerUpdateCommands(program);
+  registerBundleCommands(program);
   registerUserCommands(program);
+  registerGovernorCommands(program);
   for (const c of program.commands) inherit(c);
   return program;
 }

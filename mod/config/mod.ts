@@ -25,23 +25,20 @@ export class ConfigError extends Error {
 }
 
 /**
- * Render a zod path as `a.b[0].c`. With `root` (the input), an array element that
- * has a string `name` is shown with it: `subsystems[1] (name "foo").heartbeat`.
+ * Render a zod path as `a.b[0].c`. With `root` (the input), a subsystem is shown
+ * with its name: `subsystems[1] (name "foo").heartbeat`.
  */
 export function formatPath(path: readonly PropertyKey[], root?: unknown): string {
   let out = "";
-  let node: unknown = root;
-  for (const p of path) {
+  path.forEach((p, i) => {
     if (typeof p === "number") out += `[${p}]`;
     else out += out ? `.${String(p)}` : String(p);
-    node = node !== null && typeof node === "object"
-      ? (node as Record<PropertyKey, unknown>)[p]
-      : undefined;
-    if (typeof p === "number" && node !== null && typeof node === "object") {
-      const name = (node as { name?: unknown }).name;
+    if (i === 1 && path[0] === "subsystems" && typeof p === "number") {
+      const subs = (root as { subsystems?: unknown } | null)?.subsystems;
+      const name = Array.isArray(subs) ? (subs[p] as { name?: unknown } | null)?.name : undefined;
       if (typeof name === "string") out += ` (name ${JSON.stringify(name)})`;
     }
-  }
+  });
   return out || "(root)";
 }
 

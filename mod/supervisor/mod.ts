@@ -1,0 +1,155 @@
+/**
+ * The supervisor module: runs the configured subsystems (worker | process | probe),
+ * restarts them, escalates, pets the watchdogs while healthy, and serves
+ * /api/subsystems. Other modules use it through `SupervisorApi` (api.ts).
+ * @module
+ */
+import type { Hono } from "hono";
+import type { Module, ModuleContext, PartHealth } from "../module.ts";
+import type { EscalationActions, Petter, SubsystemInfo, SupervisorApi } from "./api.ts";
+import type { RunnerFactory } from "./runner.ts";
+import { Supervisor } from "./supervisor.ts";
+import { SelfMonitor } from "./selfmon.ts";
+import { leakedWorkerThreads, WorkerPool, workerRunnerFactory } from "./worker.ts";
+import { createProcessRunner } from "./process.ts";
+import { probeRunnerFactory } from "./probe.ts";
+import { supervisorRoutes } from "./routes.ts";
+
+export type {
+  Criticality,
+  EscalationActions,
+  Petter,
+  SubsystemInfo,
+  SubsystemState,
+  SupervisorApi,
+} from "./api.ts";
+export { HARDWARE_WATCHDOG_PETTER } from "./selfmon.ts";
+export { Supervisor, UnknownSubsystem } from "./supervisor.ts";
+export type { SubsystemSpec, SupervisorConfig } from "./config.ts";
+
+/**
+ * The supervisor module: a Module that also implements SupervisorApi.
+ * `start()`/`stop()` without a name start/stop the module; with a name, a subsystem.
+ */
+export interface SupervisorModule
+  extends Omit<Module, "start" | "stop">, Omit<SupervisorApi, "start" | "stop"> {
+  /** Start the module (no name) or one subsystem (manual). */
+  start(name?: string): Promise<void>;
+  /** Stop the module (no name) or one subsystem (manual). */
+  stop(name?: string): Promise<void>;
+  /** The supervisor behind the API. */
+  readonly supervisor: Supervisor;
+  /** Self-monitoring (watchdog petting). */
+  readonly selfmon: SelfMonitor;
+  /** Routes under /api. */
+  routes(): Hono;
+}
+
+/** What the supervisor module needs from outside. */
+export interface SupervisorDeps {
+  /** Escalation actions (bypass hold/release, reboot). */
+  escalation: EscalationActions;
+  /** Watchdogs petted while healthy (hardware: name HARDWARE_WATCHDOG_PETTER; bypass cards). */
+  petters: Petter[];
+  /** Runner factory override (tests). */
+  runners?: RunnerFactory;
+  /** Environment for systemd detection (tests); default Deno.env. */
+  env?: Record<string, string | undefined>;
+}
+
+/** Runner factory by kind: worker (shared spare pool), process, probe. */
+export function defaultRunners(pool: WorkerPool): RunnerFactory {
+  const worker = workerRunnerFactory(pool);
+  const probe = probeRunnerFactory();
+  return (spec, ev, ctx) => {
+    switch (spec.kind) {
+      case "worker":
+        return worker(spec, ev, ctx);
+      case "process":
+        return createProcessRunner(spec, ev, ctx);
+      case "probe":
+        return probe(spec, ev, ctx);
+    }
+  };
+}
+
+/** Build the supervisor module from the config. */
+export function createSupervisorModule(
+  ctx: ModuleContext,
+  deps: SupervisorDeps,
+): SupervisorModule {
+  const cfg = ctx.config.supervisor;
+  const publish = (e: Parameters<typeof ctx.bus.publish>[0]) => void ctx.bus.publish(e);
+  const pool = new WorkerPool(
+    ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,
+  );
+  const supervisor = new Supervisor({
+    specs: ctx.config.subsystems,
+    config: cfg,
+    clock: ctx.clock,
+    publish,
+    runners: deps.runners ?? defaultRunners(pool),
+    escalation: deps.escalation,
+  });
+  const selfmon = new SelfMonitor({
+    config: cfg,
+    clock: ctx.clock,
+    petters: deps.petters,
+    publish,
+    essentialFailed: () => supervisor.essentialFailed(),
+    leakedThreads: () => leakedWorkerThreads().length,
+    env: deps.env,
+  });
+  let unsubscribe: (() => void) | undefined;
+  let routes: Hono | undefined;
+
+  const startModule = async () => {
+    pool.warm();
+    unsubscribe = ctx.bus.subscribe(() => void selfmon.ready(), { kindPrefix: "runtime.started" });
+    selfmon.start();
+    await supervisor.startAll();
+  };
+  const stopModule = async () => {
+    unsubscribe?.();
+    await selfmon.stop();
+    await supervisor.stopAll();
+    pool.close();
+  };
+
+  return {
+    name: "supervisor",
+    supervisor,
+    selfmon,
+    // Module.start()/stop() and SupervisorApi.start(name)/stop(name) share a name:
+    // without a name they start/stop the module, with one a subsystem.
+    start: (name?: string) => name === undefined ? startModule() : supervisor.start(name),
+    stop: (name?: string) => name === undefined ? stopModule() : supervisor.stop(name),
+    health(): PartHealth {
+      const failed = supervisor.essentialFailed();
+      const list = supervisor.list();
+      const count = (s: string) => list.filter((i) => i.state === s).length;
+      const leaked = leakedWorkerThreads().length;
+      return {
+        ok: failed.length === 0,
+        essential: true,
+        detail:
+          (failed.length
+            ? `essential subsystem failed: ${failed.join(", ")}`
+            : `${list.length} subsystems: ${count("ready")} ready, ${count("failed")} failed`) +
+          (leaked ? `; ${leaked} hung worker thread(s) leaked (restart keepwire)` : ""),
+      };
+    },
+    status: () => ({ subsystems: supervisor.list(), selfmon: selfmon.status() }),
+    routes: () => routes ??= supervisorRoutes(supervisor),
+    list: (): SubsystemInfo[] => supervisor.list(),
+    restart: (n: string) => supervisor.restart(n),
+    suspend: (n: string, r: string) => supervisor.suspend(n, r),
+    resume: (n: string, r: string) => supervisor.resume(n, r),
+    onQueueReport: (fn: (name: string, depth: number, oldestAgeMs: number) => void) =>
+      supervisor.onQueueReport(fn),
+    essentialHealthy: () => supervisor.essentialHealthy(),
+  };
+}
+
+/** Compile-time proof that the module is usable both as a Module and as a SupervisorApi. */
+export const asModuleAndApi = (m: SupervisorModule): Module & SupervisorApi => m;
