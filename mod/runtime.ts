@@ -13,13 +13,23 @@ import {
   type ModuleContext,
   type PartHealth,
   systemClock,
+  type TimerId,
 } from "./module.ts";
 import { type HealthReport, type RuntimeView, WebModule } from "./web/mod.ts";
 import { VERSION } from "./version.ts";
 import type { MetricFamily } from "./web/metrics.ts";
-import { createBypassModule } from "./bypass/mod.ts";
 import { createStorageModule } from "./storage/mod.ts";
-import { createSupervisorModule, type EscalationActions, type Petter } from "./supervisor/mod.ts";
+import {
+  createSupervisorModule,
+  type EscalationActions,
+  HARDWARE_WATCHDOG_PETTER,
+  type Petter,
+} from "./supervisor/mod.ts";
+import type { SupervisorApi } from "./supervisor/api.ts";
+import { type BypassModule, createBypassModule } from "./bypass/mod.ts";
+import { WatchdogModule } from "./watchdog/mod.ts";
+import { createUpdateModule } from "./update/mod.ts";
+import { createGovernorModule, type GovernorModule } from "./shed/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -44,6 +54,9 @@ export class Runtime implements RuntimeView {
   #closing = new AbortController();
   #opts: RuntimeOptions;
   #web: WebModule | undefined;
+  #built: Built | undefined;
+  #stopping: Promise<{ clean: boolean }> | undefined;
+  #readyTimer: TimerId | undefined;
 
   /** Build (nothing is opened until start). */
   constructor(config: Config, opts: RuntimeOptions = {}) {
@@ -91,7 +104,12 @@ export class Runtime implements RuntimeView {
       clock: this.clock,
     };
     this.#web = new WebModule(this);
-    this.#modules = [...buildModules(ctx), ...(this.#opts.extraModules?.(ctx) ?? []), this.#web];
+    this.#built = buildModules(ctx, this);
+    this.#modules = [
+      ...this.#built.modules,
+      ...(this.#opts.extraModules?.(ctx) ?? []),
+      this.#web,
+    ];
     this.#startedAt = this.clock.now();
     for (const m of this.#modules) {
       try {
@@ -119,16 +137,91 @@ export class Runtime implements RuntimeView {
         startMs: this.clock.now() - this.#startedAt,
       },
     });
+    this.#watchReady();
+  }
+
+  /**
+   * Traffic stays in bypass across a restart of keepwire: on stop the runtime puts
+   * a `shutdown` hold on every segment (before the subsystems that carry traffic
+   * stop), and after start it releases that hold, and the configured
+   * `holdAtStart` one, once every essential subsystem is ready.
+   */
+  #watchReady(): void {
+    const built = this.#built;
+    if (!built) return;
+    const reasons = ["shutdown", this.config.hardware.bypass.holdAtStart].filter(
+      (r): r is string => !!r,
+    );
+    const held = () =>
+      built.bypass.segments().some((seg) => seg.holds.some((h) => reasons.includes(h.reason)));
+    const tick = async () => {
+      if (this.#closing.signal.aborted) return;
+      if (!held()) return;
+      if (!built.supervisor.essentialHealthy()) {
+        this.#readyTimer = this.clock.setTimeout(tick, 250);
+        return;
+      }
+      for (const r of reasons) {
+        try {
+          await built.bypass.release("all", r);
+        } catch (e) {
+          this.bus.publish({
+            module: "runtime",
+            kind: "runtime.release_failed",
+            severity: "error",
+            payload: { reason: r, error: (e as Error).message },
+          });
+        }
+      }
+      this.bus.publish({
+        module: "runtime",
+        kind: "runtime.ready",
+        payload: { released: reasons, afterMs: this.clock.now() - this.#startedAt },
+      });
+    };
+    void tick();
   }
 
   /**
    * Stop modules in reverse start order. Each gets what is left of the
    * shutdown timeout; a module that overruns is abandoned with an error event.
    */
-  async stop(reason = "stop requested"): Promise<{ clean: boolean }> {
+  stop(reason = "stop requested"): Promise<{ clean: boolean }> {
+    this.#stopping ??= this.#stop(reason);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string): Promise<{ clean: boolean }> {
     this.#closing.abort();
+    if (this.#readyTimer !== undefined) this.clock.clearTimeout(this.#readyTimer);
     const deadline = this.clock.now() + this.config.shutdownTimeoutMs;
     let clean = true;
+    const bypass = this.#built?.bypass;
+    if (
+      bypass && this.#started.includes(bypass) && this.config.hardware.bypass.onStop === "bypass"
+    ) {
+      // the wire carries traffic while the subsystems stop and until the next start is ready
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        bypass.hold("all", "shutdown", "runtime").then(() => "ok" as const, (e: Error) => e),
+        new Promise<"timeout">((res) =>
+          timer = setTimeout(() => res("timeout"), this.config.shutdownTimeoutMs / 4)
+        ),
+      ]);
+      clearTimeout(timer);
+      if (r !== "ok") {
+        clean = false;
+        this.bus.publish({
+          module: "runtime",
+          kind: "runtime.stop_failed",
+          severity: "error",
+          payload: {
+            module: "bypass",
+            error: `shutdown hold: ${r === "timeout" ? "timed out" : r.message}`,
+          },
+        });
+      }
+    }
     for (const m of [...this.#started].reverse()) {
       const left = Math.max(0, deadline - this.clock.now());
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -265,51 +358,55 @@ export class Runtime implements RuntimeView {
   }
 }
 
-/** What the supervisor uses of the bypass module (checked at run time: see isBypassControl). */
-interface BypassControl {
-  hold(target: string, reason: string): Promise<void> | void;
-  release(target: string, reason: string): Promise<void> | void;
-  petWatchdogs(): Promise<void> | void;
+/** The built-in modules, wired to each other. */
+interface Built {
+  /** In start order (the web is added last by the runtime). */
+  modules: Module[];
+  /** The bypass module. */
+  bypass: BypassModule;
+  /** The supervisor. */
+  supervisor: SupervisorApi;
+  /** The governor. */
+  governor: GovernorModule;
 }
 
-/** Does the bypass module offer hold/release/petWatchdogs? */
-function isBypassControl(m: unknown): m is BypassControl {
-  const b = m as Partial<Record<keyof BypassControl, unknown>> | null;
-  return !!b && typeof b.hold === "function" && typeof b.release === "function" &&
-    typeof b.petWatchdogs === "function";
-}
-
-/** The built-in modules in start order (the web is added last by the runtime). */
-function buildModules(ctx: ModuleContext): Module[] {
+/** Build the built-in modules in start order and wire them to each other. */
+function buildModules(ctx: ModuleContext, rt: Runtime): Built {
   const bypass = createBypassModule(ctx);
   const storage = createStorageModule(ctx);
+  const watchdog = new WatchdogModule(ctx);
   const each = async (targets: string[] | "all", fn: (t: string) => Promise<void> | void) => {
     for (const t of targets === "all" ? ["all"] : targets) await fn(t);
   };
   const escalation: EscalationActions = {
-    bypassHold: (segments, reason) =>
-      isBypassControl(bypass)
-        ? each(segments, (t) => bypass.hold(t, reason))
-        : Promise.reject(new Error("bypass module offers no hold()")),
-    bypassRelease: (segments, reason) =>
-      isBypassControl(bypass)
-        ? each(segments, (t) => bypass.release(t, reason))
-        : Promise.reject(new Error("bypass module offers no release()")),
+    bypassHold: (segments, reason) => each(segments, (t) => bypass.hold(t, reason, "supervisor")),
+    bypassRelease: (segments, reason) => each(segments, (t) => bypass.release(t, reason)),
     reboot: async (reason) => {
       console.error(`keepwire: rebooting: ${reason}`);
       const out = await new Deno.Command("systemctl", { args: ["reboot"] }).output();
       if (!out.success) throw new Error(`systemctl reboot exited ${out.code}`);
     },
   };
-  const petters: Petter[] = [];
-  if (isBypassControl(bypass)) {
-    petters.push({ name: "bypass-watchdogs", pet: () => bypass.petWatchdogs() });
-  }
-  // HARDWARE WATCHDOG (lead: wire hw/watchdog here once it exists): push
-  // { name: HARDWARE_WATCHDOG_PETTER, pet: () => watchdog.pet() }. Self-monitoring
-  // pets it only when config.supervisor.watchdogOwner is "keepwire".
-  const supervisor = createSupervisorModule(ctx, { escalation, petters });
-  return [bypass, storage, supervisor as Module];
+  const petters: Petter[] = [
+    { name: "bypass-watchdogs", pet: () => bypass.petWatchdogs() },
+    // pets /dev/watchdog only while healthy, and only when keepwire owns it
+    // (supervisor.watchdogOwner = "keepwire"; see selfmon.ts)
+    { name: HARDWARE_WATCHDOG_PETTER, pet: () => watchdog.pet() },
+  ];
+  const supervisorModule = createSupervisorModule(ctx, { escalation, petters });
+  const supervisor = supervisorModule as unknown as SupervisorApi;
+  const update = createUpdateModule(ctx, {
+    bypass: () => bypass,
+    health: () => supervisor,
+    exit: (code) => void rt.stop("update: switching slot").finally(() => Deno.exit(code)),
+  });
+  const governor = createGovernorModule(ctx, { supervisor });
+  return {
+    modules: [bypass, storage, watchdog, supervisorModule as Module, update, governor],
+    bypass,
+    supervisor,
+    governor,
+  };
 }
 
 /**

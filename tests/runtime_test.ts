@@ -1,0 +1,79 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { validateConfig } from "../mod/config/mod.ts";
+import { Runtime } from "../mod/runtime.ts";
+import type { BypassModule } from "../mod/bypass/mod.ts";
+
+const WORKER = new URL("../examples/heartbeat_worker.ts", import.meta.url).pathname;
+
+function config(dataDir: string) {
+  return validateConfig({
+    dataDir,
+    web: { listen: "127.0.0.1:0" },
+    subsystems: [{ name: "engine", kind: "worker", module: WORKER, criticality: "essential" }],
+  });
+}
+
+async function until(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+Deno.test({
+  name: "runtime: traffic stays in bypass across a restart of keepwire until essentials are ready",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
+    try {
+      let rt = new Runtime(config(dir));
+      await rt.start();
+      let bypass = rt.module<BypassModule>("bypass")!;
+      await until(() => rt.health().ok);
+      assertEquals(bypass.segments().map((s) => s.mode), ["inline"]);
+      await rt.stop("test restart");
+      // the shutdown hold was taken before the subsystems stopped, and is persisted
+      const stopped = rt.store;
+      assert(!stopped.db.isOpen);
+
+      rt = new Runtime(config(dir));
+      await rt.start();
+      bypass = rt.module<BypassModule>("bypass")!;
+      const atStart = bypass.segments()[0];
+      const stillHeld = atStart.holds.some((h) => h.reason === "shutdown");
+      // either still held, or already released by a fast engine start: then the
+      // journal must show it was held at start and released on readiness
+      await until(() =>
+        bypass.segments()[0].holds.length === 0 && bypass.segments()[0].mode === "inline"
+      );
+      const kinds = rt.store.events({ order: "asc", limit: 1000 }).map((e) => e.kind);
+      const iStop = kinds.indexOf("runtime.stopped");
+      const iHold = kinds.indexOf("bypass.hold_added");
+      assert(iHold >= 0 && iHold < iStop, "shutdown hold not taken before stopping");
+      assert(kinds.includes("runtime.ready"), `no runtime.ready (held at start: ${stillHeld})`);
+      const ready = rt.store.events({ kind: "runtime.ready" })[0];
+      assertEquals(ready.payload.released, ["shutdown"]);
+      await rt.stop("test done");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("runtime: stop is idempotent (a signal during an update switch stops once)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
+  try {
+    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }));
+    await rt.start();
+    const [a, b] = await Promise.all([rt.stop("one"), rt.stop("two")]);
+    assertEquals(a, b);
+    const { Store } = await import("../mod/store/mod.ts");
+    const s = new Store({ path: `${dir}/keepwire.db` });
+    assertEquals(s.events({ kind: "runtime.stopped" }).length, 1);
+    s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
