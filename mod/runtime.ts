@@ -163,7 +163,7 @@ export class Runtime implements RuntimeView {
       }
       for (const r of reasons) {
         try {
-          await built.bypass.release("all", r);
+          await built.bypass.releaseWith("all", r, { by: "runtime", force: true });
         } catch (e) {
           this.bus.publish({
             module: "runtime",
@@ -203,7 +203,13 @@ export class Runtime implements RuntimeView {
       // the wire carries traffic while the subsystems stop and until the next start is ready
       let timer: ReturnType<typeof setTimeout> | undefined;
       const r = await Promise.race([
-        bypass.hold("all", "shutdown", "runtime").then(() => "ok" as const, (e: Error) => e),
+        // one shutdown hold per segment, not one per stop: it is not counted up
+        (bypass.segments().every((seg) => seg.holds.some((h) => h.reason === "shutdown"))
+          ? Promise.resolve()
+          : bypass.hold("all", "shutdown", "runtime")).then(
+            () => "ok" as const,
+            (e: Error) => e,
+          ),
         new Promise<"timeout">((res) =>
           timer = setTimeout(() => res("timeout"), this.config.shutdownTimeoutMs / 4)
         ),

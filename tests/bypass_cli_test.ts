@@ -108,7 +108,8 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
 
     await rt.stop("test");
     stopped = true;
-    // No daemon: status reads the store (holds persisted) and the hardware.
+    // No daemon: status reads the store (holds persisted, plus the runtime's
+    // shutdown hold that keeps the wire up until the next start is ready) and the hardware.
     r = await cli(["bypass", "status", "--json", ...common]);
     assertEquals(r.code, 0, r.err);
     const off = JSON.parse(r.out) as {
@@ -117,8 +118,8 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
     };
     assertEquals(off.daemon, false);
     assertEquals(off.segments.map((s) => [s.name, s.holds.map((h) => [h.reason, h.count])]), [
-      ["wan", [["update", 2]]],
-      ["lan", [["manual", 1]]],
+      ["wan", [["update", 2], ["shutdown", 1]]],
+      ["lan", [["manual", 1], ["shutdown", 1]]],
     ]);
     r = await cli(["bypass", "status", ...common]);
     assertStringIncludes(r.out, "keepwire is not running");

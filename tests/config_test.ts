@@ -42,8 +42,8 @@ Deno.test("config: every bad field is reported, with paths into arrays and unkno
     const text = e.problems.join("\n");
     assertStringIncludes(text, 'web.listen: expected "host:port"');
     assertStringIncludes(text, "store.retention.maxEvents: expected number, got string");
-    assertStringIncludes(text, "hardware.bypass.segments[0].name:");
-    assertStringIncludes(text, "hardware.bypass.segments[0].ports:");
+    assertStringIncludes(text, 'hardware.bypass.segments[0] (name "Bad Name").name:');
+    assertStringIncludes(text, 'hardware.bypass.segments[0] (name "Bad Name").ports:');
     assertStringIncludes(text, "bogus: unknown field");
   }
 });

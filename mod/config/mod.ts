@@ -25,20 +25,24 @@ export class ConfigError extends Error {
 }
 
 /**
- * Render a zod path as `a.b[0].c`. With `root` (the input), a subsystem is shown
- * with its name: `subsystems[1] (name "foo").heartbeat`.
+ * Render a zod path as `a.b[0].c`. With `root` (the input), an array element that
+ * has a name is shown with it: `subsystems[1] (name "foo").heartbeat`,
+ * `hardware.bypass.segments[0] (name "lan").gpio`.
  */
 export function formatPath(path: readonly PropertyKey[], root?: unknown): string {
   let out = "";
-  path.forEach((p, i) => {
+  let node: unknown = root;
+  for (const p of path) {
     if (typeof p === "number") out += `[${p}]`;
     else out += out ? `.${String(p)}` : String(p);
-    if (i === 1 && path[0] === "subsystems" && typeof p === "number") {
-      const subs = (root as { subsystems?: unknown } | null)?.subsystems;
-      const name = Array.isArray(subs) ? (subs[p] as { name?: unknown } | null)?.name : undefined;
+    node = node && typeof node === "object"
+      ? (node as Record<PropertyKey, unknown>)[p as string]
+      : undefined;
+    if (typeof p === "number" && node && typeof node === "object") {
+      const name = (node as { name?: unknown }).name;
       if (typeof name === "string") out += ` (name ${JSON.stringify(name)})`;
     }
-  });
+  }
   return out || "(root)";
 }
 

@@ -32,56 +32,17 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 // ----------------------------------------------------------------- app mode
 
-/** The appliance runtime of one slot: bypass (tc), supervisor (engine), update. */
+/**
+ * The appliance runtime of one slot, exactly as `keepwire run` composes it: bypass
+ * (tc), supervisor (engine), update (restart mode: an orderly stop, then exit so the
+ * launcher starts the primary slot).
+ */
 async function runApp(cfgPath: string): Promise<void> {
   const { loadConfig } = await import("../../mod/config/mod.ts");
-  const { Runtime } = await import("../../mod/runtime.ts");
-  const { createUpdateModule } = await import("../../mod/update/mod.ts");
-  const { createSupervisorModule } = await import("../../mod/supervisor/mod.ts");
+  const { runUntilSignal } = await import("../../mod/runtime.ts");
   const config = await loadConfig({ file: cfgPath });
-  // deno-lint-ignore prefer-const
-  let rt: InstanceType<typeof Runtime>;
-  type Holds = {
-    hold(t: string, r: string): Promise<void>;
-    release(t: string, r: string): Promise<void>;
-  };
-  const bypass = () => rt.module("bypass") as unknown as Holds | undefined;
-  let supervisor: ReturnType<typeof createSupervisorModule> | undefined;
-  let exiting = false;
-  rt = new Runtime(config, {
-    extraModules: (ctx) => {
-      supervisor = createSupervisorModule(ctx, {
-        escalation: {
-          bypassHold: (_s, reason) => bypass()?.hold("all", reason) ?? Promise.resolve(),
-          bypassRelease: (_s, reason) => bypass()?.release("all", reason) ?? Promise.resolve(),
-          reboot: () => Promise.resolve(),
-        },
-        petters: [],
-      });
-      const update = createUpdateModule(ctx, {
-        bypass,
-        health: () => supervisor,
-        exit: (code) => {
-          if (exiting) return;
-          exiting = true;
-          // orderly stop (the engine takes the inline path down), then ask the launcher
-          void rt.stop(`update switch (exit ${code})`).finally(() => Deno.exit(code));
-        },
-      });
-      return [supervisor as unknown as import("../../mod/module.ts").Module, update];
-    },
-  });
-  await rt.start();
-  console.log(
-    `keepwire e2e app (slot ${Deno.env.get("KEEPWIRE_SLOT")}): web on http://${rt.web?.address}/`,
-  );
-  const stop = () => {
-    if (exiting) return;
-    exiting = true;
-    void rt.stop("signal").finally(() => Deno.exit(0));
-  };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  console.log(`keepwire e2e app (slot ${Deno.env.get("KEEPWIRE_SLOT")})`);
+  Deno.exit(await runUntilSignal(config));
 }
 
 if (import.meta.main && Deno.args[0] === "--app") {
