@@ -12,6 +12,9 @@
  * essential probe that starts 1 s into the flood and goes on for a while after
  * it to measure recovery; and a closed-loop retry storm (`wrk -t1 -c256`).
  *
+ * Server and load run at nice -10 (as root) so other work on a shared box disturbs them
+ * less; a cell whose generator falls > 50 ms behind schedule is run again (up to 3 times).
+ *
  * Run: `deno run -A bench/shed.ts` (about 5 minutes; SHED_BENCH_QUICK=1 halves it).
  * Needs: taskset (util-linux), wrk (Debian package wrk), node + npm (the peer).
  * @module
@@ -43,7 +46,41 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
   const { Hono } = await import("hono");
   const app = new Hono();
   let stop = async () => {};
-  if (mode === "on") {
+  if (mode === "bare503") {
+    // The floor: Deno.serve answering a prebuilt 503, no framework.
+    const body = '{"error":{"code":"overloaded","message":"overloaded"}}';
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) => console.log(`PORT ${port}`),
+    }, () =>
+      new Response(body, {
+        status: 503,
+        headers: { "content-type": "application/json", "retry-after": "1" },
+      }));
+    const done = Promise.withResolvers<void>();
+    Deno.addSignalListener("SIGTERM", () => {
+      done.resolve();
+      setTimeout(() => Deno.exit(0), 1000); // do not wait for clients that keep connections
+    });
+    await done.promise;
+    await server.shutdown();
+    Deno.exit(0);
+  }
+  if (mode === "on" || mode === "reject-all") {
+    // reject-all: every sheddable request is rejected at once (no budget, no hold), to
+    // measure what a rejection costs.
+    const rejectAll = mode === "reject-all"
+      ? {
+        minCriticality: {
+          normal: "critical",
+          elevated: "critical",
+          overload: "critical",
+          critical: "critical",
+        },
+        rejectDelayMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
+      }
+      : {};
     const { validateConfig } = await import("../mod/config/mod.ts");
     const { EventBus } = await import("../mod/events/mod.ts");
     const { Store } = await import("../mod/store/mod.ts");
@@ -59,10 +96,28 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
             { path: "/feature", criticality: "sheddable" },
             { path: "/api/governor", criticality: "critical-plus" },
           ],
+          ...rejectAll,
         },
         ...(trace ? { traceFile: trace } : {}),
       },
     });
+    // Tuning experiments: SHED_BENCH_GOV='{"admission":{"budgetFraction":{"overload":0.55}}}'
+    const extra = Deno.env.get("SHED_BENCH_GOV");
+    if (extra) {
+      const { governorConfigSchema } = await import("../mod/shed/config.ts");
+      const merge = (a: unknown, b: unknown): unknown =>
+        typeof a === "object" && a && typeof b === "object" && b && !Array.isArray(b)
+          ? Object.fromEntries(
+            [...new Set([...Object.keys(a), ...Object.keys(b)])].map((k) => [
+              k,
+              k in (b as Record<string, unknown>)
+                ? merge((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+                : (a as Record<string, unknown>)[k],
+            ]),
+          )
+          : b;
+      config.governor = governorConfigSchema.parse(merge(config.governor, JSON.parse(extra)));
+    }
     const store = new Store({ path: `${dir}/keepwire.db` });
     const bus = new EventBus({ journal: store });
     const gov = createGovernorModule({ config, store, bus, clock: systemClock });
@@ -89,7 +144,10 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
     onListen: ({ port }) => console.log(`PORT ${port}`),
   }, app.fetch);
   const done = Promise.withResolvers<void>();
-  Deno.addSignalListener("SIGTERM", () => done.resolve());
+  Deno.addSignalListener("SIGTERM", () => {
+    done.resolve();
+    setTimeout(() => Deno.exit(0), 1000); // do not wait for clients that keep connections
+  });
   await done.promise;
   await server.shutdown();
   await stop();
@@ -176,48 +234,141 @@ type Sample = [number, number, number];
 
 interface LoadResult {
   streams: Record<string, Sample[]>;
+  /** How late the generator fired requests (ms): p99 and max; large = the generator was starved. */
+  late: { p99: number; max: number };
   wrk?: { requests: number; non2xx: number; seconds: number; raw: string };
+}
+
+/**
+ * A lean HTTP/1.1 client over raw TCP with a keep-alive pool: much cheaper per
+ * request than fetch, so the generator keeps its schedule at 10x C on one core.
+ */
+class RawHttp {
+  #host: string;
+  #port: number;
+  #idle: Deno.TcpConn[] = [];
+  #enc = new TextEncoder();
+  #reqs = new Map<string, Uint8Array>();
+
+  constructor(base: string) {
+    const u = new URL(base);
+    this.#host = u.hostname;
+    this.#port = Number(u.port);
+  }
+
+  #req(path: string): Uint8Array {
+    let r = this.#reqs.get(path);
+    if (!r) {
+      r = this.#enc.encode(`GET ${path} HTTP/1.1\r\nHost: ${this.#host}\r\n\r\n`);
+      this.#reqs.set(path, r);
+    }
+    return r;
+  }
+
+  /** One request; resolves to the status, 0 on deadline, -1 on error. */
+  async get(path: string, deadlineAt: number): Promise<number> {
+    let conn: Deno.TcpConn | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    try {
+      const left = deadlineAt - performance.now();
+      if (left <= 0) return 0;
+      timer = setTimeout(() => {
+        timedOut = true;
+        try {
+          conn?.close();
+        } catch { /* closed */ }
+      }, left);
+      conn = this.#idle.pop() ??
+        await Deno.connect({ hostname: this.#host, port: this.#port });
+      if (timedOut) {
+        conn.close();
+        return 0;
+      }
+      const req = this.#req(path);
+      let w = 0;
+      while (w < req.length) w += await conn.write(req.subarray(w));
+      const buf = new Uint8Array(16384);
+      let got = 0;
+      let headerEnd = -1;
+      let need = -1;
+      let status = -1;
+      let close = false;
+      for (;;) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) throw new Error("closed");
+        got += n;
+        if (headerEnd < 0) {
+          for (let i = 3; i < got; i++) {
+            if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) {
+              headerEnd = i + 1;
+              break;
+            }
+          }
+          if (headerEnd < 0) continue;
+          const head = String.fromCharCode(...buf.subarray(0, headerEnd)).toLowerCase();
+          status = Number(head.slice(9, 12));
+          const cl = /content-length:\s*(\d+)/.exec(head);
+          close = /connection:\s*close/.test(head);
+          if (cl) need = headerEnd + Number(cl[1]);
+          else if (/transfer-encoding:\s*chunked/.test(head)) need = -2;
+          else need = headerEnd;
+        }
+        if (need === -2) {
+          const tail = String.fromCharCode(...buf.subarray(Math.max(headerEnd, got - 5), got));
+          if (tail.endsWith("0\r\n\r\n")) break;
+        } else if (got >= need) break;
+        if (got === buf.length) throw new Error("response too large");
+      }
+      if (close) conn.close();
+      else this.#idle.push(conn);
+      conn = undefined;
+      return status;
+    } catch {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      return timedOut ? 0 : -1;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Close the idle connections. */
+  close(): void {
+    for (const c of this.#idle.splice(0)) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  }
 }
 
 async function loadgenMain(specJson: string): Promise<void> {
   const spec = JSON.parse(specJson) as LoadSpec;
-  const client = Deno.createHttpClient({ poolIdleTimeout: 5000 });
+  const client = new RawHttp(spec.base);
   const out: Record<string, Sample[]> = {};
   let inflight = 0;
   const pending = new Set<Promise<void>>();
-  // Warm up the client and the server (connection pool, JIT) before the clock starts.
+  // Warm up the client and the server (connections, JIT) before the clock starts.
   for (let i = 0; i < 20; i++) {
     await Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
-          fetch(spec.base + "/essential", { client }).then((r) => r.arrayBuffer()).catch(() => {}),
-      ),
+      Array.from({ length: 4 }, () => client.get("/essential", performance.now() + 2000)),
     );
   }
   const t0 = performance.now() + 100;
   let wrkP: Promise<LoadResult["wrk"]> | undefined;
   if (spec.wrkMs) wrkP = runWrk(spec.base, spec.wrkMs);
+  const late: number[] = [];
   const fire = (s: Stream, sched: number, arr: Sample[]) => {
     const off = sched - t0;
+    late.push(performance.now() - sched);
     if (inflight >= spec.maxInflight) {
       arr.push([off, DEADLINE_MS, -1]);
       return;
     }
     inflight++;
-    const ac = new AbortController();
-    const left = Math.max(1, DEADLINE_MS - (performance.now() - sched));
-    const timer = setTimeout(() => ac.abort(), left);
-    const p = (async () => {
-      let status = -1;
-      try {
-        const r = await fetch(spec.base + s.path, { signal: ac.signal, client });
-        await r.arrayBuffer();
-        status = r.status;
-      } catch {
-        status = ac.signal.aborted ? 0 : -1;
-      }
-      clearTimeout(timer);
+    const p = client.get(s.path, sched + DEADLINE_MS).then((status) => {
       const lat = performance.now() - sched;
       arr.push([
         Math.round(off * 100) / 100,
@@ -225,7 +376,7 @@ async function loadgenMain(specJson: string): Promise<void> {
         lat > DEADLINE_MS ? 0 : status,
       ]);
       inflight--;
-    })();
+    });
     pending.add(p);
     p.finally(() => pending.delete(p));
   };
@@ -246,7 +397,14 @@ async function loadgenMain(specJson: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.allSettled([...pending]);
-  const result: LoadResult = { streams: out };
+  late.sort((a, b) => a - b);
+  const result: LoadResult = {
+    streams: out,
+    late: {
+      p99: Math.round(pct(late, 99) * 10) / 10,
+      max: Math.round((late[late.length - 1] ?? 0) * 10) / 10,
+    },
+  };
   if (wrkP) result.wrk = await wrkP;
   client.close();
   console.log(JSON.stringify(result));
@@ -270,12 +428,36 @@ async function runWrk(base: string, ms: number): Promise<LoadResult["wrk"]> {
 
 interface Server {
   base: string;
+  /** CPU seconds the server process has used so far (utime + stime). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Pinned command line: `nice -n -10 taskset -c CORE ...`. The raised priority keeps
+ * other work on a shared machine from stealing the benchmark's cores (all three
+ * configurations get the same); SHED_BENCH_NICE=0 turns it off.
+ */
+function pinned(core: number, cmd: string[]): [string, string[]] {
+  const nice = Deno.env.get("SHED_BENCH_NICE") !== "0" && Deno.uid() === 0;
+  const args = ["-c", String(core), ...cmd];
+  return nice ? ["nice", ["-n", "-10", "taskset", ...args]] : ["taskset", args];
+}
+
 async function startServer(cmd: string[], env: Record<string, string> = {}): Promise<Server> {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "1", ...cmd],
+  const [bin, args] = pinned(1, cmd);
+  const child = new Deno.Command(bin, {
+    args,
     env,
     stdout: "piped",
     stderr: "inherit",
@@ -301,6 +483,7 @@ async function startServer(cmd: string[], env: Record<string, string> = {}): Pro
   await new Promise((r) => setTimeout(r, 300)); // let it settle (JIT, probe)
   return {
     base: `http://127.0.0.1:${port}`,
+    cpuSeconds: () => procCpuSeconds(child.pid),
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -317,8 +500,16 @@ async function startServer(cmd: string[], env: Record<string, string> = {}): Pro
 }
 
 async function load(spec: LoadSpec): Promise<LoadResult> {
-  const out = await new Deno.Command("taskset", {
-    args: ["-c", "0", Deno.execPath(), "run", "-A", SELF, "--loadgen", JSON.stringify(spec)],
+  const [bin, args] = pinned(0, [
+    Deno.execPath(),
+    "run",
+    "-A",
+    SELF,
+    "--loadgen",
+    JSON.stringify(spec),
+  ]);
+  const out = await new Deno.Command(bin, {
+    args,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -390,6 +581,49 @@ interface Cell {
   falseRejectPct: number;
   wrkRps?: number;
   governor?: string;
+  /** Share of one core the server used during the cell (%). */
+  serverCpuPct: number;
+  /** p99 lateness of the generator (ms). */
+  genLateP99: number;
+  /** Raw samples (debug). */
+  samples?: Record<string, Sample[]>;
+  /** 1-minute load average of the machine when the cell ran (other work on the box). */
+  loadAvg: number;
+  /** Tries (a cell whose generator fell behind schedule is run again). */
+  tries: number;
+}
+
+function loadAvg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** The generator kept its schedule (p99 lateness under this) — else the cell is run again. */
+const MAX_GEN_LATE_MS = 50;
+const MAX_TRIES = 3;
+
+async function runCell(
+  config: string,
+  launch: Launch,
+  loadName: string,
+  mult: number,
+  C: number,
+  idleP99: number,
+  storm = false,
+): Promise<Cell> {
+  let cell: Cell | undefined;
+  for (let tries = 1; tries <= MAX_TRIES; tries++) {
+    cell = { ...(await runCellOnce(config, launch, loadName, mult, C, idleP99, storm)), tries };
+    if (cell.genLateP99 <= MAX_GEN_LATE_MS) break;
+    console.error(
+      `[shed bench] ${config} ${loadName}: generator fell ${cell.genLateP99} ms behind ` +
+        `(load average ${cell.loadAvg}); running the cell again`,
+    );
+  }
+  return cell!;
 }
 
 type Launch = () => Promise<Server>;
@@ -406,7 +640,7 @@ async function governorLevels(s: Server): Promise<string | undefined> {
   }
 }
 
-async function runCell(
+async function runCellOnce(
   config: string,
   launch: Launch,
   loadName: string,
@@ -414,8 +648,9 @@ async function runCell(
   C: number,
   idleP99: number,
   storm = false,
-): Promise<Cell> {
+): Promise<Omit<Cell, "tries">> {
   const s = await launch();
+  const la = loadAvg();
   try {
     const streams: Stream[] = [{
       name: "essential",
@@ -433,12 +668,15 @@ async function runCell(
         durationMs: FLOOD_MS,
       });
     }
+    const cpu0 = s.cpuSeconds();
     const r = await load({
       base: s.base,
       streams,
       maxInflight: 4000,
       wrkMs: storm ? FLOOD_MS : undefined,
     });
+    // The load process includes ~0.5 s of start-up and warm-up before the clock starts.
+    const serverCpuPct = (s.cpuSeconds() - cpu0) / (FLOOD_MS / 1000) * 100;
     const probe = r.streams.essential;
     const during = probe.filter((x) => x[0] < FLOOD_MS);
     const feat = r.streams.feature ?? [];
@@ -459,6 +697,10 @@ async function runCell(
       falseRejectPct: fs.n ? fs.n503 / fs.n * 100 : NaN,
       wrkRps: storm ? r.wrk!.requests / r.wrk!.seconds : undefined,
       governor,
+      serverCpuPct,
+      genLateP99: r.late.p99,
+      samples: r.streams,
+      loadAvg: la,
     };
   } finally {
     await s.stop();
@@ -485,11 +727,35 @@ async function idle(launch: Launch): Promise<Summary> {
   }
 }
 
+/** Rejections per second of server CPU under `wrk -t1 -c256` (every request rejected). */
+async function rejectionCapacity(mode: string): Promise<{ rps: number; perCoreS: number }> {
+  const s = await startServer([Deno.execPath(), "run", "-A", SELF, "--server", mode]);
+  try {
+    const cpu0 = s.cpuSeconds();
+    const [bin, args] = pinned(0, [
+      "wrk",
+      "-t1",
+      "-c256",
+      "-d5s",
+      "--timeout",
+      "2s",
+      `${s.base}/feature`,
+    ]);
+    const out = await new Deno.Command(bin, { args, stdout: "piped", stderr: "piped" }).output();
+    const cpu = s.cpuSeconds() - cpu0;
+    const raw = new TextDecoder().decode(out.stdout);
+    const n = Number(/Non-2xx or 3xx responses: (\d+)/.exec(raw)?.[1] ?? NaN);
+    return { rps: n / 5, perCoreS: n / cpu };
+  } finally {
+    await s.stop();
+  }
+}
+
 /** Capacity C: highest open-loop rate of the sheddable route alone with p99 < 50 ms and no failure. */
 async function calibrate(launch: Launch): Promise<{ C: number; steps: string[] }> {
   const s = await launch();
   const steps: string[] = [];
-  const ok = async (rps: number) => {
+  const once = async (rps: number) => {
     const r = await load({
       base: s.base,
       streams: [{ name: "feature", path: "/feature", rps, startMs: 0, durationMs: 3000 }],
@@ -500,13 +766,15 @@ async function calibrate(launch: Launch): Promise<{ C: number; steps: string[] }
     steps.push(`${rps}:${pass ? "ok" : "fail"}(p99 ${x.p99.toFixed(1)})`);
     return pass;
   };
+  // The machine is shared: a step that fails is tried once more before it counts.
+  const ok = async (rps: number) => (await once(rps)) || (await once(rps));
   try {
     let good = 0;
-    for (let rps = 100; rps <= 400; rps += 20) {
+    for (let rps = 80; rps <= 400; rps += 20) {
       if (!(await ok(rps))) break;
       good = rps;
     }
-    if (good === 0) throw new Error(`calibration failed even at 100 rps: ${steps.join(" ")}`);
+    if (good === 0) throw new Error(`calibration failed even at 80 rps: ${steps.join(" ")}`);
     if (await ok(good + 10)) good += 10;
     return { C: good, steps };
   } finally {
@@ -592,20 +860,29 @@ export async function bench(): Promise<
           continue;
         }
         const cell = await runCell(name, launch, lname, mult, C, idles[name].p99, storm);
-        cells.push(cell);
+        cells.push({ ...cell, samples: undefined });
         log(
           `${name} ${lname}: essential ${f1(cell.essential.successPct)}% p50 ${
             f1(cell.essential.p50)
           } p99 ${f1(cell.essential.p99)} ms; goodput ${f0(cell.goodputPctC)}% of C; ${
             f0(cell.rejectsPerS)
-          } 503/s; recovery ${cell.recoveryMs} ms${
+          } 503/s; recovery ${cell.recoveryMs} ms; server CPU ${
+            f0(cell.serverCpuPct)
+          }%; generator late p99 ${f1(cell.genLateP99)} ms${
             cell.governor ? `; levels ${cell.governor}` : ""
           }`,
         );
       }
     }
+    log("rejection cost (wrk -c256, every request rejected, no hold)...");
+    const rejGov = await rejectionCapacity("reject-all");
+    const rejBare = await rejectionCapacity("bare503");
+    log(
+      `rejections: governor middleware ${f0(rejGov.rps)}/s (${f0(rejGov.perCoreS)} per CPU-s); ` +
+        `bare Deno.serve ${f0(rejBare.rps)}/s (${f0(rejBare.perCoreS)} per CPU-s)`,
+    );
     printMatrix(C, idles, cells);
-    return summaryRows(C, idles, cells, bestPeer);
+    return summaryRows(C, idles, cells, bestPeer, rejGov, rejBare);
   } finally {
     await Deno.remove(peerDir, { recursive: true });
   }
@@ -629,6 +906,10 @@ function printMatrix(C: number, idles: Record<string, Summary>, cells: Cell[]): 
     "503/s",
     "false rej%",
     "recovery ms",
+    "srv CPU%",
+    "gen late p99",
+    "loadavg",
+    "tries",
     "levels",
   ];
   const rows = cells.map((c) => [
@@ -641,6 +922,10 @@ function printMatrix(C: number, idles: Record<string, Summary>, cells: Cell[]): 
     f0(c.rejectsPerS),
     c.load === "storm wrk -c256" ? "-" : c.falseRejectPct.toFixed(2),
     String(c.recoveryMs),
+    f0(c.serverCpuPct),
+    f1(c.genLateP99),
+    f1(c.loadAvg),
+    String(c.tries),
     c.governor ?? "",
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -655,6 +940,8 @@ function summaryRows(
   idles: Record<string, Summary>,
   cells: Cell[],
   bestPeer: string,
+  rejGov: { rps: number; perCoreS: number },
+  rejBare: { rps: number; perCoreS: number },
 ): { name: string; ours: string; baseline: string; ratio: string; target?: string }[] {
   const get = (cfg: string, load: string) =>
     cells.find((c) => c.config.startsWith(cfg) && c.load === load)!;
@@ -717,10 +1004,16 @@ function summaryRows(
       target: ">= 99.9%, p99 <= 30 ms",
     },
     {
-      name: "retry storm: requests/s handled (mostly 503) / goodput",
+      name: "retry storm: requests/s (mostly held 503s) / sheddable goodput",
       ours: `${f0(onS.wrkRps ?? NaN)} / ${f0(onS.goodputPctC)}% of C`,
       baseline: `peer ${f0(peerS.wrkRps ?? NaN)} / ${f0(peerS.goodputPctC)}% of C`,
       ratio: "-",
+    },
+    {
+      name: "rejection cost: 503s per CPU-second (wrk -c256, all rejected, no hold)",
+      ours: `${f0(rejGov.perCoreS)} (${f0(rejGov.rps)}/s)`,
+      baseline: `bare Deno.serve 503: ${f0(rejBare.perCoreS)} (${f0(rejBare.rps)}/s)`,
+      ratio: `${(rejGov.perCoreS / rejBare.perCoreS * 100).toFixed(0)}% of bare`,
       target: ">= 20k rejections/s/core",
     },
     { name: "peer setting used", ours: "-", baseline: bestPeer, ratio: "-" },
@@ -732,6 +1025,30 @@ if (import.meta.main) {
   if (mode === "--server") {
     const ti = rest.indexOf("--trace");
     await serverMain(arg, ti >= 0 ? rest[ti + 1] : undefined);
+  } else if (mode === "--cell") {
+    // Debug one cell: --cell on|off|peer-lag|peer-elu MULT C (MULT 0 = retry storm)
+    const [mult, c] = rest.map(Number);
+    const launch: Launch = arg.startsWith("peer")
+      ? async () => {
+        const dir = await installPeer();
+        const srv = await startServer(["node", `${dir}/server.cjs`], {
+          UP_OPTS: JSON.stringify(Object.values(PEER_SETTINGS)[arg === "peer-lag" ? 0 : 1]),
+          PATH: Deno.env.get("PATH") ?? "",
+        });
+        return {
+          ...srv,
+          stop: async () => {
+            await srv.stop();
+            await Deno.remove(dir, { recursive: true });
+          },
+        };
+      }
+      : () => startServer([Deno.execPath(), "run", "-A", SELF, "--server", arg]);
+    const cell = await runCell(arg, launch, `${mult}x`, mult, c, 5, mult === 0);
+    console.log(JSON.stringify({ ...cell, samples: undefined }, null, 1));
+    if (Deno.env.get("SHED_DUMP")) {
+      await Deno.writeTextFile(Deno.env.get("SHED_DUMP")!, JSON.stringify(cell.samples));
+    }
   } else if (mode === "--loadgen") {
     await loadgenMain(arg);
     Deno.exit(0);

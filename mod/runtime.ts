@@ -4,6 +4,7 @@
  * @module
  */
 import { join } from "node:path";
+import type { MiddlewareHandler } from "hono";
 import type { Config } from "./config/mod.ts";
 import { EventBus } from "./events/mod.ts";
 import { Store } from "./store/mod.ts";
@@ -305,6 +306,16 @@ export class Runtime implements RuntimeView {
       },
       modules,
     };
+  }
+
+  /** The governor's HTTP admission middleware (the web installs it first). */
+  admission(): MiddlewareHandler | undefined {
+    return this.#built?.governor.admission();
+  }
+
+  /** Extra UI live-refresh delay under load (ms). */
+  uiThrottleMs(): number {
+    return this.#built?.governor.uiThrottleMs() ?? 0;
   }
 
   /** Metric families: the runtime's own, then each module's. */

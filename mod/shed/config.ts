@@ -1,7 +1,347 @@
-/** Config schema of the load governor (filled in by the governor work). */
+/**
+ * Config schema of the load governor: per-signal thresholds for each level, hold
+ * times, hysteresis, sampling, actions per level and HTTP admission control.
+ * @module
+ */
 import { z } from "zod";
+
+/** Governor levels, lowest first. */
+export const LEVELS = ["normal", "elevated", "overload", "critical"] as const;
+/** One governor level. */
+export type Level = typeof LEVELS[number];
+/** Levels above normal (the ones with thresholds and enter holds). */
+export const RAISED_LEVELS = ["elevated", "overload", "critical"] as const;
+/** One level above normal. */
+export type RaisedLevel = typeof RAISED_LEVELS[number];
+
+/** Numeric rank of a level (normal = 0). */
+export function levelRank(l: Level): number {
+  return LEVELS.indexOf(l);
+}
+
+/** Request criticality, as in the Google SRE book ch. 21, lowest first. */
+export const CRITICALITIES = ["sheddable", "sheddable-plus", "critical", "critical-plus"] as const;
+/** One request criticality. */
+export type RouteCriticality = typeof CRITICALITIES[number];
+
+/** Numeric rank of a criticality (sheddable = 0). */
+export function criticalityRank(c: RouteCriticality): number {
+  return CRITICALITIES.indexOf(c);
+}
+
+/**
+ * Every signal the level logic knows, with its unit. The names are the keys of
+ * `thresholds` in the config and of `signals` in a replay trace.
+ */
+export const SIGNALS = {
+  eventLoopLagMs: "ms",
+  cpuPressure: "%",
+  memoryPressure: "%",
+  ioPressure: "%",
+  cgroupMemory: "%",
+  cpuThrottled: "%",
+  rssMb: "MiB",
+  queueDepth: "items",
+  queueAgeMs: "ms",
+  inflight: "requests",
+  httpLatencyMs: "ms",
+  sheddableDemand: "cores",
+} as const;
+/** One signal name. */
+export type SignalName = keyof typeof SIGNALS;
+/** Signal names in display order. */
+export const SIGNAL_NAMES: SignalName[] = Object.keys(SIGNALS) as SignalName[];
+/** Values of some signals (a missing signal is simply absent). */
+export type SignalValues = Partial<Record<SignalName, number>>;
+
+/** Thresholds of one signal: the value at or above which each level is wanted (null: never). */
+export interface Thresholds {
+  /** Value at or above which `elevated` is wanted. */
+  elevated: number | null;
+  /** Value at or above which `overload` is wanted. */
+  overload: number | null;
+  /** Value at or above which `critical` is wanted. */
+  critical: number | null;
+}
+
+function thresholds(elevated: number | null, overload: number | null, critical: number | null) {
+  const def: Thresholds = { elevated, overload, critical };
+  const n = z.number().min(0).nullable();
+  return z.strictObject({
+    elevated: n.default(elevated),
+    overload: n.default(overload),
+    critical: n.default(critical),
+  }).refine((t) => {
+    const set = [t.elevated, t.overload, t.critical].filter((v): v is number => v !== null);
+    return set.every((v, i) => i === 0 || v >= set[i - 1]);
+  }, "thresholds must not decrease from elevated to overload to critical")
+    .nullable().default(() => ({ ...def }))
+    .describe(
+      `thresholds (elevated ${elevated}, overload ${overload}, critical ${critical}); null disables the signal`,
+    );
+}
+
+/** Default thresholds per signal. */
+export const DEFAULT_THRESHOLDS: Record<SignalName, Thresholds | null> = {
+  eventLoopLagMs: { elevated: 30, overload: 60, critical: 250 },
+  cpuPressure: { elevated: 80, overload: null, critical: null },
+  memoryPressure: { elevated: 10, overload: 25, critical: 50 },
+  ioPressure: { elevated: 50, overload: 90, critical: null },
+  cgroupMemory: { elevated: 80, overload: 90, critical: 97 },
+  cpuThrottled: { elevated: 25, overload: 50, critical: null },
+  rssMb: { elevated: 768, overload: 1024, critical: 1536 },
+  queueDepth: { elevated: 1000, overload: 10000, critical: null },
+  queueAgeMs: { elevated: 5000, overload: 30000, critical: null },
+  inflight: { elevated: 256, overload: 1024, critical: 4096 },
+  httpLatencyMs: null,
+  sheddableDemand: { elevated: 1, overload: 1.5, critical: null },
+};
+
+function thresholdsOf(name: SignalName) {
+  const t = DEFAULT_THRESHOLDS[name];
+  if (t === null) {
+    return z.strictObject({
+      elevated: z.number().min(0).nullable().default(null),
+      overload: z.number().min(0).nullable().default(null),
+      critical: z.number().min(0).nullable().default(null),
+    }).nullable().default(null).describe("thresholds; null (default) disables the signal");
+  }
+  return thresholds(t.elevated, t.overload, t.critical);
+}
+
+const thresholdsSchema = z.strictObject(
+  Object.fromEntries(SIGNAL_NAMES.map((n) => [n, thresholdsOf(n)])) as {
+    [K in SignalName]: ReturnType<typeof thresholdsOf>;
+  },
+);
+
+/** A value for each level. */
+function perLevel<T extends z.ZodType>(
+  schema: T,
+  def: Record<Level, z.output<T>>,
+  what: string,
+) {
+  type D = z.util.NoUndefined<z.output<T>>;
+  return z.strictObject({
+    normal: schema.default(def.normal as D),
+    elevated: schema.default(def.elevated as D),
+    overload: schema.default(def.overload as D),
+    critical: schema.default(def.critical as D),
+  }).default(() => ({ ...def }) as { [L in Level]: D }).describe(what);
+}
+
+const criticalitySchema = z.enum(CRITICALITIES);
+
+/** A route rule: which criticality a path has by default. */
+export const routeRuleSchema = z.strictObject({
+  path: z.string().regex(/^\/[^\s]*$/, 'a path starting with "/", optionally ending in "*"')
+    .describe('exact path, or a prefix ending in "*"'),
+  methods: z.array(z.string().regex(/^[A-Z]+$/, "upper-case HTTP method")).optional()
+    .describe("only these methods (default: all)"),
+  criticality: criticalitySchema,
+});
+/** One route rule. */
+export type RouteRule = z.infer<typeof routeRuleSchema>;
+
+/** Default route rules of keepwire's own API (first match wins). */
+export const DEFAULT_ROUTES: RouteRule[] = [
+  { path: "/api/health", criticality: "critical-plus" },
+  { path: "/api/governor", criticality: "critical-plus" },
+  { path: "/api/events/stream", criticality: "sheddable" },
+  { path: "/api/events*", criticality: "sheddable-plus" },
+  { path: "/metrics", criticality: "sheddable-plus" },
+];
+
+const concurrencySchema = z.strictObject({
+  algorithm: z.enum(["gradient", "aimd", "fixed"]).default("gradient").describe(
+    "gradient (Netflix Gradient2 on latency), aimd (additive increase, multiplicative decrease), fixed",
+  ),
+  initial: z.number().int().min(1).default(20).describe("initial limit of sheddable in-flight"),
+  min: z.number().int().min(1).default(4).describe("lowest limit"),
+  max: z.number().int().min(1).default(200).describe("highest limit"),
+  smoothing: z.number().gt(0).max(1).default(0.2).describe("gradient: smoothing of limit changes"),
+  queueSize: z.number().min(0).default(4).describe("gradient: headroom added to the limit"),
+  longWindow: z.number().int().min(2).default(600).describe(
+    "gradient: samples in the long latency average",
+  ),
+  shortWindow: z.number().int().min(1).default(10).describe(
+    "gradient: samples in the short latency average",
+  ),
+  latencyTargetMs: z.number().positive().default(250).describe(
+    "aimd: latency above which the limit is cut",
+  ),
+  backoff: z.number().gt(0).lt(1).default(0.9).describe("aimd: factor the limit is cut by"),
+}).refine((c) => c.min <= c.initial && c.initial <= c.max, "need min <= initial <= max");
+
+const admissionSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe("false: admit everything (still counted)"),
+  burstMs: perLevel(
+    z.number().min(0).max(10_000),
+    {
+      normal: 5,
+      elevated: 5,
+      overload: 1,
+      critical: 1,
+    },
+    "credit (ms of CPU) the sheddable budget may save, per level: a small burst bounds how long sheddable work runs back to back, a larger one tolerates bursts",
+  ),
+  budgetFraction: perLevel(z.number().gt(0).max(1), {
+    normal: 0.9,
+    elevated: 0.9,
+    overload: 0.65,
+    critical: 0.3,
+  }, "share of wall time sheddable work may use (the budget's fill rate), per level"),
+  rejectDelayMs: perLevel(
+    z.number().int().min(0).max(10_000),
+    {
+      normal: 0,
+      elevated: 0,
+      overload: 50,
+      critical: 100,
+    },
+    "hold a 503 this long before sending it, per level (no work is done meanwhile): clients that retry at once, ignoring Retry-After, are paced, so a retry storm cannot fill the event loop with rejections",
+  ),
+  maxDelayed: z.number().int().min(0).default(1024).describe(
+    "at most this many 503s are held at once; beyond, they are sent at once",
+  ),
+  lagTargetMs: z.number().positive().nullable().default(null).describe(
+    "at overload and above, the budget's fill rate is scaled by lagTargetMs / event-loop lag when the lag is higher (CoDel-like: a retry storm that keeps the loop busy with rejections leaves less room for sheddable work); null: off",
+  ),
+  fastDemandTauMs: z.number().min(1).max(10_000).default(250).describe(
+    "time constant of the demand the middleware measures itself; the level thresholds.sheddableDemand asks for applies to admission at once",
+  ),
+  plusHeadroom: z.number().min(0).max(1).default(0.5).describe(
+    "sheddable-plus may also use this share of the headroom left above budgetFraction",
+  ),
+  minCriticality: perLevel(criticalitySchema, {
+    normal: "sheddable",
+    elevated: "sheddable",
+    overload: "sheddable",
+    critical: "sheddable-plus",
+  }, "requests below this criticality are rejected outright, per level"),
+  retryAfterS: perLevel(z.number().int().min(1).max(3600), {
+    normal: 1,
+    elevated: 1,
+    overload: 2,
+    critical: 5,
+  }, "Retry-After seconds of a 503, per level"),
+  concurrency: concurrencySchema.default(() => concurrencySchema.parse({})),
+  defaultCriticality: criticalitySchema.default("critical").describe(
+    "criticality of a route no rule matches",
+  ),
+  routes: z.array(routeRuleSchema).default(() => DEFAULT_ROUTES.map((r) => ({ ...r }))).describe(
+    "route rules, first match wins",
+  ),
+  neverShed: z.array(z.string().regex(/^\//)).default(["/api/health"]).describe(
+    "paths always admitted whatever the rules say",
+  ),
+  trustedHeader: z.string().regex(/^[a-z0-9-]+$/, "lower-case header name").default(
+    "x-keepwire-criticality",
+  ).describe("header a trusted caller sets to choose the criticality"),
+  trustedAddresses: z.array(z.string()).default([]).describe(
+    "peer IPs whose header is trusted (the local control socket always is)",
+  ),
+});
+
+const levelSchema = z.enum(LEVELS);
 
 /** The `governor` section. */
 export const governorConfigSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  enabled: z.boolean().default(true).describe("false: no sampling, no actions, admit everything"),
+  sampleIntervalMs: z.number().int().min(10).max(60_000).default(100).describe(
+    "how often the signals are sampled and the level recomputed",
+  ),
+  staleAfterMs: z.number().int().min(100).default(5000).describe(
+    "a signal not reported for this long stops counting",
+  ),
+  enterHoldMs: z.strictObject({
+    elevated: z.number().int().min(0).default(500),
+    overload: z.number().int().min(0).default(200),
+    critical: z.number().int().min(0).default(200),
+  }).default({ elevated: 500, overload: 200, critical: 200 }).describe(
+    "a level is entered when its thresholds are exceeded for this long (enter fast)",
+  ),
+  leaveHoldMs: z.number().int().min(0).default(5000).describe(
+    "a level is left, one step at a time, when every signal stays below hysteresis x its threshold for this long",
+  ),
+  hysteresis: z.number().gt(0).max(1).default(0.8).describe(
+    "to leave a level, signals must fall below this fraction of its thresholds",
+  ),
+  thresholds: thresholdsSchema.default(() => thresholdsSchema.parse({})),
+  signals: z.strictObject({
+    lag: z.strictObject({
+      enabled: z.boolean().default(true),
+      probeIntervalMs: z.number().int().min(1).max(1000).default(10).describe(
+        "timer-drift probe interval",
+      ),
+      alpha: z.number().gt(0).max(1).default(0.3).describe("EWMA weight of a new drift sample"),
+    }).default({ enabled: true, probeIntervalMs: 10, alpha: 0.3 }),
+    psi: z.strictObject({
+      enabled: z.boolean().default(true),
+      root: z.string().default("/proc/pressure").describe("directory with cpu, memory, io"),
+    }).default({ enabled: true, root: "/proc/pressure" }),
+    cgroup: z.strictObject({
+      enabled: z.boolean().default(true),
+      root: z.string().default("/sys/fs/cgroup").describe(
+        "cgroup v2 directory with memory.current, memory.max, cpu.stat",
+      ),
+    }).default({ enabled: true, root: "/sys/fs/cgroup" }),
+    rss: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+    queues: z.strictObject({
+      enabled: z.boolean().default(true),
+      staleAfterMs: z.number().int().min(100).default(10_000).describe(
+        "a subsystem's queue report older than this is ignored",
+      ),
+    }).default({ enabled: true, staleAfterMs: 10_000 }),
+    http: z.strictObject({
+      enabled: z.boolean().default(true),
+      alpha: z.number().gt(0).max(1).default(0.5).describe("EWMA weight of a new sample"),
+    }).default({ enabled: true, alpha: 0.5 }),
+  }).default(() => ({
+    lag: { enabled: true, probeIntervalMs: 10, alpha: 0.3 },
+    psi: { enabled: true, root: "/proc/pressure" },
+    cgroup: { enabled: true, root: "/sys/fs/cgroup" },
+    rss: { enabled: true },
+    queues: { enabled: true, staleAfterMs: 10_000 },
+    http: { enabled: true, alpha: 0.5 },
+  })),
+  actions: z.strictObject({
+    suspend: z.boolean().default(true).describe("suspend subsystems by criticality"),
+    suspendOptionalAt: levelSchema.default("elevated"),
+    suspendImportantAt: levelSchema.default("overload"),
+    debugSampleRate: perLevel(z.number().min(0).max(1), {
+      normal: 1,
+      elevated: 0.1,
+      overload: 0.01,
+      critical: 0,
+    }, "share of debug events kept, per level"),
+    uiRefreshMs: perLevel(z.number().int().min(100), {
+      normal: 1000,
+      elevated: 3000,
+      overload: 10_000,
+      critical: 30_000,
+    }, "UI live-refresh interval, per level"),
+  }).default(() => ({
+    suspend: true,
+    suspendOptionalAt: "elevated" as const,
+    suspendImportantAt: "overload" as const,
+    debugSampleRate: { normal: 1, elevated: 0.1, overload: 0.01, critical: 0 },
+    uiRefreshMs: { normal: 1000, elevated: 3000, overload: 10_000, critical: 30_000 },
+  })),
+  admission: admissionSchema.default(() => admissionSchema.parse({})),
+  traceFile: z.string().min(1).optional().describe(
+    "append one JSON line of signals per sample here (a trace for `keepwire governor replay`)",
+  ),
 });
+
+/** The validated `governor` section. */
+export type GovernorConfig = z.infer<typeof governorConfigSchema>;
+/** The admission part of the governor config. */
+export type AdmissionConfig = GovernorConfig["admission"];
+/** The concurrency-limit part of the admission config. */
+export type ConcurrencyConfig = AdmissionConfig["concurrency"];
+
+/** The default governor config. */
+export function defaultGovernorConfig(): GovernorConfig {
+  return governorConfigSchema.parse({});
+}

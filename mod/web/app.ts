@@ -1,5 +1,6 @@
 /** The Hono application: security middleware, API under /api, /metrics, pages at /. */
 import { Hono } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { staticSecureHeaders } from "./headers.ts";
 import type { Config } from "../config/mod.ts";
@@ -49,6 +50,8 @@ export interface RuntimeView {
   metrics(): MetricFamily[];
   /** Extra slowdown of UI live refresh under load (ms; 0 when normal). */
   uiThrottleMs?(): number;
+  /** HTTP admission control of the load governor (first middleware), if any. */
+  admission?(): MiddlewareHandler | undefined;
 }
 
 apiDoc("GET", "/api/health", { summary: "health: 200 when every essential part is up, else 503" });
@@ -115,6 +118,9 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     )
   );
 
+  // load shedding first: a rejected request costs nothing else
+  const admission = view.admission?.();
+  if (admission) app.use("*", admission);
   app.use(
     "*",
     staticSecureHeaders({
@@ -143,7 +149,13 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     return c.body(statusJson, 200, { "content-type": "application/json" });
   });
   app.route("/api", authRoutes({ users, bus: view.bus, tls }));
-  app.route("/api", eventsRoutes(view.store, view.bus, { closing: view.closing }));
+  app.route(
+    "/api",
+    eventsRoutes(view.store, view.bus, {
+      closing: view.closing,
+      sseThrottleMs: () => view.uiThrottleMs?.() ?? 0,
+    }),
+  );
   for (const r of view.moduleRoutes()) app.route("/api", r.app as Hono<WebEnv>);
 
   app.get(

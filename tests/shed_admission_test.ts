@@ -1,0 +1,383 @@
+import { Hono } from "hono";
+import FakeTimers from "@sinonjs/fake-timers";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { type AdmissionConfig, governorConfigSchema, type Level } from "../mod/shed/config.ts";
+import { AdmissionController, classify } from "../mod/shed/admission.ts";
+import { AimdLimit, GradientLimit } from "../mod/shed/limits.ts";
+
+/** A test rig: an app behind the admission middleware, a fake CPU meter, a settable level. */
+function rig(over: Record<string, unknown> = {}) {
+  const cfg: AdmissionConfig = governorConfigSchema.parse({
+    admission: {
+      burstMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
+      rejectDelayMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
+      budgetFraction: { normal: 0.5, elevated: 0.5, overload: 0.5, critical: 0.5 },
+      routes: [
+        { path: "/api/health", criticality: "sheddable" }, // neverShed wins over this
+        { path: "/essential", criticality: "critical-plus" },
+        { path: "/shed*", criticality: "sheddable" },
+        { path: "/plus", criticality: "sheddable-plus" },
+      ],
+      ...over,
+    },
+  }).admission;
+  const s = { now: 1000, level: "normal" as Level, ran: [] as string[] };
+  const ctl = new AdmissionController({ config: cfg, level: () => s.level, meter: () => s.now });
+  const app = new Hono();
+  app.use("*", ctl.middleware());
+  // Each handler "burns" CPU by advancing the fake meter by ?cost= ms (default 5).
+  const handler = (name: string) => (c: { req: { query(k: string): string | undefined } }) => {
+    s.ran.push(name);
+    s.now += Number(c.req.query("cost") ?? 5);
+    return new Response(name);
+  };
+  for (const p of ["/api/health", "/essential", "/crit", "/shed", "/shed2", "/plus"]) {
+    app.get(p, handler(p));
+  }
+  const req = (path: string, headers: Record<string, string> = {}, env?: unknown) =>
+    app.request(path, { headers }, env);
+  return { s, ctl, app, req };
+}
+
+Deno.test("admission: sheddable work is admitted under the CPU budget, then rejected before it runs", async () => {
+  const { s, ctl, req } = rig(); // budget: 50% of wall time, no saved credit
+  assertEquals((await req("/shed")).status, 200); // 5 ms of work, 2.5 ms earned meanwhile
+  assertEquals(ctl.stats().budgetTokensMs, -2.5);
+  const r = await req("/shed");
+  assertEquals(r.status, 503);
+  assertEquals(r.headers.get("retry-after"), "1");
+  assertEquals(r.headers.get("x-keepwire-shed"), "budget");
+  assertEquals((await r.json()).error.code, "overloaded");
+  assertEquals(s.ran, ["/shed"], "the rejected request never reached its handler");
+  // Critical and essential work is not budgeted (and their 10 ms pay the debt back).
+  assertEquals((await req("/crit")).status, 200);
+  assertEquals((await req("/essential")).status, 200);
+  assertEquals((await req("/shed")).status, 200);
+  // Debt again; it is paid back at the fill rate: 2.5 ms of debt takes 5 ms.
+  s.now += 4;
+  assertEquals((await req("/shed")).status, 503);
+  s.now += 1;
+  assertEquals((await req("/shed")).status, 200);
+});
+
+Deno.test("admission: saved credit lets a short burst through, bounded by burstMs", async () => {
+  const { s, req } = rig({ burstMs: { normal: 5 } });
+  s.now += 100; // idle: the bucket fills to 5 ms
+  const st: number[] = [];
+  for (let i = 0; i < 5; i++) st.push((await req("/shed")).status);
+  // 5 + 2.5 x k - 5 x k >= 0 before each: three back to back, then debt.
+  assertEquals(st, [200, 200, 200, 503, 503]);
+});
+
+Deno.test("admission: under a flood, sheddable is shed before critical, and critical-plus never", async () => {
+  const { s, req } = rig();
+  const count = { shed: [0, 0], crit: [0, 0], ess: [0, 0] };
+  for (let i = 0; i < 300; i++) {
+    // 10 sheddable, 1 critical, 1 essential per millisecond of fake time.
+    for (let k = 0; k < 10; k++) {
+      const r = await req("/shed?cost=2");
+      count.shed[r.status === 200 ? 0 : 1]++;
+    }
+    count.crit[(await req("/crit?cost=0.2")).status === 200 ? 0 : 1]++;
+    count.ess[(await req("/essential?cost=0.2")).status === 200 ? 0 : 1]++;
+    s.now += 1;
+  }
+  assertEquals(count.crit[1], 0);
+  assertEquals(count.ess[1], 0);
+  assert(count.shed[1] > 2000, `sheddable rejected: ${count.shed[1]}`);
+  assert(count.shed[0] > 50, `sheddable admitted: ${count.shed[0]}`);
+  // Sheddable work stays within its share of 50% (a little under: with no saved credit,
+  // what is earned while no sheddable request waits is lost).
+  const elapsed = s.now - 1000;
+  const share = count.shed[0] * 2 / elapsed;
+  assert(share >= 0.4 && share <= 0.5, `sheddable share ${share}`);
+});
+
+Deno.test("admission: levels reject below their minimum criticality; sheddable-plus outlasts sheddable", async () => {
+  const { s, req } = rig({ plusHeadroom: 0.5 });
+  s.level = "critical"; // default minCriticality at critical: sheddable-plus
+  const r = await req("/shed");
+  assertEquals([r.status, r.headers.get("x-keepwire-shed"), r.headers.get("retry-after")], [
+    503,
+    "level",
+    "5",
+  ]);
+  assertEquals((await req("/plus?cost=5")).status, 200);
+  s.level = "overload";
+  s.now += 100;
+  // One 5 ms sheddable request: the sheddable bucket (50%) is 2.5 ms in debt, the
+  // sheddable-plus bucket (50% + half the rest = 75%) only 1.25 ms.
+  assertEquals((await req("/shed?cost=5")).status, 200);
+  s.now += 2; // sheddable: -1.5, sheddable-plus: +0.25
+  assertEquals((await req("/shed")).status, 503);
+  assertEquals((await req("/plus")).status, 200);
+  assertEquals((await req("/crit")).status, 200);
+});
+
+Deno.test("admission: /api/health and critical-plus routes are never shed", async () => {
+  const { s, req } = rig({
+    minCriticality: {
+      normal: "critical",
+      elevated: "critical",
+      overload: "critical",
+      critical: "critical",
+    },
+  });
+  s.level = "critical";
+  assertEquals((await req("/api/health")).status, 200);
+  assertEquals((await req("/essential")).status, 200);
+  assertEquals((await req("/shed")).status, 503);
+  assertEquals((await req("/plus")).status, 503);
+  assertEquals((await req("/crit")).status, 200);
+});
+
+Deno.test("admission: the criticality header is trusted from the control socket or listed peers; anyone may lower", async () => {
+  const { s, req } = rig({ trustedAddresses: ["10.0.0.7"] });
+  s.level = "critical"; // sheddable rejected outright
+  const up = { "x-keepwire-criticality": "critical" };
+  assertEquals((await req("/shed", up)).status, 503, "untrusted caller cannot raise");
+  assertEquals((await req("/shed", up, { trusted: true })).status, 200, "control socket can");
+  assertEquals(
+    (await req("/shed", up, { remote: { transport: "tcp", hostname: "10.0.0.7", port: 1 } }))
+      .status,
+    200,
+    "a listed peer can",
+  );
+  const down = { "x-keepwire-criticality": "sheddable" };
+  assertEquals((await req("/crit", down)).status, 503, "anyone can lower their own request");
+  assertEquals((await req("/crit", { "x-keepwire-criticality": "bogus" })).status, 200);
+});
+
+Deno.test("admission: the concurrency limit caps sheddable requests in flight", async () => {
+  const cfg = governorConfigSchema.parse({
+    admission: {
+      concurrency: { algorithm: "fixed", initial: 2, min: 1, max: 2 },
+      budgetFraction: { normal: 1 },
+      routes: [{ path: "/slow", criticality: "sheddable" }],
+    },
+  }).admission;
+  const ctl = new AdmissionController({ config: cfg, level: () => "normal", meter: () => 0 });
+  const app = new Hono();
+  app.use("*", ctl.middleware({ cost: "sync" }));
+  const gates: (() => void)[] = [];
+  app.get("/slow", async (c) => {
+    await new Promise<void>((r) => gates.push(r));
+    return c.text("ok");
+  });
+  app.get("/crit", (c) => c.text("ok"));
+  const a = app.request("/slow");
+  const b = app.request("/slow");
+  const third = await app.request("/slow");
+  assertEquals([third.status, third.headers.get("x-keepwire-shed")], [503, "concurrency"]);
+  assertEquals((await app.request("/crit")).status, 200);
+  assertEquals(ctl.stats().sheddableInflight, 2);
+  for (const g of gates) g();
+  assertEquals([(await a).status, (await b).status], [200, 200]);
+  assertEquals(ctl.stats().sheddableInflight, 0);
+  assertEquals(ctl.stats().rejectedBy.concurrency, 1);
+});
+
+Deno.test("admission: `sync` cost charges only the synchronous part; `wall` charges time in flight", async () => {
+  for (const mode of ["sync", "wall"] as const) {
+    const cfg = governorConfigSchema.parse({
+      admission: {
+        burstMs: { normal: 5 },
+        budgetFraction: { normal: 0.1 },
+        routes: [{ path: "/io", criticality: "sheddable" }],
+      },
+    }).admission;
+    const s = { now: 0 };
+    const ctl = new AdmissionController({ config: cfg, level: () => "normal", meter: () => s.now });
+    const app = new Hono();
+    app.use("*", ctl.middleware({ cost: mode }));
+    app.get("/io", async (c) => {
+      s.now += 1; // 1 ms of CPU
+      await Promise.resolve();
+      s.now += 50; // 50 ms waiting on I/O
+      return c.text("ok");
+    });
+    assertEquals((await app.request("/io")).status, 200);
+    // Started with 5 ms of credit, earned 5.1 ms (capped at 5); charged 1 ms (sync) or 51 ms (wall).
+    assertEquals(ctl.stats().budgetTokensMs, mode === "sync" ? 5 : -40.9, mode);
+    assertEquals((await app.request("/io")).status, mode === "sync" ? 200 : 503, mode);
+  }
+});
+
+Deno.test("admission: the HTTP window counts in-flight, latency and sheddable demand (admitted or not)", async () => {
+  const { s, ctl, req } = rig();
+  await req("/shed?cost=5"); // admitted: learns a 5 ms cost
+  assertEquals((await req("/shed")).status, 503); // rejected: still demand, estimated at 5 ms
+  await req("/crit?cost=1");
+  const w = ctl.takeWindow();
+  assertEquals(w.inflight, 0);
+  assertEquals(w.completed, 2);
+  assertEquals(w.latencySumMs, 6);
+  assertEquals(w.sheddableCostMs, 1 + 5); // the first estimate is the 1 ms default
+  assertEquals(ctl.takeWindow().completed, 0, "taking resets the window");
+  assertEquals(s.ran, ["/shed", "/crit"]);
+});
+
+Deno.test("admission: disabled admits everything but still counts", async () => {
+  const { s, ctl, req } = rig({ enabled: false });
+  s.level = "critical";
+  for (let i = 0; i < 5; i++) assertEquals((await req("/shed")).status, 200);
+  assertEquals(ctl.stats().admitted.sheddable, 5);
+});
+
+Deno.test("admission: route rules: first match wins, prefixes end in *, methods filter", () => {
+  const rules = [
+    { path: "/api/events/stream", criticality: "sheddable" as const },
+    { path: "/api/events*", criticality: "sheddable-plus" as const },
+    { path: "/api/x", methods: ["POST"], criticality: "critical-plus" as const },
+  ];
+  assertEquals(classify(rules, "GET", "/api/events/stream", "critical"), "sheddable");
+  assertEquals(classify(rules, "GET", "/api/events", "critical"), "sheddable-plus");
+  assertEquals(classify(rules, "GET", "/api/eventsX", "critical"), "sheddable-plus");
+  assertEquals(classify(rules, "GET", "/api/x", "critical"), "critical");
+  assertEquals(classify(rules, "POST", "/api/x", "critical"), "critical-plus");
+});
+
+Deno.test("limits: gradient shrinks the limit when latency rises and grows it back when it falls", () => {
+  const c = governorConfigSchema.parse({}).admission.concurrency;
+  const g = new GradientLimit({ ...c, initial: 50, min: 4, max: 200 });
+  for (let i = 0; i < 200; i++) g.onSample(10, 50); // steady 10 ms at the limit
+  const steady = g.limit;
+  assert(steady >= 50, `steady ${steady}`);
+  for (let i = 0; i < 50; i++) g.onSample(100, g.limit); // latency x10: queueing
+  const shrunk = g.limit;
+  assert(shrunk < steady / 2, `shrunk ${shrunk} from ${steady}`);
+  for (let i = 0; i < 300; i++) g.onSample(10, g.limit);
+  assert(g.limit > shrunk * 2, `recovered to ${g.limit}`);
+  // Application-limited (few in flight): no change.
+  const before = g.limit;
+  for (let i = 0; i < 50; i++) g.onSample(500, 1);
+  assertEquals(g.limit, before);
+});
+
+Deno.test("limits: AIMD adds while under target and cuts above it, within bounds", () => {
+  const c = governorConfigSchema.parse({}).admission.concurrency;
+  const a = new AimdLimit({ ...c, initial: 10, min: 4, max: 12, latencyTargetMs: 100 });
+  for (let i = 0; i < 200; i++) a.onSample(10, a.limit);
+  assertEquals(a.limit, 12);
+  for (let i = 0; i < 100; i++) a.onSample(500, a.limit);
+  assertEquals(a.limit, 4);
+});
+
+Deno.test("admission: a flood is throttled at once by the demand the middleware measures, before the governor's sample", async () => {
+  const cfg = governorConfigSchema.parse({
+    admission: {
+      routes: [{ path: "/shed", criticality: "sheddable" }],
+      rejectDelayMs: { overload: 0 },
+    },
+  });
+  const s = { now: 0 };
+  const ctl = new AdmissionController({
+    config: cfg.admission,
+    level: () => "normal", // the governor has not noticed yet
+    meter: () => s.now,
+    demandThresholds: cfg.thresholds.sheddableDemand,
+  });
+  const app = new Hono();
+  app.use("*", ctl.middleware());
+  app.get("/shed", (c) => {
+    s.now += 5;
+    return c.text("ok");
+  });
+  // Below capacity (one 5 ms request every 10 ms = 0.5 cores): nothing shed, level normal.
+  for (let i = 0; i < 100; i++) {
+    s.now = i * 10;
+    assertEquals((await app.request("/shed")).status, 200);
+  }
+  assertEquals(ctl.level(s.now), "normal");
+  // 10x flood: a request every 0.5 ms. The middleware sees arrivals only as fast as the
+  // loop takes them: the normal budget (90%, 10 ms of credit) runs out first; then the
+  // queued arrivals are rejected quickly, the measured demand jumps and admission
+  // applies overload (60%, 1 ms of credit) at once, long before the governor's next sample.
+  const t0 = 2000;
+  let firstReject = -1;
+  const admittedAt: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    s.now = Math.max(s.now, t0 + i * 0.5);
+    const at = s.now;
+    const st = (await app.request("/shed")).status;
+    if (st === 200) admittedAt.push(at);
+    else if (firstReject < 0) firstReject = at - t0;
+  }
+  assertEquals(ctl.level(s.now), "overload");
+  assert(firstReject >= 0 && firstReject <= 120, `first rejection after ${firstReject} ms`);
+  // Steady state (second half of the flood): the overload share of 60%.
+  const half = t0 + 500;
+  const share = admittedAt.filter((t) => t >= half).length * 5 / (s.now - half);
+  assert(share >= 0.55 && share <= 0.66, `sheddable share in the flood ${share}`);
+  // Without demand thresholds the middleware applies the governor's level only.
+  assertEquals(
+    new AdmissionController({ config: cfg.admission, level: () => "normal", meter: () => 0 })
+      .level(0),
+    "normal",
+  );
+});
+
+Deno.test("admission: at normal level the saved credit tolerates bursts below capacity", async () => {
+  const cfg = governorConfigSchema.parse({
+    admission: { routes: [{ path: "/shed", criticality: "sheddable" }] },
+  });
+  const s = { now: 0 };
+  const ctl = new AdmissionController({
+    config: cfg.admission,
+    level: () => "normal",
+    meter: () => s.now,
+    demandThresholds: cfg.thresholds.sheddableDemand,
+  });
+  const app = new Hono();
+  app.use("*", ctl.middleware());
+  app.get("/shed", (c) => {
+    s.now += 5;
+    return c.text("ok");
+  });
+  // 0.8 of a core on average, arriving in bursts of 8 back-to-back requests every 50 ms.
+  let rejected = 0;
+  for (let burst = 0; burst < 40; burst++) {
+    s.now = Math.max(s.now, burst * 50);
+    for (let k = 0; k < 8; k++) if ((await app.request("/shed")).status !== 200) rejected++;
+  }
+  assertEquals(rejected, 0);
+});
+
+Deno.test("admission: at overload a 503 is held for rejectDelayMs (pacing clients that retry at once), bounded by maxDelayed", async () => {
+  const clock = FakeTimers.createClock(0);
+  const cfg = governorConfigSchema.parse({
+    admission: {
+      routes: [{ path: "/shed", criticality: "sheddable" }],
+      minCriticality: { overload: "sheddable-plus" },
+      maxDelayed: 2,
+    },
+  }).admission;
+  let level: Level = "overload";
+  const ctl = new AdmissionController({
+    config: cfg,
+    level: () => level,
+    meter: () => clock.now,
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+  });
+  const app = new Hono();
+  app.use("*", ctl.middleware());
+  app.get("/shed", (c) => c.text("ran"));
+  const done: number[] = [];
+  const ps = [1, 2, 3].map((i) =>
+    Promise.resolve(app.request("/shed")).then((r) => {
+      done.push(i);
+      return r;
+    })
+  );
+  await clock.tickAsync(0);
+  assertEquals(done, [3], "beyond maxDelayed the 503 leaves at once");
+  assertEquals(ctl.stats().delayed, 2);
+  await clock.tickAsync(49);
+  assertEquals(done, [3]);
+  await clock.tickAsync(1);
+  assertEquals(done.sort(), [1, 2, 3]);
+  for (const r of await Promise.all(ps)) assertEquals(r.status, 503);
+  level = "normal"; // no hold at normal
+  const r = await app.request("/shed");
+  assertEquals(await r.text(), "ran");
+});

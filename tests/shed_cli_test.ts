@@ -1,0 +1,96 @@
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { kw } from "./helpers/cli.ts";
+import { validateConfig } from "../mod/config/mod.ts";
+import { Runtime } from "../mod/runtime.ts";
+import { createGovernorModule } from "../mod/shed/mod.ts";
+
+const TRACES = new URL("./fixtures/traces/", import.meta.url).pathname;
+
+Deno.test("cli: governor replay prints one JSON line per transition", async () => {
+  const r = await kw(["governor", "replay", `${TRACES}surge.jsonl`]);
+  assertEquals(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assertEquals(lines.map((l) => [l.from, l.to]), [
+    ["normal", "overload"],
+    ["overload", "elevated"],
+    ["elevated", "normal"],
+  ]);
+  assertEquals(Object.keys(lines[0]), ["t", "from", "to", "reason"]);
+  assertEquals(lines[1].t, 25_000);
+});
+
+Deno.test("cli: governor replay --config uses that config's thresholds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-replay-" });
+  try {
+    const cfg = `${dir}/tune.jsonc`;
+    // Lag alone decides; with elevated at 50 the noisy trace (15..45 ms) never leaves normal.
+    await Deno.writeTextFile(
+      cfg,
+      `{ // tuning
+        "governor": { "thresholds": { "eventLoopLagMs": { "elevated": 50 }, "cpuPressure": null } } }`,
+    );
+    const r = await kw(["governor", "replay", `${TRACES}noisy.jsonl`, "--config", cfg]);
+    assertEquals([r.code, r.stdout], [0, ""], r.stderr);
+    const d = await kw(["governor", "replay", `${TRACES}noisy.jsonl`]);
+    assertEquals(d.stdout.trim().split("\n").length, 1);
+    // An invalid config is a usage error naming the field.
+    await Deno.writeTextFile(cfg, `{"governor": {"hysteresis": 2}}`);
+    const bad = await kw(["governor", "replay", `${TRACES}noisy.jsonl`, "-c", cfg]);
+    assertEquals(bad.code, 2);
+    assertStringIncludes(bad.stderr, "governor.hysteresis");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: governor replay names the malformed line and exits 2", async () => {
+  const r = await kw(["governor", "replay", `${TRACES}bad_line3.jsonl`]);
+  assertEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "bad_line3.jsonl: line 3:");
+  assertStringIncludes(r.stderr, "signals.eventLoopLagMs");
+  const dir = await Deno.makeTempDir({ prefix: "kw-replay-" });
+  try {
+    const cases: [string, string][] = [
+      ['{"t":0}\nnot json\n', "line 2: not JSON"],
+      ['{"t":0}\n\n{"t":5,"signals":{"lagMs":1}}\n', "line 3: signals.lagMs: unknown field"],
+      ['{"t":10}\n{"t":5}\n', "line 2: t 5 is before the previous line's 10"],
+      ['{"signals":{}}\n', "line 1: t:"],
+    ];
+    for (const [text, want] of cases) {
+      await Deno.writeTextFile(`${dir}/t.jsonl`, text);
+      const x = await kw(["governor", "replay", `${dir}/t.jsonl`]);
+      assertEquals(x.code, 2, text);
+      assertStringIncludes(x.stderr, want);
+    }
+    const missing = await kw(["governor", "replay", `${dir}/nope.jsonl`]);
+    assertEquals(missing.code, 2);
+    assertStringIncludes(missing.stderr, "cannot read trace");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: governor status reads the daemon (text and --json); no daemon exits 3", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "kw-gov-cli-" });
+  const rt = new Runtime(validateConfig({ dataDir, web: { listen: "127.0.0.1:0" } }), {
+    extraModules: (ctx) => [createGovernorModule(ctx)],
+  });
+  try {
+    const none = await kw(["governor", "status", "-d", dataDir]);
+    assertEquals(none.code, 3);
+    await rt.start();
+    const j = await kw(["governor", "status", "--json", "-d", dataDir]);
+    assertEquals(j.code, 0, j.stderr);
+    const snap = JSON.parse(j.stdout);
+    assertEquals(snap.level, "normal");
+    assert(Array.isArray(snap.signals) && snap.signals.length >= 10);
+    const t = await kw(["governor", "status", "-d", dataDir]);
+    assertEquals(t.code, 0, t.stderr);
+    assertStringIncludes(t.stdout, "governor: NORMAL since");
+    assertStringIncludes(t.stdout, "eventLoopLagMs");
+    assertStringIncludes(t.stdout, "suspended: none");
+  } finally {
+    await rt.stop("test done");
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
