@@ -48,7 +48,10 @@ Deno.test("store: migrations run once per module, in order, and refuse a newer s
     s.close();
     s = new Store({ path });
     assertEquals(s.migrate("m", ["CREATE TABLE t (a INTEGER)", "ALTER TABLE t ADD b TEXT"]), 2);
-    assertEquals(s.db.prepare("SELECT a, b FROM t").all().map((r) => ({ ...r })), [{ a: 1, b: null }]);
+    assertEquals(s.db.prepare("SELECT a, b FROM t").all().map((r) => ({ ...r })), [{
+      a: 1,
+      b: null,
+    }]);
     assertThrows(() => s.migrate("m", ["CREATE TABLE t (a INTEGER)"]), Error, "newer");
     // a failing migration rolls back and keeps the version
     assertThrows(() => s.migrate("m", ["x", "y", "NOT SQL"]), Error, "migration 3");
@@ -73,7 +76,13 @@ Deno.test("store: settings round-trip JSON values", () => {
 Deno.test("store: every acknowledged event survives kill -9 of the runtime during a 10,000-event burst", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-kill9-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("./helpers/journal_burst.ts", import.meta.url).pathname, dir, "10000"],
+    args: [
+      "run",
+      "-A",
+      new URL("./helpers/journal_burst.ts", import.meta.url).pathname,
+      dir,
+      "10000",
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
