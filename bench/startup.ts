@@ -7,7 +7,7 @@ import { type BenchRow, percentile, printTable } from "./types.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BARE = new URL("./bare_hono.ts", import.meta.url).pathname;
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -24,7 +24,7 @@ async function measure(
   kind: "keepwire" | "bare",
   idleMs: number,
 ): Promise<{ startMs: number; rss?: number }> {
-  const port = await freePort();
+  const port = freePort();
   const data = await Deno.makeTempDir({ prefix: "kw-bench-" });
   const args = kind === "keepwire"
     ? ["run", "-A", MAIN, "run", "--data", data, "--listen", `127.0.0.1:${port}`]

@@ -7,7 +7,7 @@ import { type BenchRow, printTable } from "./types.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BARE = new URL("./bare_hono.ts", import.meta.url).pathname;
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -52,7 +52,7 @@ async function wrk(
 /** Run the web bench. */
 export async function bench(): Promise<BenchRow[]> {
   const data = await Deno.makeTempDir({ prefix: "kw-bench-web-" });
-  const [p1, p2] = [await freePort(), await freePort()];
+  const [p1, p2] = [freePort(), freePort()];
   const env = { NO_COLOR: "1" };
   const kw = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "run", "--data", data, "--listen", `127.0.0.1:${p1}`],

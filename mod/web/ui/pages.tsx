@@ -288,6 +288,7 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                       {admin
                         ? (
                           <button
+                            type="button"
                             class="danger"
                             data-api={`/api/users/${u.name}`}
                             data-method="DELETE"
@@ -340,6 +341,7 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                       {admin
                         ? (
                           <button
+                            type="button"
                             class="danger"
                             data-api={`/api/tokens/${t.id}`}
                             data-method="DELETE"

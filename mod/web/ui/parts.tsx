@@ -41,6 +41,7 @@ export async function subsystemsPage(d: PageDeps, who: Principal | null): Promis
                   admin
                     ? (
                       <button
+                        type="button"
                         class={cls}
                         data-api={`/api/subsystems/${name}/${a}`}
                         data-confirm={`${label} ${name}?`}
@@ -135,6 +136,7 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
                             {admin
                               ? (
                                 <button
+                                  type="button"
                                   data-api={`/api/bypass/${name}/release`}
                                   data-body={JSON.stringify({ reason })}
                                   data-confirm={`Release the "${reason}" hold on ${name}?`}
@@ -320,6 +322,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                   ? (
                     <p>
                       <button
+                        type="button"
                         class="primary"
                         data-api="/api/update/activate"
                         data-confirm="Activate the installed image now? Traffic is held in bypass while the appliance restarts into it."
@@ -371,6 +374,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                         ? (
                           <>
                             <button
+                              type="button"
                               data-api="/api/update/mark-good"
                               data-body={JSON.stringify({ slot: str(s.bootname) })}
                               data-confirm={`Mark slot ${str(s.bootname)} good?`}
@@ -378,6 +382,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                               mark good
                             </button>{" "}
                             <button
+                              type="button"
                               class="danger"
                               data-api="/api/update/mark-bad"
                               data-body={JSON.stringify({ slot: str(s.bootname) })}
