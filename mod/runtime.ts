@@ -112,9 +112,12 @@ export class Runtime implements RuntimeView {
       this.#web,
     ];
     this.#startedAt = this.clock.now();
+    const moduleStartMs: Record<string, number> = {};
     for (const m of this.#modules) {
       try {
+        const t0 = performance.now();
         await m.start();
+        moduleStartMs[m.name] = Math.round((performance.now() - t0) * 10) / 10;
         this.#started.push(m);
       } catch (e) {
         this.bus.publish({
@@ -136,6 +139,7 @@ export class Runtime implements RuntimeView {
         listen: this.#web.address,
         modules: this.#modules.map((m) => m.name),
         startMs: this.clock.now() - this.#startedAt,
+        moduleStartMs,
       },
     });
     this.#watchReady();

@@ -4,7 +4,6 @@
  * @module
  */
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Journal, KwEvent, Payload, Severity } from "../events/mod.ts";
 import { SEVERITIES } from "../events/mod.ts";
@@ -85,7 +84,7 @@ export class Store implements Journal {
 
   /** Open (creating when needed) the database at `opts.path` and run core migrations. */
   constructor(opts: StoreOptions) {
-    if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
+    if (opts.path !== ":memory:") Deno.mkdirSync(dirname(opts.path), { recursive: true });
     this.db = new DatabaseSync(opts.path);
     this.#retention = opts.retention ?? { maxEvents: 100_000, maxAgeDays: 90 };
     this.#now = opts.now ?? Date.now;

@@ -3,7 +3,6 @@
  * local control socket (data dir, mode 0600) that the CLI uses without a password.
  * @module
  */
-import { chmod } from "node:fs/promises";
 import type { Hono } from "hono";
 import { splitListen } from "../config/mod.ts";
 import { controlSocketPath } from "../cli/client.ts";
@@ -99,7 +98,7 @@ export class WebModule implements Module {
     } finally {
       Deno.umask(oldUmask);
     }
-    await chmod(sock, 0o600);
+    await Deno.chmod(sock, 0o600);
   }
 
   /** Stop both listeners (open SSE streams are cut). */

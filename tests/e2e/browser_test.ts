@@ -4,6 +4,8 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { startTestRuntime } from "../helpers/runtime.ts";
+import { generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
+import { makeBundle } from "../update_fixture.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../../test-results/", import.meta.url).pathname;
@@ -21,14 +23,45 @@ const ok = await haveChromium();
 if (!ok) console.warn(`SKIP browser tests: ${CHROMIUM} not installed (Debian package chromium)`);
 
 Deno.test({
-  name: "browser: set the admin password, sign in, dashboard, bypass hold/release, live events",
+  name:
+    "browser: set the admin password, sign in, dashboard, bypass hold/release, live events, bundle upload with progress",
   ignore: !ok,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     const { chromium } = await import("playwright-core");
     await Deno.mkdir(SHOTS, { recursive: true });
-    const t = await startTestRuntime({ identity: { name: "gw-browser" } });
+    // file slots, a keyring and a signed 24 MiB bundle for the upload
+    const work = await Deno.makeTempDir({ prefix: "kw-browser-" });
+    const kp = await generateKeyPem();
+    await Deno.writeTextFile(`${work}/ring.pem`, kp.publicPem);
+    for (const x of ["A", "B"]) await Deno.writeFile(`${work}/${x}.img`, new Uint8Array(0));
+    await Deno.writeTextFile(
+      `${work}/bootenv.json`,
+      JSON.stringify({ ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0" }),
+    );
+    const bundle = await makeBundle(work, {
+      version: "2.0.0",
+      compatible: "browser-gw",
+      size: 24 << 20,
+      keys: [await parsePrivateKey(kp.privatePem)],
+      name: "firmware",
+    });
+    const t = await startTestRuntime({
+      identity: { name: "gw-browser" },
+      update: {
+        compatible: "browser-gw",
+        keyring: `${work}/ring.pem`,
+        bootedSlot: "A",
+        bootloader: { backend: "file", file: `${work}/bootenv.json` },
+        slots: {
+          rootfs: {
+            a: { device: `${work}/A.img`, bootname: "A" },
+            b: { device: `${work}/B.img`, bootname: "B" },
+          },
+        },
+      },
+    });
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -92,11 +125,45 @@ Deno.test({
       await page.waitForSelector(`#live-events td:text("${marker}")`, { timeout: 15_000 });
       await page.screenshot({ path: `${SHOTS}browser-05-live-event.png`, fullPage: true });
 
-      // 5. phone-sized viewport still shows the navigation and the dashboard
+      // 5. upload a bundle and watch its progress; the slot table shows the new version
+      await page.goto(`${t.base}/update`);
+      await page.setInputFiles("input[type=file]", bundle.path);
+      const seen = new Set<number>();
+      const watch = (async () => {
+        for (let i = 0; i < 400; i++) {
+          // a string runs in the page (this file is type-checked without the DOM lib)
+          const v = await page.evaluate(
+            `(() => { const u = document.getElementById("upload-progress");
+              return u ? Math.round(u.value * 100) : -1; })()`,
+          ) as number;
+          seen.add(v);
+          if (v >= 100) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      await page.click("form[data-api='/api/update'] button[type=submit]");
+      await page.waitForSelector("#flash:not(.error):has-text('bundle uploaded')", {
+        timeout: 60_000,
+      });
+      await watch;
+      assert(
+        [...seen].some((v) => v > 0 && v < 100) || seen.has(100),
+        `progress never moved: ${[...seen]}`,
+      );
+      await page.waitForSelector("#slots td:has-text('2.0.0')");
+      await page.screenshot({ path: `${SHOTS}browser-06-update-installed.png`, fullPage: true });
+
+      const st = await (await t.api("/api/update")).json();
+      const b = st.slots.find((x: { bootname: string }) => x.bootname === "B");
+      assertEquals([b.version, b.primary], ["2.0.0", true]);
+      const installEvents = t.rt.store.events({ kind: "update.install_progress", limit: 100 });
+      assert(installEvents.length >= 2, "no install progress events");
+
+      // 6. phone-sized viewport still shows the navigation and the dashboard
       await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(`${t.base}/`);
       await page.waitForSelector("#health-card");
-      await page.screenshot({ path: `${SHOTS}browser-06-phone.png`, fullPage: true });
+      await page.screenshot({ path: `${SHOTS}browser-07-phone.png`, fullPage: true });
 
       assertEquals(
         errors.filter((e) => !e.includes("401")),
@@ -106,6 +173,7 @@ Deno.test({
     } finally {
       await browser.close();
       await t.close();
+      await Deno.remove(work, { recursive: true });
     }
   },
 });

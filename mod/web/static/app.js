@@ -78,6 +78,7 @@ document.addEventListener("submit", async (ev) => {
   try {
     if (file) {
       await upload(form, file);
+      refreshSoon(0);
     } else {
       const data = await callApi(form.dataset.method || "POST", form.dataset.api, formJson(form));
       if (form.dataset.show && data) {
@@ -103,8 +104,10 @@ document.addEventListener("submit", async (ev) => {
   }
 });
 
+let uploading = false;
 function upload(form, input) {
   return new Promise((resolve, reject) => {
+    uploading = true;
     if (!input.files.length) return reject(new Error("choose a file first"));
     const bar = document.getElementById("upload-progress");
     const label = document.getElementById("upload-label");
@@ -118,13 +121,17 @@ function upload(form, input) {
       if (bar) bar.value = e.loaded / e.total;
       if (label) label.textContent = `uploading ${pct}%`;
     };
+    xhr.onloadend = () => {
+      uploading = false;
+    };
     xhr.onload = () => {
       let data = null;
       try {
         data = JSON.parse(xhr.responseText);
       } catch (_) { /* */ }
       if (xhr.status >= 200 && xhr.status < 300) {
-        if (label) label.textContent = "uploaded; installing…";
+        if (bar) bar.value = 1;
+        if (label) label.textContent = "uploaded and installed";
         flash(form.dataset.done || "uploaded");
         resolve(data);
       } else {
@@ -162,6 +169,10 @@ function refreshSoon(delay) {
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
     lastRefresh = Date.now();
+    if (uploading) {
+      refreshSoon();
+      return;
+    } // keep the progress bars while uploading
     const a = document.activeElement;
     if (!forced && a && a.matches("main input, main select, main textarea")) return; // user typing
     try {
