@@ -2,17 +2,17 @@
  * Startup bench: time from process start to /api/health 200, and RSS after 10 s idle,
  * for keepwire (`main.ts run`, embedded defaults) and a bare Deno.serve + Hono.
  */
-import { type BenchRow, percentile, printTable } from "./types.ts";
+import {
+  BARE_HONO,
+  type BenchRow,
+  freePort,
+  KEEPWIRE_MAIN,
+  percentile,
+  printTable,
+} from "./types.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const BARE = new URL("./bare_hono.ts", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
+const MAIN = KEEPWIRE_MAIN;
+const BARE = BARE_HONO;
 
 async function rssMb(pid: number): Promise<number> {
   const s = await Deno.readTextFile(`/proc/${pid}/status`);

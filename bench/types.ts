@@ -32,3 +32,16 @@ export function percentile(xs: number[], p: number): number {
   const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
   return s[i];
 }
+
+/** main.ts of keepwire. */
+export const KEEPWIRE_MAIN: string = new URL("../main.ts", import.meta.url).pathname;
+/** The bare Deno.serve + Hono baseline server. */
+export const BARE_HONO: string = new URL("./bare_hono.ts", import.meta.url).pathname;
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}

@@ -2,17 +2,10 @@
  * Web bench: GET /api/status with an API token, 64 connections with wrk, next to
  * a bare Hono hello world measured in the same run. Target: ≥ 50% of bare.
  */
-import { type BenchRow, printTable } from "./types.ts";
+import { BARE_HONO, type BenchRow, freePort, KEEPWIRE_MAIN, printTable } from "./types.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const BARE = new URL("./bare_hono.ts", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
+const MAIN = KEEPWIRE_MAIN;
+const BARE = BARE_HONO;
 
 async function waitUp(url: string, headers: Record<string, string> = {}): Promise<void> {
   const end = Date.now() + 30_000;
