@@ -33,10 +33,16 @@ export interface CommonOpts {
   data?: string;
 }
 
-/** Load the effective config for a command (exit 2 with field errors when invalid). */
-export async function commandConfig(opts: CommonOpts): Promise<Config> {
+/**
+ * Load the effective config for a command (exit 2 with field errors when invalid).
+ * `env` defaults to the process environment; `config check` passes `{}`.
+ */
+export async function commandConfig(
+  opts: CommonOpts & { listen?: string },
+  env?: Record<string, string | undefined>,
+): Promise<Config> {
   try {
-    return await loadConfig({ file: opts.config, dataDir: opts.data });
+    return await loadConfig({ file: opts.config, dataDir: opts.data, listen: opts.listen, env });
   } catch (e) {
     if (e instanceof ConfigError) throw new CliError(EXIT.USAGE, e.message);
     throw e;

@@ -1,10 +1,9 @@
 /** Core commands: run, status, config check|show, version. */
 import type { Command } from "commander";
 import { join } from "node:path";
-import { ConfigError, loadConfig } from "../config/mod.ts";
 import { RUN_OPTIONS, runCommand, type RunOpts } from "./run.ts";
 import { VERSION } from "../version.ts";
-import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
+import { commandConfig, type CommonOpts, printJson } from "./common.ts";
 import { daemonRequest, DaemonUnreachable } from "./client.ts";
 import { Store } from "../store/mod.ts";
 
@@ -38,12 +37,7 @@ export function registerCoreCommands(program: Command): void {
     .description("validate a config file; names each bad field; exit 2 when invalid")
     .argument("<file>", "config file (JSON/JSONC)")
     .action(async (file: string) => {
-      try {
-        await loadConfig({ file, env: {} });
-      } catch (e) {
-        if (e instanceof ConfigError) throw new CliError(EXIT.USAGE, e.message);
-        throw e;
-      }
+      await commandConfig({ config: file }, {});
       console.log(`${file}: valid`);
     });
   cfg.command("show")

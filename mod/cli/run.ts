@@ -5,8 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config/mod.ts";
-import { CliError, EXIT } from "./common.ts";
+import { CliError, commandConfig } from "./common.ts";
 
 /** One option of `run`. */
 export interface RunOption {
@@ -77,13 +76,7 @@ export function fastParseRun(args: string[]): RunOpts | null {
 
 /** Run the appliance until a signal; throws CliError for bad config or a failed run. */
 export async function runCommand(opts: RunOpts): Promise<void> {
-  let config;
-  try {
-    config = await loadConfig({ file: opts.config, dataDir: opts.data, listen: opts.listen });
-  } catch (e) {
-    if (e instanceof ConfigError) throw new CliError(EXIT.USAGE, e.message);
-    throw e;
-  }
+  const config = await commandConfig(opts);
   const { runUntilSignal } = await import("../runtime.ts");
   const code = await runUntilSignal(config);
   if (code !== 0) throw new CliError(code, "keepwire stopped with errors");
