@@ -201,55 +201,41 @@ export class Runtime implements RuntimeView {
     if (this.#readyTimer !== undefined) this.clock.clearTimeout(this.#readyTimer);
     const deadline = this.clock.now() + this.config.shutdownTimeoutMs;
     let clean = true;
+    // Run one stop step within `ms`; a failure or overrun is journalled, not thrown.
+    const step = async (module: string, what: string, work: () => Promise<unknown>, ms: number) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        work().then(() => "ok" as const, (e: Error) => e),
+        new Promise<"timeout">((res) => timer = setTimeout(() => res("timeout"), ms)),
+      ]);
+      clearTimeout(timer);
+      if (r === "ok") return;
+      clean = false;
+      this.bus.publish({
+        module: "runtime",
+        kind: "runtime.stop_failed",
+        severity: "error",
+        payload: { module, error: `${what}${r === "timeout" ? "timed out" : r.message}` },
+      });
+    };
     const bypass = this.#built?.bypass;
     if (
       bypass && this.#started.includes(bypass) && this.config.hardware.bypass.onStop === "bypass"
     ) {
-      // the wire carries traffic while the subsystems stop and until the next start is ready
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const r = await Promise.race([
-        // one shutdown hold per segment, not one per stop: it is not counted up
-        (bypass.segments().every((seg) => seg.holds.some((h) => h.reason === "shutdown"))
-          ? Promise.resolve()
-          : bypass.hold("all", "shutdown", "runtime")).then(
-            () => "ok" as const,
-            (e: Error) => e,
-          ),
-        new Promise<"timeout">((res) =>
-          timer = setTimeout(() => res("timeout"), this.config.shutdownTimeoutMs / 4)
-        ),
-      ]);
-      clearTimeout(timer);
-      if (r !== "ok") {
-        clean = false;
-        this.bus.publish({
-          module: "runtime",
-          kind: "runtime.stop_failed",
-          severity: "error",
-          payload: {
-            module: "bypass",
-            error: `shutdown hold: ${r === "timeout" ? "timed out" : r.message}`,
-          },
-        });
+      // the wire carries traffic while the subsystems stop and until the next start is ready;
+      // one shutdown hold per segment, not one per stop: it is not counted up
+      const held = bypass.segments().every((seg) => seg.holds.some((h) => h.reason === "shutdown"));
+      if (!held) {
+        await step(
+          "bypass",
+          "shutdown hold: ",
+          () => bypass.hold("all", "shutdown", "runtime"),
+          this.config.shutdownTimeoutMs / 4,
+        );
       }
     }
     for (const m of [...this.#started].reverse()) {
-      const left = Math.max(0, deadline - this.clock.now());
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const r = await Promise.race([
-        m.stop().then(() => "ok" as const, (e: Error) => e),
-        new Promise<"timeout">((res) => timer = setTimeout(() => res("timeout"), left)),
-      ]);
-      clearTimeout(timer);
-      if (r !== "ok") {
-        clean = false;
-        this.bus.publish({
-          module: "runtime",
-          kind: "runtime.stop_failed",
-          severity: "error",
-          payload: { module: m.name, error: r === "timeout" ? "timed out" : r.message },
-        });
-      }
+      await step(m.name, "", () => m.stop(), Math.max(0, deadline - this.clock.now()));
     }
     this.#started = [];
     if (this.#store) {
