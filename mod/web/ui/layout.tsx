@@ -93,6 +93,44 @@ export function Layout(p: LayoutProps): Child {
   );
 }
 
+/**
+ * A button that calls the JSON API after a confirmation (app.js handles `data-api`);
+ * renders nothing unless `allowed` (viewers do not get buttons they may not use).
+ */
+export function Action(p: {
+  /** API path. */
+  api: string;
+  /** Confirmation question. */
+  confirm: string;
+  /** Show the button at all (admin). */
+  allowed: boolean;
+  /** HTTP method (default POST). */
+  method?: string;
+  /** JSON body. */
+  body?: unknown;
+  /** Flash text on success. */
+  done?: string;
+  /** CSS class (danger, primary). */
+  cls?: string;
+  /** Label. */
+  children?: Child;
+}): Child {
+  if (!p.allowed) return null;
+  return (
+    <button
+      type="button"
+      class={p.cls}
+      data-api={p.api}
+      data-method={p.method}
+      data-body={p.body === undefined ? undefined : JSON.stringify(p.body)}
+      data-confirm={p.confirm}
+      data-done={p.done}
+    >
+      {p.children}
+    </button>
+  );
+}
+
 /** A coloured state badge. */
 export function Badge(p: { value: string | null | undefined }): Child {
   const v = p.value ?? "unknown";

@@ -10,7 +10,7 @@ import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
 import { SEVERITIES } from "../../events/mod.ts";
 import type { WebEnv } from "../app.ts";
-import { Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
+import { Action, Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
 import { dashboardPage } from "./dashboard.tsx";
 import { bypassPage, storagePage, subsystemsPage, updatePage } from "./parts.tsx";
 
@@ -285,19 +285,15 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                     <td>{u.role}</td>
                     <td>{fmtTime(u.updated)}</td>
                     <td>
-                      {admin
-                        ? (
-                          <button
-                            type="button"
-                            class="danger"
-                            data-api={`/api/users/${u.name}`}
-                            data-method="DELETE"
-                            data-confirm={`Delete user ${u.name}?`}
-                          >
-                            delete
-                          </button>
-                        )
-                        : null}
+                      <Action
+                        allowed={admin}
+                        cls="danger"
+                        api={`/api/users/${u.name}`}
+                        method="DELETE"
+                        confirm={`Delete user ${u.name}?`}
+                      >
+                        delete
+                      </Action>
                     </td>
                   </tr>
                 ))}
@@ -338,19 +334,15 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                     <td>{fmtTime(t.created)}</td>
                     <td>{fmtTime(t.lastUsed)}</td>
                     <td>
-                      {admin
-                        ? (
-                          <button
-                            type="button"
-                            class="danger"
-                            data-api={`/api/tokens/${t.id}`}
-                            data-method="DELETE"
-                            data-confirm={`Revoke token ${t.name}?`}
-                          >
-                            revoke
-                          </button>
-                        )
-                        : null}
+                      <Action
+                        allowed={admin}
+                        cls="danger"
+                        api={`/api/tokens/${t.id}`}
+                        method="DELETE"
+                        confirm={`Revoke token ${t.name}?`}
+                      >
+                        revoke
+                      </Action>
                     </td>
                   </tr>
                 ))}

@@ -3,7 +3,7 @@
 import type { Child } from "hono/jsx";
 import type { Principal } from "../users.ts";
 import type { PageDeps } from "./pages.tsx";
-import { Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
+import { Action, Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
 import { arr, num, obj, str, strs, time } from "./data.ts";
 
 function missing(what: string): Child {
@@ -37,20 +37,17 @@ export async function subsystemsPage(d: PageDeps, who: Principal | null): Promis
             <tbody>
               {subs.map((s) => {
                 const name = str(s.name);
-                const act = (a: string, label: string, cls = "") =>
-                  admin
-                    ? (
-                      <button
-                        type="button"
-                        class={cls}
-                        data-api={`/api/subsystems/${name}/${a}`}
-                        data-confirm={`${label} ${name}?`}
-                        data-done={`${label.toLowerCase()} requested`}
-                      >
-                        {label}
-                      </button>
-                    )
-                    : null;
+                const act = (a: string, label: string, cls?: string) => (
+                  <Action
+                    allowed={admin}
+                    cls={cls}
+                    api={`/api/subsystems/${name}/${a}`}
+                    confirm={`${label} ${name}?`}
+                    done={`${label.toLowerCase()} requested`}
+                  >
+                    {label}
+                  </Action>
+                );
                 return (
                   <tr data-name={name}>
                     <td>{name}</td>
@@ -133,19 +130,15 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
                           <td>{str(h.count ?? 1)}</td>
                           <td>{fmtTime(time(h.since ?? h.at ?? h.time))}</td>
                           <td>
-                            {admin
-                              ? (
-                                <button
-                                  type="button"
-                                  data-api={`/api/bypass/${name}/release`}
-                                  data-body={JSON.stringify({ reason })}
-                                  data-confirm={`Release the "${reason}" hold on ${name}?`}
-                                  data-done="released"
-                                >
-                                  release
-                                </button>
-                              )
-                              : null}
+                            <Action
+                              allowed={admin}
+                              api={`/api/bypass/${name}/release`}
+                              body={{ reason }}
+                              confirm={`Release the "${reason}" hold on ${name}?`}
+                              done="released"
+                            >
+                              release
+                            </Action>
                           </td>
                         </tr>
                       );
@@ -321,15 +314,15 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                 {arr(r.slots).some((sl) => !sl.booted && sl.primary && str(sl.state) !== "bad")
                   ? (
                     <p>
-                      <button
-                        type="button"
-                        class="primary"
-                        data-api="/api/update/activate"
-                        data-confirm="Activate the installed image now? Traffic is held in bypass while the appliance restarts into it."
-                        data-done="activating"
+                      <Action
+                        allowed={admin}
+                        cls="primary"
+                        api="/api/update/activate"
+                        confirm="Activate the installed image now? Traffic is held in bypass while the appliance restarts into it."
+                        done="activating"
                       >
                         Activate installed image
-                      </button>
+                      </Action>
                     </p>
                   )
                   : null}
@@ -370,29 +363,23 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                       <code>{str(s.sha256).slice(0, 16)}</code>
                     </td>
                     <td>
-                      {admin
-                        ? (
-                          <>
-                            <button
-                              type="button"
-                              data-api="/api/update/mark-good"
-                              data-body={JSON.stringify({ slot: str(s.bootname) })}
-                              data-confirm={`Mark slot ${str(s.bootname)} good?`}
-                            >
-                              mark good
-                            </button>{" "}
-                            <button
-                              type="button"
-                              class="danger"
-                              data-api="/api/update/mark-bad"
-                              data-body={JSON.stringify({ slot: str(s.bootname) })}
-                              data-confirm={`Mark slot ${str(s.bootname)} bad?`}
-                            >
-                              mark bad
-                            </button>
-                          </>
-                        )
-                        : null}
+                      <Action
+                        allowed={admin}
+                        api="/api/update/mark-good"
+                        body={{ slot: str(s.bootname) }}
+                        confirm={`Mark slot ${str(s.bootname)} good?`}
+                      >
+                        mark good
+                      </Action>{" "}
+                      <Action
+                        allowed={admin}
+                        cls="danger"
+                        api="/api/update/mark-bad"
+                        body={{ slot: str(s.bootname) }}
+                        confirm={`Mark slot ${str(s.bootname)} bad?`}
+                      >
+                        mark bad
+                      </Action>
                     </td>
                   </tr>
                 ))}
