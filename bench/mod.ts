@@ -12,7 +12,7 @@ const ALL: Record<string, string> = {
   bypass_tc: "./bypass_tc.ts",
   supervisor: "./supervisor.ts",
   update: "./update.ts",
-  shed: "./shed.ts",
+  governor: "./governor.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

@@ -30,7 +30,7 @@ import type { SupervisorApi } from "./supervisor/api.ts";
 import { type BypassModule, createBypassModule } from "./bypass/mod.ts";
 import { WatchdogModule } from "./watchdog/mod.ts";
 import { createUpdateModule } from "./update/mod.ts";
-import { createGovernorModule, type GovernorModule } from "./shed/mod.ts";
+import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -120,7 +120,7 @@ export class Runtime implements RuntimeView {
         moduleStartMs[m.name] = Math.round((performance.now() - t0) * 10) / 10;
         this.#started.push(m);
       } catch (e) {
-        this.bus.publish({
+        this.bus.publishUntyped({
           module: "runtime",
           kind: "runtime.start_failed",
           severity: "critical",
@@ -130,7 +130,7 @@ export class Runtime implements RuntimeView {
         throw new Error(`cannot start ${m.name}: ${(e as Error).message}`);
       }
     }
-    this.bus.publish({
+    this.bus.publishUntyped({
       module: "runtime",
       kind: "runtime.started",
       payload: {
@@ -170,7 +170,7 @@ export class Runtime implements RuntimeView {
         try {
           await built.bypass.releaseWith("all", r, { by: "runtime", force: true });
         } catch (e) {
-          this.bus.publish({
+          this.bus.publishUntyped({
             module: "runtime",
             kind: "runtime.release_failed",
             severity: "error",
@@ -178,7 +178,7 @@ export class Runtime implements RuntimeView {
           });
         }
       }
-      this.bus.publish({
+      this.bus.publishUntyped({
         module: "runtime",
         kind: "runtime.ready",
         payload: { released: reasons, afterMs: this.clock.now() - this.#startedAt },
@@ -211,7 +211,7 @@ export class Runtime implements RuntimeView {
       clearTimeout(timer);
       if (r === "ok") return;
       clean = false;
-      this.bus.publish({
+      this.bus.publishUntyped({
         module: "runtime",
         kind: "runtime.stop_failed",
         severity: "error",
@@ -240,7 +240,7 @@ export class Runtime implements RuntimeView {
     this.#started = [];
     if (this.#store) {
       try {
-        this.bus.publish({
+        this.bus.publishUntyped({
           module: "runtime",
           kind: "runtime.stopped",
           payload: { reason, clean, uptimeMs: this.clock.now() - this.#startedAt },

@@ -17,7 +17,7 @@ Deno.test("metrics: /metrics needs auth, has HELP and TYPE per keepwire_ family,
     const anon = await fetch(`${t.base}/metrics`);
     assertEquals(anon.status, 401);
     await anon.body?.cancel();
-    t.rt.bus.publish({ module: "demo", kind: "demo.x", severity: "warning" });
+    t.rt.bus.publishUntyped({ module: "demo", kind: "demo.x", severity: "warning" });
     const r = await t.api("/metrics");
     assertEquals(r.status, 200);
     assertStringIncludes(r.headers.get("content-type") ?? "", "text/plain");

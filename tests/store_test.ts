@@ -5,9 +5,9 @@ import { EventBus } from "../mod/events/mod.ts";
 Deno.test("store: journal appends, queries by kind/module/severity/since, pages", () => {
   const store = new Store({ path: ":memory:" });
   const bus = new EventBus({ journal: store, now: () => 1000 });
-  bus.publish({ module: "a", kind: "a.one", severity: "info", payload: { n: 1 } });
-  bus.publish({ module: "a", kind: "a.two", severity: "warning", payload: { n: 2 } });
-  bus.publish({ module: "b", kind: "b.one", severity: "error", payload: { n: 3 } });
+  bus.publishUntyped({ module: "a", kind: "a.one", severity: "info", payload: { n: 1 } });
+  bus.publishUntyped({ module: "a", kind: "a.two", severity: "warning", payload: { n: 2 } });
+  bus.publishUntyped({ module: "b", kind: "b.one", severity: "error", payload: { n: 3 } });
   assertEquals(store.eventCount(), 3);
   assertEquals(store.events({ kind: "a.*" }).map((e) => e.payload.n), [2, 1]);
   assertEquals(store.events({ kind: "a." }).length, 2);
@@ -27,12 +27,12 @@ Deno.test("store: retention bounds the journal by count and by age", () => {
     now: () => now,
   });
   const bus = new EventBus({ journal: store, now: () => now });
-  for (let i = 0; i < 250; i++) bus.publish({ module: "t", kind: "t.x", payload: { i } });
+  for (let i = 0; i < 250; i++) bus.publishUntyped({ module: "t", kind: "t.x", payload: { i } });
   store.trim();
   assertEquals(store.eventCount(), 100);
   assertEquals(store.events({ limit: 1 })[0].payload.i, 249);
   now += 3 * 86_400_000;
-  bus.publish({ module: "t", kind: "t.new" });
+  bus.publishUntyped({ module: "t", kind: "t.new" });
   store.trim();
   assertEquals(store.events({}).map((e) => e.kind), ["t.new"]);
   store.close();

@@ -39,7 +39,7 @@ Deno.test("web: /api/events filters and validates its query with field errors", 
   const t = await startTestRuntime();
   try {
     for (let i = 0; i < 5; i++) {
-      t.rt.bus.publish({
+      t.rt.bus.publishUntyped({
         module: "demo",
         kind: i % 2 ? "demo.odd" : "demo.even",
         severity: i === 4 ? "error" : "info",
@@ -74,7 +74,7 @@ Deno.test("web: /api/events/stream delivers new events over SSE, resumes after L
   const t = await startTestRuntime();
   const ctrl = new AbortController();
   try {
-    const before = t.rt.bus.publish({ module: "demo", kind: "demo.before" })!;
+    const before = t.rt.bus.publishUntyped({ module: "demo", kind: "demo.before" })!;
     const res = await t.api("/api/events/stream?kind=demo.*", {
       signal: ctrl.signal,
       headers: { "last-event-id": String(before.id - 1) },
@@ -90,8 +90,8 @@ Deno.test("web: /api/events/stream delivers new events over SSE, resumes after L
       if (done) break;
       text += value;
       if (!published && text.includes("demo.before")) {
-        t.rt.bus.publish({ module: "demo", kind: "demo.live", payload: { x: 1 } });
-        t.rt.bus.publish({ module: "other", kind: "other.skip" });
+        t.rt.bus.publishUntyped({ module: "demo", kind: "demo.live", payload: { x: 1 } });
+        t.rt.bus.publishUntyped({ module: "other", kind: "other.skip" });
         published = true;
       }
     }

@@ -133,7 +133,7 @@ export function createBypassModule(
   let started = false;
 
   const publish = (kind: string, payload: Record<string, unknown>, severity?: "warning") =>
-    ctx.bus.publish({ module: "bypass", kind, severity, payload });
+    ctx.bus.publishUntyped({ module: "bypass", kind, severity, payload });
 
   function targets(target: string): Segment[] {
     if (target === "all") return [...segs.values()];
@@ -183,7 +183,7 @@ export function createBypassModule(
             holds: holdStore,
             timing: { switchTimeoutMs: cfg.switchTimeoutMs, retry: cfg.retry },
             publish: (e) =>
-              ctx.bus.publish({
+              ctx.bus.publishUntyped({
                 module: "bypass",
                 kind: e.kind,
                 severity: e.severity,

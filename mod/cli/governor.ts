@@ -2,9 +2,9 @@
 import type { Command } from "commander";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest } from "./client.ts";
-import { parseTrace, replay, TraceError } from "../shed/replay.ts";
-import { defaultGovernorConfig, type GovernorConfig } from "../shed/config.ts";
-import type { GovernorSnapshot } from "../shed/mod.ts";
+import { parseTrace, replay, TraceError } from "../governor/replay.ts";
+import { defaultGovernorConfig, type GovernorConfig } from "../governor/config.ts";
+import type { GovernorSnapshot } from "../governor/mod.ts";
 
 /** Register `governor status` and `governor replay`. */
 export function registerGovernorCommands(program: Command): void {

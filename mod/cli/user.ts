@@ -98,7 +98,7 @@ export function registerUserCommands(program: Command): void {
       await withUsers(opts, async (users, bus) => {
         const existed = !!users.get(name);
         const u = await users.setPassword(name, pw, role);
-        bus.publish({
+        bus.publishUntyped({
           module: "auth",
           kind: existed ? "auth.password_changed" : "auth.user_created",
           severity: "notice",
@@ -153,7 +153,7 @@ export function registerUserCommands(program: Command): void {
         } catch (e) {
           throw new CliError(EXIT.USAGE, (e as Error).message);
         }
-        bus.publish({
+        bus.publishUntyped({
           module: "auth",
           kind: "auth.token_created",
           severity: "notice",

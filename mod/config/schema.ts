@@ -4,7 +4,7 @@ import { bypassConfigSchema } from "../../hw/bypass/config.ts";
 import { raidConfigSchema } from "../../hw/raid/config.ts";
 import { watchdogConfigSchema } from "../../hw/watchdog/config.ts";
 import { subsystemSpecSchema, supervisorConfigSchema } from "../supervisor/config.ts";
-import { governorConfigSchema } from "../shed/config.ts";
+import { governorConfigSchema } from "../governor/config.ts";
 import { updateConfigSchema } from "../update/config.ts";
 import { haConfigSchema } from "../ha/config.ts";
 

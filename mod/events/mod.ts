@@ -2,6 +2,22 @@
  * Typed event bus. Modules publish; the journal (a synchronous sink) makes each
  * event durable before `publish` returns, then async subscribers (SSE, alerts, HA)
  * are told.
+ *
+ * Every event kind and its payload type is declared by the module that publishes it,
+ * in its `events.ts`, by adding to {@link EventMap} (TypeScript declaration merging), so
+ * the bus knows every kind without a central list. Kinds are named
+ * `<module>.<snake_case>`: `storage.array_degraded`, `bypass.mode_changed`.
+ *
+ * @example
+ * ```ts
+ * // mod/storage/events.ts
+ * import type {} from "../events/mod.ts";
+ * declare module "../events/mod.ts" {
+ *   interface EventMap {
+ *     "storage.array_degraded": { array: string; missing: number };
+ *   }
+ * }
+ * ```
  * @module
  */
 import { z } from "zod";
@@ -20,6 +36,30 @@ export function severityRank(s: Severity): number {
 
 /** JSON-serialisable payload of an event. */
 export type Payload = Record<string, unknown>;
+
+/**
+ * Every event kind → its payload type. Empty here: each module's `events.ts` adds its
+ * kinds with `declare module "../events/mod.ts" { interface EventMap { ... } }`.
+ */
+// deno-lint-ignore no-empty-interface
+export interface EventMap {}
+
+/** A declared event kind. */
+export type EventKind = keyof EventMap & string;
+
+/** What a publisher hands to the bus for a declared kind: the payload type follows the kind. */
+export interface TypedEventInput<K extends EventKind> {
+  /** Publishing module (the kind's prefix). */
+  module: string;
+  /** Event kind. */
+  kind: K;
+  /** Severity (default `info`). */
+  severity?: Severity;
+  /** Details, typed by the kind. */
+  payload: EventMap[K];
+  /** Override the time (tests, replay). */
+  time?: number;
+}
 
 /** An event as stored and delivered. `id` is assigned by the journal. */
 export interface KwEvent<P extends Payload = Payload> {
@@ -118,12 +158,21 @@ export class EventBus {
   }
 
   /**
-   * Publish an event. When this returns, the journal has stored it (it survives a
-   * kill -9 of the process) — unless the journal failed, which `journalErrors`
-   * counts and store health reports (the event then has id 0). Returns the event,
-   * or null when sampled out.
+   * Publish a declared event. When this returns, the journal has stored it (it
+   * survives a kill -9 of the process) — unless the journal failed, which
+   * `journalErrors` counts and store health reports (the event then has id 0).
+   * Returns the event, or null when sampled out.
    */
-  publish<P extends Payload>(input: EventInput<P>): KwEvent<P> | null {
+  publish<K extends EventKind>(input: TypedEventInput<K>): KwEvent | null {
+    return this.publishUntyped(input as unknown as EventInput);
+  }
+
+  /**
+   * Publish a kind that is not declared in {@link EventMap}: tests, and events that
+   * arrive from elsewhere (a peer's journal). Modules publish their own kinds with
+   * {@link publish}.
+   */
+  publishUntyped<P extends Payload>(input: EventInput<P>): KwEvent<P> | null {
     if (this.#sampler && !this.#sampler(input as EventInput)) return null;
     const base = {
       time: input.time ?? this.#now(),

@@ -182,7 +182,7 @@ export class StorageModule implements Module {
   }
 
   #publish(e: StorageEvent): void {
-    this.#bus.publish({
+    this.#bus.publishUntyped({
       module: "storage",
       kind: `storage.${e.name}`,
       severity: e.severity,

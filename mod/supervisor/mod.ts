@@ -79,7 +79,7 @@ export function createSupervisorModule(
   deps: SupervisorDeps,
 ): SupervisorModule {
   const cfg = ctx.config.supervisor;
-  const publish = (e: Parameters<typeof ctx.bus.publish>[0]) => void ctx.bus.publish(e);
+  const publish = (e: Parameters<typeof ctx.bus.publish>[0]) => void ctx.bus.publishUntyped(e);
   const pool = new WorkerPool(
     ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,
   );

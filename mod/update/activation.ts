@@ -112,7 +112,7 @@ export class Activation {
     severity: "info" | "notice" | "warning" | "error" | "critical",
     payload: Record<string, unknown>,
   ): void {
-    this.#d.bus.publish({ module: "update", kind, severity, payload });
+    this.#d.bus.publishUntyped({ module: "update", kind, severity, payload });
   }
 
   /** Look at a pending activation (trial or rollback), then start the health gate. */

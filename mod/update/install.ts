@@ -275,7 +275,7 @@ export async function installBundle(
     req.onProgress?.(progress);
     if (progress.phase === "writing" && progress.percent >= lastEventPct + 5) {
       lastEventPct = Math.floor(progress.percent / 5) * 5;
-      bus.publish({
+      bus.publishUntyped({
         module: "update",
         kind: "update.install_progress",
         severity: "debug",
@@ -296,7 +296,7 @@ export async function installBundle(
   } catch (e) {
     const err = e instanceof UpdateError ? e : new UpdateError("io", errorMessage(e), { cause: e });
     records.addHistory("install", null, null, "rejected", `${err.code}: ${err.message}`);
-    bus.publish({
+    bus.publishUntyped({
       module: "update",
       kind: "update.install_rejected",
       severity: "error",
@@ -314,7 +314,7 @@ export async function installBundle(
     version: manifest.version,
     message: `installing ${manifest.version} into slot ${target}`,
   });
-  bus.publish({
+  bus.publishUntyped({
     module: "update",
     kind: "update.install_started",
     payload: {
@@ -458,7 +458,7 @@ export async function installBundle(
         `${err.code}: ${err.message}`,
       );
     } catch { /* the store is gone; the boot env already says bad */ }
-    bus.publish({
+    bus.publishUntyped({
       module: "update",
       kind: "update.install_failed",
       severity: "error",
@@ -485,7 +485,7 @@ export async function installBundle(
     bytes: total,
     durationMs: clock.now() - started,
   };
-  bus.publish({ module: "update", kind: "update.installed", payload: { ...result } });
+  bus.publishUntyped({ module: "update", kind: "update.installed", payload: { ...result } });
   report({
     phase: "done",
     percent: 100,

@@ -98,7 +98,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
 
   const switchTo = async (reason: string): Promise<void> => {
     const mode = config.activation.mode;
-    ctx.bus.publish({
+    ctx.bus.publishUntyped({
       module: "update",
       kind: "update.switching",
       severity: "notice",
@@ -145,7 +145,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
         if (!deps.noGate) await a.start();
       } catch (e) {
         startError = errorMessage(e);
-        ctx.bus.publish({
+        ctx.bus.publishUntyped({
           module: "update",
           kind: "update.error",
           severity: "error",

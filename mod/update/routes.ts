@@ -10,14 +10,14 @@
  * @module
  */
 import { Hono } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ErrorStatus } from "../errors.ts";
 import { z } from "zod";
 import { ApiError, jsonBody, parseOr400 } from "../web/errors.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
 import type { UpdateModule } from "./mod.ts";
 import { type ByteSource, streamSource } from "./stream.ts";
 
-const STATUS: Record<UpdateErrorCode, ContentfulStatusCode> = {
+const STATUS: Record<UpdateErrorCode, ErrorStatus> = {
   "not-a-bundle": 422,
   "unsupported-format": 422,
   "unsigned": 422,

@@ -260,7 +260,7 @@ export class UpdateService {
     await this.boot.markGood(slot);
     this.records.setStatus(slot, "good", null);
     this.records.addHistory("mark-good", slot, this.records.versionOf(slot), "ok", null);
-    this.#bus.publish({
+    this.#bus.publishUntyped({
       module: "update",
       kind: "update.marked_good",
       payload: { slot, by: "command" },
@@ -274,7 +274,7 @@ export class UpdateService {
     await this.boot.markBad(slot);
     this.records.setStatus(slot, "bad", "marked bad by command");
     this.records.addHistory("mark-bad", slot, this.records.versionOf(slot), "ok", null);
-    this.#bus.publish({
+    this.#bus.publishUntyped({
       module: "update",
       kind: "update.marked_bad",
       severity: "warning",

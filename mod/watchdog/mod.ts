@@ -28,7 +28,7 @@ export class WatchdogModule implements Module {
     if (this.#ctx.config.hardware.watchdog.driver === "none") return;
     await this.#wd.open();
     const info = this.#wd.info();
-    this.#ctx.bus.publish({
+    this.#ctx.bus.publishUntyped({
       module: "watchdog",
       kind: "watchdog.opened",
       severity: "notice",
@@ -41,7 +41,7 @@ export class WatchdogModule implements Module {
       },
     });
     if (info.lastResetByWatchdog) {
-      this.#ctx.bus.publish({
+      this.#ctx.bus.publishUntyped({
         module: "watchdog",
         kind: "watchdog.last_reset_by_watchdog",
         severity: "warning",
@@ -66,7 +66,7 @@ export class WatchdogModule implements Module {
   async stop(): Promise<void> {
     if (!this.#wd.info().open) return;
     await this.#wd.close({ magic: true });
-    this.#ctx.bus.publish({ module: "watchdog", kind: "watchdog.closed", payload: {} });
+    this.#ctx.bus.publishUntyped({ module: "watchdog", kind: "watchdog.closed", payload: {} });
   }
 
   /** Health: not essential itself (self-monitoring decides when to pet). */

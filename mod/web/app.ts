@@ -9,6 +9,7 @@ import type { Store } from "../store/mod.ts";
 import type { Clock, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
+import { KeepwireError } from "../errors.ts";
 import { eventsQuerySchema, eventsRoutes } from "./events_api.ts";
 import { uiRoutes } from "./ui/pages.tsx";
 import { readUiSettings, settingsRoutes } from "./settings_api.ts";
@@ -101,7 +102,7 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   const users = opts.users ?? new Users(view.store, { now: () => view.clock.now() });
 
   app.onError((err, c) => {
-    if (err instanceof ApiError) return errorResponse(c, err);
+    if (err instanceof KeepwireError) return errorResponse(c, err);
     if (err instanceof HTTPException) {
       const msg = err.status === 403
         ? "cross-site request refused (CSRF check: Origin / Sec-Fetch-Site)"

@@ -166,7 +166,7 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
     kind: string,
     severity: "info" | "notice" | "warning",
     payload: Record<string, unknown>,
-  ) => bus.publish({ module: "auth", kind: `auth.${kind}`, severity, payload });
+  ) => bus.publishUntyped({ module: "auth", kind: `auth.${kind}`, severity, payload });
 
   const startSession = (c: Context<AuthEnv>, user: string) => {
     const sid = users.createSession(user);

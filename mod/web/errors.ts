@@ -1,8 +1,8 @@
 /** The one error shape of the API: `{"error":{"code","message","fields"?}}`. */
 import type { Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { formatPath } from "../config/mod.ts";
+import { type ErrorStatus, KeepwireError } from "../errors.ts";
 
 /** Body of every API error. */
 export interface ApiErrorBody {
@@ -17,25 +17,16 @@ export interface ApiErrorBody {
   };
 }
 
-/** An error a handler throws to answer with the API error shape. */
-export class ApiError extends Error {
-  /** HTTP status. */
-  readonly status: ContentfulStatusCode;
-  /** Machine-readable code. */
-  readonly code: string;
-  /** Field problems. */
-  readonly fields?: Record<string, string>;
+/** An error the web layer itself throws (auth, CSRF, validation); modules throw their own. */
+export class ApiError extends KeepwireError {
   /** Build one. */
   constructor(
-    status: ContentfulStatusCode,
+    status: ErrorStatus,
     code: string,
     message: string,
     fields?: Record<string, string>,
   ) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.fields = fields;
+    super(status, code, message, { fields });
   }
 }
 
@@ -65,8 +56,8 @@ export function validationError(
   );
 }
 
-/** Answer with the error shape. */
-export function errorResponse(c: Context, err: ApiError): Response {
+/** Answer with the error shape (any module's KeepwireError). */
+export function errorResponse(c: Context, err: KeepwireError): Response {
   const body: ApiErrorBody = { error: { code: err.code, message: err.message } };
   if (err.fields) body.error.fields = err.fields;
   return c.json(body, err.status);

@@ -58,7 +58,7 @@ export class WebModule implements Module {
       const m = await loadTls(this.#view.config.web.tls, this.#view.config.dataDir, hostname);
       tls = { cert: m.cert, key: m.key };
       if (m.source === "generated") {
-        this.#view.bus.publish({
+        this.#view.bus.publishUntyped({
           module: "web",
           kind: "web.tls_generated",
           severity: "notice",

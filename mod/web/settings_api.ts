@@ -34,7 +34,7 @@ export function settingsRoutes(store: Store, bus: EventBus): Hono {
     const patch = parseOr400(putBody, await jsonBody(c), "settings");
     const next = { ...readUiSettings(store), ...patch };
     store.setSetting("ui", next);
-    bus.publish({
+    bus.publishUntyped({
       module: "web",
       kind: "web.settings_changed",
       severity: "notice",

@@ -116,7 +116,7 @@ Deno.test({
       await page.goto(`${t.base}/events`);
       await page.waitForSelector("#live-dot.on");
       const marker = `browser.live_${crypto.randomUUID().slice(0, 8)}`;
-      t.rt.bus.publish({
+      t.rt.bus.publishUntyped({
         module: "browser",
         kind: marker,
         severity: "warning",

@@ -13,7 +13,7 @@ const enc = new TextEncoder();
 Deno.stdout.writeSync(enc.encode("started\n"));
 const n = Number(countArg);
 for (let seq = 0; seq < n; seq++) {
-  const e = rt.bus.publish({
+  const e = rt.bus.publishUntyped({
     module: "test",
     kind: "test.burst",
     payload: { seq, pad: "x".repeat(64) },

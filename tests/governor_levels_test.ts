@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { defaultGovernorConfig, governorConfigSchema } from "../mod/shed/config.ts";
-import { LevelMachine, levelOf } from "../mod/shed/levels.ts";
-import { levelConfigOf, parseTrace, replay } from "../mod/shed/replay.ts";
+import { defaultGovernorConfig, governorConfigSchema } from "../mod/governor/config.ts";
+import { LevelMachine, levelOf } from "../mod/governor/levels.ts";
+import { levelConfigOf, parseTrace, replay } from "../mod/governor/replay.ts";
 
 const TRACES = new URL("./fixtures/traces/", import.meta.url);
 const trace = (name: string) => parseTrace(Deno.readTextFileSync(new URL(name, TRACES)));
@@ -134,7 +134,7 @@ Deno.test("levels: disabled signals and custom thresholds from the config", () =
 });
 
 Deno.test("levels: replay of a trace recorded live (bench server, 10x flood on a busy box) gives the live transitions", () => {
-  // Recorded with governor.traceFile while bench/shed.ts flooded the sheddable route at
+  // Recorded with governor.traceFile while bench/governor.ts flooded the sheddable route at
   // 10x C for 5 s; the live governor reported these transitions (times relative to the
   // first sample): elevated at 503 ms (the shared box's CPU pressure), overload at
   // 4337 ms (the flood: demand 9.6 cores), back to elevated at 14405 ms.

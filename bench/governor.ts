@@ -15,7 +15,7 @@
  * Server and load run at nice -10 (as root) so other work on a shared box disturbs them
  * less; a cell whose generator falls > 50 ms behind schedule is run again (up to 3 times).
  *
- * Run: `deno run -A bench/shed.ts` (about 5 minutes; SHED_BENCH_QUICK=1 halves it).
+ * Run: `deno run -A bench/governor.ts` (about 5 minutes; GOVERNOR_BENCH_QUICK=1 halves it).
  * Needs: taskset (util-linux), wrk (Debian package wrk), node + npm (the peer).
  * @module
  */
@@ -25,7 +25,7 @@ const ESSENTIAL_MS = 0.2;
 const FEATURE_MS = 5;
 const DEADLINE_MS = 1000;
 const PROBE_RPS = 50;
-const QUICK = Deno.env.get("SHED_BENCH_QUICK") === "1";
+const QUICK = Deno.env.get("GOVERNOR_BENCH_QUICK") === "1";
 const FLOOD_MS = QUICK ? 4000 : 8000;
 const RECOVERY_MS = 3000;
 const IDLE_MS = QUICK ? 3000 : 5000;
@@ -40,7 +40,7 @@ function busy(ms: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server mode (Deno): `bench/shed.ts --server on|off [--trace FILE]`; prints `PORT n`.
+// Server mode (Deno): `bench/governor.ts --server on|off [--trace FILE]`; prints `PORT n`.
 
 async function serverMain(mode: string, trace?: string): Promise<void> {
   const { Hono } = await import("hono");
@@ -85,7 +85,7 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
     const { EventBus } = await import("../mod/events/mod.ts");
     const { Store } = await import("../mod/store/mod.ts");
     const { systemClock } = await import("../mod/module.ts");
-    const { createGovernorModule } = await import("../mod/shed/mod.ts");
+    const { createGovernorModule } = await import("../mod/governor/mod.ts");
     const dir = await Deno.makeTempDir({ prefix: "kw-shed-bench-" });
     const config = validateConfig({
       dataDir: dir,
@@ -101,10 +101,10 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
         ...(trace ? { traceFile: trace } : {}),
       },
     });
-    // Tuning experiments: SHED_BENCH_GOV='{"admission":{"budgetFraction":{"overload":0.55}}}'
-    const extra = Deno.env.get("SHED_BENCH_GOV");
+    // Tuning experiments: GOVERNOR_BENCH_GOV='{"admission":{"budgetFraction":{"overload":0.55}}}'
+    const extra = Deno.env.get("GOVERNOR_BENCH_GOV");
     if (extra) {
-      const { governorConfigSchema } = await import("../mod/shed/config.ts");
+      const { governorConfigSchema } = await import("../mod/governor/config.ts");
       const merge = (a: unknown, b: unknown): unknown =>
         typeof a === "object" && a && typeof b === "object" && b && !Array.isArray(b)
           ? Object.fromEntries(
@@ -206,7 +206,7 @@ async function installPeer(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Load generator mode: `bench/shed.ts --loadgen JSON` (open loop, latency from scheduled time).
+// Load generator mode: `bench/governor.ts --loadgen JSON` (open loop, latency from scheduled time).
 
 interface Stream {
   /** Stream name. */
@@ -446,10 +446,10 @@ function procCpuSeconds(pid: number): number {
 /**
  * Pinned command line: `nice -n -10 taskset -c CORE ...`. The raised priority keeps
  * other work on a shared machine from stealing the benchmark's cores (all three
- * configurations get the same); SHED_BENCH_NICE=0 turns it off.
+ * configurations get the same); GOVERNOR_BENCH_NICE=0 turns it off.
  */
 function pinned(core: number, cmd: string[]): [string, string[]] {
-  const nice = Deno.env.get("SHED_BENCH_NICE") !== "0" && Deno.uid() === 0;
+  const nice = Deno.env.get("GOVERNOR_BENCH_NICE") !== "0" && Deno.uid() === 0;
   const args = ["-c", String(core), ...cmd];
   return nice ? ["nice", ["-n", "-10", "taskset", ...args]] : ["taskset", args];
 }
@@ -800,8 +800,10 @@ export async function bench(): Promise<
 > {
   for (const t of ["taskset", "wrk", "node", "npm"]) {
     if (!which(t)) {
-      console.warn(`SKIP bench/shed: ${t} not found (apt-get install util-linux wrk nodejs npm)`);
-      return [{ name: "shed", ours: "SKIP", baseline: `${t} missing`, ratio: "-" }];
+      console.warn(
+        `SKIP bench/governor: ${t} not found (apt-get install util-linux wrk nodejs npm)`,
+      );
+      return [{ name: "governor", ours: "SKIP", baseline: `${t} missing`, ratio: "-" }];
     }
   }
   const deno = (mode: string) => () =>
@@ -890,7 +892,7 @@ export async function bench(): Promise<
 
 function printMatrix(C: number, idles: Record<string, Summary>, cells: Cell[]): void {
   console.log(
-    `\nshed benchmark: C = ${C} rps (sheddable route, one core); 1 s deadline; ` +
+    `\ngovernor benchmark: C = ${C} rps (sheddable route, one core); 1 s deadline; ` +
       `essential probe ${PROBE_RPS} rps; flood ${FLOOD_MS / 1000} s\n`,
   );
   for (const [name, s] of Object.entries(idles)) {

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import FakeTimers from "@sinonjs/fake-timers";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { type AdmissionConfig, governorConfigSchema, type Level } from "../mod/shed/config.ts";
-import { AdmissionController, classify } from "../mod/shed/admission.ts";
-import { AimdLimit, GradientLimit } from "../mod/shed/limits.ts";
+import { type AdmissionConfig, governorConfigSchema, type Level } from "../mod/governor/config.ts";
+import { AdmissionController, classify } from "../mod/governor/admission.ts";
+import { AimdLimit, GradientLimit } from "../mod/governor/limits.ts";
 
 /** A test rig: an app behind the admission middleware, a fake CPU meter, a settable level. */
 function rig(over: Record<string, unknown> = {}) {

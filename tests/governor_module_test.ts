@@ -4,12 +4,12 @@ import { type ConfigInput, validateConfig } from "../mod/config/mod.ts";
 import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
 import type { Clock, ModuleContext, TimerId } from "../mod/module.ts";
-import type { SignalValues } from "../mod/shed/config.ts";
-import { createGovernorModule, type GovernorModule } from "../mod/shed/mod.ts";
-import type { SignalSource } from "../mod/shed/signals/mod.ts";
+import type { SignalValues } from "../mod/governor/config.ts";
+import { createGovernorModule, type GovernorModule } from "../mod/governor/mod.ts";
+import type { SignalSource } from "../mod/governor/signals/mod.ts";
 import type { Criticality, SubsystemInfo, SupervisorApi } from "../mod/supervisor/api.ts";
-import { planSuspensions } from "../mod/shed/actions.ts";
-import { defaultGovernorConfig } from "../mod/shed/config.ts";
+import { planSuspensions } from "../mod/governor/actions.ts";
+import { defaultGovernorConfig } from "../mod/governor/config.ts";
 
 /** A fake supervisor: records suspend/resume calls in order, can be told to fail. */
 class FakeSupervisor implements SupervisorApi {
@@ -196,7 +196,9 @@ Deno.test("governor: debug events are sampled and the UI refresh slows while ele
   const r = await rig();
   try {
     const pub = (n: number, severity: "debug" | "info") => {
-      for (let i = 0; i < n; i++) r.bus.publish({ module: "t", kind: `t.${severity}`, severity });
+      for (let i = 0; i < n; i++) {
+        r.bus.publishUntyped({ module: "t", kind: `t.${severity}`, severity });
+      }
     };
     assertEquals(r.gov.uiRefreshMs(), 1000);
     pub(10, "debug");
@@ -337,7 +339,7 @@ Deno.test("governor: the trace file records samples that replay reproduces", asy
     } finally {
       await r.close();
     }
-    const { parseTrace, replay } = await import("../mod/shed/replay.ts");
+    const { parseTrace, replay } = await import("../mod/governor/replay.ts");
     const live = r.gov.snapshot().transitions.map((t) => `${t.from}>${t.to}@${t.t}`);
     const replayed = replay(parseTrace(await Deno.readTextFile(traceFile)), defaultGovernorConfig())
       .map((t) => `${t.from}>${t.to}@${t.t}`);

@@ -10,7 +10,7 @@ import {
   PsiSource,
   QueueSource,
   RssSource,
-} from "../mod/shed/signals/mod.ts";
+} from "../mod/governor/signals/mod.ts";
 
 const psi = (someAvg10: number, someTotal: number, full = true) =>
   `some avg10=${someAvg10.toFixed(2)} avg60=1.00 avg300=0.50 total=${someTotal}\n` +

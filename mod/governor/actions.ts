@@ -218,7 +218,7 @@ export class Actions {
   }
 
   #fail(action: string, name: string, e: unknown): void {
-    this.#o.bus.publish({
+    this.#o.bus.publishUntyped({
       module: "governor",
       kind: "governor.action_failed",
       severity: "warning",

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts"
 import { kw } from "./helpers/cli.ts";
 import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
-import { createGovernorModule } from "../mod/shed/mod.ts";
+import { createGovernorModule } from "../mod/governor/mod.ts";
 
 const TRACES = new URL("./fixtures/traces/", import.meta.url).pathname;
 

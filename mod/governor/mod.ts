@@ -295,7 +295,7 @@ export class GovernorModule implements Module {
       this.#changes[tr.to]++;
       this.#actions.setLevel(tr.to);
       const up = levelRank(tr.to) > levelRank(tr.from);
-      this.#ctx.bus.publish({
+      this.#ctx.bus.publishUntyped({
         module: "governor",
         kind: "governor.level_changed",
         severity: up ? SEVERITY_OF[tr.to] : "notice",
