@@ -63,6 +63,13 @@ export interface Module {
   readonly name: string;
   /** Start; throws to abort the start of the runtime. */
   start(): Promise<void>;
+  /**
+   * Called on every started module, in reverse start order, before any module stops
+   * (e.g. the bypass module puts traffic on the bypass path while the subsystems that
+   * carry it are still up). Runs within the runtime's shutdown timeout; a failure is
+   * journalled and the stop goes on.
+   */
+  prepareStop?(): Promise<void>;
   /** Stop; must finish within the runtime's shutdown timeout. */
   stop(): Promise<void>;
   /** Current health. */

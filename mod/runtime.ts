@@ -218,6 +218,16 @@ export class Runtime implements RuntimeView {
         payload: { module, error: `${what}${r === "timeout" ? "timed out" : r.message}` },
       });
     };
+    const prepareDeadline = this.clock.now() + this.config.shutdownTimeoutMs / 4;
+    for (const m of [...this.#started].reverse()) {
+      if (!m.prepareStop) continue;
+      await step(
+        m.name,
+        "prepare stop: ",
+        () => m.prepareStop!(),
+        Math.max(0, prepareDeadline - this.clock.now()),
+      );
+    }
     const bypass = this.#built?.bypass;
     if (
       bypass && this.#started.includes(bypass) && this.config.hardware.bypass.onStop === "bypass"

@@ -77,3 +77,31 @@ Deno.test("runtime: stop is idempotent (a signal during an update switch stops o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("runtime: prepareStop runs on every started module, in reverse order, before any stop", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
+  try {
+    const calls: string[] = [];
+    const probe = (name: string) => ({
+      name,
+      start: () => Promise.resolve(),
+      prepareStop: () => {
+        calls.push(`prepare:${name}`);
+        return Promise.resolve();
+      },
+      stop: () => {
+        calls.push(`stop:${name}`);
+        return Promise.resolve();
+      },
+    });
+    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }), {
+      extraModules: () => [probe("first"), probe("second")],
+    });
+    await rt.start();
+    const { clean } = await rt.stop("test");
+    assert(clean);
+    assertEquals(calls, ["prepare:second", "prepare:first", "stop:second", "stop:first"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

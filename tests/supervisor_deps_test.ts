@@ -261,3 +261,39 @@ Deno.test("unknown names are rejected", async () => {
   const h = harness([spec({ name: "a" })]);
   await assertRejects(() => h.sup.start("nope"), 'no subsystem named "nope"');
 });
+
+Deno.test("supervisor.essentials_ready: once after start, then on every change only", async () => {
+  const h = harness([
+    spec({ name: "e", criticality: "essential" }),
+    spec({ name: "o", criticality: "optional" }),
+  ]);
+  const seen = () =>
+    h.events.filter((e) => e.kind === "supervisor.essentials_ready").map((e) => e.payload.ready);
+  await h.sup.startAll();
+  await h.flush();
+  assertEquals(seen(), [false]);
+  h.runners.last("o").ev.ready();
+  await h.flush();
+  assertEquals(seen(), [false], "an optional subsystem does not change it");
+  h.runners.last("e").ev.ready();
+  await h.flush();
+  assertEquals(seen(), [false, true]);
+  h.runners.last("e").exit(1);
+  await h.flush();
+  assertEquals(seen(), [false, true, false]);
+  await h.fc.tickAsync(1000);
+  await h.flush();
+  h.runners.last("e").ev.ready();
+  await h.flush();
+  assertEquals(seen(), [false, true, false, true]);
+});
+
+Deno.test("supervisor.essentials_ready: true at start when nothing is essential", async () => {
+  const h = harness([spec({ name: "o", criticality: "optional" })]);
+  await h.sup.startAll();
+  await h.flush();
+  assertEquals(
+    h.events.filter((e) => e.kind === "supervisor.essentials_ready").map((e) => e.payload.ready),
+    [true],
+  );
+});

@@ -14,6 +14,7 @@ import { leakedWorkerThreads, WorkerPool, workerRunnerFactory } from "./worker.t
 import { createProcessRunner } from "./process.ts";
 import { probeRunnerFactory } from "./probe.ts";
 import { supervisorRoutes } from "./routes.ts";
+import "./events.ts";
 
 export type {
   Criticality,
@@ -24,6 +25,7 @@ export type {
   SupervisorApi,
 } from "./api.ts";
 export { HARDWARE_WATCHDOG_PETTER } from "./selfmon.ts";
+export { SUPERVISOR_EVENTS } from "./events.ts";
 export { Supervisor, UnknownSubsystem } from "./supervisor.ts";
 export type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 

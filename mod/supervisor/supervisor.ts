@@ -79,6 +79,7 @@ export class Supervisor implements SupervisorApi {
   #shuttingDown = false;
   readonly #goingDown = new Set<string>();
   #pending = new Set<Promise<unknown>>();
+  #essentialsReady: boolean | undefined;
 
   /** Build every subsystem in state `stopped`. */
   constructor(opts: SupervisorOptions) {
@@ -122,7 +123,9 @@ export class Supervisor implements SupervisorApi {
   async startAll(): Promise<void> {
     this.#shuttingDown = false;
     for (const s of this.#o.specs) if (s.autoStart) this.#wanted.add(s.name);
-    await Promise.allSettled(this.#reconcile({ cause: "boot", text: "keepwire start" }));
+    const starts = this.#reconcile({ cause: "boot", text: "keepwire start" });
+    this.#noteEssentials(true);
+    await Promise.allSettled(starts);
   }
 
   /** Stop everything, dependents before what they depend on. */
@@ -312,7 +315,24 @@ export class Supervisor implements SupervisorApi {
     }
   }
 
+  /**
+   * Publish `supervisor.essentials_ready` when "every essential subsystem is ready"
+   * changed since the last one (or always, when `force`).
+   */
+  #noteEssentials(force = false): void {
+    const ready = this.essentialHealthy();
+    if (!force && ready === this.#essentialsReady) return;
+    this.#essentialsReady = ready;
+    this.#o.publish({
+      module: "supervisor",
+      kind: "supervisor.essentials_ready",
+      severity: ready ? "notice" : "warning",
+      payload: { ready },
+    });
+  }
+
   #onTransition(t: Transition): void {
+    if (this.#essentialsReady !== undefined) this.#noteEssentials();
     if (this.#shuttingDown) return;
     const name = t.subsystem;
     if (t.to === "stopped" && t.reason.cause !== "dependency") {

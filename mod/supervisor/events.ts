@@ -1,0 +1,21 @@
+/**
+ * Event kinds the supervisor publishes, with their payload types.
+ * @module
+ */
+import type {} from "../events/mod.ts";
+
+declare module "../events/mod.ts" {
+  interface EventMap {
+    /**
+     * Whether every essential subsystem is ready changed (published once after start
+     * too, with the value then). The bypass module releases its start/shutdown holds on
+     * `ready: true`.
+     */
+    "supervisor.essentials_ready": { ready: boolean };
+  }
+}
+
+/** Every event kind the supervisor publishes (docs, UI filters). */
+export const SUPERVISOR_EVENTS = [
+  "supervisor.essentials_ready",
+] as const;
