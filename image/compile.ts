@@ -9,10 +9,16 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 
-/** Where deno keeps downloaded denort archives for this version and target. */
-export function cachedDenortPath(target: string): string {
-  const denoDir = Deno.env.get("DENO_DIR") ??
-    join(Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
+/**
+ * Where deno keeps downloaded denort archives for this version and target, given the
+ * environment that locates deno's cache (DENO_DIR, else XDG_CACHE_HOME or HOME).
+ */
+export function cachedDenortPath(
+  target: string,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): string {
+  const denoDir = env.DENO_DIR ??
+    join(env.XDG_CACHE_HOME ?? join(env.HOME ?? "/root", ".cache"), "deno");
   return join(denoDir, "dl", "release", `v${Deno.version.deno}`, `denort-${target}.zip`);
 }
 
@@ -34,7 +40,7 @@ export async function resolveDenort(
     return { ok: true, denortBin: bin };
   }
   try {
-    await Deno.stat(cachedDenortPath(target));
+    await Deno.stat(cachedDenortPath(target, env));
     return { ok: true };
   } catch {
     return {

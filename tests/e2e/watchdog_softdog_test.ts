@@ -11,10 +11,11 @@
  * It refuses a softdog with nowayout=1, verifies the device is the softdog by
  * its sysfs identity, and ALWAYS magic-closes in `finally`.
  * On kernels without module support or softdog (like the CI VM this was written
- * on: CONFIG_MODULES is not set), it says SKIP.
+ * on: CONFIG_MODULES is not set), it is ignored with the reason (KW-IGNORED line).
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { DevWatchdog } from "../../hw/watchdog/mod.ts";
+import { ignored } from "../helpers/tools.ts";
 
 interface Softdog {
   device: string;
@@ -93,7 +94,7 @@ try {
 } catch (e) {
   skip = `cannot probe softdog: ${(e as Error).message}`;
 }
-if (skip) console.warn(`SKIP e2e watchdog softdog: ${skip}`);
+if (skip) ignored(`softdog: ${skip}`);
 
 Deno.test({
   name: "e2e watchdog: softdog: open, WDIOC_SETTIMEOUT, pet, magic close (sysfs confirms)",
