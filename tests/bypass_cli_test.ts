@@ -70,31 +70,50 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
     assertEquals(st.segments[0].watchdog.armed, true);
     assertEquals(st.segments[0].watchdog.timeoutMs, 3000);
 
-    r = await cli(["bypass", "hold", "all", "--reason", "update", "--by", "ops", ...common]);
+    // a reason is the operator's free text
+    r = await cli([
+      "bypass",
+      "hold",
+      "all",
+      "--reason",
+      "isp maintenance",
+      "--by",
+      "ops",
+      ...common,
+    ]);
     assertEquals(r.code, 0, r.err);
     assertStringIncludes(r.out, "wan");
-    assert(/wan\s+eth2\/eth3\s+mock\s+bypass\s+update/.test(r.out), r.out);
-    r = await cli(["bypass", "hold", "wan", "--reason", "update", ...common]);
-    assert(/wan .* update x2/.test(r.out.replace(/\s+/g, " ")), r.out);
+    assert(/wan\s+eth2\/eth3\s+mock\s+bypass\s+isp maintenance/.test(r.out), r.out);
+    r = await cli(["bypass", "hold", "wan", "--reason", "isp maintenance", ...common]);
+    assert(/wan .* isp maintenance x2/.test(r.out.replace(/\s+/g, " ")), r.out);
 
     r = await cli(["bypass", "set", "lan", "inline", ...common]);
-    assertEquals(r.code, 1, "refused while update holds lan");
-    assertStringIncludes(r.err, "held by update");
+    assertEquals(r.code, 1, "refused while the operator's hold holds lan");
+    assertStringIncludes(r.err, "held by isp maintenance (x1, by ops)");
+    assertStringIncludes(r.err, "--reason 'isp maintenance'");
 
     r = await cli(["bypass", "set", "lan", "sideways", ...common]);
     assertEquals(r.code, 2);
-    r = await cli(["bypass", "hold", "nope", "--reason", "update", ...common]);
+    r = await cli(["bypass", "hold", "nope", "--reason", "lab", ...common]);
     assertEquals(r.code, 2);
     assertStringIncludes(r.err, 'no bypass segment "nope"');
-    r = await cli(["bypass", "hold", "wan", "--reason", "two words", ...common]);
+    r = await cli(["bypass", "hold", "wan", "--reason", "two\nlines", ...common]);
     assertEquals(r.code, 2);
+    assertStringIncludes(r.err, "printable characters only");
+    // keepwire's own reasons cannot be taken by hand (their owner would release them)
+    r = await cli(["bypass", "hold", "wan", "--reason", "update", ...common]);
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.err, '"update" is reserved');
     r = await cli(["bypass", "hold", "wan", ...common]);
     assertEquals(r.code, 2, "--reason is required");
 
-    r = await cli(["bypass", "release", "lan", "--reason", "update", ...common]);
+    r = await cli(["bypass", "release", "lan", "--reason", "isp maintenance", ...common]);
     assertEquals(r.code, 0);
+    r = await cli(["bypass", "release", "lan", "--reason", "isp maintenance", ...common]);
+    assertStringIncludes(r.out, 'lan: no hold "isp maintenance" (nothing released)');
+    // releasing one of keepwire's own reasons is allowed (nothing held here)
     r = await cli(["bypass", "release", "lan", "--reason", "update", ...common]);
-    assertStringIncludes(r.out, 'lan: no hold "update" (nothing released)');
+    assertEquals(r.code, 0, r.err);
     r = await cli(["bypass", "set", "lan", "disconnect", ...common]);
     assertEquals(r.code, 0);
     assert(/lan\s+eth4\/eth5\s+mock\s+disconnect\s+manual \(disconnect\)/.test(r.out), r.out);
@@ -102,7 +121,8 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
     r = await cli(["bypass", "status", ...common]);
     assertEquals(r.code, 0);
     assert(
-      /wan\s+eth2\/eth3\s+mock\s+bypass\s+update x2\s+disarmed 3000 ms, pet by module/.test(r.out),
+      /wan\s+eth2\/eth3\s+mock\s+bypass\s+isp maintenance x2\s+disarmed 3000 ms, pet by module/
+        .test(r.out),
       r.out,
     );
 
@@ -118,12 +138,12 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
     };
     assertEquals(off.daemon, false);
     assertEquals(off.segments.map((s) => [s.name, s.holds.map((h) => [h.reason, h.count])]), [
-      ["wan", [["update", 2], ["shutdown", 1]]],
+      ["wan", [["isp maintenance", 2], ["shutdown", 1]]],
       ["lan", [["manual", 1], ["shutdown", 1]]],
     ]);
     r = await cli(["bypass", "status", ...common]);
     assertStringIncludes(r.out, "keepwire is not running");
-    r = await cli(["bypass", "hold", "wan", "--reason", "update", ...common]);
+    r = await cli(["bypass", "hold", "wan", "--reason", "lab", ...common]);
     assertEquals(r.code, 3, "hold needs the daemon");
   } finally {
     if (!stopped) await rt.stop("test");

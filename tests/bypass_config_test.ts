@@ -135,5 +135,9 @@ Deno.test("bypass config: names are unique and a port belongs to one segment", (
   assertStringIncludes(t, 'segment name "a" is used twice');
   assertStringIncludes(t, 'port eth3 of segment "a" is already in segment "a"');
   assertStringIncludes(problems({ holdAtStart: "two words" }), "hardware.bypass.holdAtStart:");
+  // another component's reason would be released by that component
+  for (const r of ["update", "shutdown", "watchdog", "supervisor:engine", "manual"]) {
+    assertStringIncludes(problems({ holdAtStart: r }), "hardware.bypass.holdAtStart:");
+  }
   assert(segmentConfigSchema.safeParse({ name: "ok", ports: ["a", "b"] }).success);
 });

@@ -1,6 +1,7 @@
 /** Bypass API routes through the real web app (app.request, trusted like the control socket). */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
+import type { BypassModule } from "../mod/bypass/mod.ts";
 
 const BYPASS = {
   segments: [
@@ -35,14 +36,14 @@ Deno.test("bypass routes: GET, hold, release, set; 400 naming fields, 404, 409",
       "mock",
     ]]);
 
-    r = await call("POST", "/api/bypass/wan/hold", { reason: "update", by: "updater" });
+    r = await call("POST", "/api/bypass/wan/hold", { reason: "cabling work", by: "alice" });
     assertEquals(r.status, 200);
     const held =
       (r.body.segments as { mode: string; holds: { reason: string; by: string }[] }[])[0];
     assertEquals(held.mode, "bypass");
-    assertEquals(held.holds.map((h) => [h.reason, h.by]), [["update", "updater"]]);
+    assertEquals(held.holds.map((h) => [h.reason, h.by]), [["cabling work", "alice"]]);
 
-    r = await call("POST", "/api/bypass/all/hold", { reason: "runtime-fault" });
+    r = await call("POST", "/api/bypass/all/hold", { reason: "lab test" });
     assertEquals((r.body.segments as { mode: string }[]).map((s) => s.mode), ["bypass", "bypass"]);
 
     r = await call("POST", "/api/bypass/wan/set", { mode: "inline" });
@@ -50,14 +51,26 @@ Deno.test("bypass routes: GET, hold, release, set; 400 naming fields, 404, 409",
     assertEquals((r.body.error as { code: string }).code, "held");
     assertStringIncludes((r.body.error as { message: string }).message, "held by");
 
-    r = await call("POST", "/api/bypass/all/release", { reason: "runtime-fault" });
+    r = await call("POST", "/api/bypass/all/release", { reason: "lab test" });
     assertEquals(r.status, 200);
     assertEquals((r.body.segments as { mode: string }[]).map((s) => s.mode), ["bypass", "inline"]);
     r = await call("POST", "/api/bypass/wan/release", { reason: "nothing-held" });
     assertEquals(r.status, 200);
     assertEquals(r.body.released, [{ segment: "wan", released: false, remaining: 0 }]);
-    r = await call("POST", "/api/bypass/wan/release", { reason: "update" });
+    r = await call("POST", "/api/bypass/wan/release", { reason: "cabling work" });
     assertEquals((r.body.segments as { mode: string }[])[0].mode, "inline");
+    // keepwire's own reasons cannot be taken through the API, but can be released
+    r = await call("POST", "/api/bypass/wan/hold", { reason: "update" });
+    assertEquals(r.status, 400);
+    assertEquals((r.body.error as { code: string }).code, "bad_request");
+    assertStringIncludes(
+      (r.body.error as { fields: Record<string, string> }).fields.reason,
+      "reserved",
+    );
+    await t.rt.module<BypassModule>("bypass")!.hold("wan", "update", "updater");
+    r = await call("POST", "/api/bypass/wan/release", { reason: "update" });
+    assertEquals(r.status, 200);
+    assertEquals(r.body.released, [{ segment: "wan", released: true, remaining: 0 }]);
 
     r = await call("POST", "/api/bypass/lan/set", { mode: "disconnect" });
     assertEquals((r.body.segments as { mode: string }[])[0].mode, "disconnect");
@@ -73,7 +86,7 @@ Deno.test("bypass routes: GET, hold, release, set; 400 naming fields, 404, 409",
     assertEquals((r.body.segments as { mode: string }[])[0].mode, "inline");
 
     // errors
-    r = await call("POST", "/api/bypass/wan/hold", { reason: "has space", extra: 1 });
+    r = await call("POST", "/api/bypass/wan/hold", { reason: "two\nlines", extra: 1 });
     assertEquals(r.status, 400);
     const fields = (r.body.error as { fields: Record<string, string> }).fields;
     assert(fields.reason, JSON.stringify(r.body));
@@ -83,13 +96,18 @@ Deno.test("bypass routes: GET, hold, release, set; 400 naming fields, 404, 409",
     assert((r.body.error as { fields: Record<string, string> }).fields.mode);
     r = await call("POST", "/api/bypass/wan/hold", "not json");
     assertEquals(r.status, 400);
-    r = await call("POST", "/api/bypass/nope/hold", { reason: "update" });
+    r = await call("POST", "/api/bypass/nope/hold", { reason: "lab" });
     assertEquals(r.status, 404);
+    assertEquals((r.body.error as { code: string }).code, "segment_not_found");
     assertStringIncludes((r.body.error as { message: string }).message, 'no bypass segment "nope"');
     r = await call("GET", "/api/bypass/nope");
     assertEquals(r.status, 404);
     r = await call("POST", "/api/bypass/all/set", { mode: "bypass" });
     assertEquals(r.status, 400);
+    assertEquals(
+      (r.body.error as { fields: Record<string, string> }).fields.segment,
+      "one segment name",
+    );
 
     // the events are in the journal under module "bypass"
     const ev = t.rt.store.events({ module: "bypass", limit: 1000, order: "asc" }).map((e) =>

@@ -72,7 +72,7 @@ Deno.test("bypass: releasing a hold that is not there changes nothing; force dro
     const forced = await r.mod.releaseWith("seg0", "runtime-fault", { force: true });
     assertEquals(forced, [{ segment: "seg0", released: true, remaining: 0 }]);
     assertEquals(r.mod.segments()[0].mode, "inline");
-    await assertRejects(() => r.mod.hold("seg0", "bad reason!"), Error, "invalid hold reason");
+    await assertRejects(() => r.mod.hold("seg0", "bad\u0007reason"), Error, "invalid hold reason");
     await assertRejects(() => r.mod.hold("nope", "update"), Error, 'no bypass segment "nope"');
   } finally {
     await r.close();
@@ -139,6 +139,29 @@ Deno.test("bypass: holds survive a restart of keepwire (store closed and reopene
     await r.restart();
     assertEquals(r.mod.segments()[0].holds, []);
     assertEquals(r.mod.segments()[0].mode, "inline");
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("bypass: a partial release is persisted: the released count does not come back after a restart", async () => {
+  const r = await bypassRig(one);
+  try {
+    for (let i = 0; i < 3; i++) await r.mod.hold("seg0", "supervisor:engine", "supervisor");
+    await r.mod.hold("seg0", "lab", "alice");
+    await r.mod.release("seg0", "supervisor:engine");
+    await r.mod.releaseWith("seg0", "lab", { force: true });
+    const before = r.mod.segments()[0].holds.map((h) => [h.reason, h.count]);
+    assertEquals(before, [["supervisor:engine", 2]]);
+    await r.restart();
+    assertEquals(r.mod.segments()[0].holds.map((h) => [h.reason, h.count]), before);
+    // two more releases (not three) put the segment inline
+    await r.mod.release("seg0", "supervisor:engine");
+    assertEquals(r.mod.segments()[0].mode, "bypass");
+    await r.mod.release("seg0", "supervisor:engine");
+    assertEquals(r.mod.segments()[0].mode, "inline");
+    await r.restart();
+    assertEquals(r.mod.segments()[0].holds, []);
   } finally {
     await r.close();
   }

@@ -7,17 +7,24 @@
  */
 import { z } from "zod";
 import { BYPASS_DRIVER_KINDS, BYPASS_MODES } from "./types.ts";
+import { HOLD_REASONS, isReservedHoldReason } from "../../mod/bypass/hold_reasons.ts";
 
 const modeEnum = z.enum(BYPASS_MODES);
 const gpioLine = z.union([z.number().int().min(0), z.string().min(1)], {
   error: "expected a line offset or name",
 });
 
-/** A hold reason: a short token such as `manual`, `update`, `runtime-fault`, `watchdog`. */
-export const bypassReasonSchema = z.string().regex(
+/**
+ * The name of the hold taken at start (`holdAtStart`): a short token, not a reason
+ * another component owns (`startup` is the conventional one).
+ */
+const holdAtStartSchema = z.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/,
-  "a short name: letters, digits, . _ : - (at most 64), e.g. update or runtime-fault",
-);
+  "a short name: letters, digits, . _ : - (at most 64), e.g. startup",
+).refine(
+  (r) => r === HOLD_REASONS.startup || !isReservedHoldReason(r),
+  "a reason another part of keepwire holds with; use startup or a name of your own",
+).refine((r) => r !== HOLD_REASONS.manual, "manual is the operator's manual mode");
 
 /** Provisioning policies (EEPROM/NVRAM on real cards; written only when they differ). */
 export const segmentPoliciesSchema = z.strictObject({
@@ -233,8 +240,8 @@ export const bypassConfigSchema = z.strictObject({
   onStop: z.enum(["bypass", "keep"]).default("bypass").describe(
     "on an orderly stop of keepwire: put every segment in bypass (disconnect stays), or keep modes",
   ),
-  holdAtStart: bypassReasonSchema.nullable().default(null).describe(
-    "a hold put on every segment at start (e.g. startup), for the supervisor to release once the appliance is ready",
+  holdAtStart: holdAtStartSchema.nullable().default(null).describe(
+    "a hold put on every segment at start (e.g. startup), released by the bypass module once every essential subsystem is ready",
   ),
 });
 

@@ -1,105 +1,32 @@
 /**
- * Bypass module: one state machine per configured segment (segment.ts), holds
- * persisted in the store, mode read back from the driver after every switch and
+ * Bypass module: one state machine per configured segment (segment.ts) with its
+ * hold ledger (hold_ledger.ts, persisted by hold_store.ts) and card watchdog
+ * (card_watchdog.ts), the mode read back from the driver after every switch and
  * on every poll, and the API the supervisor, the updater, the web and the CLI use.
  *
- * Reasons used by other modules: `runtime-fault` (supervisor escalation),
- * `update` (activation of a new image), `watchdog` (watchdog escalation or card
- * watchdog expiry), `manual` (CLI/API `set`).
+ * The hold reasons keepwire's components use are in hold_reasons.ts; the errors
+ * (with their HTTP status) in errors.ts; the event kinds in events.ts.
  * @module
  */
 import type { Hono } from "hono";
-import type { Module, ModuleContext, PartHealth } from "../module.ts";
-import { bypassReasonSchema, type SegmentConfig } from "../../hw/bypass/config.ts";
+import type { ModuleContext, PartHealth } from "../module.ts";
+import type { EventMap, Severity } from "../events/mod.ts";
+import type { SegmentConfig } from "../../hw/bypass/config.ts";
 import { type BypassDriverDeps, createBypassDriver } from "../../hw/bypass/mod.ts";
 import type { BypassDriver } from "../../hw/bypass/types.ts";
-import { BypassHoldStore } from "./holds.ts";
-import {
-  BypassInputError,
-  Segment,
-  type SegmentHoldStore,
-  type SegmentStatus,
-  type SwitchOutcome,
-} from "./segment.ts";
+import { BypassHoldStore } from "./hold_store.ts";
+import { Segment } from "./segment.ts";
 import { bypassRoutes } from "./routes.ts";
+import { BypassInputError, BypassSwitchError, BypassUnknownSegmentError } from "./errors.ts";
+import type { BypassEventKind, SegmentEventKind, SegmentPublish } from "./events.ts";
+import { holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
+import type { BypassModule, SegmentHoldStore, SegmentStatus, SwitchOutcome } from "./types.ts";
 
-export {
-  BypassHeldError,
-  type BypassHold,
-  BypassInputError,
-  BypassSegmentConfigError,
-  type SegmentHoldStatus,
-  type SegmentStatus,
-  type SegmentWatchdogStatus,
-} from "./segment.ts";
-
-/** Modes `set` accepts. */
-export type BypassSetMode = "inline" | "bypass" | "disconnect";
-
-/** What other modules, the web and the CLI call on the bypass module. */
-export interface BypassApi {
-  /** Status of every segment. */
-  segments(): SegmentStatus[];
-  /**
-   * Take a named hold on one segment or `all` (count +1) and switch. Resolves once
-   * the relays read back the wanted mode; rejects with BypassSwitchError when one
-   * did not (the hold stays recorded and the switch is retried).
-   */
-  hold(target: string | "all", reason: string, by?: string): Promise<void>;
-  /** Release a named hold (count -1) and switch; releasing a hold that is not there does nothing. */
-  release(target: string | "all", reason: string): Promise<void>;
-  /** Manual mode: a `manual` hold (bypass, disconnect) or its release (inline). */
-  set(segment: string, mode: BypassSetMode, by?: string): Promise<void>;
-  /** Pet every armed card watchdog (the supervisor calls this while healthy). */
-  petWatchdogs(): Promise<void>;
-  /** Health: not ok while a segment is `unknown`. */
-  health(): PartHealth;
-}
-
-/** The bypass module: a Module that is also the BypassApi. */
-export interface BypassModule extends Module, BypassApi {
-  /** Module name. */
-  readonly name: "bypass";
-  /** Health: not ok while a segment is `unknown`. */
-  health(): PartHealth;
-  /** Release with options: `force` drops the hold whatever its count. */
-  releaseWith(
-    target: string | "all",
-    reason: string,
-    opts?: { by?: string; force?: boolean },
-  ): Promise<{ segment: string; released: boolean; remaining: number }[]>;
-  /** Status of one segment (throws BypassUnknownSegmentError). */
-  segment(name: string): SegmentStatus;
-  /** Poll every segment now (tests; the module polls every pollMs). */
-  pollNow(): Promise<void>;
-  /** The driver of a segment (tests, bench). */
-  driverOf(name: string): BypassDriver;
-}
-
-/** A segment name that is not configured. */
-export class BypassUnknownSegmentError extends Error {
-  /** Build one. */
-  constructor(name: string, known: string[]) {
-    super(`no bypass segment "${name}" (segments: ${known.join(", ") || "none"})`);
-    this.name = "BypassUnknownSegmentError";
-  }
-}
-
-/** One or more relays did not read back the wanted mode. */
-export class BypassSwitchError extends Error {
-  /** The failed outcomes. */
-  readonly failures: SwitchOutcome[];
-  /** Build one. */
-  constructor(failures: SwitchOutcome[]) {
-    super(
-      failures.map((f) =>
-        `segment ${f.segment} did not reach ${f.wanted}: ${f.error ?? "unknown error"}`
-      ).join("; ") + " (the hold is recorded; the switch is retried; mode reported unknown)",
-    );
-    this.name = "BypassSwitchError";
-    this.failures = failures;
-  }
-}
+export * from "./errors.ts";
+export * from "./hold_reasons.ts";
+export { BYPASS_EVENTS, type BypassEventKind } from "./events.ts";
+export type * from "./types.ts";
+export { holdReasonSchema, operatorHoldReasonSchema } from "./types.ts";
 
 /** Options for tests: how drivers are made. */
 export interface BypassModuleOptions {
@@ -111,10 +38,12 @@ export interface BypassModuleOptions {
   holdStore?: SegmentHoldStore;
 }
 
-function checkReason(reason: string): void {
-  const r = bypassReasonSchema.safeParse(reason);
-  if (!r.success) {
-    throw new BypassInputError(`invalid hold reason "${reason}": ${r.error.issues[0].message}`);
+function checkReason(reason: string, problem: (r: string) => string | null): void {
+  const p = problem(reason);
+  if (p) {
+    throw new BypassInputError(`invalid hold reason ${JSON.stringify(reason)}: ${p}`, {
+      reason: p,
+    });
   }
 }
 
@@ -132,8 +61,19 @@ export function createBypassModule(
   let polling = false;
   let started = false;
 
-  const publish = (kind: string, payload: Record<string, unknown>, severity?: "warning") =>
-    ctx.bus.publishUntyped({ module: "bypass", kind, severity, payload });
+  const publish = <K extends BypassEventKind>(
+    kind: K,
+    payload: EventMap[K],
+    severity?: Severity,
+  ) => ctx.bus.publish({ module: "bypass", kind, severity, payload });
+
+  // A segment's events carry its name: the one place the payload is completed.
+  const segmentPublisher = (segment: string): SegmentPublish =>
+  <K extends SegmentEventKind>(
+    kind: K,
+    payload: Omit<EventMap[K], "segment">,
+    severity?: Severity,
+  ) => void publish(kind, { ...payload, segment } as EventMap[K], severity);
 
   function targets(target: string): Segment[] {
     if (target === "all") return [...segs.values()];
@@ -182,13 +122,7 @@ export function createBypassModule(
             clock: ctx.clock,
             holds: holdStore,
             timing: { switchTimeoutMs: cfg.switchTimeoutMs, retry: cfg.retry },
-            publish: (e) =>
-              ctx.bus.publishUntyped({
-                module: "bypass",
-                kind: e.kind,
-                severity: e.severity,
-                payload: e.payload,
-              }),
+            publish: segmentPublisher(sc.name),
           }),
         );
       }
@@ -240,9 +174,21 @@ export function createBypassModule(
     },
 
     async hold(target, reason, by = "api"): Promise<void> {
-      checkReason(reason);
+      checkReason(reason, holdReasonProblem);
       const outs = await Promise.all(targets(target).map((s) => s.hold(reason, by)));
       throwFailures(outs);
+    },
+
+    async holdByOperator(target, reason, by): Promise<void> {
+      checkReason(reason, operatorHoldReasonProblem);
+      if (reason === cfg.holdAtStart) {
+        checkReason(
+          reason,
+          () =>
+            `"${reason}" is the configured holdAtStart, released when the appliance is ready; choose another reason`,
+        );
+      }
+      await mod.hold(target, reason, by);
     },
 
     async release(target, reason): Promise<void> {
@@ -250,7 +196,7 @@ export function createBypassModule(
     },
 
     async releaseWith(target, reason, o = {}) {
-      checkReason(reason);
+      checkReason(reason, holdReasonProblem);
       const outs = await Promise.all(
         targets(target).map((s) => s.release(reason, o.by ?? "api", o.force ?? false)),
       );
@@ -264,7 +210,9 @@ export function createBypassModule(
 
     async set(segment, mode, by = "api"): Promise<void> {
       if (!["inline", "bypass", "disconnect"].includes(mode)) {
-        throw new BypassInputError(`mode must be inline, bypass or disconnect, got "${mode}"`);
+        throw new BypassInputError(`mode must be inline, bypass or disconnect, got "${mode}"`, {
+          mode: "inline, bypass or disconnect",
+        });
       }
       const [s] = targets(segment);
       throwFailures([await s.set(mode, by)]);

@@ -2,27 +2,23 @@
  * The bypass segment state machine (one segment, one driver).
  *
  * Wanted mode: `inline` while no hold is active; with holds, the strongest hold
- * mode wins (disconnect > bypass > tap). Holds are named (`manual`, `update`,
- * `runtime-fault`, `watchdog`, ...) and counted: each hold() of a name adds one,
- * each release() takes one away, so an update and a runtime fault never fight
- * over the relay. Holds are persisted through a HoldStore before the relay moves.
+ * mode wins (disconnect > bypass > tap). The holds (named, counted, persisted
+ * before the relay moves) are the segment's HoldLedger (hold_ledger.ts).
  *
  * Reported mode: what the driver reads back after every switch and every poll. A
  * switch whose read-back differs (stuck relay), fails or times out makes the
  * segment `unknown` (never silently `inline`), publishes `bypass.switch_failed`
  * and is retried with doubling delays until it succeeds.
  *
- * Card watchdog: armed just before going inline, disarmed after switching to a
- * held mode; petted from outside (supervisor) or by the module. Its expiry
- * (seen on a poll) publishes `bypass.watchdog_expired` and, with onExpiry=hold,
- * adds a persisted `watchdog` hold.
+ * The card watchdog (card_watchdog.ts) is armed just before going inline and
+ * disarmed after switching to a held mode; its expiry adds a persisted
+ * `watchdog` hold when `onExpiry` is `hold`.
  *
  * All operations of a segment run one at a time (a promise queue); pets do not
  * wait in that queue.
  * @module
  */
 import type { Clock, TimerId } from "../module.ts";
-import type { Severity } from "../events/mod.ts";
 import type { BypassConfig, SegmentConfig } from "../../hw/bypass/config.ts";
 import type {
   BypassCapabilities,
@@ -30,175 +26,30 @@ import type {
   BypassMode,
   BypassPolicies,
   BypassPolicyName,
-  BypassWatchdogReading,
   SegmentMode,
 } from "../../hw/bypass/types.ts";
-
-/** One named hold on a segment. */
-export interface BypassHold {
-  /** Name, e.g. `update`. */
-  reason: string;
-  /** How many times it was taken and not yet released (>= 1). */
-  count: number;
-  /** The mode it asks for (bypass, or disconnect / tap). */
-  mode: BypassMode;
-  /** Who took it last (`cli`, `api`, `supervisor`, `updater`, `card-watchdog`, ...). */
-  by: string;
-  /** When it was first taken (ms since the epoch). */
-  since: number;
-}
-
-/** Where holds are persisted (the module backs it with the store). */
-export interface SegmentHoldStore {
-  /** Holds of a segment. */
-  load(segment: string): BypassHold[];
-  /** Insert or update a hold. */
-  put(segment: string, hold: BypassHold): void;
-  /** Delete a hold. */
-  remove(segment: string, reason: string): void;
-}
-
-/** An event as a segment hands it to the module (module and segment name are added). */
-export interface SegmentEvent {
-  /** Kind, e.g. `bypass.mode_changed`. */
-  kind: string;
-  /** Severity (default info). */
-  severity?: Severity;
-  /** Details. */
-  payload: Record<string, unknown>;
-}
+import type { BypassHold, SegmentHoldStore, SegmentStatus, SwitchOutcome } from "./types.ts";
+import type { SegmentPublish } from "./events.ts";
+import { BypassHeldError, BypassInputError, BypassSegmentConfigError } from "./errors.ts";
+import { HoldLedger } from "./hold_ledger.ts";
+import { CardWatchdog } from "./card_watchdog.ts";
+import { HOLD_REASONS } from "./hold_reasons.ts";
 
 /** What a segment is built with. */
 export interface SegmentDeps {
   /** Clock for retries, timeouts and pets. */
   clock: Clock;
-  /** Publish an event. */
-  publish(e: SegmentEvent): void;
+  /** Publish an event of this segment (the module adds module and segment name). */
+  publish: SegmentPublish;
   /** Persisted holds. */
   holds: SegmentHoldStore;
   /** Module-wide timing settings. */
   timing: Pick<BypassConfig, "switchTimeoutMs" | "retry">;
 }
 
-/** The card watchdog as a segment reports it. */
-export interface SegmentWatchdogStatus {
-  /** The driver/card has a watchdog. */
-  supported: boolean;
-  /** Configured timeout (0 = not used). */
-  timeoutMs: number;
-  /** Timeout the card actually uses (after rounding), or null. */
-  effectiveMs: number | null;
-  /** Armed now. */
-  armed: boolean;
-  /** Expired (the card went to its expiry mode). */
-  expired: boolean;
-  /** Time left at the last reading, or null. */
-  remainingMs: number | null;
-  /** Who pets it. */
-  petBy: "supervisor" | "module";
-  /** Pets since start. */
-  pets: number;
-  /** Last successful pet (ISO time), or null. */
-  lastPetAt: string | null;
-}
-
-/** A hold as the API shows it. */
-export interface SegmentHoldStatus {
-  /** Name. */
-  reason: string;
-  /** Count. */
-  count: number;
-  /** Mode it asks for. */
-  mode: BypassMode;
-  /** Who took it last. */
-  by: string;
-  /** First taken (ISO time). */
-  since: string;
-}
-
-/** Status of one segment (GET /api/bypass, `keepwire bypass status --json`). */
-export interface SegmentStatus {
-  /** Segment name. */
-  name: string;
-  /** The two ports. */
-  ports: [string, string];
-  /** Driver kind. */
-  driver: string;
-  /** Mode read back from the driver, or `unknown` while it cannot be trusted. */
-  mode: SegmentMode;
-  /** Mode the holds ask for. */
-  desired: BypassMode;
-  /** Last mode the driver reported (even while `mode` is unknown), or null. */
-  readBack: BypassMode | null;
-  /** Active holds. */
-  holds: SegmentHoldStatus[];
-  /** The card watchdog. */
-  watchdog: SegmentWatchdogStatus;
-  /** Driver capabilities (null until the driver answered). */
-  capabilities: BypassCapabilities | null;
-  /** A switch is running. */
-  switching: boolean;
-  /** Failed attempts in a row (0 when healthy). */
-  failures: number;
-  /** Last error, or null. */
-  lastError: string | null;
-  /** Duration of the last successful switch (ms), or null. */
-  lastSwitchMs: number | null;
-  /** Time of the last mode change (ISO), or null. */
-  lastChangeAt: string | null;
-  /** Free text from the config. */
-  description?: string;
-}
-
-/** The config asks for something the driver or card cannot do (fatal at start). */
-export class BypassSegmentConfigError extends Error {
-  /** Build for a segment and field. */
-  constructor(segment: string, driver: string, field: string, message: string) {
-    super(`segment "${segment}" (driver ${driver}): ${field}: ${message}`);
-    this.name = "BypassSegmentConfigError";
-  }
-}
-
-/** A request the segment cannot take (mode not supported, bad reason). */
-export class BypassInputError extends Error {
-  /** Build one. */
-  constructor(message: string) {
-    super(message);
-    this.name = "BypassInputError";
-  }
-}
-
-/** `set inline` while holds other than manual keep the segment out of inline. */
-export class BypassHeldError extends Error {
-  /** The holds in the way. */
-  readonly holds: string[];
-  /** Build one. */
-  constructor(segment: string, holds: BypassHold[]) {
-    super(
-      `segment ${segment} is held by ${
-        holds.map((h) => `${h.reason} (x${h.count}, by ${h.by})`).join(", ")
-      }; release those holds first (keepwire bypass release ${segment} --reason ${
-        holds[0].reason
-      })`,
-    );
-    this.name = "BypassHeldError";
-    this.holds = holds.map((h) => h.reason);
-  }
-}
-
-/** Outcome of one switch attempt. */
-export interface SwitchOutcome {
-  /** The read-back matched the wanted mode. */
-  ok: boolean;
-  /** Segment name. */
-  segment: string;
-  /** Wanted mode. */
-  wanted: BypassMode;
-  /** Error text when not ok. */
-  error?: string;
-}
-
-const HOLD_STRENGTH: Record<BypassMode, number> = { inline: 0, tap: 1, bypass: 2, disconnect: 3 };
+/** Who takes the holds the segment takes itself. */
+const BY_START = "keepwire-start";
+const BY_CARD_WATCHDOG = "card-watchdog";
 
 function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -211,7 +62,9 @@ export class Segment {
   /** Its driver. */
   readonly driver: BypassDriver;
   #d: SegmentDeps;
-  #holds = new Map<string, BypassHold>();
+  #publish: SegmentPublish;
+  #holds: HoldLedger;
+  #wd: CardWatchdog;
   #mode: SegmentMode = "unknown";
   #readBack: BypassMode | null = null;
   #caps: BypassCapabilities | null = null;
@@ -225,23 +78,31 @@ export class Segment {
   #switching = false;
   #lastSwitchMs: number | null = null;
   #lastChangeAt: number | null = null;
-  #wd = {
-    effectiveMs: null as number | null,
-    armed: false,
-    expired: false,
-    expiredSeen: false,
-    remainingMs: null as number | null,
-    pets: 0,
-    lastPetAt: null as number | null,
-    petFailing: false,
-    armFailing: false,
-  };
 
   /** Build (nothing is touched until start). */
   constructor(cfg: SegmentConfig, driver: BypassDriver, deps: SegmentDeps) {
     this.cfg = cfg;
     this.driver = driver;
     this.#d = deps;
+    this.#publish = deps.publish;
+    this.#holds = new HoldLedger(cfg.name, deps.holds, () => deps.clock.now());
+    this.#wd = new CardWatchdog({
+      cfg,
+      driver,
+      caps: () => this.#caps,
+      timed: (p, what) => this.#timed(p, what),
+      publish: deps.publish,
+      now: () => deps.clock.now(),
+      onExpired: () => {
+        const expiryMode = cfg.policies.watchdogExpiry;
+        if (
+          cfg.watchdog.onExpiry === "hold" && expiryMode !== "inline" &&
+          !this.#holds.has(HOLD_REASONS.watchdog)
+        ) {
+          this.#take(HOLD_REASONS.watchdog, BY_CARD_WATCHDOG, expiryMode);
+        }
+      },
+    });
   }
 
   /** Segment name. */
@@ -254,26 +115,14 @@ export class Segment {
     return this.#mode;
   }
 
-  /** Active holds (copies). */
+  /** Active holds (copies), oldest first. */
   get holds(): BypassHold[] {
-    return [...this.#holds.values()].map((h) => ({ ...h }));
+    return this.#holds.list();
   }
 
   /** The wanted mode: inline without holds, else the strongest hold mode. */
   desired(): BypassMode {
-    let best: BypassMode = "inline";
-    for (const h of this.#holds.values()) {
-      if (HOLD_STRENGTH[h.mode] > HOLD_STRENGTH[best]) best = h.mode;
-    }
-    return best;
-  }
-
-  #wdConfigured(): boolean {
-    return this.cfg.watchdog.timeoutMs > 0 && !!this.#caps?.watchdog;
-  }
-
-  #publish(kind: string, payload: Record<string, unknown>, severity?: Severity): void {
-    this.#d.publish({ kind, severity, payload: { segment: this.name, ...payload } });
+    return this.#holds.desired();
   }
 
   #enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -304,14 +153,14 @@ export class Segment {
    * Load holds, open the driver, check the config against its capabilities
    * (throws BypassSegmentConfigError), provision policies that differ, read the
    * mode and switch to the wanted one. Driver errors do not throw: the segment
-   * is `unknown` and retried.
+   * is `unknown` and retried. `holdAtStart` is taken unless it is already held.
    */
   async start(holdAtStart: string | null = null): Promise<void> {
-    for (const h of this.#d.holds.load(this.name)) this.#holds.set(h.reason, h);
+    this.#holds.load();
     if (holdAtStart && !this.#holds.has(holdAtStart)) {
-      this.#addHold(holdAtStart, "keepwire-start", "bypass");
+      this.#take(holdAtStart, BY_START, "bypass");
     }
-    if (this.#wdPetByModule()) {
+    if (this.#wd.petByModule()) {
       // Pet at a third of the timeout; pet() does nothing while disarmed.
       this.#petTimer = this.#d.clock.setInterval(
         () => void this.pet(),
@@ -319,10 +168,6 @@ export class Segment {
       );
     }
     await this.#enqueue(() => this.#init());
-  }
-
-  #wdPetByModule(): boolean {
-    return this.cfg.watchdog.timeoutMs > 0 && this.cfg.watchdog.petBy === "module";
   }
 
   async #init(): Promise<void> {
@@ -348,9 +193,9 @@ export class Segment {
       this.#publish("bypass.segment_found", {
         mode,
         driver: this.driver.kind,
-        holds: this.#holdSummary(),
+        holds: this.#holds.summary(),
       });
-      if (this.#wdConfigured()) await this.#readWatchdog();
+      if (this.#wd.configured()) await this.#wd.read();
     } catch (e) {
       this.#opened = false; // provision and read again on the retry
       this.#fail(`reading the segment failed: ${msg(e)}`, null, this.desired());
@@ -412,7 +257,7 @@ export class Segment {
     }
     if (Object.keys(diff).length === 0) return;
     const previous = Object.fromEntries(
-      Object.keys(diff).map((k) => [k, current[k as "powerOff"] ?? null]),
+      (Object.keys(diff) as BypassPolicyName[]).map((k) => [k, current[k] ?? null]),
     );
     if (!this.cfg.policies.provision) {
       this.#publish("bypass.policies_differ", { wanted: diff, card: previous }, "warning");
@@ -422,56 +267,33 @@ export class Segment {
     this.#publish("bypass.policies_written", { written: diff, previous }, "notice");
   }
 
-  async #readWatchdog(): Promise<BypassWatchdogReading> {
-    const r = await this.#timed(this.driver.readWatchdog(), "watchdog read");
-    this.#wd.armed = r.armed;
-    this.#wd.expired = r.expired;
-    this.#wd.remainingMs = r.remainingMs;
-    if (r.timeoutMs > 0) this.#wd.effectiveMs = r.timeoutMs;
-    if (r.expired && !this.#wd.expiredSeen) this.#onWatchdogExpired();
-    if (!r.expired) this.#wd.expiredSeen = false;
-    return r;
+  /** Take a hold in the ledger (persisted) and publish it. */
+  #take(reason: string, by: string, mode: BypassMode): void {
+    this.#announceAdded(this.#holds.take(reason, by, mode));
   }
 
-  #onWatchdogExpired(): void {
-    this.#wd.expiredSeen = true;
-    this.#wd.armed = false;
-    const expiryMode = this.cfg.policies.watchdogExpiry;
-    const onExpiry = this.cfg.watchdog.onExpiry;
-    this.#publish("bypass.watchdog_expired", {
-      expiryMode,
-      onExpiry,
-      timeoutMs: this.#wd.effectiveMs,
-      lastPetAt: this.#wd.lastPetAt ? new Date(this.#wd.lastPetAt).toISOString() : null,
-    }, "critical");
-    if (onExpiry === "hold" && expiryMode !== "inline" && !this.#holds.has("watchdog")) {
-      this.#addHold("watchdog", "card-watchdog", expiryMode);
-    }
-  }
-
-  #holdSummary(): string[] {
-    return [...this.#holds.values()].map((h) => `${h.reason}x${h.count}`);
-  }
-
-  #addHold(reason: string, by: string, mode: BypassMode): BypassHold {
-    const now = this.#d.clock.now();
-    const h = this.#holds.get(reason);
-    let hold: BypassHold;
-    if (h) {
-      hold = { ...h, count: h.count + 1, by };
-    } else {
-      hold = { reason, count: 1, mode, by, since: now };
-    }
-    this.#d.holds.put(this.name, hold);
-    this.#holds.set(reason, hold);
+  #announceAdded(h: BypassHold): void {
     this.#publish("bypass.hold_added", {
-      reason,
-      count: hold.count,
-      by,
-      mode: hold.mode,
-      holds: this.#holdSummary(),
+      reason: h.reason,
+      count: h.count,
+      by: h.by,
+      mode: h.mode,
+      holds: this.#holds.summary(),
     }, "notice");
-    return hold;
+  }
+
+  /** Release in the ledger (persisted) and publish it; the remaining count, or null. */
+  #release(reason: string, by: string, force: boolean): number | null {
+    const r = this.#holds.release(reason, force);
+    if (!r) return null;
+    this.#publish("bypass.hold_released", {
+      reason,
+      remaining: r.remaining,
+      by,
+      forced: force,
+      holds: this.#holds.summary(),
+    }, "notice");
+    return r.remaining;
   }
 
   /** Check a mode against the driver (when it has answered). */
@@ -481,6 +303,7 @@ export class Segment {
         `segment ${this.name} (driver ${this.driver.kind}) cannot do ${mode}; it can do ${
           this.#caps.modes.join(", ")
         }`,
+        { mode: `not supported by this segment (${this.#caps.modes.join(", ")})` },
       );
     }
   }
@@ -489,7 +312,18 @@ export class Segment {
   hold(reason: string, by: string, mode: BypassMode = "bypass"): Promise<SwitchOutcome> {
     return this.#enqueue(async () => {
       this.#checkMode(mode);
-      this.#addHold(reason, by, mode);
+      this.#take(reason, by, mode);
+      return await this.#reconcile();
+    });
+  }
+
+  /**
+   * Take a hold only when this segment does not have it yet (a hold that stands for
+   * one state, like `shutdown`, not a count of requests) and switch.
+   */
+  holdOnce(reason: string, by: string): Promise<SwitchOutcome> {
+    return this.#enqueue(async () => {
+      if (!this.#holds.has(reason)) this.#take(reason, by, "bypass");
       return await this.#reconcile();
     });
   }
@@ -504,8 +338,8 @@ export class Segment {
     force = false,
   ): Promise<SwitchOutcome & { released: boolean; remaining: number }> {
     return this.#enqueue(async () => {
-      const h = this.#holds.get(reason);
-      if (!h) {
+      const remaining = this.#release(reason, by, force);
+      if (remaining === null) {
         return {
           ok: this.#mode !== "unknown",
           segment: this.name,
@@ -514,22 +348,6 @@ export class Segment {
           remaining: 0,
         };
       }
-      const remaining = force ? 0 : h.count - 1;
-      if (remaining <= 0) {
-        this.#holds.delete(reason);
-        this.#d.holds.remove(this.name, reason);
-      } else {
-        const next = { ...h, count: remaining };
-        this.#holds.set(reason, next);
-        this.#d.holds.put(this.name, next);
-      }
-      this.#publish("bypass.hold_released", {
-        reason,
-        remaining,
-        by,
-        forced: force,
-        holds: this.#holdSummary(),
-      }, "notice");
       const out = await this.#reconcile();
       return { ...out, released: true, remaining };
     });
@@ -544,34 +362,12 @@ export class Segment {
     return this.#enqueue(async () => {
       this.#checkMode(mode);
       if (mode === "inline") {
-        const others = [...this.#holds.values()].filter((h) => h.reason !== "manual");
+        const others = this.#holds.list().filter((h) => h.reason !== HOLD_REASONS.manual);
         if (others.length) throw new BypassHeldError(this.name, others);
-        if (this.#holds.has("manual")) {
-          this.#holds.delete("manual");
-          this.#d.holds.remove(this.name, "manual");
-          this.#publish("bypass.hold_released", {
-            reason: "manual",
-            remaining: 0,
-            by,
-            forced: true,
-            holds: this.#holdSummary(),
-          }, "notice");
-        }
+        this.#release(HOLD_REASONS.manual, by, true);
       } else {
-        const h = this.#holds.get("manual");
-        if (!h) this.#addHold("manual", by, mode);
-        else if (h.mode !== mode) {
-          const next = { ...h, mode, by };
-          this.#holds.set("manual", next);
-          this.#d.holds.put(this.name, next);
-          this.#publish("bypass.hold_added", {
-            reason: "manual",
-            count: next.count,
-            by,
-            mode,
-            holds: this.#holdSummary(),
-          }, "notice");
-        }
+        const changed = this.#holds.ensure(HOLD_REASONS.manual, by, mode);
+        if (changed) this.#announceAdded(changed);
       }
       return await this.#reconcile();
     });
@@ -588,11 +384,7 @@ export class Segment {
       let expiredNow = false;
       try {
         got = await this.#timed(this.driver.readMode(), "read-back");
-        if (this.#wdConfigured()) {
-          const before = this.#wd.expiredSeen;
-          await this.#readWatchdog();
-          expiredNow = !before && this.#wd.expiredSeen;
-        }
+        if (this.#wd.configured()) expiredNow = await this.#wd.read();
       } catch (e) {
         this.#fail(`read-back failed: ${msg(e)}`, null, this.desired());
         return;
@@ -604,32 +396,16 @@ export class Segment {
         }
         this.#mode = got;
       }
-      if (got !== this.desired() || (this.desired() === "inline" && this.#wdNeedsArm())) {
+      if (got !== this.desired() || (this.desired() === "inline" && this.#wd.needsArm())) {
         await this.#reconcile();
       }
     });
   }
 
-  #wdNeedsArm(): boolean {
-    return this.#wdConfigured() && (!this.#wd.armed || this.#wd.expired);
-  }
-
   /** Pet the card watchdog if it is armed. Returns true when petted. */
-  async pet(): Promise<boolean> {
-    if (!this.#wdConfigured() || !this.#wd.armed || this.#stopped) return false;
-    try {
-      await this.#timed(this.driver.petWatchdog(), "watchdog pet");
-      this.#wd.pets++;
-      this.#wd.lastPetAt = this.#d.clock.now();
-      this.#wd.petFailing = false;
-      return true;
-    } catch (e) {
-      if (!this.#wd.petFailing) {
-        this.#publish("bypass.watchdog_pet_failed", { error: msg(e) }, "error");
-      }
-      this.#wd.petFailing = true;
-      return false;
-    }
+  pet(): Promise<boolean> {
+    if (this.#stopped) return Promise.resolve(false);
+    return this.#wd.pet();
   }
 
   async #reconcile(): Promise<SwitchOutcome> {
@@ -643,7 +419,9 @@ export class Segment {
       };
     }
     const want = this.desired();
-    if (this.#mode === want && this.#failures === 0 && !(want === "inline" && this.#wdNeedsArm())) {
+    if (
+      this.#mode === want && this.#failures === 0 && !(want === "inline" && this.#wd.needsArm())
+    ) {
       return { ok: true, segment: this.name, wanted: want };
     }
     return await this.#switchTo(want);
@@ -660,7 +438,7 @@ export class Segment {
     let err: string | null = null;
     this.#switching = true;
     try {
-      if (want === "inline" && this.#wdNeedsArm()) await this.#arm();
+      if (want === "inline" && this.#wd.needsArm()) await this.#wd.arm();
       if (this.#mode !== want || this.#readBack !== want) {
         await this.#timed(this.driver.setMode(want), "switch");
       }
@@ -672,7 +450,7 @@ export class Segment {
     }
     if (got !== null) this.#readBack = got;
     if (err === null && got === want) {
-      if (want !== "inline") await this.#disarm();
+      if (want !== "inline") await this.#wd.disarm(want);
       const recovered = this.#failures > 0;
       this.#failures = 0;
       this.#lastError = null;
@@ -684,7 +462,7 @@ export class Segment {
         this.#publish("bypass.mode_changed", {
           from,
           to: want,
-          holds: this.#holdSummary(),
+          holds: this.#holds.summary(),
           ms,
           ...(recovered ? { recovered: true } : {}),
         }, want === "inline" ? "notice" : "warning");
@@ -723,43 +501,6 @@ export class Segment {
     }, delay);
   }
 
-  async #arm(): Promise<void> {
-    try {
-      const eff = await this.#timed(
-        this.driver.armWatchdog(this.cfg.watchdog.timeoutMs),
-        "watchdog arm",
-      );
-      this.#wd.effectiveMs = eff;
-      this.#wd.armed = true;
-      this.#wd.expired = false;
-      this.#wd.expiredSeen = false;
-      this.#wd.armFailing = false;
-      this.#publish("bypass.watchdog_armed", {
-        timeoutMs: this.cfg.watchdog.timeoutMs,
-        effectiveMs: eff,
-        petBy: this.cfg.watchdog.petBy,
-      });
-    } catch (e) {
-      // Going inline without the card's protection is still better than no
-      // traffic; the failure is loud (once per streak) and every poll tries again.
-      if (!this.#wd.armFailing) {
-        this.#publish("bypass.watchdog_failed", { action: "arm", error: msg(e) }, "error");
-      }
-      this.#wd.armFailing = true;
-    }
-  }
-
-  async #disarm(): Promise<void> {
-    if (!this.#wdConfigured() || !this.#wd.armed) return;
-    try {
-      await this.#timed(this.driver.disarmWatchdog(), "watchdog disarm");
-      this.#wd.armed = false;
-      this.#publish("bypass.watchdog_disarmed", { mode: this.#mode });
-    } catch (e) {
-      this.#publish("bypass.watchdog_failed", { action: "disarm", error: msg(e) }, "error");
-    }
-  }
-
   /**
    * Stop: no more retries, polls or pets. With onStop=bypass the segment is put in
    * bypass (disconnect stays disconnect); the card watchdog is disarmed; the
@@ -776,16 +517,7 @@ export class Segment {
         const target: BypassMode = this.desired() === "disconnect" ? "disconnect" : "bypass";
         if (this.#mode !== target) await this.#switchTo(target);
       }
-      if (this.#opened) {
-        if (this.#wdConfigured() && this.#wd.armed) {
-          try {
-            await this.#timed(this.driver.disarmWatchdog(), "watchdog disarm");
-            this.#wd.armed = false;
-          } catch (e) {
-            this.#publish("bypass.watchdog_failed", { action: "disarm", error: msg(e) }, "error");
-          }
-        }
-      }
+      if (this.#opened) await this.#wd.disarm();
       try {
         await this.driver.close();
       } catch (e) {
@@ -796,7 +528,6 @@ export class Segment {
 
   /** Status snapshot. */
   status(): SegmentStatus {
-    const iso = (t: number | null) => t === null ? null : new Date(t).toISOString();
     return {
       name: this.name,
       ports: [this.cfg.ports[0], this.cfg.ports[1]],
@@ -804,32 +535,20 @@ export class Segment {
       mode: this.#mode,
       desired: this.desired(),
       readBack: this.#readBack,
-      holds: [...this.#holds.values()].sort((x, y) =>
-        x.since - y.since || x.reason.localeCompare(y.reason)
-      ).map((h) => ({
+      holds: this.#holds.list().map((h) => ({
         reason: h.reason,
         count: h.count,
         mode: h.mode,
         by: h.by,
         since: new Date(h.since).toISOString(),
       })),
-      watchdog: {
-        supported: !!this.#caps?.watchdog,
-        timeoutMs: this.cfg.watchdog.timeoutMs,
-        effectiveMs: this.#wd.effectiveMs,
-        armed: this.#wd.armed,
-        expired: this.#wd.expired,
-        remainingMs: this.#wd.remainingMs,
-        petBy: this.cfg.watchdog.petBy,
-        pets: this.#wd.pets,
-        lastPetAt: iso(this.#wd.lastPetAt),
-      },
+      watchdog: this.#wd.status(),
       capabilities: this.#caps,
       switching: this.#switching,
       failures: this.#failures,
       lastError: this.#lastError,
       lastSwitchMs: this.#lastSwitchMs,
-      lastChangeAt: iso(this.#lastChangeAt),
+      lastChangeAt: this.#lastChangeAt === null ? null : new Date(this.#lastChangeAt).toISOString(),
       ...(this.cfg.description ? { description: this.cfg.description } : {}),
     };
   }

@@ -5,7 +5,7 @@
  *
  * ```
  * keepwire bypass status [--json]
- * keepwire bypass hold SEGMENT|all --reason R [--by WHO]
+ * keepwire bypass hold SEGMENT|all --reason "free text" [--by WHO]
  * keepwire bypass release SEGMENT|all --reason R [--force]
  * keepwire bypass set SEGMENT inline|bypass|disconnect
  * ```
@@ -16,10 +16,10 @@ import { join } from "node:path";
 import { z } from "zod";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { DaemonError, daemonRequest, DaemonUnreachable } from "./client.ts";
-import { bypassReasonSchema } from "../../hw/bypass/config.ts";
 import { createBypassDriver } from "../../hw/bypass/mod.ts";
 import type { Config } from "../config/mod.ts";
-import { readHoldsOffline } from "../bypass/holds.ts";
+import { readHoldsOffline } from "../bypass/hold_store.ts";
+import { holdReasonProblem, operatorHoldReasonProblem } from "../bypass/hold_reasons.ts";
 
 /** A segment as `bypass status --json` prints it (daemon or offline). */
 interface StatusSegment {
@@ -51,12 +51,11 @@ const statusSchema = z.looseObject({
   })),
 });
 
-function reasonOr2(r: string | undefined): string {
+/** The reason, or a usage error (exit 2) saying what is wrong with it. */
+function reasonOr2(r: string | undefined, problem: (r: string) => string | null): string {
   if (r === undefined) throw new CliError(EXIT.USAGE, "--reason is required");
-  const v = bypassReasonSchema.safeParse(r);
-  if (!v.success) {
-    throw new CliError(EXIT.USAGE, `--reason "${r}": ${v.error.issues[0].message}`);
-  }
+  const p = problem(r);
+  if (p) throw new CliError(EXIT.USAGE, `--reason ${JSON.stringify(r)}: ${p}`);
   return r;
 }
 
@@ -206,7 +205,10 @@ export function registerBypassCommands(program: Command): void {
   commonOpts(bp.command("hold"))
     .description("take a named hold (the segment stays in bypass while any hold is active)")
     .argument("<segment>", "segment name or all")
-    .requiredOption("-r, --reason <reason>", "hold name, e.g. manual, update, runtime-fault")
+    .requiredOption(
+      "-r, --reason <reason>",
+      'why, in your words (e.g. "waiting for the ISP"); keepwire\'s own reasons (shutdown, update, watchdog, startup, supervisor:*) are refused',
+    )
     .option("--by <who>", "who holds (shown in status)", "cli")
     .option("--json", "print JSON")
     .action(
@@ -214,7 +216,7 @@ export function registerBypassCommands(program: Command): void {
         segment: string,
         opts: CommonOpts & { reason?: string; by: string; json?: boolean },
       ) => {
-        const reason = reasonOr2(opts.reason);
+        const reason = reasonOr2(opts.reason, operatorHoldReasonProblem);
         const config = await commandConfig(opts);
         const r = await send(config, "POST", `/api/bypass/${encodeURIComponent(segment)}/hold`, {
           reason,
@@ -228,7 +230,7 @@ export function registerBypassCommands(program: Command): void {
   commonOpts(bp.command("release"))
     .description("release a named hold (count -1; the last release returns the segment inline)")
     .argument("<segment>", "segment name or all")
-    .requiredOption("-r, --reason <reason>", "hold name")
+    .requiredOption("-r, --reason <reason>", "the hold's reason (any, also keepwire's own)")
     .option("--force", "drop the hold whatever its count")
     .option("--json", "print JSON")
     .action(
@@ -236,7 +238,7 @@ export function registerBypassCommands(program: Command): void {
         segment: string,
         opts: CommonOpts & { reason?: string; force?: boolean; json?: boolean },
       ) => {
-        const reason = reasonOr2(opts.reason);
+        const reason = reasonOr2(opts.reason, holdReasonProblem);
         const config = await commandConfig(opts);
         const r = await send(config, "POST", `/api/bypass/${encodeURIComponent(segment)}/release`, {
           reason,
@@ -245,7 +247,9 @@ export function registerBypassCommands(program: Command): void {
         }) as { segments: StatusSegment[]; released: { segment: string; released: boolean }[] };
         if (opts.json) return printJson(r);
         for (const x of r.released) {
-          if (!x.released) console.log(`${x.segment}: no hold "${reason}" (nothing released)`);
+          if (!x.released) {
+            console.log(`${x.segment}: no hold ${JSON.stringify(reason)} (nothing released)`);
+          }
         }
         printSegments(r.segments);
       },

@@ -7,9 +7,8 @@
 import { z } from "zod";
 import { DatabaseSync } from "node:sqlite";
 import type { Store } from "../store/mod.ts";
-import { bypassReasonSchema } from "../../hw/bypass/config.ts";
 import { BYPASS_MODES } from "../../hw/bypass/types.ts";
-import type { BypassHold, SegmentHoldStore } from "./segment.ts";
+import { type BypassHold, holdReasonSchema, type SegmentHoldStore } from "./types.ts";
 
 /** Migrations of the bypass module. */
 export const BYPASS_MIGRATIONS: string[] = [
@@ -27,7 +26,7 @@ export const BYPASS_MIGRATIONS: string[] = [
 
 const rowSchema = z.object({
   segment: z.string().min(1),
-  reason: bypassReasonSchema,
+  reason: holdReasonSchema,
   count: z.number().int().min(1),
   mode: z.enum(BYPASS_MODES).refine((m) => m !== "inline", "a hold cannot ask for inline"),
   by: z.string(),
