@@ -8,17 +8,17 @@ import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { join } from "node:path";
 import { parseFwPrintenv, UBootEnv } from "../hw/boot/uboot.ts";
 import { BootEnvError } from "../hw/boot/types.ts";
+import {
+  buildImage,
+  fixture,
+  HAVE_UBOOT_TOOLS,
+  parseImage,
+  rawPrintenv,
+  SIZE,
+  which,
+} from "./bootenv_uboot_image.ts";
 
-function which(tool: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_TOOLS = which("fw_printenv") && which("fw_setenv");
+const HAVE_TOOLS = HAVE_UBOOT_TOOLS;
 const HAVE_MKENVIMAGE = which("mkenvimage");
 if (!HAVE_TOOLS) {
   console.warn(
@@ -29,95 +29,9 @@ if (!HAVE_MKENVIMAGE) {
   console.warn("SKIP bootenv_uboot mkenvimage cross-check: apt-get install u-boot-tools");
 }
 const ignore = !HAVE_TOOLS;
-if (HAVE_TOOLS) await Deno.mkdir("/var/lock", { recursive: true }).catch(() => {});
-
-const SIZE = 0x4000;
 
 async function bootErr(fn: () => Promise<unknown>): Promise<BootEnvError> {
   return (await assertRejects(fn, BootEnvError)) as BootEnvError;
-}
-
-// ------------------------------------------------------------ env image layout
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of data) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** Build an env image: u32le CRC [+ flags] + `k=v\0...\0` + 0xff padding (as mkenvimage). */
-function buildImage(vars: Array<[string, string]>, redundant: boolean, flags = 1): Uint8Array {
-  const img = new Uint8Array(SIZE).fill(0xff);
-  const hdr = redundant ? 5 : 4;
-  let p = hdr;
-  for (const [k, v] of vars) {
-    const b = new TextEncoder().encode(`${k}=${v}`);
-    img.set(b, p);
-    p += b.length;
-    img[p++] = 0;
-  }
-  img[p++] = 0;
-  if (redundant) img[4] = flags;
-  new DataView(img.buffer).setUint32(0, crc32(img.subarray(hdr)), true);
-  return img;
-}
-
-interface Parsed {
-  crcOk: boolean;
-  flags: number | null;
-  vars: Record<string, string>;
-}
-
-function parseImage(img: Uint8Array, redundant: boolean): Parsed {
-  const hdr = redundant ? 5 : 4;
-  const crcOk = new DataView(img.buffer, img.byteOffset).getUint32(0, true) ===
-    crc32(img.subarray(hdr));
-  const vars: Record<string, string> = {};
-  let p = hdr;
-  while (p < img.length && img[p] !== 0) {
-    const end = img.indexOf(0, p);
-    const s = new TextDecoder().decode(img.subarray(p, end));
-    const eq = s.indexOf("=");
-    vars[s.slice(0, eq)] = s.slice(eq + 1);
-    p = end + 1;
-  }
-  return { crcOk, flags: redundant ? img[4] : null, vars };
-}
-
-interface Fixture {
-  dir: string;
-  config: string;
-  copies: string[];
-}
-
-async function fixture(vars: Array<[string, string]>, redundant: boolean): Promise<Fixture> {
-  const dir = await Deno.makeTempDir({ prefix: "kw-uboot-" });
-  const copies = redundant
-    ? [join(dir, "env0.bin"), join(dir, "env1.bin")]
-    : [join(dir, "env.bin")];
-  for (const c of copies) await Deno.writeFile(c, buildImage(vars, redundant, 1));
-  const config = join(dir, "fw_env.config");
-  await Deno.writeTextFile(
-    config,
-    "# device offset size\n" + copies.map((c) => `${c} 0x0 0x${SIZE.toString(16)}\n`).join(""),
-  );
-  return { dir, config, copies };
-}
-
-async function rawPrintenv(config: string): Promise<string> {
-  const out = await new Deno.Command("fw_printenv", { args: ["-c", config] }).output();
-  assert(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
 }
 
 const INITIAL: Array<[string, string]> = [

@@ -15,7 +15,18 @@ export { GrubEnv, parseGrubEnv, serializeGrubEnv } from "./grubenv.ts";
 export { UBootEnv } from "./uboot.ts";
 export { FileBootEnv } from "./file.ts";
 export { MockBootEnv } from "./mock.ts";
-export { BootAb, type BootAbOptions, type BootAbState, type BootScheme } from "./ab.ts";
+export {
+  BOOT_SCHEMES,
+  type BootScheme,
+  type BootSchemeName,
+  type BootSchemeOptions,
+  type BootView,
+  createBootScheme,
+  GrubScheme,
+  type SlotBootState,
+  type SlotBootView,
+  UBootScheme,
+} from "./ab.ts";
 
 /** Build the backend a (validated or raw) config names; a bad config is an `invalid-config` error naming the field. */
 export function createBootEnv(config: BootConfig | BootConfigInput): BootEnv {

@@ -17,9 +17,9 @@
  */
 import type { EventBus } from "../events/mod.ts";
 import type { Clock, TimerId } from "../module.ts";
-import type { BootControl } from "./boot_control.ts";
+import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { UpdateConfig } from "./config.ts";
-import { errorMessage, UpdateError } from "./errors.ts";
+import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { ActivationRecord, UpdateRecords } from "./records.ts";
 import { otherSlot } from "./slots.ts";
 
@@ -53,8 +53,8 @@ export interface ActivationDeps {
   bus: EventBus;
   /** Clock. */
   clock: Clock;
-  /** Boot control. */
-  boot: BootControl;
+  /** The A/B boot scheme. */
+  boot: BootScheme;
   /** Booted bootname. */
   booted: string;
   /** Bypass holds (absent: no bypass hardware). */
@@ -147,7 +147,7 @@ export class Activation {
   async #rollback(act: ActivationRecord, why: string): Promise<void> {
     const { records, boot } = this.#d;
     try {
-      await boot.markBad(act.target);
+      await bootOp(boot, `mark ${act.target} bad`, () => boot.markBad(act.target));
     } catch (e) {
       this.#publish("update.error", "error", {
         error: `cannot mark ${act.target} bad: ${errorMessage(e)}`,
@@ -195,7 +195,7 @@ export class Activation {
 
   async #pass(): Promise<void> {
     const { records, booted, boot, bypass } = this.#d;
-    await boot.markGood(booted);
+    await bootOp(boot, `mark ${booted} good`, () => boot.markGood(booted));
     records.setStatus(booted, "good", null);
     this.stop();
     this.#gate = "passed";
@@ -240,7 +240,7 @@ export class Activation {
     this.#gate = "failed";
     const why = `health gate not passed within ${this.#d.config.activation.healthTimeoutMs} ms`;
     // The activation's hold is still in place (holds are counted: never take a second one).
-    await boot.markBad(booted);
+    await bootOp(boot, `mark ${booted} bad`, () => boot.markBad(booted));
     records.setStatus(booted, "bad", why);
     records.setActivation({ ...act, state: "failed", detail: why });
     records.addHistory("gate-failed", booted, act.version, "failed", why);
@@ -260,7 +260,7 @@ export class Activation {
   async activate(): Promise<{ target: string; version: string | null }> {
     const { records, booted, boot, config } = this.#d;
     const target = otherSlot(config, booted);
-    const view = await boot.read();
+    const view = await bootOp(boot, "read the slots", () => boot.read());
     if (view.primary !== target) {
       throw new UpdateError(
         "bad-request",

@@ -37,6 +37,28 @@ export class UpdateError extends Error {
   }
 }
 
+/**
+ * Run one boot env operation; any failure becomes a `boot-env` UpdateError that
+ * says what was being done and in which env.
+ */
+export async function bootOp<T>(
+  boot: { describe(): string },
+  what: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new UpdateError(
+      "boot-env",
+      `cannot ${what} in boot env ${boot.describe()}: ${errorMessage(e)}`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
 /** Message of any thrown value. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -25,9 +25,9 @@ import {
   readBundleHead,
   verifyBundleHead,
 } from "./bundle.ts";
-import type { BootControl } from "./boot_control.ts";
+import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { UpdateConfig } from "./config.ts";
-import { errorMessage, UpdateError } from "./errors.ts";
+import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { UpdateRecords } from "./records.ts";
 import { compareSemver } from "./semver.ts";
 import { type Booted, otherSlot, type Slot, slotCapacity, slotOf } from "./slots.ts";
@@ -68,8 +68,8 @@ export interface InstallDeps {
   bus: EventBus;
   /** Clock. */
   clock: Clock;
-  /** Boot control. */
-  boot: BootControl;
+  /** The A/B boot scheme. */
+  boot: BootScheme;
   /** The booted slot. */
   booted: () => Promise<Booted>;
   /** The keyring. */
@@ -330,7 +330,7 @@ export async function installBundle(
   const done: InstallResult["images"] = [];
   try {
     // Step 2: the target is not bootable from here until step 6.
-    await boot.markBad(target);
+    await bootOp(boot, `mark ${target} bad`, () => boot.markBad(target));
     records.transaction(() => {
       for (const [i, img] of manifest.images.entries()) {
         records.put({
@@ -445,7 +445,7 @@ export async function installBundle(
     });
 
     // Step 6: one atomic boot env write.
-    await boot.setPrimary(target);
+    await bootOp(boot, `make ${target} primary`, () => boot.setPrimary(target));
   } catch (e) {
     const err = e instanceof UpdateError ? e : new UpdateError("io", errorMessage(e), { cause: e });
     try {

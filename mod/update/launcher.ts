@@ -10,12 +10,11 @@
  * Run: `keepwire update launch --config CFG` or `deno run -A mod/update/launcher.ts CFG`.
  * @module
  */
-import { createBootEnv } from "../../hw/boot/mod.ts";
+import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
-import { BootControl, schemeOf } from "./boot_control.ts";
 import type { UpdateConfig } from "./config.ts";
 import { errorMessage } from "./errors.ts";
-import { bootnames, slotOf } from "./slots.ts";
+import { bootSchemeFor, slotOf } from "./slots.ts";
 
 /** One start of a slot, for logs and tests. */
 export interface LaunchRecord {
@@ -51,7 +50,7 @@ export function expandCommand(argv: string[], vars: Record<string, string>): str
 /** The launcher. */
 export class Launcher {
   readonly #o: LauncherOptions;
-  readonly #boot: BootControl;
+  readonly #boot: BootScheme;
   readonly #log: (line: string) => void;
   #stopping = false;
   #child: Deno.ChildProcess | null = null;
@@ -63,11 +62,7 @@ export class Launcher {
   constructor(opts: LauncherOptions) {
     this.#o = opts;
     this.#log = opts.log ?? ((l) => console.error(`keepwire-launcher: ${l}`));
-    this.#boot = new BootControl(opts.bootEnv ?? createBootEnv(opts.config.bootloader), {
-      scheme: schemeOf(opts.config),
-      slots: bootnames(opts.config),
-      attempts: opts.config.activation.tries,
-    });
+    this.#boot = bootSchemeFor(opts.config, opts.bootEnv);
   }
 
   #sleep(ms: number): Promise<void> {

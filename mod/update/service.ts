@@ -3,21 +3,21 @@
  * install (file, URL, stream), status per slot, mark good/bad, progress.
  * @module
  */
-import { createBootEnv } from "../../hw/boot/mod.ts";
+import type { BootScheme, BootView, SlotBootState } from "../../hw/boot/ab.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { EventBus } from "../events/mod.ts";
 import type { Clock } from "../module.ts";
 import type { Store } from "../store/mod.ts";
 import { loadKeyring, type PublicKey } from "./bundle.ts";
-import { BootControl, type BootState, type BootView, schemeOf } from "./boot_control.ts";
 import type { UpdateConfig } from "./config.ts";
-import { errorMessage, UpdateError } from "./errors.ts";
+import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import { installBundle, type InstallProgress, type InstallResult } from "./install.ts";
 import { type HistoryEntry, type SlotStatus, UpdateRecords } from "./records.ts";
 import {
   allSlots,
   type Booted,
   bootnames,
+  bootSchemeFor,
   detectBooted,
   type DetectInputs,
   otherSlot,
@@ -33,7 +33,7 @@ export interface SlotView {
   /** Device. */
   device: string;
   /** good | bad | trying (boot env and store combined), or unknown when the env is unreadable. */
-  state: BootState | "unknown";
+  state: SlotBootState | "unknown";
   /** Install status from the store. */
   status: SlotStatus | null;
   /** Version. */
@@ -102,8 +102,8 @@ export class UpdateService {
   readonly config: UpdateConfig;
   /** Store tables. */
   readonly records: UpdateRecords;
-  /** Boot control. */
-  readonly boot: BootControl;
+  /** The A/B boot scheme over the boot env. */
+  readonly boot: BootScheme;
   readonly #bus: EventBus;
   readonly #clock: Clock;
   readonly #opts: UpdateServiceOptions;
@@ -124,12 +124,7 @@ export class UpdateService {
     this.#clock = clock;
     this.#opts = opts;
     this.records = new UpdateRecords(store, () => clock.now());
-    const names = Object.keys(config.slots).length ? bootnames(config) : ["A", "B"];
-    this.boot = new BootControl(opts.bootEnv ?? createBootEnv(config.bootloader), {
-      scheme: schemeOf(config),
-      slots: names,
-      attempts: config.activation.tries,
-    });
+    this.boot = bootSchemeFor(config, opts.bootEnv);
   }
 
   /** Install in progress (or the last one). */
@@ -147,7 +142,8 @@ export class UpdateService {
     if (this.#booted) return this.#booted;
     const b = await detectBooted(this.config, {
       ...this.#opts.detect,
-      bootEnvBooted: this.#opts.detect?.bootEnvBooted ?? (() => this.boot.bootedHint()),
+      bootEnvBooted: this.#opts.detect?.bootEnvBooted ??
+        (() => this.boot.env.get("KEEPWIRE_BOOTED")),
     });
     this.#booted = b;
     return b;
@@ -257,7 +253,7 @@ export class UpdateService {
   /** Mark a slot good (boot env and store). */
   async markGood(which = "booted"): Promise<{ slot: string }> {
     const slot = await this.resolveSlot(which);
-    await this.boot.markGood(slot);
+    await bootOp(this.boot, `mark ${slot} good`, () => this.boot.markGood(slot));
     this.records.setStatus(slot, "good", null);
     this.records.addHistory("mark-good", slot, this.records.versionOf(slot), "ok", null);
     this.#bus.publishUntyped({
@@ -271,7 +267,7 @@ export class UpdateService {
   /** Mark a slot bad (boot env and store). */
   async markBad(which = "other"): Promise<{ slot: string }> {
     const slot = await this.resolveSlot(which);
-    await this.boot.markBad(slot);
+    await bootOp(this.boot, `mark ${slot} bad`, () => this.boot.markBad(slot));
     this.records.setStatus(slot, "bad", "marked bad by command");
     this.records.addHistory("mark-bad", slot, this.records.versionOf(slot), "ok", null);
     this.#bus.publishUntyped({
@@ -295,7 +291,7 @@ export class UpdateService {
     let view: BootView | null = null;
     let bootEnvError: string | undefined;
     try {
-      view = await this.boot.read();
+      view = await bootOp(this.boot, "read the slots", () => this.boot.read());
     } catch (e) {
       bootEnvError = errorMessage(e);
     }

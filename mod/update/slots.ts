@@ -5,6 +5,9 @@
  * and the target, which is always the other slot.
  * @module
  */
+import { createBootEnv } from "../../hw/boot/mod.ts";
+import { type BootScheme, type BootSchemeName, createBootScheme } from "../../hw/boot/ab.ts";
+import type { BootEnv } from "../../hw/boot/types.ts";
 import type { SlotConfig, UpdateConfig } from "./config.ts";
 import { errorMessage, UpdateError } from "./errors.ts";
 
@@ -185,4 +188,24 @@ export async function slotCapacity(slot: Slot): Promise<number> {
     throw new UpdateError("io", `slot device ${slot.device} is neither a block device nor a file`);
   }
   return Infinity;
+}
+
+/** The scheme a config uses (`auto`: uboot for the uboot backend, else grub). */
+export function schemeOf(config: UpdateConfig): BootSchemeName {
+  if (config.scheme !== "auto") return config.scheme;
+  return config.bootloader.backend === "uboot" ? "uboot" : "grub";
+}
+
+/**
+ * The A/B boot scheme of a config over `env` (default: the env `update.bootloader`
+ * names); without slots, bootnames A and B. `activation.tries` is both the
+ * mark-good and the set-primary attempt count.
+ */
+export function bootSchemeFor(config: UpdateConfig, env?: BootEnv): BootScheme {
+  const names = Object.keys(config.slots).length ? bootnames(config) : ["A", "B"];
+  return createBootScheme(schemeOf(config), env ?? createBootEnv(config.bootloader), {
+    slots: names,
+    attempts: config.activation.tries,
+    attemptsPrimary: config.activation.tries,
+  });
 }
