@@ -17,7 +17,8 @@ import {
   parseBootInt,
 } from "../hw/boot/ab.ts";
 import { BootEnvError, GrubEnv, MockBootEnv, UBootEnv } from "../hw/boot/mod.ts";
-import { fixture, HAVE_UBOOT_TOOLS, rawPrintenv, which } from "./bootenv_uboot_image.ts";
+import { fixture, rawPrintenv } from "./bootenv_uboot_image.ts";
+import { missingTools } from "./helpers/tools.ts";
 
 function mock(scheme: BootSchemeName, vars?: Record<string, string>): {
   env: MockBootEnv;
@@ -169,12 +170,13 @@ Deno.test("ab: initialVars is a fresh env with every slot good", async () => {
 
 // ------------------------------------------------------------ the real tools
 
-const HAVE_GRUB = which("grub-editenv");
+const NO_GRUB = missingTools(["grub-editenv"]);
+const NO_UBOOT = missingTools(["fw_printenv", "fw_setenv"]);
 
 Deno.test({
   name:
     "ab grub on a real grubenv: install B, trial boot, crash, fallback to A; grub-editenv agrees",
-  ignore: !HAVE_GRUB,
+  ignore: NO_GRUB !== undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kw-ab-grub-" });
     try {
@@ -227,7 +229,7 @@ Deno.test({
 Deno.test({
   name:
     "ab uboot on a real U-Boot env: install B, trial boots, tries used up, fallback to A; fw_printenv agrees",
-  ignore: !HAVE_UBOOT_TOOLS,
+  ignore: NO_UBOOT !== undefined,
   async fn() {
     const f = await fixture([["BOOT_ORDER", "A B"], ["BOOT_A_LEFT", "3"], [
       "BOOT_B_LEFT",
