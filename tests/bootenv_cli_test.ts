@@ -1,5 +1,6 @@
 /** `keepwire bootenv list|get|set|unset` through runCli (no daemon). */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { missingTools } from "./helpers/tools.ts";
 import { join } from "node:path";
 import { runCli } from "../mod/cli/mod.ts";
 
@@ -33,18 +34,8 @@ async function cli(...argv: string[]): Promise<Run> {
   }
 }
 
-function haveTool(t: string): boolean {
-  try {
-    return new Deno.Command(t, { args: ["-h"], stdout: "null", stderr: "null" }).outputSync()
-      .code !== 127;
-  } catch {
-    return false;
-  }
-}
-const HAVE_GRUB = haveTool("grub-editenv");
-const HAVE_UBOOT = haveTool("fw_printenv") && haveTool("fw_setenv");
-if (!HAVE_GRUB) console.warn("SKIP bootenv cli grubenv: grub-editenv missing (grub-common)");
-if (!HAVE_UBOOT) console.warn("SKIP bootenv cli uboot: fw_printenv missing (libubootenv-tool)");
+const HAVE_GRUB = missingTools(["grub-editenv"]) === undefined;
+const HAVE_UBOOT = missingTools(["fw_printenv", "fw_setenv"]) === undefined;
 
 Deno.test({
   name: "bootenv cli: grubenv set/get/list/unset, readable by grub-editenv",

@@ -7,25 +7,13 @@ import { join } from "node:path";
 import { GrubEnv, GRUBENV_SIZE, parseGrubEnv, serializeGrubEnv } from "../hw/boot/grubenv.ts";
 import { BootEnvError } from "../hw/boot/types.ts";
 import { bootTempPrefix } from "../hw/boot/atomic.ts";
+import { missingTools } from "./helpers/tools.ts";
 
 async function bootErr(fn: () => Promise<unknown>): Promise<BootEnvError> {
   return (await assertRejects(fn, BootEnvError)) as BootEnvError;
 }
 
-function which(tool: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_GRUB = which("grub-editenv");
-if (!HAVE_GRUB) {
-  console.warn("SKIP bootenv_grubenv: grub-editenv not installed (apt-get install grub-common)");
-}
-const ignore = !HAVE_GRUB;
+const ignore = missingTools(["grub-editenv"]) !== undefined;
 
 async function editenv(file: string, ...args: string[]): Promise<string> {
   const out = await new Deno.Command("grub-editenv", { args: [file, ...args] }).output();

@@ -8,26 +8,11 @@ import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { join } from "node:path";
 import { parseFwPrintenv, UBootEnv } from "../hw/boot/uboot.ts";
 import { BootEnvError } from "../hw/boot/types.ts";
-import {
-  buildImage,
-  fixture,
-  HAVE_UBOOT_TOOLS,
-  parseImage,
-  rawPrintenv,
-  SIZE,
-  which,
-} from "./bootenv_uboot_image.ts";
+import { missingTools } from "./helpers/tools.ts";
+import { buildImage, fixture, parseImage, rawPrintenv, SIZE } from "./bootenv_uboot_image.ts";
 
-const HAVE_TOOLS = HAVE_UBOOT_TOOLS;
-const HAVE_MKENVIMAGE = which("mkenvimage");
-if (!HAVE_TOOLS) {
-  console.warn(
-    "SKIP bootenv_uboot: fw_printenv/fw_setenv missing (apt-get install libubootenv-tool)",
-  );
-}
-if (!HAVE_MKENVIMAGE) {
-  console.warn("SKIP bootenv_uboot mkenvimage cross-check: apt-get install u-boot-tools");
-}
+const HAVE_TOOLS = missingTools(["fw_printenv", "fw_setenv"]) === undefined;
+const HAVE_MKENVIMAGE = missingTools(["mkenvimage"]) === undefined;
 const ignore = !HAVE_TOOLS;
 
 async function bootErr(fn: () => Promise<unknown>): Promise<BootEnvError> {

@@ -2,6 +2,7 @@
 // place, never copied here): each NAME.mdstat against NAME.expected.json — the upstream
 // expectations (`source_expected`: procfs, node_exporter, check_raid, server-state, telegraf)
 // and the reference parser's structure (`derived_by_reference_parser`).
+import { ignored } from "./helpers/tools.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseMdstat } from "../hw/raid/mdstat.ts";
 import type { MdArray, Mdstat } from "../hw/raid/types.ts";
@@ -18,8 +19,8 @@ function sharedPresent(): boolean {
 }
 const present = sharedPresent();
 if (!present) {
-  console.warn(
-    `SKIP raid_mdstat_fixtures_test: ${SHARED.pathname} is absent (third-party mdstat samples ` +
+  ignored(
+    `${SHARED.pathname} is absent (third-party mdstat samples ` +
       "live in ../shared and are never copied into the repo; CI always has them)",
   );
 }

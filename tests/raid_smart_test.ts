@@ -11,6 +11,7 @@ import {
   SmartctlRunError,
 } from "../hw/raid/smart.ts";
 import type { SmartReport } from "../hw/raid/types.ts";
+import { missingTools } from "./helpers/tools.ts";
 
 const dir = new URL("./fixtures/smartctl/", import.meta.url);
 const sample = (name: string): string => Deno.readTextFileSync(new URL(name, dir));
@@ -211,19 +212,7 @@ Deno.test("smart: a missing smartctl is a clear error", async () => {
   assert(e.message.includes("smartctl not found") && e.message.includes("smartmontools"));
 });
 
-const realSmartctl = (() => {
-  try {
-    return new Deno.Command("smartctl", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
-if (!realSmartctl) {
-  console.warn(
-    "SKIP raid_smart_test real smartctl: smartctl not installed (apt-get install smartmontools)",
-  );
-}
+const realSmartctl = missingTools(["smartctl"]) === undefined;
 
 Deno.test({
   name: "smart: real smartctl on a device without SMART → unknown with smartctl's message",

@@ -9,7 +9,8 @@ import type { EventInput } from "../mod/events/mod.ts";
 import { Supervisor } from "../mod/supervisor/supervisor.ts";
 import { defaultRunners } from "../mod/supervisor/mod.ts";
 import { leakedWorkerThreads, WorkerPool } from "../mod/supervisor/worker.ts";
-import { findExecutable, pidAlive, sessionMembers } from "../mod/supervisor/process.ts";
+import { pidAlive, sessionMembers } from "../mod/supervisor/process.ts";
+import { missingTools } from "./helpers/tools.ts";
 import type { SubsystemSpec } from "../mod/supervisor/config.ts";
 import {
   assert,
@@ -21,12 +22,9 @@ import {
   supConfig,
 } from "./supervisor_fakes.ts";
 
-const haveNotify = findExecutable("systemd-notify") !== null;
-const haveSetsid = findExecutable("setsid") !== null;
-const havePerl = findExecutable("perl") !== null;
-if (!haveNotify) console.warn("SKIP: systemd-notify missing (apt-get install systemd)");
-if (!haveSetsid) console.warn("SKIP: setsid missing (apt-get install util-linux)");
-const procOk = haveNotify && haveSetsid;
+const haveSetsid = missingTools(["setsid"]) === undefined;
+const havePerl = missingTools(["perl"]) === undefined;
+const procOk = missingTools(["systemd-notify", "setsid"]) === undefined;
 const SDK = new URL("../mod/sdk/mod.ts", import.meta.url).href;
 
 async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {

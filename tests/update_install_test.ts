@@ -9,6 +9,7 @@ import { MockBootEnv } from "../hw/boot/mock.ts";
 import { UpdateError } from "../mod/update/errors.ts";
 import { streamSource } from "../mod/update/stream.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
+import { missingTools } from "./helpers/tools.ts";
 import {
   assertIntact,
   makeBundle,
@@ -18,21 +19,6 @@ import {
   type Rig,
   snapshot,
 } from "./update_fixture.ts";
-
-const isRoot = Deno.uid() === 0;
-
-async function tool(name: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("sh", {
-      args: ["-c", `command -v ${name}`],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
 
 async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -65,8 +51,7 @@ async function failingInstall(
 Deno.test({
   name:
     "install: grubenv backend — slot B written, verified, recorded, made primary in one write (checked with grub-editenv)",
-  ignore: !(await tool("grub-editenv")) &&
-    (console.warn("SKIP install grubenv: grub-editenv missing (apt grub-common)"), true),
+  ignore: missingTools(["grub-editenv"]) !== undefined,
   fn: async () => {
     const r = await makeRig({
       env: async (dir) => {
@@ -356,8 +341,7 @@ Deno.test("bad input: slot too small (configured capacity of a file slot)", asyn
 
 Deno.test({
   name: "bad input: slot too small (loop block device reports its size)",
-  ignore: !(isRoot && await tool("losetup")) &&
-    (console.warn("SKIP loop slot: needs root and losetup"), true),
+  ignore: missingTools(["losetup"], { root: true }) !== undefined,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "kw-loop-" });
     let loop = "";
@@ -395,7 +379,7 @@ Deno.test({
 
 Deno.test({
   name: "bad input: disk full (slot on a 1 MiB tmpfs) — clear ENOSPC error, booted slot intact",
-  ignore: !isRoot && (console.warn("SKIP disk full: needs root to mount a tmpfs"), true),
+  ignore: missingTools(["mount", "umount"], { root: true }) !== undefined,
   fn: async () => {
     const mnt = await Deno.makeTempDir({ prefix: "kw-full-" });
     let mounted = false;

@@ -10,6 +10,7 @@
  * A real-device test (softdog) is in tests/e2e/watchdog_softdog_test.ts.
  * These tests never open a real /dev/watchdog.
  */
+import { ignored } from "./helpers/tools.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { join } from "node:path";
 import {
@@ -229,7 +230,7 @@ Deno.test("watchdog dev (fake kernel): no WDIOC_SETTIMEOUT -> writable sysfs tim
 // ------------------------------------------------------- real libc (FFI) on fake device files
 
 const ffi = libcWatchdogSys();
-if (!ffi) console.warn("SKIP watchdog dev FFI tests: Deno FFI unavailable (run with -A)");
+if (!ffi) ignored("watchdog dev FFI tests: Deno FFI unavailable (run with -A)");
 
 async function fakeDevice(): Promise<{ dir: string; dev: string; sysfs: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kw-wdt-" });

@@ -6,21 +6,13 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { startTestRuntime } from "../helpers/runtime.ts";
 import { generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
 import { makeBundle } from "../update_fixture.ts";
+import { missingTools } from "../helpers/tools.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../../test-results/", import.meta.url).pathname;
 
-async function haveChromium(): Promise<boolean> {
-  try {
-    await Deno.stat(CHROMIUM);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const ok = await haveChromium();
-if (!ok) console.warn(`SKIP browser tests: ${CHROMIUM} not installed (Debian package chromium)`);
+const ok = missingTools(["chromium"], { path: CHROMIUM.slice(0, CHROMIUM.lastIndexOf("/")) }) ===
+  undefined;
 
 Deno.test({
   name:

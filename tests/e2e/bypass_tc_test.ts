@@ -6,8 +6,9 @@
  * engine in each phase; asserts nothing was lost or duplicated, the TCP stream
  * arrived intact, and traffic really took the engine path only while inline.
  *
- * Needs root, iproute2 and iputils-ping; says SKIP otherwise.
+ * Needs root, iproute2 and iputils-ping; ignored (with a KW-IGNORED line) otherwise.
  */
+import { ignored, missingTools } from "../helpers/tools.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { createTcLab, labRun, tcLabUnavailable } from "./bypass_tc_lab.ts";
 import { validateConfig } from "../../mod/config/mod.ts";
@@ -22,20 +23,13 @@ const GAP_MS = 200;
 const PROBES = 500;
 
 function unavailable(): string | null {
+  const missing = missingTools(["ip", "tc", "ping"], { root: true });
+  if (missing) return missing;
   const lab = tcLabUnavailable();
-  if (lab) return lab;
-  try {
-    const r = new Deno.Command("ping", { args: ["-V"], stdout: "null", stderr: "null" })
-      .outputSync();
-    if (!r.success) return "ping -V fails";
-  } catch {
-    return "ping not found (apt-get install iputils-ping)";
-  }
-  return null;
+  return lab ? ignored(lab) : null;
 }
 
 const why = unavailable();
-if (why) console.warn(`SKIP tests/e2e/bypass_tc_test.ts: ${why}`);
 
 const SERVER = `
 const l = Deno.listen({ hostname: "0.0.0.0", port: 5201 });

@@ -16,9 +16,10 @@
  * and the hold is released only by the healthy runtime in B. Both runs report
  * lost packets and the bypass window and assert 0 lost and an intact TCP stream.
  *
- * Needs root, iproute2, iputils-ping; says SKIP otherwise.
+ * Needs root, iproute2, iputils-ping; ignored (with a KW-IGNORED line) otherwise.
  */
 import { join } from "node:path";
+import { ignored, missingTools } from "../helpers/tools.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { createTcLab, labRun, type TcLab, tcLabUnavailable } from "./bypass_tc_lab.ts";
 import { createBundle, generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
@@ -52,19 +53,12 @@ if (import.meta.main && Deno.args[0] === "--app") {
 // ----------------------------------------------------------------- test
 
 function unavailable(): string | null {
+  const missing = missingTools(["ip", "tc", "ping"], { root: true });
+  if (missing) return missing;
   const lab = tcLabUnavailable();
-  if (lab) return lab;
-  try {
-    const r = new Deno.Command("ping", { args: ["-V"], stdout: "null", stderr: "null" })
-      .outputSync();
-    if (!r.success) return "ping -V fails";
-  } catch {
-    return "ping not found (apt-get install iputils-ping)";
-  }
-  return null;
+  return lab ? ignored(lab) : null;
 }
 const why = import.meta.main ? "app mode" : unavailable();
-if (why && !import.meta.main) console.warn(`SKIP tests/e2e/update_restart_test.ts: ${why}`);
 
 const TCP_SERVER = `
 const l = Deno.listen({ hostname: "0.0.0.0", port: 5301 });
