@@ -31,6 +31,7 @@ import { type BypassModule, createBypassModule } from "./bypass/mod.ts";
 import { WatchdogModule } from "./watchdog/mod.ts";
 import { createUpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
+import { DataDirLock } from "./data_dir_lock.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -58,6 +59,7 @@ export class Runtime implements RuntimeView {
   #built: Built | undefined;
   #stopping: Promise<{ clean: boolean }> | undefined;
   #readyTimer: TimerId | undefined;
+  #lock: DataDirLock | undefined;
 
   /** Build (nothing is opened until start). */
   constructor(config: Config, opts: RuntimeOptions = {}) {
@@ -91,12 +93,21 @@ export class Runtime implements RuntimeView {
   /** Open the store, build and start all modules in order. On failure, stops what started. */
   async start(): Promise<void> {
     await Deno.mkdir(this.config.dataDir, { recursive: true });
-    this.#store = new Store({
-      path: join(this.config.dataDir, "keepwire.db"),
-      retention: this.config.store.retention,
-      synchronous: this.config.store.synchronous,
-      now: () => this.clock.now(),
-    });
+    // before anything in the data directory is touched: a second keepwire on the same
+    // directory is refused here and leaves the first one's socket, journal, bypass
+    // holds and subsystems alone
+    this.#lock = await DataDirLock.acquire(this.config.dataDir);
+    try {
+      this.#store = new Store({
+        path: join(this.config.dataDir, "keepwire.db"),
+        retention: this.config.store.retention,
+        synchronous: this.config.store.synchronous,
+        now: () => this.clock.now(),
+      });
+    } catch (e) {
+      this.#lock.release();
+      throw e;
+    }
     this.bus.attachJournal(this.#store);
     const ctx: ModuleContext = {
       config: this.config,
@@ -262,6 +273,7 @@ export class Runtime implements RuntimeView {
       this.bus.attachJournal(undefined);
       this.#store.close();
     }
+    this.#lock?.release();
     return { clean };
   }
 

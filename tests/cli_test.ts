@@ -67,25 +67,57 @@ Deno.test("cli: run with an invalid config exits 2 and starts nothing", async ()
   }
 });
 
-Deno.test("cli: run serves health; status --json finds the daemon through --data; SIGTERM stops in order", async () => {
+Deno.test("cli: run serves health; status --json finds the daemon through --data; a second run on the data directory is refused; SIGTERM stops the subsystems before the runtime", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
-  const d = await kwDaemon(["--data", dir, "--listen", "127.0.0.1:0"]);
+  const cfg = `${dir}/keepwire.json`;
+  const worker = new URL("../examples/heartbeat_worker.ts", import.meta.url).pathname;
+  await Deno.writeTextFile(
+    cfg,
+    JSON.stringify({ subsystems: [{ name: "engine", kind: "worker", module: worker }] }),
+  );
+  const d = await kwDaemon(["--config", cfg, "--data", dir, "--listen", "127.0.0.1:0"]);
   try {
-    const h = await fetch(`${d.url}/api/health`);
+    const deadline = Date.now() + 30_000;
+    let h = await fetch(`${d.url}/api/health`);
+    while (h.status !== 200 && Date.now() < deadline) {
+      await h.body?.cancel();
+      await new Promise((r) => setTimeout(r, 50));
+      h = await fetch(`${d.url}/api/health`);
+    }
     assertEquals(h.status, 200);
     assertEquals((await h.json()).ok, true);
     const r = await kw(["status", "--json", "--data", dir]);
     assertEquals(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout);
     assertEquals([s.running, s.health.ok], [true, true]);
+
+    // a second daemon on the same data directory: refused at once, naming the holder
+    const second = await kw(["run", "--data", dir, "--listen", "127.0.0.1:0"]);
+    assertEquals(second.code, 1, second.stderr);
+    assertStringIncludes(second.stderr, `in use by keepwire pid ${d.child.pid}`);
+    assertEquals((await fetch(`${d.url}/api/health`)).status, 200);
+    assert((await Deno.stat(`${dir}/keepwire.sock`)).isSocket, "the first one's socket is gone");
+
     d.child.kill("SIGTERM");
     const st = await d.child.status;
     assertEquals(st.code, 0, d.output());
     assertStringIncludes(d.output(), "stopped");
     const store = new Store({ path: `${dir}/keepwire.db` });
-    const kinds = store.events({ kind: "runtime.", order: "asc" }).map((e) => e.kind);
+    const events = store.events({ order: "asc", limit: 10_000 });
     store.close();
+    const kinds = events.filter((e) => e.kind.startsWith("runtime.")).map((e) => e.kind);
     assertEquals(kinds, ["runtime.started", "runtime.stopped"]);
+    const engineStopped = events.findIndex((e) =>
+      e.kind === "supervisor.transition" && e.payload.subsystem === "engine" &&
+      e.payload.to === "stopped"
+    );
+    const runtimeStopped = events.findIndex((e) => e.kind === "runtime.stopped");
+    assert(engineStopped >= 0, "the subsystem was not stopped");
+    assert(engineStopped < runtimeStopped, "the runtime stopped before its subsystems");
+    await Deno.stat(`${dir}/keepwire.sock`).then(
+      () => assert(false, "control socket left behind"),
+      () => {},
+    );
     // without a daemon, status reads the store
     const off = await kw(["status", "--json", "--data", dir]);
     assertEquals(off.code, 0);

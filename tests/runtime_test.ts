@@ -2,6 +2,10 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
 import type { BypassModule } from "../mod/bypass/mod.ts";
+import type { SupervisorModule } from "../mod/supervisor/mod.ts";
+import { DataDirLockedError } from "../mod/data_dir_lock.ts";
+import { daemonRunning } from "../mod/cli/client.ts";
+import { processesWithArgv, uniqueSleep } from "./helpers/procs.ts";
 
 const WORKER = new URL("../examples/heartbeat_worker.ts", import.meta.url).pathname;
 
@@ -104,4 +108,54 @@ Deno.test("runtime: prepareStop runs on every started module, in reverse order, 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "runtime: a second runtime on the same data directory is refused, naming the holder; the first is untouched",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
+    const secs = uniqueSleep();
+    const cfg = () =>
+      validateConfig({
+        dataDir: dir,
+        web: { listen: "127.0.0.1:0" },
+        subsystems: [{
+          name: "sleeper",
+          kind: "process",
+          command: "/bin/sleep",
+          args: [secs],
+          readyOn: "spawn",
+        }],
+      });
+    const first = new Runtime(cfg());
+    try {
+      await first.start();
+      const sup = first.module<SupervisorModule>("supervisor")!;
+      await until(() => sup.list()[0].state === "ready");
+      const pid = sup.list()[0].pid;
+      const lastId = first.store.events({ limit: 1 })[0].id;
+
+      const second = new Runtime(cfg());
+      const err = await second.start().then(() => null, (e: Error) => e);
+      if (!(err instanceof DataDirLockedError)) throw new Error(`not refused: ${err}`);
+      assertEquals(err.holder, Deno.pid);
+      assert(err.message.includes(`pid ${Deno.pid}`), err.message);
+      await second.stop("refused");
+
+      // the first: socket answers, nothing journalled, no holds, one copy of the subsystem
+      assert(await daemonRunning(dir), "control socket gone");
+      assertEquals(first.store.events({ limit: 1000 }).filter((e) => e.id > lastId), []);
+      const bypass = first.module<BypassModule>("bypass")!;
+      assertEquals(bypass.segments().map((s) => [s.mode, s.holds.length]), [["inline", 0]]);
+      assertEquals(sup.list()[0].pid, pid);
+      assertEquals(sup.list()[0].restarts, 0);
+      assertEquals(processesWithArgv(["/bin/sleep", secs]).length, 1);
+    } finally {
+      await first.stop("test done");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -12,10 +12,16 @@ declare module "../events/mod.ts" {
      * `ready: true`.
      */
     "supervisor.essentials_ready": { ready: boolean };
+    /**
+     * A process group a previous keepwire left running (it was killed) was ended at
+     * start, before the subsystem started again.
+     */
+    "supervisor.orphan_ended": { subsystem: string; pgid: number; pids: number[]; forced: boolean };
   }
 }
 
 /** Every event kind the supervisor publishes (docs, UI filters). */
 export const SUPERVISOR_EVENTS = [
   "supervisor.essentials_ready",
+  "supervisor.orphan_ended",
 ] as const;

@@ -14,6 +14,7 @@ import { leakedWorkerThreads, WorkerPool, workerRunnerFactory } from "./worker.t
 import { createProcessRunner } from "./process.ts";
 import { probeRunnerFactory } from "./probe.ts";
 import { supervisorRoutes } from "./routes.ts";
+import { GroupLedger } from "./orphans.ts";
 import "./events.ts";
 
 export type {
@@ -59,8 +60,11 @@ export interface SupervisorDeps {
   env?: Record<string, string | undefined>;
 }
 
-/** Runner factory by kind: worker (shared spare pool), process, probe. */
-export function defaultRunners(pool: WorkerPool): RunnerFactory {
+/**
+ * Runner factory by kind: worker (shared spare pool), process (its groups recorded in
+ * `groups`), probe.
+ */
+export function defaultRunners(pool: WorkerPool, groups?: GroupLedger): RunnerFactory {
   const worker = workerRunnerFactory(pool);
   const probe = probeRunnerFactory();
   return (spec, ev, ctx) => {
@@ -68,7 +72,7 @@ export function defaultRunners(pool: WorkerPool): RunnerFactory {
       case "worker":
         return worker(spec, ev, ctx);
       case "process":
-        return createProcessRunner(spec, ev, ctx);
+        return createProcessRunner(spec, ev, { ...ctx, groups });
       case "probe":
         return probe(spec, ev, ctx);
     }
@@ -82,6 +86,7 @@ export function createSupervisorModule(
 ): SupervisorModule {
   const cfg = ctx.config.supervisor;
   const publish = (e: Parameters<typeof ctx.bus.publish>[0]) => void ctx.bus.publishUntyped(e);
+  const groups = new GroupLedger(ctx.config.dataDir);
   const pool = new WorkerPool(
     ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,
   );
@@ -90,7 +95,7 @@ export function createSupervisorModule(
     config: cfg,
     clock: ctx.clock,
     publish,
-    runners: deps.runners ?? defaultRunners(pool),
+    runners: deps.runners ?? defaultRunners(pool, groups),
     escalation: deps.escalation,
   });
   const selfmon = new SelfMonitor({
@@ -106,6 +111,18 @@ export function createSupervisorModule(
   let routes: Hono | undefined;
 
   const startModule = async () => {
+    // a previous keepwire killed with SIGKILL left its process subsystems running:
+    // end them before starting new copies
+    const stopTimeout = (name: string) =>
+      ctx.config.subsystems.find((s) => s.name === name)?.stopTimeoutMs ?? 5000;
+    for (const g of await groups.endPrevious(stopTimeout)) {
+      ctx.bus.publish({
+        module: "supervisor",
+        kind: "supervisor.orphan_ended",
+        severity: "warning",
+        payload: { subsystem: g.name, pgid: g.pgid, pids: g.pids, forced: g.forced },
+      });
+    }
     pool.warm();
     unsubscribe = ctx.bus.subscribe(() => void selfmon.ready(), { kindPrefix: "runtime.started" });
     selfmon.start();

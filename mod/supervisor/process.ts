@@ -18,6 +18,13 @@ import type { EventInput } from "../events/mod.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { ExitInfo, Runner, RunnerContext, RunnerEvents } from "./runner.ts";
 import { type NotifyMessage, NotifyServer } from "./notify.ts";
+import type { GroupLedger } from "./orphans.ts";
+
+/** A process runner's context: the common one, plus where spawned groups are recorded. */
+export interface ProcessRunnerContext extends RunnerContext {
+  /** Records each spawned group in the data directory (orphans.ts); none in unit tests. */
+  groups?: GroupLedger;
+}
 
 const LAUNCH_WD = 'export WATCHDOG_PID=$$; exec "$0" -- "$@"';
 const LAUNCH = 'exec "$0" -- "$@"';
@@ -209,9 +216,11 @@ export class ProcessRunner implements Runner {
   #goneResolve: () => void = () => {};
   #pollTimer: TimerId | undefined;
   #stopExtendedUntil = 0;
+  readonly #groups: GroupLedger | undefined;
 
   /** Build for one attempt. */
-  constructor(spec: SubsystemSpec, ev: RunnerEvents, ctx: RunnerContext) {
+  constructor(spec: SubsystemSpec, ev: RunnerEvents, ctx: ProcessRunnerContext) {
+    this.#groups = ctx.groups;
     this.#spec = spec;
     this.#ev = ev;
     this.#clock = ctx.clock;
@@ -274,6 +283,7 @@ export class ProcessRunner implements Runner {
     this.#child = child;
     this.#pgid = child.pid;
     trackGroup(child.pid);
+    this.#groups?.add(spec.name, child.pid);
     this.#ev.pid(child.pid);
     const notify = this.#notify;
     notify.serve((m) => this.#onNotify(m));
@@ -387,6 +397,7 @@ export class ProcessRunner implements Runner {
           Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }
       }
+      this.#groups?.remove(sid);
     });
   }
 
@@ -475,7 +486,7 @@ export class ProcessRunner implements Runner {
 export function createProcessRunner(
   spec: SubsystemSpec,
   ev: RunnerEvents,
-  ctx: RunnerContext,
+  ctx: ProcessRunnerContext,
 ): Runner {
   return new ProcessRunner(spec, ev, ctx);
 }

@@ -290,13 +290,21 @@ export class WorkerRunner implements Runner {
     return Promise.resolve();
   }
 
-  #watchLeak(tid: number, before: number): void {
-    const t0 = Date.now();
+  /**
+   * A terminated worker's thread ends within milliseconds. One that is still there a
+   * second later and still using CPU is spinning; on a busy machine it may get only a
+   * small share of a core, so a low share is looked at again (up to 10 s) rather than
+   * taken as "idle".
+   */
+  #watchLeak(tid: number, before: number, t0 = Date.now(), tries = 0): void {
     setTimeout(async () => {
       const after = threadTicks(tid);
       if (after === null) return; // the thread ended
       const busy = (after - before) * 10 / Math.max(1, Date.now() - t0); // share of one core
-      if (busy < 0.5) return;
+      if (busy < 0.5 && after - before < 10) { // < 100 ms of CPU so far
+        if (tries < 10) this.#watchLeak(tid, before, t0, tries + 1);
+        return;
+      }
       leaked.set(tid, { subsystem: this.#spec.name, since: t0 });
       let demoted = false;
       try {
