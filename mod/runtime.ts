@@ -14,7 +14,6 @@ import {
   type ModuleContext,
   type PartHealth,
   systemClock,
-  type TimerId,
 } from "./module.ts";
 import { type HealthReport, type RuntimeView, WebModule } from "./web/mod.ts";
 import { VERSION } from "./version.ts";
@@ -58,7 +57,6 @@ export class Runtime implements RuntimeView {
   #web: WebModule | undefined;
   #built: Built | undefined;
   #stopping: Promise<{ clean: boolean }> | undefined;
-  #readyTimer: TimerId | undefined;
   #lock: DataDirLock | undefined;
 
   /** Build (nothing is opened until start). */
@@ -153,49 +151,6 @@ export class Runtime implements RuntimeView {
         moduleStartMs,
       },
     });
-    this.#watchReady();
-  }
-
-  /**
-   * Traffic stays in bypass across a restart of keepwire: on stop the runtime puts
-   * a `shutdown` hold on every segment (before the subsystems that carry traffic
-   * stop), and after start it releases that hold, and the configured
-   * `holdAtStart` one, once every essential subsystem is ready.
-   */
-  #watchReady(): void {
-    const built = this.#built;
-    if (!built) return;
-    const reasons = ["shutdown", this.config.hardware.bypass.holdAtStart].filter(
-      (r): r is string => !!r,
-    );
-    const held = () =>
-      built.bypass.segments().some((seg) => seg.holds.some((h) => reasons.includes(h.reason)));
-    const tick = async () => {
-      if (this.#closing.signal.aborted) return;
-      if (!held()) return;
-      if (!built.supervisor.essentialHealthy()) {
-        this.#readyTimer = this.clock.setTimeout(tick, 250);
-        return;
-      }
-      for (const r of reasons) {
-        try {
-          await built.bypass.releaseWith("all", r, { by: "runtime", force: true });
-        } catch (e) {
-          this.bus.publishUntyped({
-            module: "runtime",
-            kind: "runtime.release_failed",
-            severity: "error",
-            payload: { reason: r, error: (e as Error).message },
-          });
-        }
-      }
-      this.bus.publishUntyped({
-        module: "runtime",
-        kind: "runtime.ready",
-        payload: { released: reasons, afterMs: this.clock.now() - this.#startedAt },
-      });
-    };
-    void tick();
   }
 
   /**
@@ -209,7 +164,6 @@ export class Runtime implements RuntimeView {
 
   async #stop(reason: string): Promise<{ clean: boolean }> {
     this.#closing.abort();
-    if (this.#readyTimer !== undefined) this.clock.clearTimeout(this.#readyTimer);
     const deadline = this.clock.now() + this.config.shutdownTimeoutMs;
     let clean = true;
     // Run one stop step within `ms`; a failure or overrun is journalled, not thrown.
@@ -238,22 +192,6 @@ export class Runtime implements RuntimeView {
         () => m.prepareStop!(),
         Math.max(0, prepareDeadline - this.clock.now()),
       );
-    }
-    const bypass = this.#built?.bypass;
-    if (
-      bypass && this.#started.includes(bypass) && this.config.hardware.bypass.onStop === "bypass"
-    ) {
-      // the wire carries traffic while the subsystems stop and until the next start is ready;
-      // one shutdown hold per segment, not one per stop: it is not counted up
-      const held = bypass.segments().every((seg) => seg.holds.some((h) => h.reason === "shutdown"));
-      if (!held) {
-        await step(
-          "bypass",
-          "shutdown hold: ",
-          () => bypass.hold("all", "shutdown", "runtime"),
-          this.config.shutdownTimeoutMs / 4,
-        );
-      }
     }
     for (const m of [...this.#started].reverse()) {
       await step(m.name, "", () => m.stop(), Math.max(0, deadline - this.clock.now()));

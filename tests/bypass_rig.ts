@@ -25,6 +25,8 @@ export interface BypassRig {
   clock: Clock;
   /** Store. */
   store: Store;
+  /** The event bus of the running module (a new one after restart). */
+  bus: EventBus;
   /** Events published by module "bypass" since the rig was made. */
   events: KwEvent[];
   /** Simulated cards by segment name. */
@@ -54,9 +56,11 @@ export async function bypassRig(bypass: BypassInput): Promise<BypassRig> {
   const cards = new Map<string, MockBypassDriver>();
   const events: KwEvent[] = [];
   const open = () => new Store({ path: join(dir, "keepwire.db"), now: clock.now });
+  let currentBus = new EventBus();
   const build = (store: Store) => {
     const bus = new EventBus({ journal: store, now: clock.now });
     bus.subscribe((e) => events.push(e), { module: "bypass" });
+    currentBus = bus;
     const ctx: ModuleContext = { config, store, bus, clock };
     return createBypassModule(ctx, {
       driverFactory: (s: SegmentConfig) => {
@@ -85,6 +89,9 @@ export async function bypassRig(bypass: BypassInput): Promise<BypassRig> {
   };
   const rig: BypassRig = {
     mod: undefined as unknown as BypassModule,
+    get bus() {
+      return currentBus;
+    },
     fake,
     clock,
     store: open(),

@@ -427,3 +427,91 @@ Deno.test("bypass: an orderly stop leaves the wire in bypass (onStop=bypass) or 
   await k.close();
   assertEquals(kc.mode, "inline");
 });
+
+Deno.test("bypass: prepareStop takes one shutdown hold per segment; it and holdAtStart are released when essentials are ready after the restart", async () => {
+  const r = await bypassRig({
+    segments: [{ name: "s1", ports: ["a", "b"] }, { name: "s2", ports: ["c", "d"] }],
+    holdAtStart: "startup",
+  });
+  try {
+    const ready = (ready: boolean) =>
+      r.bus.publish({
+        module: "supervisor",
+        kind: "supervisor.essentials_ready",
+        payload: { ready },
+      });
+    ready(false);
+    assertEquals(r.mod.segments().map((s) => s.mode), ["bypass", "bypass"]);
+    ready(true);
+    await r.advance(0);
+    assertEquals(r.mod.segments().map((s) => [s.mode, s.holds.length]), [
+      ["inline", 0],
+      ["inline", 0],
+    ]);
+    assertEquals(r.kinds("bypass.start_holds_released").map((e) => e.payload.released), [[
+      "startup",
+    ]]);
+    // an operator's hold later is not touched by readiness changes
+    await r.mod.hold("s1", "lab", "alice");
+    ready(false);
+    ready(true);
+    await r.advance(0);
+    assertEquals(r.mod.segment("s1").holds.map((h) => h.reason), ["lab"]);
+    await r.mod.release("s1", "lab");
+
+    await r.mod.prepareStop();
+    await r.mod.prepareStop(); // a second stop request does not count it up
+    assertEquals(
+      r.mod.segments().map((s) => [s.mode, s.holds.map((h) => [h.reason, h.count, h.by])]),
+      [["bypass", [["shutdown", 1, "keepwire-stop"]]], ["bypass", [[
+        "shutdown",
+        1,
+        "keepwire-stop",
+      ]]]],
+    );
+    ready(true); // readiness while stopping releases nothing
+    await r.advance(0);
+    assertEquals(r.mod.segment("s1").holds.map((h) => h.reason), ["shutdown"]);
+
+    const calls = r.cards.get("s1")!.setCalls.length;
+    await r.restart();
+    assertEquals(
+      r.mod.segments().map((s) => [s.mode, s.holds.map((h) => h.reason)]),
+      [["bypass", ["shutdown", "startup"]], ["bypass", ["shutdown", "startup"]]],
+    );
+    assertEquals(r.cards.get("s1")!.setCalls.length, calls, "the relay never moved");
+    ready(false);
+    await r.advance(0);
+    assertEquals(r.mod.segment("s2").mode, "bypass", "not ready: still held");
+    ready(true);
+    await r.advance(0);
+    assertEquals(r.mod.segments().map((s) => [s.mode, s.holds.length]), [
+      ["inline", 0],
+      ["inline", 0],
+    ]);
+    const rel = r.kinds("bypass.start_holds_released").at(-1)!;
+    assertEquals(rel.payload.released, ["shutdown", "startup"]);
+    assertEquals(
+      r.kinds("bypass.hold_released").slice(-4).map((e) => [e.payload.reason, e.payload.by]),
+      [
+        ["shutdown", "essentials-ready"],
+        ["shutdown", "essentials-ready"],
+        ["startup", "essentials-ready"],
+        ["startup", "essentials-ready"],
+      ],
+    );
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("bypass: with onStop=keep prepareStop takes no hold", async () => {
+  const r = await bypassRig({ ...one, onStop: "keep" });
+  try {
+    await r.mod.prepareStop();
+    assertEquals(r.mod.segments()[0].holds, []);
+    assertEquals(r.mod.segments()[0].mode, "inline");
+  } finally {
+    await r.close();
+  }
+});

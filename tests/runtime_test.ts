@@ -56,8 +56,11 @@ Deno.test({
       const iStop = kinds.indexOf("runtime.stopped");
       const iHold = kinds.indexOf("bypass.hold_added");
       assert(iHold >= 0 && iHold < iStop, "shutdown hold not taken before stopping");
-      assert(kinds.includes("runtime.ready"), `no runtime.ready (held at start: ${stillHeld})`);
-      const ready = rt.store.events({ kind: "runtime.ready" })[0];
+      assert(
+        kinds.includes("bypass.start_holds_released"),
+        `no bypass.start_holds_released (held at start: ${stillHeld})`,
+      );
+      const ready = rt.store.events({ kind: "bypass.start_holds_released" })[0];
       assertEquals(ready.payload.released, ["shutdown"]);
       await rt.stop("test done");
     } finally {

@@ -6,11 +6,19 @@
  *
  * The hold reasons keepwire's components use are in hold_reasons.ts; the errors
  * (with their HTTP status) in errors.ts; the event kinds in events.ts.
+ *
+ * Traffic stays in bypass across a restart of keepwire: before any module stops,
+ * `prepareStop` puts a `shutdown` hold on every segment (config `onStop: bypass`),
+ * persisted, so the wire carries traffic while the subsystems stop and until the
+ * next start is ready. After start, the module waits for the supervisor's
+ * `supervisor.essentials_ready` event with `ready: true` and then releases the
+ * `shutdown` hold and the configured `holdAtStart` one (`bypass.start_holds_released`).
  * @module
  */
 import type { Hono } from "hono";
 import type { ModuleContext, PartHealth } from "../module.ts";
-import type { EventMap, Severity } from "../events/mod.ts";
+import type { EventMap, KwEvent, Severity } from "../events/mod.ts";
+import type {} from "../supervisor/events.ts";
 import type { SegmentConfig } from "../../hw/bypass/config.ts";
 import { type BypassDriverDeps, createBypassDriver } from "../../hw/bypass/mod.ts";
 import type { BypassDriver } from "../../hw/bypass/types.ts";
@@ -19,7 +27,7 @@ import { Segment } from "./segment.ts";
 import { bypassRoutes } from "./routes.ts";
 import { BypassInputError, BypassSwitchError, BypassUnknownSegmentError } from "./errors.ts";
 import type { BypassEventKind, SegmentEventKind, SegmentPublish } from "./events.ts";
-import { holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
+import { HOLD_REASONS, holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
 import type { BypassModule, SegmentHoldStore, SegmentStatus, SwitchOutcome } from "./types.ts";
 
 export * from "./errors.ts";
@@ -37,6 +45,10 @@ export interface BypassModuleOptions {
   /** Hold store (default: the store's bypass_holds table). */
   holdStore?: SegmentHoldStore;
 }
+
+/** Who takes the shutdown hold and releases the start holds (shown in status and events). */
+const BY_STOP = "keepwire-stop";
+const BY_READY = "essentials-ready";
 
 function checkReason(reason: string, problem: (r: string) => string | null): void {
   const p = problem(reason);
@@ -60,6 +72,11 @@ export function createBypassModule(
   let pollTimer: ReturnType<typeof setInterval> | undefined;
   let polling = false;
   let started = false;
+  let startedAt = 0;
+  // The start holds are released once, on the first "essentials ready" after start.
+  let startHoldsPending = false;
+  let stopping = false;
+  let unsubscribe: (() => void) | undefined;
 
   const publish = <K extends BypassEventKind>(
     kind: K,
@@ -74,6 +91,39 @@ export function createBypassModule(
     payload: Omit<EventMap[K], "segment">,
     severity?: Severity,
   ) => void publish(kind, { ...payload, segment } as EventMap[K], severity);
+
+  /** Release the `shutdown` and `holdAtStart` holds (once, when essentials are first ready). */
+  async function releaseStartHolds(): Promise<void> {
+    if (!startHoldsPending || stopping) return;
+    startHoldsPending = false;
+    unsubscribe?.();
+    unsubscribe = undefined;
+    const reasons = [...new Set([HOLD_REASONS.shutdown, cfg.holdAtStart])].filter(
+      (r): r is string => !!r,
+    );
+    const held = reasons.filter((r) =>
+      [...segs.values()].some((s) => s.holds.some((h) => h.reason === r))
+    );
+    if (!held.length) return;
+    for (const r of held) {
+      try {
+        await mod.releaseWith("all", r, { by: BY_READY, force: true });
+      } catch (e) {
+        publish("bypass.release_failed", { reason: r, error: (e as Error).message }, "error");
+      }
+    }
+    publish("bypass.start_holds_released", {
+      released: held,
+      afterMs: ctx.clock.now() - startedAt,
+    });
+  }
+
+  function onEssentials(e: KwEvent): void {
+    if (e.kind !== "supervisor.essentials_ready") return;
+    const p = e.payload as EventMap["supervisor.essentials_ready"];
+    if (p.ready !== true) return;
+    void releaseStartHolds();
+  }
 
   function targets(target: string): Segment[] {
     if (target === "all") return [...segs.values()];
@@ -111,6 +161,8 @@ export function createBypassModule(
     name: "bypass",
 
     async start(): Promise<void> {
+      startedAt = ctx.clock.now();
+      stopping = false;
       if (!holdStore) {
         const hs = new BypassHoldStore(ctx.store, () => ctx.clock.now());
         holdStore = hs;
@@ -156,9 +208,27 @@ export function createBypassModule(
       }
       pollTimer = ctx.clock.setInterval(() => void pollAll(), cfg.pollMs);
       started = true;
+      startHoldsPending = true;
+      unsubscribe = ctx.bus.subscribe(onEssentials, { kindPrefix: "supervisor.essentials_ready" });
+    },
+
+    async prepareStop(): Promise<void> {
+      stopping = true;
+      unsubscribe?.();
+      unsubscribe = undefined;
+      if (cfg.onStop !== "bypass") return;
+      // one shutdown hold per segment, not one per stop: it is not counted up
+      throwFailures(
+        await Promise.all(
+          [...segs.values()].map((s) => s.holdOnce(HOLD_REASONS.shutdown, BY_STOP)),
+        ),
+      );
     },
 
     async stop(): Promise<void> {
+      stopping = true;
+      unsubscribe?.();
+      unsubscribe = undefined;
       if (pollTimer !== undefined) ctx.clock.clearInterval(pollTimer);
       pollTimer = undefined;
       started = false;

@@ -190,6 +190,12 @@ export interface BypassModule extends Module, BypassRoutesApi {
   readonly name: "bypass";
   /** Health: not ok while a segment is `unknown`. */
   health(): PartHealth;
+  /**
+   * Before any module stops: with config `onStop: bypass`, put the `shutdown` hold
+   * on every segment (once, not counted up), so the wire carries traffic while the
+   * subsystems stop and until the next start is ready.
+   */
+  prepareStop(): Promise<void>;
   /** Poll every segment now (tests; the module polls every pollMs). */
   pollNow(): Promise<void>;
   /** The driver of a segment (tests, bench). */
