@@ -29,23 +29,23 @@ Deno.test("bypass: holds are named and counted; the segment stays in bypass unti
   const r = await bypassRig(one);
   try {
     const card = r.cards.get("seg0")!;
-    await r.mod.hold("seg0", "runtime-fault", "supervisor");
-    await r.mod.hold("seg0", "runtime-fault", "supervisor");
+    await r.mod.hold("seg0", "supervisor:engine", "supervisor");
+    await r.mod.hold("seg0", "supervisor:engine", "supervisor");
     await r.mod.hold("all", "update", "updater");
     assertEquals(card.mode, "bypass");
     let s = r.mod.segments()[0];
     assertEquals(s.mode, "bypass");
     assertEquals(
       s.holds.map((h) => [h.reason, h.count, h.by]),
-      [["runtime-fault", 2, "supervisor"], ["update", 1, "updater"]],
+      [["supervisor:engine", 2, "supervisor"], ["update", 1, "updater"]],
     );
     // The update finishing does not put the segment inline while faults remain.
     await r.mod.release("seg0", "update");
     assertEquals(card.mode, "bypass");
-    await r.mod.release("seg0", "runtime-fault");
+    await r.mod.release("seg0", "supervisor:engine");
     assertEquals(card.mode, "bypass");
     assertEquals(r.mod.segments()[0].holds[0].count, 1);
-    await r.mod.release("all", "runtime-fault");
+    await r.mod.release("all", "supervisor:engine");
     s = r.mod.segments()[0];
     assertEquals(s.mode, "inline");
     assertEquals(s.holds, []);
@@ -68,8 +68,8 @@ Deno.test("bypass: releasing a hold that is not there changes nothing; force dro
     const res = await r.mod.releaseWith("seg0", "update");
     assertEquals(res, [{ segment: "seg0", released: false, remaining: 0 }]);
     assertEquals(r.kinds("bypass.hold_released").length, 0);
-    for (let i = 0; i < 3; i++) await r.mod.hold("seg0", "runtime-fault");
-    const forced = await r.mod.releaseWith("seg0", "runtime-fault", { force: true });
+    for (let i = 0; i < 3; i++) await r.mod.hold("seg0", "supervisor:engine");
+    const forced = await r.mod.releaseWith("seg0", "supervisor:engine", { force: true });
     assertEquals(forced, [{ segment: "seg0", released: true, remaining: 0 }]);
     assertEquals(r.mod.segments()[0].mode, "inline");
     await assertRejects(() => r.mod.hold("seg0", "bad\u0007reason"), Error, "invalid hold reason");
@@ -121,20 +121,20 @@ Deno.test("bypass: holds survive a restart of keepwire (store closed and reopene
   try {
     const card = r.cards.get("seg0")!;
     await r.mod.hold("seg0", "update", "updater");
-    await r.mod.hold("seg0", "runtime-fault", "supervisor");
-    await r.mod.hold("seg0", "runtime-fault", "supervisor");
+    await r.mod.hold("seg0", "supervisor:engine", "supervisor");
+    await r.mod.hold("seg0", "supervisor:engine", "supervisor");
     const calls = card.setCalls.length;
     await r.restart();
     const s = r.mod.segments()[0];
     assertEquals(s.mode, "bypass");
     assertEquals(
       s.holds.map((h) => [h.reason, h.count, h.by]),
-      [["runtime-fault", 2, "supervisor"], ["update", 1, "updater"]],
+      [["supervisor:engine", 2, "supervisor"], ["update", 1, "updater"]],
     );
     assertEquals(card.setCalls.length, calls, "the relay never moved across the restart");
     await r.mod.release("seg0", "update");
-    await r.mod.release("seg0", "runtime-fault");
-    await r.mod.release("seg0", "runtime-fault");
+    await r.mod.release("seg0", "supervisor:engine");
+    await r.mod.release("seg0", "supervisor:engine");
     assertEquals(card.mode, "inline");
     await r.restart();
     assertEquals(r.mod.segments()[0].holds, []);
