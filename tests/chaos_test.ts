@@ -5,12 +5,16 @@
  */
 import { discoverScenarios, formatTable, rowFailed, runScenario } from "../chaos/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { missingTools } from "./helpers/tools.ts";
 
 const scenarios = await discoverScenarios();
+// The scenarios mount filesystems, build namespaces and kill daemons: root only (CI is root).
+const notRoot = scenarios.length ? missingTools([], { root: true }) : undefined;
 
 for (const s of scenarios) {
   Deno.test({
     name: `chaos ${s.name} (bounded): 0 lost`,
+    ignore: notRoot !== undefined,
     // Scenarios run whole daemons and kill processes mid-write; leaks are theirs to clean up,
     // checked by the scenario (e.g. no orphan survives), not by Deno's per-test sanitizer.
     sanitizeOps: false,

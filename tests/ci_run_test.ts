@@ -93,3 +93,14 @@ Deno.test("tools helper: every package it names is in .ci/apt-packages.txt", asy
   const unlisted = Object.entries(TOOL_PACKAGES).filter(([, p]) => !listed.has(p));
   assertEquals(unlisted, []);
 });
+
+Deno.test("repo: .tools (the local Deno install) is not tracked", async () => {
+  // A tracked `.tools` symlink replaces the shared install with a link to itself on checkout.
+  const root = new URL("../", import.meta.url).pathname;
+  const out = await new Deno.Command("git", {
+    args: ["-C", root, "ls-files", "--", ".tools"],
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => null);
+  if (out?.success) assertEquals(dec(out.stdout).trim(), "");
+});

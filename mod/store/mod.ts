@@ -73,6 +73,16 @@ const CORE_MIGRATIONS: Migration[] = [
    );`,
 ];
 
+/**
+ * True when `e` says the data partition is full: SQLite's SQLITE_FULL ("database or disk is
+ * full") or an ENOSPC from a file write. The web layer answers 507 `storage_full` for it.
+ */
+export function isStorageFull(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  if ((e as { errcode?: unknown }).errcode === 13) return true; // SQLITE_FULL
+  return /No space left on device|database or disk is full/.test(String(e));
+}
+
 /** The store. */
 export class Store implements Journal {
   /** The underlying database (modules use it for their own tables). */

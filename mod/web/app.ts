@@ -5,7 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { staticSecureHeaders } from "./headers.ts";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
-import type { Store } from "../store/mod.ts";
+import { isStorageFull, type Store } from "../store/mod.ts";
 import type { Clock, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -108,6 +108,16 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
         ? "cross-site request refused (CSRF check: Origin / Sec-Fetch-Site)"
         : err.message || "request refused";
       return errorResponse(c, new ApiError(err.status as 400, "http_error", msg));
+    }
+    if (isStorageFull(err)) {
+      return errorResponse(
+        c,
+        new ApiError(
+          507,
+          "storage_full",
+          "the data partition is full: nothing was changed; free space on it and retry",
+        ),
+      );
     }
     console.error("web: unhandled error", err);
     return errorResponse(c, new ApiError(500, "internal", "internal error; see the journal"));

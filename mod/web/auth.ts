@@ -285,6 +285,7 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
     try {
       r = users.createToken(body.name, body.role as Role);
     } catch (e) {
+      if (!/already exists/.test(String(e))) throw e;
       throw new ApiError(409, "exists", (e as Error).message);
     }
     audit("token_created", "notice", {

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import type { Store } from "../store/mod.ts";
+import { isStorageFull, type Store } from "../store/mod.ts";
 
 /** Roles: admin may change things, viewer may only look. */
 export type Role = "admin" | "viewer";
@@ -274,10 +274,14 @@ export class Users {
       return null;
     }
     if (now - row.last_seen > 60_000) {
-      this.#store.db.prepare("UPDATE sessions SET last_seen = ? WHERE id_hash = ?").run(
-        now,
-        sha256(id),
-      );
+      try {
+        this.#store.db.prepare("UPDATE sessions SET last_seen = ? WHERE id_hash = ?").run(
+          now,
+          sha256(id),
+        );
+      } catch (e) {
+        if (!isStorageFull(e)) throw e; // bookkeeping: a full disk must not sign anyone out
+      }
     }
     return { name: row.user, role: row.role, via: "session" };
   }
@@ -331,7 +335,11 @@ export class Users {
     if (!timingSafeEqual(a, b)) return null;
     const now = this.#now();
     if (!row.last_used || now - row.last_used > 60_000) {
-      this.#store.db.prepare("UPDATE tokens SET last_used = ? WHERE id = ?").run(now, m[1]);
+      try {
+        this.#store.db.prepare("UPDATE tokens SET last_used = ? WHERE id = ?").run(now, m[1]);
+      } catch (e) {
+        if (!isStorageFull(e)) throw e; // bookkeeping: a full disk must not refuse a token
+      }
     }
     return { name: `token:${row.name}`, role: row.role, via: "token" };
   }
