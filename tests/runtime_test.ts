@@ -72,14 +72,28 @@ Deno.test({
 Deno.test("runtime: stop is idempotent (a signal during an update switch stops once)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
   try {
-    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }));
+    let stops = 0;
+    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }), {
+      extraModules: () => [{
+        name: "counter",
+        start: () => Promise.resolve(),
+        stop: async () => {
+          stops++;
+          await new Promise((r) => setTimeout(r, 20)); // the second stop arrives meanwhile
+        },
+      }],
+    });
     await rt.start();
-    const [a, b] = await Promise.all([rt.stop("one"), rt.stop("two")]);
-    assertEquals(a, b);
+    const first = rt.stop("one");
+    const second = rt.stop("two");
+    assertEquals(await first, { clean: true });
+    assertEquals(await second, { clean: true });
+    assertEquals(stops, 1, "a module was stopped twice");
     const { Store } = await import("../mod/store/mod.ts");
     const s = new Store({ path: `${dir}/keepwire.db` });
-    assertEquals(s.events({ kind: "runtime.stopped" }).length, 1);
+    const stopped = s.events({ kind: "runtime.stopped" });
     s.close();
+    assertEquals(stopped.map((e) => e.payload.reason), ["one"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

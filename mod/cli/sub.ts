@@ -111,7 +111,10 @@ export function registerSubCommands(program: Command): void {
         try {
           answer = await daemonRequest(dataDir, "POST", `/api/subsystems/${name}/${verb}`);
         } catch (e) {
-          if (e instanceof DaemonError && e.status === 404) {
+          const code = e instanceof DaemonError
+            ? (e.body as { error?: { code?: string } } | null)?.error?.code
+            : undefined;
+          if (code === "subsystem_not_found") {
             throw new CliError(EXIT.USAGE, `no subsystem named "${name}"`);
           }
           throw e;

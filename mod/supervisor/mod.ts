@@ -27,7 +27,8 @@ export type {
 } from "./api.ts";
 export { HARDWARE_WATCHDOG_PETTER } from "./selfmon.ts";
 export { SUPERVISOR_EVENTS } from "./events.ts";
-export { Supervisor, UnknownSubsystem } from "./supervisor.ts";
+export { Supervisor } from "./supervisor.ts";
+export * from "./errors.ts";
 export type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 
 /**

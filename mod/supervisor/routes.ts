@@ -1,22 +1,23 @@
 /**
  * HTTP API of the supervisor, mounted under /api:
  * GET /subsystems, GET /subsystems/:name, POST /subsystems/:name/{start,stop,restart,suspend,resume}.
+ * Errors are the supervisor's own (errors.ts: 400 bad name, 404 unknown, 409 a command that
+ * does not apply in the current state); anything else is a 500.
  * @module
  */
 import { Hono } from "hono";
-import { z } from "zod";
-import { ApiError, parseOr400 } from "../web/mod.ts";
 import type { SubsystemInfo, SupervisorApi } from "./api.ts";
+import { BadSubsystemNameError, UnknownSubsystemError } from "./errors.ts";
 
-const nameParam = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _");
+const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** Routes of the supervisor over its API. */
 export function supervisorRoutes(api: SupervisorApi): Hono {
   const app = new Hono();
   const find = (name: string): SubsystemInfo => {
-    const n = parseOr400(nameParam, name, "subsystem name");
-    const info = api.list().find((s) => s.name === n);
-    if (!info) throw new ApiError(404, "not_found", `no subsystem named "${n}"`);
+    if (!NAME.test(name) || name.length > 64) throw new BadSubsystemNameError(name);
+    const info = api.list().find((s) => s.name === name);
+    if (!info) throw new UnknownSubsystemError(name);
     return info;
   };
 
@@ -29,11 +30,7 @@ export function supervisorRoutes(api: SupervisorApi): Hono {
   ) =>
     app.post(`/subsystems/:name/${verb}`, async (c) => {
       const { name } = find(c.req.param("name"));
-      try {
-        await run(name);
-      } catch (e) {
-        throw new ApiError(409, "conflict", `cannot ${verb} ${name}: ${(e as Error).message}`);
-      }
+      await run(name);
       return c.json({ subsystem: find(name) });
     });
   action("start", (n) => api.start(n));

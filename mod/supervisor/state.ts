@@ -18,6 +18,11 @@ import type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 import type { ExitInfo, Runner, RunnerEvents, RunnerFactory } from "./runner.ts";
 import { Backoff } from "./backoff.ts";
 import { RestartIntensity } from "./intensity.ts";
+import {
+  EssentialNotSuspendableError,
+  InvalidTransitionError,
+  SubsystemStateError,
+} from "./errors.ts";
 
 /** The legal transitions: from → allowed targets. */
 export const TRANSITIONS: Readonly<Record<SubsystemState, readonly SubsystemState[]>> = {
@@ -86,13 +91,6 @@ export interface Transition {
 }
 
 /** A transition that the table does not allow (a bug, never user input). */
-export class IllegalTransition extends Error {
-  /** Build for from → to. */
-  constructor(name: string, from: SubsystemState, to: SubsystemState) {
-    super(`subsystem ${name}: illegal transition ${from} -> ${to}`);
-    this.name = "IllegalTransition";
-  }
-}
 
 /** What a subsystem is built with. */
 export interface SubsystemDeps {
@@ -268,10 +266,12 @@ export class Subsystem {
   suspend(reason: Reason): Promise<void> {
     return this.#enqueue(async () => {
       if (this.spec.criticality === "essential") {
-        throw new Error(`subsystem ${this.name} is essential and is never suspended`);
+        throw new EssentialNotSuspendableError(this.name);
       }
       if (this.#state !== "ready" && this.#state !== "unhealthy") {
-        throw new Error(`subsystem ${this.name} is ${this.#state}; only a running one suspends`);
+        throw new SubsystemStateError(
+          `subsystem ${this.name} is ${this.#state}; only a running one suspends`,
+        );
       }
       this.#clearTimers();
       if (this.#stopMode()) {
@@ -318,7 +318,7 @@ export class Subsystem {
 
   #to(to: SubsystemState, reason: Reason, extra: { delayMs?: number; gaveUp?: boolean } = {}) {
     const from = this.#state;
-    if (!TRANSITIONS[from].includes(to)) throw new IllegalTransition(this.name, from, to);
+    if (!TRANSITIONS[from].includes(to)) throw new InvalidTransitionError(this.name, from, to);
     const now = this.#d.clock.now();
     this.#state = to;
     this.#since = now;

@@ -12,6 +12,7 @@ import type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 import type { RunnerFactory } from "./runner.ts";
 import { RestartIntensity } from "./intensity.ts";
 import { type Reason, Subsystem, type Transition } from "./state.ts";
+import { UnknownSubsystemError } from "./errors.ts";
 
 /** What the supervisor is built with. */
 export interface SupervisorOptions {
@@ -29,15 +30,6 @@ export interface SupervisorOptions {
   escalation: EscalationActions;
   /** Random source for backoff jitter (tests). */
   random?: () => number;
-}
-
-/** An unknown subsystem name (the API answers 404). */
-export class UnknownSubsystem extends Error {
-  /** Build for a name. */
-  constructor(name: string) {
-    super(`no subsystem named "${name}"`);
-    this.name = "UnknownSubsystem";
-  }
 }
 
 const UP: ReadonlySet<SubsystemState> = new Set(["starting", "ready", "unhealthy", "suspended"]);
@@ -103,10 +95,10 @@ export class Supervisor implements SupervisorApi {
     this.#order = this.#levels.flat();
   }
 
-  /** A subsystem by name (throws UnknownSubsystem). */
+  /** A subsystem by name (throws UnknownSubsystemError). */
   get(name: string): Subsystem {
     const s = this.#subs.get(name);
-    if (!s) throw new UnknownSubsystem(name);
+    if (!s) throw new UnknownSubsystemError(name);
     return s;
   }
 
