@@ -102,6 +102,7 @@ function setup(booted: string, env: Record<string, string>) {
   const act = new Activation({
     config,
     records: svc.records,
+    state: svc.state,
     bus,
     clock,
     boot: svc.boot,
@@ -150,11 +151,18 @@ Deno.test("activation: hold on every segment first, then record, then switch", a
       installedAt: 1,
       detail: null,
     });
+    t.svc.records.putState({
+      target: "B",
+      from: "A",
+      version: "2.0.0",
+      state: "installed",
+      detail: null,
+    });
     const r = await t.act.activate();
     assertEquals(r, { target: "B", version: "2.0.0" });
     assertEquals(t.order, ["hold", "switch"]);
     assertEquals(t.bypass.calls, ["hold all update"]);
-    assertEquals(t.svc.records.activation()?.state, "activating");
+    assertEquals(t.svc.records.state()?.state, "activating");
     assert(t.kinds().includes("update.activating"));
   } finally {
     t.close();
@@ -166,6 +174,19 @@ Deno.test("activation: refused when nothing is installed, and no switch when the
   try {
     await assertRejects(() => t.act.activate(), UpdateError, "nothing to activate");
     assertEquals(t.order, []);
+    const installed = {
+      target: "B",
+      from: "A",
+      version: "2.0.0",
+      state: "installed",
+      detail: null,
+    } as const;
+    t.svc.records.putState(installed);
+    await assertRejects(
+      () => t.act.activate(),
+      UpdateError,
+      "the primary slot is A, not B",
+    );
     await t.bootEnv.set(ENV_B_PRIMARY);
     t.bypass.fail = true;
     await assertRejects(
@@ -174,7 +195,7 @@ Deno.test("activation: refused when nothing is installed, and no switch when the
       "cannot put the bypass hold, not switching",
     );
     assertEquals(t.switches, []);
-    assertEquals(t.svc.records.activation(), null);
+    assertEquals(t.svc.records.state()?.state, "installed");
   } finally {
     t.close();
   }
@@ -183,7 +204,7 @@ Deno.test("activation: refused when nothing is installed, and no switch when the
 Deno.test("gate: marks good only after healthGateMs of unbroken health; then commits and releases the hold", async () => {
   const t = setup("B", { ...ENV_B_PRIMARY, B_TRY: "1" }); // the launcher recorded the try
   try {
-    t.svc.records.setActivation({
+    t.svc.records.putState({
       target: "B",
       from: "A",
       version: "2.0.0",
@@ -191,7 +212,7 @@ Deno.test("gate: marks good only after healthGateMs of unbroken health; then com
       detail: null,
     });
     await t.act.start();
-    assertEquals(t.svc.records.activation()?.state, "trying");
+    assertEquals(t.svc.records.state()?.state, "trying");
     assert(t.kinds().includes("update.trying"));
     t.setHealthy(true);
     await t.clock.advance(6_000);
@@ -204,7 +225,7 @@ Deno.test("gate: marks good only after healthGateMs of unbroken health; then com
     await t.clock.advance(2_000);
     assertEquals(t.act.gate, "passed");
     assertEquals([t.bootEnv.snapshot().B_OK, t.bootEnv.snapshot().B_TRY], ["1", "0"]);
-    assertEquals(t.svc.records.activation()?.state, "committed");
+    assertEquals(t.svc.records.state()?.state, "committed");
     assertEquals(t.bypass.calls, ["release all update"]);
     for (const k of ["update.committed", "update.marked_good", "update.hold_released"]) {
       assert(t.kinds().includes(k), k);
@@ -218,7 +239,7 @@ Deno.test("gate: marks good only after healthGateMs of unbroken health; then com
 Deno.test("gate: a trial that never gets healthy is marked bad, raises an alert, keeps the hold and falls back", async () => {
   const t = setup("B", { ...ENV_B_PRIMARY, B_TRY: "1" });
   try {
-    t.svc.records.setActivation({
+    t.svc.records.putState({
       target: "B",
       from: "A",
       version: "2.0.0",
@@ -231,7 +252,7 @@ Deno.test("gate: a trial that never gets healthy is marked bad, raises an alert,
     await t.clock.advance(2_000);
     assertEquals(t.act.gate, "failed");
     assertEquals(t.bootEnv.snapshot().B_OK, "0", "new slot marked bad");
-    assertEquals(t.svc.records.activation()?.state, "failed");
+    assertEquals(t.svc.records.state()?.state, "gate-failed");
     const alert = t.events.find((e) => e.kind === "update.gate_failed")!;
     assertEquals(alert.severity, "critical");
     assertEquals(t.switches.length, 1);
@@ -251,7 +272,7 @@ Deno.test("gate: a trial that never gets healthy is marked bad, raises an alert,
 Deno.test("gate: start in the old slot during a pending activation = rollback (crash loop / tries used up); mark-good on the fallback start releases the hold", async () => {
   const t = setup("A", { ORDER: "B A", A_OK: "1", A_TRY: "1", B_OK: "1", B_TRY: "1" });
   try {
-    t.svc.records.setActivation({
+    t.svc.records.putState({
       target: "B",
       from: "A",
       version: "2.0.0",
@@ -262,7 +283,7 @@ Deno.test("gate: start in the old slot during a pending activation = rollback (c
     const rb = t.events.find((e) => e.kind === "update.rolled_back")!;
     assertEquals([rb.severity, rb.payload.failed, rb.payload.running], ["critical", "B", "A"]);
     assertEquals(t.bootEnv.snapshot().B_OK, "0");
-    assertEquals(t.svc.records.activation()?.state, "rolled-back");
+    assertEquals(t.svc.records.state()?.state, "rolled-back");
     assertEquals(t.bypass.calls, [], "hold kept while unhealthy");
     t.setHealthy(true);
     await t.clock.advance(12_000); // gate 10 s + one poll period
@@ -282,17 +303,17 @@ Deno.test("gate: start in the old slot during a pending activation = rollback (c
 Deno.test("gate: after a failed gate the old slot's start reports the rollback", async () => {
   const t = setup("A", { ORDER: "B A", A_OK: "1", A_TRY: "1", B_OK: "0", B_TRY: "0" });
   try {
-    t.svc.records.setActivation({
+    t.svc.records.putState({
       target: "B",
       from: "A",
       version: "2.0.0",
-      state: "failed",
+      state: "gate-failed",
       detail: "health gate not passed within 60000 ms",
     });
     await t.act.start();
     const rb = t.events.find((e) => e.kind === "update.rolled_back")!;
     assertEquals(rb.payload.reason, "health gate not passed within 60000 ms");
-    assertEquals(t.svc.records.activation()?.state, "rolled-back");
+    assertEquals(t.svc.records.state()?.state, "rolled-back");
   } finally {
     t.close();
   }

@@ -4,7 +4,8 @@
  * - `activate()`: put an `update` hold on every bypass segment (the wire keeps
  *   carrying traffic), record the activation, then switch: reboot (mode
  *   `reboot`) or exit so the launcher starts the primary slot (mode `restart`).
- * - On every start, `start()` runs the health gate: all essential subsystems
+ * - On every start, `start()` settles what the last runtime left (state.ts:
+ *   an interrupted install, a new slot on trial, a rollback) and runs the health gate: all essential subsystems
  *   ready and healthy for `healthGateMs` without a break. Passing marks the
  *   booted slot good (every healthy start, fallback starts included), commits a
  *   pending activation and releases the hold.
@@ -20,8 +21,16 @@ import type { Clock, TimerId } from "../module.ts";
 import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
-import type { ActivationRecord, UpdateRecords } from "./records.ts";
+import type { UpdateRecords } from "./records.ts";
 import { otherSlot } from "./slots.ts";
+import {
+  GATE_TRANSITIONS,
+  type GateState,
+  type UpdateStateMachine,
+  type UpdateStateRecord,
+} from "./state.ts";
+
+export type { GateState } from "./state.ts";
 
 /** Name of the bypass hold the updater places. */
 export const UPDATE_HOLD = "update";
@@ -40,15 +49,14 @@ export interface HealthSource {
   essentialHealthy(): boolean;
 }
 
-/** State of the gate in this runtime. */
-export type GateState = "waiting" | "passed" | "failed" | "stopped";
-
 /** What the activation logic needs. */
 export interface ActivationDeps {
   /** The `update` config. */
   config: UpdateConfig;
   /** Store tables. */
   records: UpdateRecords;
+  /** The update lifecycle. */
+  state: UpdateStateMachine;
   /** Event bus. */
   bus: EventBus;
   /** Clock. */
@@ -73,8 +81,8 @@ export interface ActivationStatus {
   healthySince: number | null;
   /** When this runtime started the gate (ms). */
   startedAt: number;
-  /** Last activation. */
-  activation: ActivationRecord | null;
+  /** The update state. */
+  activation: UpdateStateRecord;
 }
 
 /** Activation and health gate of one runtime. */
@@ -98,13 +106,20 @@ export class Activation {
       gate: this.#gate,
       healthySince: this.#healthySince,
       startedAt: this.#startedAt,
-      activation: this.#d.records.activation(),
+      activation: this.#d.state.current(),
     };
   }
 
   /** Gate state. */
   get gate(): GateState {
     return this.#gate;
+  }
+
+  #setGate(to: GateState): void {
+    if (!GATE_TRANSITIONS[this.#gate].includes(to)) {
+      throw new Error(`update gate: illegal transition ${this.#gate} -> ${to}`);
+    }
+    this.#gate = to;
   }
 
   #publish(
@@ -115,27 +130,42 @@ export class Activation {
     this.#d.bus.publishUntyped({ module: "update", kind, severity, payload });
   }
 
-  /** Look at a pending activation (trial or rollback), then start the health gate. */
+  /**
+   * Settle what the last runtime left (an interrupted install, an activation on
+   * trial, a rollback), then start the health gate.
+   */
   async start(): Promise<void> {
-    const { records, booted } = this.#d;
+    const { state, booted } = this.#d;
     this.#startedAt = this.#d.clock.now();
-    const act = records.activation();
-    if (act && (act.state === "activating" || act.state === "trying")) {
-      if (act.target === booted) {
-        records.setActivation({ ...act, state: "trying", detail: "started in the new slot" });
+    const cur = state.current();
+    if (cur.state === "installing") {
+      // killed mid-install: the target is marked bad, the booted slot untouched
+      const why = "interrupted (keepwire stopped during the install)";
+      state.to("install-failed", { detail: why });
+      if (cur.target) this.#d.records.setStatus(cur.target, "failed", why);
+      this.#d.records.addHistory("install", cur.target, cur.version, "failed", why);
+    } else if (cur.state === "activating" || cur.state === "installed") {
+      if (cur.target === booted) {
+        state.to("trying", {
+          detail: cur.state === "activating"
+            ? "started in the new slot"
+            : "started in the new slot without an activation (reboot)",
+        });
         this.#publish("update.trying", "notice", {
           slot: booted,
-          version: act.version,
-          from: act.from,
+          version: cur.version,
+          from: cur.from,
         });
-      } else {
+      } else if (cur.state === "activating") {
         // The new slot never got healthy here: it crashed, or its tries ran out.
-        await this.#rollback(act, "the new slot did not come up healthy (crash or tries used up)");
+        await this.#rollback(cur, "the new slot did not come up healthy (crash or tries used up)");
       }
-    } else if (act && act.state === "failed" && act.target !== booted) {
-      await this.#rollback(act, act.detail ?? "health gate failed");
+    } else if (cur.state === "trying" && cur.target !== booted) {
+      await this.#rollback(cur, "the new slot did not come up healthy (crash or tries used up)");
+    } else if (cur.state === "gate-failed" && cur.target !== booted) {
+      await this.#rollback(cur, cur.detail ?? "health gate failed");
     }
-    this.#gate = "waiting";
+    this.#setGate("waiting");
     const poll = Math.max(
       10,
       Math.min(1000, Math.floor(this.#d.config.activation.healthGateMs / 10) || 10),
@@ -144,20 +174,21 @@ export class Activation {
     await this.#tick();
   }
 
-  async #rollback(act: ActivationRecord, why: string): Promise<void> {
-    const { records, boot } = this.#d;
+  async #rollback(act: UpdateStateRecord, why: string): Promise<void> {
+    const { records, boot, state } = this.#d;
+    const target = act.target!;
     try {
-      await bootOp(boot, `mark ${act.target} bad`, () => boot.markBad(act.target));
+      await bootOp(boot, `mark ${target} bad`, () => boot.markBad(target));
     } catch (e) {
       this.#publish("update.error", "error", {
-        error: `cannot mark ${act.target} bad: ${errorMessage(e)}`,
+        error: `cannot mark ${target} bad: ${errorMessage(e)}`,
       });
     }
-    records.setStatus(act.target, "bad", `rolled back: ${why}`);
-    records.setActivation({ ...act, state: "rolled-back", detail: why });
-    records.addHistory("rollback", act.target, act.version, "rolled-back", why);
+    records.setStatus(target, "bad", `rolled back: ${why}`);
+    state.to("rolled-back", { detail: why });
+    records.addHistory("rollback", target, act.version, "rolled-back", why);
     this.#publish("update.rolled_back", "critical", {
-      failed: act.target,
+      failed: target,
       version: act.version,
       running: this.#d.booted,
       reason: why,
@@ -169,7 +200,7 @@ export class Activation {
   stop(): void {
     if (this.#timer !== undefined) this.#d.clock.clearInterval(this.#timer);
     this.#timer = undefined;
-    if (this.#gate === "waiting") this.#gate = "stopped";
+    if (this.#gate === "waiting") this.#setGate("stopped");
   }
 
   async #tick(): Promise<void> {
@@ -193,15 +224,20 @@ export class Activation {
     }
   }
 
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.#d.clock.clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
   async #pass(): Promise<void> {
-    const { records, booted, boot, bypass } = this.#d;
+    const { records, booted, boot, bypass, state } = this.#d;
     await bootOp(boot, `mark ${booted} good`, () => boot.markGood(booted));
     records.setStatus(booted, "good", null);
-    this.stop();
-    this.#gate = "passed";
-    const act = records.activation();
-    if (act && act.target === booted && (act.state === "trying" || act.state === "activating")) {
-      records.setActivation({ ...act, state: "committed", detail: "health gate passed" });
+    this.#clearTimer();
+    this.#setGate("passed");
+    const act = state.current();
+    if (act.state === "trying" && act.target === booted) {
+      state.to("committed", { detail: "health gate passed" });
       records.addHistory("commit", booted, act.version, "ok", "health gate passed");
       this.#publish("update.committed", "notice", { slot: booted, version: act.version });
     }
@@ -222,9 +258,9 @@ export class Activation {
   }
 
   async #timeout(): Promise<void> {
-    const { records, booted, boot } = this.#d;
-    const act = records.activation();
-    const onTrial = act !== null && act.target === booted && act.state === "trying";
+    const { records, booted, boot, state } = this.#d;
+    const act = state.current();
+    const onTrial = act.target === booted && act.state === "trying";
     if (!onTrial) {
       if (!this.#timeoutReported) {
         this.#timeoutReported = true;
@@ -236,13 +272,13 @@ export class Activation {
       }
       return;
     }
-    this.stop();
-    this.#gate = "failed";
+    this.#clearTimer();
+    this.#setGate("failed");
     const why = `health gate not passed within ${this.#d.config.activation.healthTimeoutMs} ms`;
     // The activation's hold is still in place (holds are counted: never take a second one).
     await bootOp(boot, `mark ${booted} bad`, () => boot.markBad(booted));
     records.setStatus(booted, "bad", why);
-    records.setActivation({ ...act, state: "failed", detail: why });
+    state.to("gate-failed", { detail: why });
     records.addHistory("gate-failed", booted, act.version, "failed", why);
     this.#publish("update.gate_failed", "critical", {
       slot: booted,
@@ -255,11 +291,20 @@ export class Activation {
 
   /**
    * Activate the installed slot: bypass hold on every segment, record, switch.
-   * Refuses when the primary is not the other slot (nothing installed).
+   * Refuses unless the update is `installed` and the primary is the other slot.
    */
   async activate(): Promise<{ target: string; version: string | null }> {
-    const { records, booted, boot, config } = this.#d;
+    const { records, booted, boot, config, state } = this.#d;
     const target = otherSlot(config, booted);
+    const cur = state.current();
+    if (cur.state !== "installed" || cur.target !== target) {
+      throw new UpdateError(
+        "bad-request",
+        `nothing to activate: the update is ${cur.state}${
+          cur.target ? ` (slot ${cur.target})` : ""
+        }, not installed into ${target} (install a bundle first)`,
+      );
+    }
     const view = await bootOp(boot, "read the slots", () => boot.read());
     if (view.primary !== target) {
       throw new UpdateError(
@@ -280,13 +325,7 @@ export class Activation {
       }
       this.#publish("update.hold_placed", "info", { segments: "all" });
     }
-    records.setActivation({
-      target,
-      from: booted,
-      version,
-      state: "activating",
-      detail: config.activation.mode,
-    });
+    state.to("activating", { target, from: booted, version, detail: config.activation.mode });
     records.addHistory("activate", target, version, "ok", `mode ${config.activation.mode}`);
     this.#publish("update.activating", "notice", {
       target,

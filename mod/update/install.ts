@@ -29,12 +29,12 @@ import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { UpdateRecords } from "./records.ts";
+import type { InstallPhase, UpdateStateMachine } from "./state.ts";
 import { compareSemver } from "./semver.ts";
 import { type Booted, otherSlot, type Slot, slotCapacity, slotOf } from "./slots.ts";
 import { type ByteSource, fileSource, hashCopy, readFull } from "./stream.ts";
 
-/** Phase of an install. */
-export type InstallPhase = "verifying" | "writing" | "finishing" | "done" | "failed";
+export type { InstallPhase } from "./state.ts";
 
 /** Progress of an install (events, API, CLI). */
 export interface InstallProgress {
@@ -64,6 +64,8 @@ export interface InstallDeps {
   config: UpdateConfig;
   /** Store tables. */
   records: UpdateRecords;
+  /** The update lifecycle. */
+  state: UpdateStateMachine;
   /** Event bus. */
   bus: EventBus;
   /** Clock. */
@@ -134,6 +136,14 @@ export async function preflight(
   what: string,
   allowDowngrade: boolean,
 ): Promise<Preflight> {
+  const st = deps.state.current();
+  if (!deps.state.can("installing")) {
+    throw new UpdateError(
+      "busy",
+      `the update is ${st.state} (slot ${st.target}): install again once it is committed or ` +
+        `rolled back`,
+    );
+  }
   const head = await readBundleHead(src, what);
   const keyring = await deps.keyring();
   const { manifest, keyId } = await verifyBundleHead(head, keyring);
@@ -260,7 +270,7 @@ export async function installBundle(
   deps: InstallDeps,
   req: InstallRequest,
 ): Promise<InstallResult> {
-  const { config, records, bus, clock, boot } = deps;
+  const { config, records, state, bus, clock, boot } = deps;
   const started = clock.now();
   let progress: InstallProgress = {
     phase: "verifying",
@@ -330,6 +340,12 @@ export async function installBundle(
   const done: InstallResult["images"] = [];
   try {
     // Step 2: the target is not bootable from here until step 6.
+    state.to("installing", {
+      target,
+      from: pf.booted.bootname,
+      version: manifest.version,
+      detail: `installing from ${req.what}`,
+    });
     await bootOp(boot, `mark ${target} bad`, () => boot.markBad(target));
     records.transaction(() => {
       for (const [i, img] of manifest.images.entries()) {
@@ -457,6 +473,9 @@ export async function installBundle(
         "failed",
         `${err.code}: ${err.message}`,
       );
+      if (state.current().state === "installing") {
+        state.to("install-failed", { detail: `${err.code}: ${err.message}` });
+      }
     } catch { /* the store is gone; the boot env already says bad */ }
     bus.publishUntyped({
       module: "update",
@@ -475,6 +494,7 @@ export async function installBundle(
   }
 
   records.setStatus(target, "pending", "primary; waiting for its first healthy start");
+  state.to("installed", { detail: `installed from ${req.what}; primary, not yet activated` });
   records.addHistory("install", target, manifest.version, "ok", `from ${req.what}`);
   const result: InstallResult = {
     target,

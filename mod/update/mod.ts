@@ -120,6 +120,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
     activation = new Activation({
       config,
       records: service.records,
+      state: service.state,
       bus: ctx.bus,
       clock: ctx.clock,
       boot: service.boot,
@@ -178,7 +179,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
         installing: service.installing,
         progress: service.progress,
         gate: activation?.status().gate ?? null,
-        activation: service.records.activation(),
+        activation: service.state.current(),
       };
     },
     routes(): Hono {

@@ -1,19 +1,20 @@
 /**
  * The updater's tables in the store: per slot what was installed (version,
  * sha256, installed at, status), the install/activation history, and the
- * activation in progress (survives restarts, shared by both slots' runtimes).
+ * update state record (state.ts; survives restarts, shared by both slots'
+ * runtimes).
  * @module
  */
 import type { Store } from "../store/mod.ts";
+import {
+  type SlotStatus,
+  UPDATE_STATES,
+  type UpdateState,
+  type UpdateStateRecord,
+  type UpdateStateStore,
+} from "./state.ts";
 
-/** Install status of a slot as the store records it. */
-export type SlotStatus =
-  | "installing" // being written (marked bad in the boot env first)
-  | "installed" // written and verified, not yet primary
-  | "pending" // primary, waiting for its first healthy start
-  | "good" // passed the health gate / marked good
-  | "bad" // failed, rolled back, or marked bad
-  | "failed"; // install failed; contents undefined
+export type { SlotStatus } from "./state.ts";
 
 /** One slot record. */
 export interface SlotRecord {
@@ -40,25 +41,6 @@ export interface SlotRecord {
   /** When it was marked good last (ms). */
   goodAt: number | null;
   /** Last failure or note. */
-  detail: string | null;
-}
-
-/** State of an activation. */
-export type ActivationState = "activating" | "trying" | "committed" | "failed" | "rolled-back";
-
-/** The activation in progress (or the last one). */
-export interface ActivationRecord {
-  /** Slot being activated. */
-  target: string;
-  /** Slot it was activated from. */
-  from: string;
-  /** Version being activated. */
-  version: string | null;
-  /** State. */
-  state: ActivationState;
-  /** When the state was entered (ms). */
-  since: number;
-  /** Note. */
   detail: string | null;
 }
 
@@ -232,31 +214,42 @@ export class UpdateRecords {
       }));
   }
 
-  /** The activation record, or null. */
-  activation(): ActivationRecord | null {
+  /** The update state record, or null (idle). A row written before state.ts says `failed` for `gate-failed`. */
+  state(): UpdateStateRecord | null {
     const r = this.#store.db.prepare("SELECT * FROM update_activation WHERE id = 1").get() as
       | Row
       | undefined;
     if (!r) return null;
+    const raw = String(r.state);
+    const state = raw === "failed"
+      ? "gate-failed"
+      : (UPDATE_STATES as readonly string[]).includes(raw)
+      ? raw as UpdateState
+      : "idle";
     return {
-      target: String(r.target),
-      from: String(r.from_slot),
+      state,
+      target: r.target === "" ? null : String(r.target),
+      from: r.from_slot === "" ? null : String(r.from_slot),
       version: r.version as string | null,
-      state: String(r.state) as ActivationState,
       since: Number(r.since),
       detail: r.detail as string | null,
     };
   }
 
-  /** Write the activation record. */
-  setActivation(a: Omit<ActivationRecord, "since"> & { since?: number }): void {
+  /** Write the update state record (tests set up states with it; the updater goes through the machine). */
+  putState(a: Omit<UpdateStateRecord, "since"> & { since?: number }): void {
     this.#store.db.prepare(
       `INSERT INTO update_activation (id, target, from_slot, version, state, since, detail)
        VALUES (1, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET target = excluded.target, from_slot = excluded.from_slot,
          version = excluded.version, state = excluded.state, since = excluded.since,
          detail = excluded.detail`,
-    ).run(a.target, a.from, a.version, a.state, a.since ?? this.#now(), a.detail);
+    ).run(a.target ?? "", a.from ?? "", a.version, a.state, a.since ?? this.#now(), a.detail);
+  }
+
+  /** The state record as the machine's store. */
+  stateStore(): UpdateStateStore {
+    return { get: () => this.state(), put: (r) => this.putState(r) };
   }
 
   /** Run `fn` in one transaction. */

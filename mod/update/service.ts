@@ -12,7 +12,8 @@ import { loadKeyring, type PublicKey } from "./bundle.ts";
 import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import { installBundle, type InstallProgress, type InstallResult } from "./install.ts";
-import { type HistoryEntry, type SlotStatus, UpdateRecords } from "./records.ts";
+import { type HistoryEntry, UpdateRecords } from "./records.ts";
+import { type SlotStatus, UpdateStateMachine, type UpdateStateRecord } from "./state.ts";
 import {
   allSlots,
   type Booted,
@@ -66,6 +67,8 @@ export interface UpdateStatusView {
   order: string[];
   /** Activation mode. */
   mode: "reboot" | "restart";
+  /** The update state (state.ts). */
+  update: UpdateStateRecord;
   /** Per slot. */
   slots: SlotView[];
   /** Install in progress (or the last one). */
@@ -102,6 +105,8 @@ export class UpdateService {
   readonly config: UpdateConfig;
   /** Store tables. */
   readonly records: UpdateRecords;
+  /** The update lifecycle (persisted in the store). */
+  readonly state: UpdateStateMachine;
   /** The A/B boot scheme over the boot env. */
   readonly boot: BootScheme;
   readonly #bus: EventBus;
@@ -124,6 +129,20 @@ export class UpdateService {
     this.#clock = clock;
     this.#opts = opts;
     this.records = new UpdateRecords(store, () => clock.now());
+    this.state = new UpdateStateMachine(this.records.stateStore(), () => clock.now(), (t) => {
+      bus.publishUntyped({
+        module: "update",
+        kind: "update.transition",
+        severity: "info",
+        payload: {
+          from: t.from,
+          to: t.to,
+          target: t.record.target,
+          version: t.record.version,
+          detail: t.record.detail,
+        },
+      });
+    });
     this.boot = bootSchemeFor(config, opts.bootEnv);
   }
 
@@ -183,6 +202,7 @@ export class UpdateService {
         {
           config: this.config,
           records: this.records,
+          state: this.state,
           bus: this.#bus,
           clock: this.#clock,
           boot: this.boot,
@@ -322,6 +342,7 @@ export class UpdateService {
       ...(bootEnvError ? { bootEnvError } : {}),
       order: view?.order ?? [],
       mode: this.config.activation.mode,
+      update: this.state.current(),
       slots,
       progress: this.#progress,
       history: this.records.history(20),
