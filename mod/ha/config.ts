@@ -1,7 +1,235 @@
-/** Config schema of high availability (filled in by the HA work). */
+/**
+ * The `ha` config section: this node, its peer, the virtual addresses, VRRP timing
+ * and the failover policy. Disabled by default (the embedded default starts without
+ * keepalived). When enabled, the cross-field rules name each bad field:
+ * `ha.virtualAddresses[0]: 10.9.0.50 is outside 10.231.0.0/24 (the prefix of ha.node.address)`,
+ * `ha.peers[0].priority: equal to ha.node.priority (100)`, `ha.interface: no network
+ * interface "eth9" on this machine (/sys/class/net)`, `ha.peers: at least one peer is needed`.
+ * @module
+ */
 import { z } from "zod";
+import { formatNetwork, inPrefix, isIpv4, isNetworkOrBroadcast, parseCidr } from "./net.ts";
 
-/** The `ha` section. */
-export const haConfigSchema = z.strictObject({
-  enabled: z.boolean().default(false),
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** Linux interface names: up to 15 bytes, no `/`, whitespace or `:`. */
+const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
+
+const ipv4Schema = z.string().refine(isIpv4, "expected an IPv4 address, e.g. 10.231.0.12");
+const cidrSchema = z.string().refine(
+  (s) => parseCidr(s) !== null,
+  "expected an IPv4 address with its prefix, e.g. 10.231.0.50/24",
+);
+
+/** One peer of this node. */
+export const haPeerSchema = z.strictObject({
+  address: ipv4Schema.describe("the peer's address (VRRP unicast peer, peer API)"),
+  id: z.string().regex(NAME_RE, "lowercase letters, digits, - and _ (max 32)").optional()
+    .describe("the peer's node id"),
+  priority: z.number().int().min(1).max(254).optional().describe(
+    "the peer's priority, when known: checked to differ from this node's",
+  ),
 });
+
+/** A ping target whose loss lowers this node's priority (keepalived vrrp_script). */
+export const haPingTrackSchema = z.strictObject({
+  address: ipv4Schema.describe("address to ping (e.g. the default gateway)"),
+  weight: z.number().int().min(-253).max(-1).default(-50).describe(
+    "added to the priority while the target does not answer",
+  ),
+  intervalMs: z.number().int().min(1000).max(3_600_000).multipleOf(1000).default(2000).describe(
+    "ping period (whole seconds)",
+  ),
+  fall: z.number().int().min(1).max(100).default(2).describe(
+    "failed pings before the weight applies",
+  ),
+  rise: z.number().int().min(1).max(100).default(2).describe("good pings before it is lifted"),
+});
+
+/** The witness (corosync-qnetd). Accepted by the schema, refused while not built. */
+export const haWitnessSchema = z.strictObject({
+  host: z.string().min(1).describe("corosync-qnetd host"),
+  port: z.number().int().min(1).max(65535).default(5403).describe("corosync-qnetd port"),
+});
+
+/** Can this machine see a network interface by that name? (tests replace it) */
+export type InterfaceCheck = (name: string) => boolean;
+
+/** Default interface check: `/sys/class/net/NAME` exists (per network namespace). */
+export const sysInterfaceExists: InterfaceCheck = (name: string): boolean => {
+  try {
+    Deno.statSync(`/sys/class/net/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+let interfaceExists: InterfaceCheck = sysInterfaceExists;
+
+/** Replace the interface check (tests); returns the previous one. */
+export function setInterfaceCheck(fn: InterfaceCheck): InterfaceCheck {
+  const prev = interfaceExists;
+  interfaceExists = fn;
+  return prev;
+}
+
+/** Most adverts keepalived's `down_timer_adverts` accepts. */
+export const MAX_DOWN_TIMER_ADVERTS = 100;
+
+/** `down_timer_adverts` for a hold-down: at least 3 (the RFC), more to ride out short outages. */
+export function downTimerAdverts(holdDownMs: number, advertMs: number): number {
+  return Math.max(3, Math.ceil(holdDownMs / advertMs));
+}
+
+const baseSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe(
+    "run the HA pair (keepalived must be installed); off: no keepalived, role `disabled`",
+  ),
+  node: z.strictObject({
+    id: z.string().regex(NAME_RE, "lowercase letters, digits, - and _ (max 32)").default("node1")
+      .describe("this node's id (unique in the pair)"),
+    priority: z.number().int().min(1).max(254).default(100).describe(
+      "VRRP priority 1..254 (higher wins an election); must differ from the peer's",
+    ),
+    address: cidrSchema.optional().describe(
+      "this node's address on ha.interface with its prefix, e.g. 10.231.0.11/24 (required when enabled)",
+    ),
+  }).default({ id: "node1", priority: 100 }),
+  interface: z.string().regex(IFNAME_RE, "a network interface name (max 15 characters)")
+    .optional().describe("interface VRRP runs on and the virtual addresses live on"),
+  virtualRouterId: z.number().int().min(1).max(255).default(51).describe(
+    "VRRP virtual router id 1..255, the same on both nodes, unique on the link",
+  ),
+  advertMs: z.number().int().min(10).max(40_950).multipleOf(10).default(1000).describe(
+    "VRRPv3 advert interval (10 ms steps); failover after ~3 adverts plus skew",
+  ),
+  virtualAddresses: z.array(cidrSchema).default([]).describe(
+    'addresses that move to the active node, with prefix, e.g. ["10.231.0.50/24"]',
+  ),
+  peers: z.array(haPeerSchema).default([]).describe("the other node of the pair"),
+  unicast: z.boolean().default(false).describe(
+    "send adverts to the peers' addresses (unicast_peer) instead of multicast",
+  ),
+  failover: z.enum(["auto", "manual"]).default("auto").describe(
+    "auto: the standby takes over by itself; manual: it alerts and waits (not built yet)",
+  ),
+  holdDownMs: z.number().int().min(0).max(3_600_000).default(0).describe(
+    "the active must be silent this long before the standby takes over (0: 3 adverts)",
+  ),
+  preempt: z.boolean().default(false).describe(
+    "a returning higher-priority node takes the address back (default off: no flapping)",
+  ),
+  preemptDelayMs: z.number().int().min(0).max(1_000_000).multipleOf(1000).default(0).describe(
+    "with preempt: wait this long (whole seconds) before taking the address back",
+  ),
+  failoverHoldMs: z.number().int().min(100).max(600_000).default(3000).describe(
+    "`ha failover` keeps this node in FAULT this long so the peer takes over",
+  ),
+  witness: haWitnessSchema.optional().describe("corosync-qnetd witness (not built yet)"),
+  track: z.strictObject({
+    ping: z.array(haPingTrackSchema).default([]).describe(
+      "ping targets; an unanswered one lowers the priority by its weight",
+    ),
+  }).default({ ping: [] }),
+  keepalived: z.strictObject({
+    command: z.string().min(1).default("keepalived").describe("keepalived binary"),
+  }).default({ command: "keepalived" }),
+});
+
+type HaBase = z.infer<typeof baseSchema>;
+
+/** The cross-field rules of an enabled `ha` section: [path, message] per problem. */
+export function haProblems(ha: HaBase): [PropertyKey[], string][] {
+  const out: [PropertyKey[], string][] = [];
+  if (!ha.enabled) return out;
+  const add = (path: PropertyKey[], msg: string) => out.push([path, msg]);
+  if (ha.interface === undefined) add(["interface"], "required when ha.enabled");
+  else if (!interfaceExists(ha.interface)) {
+    add(["interface"], `no network interface "${ha.interface}" on this machine (/sys/class/net)`);
+  }
+  const own = ha.node.address === undefined ? null : parseCidr(ha.node.address);
+  if (ha.node.address === undefined) add(["node", "address"], "required when ha.enabled");
+  else if (own && isNetworkOrBroadcast(own)) {
+    add(["node", "address"], `${own.address} is the network or broadcast address of its prefix`);
+  }
+  if (ha.peers.length === 0) add(["peers"], "at least one peer is needed");
+  if (ha.peers.length > 1) add(["peers"], "a pair has exactly one peer (more are not built yet)");
+  ha.peers.forEach((p, i) => {
+    if (own && p.address === own.address) {
+      add(["peers", i, "address"], `${p.address} is this node's own address (ha.node.address)`);
+    } else if (own && !ha.unicast && isIpv4(p.address) && !inPrefix(p.address, own)) {
+      add(
+        ["peers", i, "address"],
+        `${p.address} is outside ${formatNetwork(own)} (the prefix of ha.node.address); ` +
+          "multicast VRRP needs one link: set ha.unicast for a peer on another subnet",
+      );
+    }
+    if (p.priority !== undefined && p.priority === ha.node.priority) {
+      add(
+        ["peers", i, "priority"],
+        `equal to ha.node.priority (${p.priority}): the nodes need different priorities`,
+      );
+    }
+    if (p.id !== undefined && p.id === ha.node.id) {
+      add(["peers", i, "id"], `equal to ha.node.id ("${p.id}")`);
+    }
+  });
+  if (ha.virtualAddresses.length === 0) {
+    add(["virtualAddresses"], "at least one virtual address is needed");
+  }
+  const seen = new Set<string>();
+  ha.virtualAddresses.forEach((v, i) => {
+    const c = parseCidr(v);
+    if (!c) return;
+    if (seen.has(c.address)) add(["virtualAddresses", i], `${c.address} is listed twice`);
+    seen.add(c.address);
+    if (own) {
+      if (!inPrefix(c.address, own)) {
+        add(
+          ["virtualAddresses", i],
+          `${c.address} is outside ${formatNetwork(own)} (the prefix of ha.node.address)`,
+        );
+      } else if (c.prefix !== own.prefix) {
+        add(
+          ["virtualAddresses", i],
+          `prefix /${c.prefix} differs from ha.node.address's /${own.prefix}`,
+        );
+      }
+      if (c.address === own.address) {
+        add(["virtualAddresses", i], `${c.address} is this node's own address`);
+      }
+    }
+    if (isNetworkOrBroadcast(c)) {
+      add(["virtualAddresses", i], `${c.address} is the network or broadcast address of ${v}`);
+    }
+    if (ha.peers.some((p) => p.address === c.address)) {
+      add(["virtualAddresses", i], `${c.address} is a peer's own address`);
+    }
+  });
+  if (ha.preemptDelayMs > 0 && !ha.preempt) {
+    add(["preemptDelayMs"], "only applies with ha.preempt: true");
+  }
+  if (downTimerAdverts(ha.holdDownMs, ha.advertMs) > MAX_DOWN_TIMER_ADVERTS) {
+    add(
+      ["holdDownMs"],
+      `at most ${MAX_DOWN_TIMER_ADVERTS} adverts (${
+        MAX_DOWN_TIMER_ADVERTS * ha.advertMs
+      } ms at advertMs ${ha.advertMs})`,
+    );
+  }
+  if (ha.failover === "manual") {
+    add(["failover"], '"manual" is not built yet (docs/ha.md); use "auto"');
+  }
+  if (ha.witness !== undefined) {
+    add(["witness"], "the corosync-qnetd witness is not built yet (docs/ha.md)");
+  }
+  return out;
+}
+
+/** The `ha` section (validated, with the cross-field rules when enabled). */
+export const haConfigSchema = baseSchema.superRefine((ha, ctx) => {
+  for (const [path, message] of haProblems(ha)) ctx.addIssue({ code: "custom", path, message });
+});
+
+/** The validated `ha` section. */
+export type HaConfig = z.infer<typeof haConfigSchema>;

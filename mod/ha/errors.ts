@@ -1,0 +1,30 @@
+/** Errors of the HA module, each with its HTTP status and a stable code. */
+import { KeepwireError } from "../errors.ts";
+
+/** The `ha` section is disabled on this node. */
+export class HaDisabledError extends KeepwireError {
+  /** Build one. */
+  constructor() {
+    super(409, "ha_disabled", "high availability is not enabled on this node (ha.enabled)");
+  }
+}
+
+/** A failover was asked of a node that is not active. */
+export class HaNotActiveError extends KeepwireError {
+  /** Build one; `role` is the current role. */
+  constructor(role: string) {
+    super(
+      409,
+      "ha_not_active",
+      `this node is ${role}, not active: only the active node hands over`,
+    );
+  }
+}
+
+/** keepalived is not running or refused its configuration. */
+export class HaEngineError extends KeepwireError {
+  /** Build one with the reason. */
+  constructor(reason: string, cause?: unknown) {
+    super(503, "ha_engine_unavailable", `keepalived is not usable: ${reason}`, { cause });
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The HA module's event kinds and payloads (merged into the bus's EventMap).
+ * `ha.peer_lost`, `ha.peer_degraded`, `ha.dual_active` and `ha.quorum_lost` are
+ * declared for the peer monitor and the witness, which are not built yet (docs/ha.md):
+ * nothing publishes them today.
+ * @module
+ */
+import type {} from "../events/mod.ts";
+
+declare module "../events/mod.ts" {
+  interface EventMap {
+    /** The node's role changed (keepalived report, maintenance, keepalived down). */
+    "ha.role_changed": {
+      node: string;
+      from: string;
+      to: string;
+      cause: string;
+      reason: string;
+      afterMs: number;
+      priority: number | null;
+    };
+    /** What keepwire tells keepalived changed: FAULT or a priority penalty. */
+    "ha.track_changed": {
+      node: string;
+      fault: boolean;
+      faultReasons: string[];
+      penalty: number;
+      penalties: string[];
+    };
+    /** keepalived exited, could not start, or its config was refused. */
+    "ha.engine_failed": { node: string; reason: string; restartInMs: number | null };
+    /** keepalived (re)started. */
+    "ha.engine_started": { node: string; pid: number };
+    /** An operator handed the active role to the peer (`ha failover`). */
+    "ha.failover_manual": { node: string; by: string; holdMs: number };
+    /** An operator turned maintenance on or off. */
+    "ha.maintenance_changed": { node: string; on: boolean; by: string };
+    /** A notify FIFO line keepwire could not use (counted, never acted on). */
+    "ha.engine_line_refused": { node: string; line: string };
+    /** The peer stopped answering (peer monitor: not built yet). */
+    "ha.peer_lost": { node: string; peer: string; reason: string };
+    /** The peer reports unhealthy parts (peer monitor: not built yet). */
+    "ha.peer_degraded": { node: string; peer: string; parts: string[] };
+    /** Both nodes held the active role (peer monitor: not built yet). */
+    "ha.dual_active": { node: string; peer: string; resolvedBy: string };
+    /** The node lost quorum (witness: not built yet). */
+    "ha.quorum_lost": { node: string; reason: string };
+  }
+}
+
+/** Every kind this module declares (docs, UI). */
+export const HA_EVENTS = [
+  "ha.role_changed",
+  "ha.track_changed",
+  "ha.engine_failed",
+  "ha.engine_started",
+  "ha.failover_manual",
+  "ha.maintenance_changed",
+  "ha.engine_line_refused",
+  "ha.peer_lost",
+  "ha.peer_degraded",
+  "ha.dual_active",
+  "ha.quorum_lost",
+] as const;

@@ -1,0 +1,219 @@
+/**
+ * keepalived's side: the configuration rendered from the `ha` section (VRRPv3, one
+ * instance, track files, notify FIFO), the lines of its notify FIFO, and the command
+ * line keepwire runs it with. Option names follow keepalived.conf(5) of keepalived
+ * 2.2.7 (Debian 12) and its parser (keepalived/vrrp/vrrp_parser.c,
+ * keepalived/core/global_parser.c); every rendered file passes `keepalived -t`
+ * (tests/ha_keepalived_test.ts).
+ * @module
+ */
+import type { HaConfig } from "./config.ts";
+import { downTimerAdverts } from "./config.ts";
+import type { EngineState } from "./role.ts";
+
+/** The VRRP instance name keepwire renders (what the FIFO lines carry). */
+export const INSTANCE = "keepwire";
+/** Name of the FAULT track file in keepalived's config. */
+export const FAULT_TRACK = "kw_fault";
+/** Name of the priority track file in keepalived's config. */
+export const PRIORITY_TRACK = "kw_priority";
+
+/** Files keepalived reads or writes, all under `<dataDir>/ha`. */
+export interface KeepalivedPaths {
+  /** Directory of them all. */
+  dir: string;
+  /** Rendered configuration. */
+  config: string;
+  /** Notify FIFO. */
+  fifo: string;
+  /** track_file with weight 0 (non-zero → FAULT). */
+  faultFile: string;
+  /** track_file with weight 1 (added to the priority). */
+  priorityFile: string;
+  /** Parent pid file. */
+  pidFile: string;
+  /** VRRP child pid file. */
+  vrrpPidFile: string;
+}
+
+/** The paths under a data directory. */
+export function keepalivedPaths(dataDir: string): KeepalivedPaths {
+  const dir = `${dataDir.replace(/\/+$/, "")}/ha`;
+  return {
+    dir,
+    config: `${dir}/keepalived.conf`,
+    fifo: `${dir}/notify.fifo`,
+    faultFile: `${dir}/fault.track`,
+    priorityFile: `${dir}/priority.track`,
+    pidFile: `${dir}/keepalived.pid`,
+    vrrpPidFile: `${dir}/keepalived_vrrp.pid`,
+  };
+}
+
+function quote(s: string): string {
+  if (/["\n\\]/.test(s)) throw new Error(`cannot put ${JSON.stringify(s)} in keepalived.conf`);
+  return `"${s}"`;
+}
+
+/** Seconds with up to two decimals, as keepalived's advert_int wants them. */
+function seconds(ms: number): string {
+  return String(Math.round(ms / 10) / 100);
+}
+
+/** Extra knobs for rendering (tests, the lab). */
+export interface RenderOptions {
+  /** ping binary for ping tracks. */
+  ping?: string;
+}
+
+/**
+ * keepalived.conf for this node. Both nodes start in BACKUP: with `preempt` off
+ * that is the "sticky master" keepalived documents (`nopreempt` needs state BACKUP).
+ * The engine writes 1 to the FAULT track file before it spawns keepalived (and
+ * `init_file 1` covers a missing file), so keepalived starts in FAULT until keepwire
+ * has evaluated its conditions and writes 0. No `overwrite`: keepalived must not
+ * reset a value keepwire already wrote.
+ */
+export function renderKeepalivedConf(
+  ha: HaConfig,
+  paths: KeepalivedPaths,
+  opts: RenderOptions = {},
+): string {
+  if (ha.interface === undefined || ha.node.address === undefined) {
+    throw new Error("ha.interface and ha.node.address are required to render keepalived.conf");
+  }
+  const iface = ha.interface;
+  const ownAddress = ha.node.address.split("/")[0];
+  const L: string[] = [];
+  L.push("# Rendered by keepwire from its `ha` section at every start; edits here are lost.");
+  L.push("global_defs {");
+  L.push(`  router_id ${ha.node.id}`);
+  L.push("  vrrp_version 3");
+  L.push(`  vrrp_notify_fifo ${quote(paths.fifo)}`);
+  L.push("  vrrp_notify_priority_changes true");
+  // after a dual master, the winner re-sends GARPs when the loser's advert arrives
+  L.push("  vrrp_higher_prio_send_advert true");
+  L.push("  vrrp_garp_lower_prio_repeat 1");
+  L.push("  vrrp_garp_master_delay 1");
+  L.push("  vrrp_garp_master_repeat 3");
+  // realtime scheduling when timers run late: starvation is the usual cause of split brain
+  L.push("  max_auto_priority");
+  if (ha.track.ping.length) {
+    L.push("  script_user root");
+    L.push("  enable_script_security");
+  }
+  L.push("}");
+  L.push(`track_file ${FAULT_TRACK} {`);
+  L.push(`  file ${quote(paths.faultFile)}`);
+  L.push("  weight 0");
+  L.push("  init_file 1");
+  L.push("}");
+  L.push(`track_file ${PRIORITY_TRACK} {`);
+  L.push(`  file ${quote(paths.priorityFile)}`);
+  L.push("  weight 1");
+  L.push("  init_file 0");
+  L.push("}");
+  ha.track.ping.forEach((p, i) => {
+    const secs = p.intervalMs / 1000;
+    L.push(`vrrp_script kw_ping_${i} {`);
+    L.push(`  script ${quote(`${opts.ping ?? "/bin/ping"} -n -q -c 1 -W 1 ${p.address}`)}`);
+    L.push(`  interval ${secs}`);
+    L.push(`  timeout ${Math.max(1, secs)}`);
+    L.push(`  weight ${p.weight}`);
+    L.push(`  fall ${p.fall}`);
+    L.push(`  rise ${p.rise}`);
+    L.push("}");
+  });
+  L.push(`vrrp_instance ${INSTANCE} {`);
+  L.push("  state BACKUP");
+  L.push(`  interface ${iface}`);
+  L.push(`  virtual_router_id ${ha.virtualRouterId}`);
+  L.push(`  priority ${ha.node.priority}`);
+  L.push(`  advert_int ${seconds(ha.advertMs)}`);
+  if (!ha.preempt) L.push("  nopreempt");
+  else if (ha.preemptDelayMs > 0) L.push(`  preempt_delay ${ha.preemptDelayMs / 1000}`);
+  const adverts = downTimerAdverts(ha.holdDownMs, ha.advertMs);
+  if (adverts !== 3) L.push(`  down_timer_adverts ${adverts}`);
+  if (ha.unicast) {
+    L.push(`  unicast_src_ip ${ownAddress}`);
+    L.push("  unicast_peer {");
+    for (const p of ha.peers) L.push(`    ${p.address}`);
+    L.push("  }");
+    L.push("  check_unicast_src");
+  }
+  L.push("  virtual_ipaddress {");
+  for (const v of ha.virtualAddresses) L.push(`    ${v} dev ${iface}`);
+  L.push("  }");
+  L.push("  track_file {");
+  L.push(`    ${FAULT_TRACK}`);
+  L.push(`    ${PRIORITY_TRACK}`);
+  L.push("  }");
+  if (ha.track.ping.length) {
+    L.push("  track_script {");
+    ha.track.ping.forEach((_, i) => L.push(`    kw_ping_${i}`));
+    L.push("  }");
+  }
+  L.push("}");
+  return L.join("\n") + "\n";
+}
+
+/** One parsed notify FIFO line. */
+export type FifoLine =
+  | { type: "state"; instance: string; state: EngineState; priority: number }
+  | { type: "priority"; instance: string; state: EngineState; priority: number }
+  | { type: "rx_lower_priority"; instance: string; priority: number }
+  | { type: "other"; line: string };
+
+const FIFO_RE =
+  /^INSTANCE "([^"]+)" (MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY|FAULT_PRIORITY) (\d+)$/;
+
+/**
+ * Parse a line of `vrrp_notify_fifo`: `INSTANCE "keepwire" MASTER 100`,
+ * `INSTANCE "keepwire" BACKUP_PRIORITY 70` (with vrrp_notify_priority_changes),
+ * `INSTANCE "keepwire" MASTER_RX_LOWER_PRI 90`. DELETED counts as STOP. Anything
+ * else (GROUP lines, garbage) is `other`.
+ */
+export function parseFifoLine(raw: string): FifoLine {
+  const line = raw.trim();
+  const m = FIFO_RE.exec(line);
+  if (!m) return { type: "other", line };
+  const [, instance, what, prio] = m;
+  const priority = Number(prio);
+  if (what === "MASTER_RX_LOWER_PRI") return { type: "rx_lower_priority", instance, priority };
+  if (what.endsWith("_PRIORITY")) {
+    return { type: "priority", instance, state: what.split("_")[0] as EngineState, priority };
+  }
+  const state: EngineState = what === "DELETED" ? "STOP" : what as EngineState;
+  return { type: "state", instance, state, priority };
+}
+
+/**
+ * The command line of keepalived under keepwire: VRRP only (`-P`), in the
+ * foreground (`-n`), logging to stderr (`-l -D`, no syslog `-G`), no respawn of its
+ * child (`-R`: keepwire restarts it), pid files under the data dir. With `setpriv`,
+ * keepalived gets SIGTERM when keepwire dies (PR_SET_PDEATHSIG; keepalived's VRRP
+ * child already has it against its parent), so a kill -9 of keepwire stops VRRP
+ * gracefully: a priority-0 advert and the addresses removed.
+ */
+export function keepalivedCommand(
+  binary: string,
+  paths: KeepalivedPaths,
+  setpriv: string | null,
+): { command: string; args: string[] } {
+  const args = [
+    "-P",
+    "-n",
+    "-l",
+    "-D",
+    "-G",
+    "-R",
+    "-f",
+    paths.config,
+    "-p",
+    paths.pidFile,
+    "-r",
+    paths.vrrpPidFile,
+  ];
+  if (setpriv) return { command: setpriv, args: ["--pdeathsig", "TERM", binary, ...args] };
+  return { command: binary, args };
+}

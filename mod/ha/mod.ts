@@ -1,0 +1,524 @@
+/**
+ * HA module: this node's half of an HA pair. keepalived (VRRPv3) is the engine and
+ * keepwire's child process; keepwire renders its configuration from the `ha`
+ * section, learns role changes from its notify FIFO (role.ts), and drives it
+ * through two track files (track.ts): FAULT for an application-layer failure,
+ * maintenance or a graceful handover, a priority penalty for softer conditions.
+ *
+ * Not built yet (docs/ha.md): the peer API and monitor (peer role, peer_lost,
+ * peer_degraded, dual_active), the corosync-qnetd witness, failover `manual`,
+ * layer-3 notify hooks, the UI page.
+ * @module
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
+import type { MetricFamily } from "../web/metrics.ts";
+import { jsonBody, parseOr400 } from "../web/errors.ts";
+import type { HaConfig } from "./config.ts";
+import { HaDisabledError, HaNotActiveError } from "./errors.ts";
+import {
+  type Engine,
+  type EngineFactory,
+  KeepalivedEngine,
+  type KeepalivedEngineOptions,
+} from "./engine.ts";
+import { INSTANCE, parseFifoLine } from "./keepalived.ts";
+import { type HaRole, RoleMachine, ROLES, type RoleTransition } from "./role.ts";
+import { type ConditionReader, HA_CONDITIONS, TrackControl, type TrackView } from "./track.ts";
+import "./events.ts";
+
+export { type HaConfig, haConfigSchema } from "./config.ts";
+export { HA_EVENTS } from "./events.ts";
+export { HaDisabledError, HaEngineError, HaNotActiveError } from "./errors.ts";
+export { type HaRole, ROLE_TRANSITIONS, RoleMachine } from "./role.ts";
+export { HA_CONDITIONS } from "./track.ts";
+
+/** Store key of the persisted maintenance flag. */
+export const MAINTENANCE_KEY = "ha.maintenance";
+
+/** What anyone may ask either node (GET /api/ha, no login): who is active. */
+export interface HaPublicStatus {
+  /** This node's id. */
+  node: string;
+  /** This node's role (`disabled` when ha.enabled is false). */
+  role: HaRole | "disabled";
+  /** The peer: its id and role (`unknown` until the peer monitor is built). */
+  peer: { id: string | null; role: "unknown" } | null;
+  /** The virtual addresses (held by the active node). */
+  virtualAddresses: string[];
+}
+
+/** Full status (GET /api/ha/status, CLI `ha status`). */
+export interface HaStatus extends HaPublicStatus {
+  /** ha.enabled. */
+  enabled: boolean;
+  /** When the role was entered (ISO), or null when disabled. */
+  since: string | null;
+  /** Why the role is what it is. */
+  reason: string | null;
+  /** The configured priority. */
+  priority: number;
+  /** keepalived's view. */
+  engine: {
+    running: boolean;
+    pid: number | null;
+    state: string | null;
+    effectivePriority: number | null;
+    restarts: number;
+    lastError: string | null;
+    refusedLines: number;
+    log: string[];
+  };
+  /** What currently forces FAULT or lowers the priority. */
+  track: TrackView | null;
+  /** Policy as configured. */
+  policy: { failover: string; preempt: boolean; advertMs: number; holdDownMs: number };
+  /** The peer as configured. */
+  peers: { address: string; id: string | null }[];
+  /** Recent role transitions, newest last. */
+  history: {
+    from: string;
+    to: string;
+    cause: string;
+    reason: string;
+    at: string;
+    afterMs: number;
+  }[];
+  /** Transitions since start, by target role. */
+  transitions: Record<string, number>;
+  /** When this node last became active (ISO), or null. */
+  lastActiveAt: string | null;
+}
+
+/** What the HA module offers the web, the CLI and other modules. */
+export interface HaApi {
+  /** Full status. */
+  status(): HaStatus;
+  /** Public fields only. */
+  publicStatus(): HaPublicStatus;
+  /** Hand the active role to the peer (FAULT for ha.failoverHoldMs; priority-0 advert). */
+  failover(by: string): HaStatus;
+  /** Maintenance on/off (persisted; a node in maintenance never becomes active). */
+  setMaintenance(on: boolean, by: string): HaStatus;
+}
+
+/** The HA module. */
+export interface HaModule extends Module, HaApi {
+  /** Module name. */
+  readonly name: "ha";
+  /** Full status (also /api/status's `ha` part). */
+  status(): HaStatus;
+  /** Health: not ok while keepalived is not running (never essential). */
+  health(): PartHealth;
+  /** Re-read every condition now (tests; the module polls). */
+  evaluate(): TrackView | null;
+}
+
+/** What the HA module is wired with besides its context. */
+export interface HaDeps {
+  /**
+   * Readers of the conditions in HA_CONDITIONS by name; a condition without a reader
+   * never holds. The runtime wires them from the supervisor, bypass, storage, governor.
+   */
+  readers?: Partial<Record<string, ConditionReader>>;
+  /** Build the engine (tests pass a fake; default: keepalived). */
+  engine?: EngineFactory;
+  /** Options of the default keepalived engine (the lab wraps it into a namespace). */
+  engineOptions?: KeepalivedEngineOptions;
+  /** Re-evaluation period of the conditions (default 1000 ms). */
+  pollMs?: number;
+}
+
+/** Body of POST /api/ha/failover. */
+export const haFailoverBodySchema = z.strictObject({
+  by: z.string().min(1).max(64).optional(),
+});
+
+/** Body of POST /api/ha/maintenance. */
+export const haMaintenanceBodySchema = z.strictObject({
+  on: z.boolean(),
+  by: z.string().min(1).max(64).optional(),
+});
+
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+const STABLE_MS = 60_000;
+const LOG_LINES = 40;
+
+/** Build the HA module (inert when ha.enabled is false). */
+export function createHaModule(ctx: ModuleContext, deps: HaDeps = {}): HaModule {
+  return new HaModuleImpl(ctx, deps);
+}
+
+class HaModuleImpl implements HaModule {
+  readonly name = "ha" as const;
+  #ctx: ModuleContext;
+  #cfg: HaConfig;
+  #deps: HaDeps;
+  #machine: RoleMachine;
+  #track: TrackControl | null = null;
+  #engine: Engine | null = null;
+  #unsubs: (() => void)[] = [];
+  #pollTimer: TimerId | undefined;
+  #restartTimer: TimerId | undefined;
+  #restartDelay = RESTART_MIN_MS;
+  #engineStartedAt = 0;
+  #running = false;
+  #stopping = false;
+  #restarts = 0;
+  #lastError: string | null = null;
+  #refused = 0;
+  #log: string[] = [];
+
+  constructor(ctx: ModuleContext, deps: HaDeps) {
+    this.#ctx = ctx;
+    this.#cfg = ctx.config.ha;
+    this.#deps = deps;
+    this.#machine = new RoleMachine(ctx.clock, (t) => this.#onTransition(t));
+  }
+
+  async start(): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    this.#stopping = false;
+    const node = this.#cfg.node.id;
+    this.#track = new TrackControl({
+      clock: this.#ctx.clock,
+      readers: this.#deps.readers ?? {},
+      write: (v, view) => {
+        if (this.#running) {
+          try {
+            this.#engine?.writeTrack(v);
+          } catch (e) {
+            this.#lastError = `cannot write the track files: ${(e as Error).message}`;
+          }
+        }
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.track_changed",
+          severity: view.fault ? "warning" : "info",
+          payload: {
+            node,
+            fault: view.fault,
+            faultReasons: view.faultReasons,
+            penalty: view.penalty,
+            penalties: view.penalties.map((p) => `${p.name}: ${p.detail}`),
+          },
+        });
+      },
+    });
+    this.#machine.start();
+    const saved = this.#ctx.store.getSetting<{ on: boolean; by: string }>(MAINTENANCE_KEY);
+    if (saved?.on) {
+      this.#track.setMaintenance(true);
+      this.#machine.setMaintenance(true, `${saved.by} (restored)`);
+    }
+    for (const source of new Set(HA_CONDITIONS.map((c) => c.source))) {
+      this.#unsubs.push(
+        this.#ctx.bus.subscribe(() => this.#track?.evaluate(), { kindPrefix: `${source}.` }),
+      );
+    }
+    this.#pollTimer = this.#ctx.clock.setInterval(
+      () => this.#track?.evaluate(),
+      this.#deps.pollMs ?? 1000,
+    );
+    const factory: EngineFactory = this.#deps.engine ??
+      ((ha, dataDir, ev) => new KeepalivedEngine(ha, dataDir, ev, this.#deps.engineOptions));
+    this.#engine = factory(this.#cfg, this.#ctx.config.dataDir, {
+      onLine: (line) => this.#onLine(line),
+      onExit: (reason) => this.#onEngineExit(reason),
+      onLog: (line) => {
+        this.#log.push(line);
+        if (this.#log.length > LOG_LINES) this.#log.shift();
+      },
+    });
+    await this.#startEngine();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    this.#stopping = true;
+    if (this.#pollTimer !== undefined) this.#ctx.clock.clearInterval(this.#pollTimer);
+    if (this.#restartTimer !== undefined) this.#ctx.clock.clearTimeout(this.#restartTimer);
+    for (const u of this.#unsubs) u();
+    this.#unsubs = [];
+    this.#track?.close();
+    this.#running = false;
+    await this.#engine?.stop();
+    this.#machine.stop("keepwire stopping");
+  }
+
+  evaluate(): TrackView | null {
+    return this.#track?.evaluate() ?? null;
+  }
+
+  async #startEngine(): Promise<void> {
+    const engine = this.#engine;
+    if (!engine || this.#stopping) return;
+    try {
+      const { pid } = await engine.start();
+      if (this.#stopping) {
+        await engine.stop();
+        return;
+      }
+      this.#running = true;
+      this.#engineStartedAt = this.#ctx.clock.now();
+      this.#lastError = null;
+      this.#machine.engineStarted();
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind: "ha.engine_started",
+        payload: { node: this.#cfg.node.id, pid },
+      });
+      // the engine wrote FAULT before spawning keepalived: write what holds now
+      this.#track?.resetWritten();
+      this.#track?.evaluate();
+    } catch (e) {
+      this.#engineFailed((e as Error).message);
+    }
+  }
+
+  #onEngineExit(reason: string): void {
+    this.#running = false;
+    if (this.#stopping) return;
+    this.#engineFailed(reason);
+  }
+
+  #engineFailed(reason: string): void {
+    this.#running = false;
+    this.#lastError = reason;
+    this.#machine.engineDown(reason);
+    if (this.#ctx.clock.now() - this.#engineStartedAt > STABLE_MS) {
+      this.#restartDelay = RESTART_MIN_MS;
+    }
+    const delay = this.#restartDelay;
+    this.#restartDelay = Math.min(RESTART_MAX_MS, delay * 2);
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.engine_failed",
+      severity: "error",
+      payload: { node: this.#cfg.node.id, reason, restartInMs: delay },
+    });
+    if (this.#restartTimer !== undefined) this.#ctx.clock.clearTimeout(this.#restartTimer);
+    this.#restartTimer = this.#ctx.clock.setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.#restarts++;
+      void this.#startEngine();
+    }, delay);
+  }
+
+  #onLine(line: string): void {
+    const l = parseFifoLine(line);
+    if (l.type === "other" || l.instance !== INSTANCE) {
+      this.#refused++;
+      if (this.#refused === 1 || this.#refused % 100 === 0) {
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.engine_line_refused",
+          severity: "warning",
+          payload: { node: this.#cfg.node.id, line: line.slice(0, 200) },
+        });
+      }
+      return;
+    }
+    if (l.type === "state") this.#machine.engineReport(l.state, l.priority);
+    else if (l.type === "priority") this.#machine.enginePriority(l.priority);
+  }
+
+  #onTransition(t: RoleTransition): void {
+    const snap = this.#machine.snapshot();
+    const bad = t.to === "fault" || (t.from === "active" && t.to !== "maintenance");
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.role_changed",
+      severity: bad ? "warning" : "notice",
+      payload: {
+        node: this.#cfg.node.id,
+        from: t.from,
+        to: t.to,
+        cause: t.reason.cause,
+        reason: t.reason.text,
+        afterMs: t.afterMs,
+        priority: snap.priority,
+      },
+    });
+  }
+
+  failover(by: string): HaStatus {
+    if (!this.#cfg.enabled || !this.#track) throw new HaDisabledError();
+    const role = this.#machine.role;
+    if (role !== "active") throw new HaNotActiveError(role);
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.failover_manual",
+      severity: "notice",
+      payload: { node: this.#cfg.node.id, by, holdMs: this.#cfg.failoverHoldMs },
+    });
+    this.#track.handover(this.#cfg.failoverHoldMs);
+    return this.status();
+  }
+
+  setMaintenance(on: boolean, by: string): HaStatus {
+    if (!this.#cfg.enabled || !this.#track) throw new HaDisabledError();
+    this.#ctx.store.setSetting(MAINTENANCE_KEY, { on, by, at: this.#ctx.clock.now() });
+    const was = this.#track.view.maintenance;
+    this.#track.setMaintenance(on);
+    this.#machine.setMaintenance(on, by);
+    if (was !== on) {
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind: "ha.maintenance_changed",
+        severity: "notice",
+        payload: { node: this.#cfg.node.id, on, by },
+      });
+    }
+    return this.status();
+  }
+
+  publicStatus(): HaPublicStatus {
+    const peer = this.#cfg.peers[0];
+    return {
+      node: this.#cfg.node.id,
+      role: this.#cfg.enabled ? this.#machine.role : "disabled",
+      peer: peer ? { id: peer.id ?? null, role: "unknown" } : null,
+      virtualAddresses: [...this.#cfg.virtualAddresses],
+    };
+  }
+
+  status(): HaStatus {
+    const snap = this.#machine.snapshot();
+    const iso = (t: number | null) => t === null ? null : new Date(t).toISOString();
+    const enabled = this.#cfg.enabled;
+    return {
+      ...this.publicStatus(),
+      enabled,
+      since: enabled ? iso(snap.since) : null,
+      reason: enabled ? snap.reason.text : null,
+      priority: this.#cfg.node.priority,
+      engine: {
+        running: this.#running,
+        pid: this.#engine?.pid ?? null,
+        state: snap.engine,
+        effectivePriority: snap.priority,
+        restarts: this.#restarts,
+        lastError: this.#lastError,
+        refusedLines: this.#refused,
+        log: [...this.#log],
+      },
+      track: this.#track?.view ?? null,
+      policy: {
+        failover: this.#cfg.failover,
+        preempt: this.#cfg.preempt,
+        advertMs: this.#cfg.advertMs,
+        holdDownMs: this.#cfg.holdDownMs,
+      },
+      peers: this.#cfg.peers.map((p) => ({ address: p.address, id: p.id ?? null })),
+      history: snap.history.map((t) => ({
+        from: t.from,
+        to: t.to,
+        cause: t.reason.cause,
+        reason: t.reason.text,
+        at: new Date(t.time).toISOString(),
+        afterMs: t.afterMs,
+      })),
+      transitions: snap.counts,
+      lastActiveAt: iso(snap.lastActiveAt),
+    };
+  }
+
+  health(): PartHealth {
+    if (!this.#cfg.enabled) return { ok: true, essential: false, detail: "disabled" };
+    if (!this.#running) {
+      return {
+        ok: false,
+        essential: false,
+        detail: `keepalived not running: ${this.#lastError ?? "starting"}`,
+      };
+    }
+    return { ok: true, essential: false, detail: `${this.#machine.role}` };
+  }
+
+  routes(): Hono {
+    return haRoutes(this);
+  }
+
+  metrics(): MetricFamily[] {
+    if (!this.#cfg.enabled) return [];
+    const snap = this.#machine.snapshot();
+    const view = this.#track?.view;
+    return [
+      {
+        name: "ha_role",
+        help: "1 for this node's current HA role",
+        type: "gauge",
+        samples: ROLES.map((r) => ({ labels: { role: r }, value: snap.role === r ? 1 : 0 })),
+      },
+      {
+        name: "ha_transitions_total",
+        help: "HA role transitions since start, by target role",
+        type: "counter",
+        samples: ROLES.map((r) => ({ labels: { to: r }, value: snap.counts[r] })),
+      },
+      {
+        name: "ha_last_failover_seconds",
+        help: "seconds since this node last became active (absent: never since start)",
+        type: "gauge",
+        samples: snap.lastActiveAt === null
+          ? []
+          : [{ value: (this.#ctx.clock.now() - snap.lastActiveAt) / 1000 }],
+      },
+      {
+        name: "ha_priority",
+        help: "keepalived's effective VRRP priority as last reported",
+        type: "gauge",
+        samples: snap.priority === null ? [] : [{ value: snap.priority }],
+      },
+      {
+        name: "ha_fault_forced",
+        help: "1 while keepwire holds keepalived in FAULT (conditions, maintenance, handover)",
+        type: "gauge",
+        samples: [{ value: view?.fault ? 1 : 0 }],
+      },
+      {
+        name: "ha_engine_up",
+        help: "1 while keepalived runs",
+        type: "gauge",
+        samples: [{ value: this.#running ? 1 : 0 }],
+      },
+      {
+        name: "ha_engine_restarts_total",
+        help: "keepalived restarts by keepwire since start",
+        type: "counter",
+        samples: [{ value: this.#restarts }],
+      },
+      {
+        name: "ha_engine_lines_refused_total",
+        help: "notify FIFO lines keepwire could not use",
+        type: "counter",
+        samples: [{ value: this.#refused }],
+      },
+    ];
+  }
+}
+
+/**
+ * Routes under /api:
+ * - GET  /ha             public fields only (no login): node, role, peer role, virtual addresses
+ * - GET  /ha/status      full status
+ * - POST /ha/failover    {"by"?}         → full status; 409 when not active or disabled
+ * - POST /ha/maintenance {"on","by"?}    → full status; 409 when disabled
+ */
+export function haRoutes(api: HaApi): Hono {
+  const app = new Hono();
+  app.get("/ha", (c) => c.json(api.publicStatus()));
+  app.get("/ha/status", (c) => c.json(api.status()));
+  app.post("/ha/failover", async (c) => {
+    const body = parseOr400(haFailoverBodySchema, await jsonBody(c), "failover request");
+    return c.json(api.failover(body.by ?? "api"));
+  });
+  app.post("/ha/maintenance", async (c) => {
+    const body = parseOr400(haMaintenanceBodySchema, await jsonBody(c), "maintenance request");
+    return c.json(api.setMaintenance(body.on, body.by ?? "api"));
+  });
+  return app;
+}

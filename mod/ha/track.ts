@@ -1,0 +1,227 @@
+/**
+ * What keepwire tells keepalived through its two track files, and why.
+ *
+ * - `fault` (track_file weight 0): a non-zero value puts the VRRP instance in FAULT.
+ *   keepalived leaves MASTER for FAULT with a priority-0 advert, so the peer takes
+ *   over after its skew time only (a graceful handover), not after the master-down timer.
+ * - `priority` (track_file weight 1): the value is added to the configured priority.
+ *
+ * The causes are in ONE table, {@link HA_CONDITIONS}: which part of the appliance,
+ * which effect (FAULT or a priority penalty). Note that with `preempt` off (the
+ * default) a lower priority moves nothing by itself: it only decides the next
+ * election. Conditions that must move the address are FAULT conditions.
+ * @module
+ */
+import type { Clock, TimerId } from "../module.ts";
+
+/** A condition keepwire watches and how it acts on keepalived. */
+export interface HaCondition {
+  /** Stable name (status, metrics, docs). */
+  name: string;
+  /** The module whose state it reads; its bus events trigger a re-evaluation. */
+  source: "supervisor" | "bypass" | "storage" | "governor";
+  /** `fault`: keepalived goes to FAULT; `penalty`: the weight is added to the priority. */
+  effect: "fault" | "penalty";
+  /** Added to the priority while the condition holds (penalty only; negative). */
+  weight: number;
+  /** For a person. */
+  text: string;
+}
+
+/** THE table of what lowers this node's priority or forces FAULT. */
+export const HA_CONDITIONS: readonly HaCondition[] = [
+  {
+    name: "essential_failed",
+    source: "supervisor",
+    effect: "fault",
+    weight: 0,
+    text: "an essential subsystem is not healthy (application-layer failure)",
+  },
+  {
+    name: "bypass_forced",
+    source: "bypass",
+    effect: "penalty",
+    weight: -60,
+    text: "a bypass segment is not inline (traffic passes the appliance by)",
+  },
+  {
+    name: "storage_failed",
+    source: "storage",
+    effect: "penalty",
+    weight: -50,
+    text: "storage is not healthy",
+  },
+  {
+    name: "governor_critical",
+    source: "governor",
+    effect: "penalty",
+    weight: -30,
+    text: "the load governor is at its critical level",
+  },
+];
+
+/** Names of the conditions. */
+export type HaConditionName = typeof HA_CONDITIONS[number]["name"];
+
+/** Reads one condition: a short detail while it holds, null while it does not. */
+export type ConditionReader = () => string | null;
+
+/** What currently lowers the priority or forces FAULT (status, UI, metrics). */
+export interface TrackView {
+  /** True when keepalived is told FAULT. */
+  fault: boolean;
+  /** Why FAULT (empty when not). */
+  faultReasons: string[];
+  /** Sum of the active penalties (≤ 0). */
+  penalty: number;
+  /** Active penalties. */
+  penalties: { name: string; weight: number; detail: string }[];
+  /** Maintenance on. */
+  maintenance: boolean;
+  /** A handover (`ha failover`) holds FAULT until this clock time, or null. */
+  handoverUntil: number | null;
+}
+
+/** The values written to the two track files. */
+export interface TrackValues {
+  /** 0 or 1. */
+  fault: number;
+  /** ≤ 0. */
+  priority: number;
+}
+
+/**
+ * Combines conditions, maintenance and a handover into the track-file values and
+ * calls `write` whenever they change. Time is injected (the handover expires on the clock).
+ */
+export class TrackControl {
+  #clock: Clock;
+  #readers: Partial<Record<string, ConditionReader>>;
+  #write: (v: TrackValues, view: TrackView) => void;
+  #maintenance = false;
+  #handoverUntil: number | null = null;
+  #handoverTimer: TimerId | undefined;
+  #last: TrackValues | null = null;
+  #view: TrackView;
+
+  /**
+   * `readers` maps condition names of {@link HA_CONDITIONS} to readers; a condition
+   * without a reader never holds (that part is not in this build).
+   */
+  constructor(opts: {
+    clock: Clock;
+    readers: Partial<Record<string, ConditionReader>>;
+    write: (v: TrackValues, view: TrackView) => void;
+  }) {
+    this.#clock = opts.clock;
+    this.#readers = opts.readers;
+    this.#write = opts.write;
+    this.#view = this.#compute();
+  }
+
+  /** The current view (as of the last evaluation). */
+  get view(): TrackView {
+    return this.#view;
+  }
+
+  /** Maintenance flag (persisted by the module). */
+  setMaintenance(on: boolean): void {
+    this.#maintenance = on;
+    this.evaluate();
+  }
+
+  /** Hold FAULT for `ms` so the peer takes over (graceful handover). */
+  handover(ms: number): void {
+    if (this.#handoverTimer !== undefined) this.#clock.clearTimeout(this.#handoverTimer);
+    this.#handoverUntil = this.#clock.now() + ms;
+    this.#handoverTimer = this.#clock.setTimeout(() => {
+      this.#handoverTimer = undefined;
+      this.#handoverUntil = null;
+      this.evaluate();
+    }, ms);
+    this.evaluate();
+  }
+
+  /** Re-read every condition; writes the files when the values changed. */
+  evaluate(): TrackView {
+    this.#view = this.#compute();
+    const v: TrackValues = { fault: this.#view.fault ? 1 : 0, priority: this.#view.penalty };
+    if (!this.#last || this.#last.fault !== v.fault || this.#last.priority !== v.priority) {
+      this.#write(v, this.#view);
+      this.#last = v;
+    }
+    return this.#view;
+  }
+
+  /** Forget what was written (keepalived restarted with fresh files): the next evaluate writes. */
+  resetWritten(): void {
+    this.#last = null;
+  }
+
+  /** Cancel the handover timer. */
+  close(): void {
+    if (this.#handoverTimer !== undefined) this.#clock.clearTimeout(this.#handoverTimer);
+    this.#handoverTimer = undefined;
+  }
+
+  #compute(): TrackView {
+    const faultReasons: string[] = [];
+    const penalties: TrackView["penalties"] = [];
+    if (this.#maintenance) faultReasons.push("maintenance");
+    if (this.#handoverUntil !== null) faultReasons.push("handover");
+    for (const c of HA_CONDITIONS) {
+      const read = this.#readers[c.name];
+      let detail: string | null;
+      try {
+        detail = read ? read() : null;
+      } catch (e) {
+        // a reader that throws cannot vouch for its part: count it as holding
+        detail = `cannot read: ${(e as Error).message}`;
+      }
+      if (detail === null) continue;
+      if (c.effect === "fault") faultReasons.push(`${c.name}: ${detail}`);
+      else penalties.push({ name: c.name, weight: c.weight, detail });
+    }
+    return {
+      fault: faultReasons.length > 0,
+      faultReasons,
+      penalty: penalties.reduce((s, p) => s + p.weight, 0),
+      penalties,
+      maintenance: this.#maintenance,
+      handoverUntil: this.#handoverUntil,
+    };
+  }
+}
+
+/** The parts of other modules the conditions read (structural: no module imports). */
+export interface HaSources {
+  /** The supervisor: its subsystems with criticality and state. */
+  supervisor?: { list(): { name: string; criticality: string; state: string }[] };
+  /** The bypass module: its segments and their modes. */
+  bypass?: { segments(): { name: string; mode: string }[] };
+  /** The storage module's health. */
+  storage?: { health?(): { ok: boolean; detail?: string } };
+  /** The governor's level. */
+  governor?: { readonly level: string };
+}
+
+/** The readers of {@link HA_CONDITIONS} over the runtime's modules. */
+export function haReaders(s: HaSources): Record<HaConditionName, ConditionReader> {
+  return {
+    essential_failed: () => {
+      const bad =
+        s.supervisor?.list().filter((x) => x.criticality === "essential" && x.state !== "ready") ??
+          [];
+      return bad.length ? bad.map((x) => `${x.name} ${x.state}`).join(", ") : null;
+    },
+    bypass_forced: () => {
+      const off = s.bypass?.segments().filter((x) => x.mode !== "inline") ?? [];
+      return off.length ? off.map((x) => `${x.name} ${x.mode}`).join(", ") : null;
+    },
+    storage_failed: () => {
+      const h = s.storage?.health?.();
+      return h && !h.ok ? h.detail ?? "not healthy" : null;
+    },
+    governor_critical: () => s.governor?.level === "critical" ? "critical" : null,
+  };
+}

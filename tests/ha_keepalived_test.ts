@@ -1,0 +1,185 @@
+/**
+ * keepalived.conf rendered from the `ha` section, checked by the real
+ * `keepalived -t` inside a throw-away network namespace (root and keepalived
+ * needed), and the notify FIFO line parser.
+ */
+import { validateConfig } from "../mod/config/mod.ts";
+import { setInterfaceCheck } from "../mod/ha/config.ts";
+import {
+  keepalivedCommand,
+  keepalivedPaths,
+  parseFifoLine,
+  renderKeepalivedConf,
+} from "../mod/ha/keepalived.ts";
+import { checkKeepalivedConf } from "../mod/ha/engine.ts";
+import { HaEngineError } from "../mod/ha/errors.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
+import { canRunLab, labSkipReason } from "./e2e/ha_lab.ts";
+
+function ha(extra: Record<string, unknown> = {}) {
+  const prev = setInterfaceCheck(() => true);
+  try {
+    return validateConfig({
+      ha: {
+        enabled: true,
+        node: { id: "n1", priority: 150, address: "10.231.0.11/24" },
+        interface: "kt0",
+        virtualAddresses: ["10.231.0.50/24"],
+        peers: [{ address: "10.231.0.12" }],
+        ...extra,
+      },
+    }).ha;
+  } finally {
+    setInterfaceCheck(prev);
+  }
+}
+
+const paths = keepalivedPaths("/var/lib/keepwire/");
+
+Deno.test("keepalived.conf: VRRPv3, notify FIFO, both track files, nopreempt by default", () => {
+  const conf = renderKeepalivedConf(ha({ advertMs: 100 }), paths);
+  for (
+    const line of [
+      "  router_id n1",
+      "  vrrp_version 3",
+      '  vrrp_notify_fifo "/var/lib/keepwire/ha/notify.fifo"',
+      "  vrrp_notify_priority_changes true",
+      "track_file kw_fault {",
+      '  file "/var/lib/keepwire/ha/fault.track"',
+      "  weight 0",
+      "  init_file 1",
+      "track_file kw_priority {",
+      "  weight 1",
+      "vrrp_instance keepwire {",
+      "  state BACKUP",
+      "  interface kt0",
+      "  virtual_router_id 51",
+      "  priority 150",
+      "  advert_int 0.1",
+      "  nopreempt",
+      "    10.231.0.50/24 dev kt0",
+      "    kw_fault",
+      "    kw_priority",
+    ]
+  ) assert(conf.split("\n").includes(line), `missing line ${JSON.stringify(line)} in\n${conf}`);
+  assert(!conf.includes("unicast_peer"), "multicast unless ha.unicast");
+  assert(!conf.includes("down_timer_adverts"), "3 adverts is keepalived's default");
+  assert(!conf.includes("overwrite"), "keepalived must not reset what keepwire wrote");
+});
+
+Deno.test("keepalived.conf: unicast peers, preempt delay, hold-down, ping tracks", () => {
+  const conf = renderKeepalivedConf(
+    ha({
+      unicast: true,
+      preempt: true,
+      preemptDelayMs: 2000,
+      advertMs: 100,
+      holdDownMs: 1000,
+      track: { ping: [{ address: "10.231.0.1", weight: -40 }] },
+    }),
+    paths,
+  );
+  const lines = conf.split("\n");
+  for (
+    const l of [
+      "  unicast_src_ip 10.231.0.11",
+      "  unicast_peer {",
+      "    10.231.0.12",
+      "  check_unicast_src",
+      "  preempt_delay 2",
+      "  down_timer_adverts 10",
+      "vrrp_script kw_ping_0 {",
+      '  script "/bin/ping -n -q -c 1 -W 1 10.231.0.1"',
+      "  interval 2",
+      "  weight -40",
+      "    kw_ping_0",
+      "  enable_script_security",
+    ]
+  ) assert(lines.includes(l), `missing ${JSON.stringify(l)} in\n${conf}`);
+  assert(!lines.includes("  nopreempt"));
+});
+
+Deno.test("keepalived command line: foreground, VRRP only, no respawn, death signal via setpriv", () => {
+  const c = keepalivedCommand("keepalived", paths, "/usr/bin/setpriv");
+  assertEquals(c.command, "/usr/bin/setpriv");
+  assertEquals(c.args.slice(0, 3), ["--pdeathsig", "TERM", "keepalived"]);
+  for (const f of ["-P", "-n", "-R", "-l"]) assert(c.args.includes(f), f);
+  assertEquals(c.args[c.args.indexOf("-f") + 1], "/var/lib/keepwire/ha/keepalived.conf");
+  assertEquals(keepalivedCommand("keepalived", paths, null).command, "keepalived");
+});
+
+Deno.test("notify FIFO lines", () => {
+  assertEquals(parseFifoLine('INSTANCE "keepwire" MASTER 100\n'), {
+    type: "state",
+    instance: "keepwire",
+    state: "MASTER",
+    priority: 100,
+  });
+  assertEquals(parseFifoLine('INSTANCE "keepwire" DELETED 100'), {
+    type: "state",
+    instance: "keepwire",
+    state: "STOP",
+    priority: 100,
+  });
+  assertEquals(parseFifoLine('INSTANCE "keepwire" BACKUP_PRIORITY 70'), {
+    type: "priority",
+    instance: "keepwire",
+    state: "BACKUP",
+    priority: 70,
+  });
+  assertEquals(
+    parseFifoLine('INSTANCE "keepwire" MASTER_RX_LOWER_PRI 90').type,
+    "rx_lower_priority",
+  );
+  for (
+    const bad of [
+      'GROUP "g" MASTER 0',
+      'INSTANCE "keepwire" MASTER',
+      "garbage",
+      "INSTANCE keepwire MASTER 1",
+    ]
+  ) {
+    assertEquals(parseFifoLine(bad).type, "other", bad);
+  }
+});
+
+Deno.test({
+  name: "keepalived -t accepts every rendered variant and refuses a broken one (in a netns)",
+  ignore: !canRunLab() && (console.warn(`SKIP keepalived -t: ${labSkipReason()}`), true),
+  fn: async () => {
+    const ns = `kwhat_${crypto.randomUUID().slice(0, 6)}`;
+    const dir = await Deno.makeTempDir({ prefix: "kw-ha-kt-" });
+    const sh = async (...args: string[]) => {
+      const o = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
+      if (!o.success) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(o.stderr)}`);
+    };
+    try {
+      await sh("ip", "netns", "add", ns);
+      await sh("ip", "-n", ns, "link", "add", "kt0", "type", "veth", "peer", "name", "kt1");
+      const p = keepalivedPaths(dir);
+      await Deno.mkdir(p.dir);
+      const variants = [
+        ha(),
+        ha({ advertMs: 10, holdDownMs: 500 }),
+        ha({ unicast: true, preempt: true, preemptDelayMs: 1000 }),
+        ha({
+          track: { ping: [{ address: "10.231.0.1" }, { address: "10.231.0.2", weight: -10 }] },
+        }),
+      ];
+      for (const v of variants) {
+        await Deno.writeTextFile(p.config, renderKeepalivedConf(v, p));
+        await checkKeepalivedConf("keepalived", p.config, ["ip", "netns", "exec", ns]);
+      }
+      // the check can fail: an interface that is not in the namespace
+      await Deno.writeTextFile(p.config, renderKeepalivedConf(ha({ interface: "kt9" }), p));
+      const e = await assertRejects(
+        () => checkKeepalivedConf("keepalived", p.config, ["ip", "netns", "exec", ns]),
+        HaEngineError,
+      );
+      assertStringIncludes(e.message, "configuration refused by keepalived -t");
+    } finally {
+      await new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).output();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
