@@ -31,6 +31,7 @@ import { WatchdogModule } from "./watchdog/mod.ts";
 import { createUpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
+import { createHaModule, haReaders } from "./ha/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -368,8 +369,9 @@ function buildModules(ctx: ModuleContext, rt: Runtime): Built {
     exit: (code) => void rt.stop("update: switching slot").finally(() => Deno.exit(code)),
   });
   const governor = createGovernorModule(ctx, { supervisor });
+  const ha = createHaModule(ctx, { readers: haReaders({ supervisor, bypass, storage, governor }) });
   return {
-    modules: [bypass, storage, watchdog, supervisorModule as Module, update, governor],
+    modules: [bypass, storage, watchdog, supervisorModule as Module, update, governor, ha],
     bypass,
     supervisor,
     governor,

@@ -16,6 +16,7 @@ import { registerUpdateCommands } from "./update.ts";
 import { registerBundleCommands } from "./bundle.ts";
 import { registerUserCommands } from "./user.ts";
 import { registerGovernorCommands } from "./governor.ts";
+import { registerHaCommands } from "./ha.ts";
 
 export { CliError, EXIT } from "./common.ts";
 
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerBundleCommands(program);
   registerUserCommands(program);
   registerGovernorCommands(program);
+  registerHaCommands(program);
   for (const c of program.commands) inherit(c);
   return program;
 }

@@ -32,7 +32,7 @@ export { type HaConfig, haConfigSchema } from "./config.ts";
 export { HA_EVENTS } from "./events.ts";
 export { HaDisabledError, HaEngineError, HaNotActiveError } from "./errors.ts";
 export { type HaRole, ROLE_TRANSITIONS, RoleMachine } from "./role.ts";
-export { HA_CONDITIONS } from "./track.ts";
+export { HA_CONDITIONS, haReaders, type HaSources } from "./track.ts";
 
 /** Store key of the persisted maintenance flag. */
 export const MAINTENANCE_KEY = "ha.maintenance";
@@ -274,7 +274,7 @@ class HaModuleImpl implements HaModule {
       this.#track?.resetWritten();
       this.#track?.evaluate();
     } catch (e) {
-      this.#engineFailed((e as Error).message);
+      if (!this.#stopping) this.#engineFailed((e as Error).message);
     }
   }
 

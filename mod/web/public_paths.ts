@@ -3,6 +3,7 @@
 /** Paths answered without a session or token. Everything else needs one. */
 export const PUBLIC_PATHS: readonly (string | RegExp)[] = [
   "/api/health",
+  "/api/ha", // who is active: public fields only (the HA module's GET /ha)
   "/api/login",
   "/api/setup",
   "/login",

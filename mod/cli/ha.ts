@@ -1,0 +1,98 @@
+/**
+ * `keepwire ha status [--json]`, `ha failover [--by WHO]`, `ha maintenance on|off [--by WHO]`:
+ * the HA pair as this node sees it, a graceful handover, maintenance (persisted).
+ * They talk to the running daemon (exit 3 when none runs).
+ * @module
+ */
+import type { Command } from "commander";
+import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
+import { daemonRequest } from "./client.ts";
+import type { HaStatus } from "../ha/mod.ts";
+
+/** Register the `ha` command group. */
+export function registerHaCommands(program: Command): void {
+  const ha = program.command("ha").description("HA pair: status, handover, maintenance");
+
+  ha.command("status")
+    .description("this node's role and why, keepalived, what forces FAULT or lowers the priority")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const s = await daemonRequest<HaStatus>(dataDir, "GET", "/api/ha/status");
+      if (opts.json) return printJson(s);
+      printStatus(s);
+    });
+
+  ha.command("failover")
+    .description(
+      "hand the active role to the peer: keepalived goes to FAULT (a priority-0 advert) for " +
+        "ha.failoverHoldMs, then back as standby (refused unless this node is active)",
+    )
+    .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { by: string; json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const s = await daemonRequest<HaStatus>(dataDir, "POST", "/api/ha/failover", {
+        by: opts.by,
+      });
+      if (opts.json) return printJson(s);
+      console.log(`handover started: ${s.node} is ${s.role}; the peer takes over`);
+    });
+
+  ha.command("maintenance")
+    .description("maintenance on|off (persisted): a node in maintenance never becomes active")
+    .argument("<state>", "on or off")
+    .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (state: string, opts: CommonOpts & { by: string; json?: boolean }) => {
+      if (state !== "on" && state !== "off") {
+        throw new CliError(EXIT.USAGE, `maintenance: expected "on" or "off", got "${state}"`);
+      }
+      const dataDir = await commandDataDir(opts);
+      const s = await daemonRequest<HaStatus>(dataDir, "POST", "/api/ha/maintenance", {
+        on: state === "on",
+        by: opts.by,
+      });
+      if (opts.json) return printJson(s);
+      console.log(`maintenance ${state}: ${s.node} is ${s.role}`);
+    });
+}
+
+function printStatus(s: HaStatus): void {
+  if (!s.enabled) {
+    console.log(`ha: disabled on ${s.node} (ha.enabled)`);
+    return;
+  }
+  console.log(`node ${s.node}: ${s.role.toUpperCase()} since ${s.since} (${s.reason})`);
+  const peer = s.peers[0];
+  if (peer) {
+    console.log(`peer ${peer.id ?? "-"} ${peer.address}: role ${s.peer?.role ?? "unknown"}`);
+  }
+  console.log(`virtual addresses: ${s.virtualAddresses.join(", ")}`);
+  const e = s.engine;
+  console.log(
+    `keepalived: ${e.running ? `running (pid ${e.pid})` : "NOT running"}, state ${
+      e.state ?? "-"
+    }, priority ${e.effectivePriority ?? "-"} (configured ${s.priority}), restarts ${e.restarts}` +
+      (e.lastError ? `, last error: ${e.lastError}` : ""),
+  );
+  const t = s.track;
+  if (t) {
+    console.log(`forced FAULT: ${t.fault ? t.faultReasons.join("; ") : "no"}`);
+    for (const p of t.penalties) console.log(`priority ${p.weight}: ${p.name} (${p.detail})`);
+  }
+  console.log(
+    `policy: failover ${s.policy.failover}, preempt ${
+      s.policy.preempt ? "on" : "off"
+    }, advert ${s.policy.advertMs} ms`,
+  );
+  for (const h of s.history.slice(-5)) {
+    console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
+  }
+}
