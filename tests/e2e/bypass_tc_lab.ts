@@ -174,3 +174,86 @@ export async function createTcLab(prefix = "kwbp"): Promise<TcLab> {
     close,
   };
 }
+
+/** Spawn a command inside a namespace (stdout and stderr piped, no stdin). */
+export function spawnInNetns(
+  ns: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Deno.ChildProcess {
+  return new Deno.Command("ip", {
+    args: ["netns", "exec", ns, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * A TCP server for `deno eval` in the server namespace: accepts one connection on
+ * `port`, checks every byte against the client's pattern ((offset) mod 251) and
+ * prints `{"bytes","firstBad","maxGapMs"}` (firstBad -1 = all intact; maxGapMs the
+ * longest time between two reads) when the client closes.
+ */
+export function tcpServerScript(port: number): string {
+  return `
+const l = Deno.listen({ hostname: "0.0.0.0", port: ${port} });
+const conn = await l.accept();
+let n = 0, bad = -1, last = Date.now(), maxGap = 0;
+const buf = new Uint8Array(65536);
+for (;;) {
+  const r = await conn.read(buf);
+  if (r === null) break;
+  const now = Date.now();
+  maxGap = Math.max(maxGap, now - last);
+  last = now;
+  for (let i = 0; i < r; i++) if (bad < 0 && buf[i] !== (n + i) % 251) bad = n + i;
+  n += r;
+}
+console.log(JSON.stringify({ bytes: n, firstBad: bad, maxGapMs: maxGap }));
+`;
+}
+
+/** How the TCP client sends. */
+export interface TcpClientOptions {
+  /** Server address. */
+  host: string;
+  /** Server port. */
+  port: number;
+  /** Bytes per write. */
+  chunkBytes: number;
+  /** Pause after each chunk (ms). */
+  pauseMs: number;
+  /** Connect attempts, 25 ms apart (the server may still be starting). */
+  tries: number;
+}
+
+/**
+ * A TCP client for `deno eval` in the client namespace: sends the pattern
+ * ((offset) mod 251) for `KW_DUR_MS` ms (from the environment), then prints
+ * `{"bytes"}`.
+ */
+export function tcpClientScript(o: TcpClientOptions): string {
+  return `
+const dur = Number(Deno.env.get("KW_DUR_MS"));
+let conn;
+for (let i = 0; i < ${o.tries} && !conn; i++) {
+  try { conn = await Deno.connect({ hostname: ${JSON.stringify(o.host)}, port: ${o.port} }); }
+  catch { await new Promise((r) => setTimeout(r, 25)); }
+}
+if (!conn) throw new Error("cannot connect");
+const chunk = new Uint8Array(${o.chunkBytes});
+let n = 0;
+const t0 = Date.now();
+while (Date.now() - t0 < dur) {
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (n + i) % 251;
+  let off = 0;
+  while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+  n += chunk.length;
+  await new Promise((r) => setTimeout(r, ${o.pauseMs}));
+}
+conn.close();
+console.log(JSON.stringify({ bytes: n }));
+`;
+}

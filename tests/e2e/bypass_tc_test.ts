@@ -10,7 +10,14 @@
  */
 import { ignored, missingTools } from "../helpers/tools.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createTcLab, labRun, tcLabUnavailable } from "./bypass_tc_lab.ts";
+import {
+  createTcLab,
+  labRun,
+  spawnInNetns as spawnIn,
+  tcLabUnavailable,
+  tcpClientScript,
+  tcpServerScript,
+} from "./bypass_tc_lab.ts";
 import { validateConfig } from "../../mod/config/mod.ts";
 import { EventBus } from "../../mod/events/mod.ts";
 import { Store } from "../../mod/store/mod.ts";
@@ -31,51 +38,14 @@ function unavailable(): string | null {
 
 const why = unavailable();
 
-const SERVER = `
-const l = Deno.listen({ hostname: "0.0.0.0", port: 5201 });
-const conn = await l.accept();
-let n = 0, bad = -1;
-const buf = new Uint8Array(65536);
-for (;;) {
-  const r = await conn.read(buf);
-  if (r === null) break;
-  for (let i = 0; i < r; i++) if (bad < 0 && buf[i] !== (n + i) % 251) bad = n + i;
-  n += r;
-}
-console.log(JSON.stringify({ bytes: n, firstBad: bad }));
-`;
-
-const CLIENT = `
-const dur = Number(Deno.env.get("KW_DUR_MS"));
-let conn;
-for (let i = 0; i < 200 && !conn; i++) {
-  try { conn = await Deno.connect({ hostname: "10.77.0.2", port: 5201 }); }
-  catch { await new Promise((r) => setTimeout(r, 25)); }
-}
-if (!conn) throw new Error("cannot connect");
-const chunk = new Uint8Array(16384);
-let n = 0;
-const t0 = Date.now();
-while (Date.now() - t0 < dur) {
-  for (let i = 0; i < chunk.length; i++) chunk[i] = (n + i) % 251;
-  let off = 0;
-  while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-  n += chunk.length;
-  await new Promise((r) => setTimeout(r, 5));
-}
-conn.close();
-console.log(JSON.stringify({ bytes: n }));
-`;
-
-function spawnIn(ns: string, args: string[], env: Record<string, string> = {}) {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
+const SERVER = tcpServerScript(5201);
+const CLIENT = tcpClientScript({
+  host: "10.77.0.2",
+  port: 5201,
+  chunkBytes: 16384,
+  pauseMs: 5,
+  tries: 200,
+});
 
 async function retransSegs(exec: (c: string, a: string[]) => Promise<{ out: string }>) {
   const snmp = (await exec("cat", ["/proc/net/snmp"])).out.split("\n").filter((l) =>

@@ -21,7 +21,15 @@
 import { join } from "node:path";
 import { ignored, missingTools } from "../helpers/tools.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createTcLab, labRun, type TcLab, tcLabUnavailable } from "./bypass_tc_lab.ts";
+import {
+  createTcLab,
+  labRun,
+  spawnInNetns as spawnIn,
+  type TcLab,
+  tcLabUnavailable,
+  tcpClientScript,
+  tcpServerScript,
+} from "./bypass_tc_lab.ts";
 import { createBundle, generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
 import { daemonRequest } from "../../mod/cli/client.ts";
 import type { UpdateStatusView } from "../../mod/update/service.ts";
@@ -60,54 +68,14 @@ function unavailable(): string | null {
 }
 const why = import.meta.main ? "app mode" : unavailable();
 
-const TCP_SERVER = `
-const l = Deno.listen({ hostname: "0.0.0.0", port: 5301 });
-const conn = await l.accept();
-let n = 0, bad = -1, last = Date.now(), maxGap = 0;
-const buf = new Uint8Array(65536);
-for (;;) {
-  const r = await conn.read(buf);
-  if (r === null) break;
-  const now = Date.now();
-  maxGap = Math.max(maxGap, now - last);
-  last = now;
-  for (let i = 0; i < r; i++) if (bad < 0 && buf[i] !== (n + i) % 251) bad = n + i;
-  n += r;
-}
-console.log(JSON.stringify({ bytes: n, firstBad: bad, maxGapMs: maxGap }));
-`;
-
-const TCP_CLIENT = `
-const dur = Number(Deno.env.get("KW_DUR_MS"));
-let conn;
-for (let i = 0; i < 400 && !conn; i++) {
-  try { conn = await Deno.connect({ hostname: "10.77.0.2", port: 5301 }); }
-  catch { await new Promise((r) => setTimeout(r, 25)); }
-}
-if (!conn) throw new Error("cannot connect");
-const chunk = new Uint8Array(8192);
-let n = 0;
-const t0 = Date.now();
-while (Date.now() - t0 < dur) {
-  for (let i = 0; i < chunk.length; i++) chunk[i] = (n + i) % 251;
-  let off = 0;
-  while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-  n += chunk.length;
-  await new Promise((r) => setTimeout(r, 10));
-}
-conn.close();
-console.log(JSON.stringify({ bytes: n }));
-`;
-
-function spawnIn(ns: string, args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
+const TCP_SERVER = tcpServerScript(5301);
+const TCP_CLIENT = tcpClientScript({
+  host: "10.77.0.2",
+  port: 5301,
+  chunkBytes: 8192,
+  pauseMs: 10,
+  tries: 400,
+});
 
 async function text(s: ReadableStream<Uint8Array>): Promise<string> {
   let t = "";
