@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
 import { isPublic, PUBLIC_PATHS } from "../mod/web/auth.ts";
-import { hashPassword, Users, verifyPassword } from "../mod/web/users.ts";
+import { hashPassword, parseDuration, Users, verifyPassword } from "../mod/web/users.ts";
+import { addressKey, LoginThrottle } from "../mod/web/login_throttle.ts";
 import { Store } from "../mod/store/mod.ts";
 import { kw } from "./helpers/cli.ts";
 
@@ -89,7 +90,7 @@ Deno.test("auth: setup, login, session cookie flags, roles, logout", async () =>
       body: JSON.stringify({ username: "admin", password: "a long enough secret" }),
     });
     assertEquals(r.status, 200);
-    const cookie = r.headers.get("set-cookie") ?? "";
+    const cookie = r.headers.getSetCookie().find((c) => c.startsWith("kw_session=")) ?? "";
     await r.body?.cancel();
     assertStringIncludes(cookie, "kw_session=");
     assertStringIncludes(cookie, "HttpOnly");
@@ -142,19 +143,68 @@ Deno.test("auth: setup, login, session cookie flags, roles, logout", async () =>
   }
 });
 
-Deno.test("auth: repeated bad logins lock the user out with audit events", async () => {
+Deno.test("auth: throttle: per-address backoff doubles, a user's soft lock is bounded and never extended", () => {
   let now = 1_000_000;
   const store = new Store({ path: ":memory:" });
-  const users = new Users(store, { now: () => now });
-  await users.setPassword("admin", "a long enough secret");
-  const key = "admin@10.0.0.9";
-  for (let i = 0; i < 4; i++) assertEquals(users.recordFailure(key), false);
-  assertEquals(users.recordFailure(key), true);
-  assert(users.lockedFor(key) > 0);
-  now += users.lockout.lockMs + 1;
-  assertEquals(users.lockedFor(key), 0);
+  const t = new LoginThrottle(store, { now: () => now });
+  const ok = (ip: string, user = "admin", exists = true) => {
+    const d = t.begin(user, ip, { userExists: exists });
+    return d.ok ? 0 : d.retryAfterMs;
+  };
+  // five failures cost nothing, then 1 s, 2 s, 4 s ... (refused attempts are not counted)
+  for (let i = 0; i < 5; i++) assertEquals(ok("10.0.0.9"), 0, `attempt ${i + 1}`);
+  assertEquals(ok("10.0.0.9"), 1_000);
+  now += 1_000;
+  assertEquals(ok("10.0.0.9"), 0);
+  assertEquals(ok("10.0.0.9"), 2_000);
+  now += 2_000;
+  assertEquals(ok("10.0.0.9"), 0);
+  assertEquals(ok("10.0.0.9"), 4_000);
+  // another address is not held up by the first one's backoff
+  assertEquals(ok("10.0.0.10"), 0);
+  // a user's soft lock: 20 failures from anywhere, then userLockMs, and no longer
+  for (let i = 0; i < 30; i++) now += 1, ok(`10.1.0.${i}`);
+  const locked = ok("10.2.0.1");
+  assert(locked > 0 && locked <= t.policy.userLockMs, `user lock ${locked}`);
+  for (let i = 0; i < 50; i++) ok(`10.3.0.${i}`); // refused: must not extend the lock
+  now += t.policy.userLockMs + 1;
+  assertEquals(ok("10.4.0.1"), 0, "the soft lock must end after userLockMs");
+  // unknown user names never make a per-user row; old rows are purged
+  const before = t.rows();
+  for (let i = 0; i < 100; i++) t.begin(`nobody${i}`, "10.9.9.9", { userExists: false });
+  assertEquals(t.rows(), before + 1, "one address row, no row per unknown name");
+  now += t.policy.windowMs + t.policy.maxBackoffMs + 1;
+  t.purge();
+  assertEquals(t.rows(), 0);
   store.close();
+});
 
+Deno.test("auth: throttle: IPv6 clients are throttled by their /64", () => {
+  assertEquals(addressKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  assertEquals(addressKey("2001:db8:1:2:bbbb:cccc:dddd:eeee"), "2001:db8:1:2::/64");
+  assertEquals(addressKey("::ffff:10.0.0.1"), "10.0.0.1");
+  assertEquals(addressKey("10.0.0.1"), "10.0.0.1");
+});
+
+Deno.test("auth: a browser that signed in before is not locked out by someone else's guessing", () => {
+  let now = 5_000_000;
+  const store = new Store({ path: ":memory:" });
+  const t = new LoginThrottle(store, { now: () => now });
+  const device = t.issueDevice("admin");
+  // an attacker on the admin's own address guesses until address and user are blocked
+  for (let i = 0; i < 40; i++) (now += 1, t.begin("admin", "192.0.2.7", { userExists: true }));
+  assert(!t.begin("admin", "192.0.2.7", { userExists: true }).ok);
+  // the admin's browser, same address, carries its device cookie: it gets its own budget
+  const d = t.begin("admin", "192.0.2.7", { userExists: true, deviceCookie: device });
+  assert(d.ok, "device cookie must bypass the address and user throttles");
+  t.succeeded(d.attempt, "admin");
+  // a device cookie of another user, or a forged one, counts for nothing
+  assert(!t.begin("root", "192.0.2.7", { userExists: false, deviceCookie: device }).ok);
+  assert(!t.begin("admin", "192.0.2.7", { userExists: true, deviceCookie: "x".repeat(32) }).ok);
+  store.close();
+});
+
+Deno.test("auth: parallel wrong logins cannot outrun the lockout; the right password is refused once locked", async () => {
   const t = await startTestRuntime();
   try {
     const u = new Users(t.rt.store);
@@ -165,18 +215,160 @@ Deno.test("auth: repeated bad logins lock the user out with audit events", async
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ username: "admin", password: pw }),
       });
-    for (let i = 0; i < 5; i++) {
-      const r = await login("wrong password!");
-      assertEquals(r.status, 401);
-      await r.body?.cancel();
+    const rs = await Promise.all(Array.from({ length: 40 }, () => login("wrong password!")));
+    const statuses = rs.map((r) => r.status);
+    await Promise.all(rs.map((r) => r.body?.cancel()));
+    const hashed = statuses.filter((s) => s === 401).length;
+    assert(
+      hashed <= u.throttle.policy.freeFailures,
+      `${hashed} of 40 parallel guesses were checked (at most ${u.throttle.policy.freeFailures})`,
+    );
+    assert(statuses.every((s) => s === 401 || s === 429 || s === 503), statuses.join(","));
+    for (const r of rs.filter((r) => r.status !== 401)) {
+      assert(Number(r.headers.get("retry-after")) >= 1, "429/503 must say when to retry");
     }
     const r = await login("a long enough secret");
     assertEquals(r.status, 429, "the right password must not get in while locked");
     assert(Number(r.headers.get("retry-after")) > 0);
     await r.body?.cancel();
     const kinds = t.rt.store.events({ module: "auth" }).map((e) => e.kind);
-    assert(kinds.includes("auth.locked"));
+    assert(kinds.includes("auth.login_failed"));
     assert(kinds.includes("auth.login_refused"));
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: a login flood writes a bounded number of journal rows and the audit trail survives it", async () => {
+  const t = await startTestRuntime({ store: { retention: { maxEvents: 100, maxAgeDays: 90 } } });
+  try {
+    await new Users(t.rt.store).setPassword("admin", "a long enough secret");
+    const audit = t.rt.store.events({ kind: "auth.user_created" });
+    const first = t.rt.store.events({ order: "asc", limit: 1 })[0].id;
+    const login = () =>
+      fetch(`${t.base}/api/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "admin", password: "wrong password!" }),
+      }).then((r) => r.body?.cancel());
+    for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 10 }, login));
+    const rows = t.rt.store.events({ sinceId: first, kind: "auth.", limit: 1000 }).filter((e) =>
+      e.kind !== "auth.user_created"
+    );
+    assert(rows.length <= 21, `300 refused logins wrote ${rows.length} journal rows`);
+    // a flood of untrusted events far beyond every budget does not evict audit events
+    for (let i = 0; i < 12_000; i++) {
+      t.rt.bus.publishUntyped({ module: "auth", kind: "auth.login_refused", payload: { i } });
+    }
+    t.rt.store.trim();
+    assertEquals(t.rt.store.events({ kind: "auth.user_created" }).length, audit.length);
+    assert(t.rt.store.events({ kind: "runtime.started" }).length >= 1, "runtime.started evicted");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: a user name that matches no account is never journalled verbatim", async () => {
+  const t = await startTestRuntime();
+  try {
+    await new Users(t.rt.store).setPassword("admin", "a long enough secret");
+    const r = await fetch(`${t.base}/api/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "Tr0ub4dor&3-typed-here", password: "x" }),
+    });
+    assertEquals(r.status, 401);
+    await r.body?.cancel();
+    const all = JSON.stringify(t.rt.store.events({ module: "auth", limit: 1000 }));
+    assert(!all.includes("Tr0ub4dor"), "a password typed as user name reached the journal");
+    const e = t.rt.store.events({ kind: "auth.login_failed" })[0];
+    assertEquals(e.payload, { user: "(unknown)", known: false, ip: "127.0.0.1" });
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: 8 parallel first-time setups create exactly one admin", async () => {
+  const t = await startTestRuntime();
+  try {
+    const rs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      fetch(`${t.base}/api/setup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: `admin${i}`, password: "a long enough secret" }),
+      })));
+    const statuses = rs.map((r) => r.status).sort();
+    await Promise.all(rs.map((r) => r.body?.cancel()));
+    assertEquals(statuses.filter((s) => s === 201).length, 1, statuses.join(","));
+    assert(statuses.every((s) => s === 201 || s === 409 || s === 503), statuses.join(","));
+    const admins = new Users(t.rt.store).list().filter((u) => u.role === "admin");
+    assertEquals(admins.length, 1, admins.map((a) => a.name).join(","));
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: a token revoked from the CLI stops working on the very next request", async () => {
+  const t = await startTestRuntime();
+  try {
+    let r = await kw(["token", "create", "--name", "soon-gone", "--data", t.dataDir]);
+    assertEquals(r.code, 0, r.stderr);
+    const token = r.stdout.trim();
+    const use = () =>
+      fetch(`${t.base}/api/status`, { headers: { authorization: `Bearer ${token}` } }).then(
+        async (res) => (await res.body?.cancel(), res.status),
+      );
+    assertEquals(await use(), 200);
+    assertEquals(await use(), 200); // now in the verification cache
+    r = await kw(["token", "revoke", "soon-gone", "--data", t.dataDir]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await use(), 401, "a revoked token still worked from the cache");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: API tokens may expire: CLI --expires, API expires, refused after expiry", async () => {
+  let now = 10_000_000;
+  const store = new Store({ path: ":memory:" });
+  const users = new Users(store, { now: () => now });
+  const { token, info } = users.createToken("short", "viewer", { expiresInMs: 60_000 });
+  assertEquals(info.expires, now + 60_000);
+  assertEquals(users.tokenUser(token)?.name, "token:short");
+  now += 59_999;
+  assertEquals(users.tokenUser(token)?.name, "token:short", "cached and still valid");
+  now += 1;
+  assertEquals(users.tokenUser(token), null, "an expired token must be refused, cache or not");
+  assertEquals(users.tokens()[0].expires, info.expires);
+  assertEquals(parseDuration("30d"), 30 * 86_400_000);
+  store.close();
+
+  const t = await startTestRuntime();
+  try {
+    let r = await kw([
+      "token",
+      "create",
+      "--name",
+      "month",
+      "--expires",
+      "30d",
+      "--json",
+      "--data",
+      t.dataDir,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const made = JSON.parse(r.stdout);
+    assert(Math.abs(made.expires - (Date.now() + 30 * 86_400_000)) < 120_000, r.stdout);
+    r = await kw(["token", "create", "--name", "bad", "--expires", "soon", "--data", t.dataDir]);
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.stderr, "--expires");
+    const res = await t.api("/api/tokens", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "api-day", expires: "1d" }),
+    });
+    assertEquals(res.status, 201);
+    assert((await res.json()).expires > Date.now());
   } finally {
     await t.close();
   }
@@ -246,7 +438,10 @@ Deno.test("auth: CLI sets a password from stdin and creates a token that works o
     assertEquals(res.status, 200);
     await res.body?.cancel();
     r = await kw(["token", "list", "--json", "--data", t.dataDir]);
-    assert(!r.stdout.includes(token.split("_")[2]), "token list leaks the secret");
+    // kwt_<12 hex id>_<secret>: the secret may itself contain or start with "_"
+    const secret = token.slice("kwt_".length + 12 + 1);
+    assertEquals(secret.length, 32);
+    assert(!r.stdout.includes(secret), "token list leaks the secret");
     const login = await fetch(`${t.base}/api/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -38,6 +38,69 @@ Deno.test("store: retention bounds the journal by count and by age", () => {
   store.close();
 });
 
+Deno.test("store: retention keeps a budget per class: no flood evicts the audit trail", () => {
+  const store = new Store({
+    path: ":memory:",
+    retention: { maxEvents: 100, maxAgeDays: 90, maxAuditEvents: 50, maxUntrustedEvents: 20 },
+  });
+  const bus = new EventBus({ journal: store });
+  bus.publishUntyped({ module: "auth", kind: "auth.user_created", payload: { user: "admin" } });
+  bus.publishUntyped({ module: "update", kind: "update.installed", payload: {} });
+  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
+  // a flood of ordinary events, then of events from unauthenticated clients
+  for (let i = 0; i < 3000; i++) {
+    bus.publishUntyped({ module: "t", kind: "t.noise", payload: { i } });
+  }
+  for (let i = 0; i < 3000; i++) {
+    bus.publishUntyped({ module: "auth", kind: "auth.login_failed", payload: { i } });
+  }
+  store.trim();
+  assertEquals(store.events({ kind: "t.noise", limit: 1000 }).length, 100);
+  assertEquals(store.events({ kind: "auth.login_failed", limit: 1000 }).length, 20);
+  for (const k of ["auth.user_created", "update.installed", "runtime.started"]) {
+    assertEquals(store.events({ kind: k }).length, 1, `${k} was crowded out`);
+  }
+  assertEquals(store.eventCountFast(), store.eventCount());
+  // the audit class itself keeps its newest maxAuditEvents
+  for (let i = 0; i < 200; i++) bus.publishUntyped({ module: "runtime", kind: "runtime.tick" });
+  store.trim();
+  const audit = ["auth.", "update.", "runtime."].map((k) =>
+    store.events({ kind: k, limit: 1000 }).filter((e) => e.kind !== "auth.login_failed").length
+  );
+  assertEquals(audit.reduce((a, b) => a + b), 50);
+  store.close();
+});
+
+Deno.test("store: a journal written before retention classes is classified on upgrade", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-store-" });
+  try {
+    const path = `${dir}/db.sqlite`;
+    const { DatabaseSync } = await import("node:sqlite");
+    const old = new DatabaseSync(path);
+    old.exec(`CREATE TABLE schema_versions (module TEXT PRIMARY KEY, version INTEGER NOT NULL);
+      INSERT INTO schema_versions VALUES ('core', 1);
+      CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
+        module TEXT NOT NULL, kind TEXT NOT NULL, severity INTEGER NOT NULL, payload TEXT NOT NULL);
+      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated INTEGER NOT NULL);
+      INSERT INTO events (time, module, kind, severity, payload) VALUES
+        (1, 'auth', 'auth.user_created', 2, '{}'), (2, 'auth', 'auth.login_failed', 3, '{}'),
+        (3, 't', 't.x', 1, '{}');`);
+    old.close();
+    const s = new Store({ path, now: () => 10 });
+    const cls = s.db.prepare("SELECT kind, class FROM events ORDER BY id").all().map((r) => ({
+      ...r,
+    }));
+    assertEquals(cls, [
+      { kind: "auth.user_created", class: 1 },
+      { kind: "auth.login_failed", class: 2 },
+      { kind: "t.x", class: 0 },
+    ]);
+    s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("store: migrations run once per module, in order, and refuse a newer schema", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-store-" });
   try {

@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { z } from "zod";
 import { Store } from "../store/mod.ts";
 import { EventBus } from "../events/mod.ts";
-import { passwordSchema, type Role, roleSchema, usernameSchema, Users } from "../web/users.ts";
+import {
+  parseDuration,
+  passwordSchema,
+  type Role,
+  roleSchema,
+  usernameSchema,
+  Users,
+} from "../web/users.ts";
+import type {} from "../web/events.ts";
 import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
 
 async function withUsers<T>(
@@ -98,12 +106,17 @@ export function registerUserCommands(program: Command): void {
       await withUsers(opts, async (users, bus) => {
         const existed = !!users.get(name);
         const u = await users.setPassword(name, pw, role);
-        bus.publishUntyped({
-          module: "auth",
-          kind: existed ? "auth.password_changed" : "auth.user_created",
-          severity: "notice",
-          payload: { user: u.name, role: u.role, by: "console" },
-        });
+        const payload = { user: u.name, role: u.role, by: "console" };
+        if (existed) {
+          bus.publish({
+            module: "auth",
+            kind: "auth.password_changed",
+            severity: "notice",
+            payload,
+          });
+        } else {
+          bus.publish({ module: "auth", kind: "auth.user_created", severity: "notice", payload });
+        }
         console.log(`${existed ? "password changed for" : "created"} ${u.name} (${u.role})`);
       });
     });
@@ -141,23 +154,34 @@ export function registerUserCommands(program: Command): void {
     .description("create an API token and print it once (it is stored hashed)")
     .requiredOption("--name <name>", "token name")
     .option("--role <role>", "admin or viewer", "viewer")
+    .option("--expires <duration>", "stop working after this long: 30d, 12h, 45m (default: never)")
     .option("--json", "print JSON")
     .option("-c, --config <file>", "config file")
     .option("-d, --data <dir>", "data directory")
-    .action((opts: CommonOpts & { name: string; role: string; json?: boolean }) => {
+    .action((
+      opts: CommonOpts & { name: string; role: string; expires?: string; json?: boolean },
+    ) => {
       const role = check(roleSchema, opts.role, "--role") as Role;
+      let expiresInMs: number | undefined;
+      if (opts.expires !== undefined) {
+        try {
+          expiresInMs = parseDuration(opts.expires);
+        } catch (e) {
+          throw new CliError(EXIT.USAGE, `--expires: ${(e as Error).message}`);
+        }
+      }
       return withUsers(opts, (users, bus) => {
         let r;
         try {
-          r = users.createToken(opts.name, role);
+          r = users.createToken(opts.name, role, { expiresInMs });
         } catch (e) {
           throw new CliError(EXIT.USAGE, (e as Error).message);
         }
-        bus.publishUntyped({
+        bus.publish({
           module: "auth",
           kind: "auth.token_created",
           severity: "notice",
-          payload: { token: opts.name, role, by: "console" },
+          payload: { token: opts.name, role, by: "console", expires: r.info.expires },
         });
         if (opts.json) printJson({ token: r.token, ...r.info });
         else console.log(r.token);
@@ -172,7 +196,10 @@ export function registerUserCommands(program: Command): void {
       withUsers(opts, (users) => {
         const list = users.tokens();
         if (opts.json) return printJson({ tokens: list });
-        for (const t of list) console.log(`${t.id}\t${t.name}\t${t.role}`);
+        for (const t of list) {
+          const exp = t.expires === null ? "never" : new Date(t.expires).toISOString();
+          console.log(`${t.id}\t${t.name}\t${t.role}\texpires ${exp}`);
+        }
       })
     );
   token.command("revoke")
@@ -181,8 +208,14 @@ export function registerUserCommands(program: Command): void {
     .option("-c, --config <file>", "config file")
     .option("-d, --data <dir>", "data directory")
     .action((id: string, opts: CommonOpts) =>
-      withUsers(opts, (users) => {
+      withUsers(opts, (users, bus) => {
         if (!users.revokeToken(id)) throw new CliError(EXIT.FAILURE, `no token ${id}`);
+        bus.publish({
+          module: "auth",
+          kind: "auth.token_revoked",
+          severity: "notice",
+          payload: { token: id, by: "console" },
+        });
         console.log(`revoked ${id}`);
       })
     );

@@ -1,6 +1,11 @@
 /**
  * The appliance store: node:sqlite in WAL mode. Versioned migrations per module,
  * the event journal with bounded retention, and a settings key/value table.
+ *
+ * Retention keeps a separate count budget per class of event, so a flood of one class
+ * can never push another out: the audit trail (`auth.*`, `update.*`, `runtime.*`) has
+ * its own budget, and events written on behalf of clients that have not signed in
+ * (failed and refused logins) have a small one of their own.
  * @module
  */
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
@@ -10,10 +15,39 @@ import { SEVERITIES } from "../events/mod.ts";
 
 /** Retention of the event journal. */
 export interface Retention {
-  /** Keep at most this many events. */
+  /** Keep at most this many ordinary events (neither audit nor unauthenticated). */
   maxEvents: number;
-  /** Drop events older than this many days. */
+  /** Drop events older than this many days (every class). */
   maxAgeDays: number;
+  /** Keep at most this many audit events (default 50,000). */
+  maxAuditEvents?: number;
+  /** Keep at most this many events from unauthenticated clients (default 5,000). */
+  maxUntrustedEvents?: number;
+}
+
+/** Retention classes of the journal (stored per row; the numbers are on disk). */
+export const EVENT_CLASS = { ordinary: 0, audit: 1, untrusted: 2 } as const;
+/** One retention class. */
+export type EventClass = typeof EVENT_CLASS[keyof typeof EVENT_CLASS];
+
+/** Kind prefixes of the audit trail: kept in their own budget. */
+export const AUDIT_PREFIXES: readonly string[] = ["auth.", "update.", "runtime."];
+/**
+ * Kinds written on behalf of clients that have not signed in (rate-limited where they
+ * are published, and kept in a small budget of their own here).
+ */
+export const UNTRUSTED_KINDS: readonly string[] = [
+  "auth.login_failed",
+  "auth.login_refused",
+  "auth.locked",
+  "auth.login_failures",
+];
+
+/** The retention class of an event kind. */
+export function eventClass(kind: string): EventClass {
+  if (UNTRUSTED_KINDS.includes(kind)) return EVENT_CLASS.untrusted;
+  if (AUDIT_PREFIXES.some((p) => kind.startsWith(p))) return EVENT_CLASS.audit;
+  return EVENT_CLASS.ordinary;
 }
 
 /** Options of the store. */
@@ -71,6 +105,13 @@ const CORE_MIGRATIONS: Migration[] = [
      value TEXT NOT NULL,
      updated INTEGER NOT NULL
    );`,
+  // retention class per row (see eventClass); existing rows are classified below
+  `ALTER TABLE events ADD COLUMN class INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX events_class ON events(class, id);
+   UPDATE events SET class = 1 WHERE kind LIKE 'auth.%' OR kind LIKE 'update.%'
+     OR kind LIKE 'runtime.%';
+   UPDATE events SET class = 2 WHERE kind IN
+     ('auth.login_failed', 'auth.login_refused', 'auth.locked', 'auth.login_failures');`,
 ];
 
 /**
@@ -87,16 +128,23 @@ export function isStorageFull(e: unknown): boolean {
 export class Store implements Journal {
   /** The underlying database (modules use it for their own tables). */
   readonly db: DatabaseSync;
-  readonly #retention: Retention;
+  readonly #retention: Required<Retention>;
   readonly #now: () => number;
   #insert;
   #sinceTrim = 0;
+  #count: number | undefined;
 
   /** Open (creating when needed) the database at `opts.path` and run core migrations. */
   constructor(opts: StoreOptions) {
     if (opts.path !== ":memory:") Deno.mkdirSync(dirname(opts.path), { recursive: true });
     this.db = new DatabaseSync(opts.path);
-    this.#retention = opts.retention ?? { maxEvents: 100_000, maxAgeDays: 90 };
+    this.#retention = {
+      maxEvents: 100_000,
+      maxAgeDays: 90,
+      maxAuditEvents: 50_000,
+      maxUntrustedEvents: 5_000,
+      ...opts.retention,
+    };
     this.#now = opts.now ?? Date.now;
     this.db.exec("PRAGMA journal_mode = WAL");
     this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "NORMAL"}`);
@@ -107,7 +155,7 @@ export class Store implements Journal {
     );
     this.migrate("core", CORE_MIGRATIONS);
     this.#insert = this.db.prepare(
-      "INSERT INTO events (time, module, kind, severity, payload) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO events (time, module, kind, severity, payload, class) VALUES (?, ?, ?, ?, ?, ?)",
     );
   }
 
@@ -158,7 +206,9 @@ export class Store implements Journal {
       e.kind,
       SEVERITIES.indexOf(e.severity),
       JSON.stringify(e.payload),
+      eventClass(e.kind),
     );
+    if (this.#count !== undefined) this.#count++;
     if (++this.#sinceTrim >= 1000) {
       this.#sinceTrim = 0;
       this.trim();
@@ -166,18 +216,30 @@ export class Store implements Journal {
     return Number(r.lastInsertRowid);
   }
 
-  /** Apply retention now: drop events beyond the count and age bounds. Returns rows dropped. */
+  /**
+   * Apply retention now: drop events older than the age bound, then the oldest of each
+   * class beyond that class's count budget. Returns rows dropped.
+   */
   trim(): number {
     const cutoff = this.#now() - this.#retention.maxAgeDays * 86_400_000;
     let dropped = Number(this.db.prepare("DELETE FROM events WHERE time < ?").run(cutoff).changes);
-    const max = this.db.prepare("SELECT MAX(id) AS m FROM events").get() as { m: number | null };
-    if (max.m !== null) {
-      dropped += Number(
-        this.db.prepare("DELETE FROM events WHERE id <= ?").run(
-          max.m - this.#retention.maxEvents,
-        ).changes,
-      );
+    const budgets: [EventClass, number][] = [
+      [EVENT_CLASS.ordinary, this.#retention.maxEvents],
+      [EVENT_CLASS.audit, this.#retention.maxAuditEvents],
+      [EVENT_CLASS.untrusted, this.#retention.maxUntrustedEvents],
+    ];
+    for (const [cls, keep] of budgets) {
+      const edge = this.db.prepare(
+        "SELECT id FROM events WHERE class = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+      ).get(cls, keep) as { id: number } | undefined;
+      if (edge) {
+        dropped += Number(
+          this.db.prepare("DELETE FROM events WHERE class = ? AND id <= ?").run(cls, edge.id)
+            .changes,
+        );
+      }
     }
+    this.#count = undefined;
     return dropped;
   }
 
@@ -230,15 +292,13 @@ export class Store implements Journal {
   }
 
   /**
-   * Number of events from the id range (O(1)): retention deletes only the oldest
-   * ids, so the range is dense. Used where exactness does not matter (status).
+   * Number of events, counted once after each trim and then kept up by this process's
+   * appends (events appended by another process, e.g. the CLI, show after the next
+   * trim). Used where exactness does not matter (status).
    */
   eventCountFast(): number {
-    const r = this.db.prepare("SELECT MIN(id) AS lo, MAX(id) AS hi FROM events").get() as {
-      lo: number | null;
-      hi: number | null;
-    };
-    return r.lo === null || r.hi === null ? 0 : Number(r.hi) - Number(r.lo) + 1;
+    this.#count ??= this.eventCount();
+    return this.#count;
   }
 
   /** Read a setting (JSON-decoded), or undefined. */

@@ -159,7 +159,10 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     }
     return c.body(statusJson, 200, { "content-type": "application/json" });
   });
-  app.route("/api", authRoutes({ users, bus: view.bus, tls }));
+  app.route(
+    "/api",
+    authRoutes({ users, bus: view.bus, tls, clock: view.clock, closing: view.closing }),
+  );
   app.route(
     "/api",
     eventsRoutes(view.store, view.bus, {

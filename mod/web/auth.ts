@@ -10,16 +10,23 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { z } from "zod";
 import type { EventBus } from "../events/mod.ts";
+import type { Clock } from "../module.ts";
 import { ApiError, jsonBody, parseOr400 } from "./errors.ts";
+import { UNKNOWN_USER } from "./events.ts";
+import { GateFullError } from "./hash_gate.ts";
+import { LoginAudit } from "./login_audit.ts";
 import { apiDoc } from "./openapi.ts";
 import { isPublic } from "./public_paths.ts";
 
 export { isPublic, PUBLIC_PATHS } from "./public_paths.ts";
 import {
+  AlreadySetUpError,
+  durationSchema,
   passwordSchema,
   type Principal,
   type Role,
   roleSchema,
+  UserExistsError,
   usernameSchema,
   type Users,
 } from "./users.ts";
@@ -48,9 +55,35 @@ export interface AuthOptions {
   tls: boolean;
 }
 
+/** Options of the auth routes. */
+export interface AuthRouteOptions extends AuthOptions {
+  /** Clock (the login audit's window). */
+  clock: Clock;
+  /** Aborted when the server stops (flushes the login audit). */
+  closing?: AbortSignal;
+}
+
 /** Name of the session cookie. */
 export function cookieName(tls: boolean): string {
   return tls ? "__Host-kw_session" : "kw_session";
+}
+
+/** Name of the device cookie (a browser that signed in before; see login_throttle.ts). */
+export function deviceCookieName(tls: boolean): string {
+  return tls ? "__Host-kw_device" : "kw_device";
+}
+
+/** A 503 for when password hashing is saturated: cheap to send, says when to retry. */
+export class LoginBusyError extends ApiError {
+  /** Build one. */
+  constructor() {
+    super(503, "busy", "too many sign-ins at once; try again in a second");
+  }
+}
+
+/** Seconds for Retry-After from milliseconds (at least 1). */
+function retrySeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 function remoteIp(c: Context<AuthEnv>): string {
@@ -138,6 +171,7 @@ const passwordBody = z.strictObject({ password: passwordSchema });
 const tokenBody = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -"),
   role: roleSchema.default("viewer"),
+  expires: durationSchema.optional().describe("lifetime, e.g. 30d, 12h, 45m (default: none)"),
 });
 
 apiDoc("POST", "/api/login", { summary: "sign in; sets the session cookie", body: loginBody });
@@ -159,14 +193,23 @@ apiDoc("POST", "/api/tokens", { summary: "create an API token (shown once)", bod
 apiDoc("DELETE", "/api/tokens/:id", { summary: "revoke an API token" });
 
 /** Routes: login, logout, setup, me, users, tokens. */
-export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
+export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   const { users, bus } = opts;
   const app = new Hono<AuthEnv>();
-  const audit = (
-    kind: string,
-    severity: "info" | "notice" | "warning",
-    payload: Record<string, unknown>,
-  ) => bus.publishUntyped({ module: "auth", kind: `auth.${kind}`, severity, payload });
+  const loginAudit = new LoginAudit({ bus, clock: opts.clock });
+  opts.closing?.addEventListener("abort", () => loginAudit.flush(), { once: true });
+  /** Run a hash inside the bounded gate; a full gate is a fast 503. */
+  const gated = async <T>(c: Context<AuthEnv>, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await users.hashGate.run(fn);
+    } catch (e) {
+      if (e instanceof GateFullError) {
+        c.header("Retry-After", "1");
+        throw new LoginBusyError();
+      }
+      throw e;
+    }
+  };
 
   const startSession = (c: Context<AuthEnv>, user: string) => {
     const sid = users.createSession(user);
@@ -182,34 +225,65 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
 
   app.post("/login", async (c) => {
     const body = parseOr400(loginBody, await jsonBody(c), "login");
-    const key = `${body.username}@${remoteIp(c)}`;
-    const locked = users.lockedFor(key);
-    if (locked > 0) {
-      audit("login_refused", "warning", { user: body.username, ip: remoteIp(c), reason: "locked" });
-      c.header("Retry-After", String(Math.ceil(locked / 1000)));
-      throw new ApiError(
-        429,
-        "locked",
-        `too many failed logins; try again in ${Math.ceil(locked / 1000)} s`,
-      );
+    const ip = remoteIp(c);
+    const known = users.exists(body.username);
+    // never journal a name that matches no account: it may be a mistyped password
+    const shown = known ? body.username : UNKNOWN_USER;
+    // One synchronous step: a hashing slot, then the throttle's reservation. Nothing is
+    // hashed for an attempt the throttle refuses, and parallel attempts cannot all pass
+    // a check made before the slow hash.
+    const ticket = users.hashGate.tryEnter();
+    if (!ticket) {
+      loginAudit.refused(shown, known, ip, "busy", 1000);
+      c.header("Retry-After", "1");
+      throw new LoginBusyError();
     }
-    const user = await users.authenticate(body.username, body.password);
-    if (!user) {
-      const nowLocked = users.recordFailure(key);
-      audit("login_failed", "warning", { user: body.username, ip: remoteIp(c), locked: nowLocked });
-      if (nowLocked) {
-        audit("locked", "warning", {
-          user: body.username,
-          ip: remoteIp(c),
-          forMs: users.lockout.lockMs,
+    try {
+      const decision = users.throttle.begin(body.username, ip, {
+        userExists: known,
+        deviceCookie: getCookie(c, deviceCookieName(opts.tls)),
+      });
+      if (!decision.ok) {
+        loginAudit.refused(shown, known, ip, decision.reason, decision.retryAfterMs);
+        c.header("Retry-After", retrySeconds(decision.retryAfterMs));
+        throw new ApiError(
+          429,
+          "locked",
+          `too many failed logins; try again in ${retrySeconds(decision.retryAfterMs)} s`,
+        );
+      }
+      const attempt = decision.attempt;
+      if (attempt.lockedUser) {
+        bus.publish({
+          module: "auth",
+          kind: "auth.locked",
+          severity: "warning",
+          payload: { user: body.username, forMs: users.throttle.policy.userLockMs },
         });
       }
-      throw new ApiError(401, "bad_credentials", "wrong user name or password");
+      await ticket.ready;
+      const user = await users.authenticate(body.username, body.password);
+      if (!user) {
+        loginAudit.failed(shown, known, ip);
+        throw new ApiError(401, "bad_credentials", "wrong user name or password");
+      }
+      users.throttle.succeeded(attempt, user.name);
+      if (!attempt.device) {
+        setCookie(c, deviceCookieName(opts.tls), users.throttle.issueDevice(user.name), {
+          httpOnly: true,
+          sameSite: "Strict",
+          secure: opts.tls,
+          path: "/",
+          maxAge: Math.floor(users.throttle.policy.deviceMaxMs / 1000),
+          ...(opts.tls ? { prefix: "host" as const } : {}),
+        });
+      }
+      startSession(c, user.name);
+      bus.publish({ module: "auth", kind: "auth.login", payload: { user: user.name, ip } });
+      return c.json({ user: user.name, role: user.role });
+    } finally {
+      ticket.release();
     }
-    users.clearFailures(key);
-    startSession(c, user.name);
-    audit("login", "info", { user: user.name, ip: remoteIp(c) });
-    return c.json({ user: user.name, role: user.role });
   });
 
   app.post("/logout", (c) => {
@@ -221,18 +295,14 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
       ...(opts.tls ? { prefix: "host" as const } : {}),
     });
     const p = c.get("principal");
-    if (p) audit("logout", "info", { user: p.name });
+    if (p) bus.publish({ module: "auth", kind: "auth.logout", payload: { user: p.name } });
     return c.json({ ok: true });
   });
 
+  const alreadySetUp = () =>
+    new ApiError(409, "already_set_up", "an admin password is already set; sign in instead");
   app.post("/setup", async (c) => {
-    if (users.hasAdmin()) {
-      throw new ApiError(
-        409,
-        "already_set_up",
-        "an admin password is already set; sign in instead",
-      );
-    }
+    if (users.hasAdmin()) throw alreadySetUp();
     if (!isLoopback(c)) {
       throw new ApiError(
         403,
@@ -241,8 +311,22 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
       );
     }
     const body = parseOr400(setupBody, await jsonBody(c), "setup");
-    await users.setPassword(body.username, body.password, "admin");
-    audit("user_created", "notice", { user: body.username, role: "admin", by: "setup" });
+    // check-and-insert is one transaction: N parallel setups make exactly one admin
+    try {
+      await gated(c, () =>
+        users.createUser(body.username, body.password, "admin", {
+          firstAdmin: true,
+        }));
+    } catch (e) {
+      if (e instanceof AlreadySetUpError || e instanceof UserExistsError) throw alreadySetUp();
+      throw e;
+    }
+    bus.publish({
+      module: "auth",
+      kind: "auth.user_created",
+      severity: "notice",
+      payload: { user: body.username, role: "admin", by: "setup" },
+    });
     startSession(c, body.username);
     return c.json({ user: body.username, role: "admin" }, 201);
   });
@@ -252,17 +336,34 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
   app.get("/users", (c) => c.json({ users: users.list() }));
   app.post("/users", async (c) => {
     const body = parseOr400(userBody, await jsonBody(c), "user");
-    if (users.get(body.username)) throw new ApiError(409, "exists", `user ${body.username} exists`);
-    const u = await users.setPassword(body.username, body.password, body.role as Role);
-    audit("user_created", "notice", { user: u.name, role: u.role, by: c.get("principal")?.name });
+    const exists = () => new ApiError(409, "exists", `user ${body.username} exists`);
+    if (users.exists(body.username)) throw exists();
+    let u;
+    try {
+      u = await gated(c, () => users.createUser(body.username, body.password, body.role as Role));
+    } catch (e) {
+      if (e instanceof UserExistsError) throw exists();
+      throw e;
+    }
+    bus.publish({
+      module: "auth",
+      kind: "auth.user_created",
+      severity: "notice",
+      payload: { user: u.name, role: u.role, by: c.get("principal")?.name },
+    });
     return c.json(u, 201);
   });
   app.post("/users/:name/password", async (c) => {
     const name = c.req.param("name");
     if (!users.get(name)) throw new ApiError(404, "not_found", `no user ${name}`);
     const body = parseOr400(passwordBody, await jsonBody(c), "password");
-    await users.setPassword(name, body.password);
-    audit("password_changed", "notice", { user: name, by: c.get("principal")?.name });
+    await gated(c, () => users.setPassword(name, body.password));
+    bus.publish({
+      module: "auth",
+      kind: "auth.password_changed",
+      severity: "notice",
+      payload: { user: name, by: c.get("principal")?.name },
+    });
     return c.json({ ok: true });
   });
   app.delete("/users/:name", (c) => {
@@ -274,7 +375,12 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
       throw new ApiError(409, "conflict", (e as Error).message);
     }
     if (!ok) throw new ApiError(404, "not_found", `no user ${name}`);
-    audit("user_deleted", "notice", { user: name, by: c.get("principal")?.name });
+    bus.publish({
+      module: "auth",
+      kind: "auth.user_deleted",
+      severity: "notice",
+      payload: { user: name, by: c.get("principal")?.name },
+    });
     return c.json({ ok: true });
   });
 
@@ -283,22 +389,33 @@ export function authRoutes(opts: AuthOptions): Hono<AuthEnv> {
     const body = parseOr400(tokenBody, await jsonBody(c), "token");
     let r;
     try {
-      r = users.createToken(body.name, body.role as Role);
+      r = users.createToken(body.name, body.role as Role, { expiresInMs: body.expires });
     } catch (e) {
       if (!/already exists/.test(String(e))) throw e;
       throw new ApiError(409, "exists", (e as Error).message);
     }
-    audit("token_created", "notice", {
-      token: body.name,
-      role: body.role,
-      by: c.get("principal")?.name,
+    bus.publish({
+      module: "auth",
+      kind: "auth.token_created",
+      severity: "notice",
+      payload: {
+        token: body.name,
+        role: body.role,
+        by: c.get("principal")?.name,
+        expires: r.info.expires,
+      },
     });
     return c.json({ token: r.token, ...r.info }, 201);
   });
   app.delete("/tokens/:id", (c) => {
     const id = c.req.param("id");
     if (!users.revokeToken(id)) throw new ApiError(404, "not_found", `no token ${id}`);
-    audit("token_revoked", "notice", { token: id, by: c.get("principal")?.name });
+    bus.publish({
+      module: "auth",
+      kind: "auth.token_revoked",
+      severity: "notice",
+      payload: { token: id, by: c.get("principal")?.name },
+    });
     return c.json({ ok: true });
   });
   return app;

@@ -9,6 +9,7 @@ import { controlSocketPath } from "../cli/client.ts";
 import type { Module, PartHealth } from "../module.ts";
 import { createApp, type RuntimeView, type WebEnv } from "./app.ts";
 import { loadTls } from "./tls.ts";
+import type {} from "./events.ts";
 
 export { createApp, type HealthReport, type RuntimeView, type WebEnv } from "./app.ts";
 export { ApiError, jsonBody, parseOr400, validationError } from "./errors.ts";
@@ -58,7 +59,7 @@ export class WebModule implements Module {
       const m = await loadTls(this.#view.config.web.tls, this.#view.config.dataDir, hostname);
       tls = { cert: m.cert, key: m.key };
       if (m.source === "generated") {
-        this.#view.bus.publishUntyped({
+        this.#view.bus.publish({
           module: "web",
           kind: "web.tls_generated",
           severity: "notice",

@@ -5,6 +5,7 @@ import type { EventBus } from "../events/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { jsonBody, parseOr400 } from "./errors.ts";
 import { apiDoc } from "./openapi.ts";
+import type {} from "./events.ts";
 
 /** Run-time UI settings. */
 export const uiSettingsSchema = z.strictObject({
@@ -34,7 +35,7 @@ export function settingsRoutes(store: Store, bus: EventBus): Hono {
     const patch = parseOr400(putBody, await jsonBody(c), "settings");
     const next = { ...readUiSettings(store), ...patch };
     store.setSetting("ui", next);
-    bus.publishUntyped({
+    bus.publish({
       module: "web",
       kind: "web.settings_changed",
       severity: "notice",

@@ -7,6 +7,8 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { isStorageFull, type Store } from "../store/mod.ts";
+import { HashGate } from "./hash_gate.ts";
+import { LoginThrottle, type ThrottlePolicy } from "./login_throttle.ts";
 
 /** Roles: admin may change things, viewer may only look. */
 export type Role = "admin" | "viewer";
@@ -47,6 +49,8 @@ export interface TokenInfo {
   created: number;
   /** Last used (ms) or null. */
   lastUsed: number | null;
+  /** Expiry (ms) or null for a token that never expires. */
+  expires: number | null;
 }
 
 /** Who a request acts as. */
@@ -72,6 +76,11 @@ const MIGRATIONS = [
    CREATE TABLE login_failures (
      key TEXT PRIMARY KEY, count INTEGER NOT NULL, first INTEGER NOT NULL,
      locked_until INTEGER NOT NULL DEFAULT 0);`,
+  // Optional token expiry; a generation counter bumped by every revocation, read per
+  // request so a token revoked by any process (CLI, API) stops working at once.
+  `ALTER TABLE tokens ADD COLUMN expires INTEGER;
+   CREATE TABLE auth_generation (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);
+   INSERT INTO auth_generation (id, gen) VALUES (1, 0);`,
 ];
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 64 };
@@ -110,14 +119,35 @@ function sha256(s: string): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
-/** Lockout policy. */
-export interface LockoutPolicy {
-  /** Failures allowed in the window before lockout. */
-  maxFailures: number;
-  /** Window (ms). */
-  windowMs: number;
-  /** Lockout duration (ms). */
-  lockMs: number;
+/** Milliseconds of a duration written `30d`, `12h` or `45m` (token expiry). */
+export function parseDuration(s: string): number {
+  const m = /^([1-9][0-9]{0,5})([dhm])$/.exec(s.trim());
+  if (!m) throw new Error(`"${s}" is not a duration: write e.g. 30d, 12h or 45m`);
+  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as "d" | "h" | "m"];
+}
+
+/** Zod schema of a duration written `30d`, `12h` or `45m`, as milliseconds. */
+export const durationSchema: z.ZodType<number, string> = z.string().regex(
+  /^[1-9][0-9]{0,5}[dhm]$/,
+  "a duration such as 30d, 12h or 45m",
+).transform(parseDuration);
+
+/** The first admin exists already (setup is over). */
+export class AlreadySetUpError extends Error {
+  /** Build one. */
+  constructor() {
+    super("an admin password is already set; sign in instead");
+    this.name = "AlreadySetUpError";
+  }
+}
+
+/** A user of that name exists already. */
+export class UserExistsError extends Error {
+  /** Build one. */
+  constructor(name: string) {
+    super(`user ${name} exists`);
+    this.name = "UserExistsError";
+  }
 }
 
 /** Session policy. */
@@ -132,22 +162,49 @@ export interface SessionPolicy {
 export class Users {
   readonly #store: Store;
   readonly #now: () => number;
-  #tokenCache = new Map<string, { principal: Principal; until: number }>();
-  /** Lockout policy. */
-  readonly lockout: LockoutPolicy;
+  #tokenCache = new Map<
+    string,
+    { principal: Principal; until: number; expires: number | null; gen: number }
+  >();
+  #genStmt;
+  /** Login throttle (per address, per user, per device). */
+  readonly throttle: LoginThrottle;
+  /** Bound on concurrent password hashing (logins, setup, password changes). */
+  readonly hashGate: HashGate;
   /** Session policy. */
   readonly session: SessionPolicy;
 
   /** Open on a store (runs the auth migrations). */
   constructor(
     store: Store,
-    opts: { now?: () => number; lockout?: LockoutPolicy; session?: SessionPolicy } = {},
+    opts: {
+      now?: () => number;
+      throttle?: Partial<ThrottlePolicy>;
+      session?: SessionPolicy;
+      hashGate?: HashGate;
+    } = {},
   ) {
     this.#store = store;
     this.#now = opts.now ?? Date.now;
-    this.lockout = opts.lockout ?? { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
     this.session = opts.session ?? { idleMs: 8 * 3600_000, maxMs: 7 * 86_400_000 };
     store.migrate("auth", MIGRATIONS);
+    this.throttle = new LoginThrottle(store, { now: this.#now, policy: opts.throttle });
+    this.hashGate = opts.hashGate ?? new HashGate(2, 6);
+    this.#genStmt = store.db.prepare("SELECT gen FROM auth_generation WHERE id = 1");
+  }
+
+  /** Revocation generation: bumped by every token revocation, in any process. */
+  generation(): number {
+    return Number((this.#genStmt.get() as { gen: number }).gen);
+  }
+
+  #bumpGeneration(): void {
+    this.#store.db.prepare("UPDATE auth_generation SET gen = gen + 1 WHERE id = 1").run();
+  }
+
+  /** Does a user of this name exist? */
+  exists(name: string): boolean {
+    return !!this.#store.db.prepare("SELECT 1 FROM users WHERE name = ?").get(name);
   }
 
   /** True once any admin exists (until then only the setup page is served). */
@@ -191,6 +248,32 @@ export class Users {
     return this.get(name)!;
   }
 
+  /**
+   * Create a NEW user: hashes first, then checks and inserts in one transaction, so
+   * two parallel creations of one name give one user and one {@link UserExistsError}.
+   * With `firstAdmin`, refuses ({@link AlreadySetUpError}) when any admin exists: N
+   * parallel setups create exactly one admin.
+   */
+  async createUser(
+    name: string,
+    password: string,
+    role: Role,
+    opts: { firstAdmin?: boolean } = {},
+  ): Promise<UserInfo> {
+    usernameSchema.parse(name);
+    passwordSchema.parse(password);
+    const hash = await hashPassword(password);
+    const now = this.#now();
+    this.#store.transaction(() => {
+      if (opts.firstAdmin && this.hasAdmin()) throw new AlreadySetUpError();
+      if (this.exists(name)) throw new UserExistsError(name);
+      this.#store.db.prepare(
+        "INSERT INTO users (name, role, hash, created, updated) VALUES (?, ?, ?, ?, ?)",
+      ).run(name, role, hash, now, now);
+    });
+    return this.get(name)!;
+  }
+
   /** Delete a user (refuses to delete the last admin). */
   delete(name: string): boolean {
     const u = this.get(name);
@@ -202,39 +285,6 @@ export class Users {
     }
     this.#store.db.prepare("DELETE FROM users WHERE name = ?").run(name);
     return true;
-  }
-
-  /** Is this login key (user@ip) locked out now? Returns ms left or 0. */
-  lockedFor(key: string): number {
-    const row = this.#store.db.prepare("SELECT locked_until FROM login_failures WHERE key = ?").get(
-      key,
-    ) as { locked_until: number } | undefined;
-    return row ? Math.max(0, row.locked_until - this.#now()) : 0;
-  }
-
-  /** Record a failed login; returns true when this failure locked the key. */
-  recordFailure(key: string): boolean {
-    const now = this.#now();
-    const row = this.#store.db.prepare("SELECT count, first FROM login_failures WHERE key = ?").get(
-      key,
-    ) as { count: number; first: number } | undefined;
-    let count = 1, first = now;
-    if (row && now - row.first < this.lockout.windowMs) {
-      count = row.count + 1;
-      first = row.first;
-    }
-    const locked = count >= this.lockout.maxFailures;
-    this.#store.db.prepare(
-      `INSERT INTO login_failures (key, count, first, locked_until) VALUES (?, ?, ?, ?)
-       ON CONFLICT(key) DO UPDATE SET count = excluded.count, first = excluded.first,
-       locked_until = excluded.locked_until`,
-    ).run(key, locked ? 0 : count, locked ? now : first, locked ? now + this.lockout.lockMs : 0);
-    return locked;
-  }
-
-  /** Forget failures after a good login. */
-  clearFailures(key: string): void {
-    this.#store.db.prepare("DELETE FROM login_failures WHERE key = ?").run(key);
   }
 
   /** Check credentials; returns the user or null. Constant work for unknown users. */
@@ -291,49 +341,77 @@ export class Users {
     this.#store.db.prepare("DELETE FROM sessions WHERE id_hash = ?").run(sha256(id));
   }
 
-  /** Create an API token; returns the secret (shown once) and its info. */
-  createToken(name: string, role: Role): { token: string; info: TokenInfo } {
+  /**
+   * Create an API token; returns the secret (shown once) and its info. `expiresInMs`
+   * makes it stop working that long from now (default: never).
+   */
+  createToken(
+    name: string,
+    role: Role,
+    opts: { expiresInMs?: number } = {},
+  ): { token: string; info: TokenInfo } {
     z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -").parse(
       name,
     );
     const id = randomBytes(6).toString("hex");
     const secret = randomBytes(24).toString("base64url");
     const now = this.#now();
+    const expires = opts.expiresInMs === undefined ? null : now + opts.expiresInMs;
     try {
       this.#store.db.prepare(
-        "INSERT INTO tokens (id, name, role, hash, created) VALUES (?, ?, ?, ?, ?)",
-      ).run(id, name, role, sha256(secret), now);
+        "INSERT INTO tokens (id, name, role, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(id, name, role, sha256(secret), now, expires);
     } catch (e) {
       if (String(e).includes("UNIQUE")) throw new Error(`a token named "${name}" already exists`);
       throw e;
     }
-    return { token: `kwt_${id}_${secret}`, info: { id, name, role, created: now, lastUsed: null } };
+    return {
+      token: `kwt_${id}_${secret}`,
+      info: { id, name, role, created: now, lastUsed: null, expires },
+    };
   }
 
-  /** Resolve a bearer token (verified tokens are cached in memory for a few seconds). */
+  /**
+   * Resolve a bearer token. Verified tokens are cached for a few seconds, but every
+   * hit first compares the revocation generation in the store (one indexed row read),
+   * so a revocation by any process (CLI or API) takes effect on the next request.
+   */
   tokenUser(token: string): Principal | null {
     const now = this.#now();
+    const gen = this.generation();
     const hit = this.#tokenCache.get(token);
-    if (hit && hit.until > now) return hit.principal;
-    const p = this.#tokenUserUncached(token);
+    if (hit && hit.until > now && hit.gen === gen && (hit.expires ?? Infinity) > now) {
+      return hit.principal;
+    }
+    const r = this.#tokenUserUncached(token, now);
     if (this.#tokenCache.size > 1000) this.#tokenCache.clear();
-    if (p) this.#tokenCache.set(token, { principal: p, until: now + 5_000 });
-    return p;
+    if (r) this.#tokenCache.set(token, { ...r, until: now + 5_000, gen });
+    else this.#tokenCache.delete(token);
+    return r?.principal ?? null;
   }
 
-  #tokenUserUncached(token: string): Principal | null {
+  #tokenUserUncached(
+    token: string,
+    now: number,
+  ): { principal: Principal; expires: number | null } | null {
     const m = /^kwt_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(token);
     if (!m) return null;
     const row = this.#store.db.prepare(
-      "SELECT name, role, hash, last_used FROM tokens WHERE id = ?",
+      "SELECT name, role, hash, last_used, expires FROM tokens WHERE id = ?",
     )
       .get(m[1]) as
-        | { name: string; role: Role; hash: string; last_used: number | null }
+        | {
+          name: string;
+          role: Role;
+          hash: string;
+          last_used: number | null;
+          expires: number | null;
+        }
         | undefined;
     if (!row) return null;
+    if (row.expires !== null && row.expires <= now) return null;
     const a = Buffer.from(row.hash, "hex"), b = Buffer.from(sha256(m[2]), "hex");
     if (!timingSafeEqual(a, b)) return null;
-    const now = this.#now();
     if (!row.last_used || now - row.last_used > 60_000) {
       try {
         this.#store.db.prepare("UPDATE tokens SET last_used = ? WHERE id = ?").run(now, m[1]);
@@ -341,22 +419,34 @@ export class Users {
         if (!isStorageFull(e)) throw e; // bookkeeping: a full disk must not refuse a token
       }
     }
-    return { name: `token:${row.name}`, role: row.role, via: "token" };
+    return {
+      principal: { name: `token:${row.name}`, role: row.role, via: "token" },
+      expires: row.expires === null ? null : Number(row.expires),
+    };
   }
 
   /** List tokens. */
   tokens(): TokenInfo[] {
     return (this.#store.db.prepare(
-      "SELECT id, name, role, created, last_used AS lastUsed FROM tokens ORDER BY created",
+      "SELECT id, name, role, created, last_used AS lastUsed, expires FROM tokens ORDER BY created",
     ).all() as unknown as TokenInfo[]).map((t) => ({ ...t }));
   }
 
-  /** Revoke a token by id or name (effective at once, also for cached tokens). */
+  /**
+   * Revoke a token by id or name: effective at once in every process using this store
+   * (the revocation generation is bumped in the same transaction).
+   */
   revokeToken(idOrName: string): boolean {
     this.#tokenCache.clear();
-    return Number(
-      this.#store.db.prepare("DELETE FROM tokens WHERE id = ? OR name = ?").run(idOrName, idOrName)
-        .changes,
-    ) > 0;
+    return this.#store.transaction(() => {
+      const n = Number(
+        this.#store.db.prepare("DELETE FROM tokens WHERE id = ? OR name = ?").run(
+          idOrName,
+          idOrName,
+        ).changes,
+      );
+      if (n > 0) this.#bumpGeneration();
+      return n > 0;
+    });
   }
 }
