@@ -10,6 +10,9 @@
  * segment `unknown` (never silently `inline`), publishes `bypass.switch_failed`
  * and is retried with doubling delays until it succeeds.
  *
+ * At start the config is checked against the card and its policies provisioned
+ * (provision.ts).
+ *
  * The card watchdog (card_watchdog.ts) is armed just before going inline and
  * disarmed after switching to a held mode; its expiry adds a persisted
  * `watchdog` hold when `onExpiry` is `hold`.
@@ -24,13 +27,12 @@ import type {
   BypassCapabilities,
   BypassDriver,
   BypassMode,
-  BypassPolicies,
-  BypassPolicyName,
   SegmentMode,
 } from "../../hw/bypass/types.ts";
 import type { BypassHold, SegmentHoldStore, SegmentStatus, SwitchOutcome } from "./types.ts";
 import type { SegmentPublish } from "./events.ts";
-import { BypassHeldError, BypassInputError, BypassSegmentConfigError } from "./errors.ts";
+import { BypassHeldError, BypassInputError } from "./errors.ts";
+import { checkCapabilities, provisionPolicies } from "./provision.ts";
 import { HoldLedger } from "./hold_ledger.ts";
 import { CardWatchdog } from "./card_watchdog.ts";
 import { HOLD_REASONS } from "./hold_reasons.ts";
@@ -183,10 +185,16 @@ export class Segment {
       return;
     }
     this.#caps = caps;
-    this.#validate(caps);
+    checkCapabilities(this.cfg, this.driver.kind, caps);
     this.#opened = true;
     try {
-      await this.#provision();
+      await provisionPolicies(
+        this.cfg,
+        this.driver,
+        caps,
+        (p, w) => this.#timed(p, w),
+        this.#publish,
+      );
       const mode = await this.#timed(this.driver.readMode(), "read-back");
       this.#readBack = mode;
       this.#mode = mode;
@@ -202,69 +210,6 @@ export class Segment {
       return;
     }
     await this.#reconcile();
-  }
-
-  #validate(caps: BypassCapabilities): void {
-    const seg = this.name, drv = this.driver.kind;
-    for (const k of ["powerOff", "powerUp", "watchdogExpiry"] as BypassPolicyName[]) {
-      const want = this.cfg.policies[k];
-      const c = caps.policies[k];
-      if (c.settable.includes(want) || c.fixed === want) continue;
-      if (c.fixed === null && c.settable.length === 0 && want === "bypass") continue;
-      if (k === "watchdogExpiry" && !caps.watchdog && want === "bypass") continue;
-      throw new BypassSegmentConfigError(
-        seg,
-        drv,
-        `policies.${k}`,
-        `${want} is not possible (${
-          c.settable.length
-            ? `settable: ${c.settable.join(", ")}`
-            : `fixed: ${c.fixed ?? "not applicable"}`
-        })`,
-      );
-    }
-    const wd = this.cfg.watchdog.timeoutMs;
-    if (wd > 0 && !caps.watchdog) {
-      throw new BypassSegmentConfigError(
-        seg,
-        drv,
-        "watchdog.timeoutMs",
-        "this card has no watchdog; use 0",
-      );
-    }
-    if (wd > 0 && caps.watchdogRangeMs) {
-      const { min, max } = caps.watchdogRangeMs;
-      if (wd < min || wd > max) {
-        throw new BypassSegmentConfigError(
-          seg,
-          drv,
-          "watchdog.timeoutMs",
-          `${wd} ms is outside what the card supports (${min}..${max} ms)`,
-        );
-      }
-    }
-  }
-
-  /** Write only the policies that differ (EEPROM/NVRAM wear), or only report them. */
-  async #provision(): Promise<void> {
-    const caps = this.#caps!;
-    const current = await this.#timed(this.driver.readPolicies(), "policy read");
-    const diff: Partial<BypassPolicies> = {};
-    for (const k of ["powerOff", "powerUp", "watchdogExpiry"] as BypassPolicyName[]) {
-      if (caps.policies[k].settable.length === 0) continue;
-      if (k === "watchdogExpiry" && !caps.watchdog) continue;
-      if (current[k] !== this.cfg.policies[k]) diff[k] = this.cfg.policies[k];
-    }
-    if (Object.keys(diff).length === 0) return;
-    const previous = Object.fromEntries(
-      (Object.keys(diff) as BypassPolicyName[]).map((k) => [k, current[k] ?? null]),
-    );
-    if (!this.cfg.policies.provision) {
-      this.#publish("bypass.policies_differ", { wanted: diff, card: previous }, "warning");
-      return;
-    }
-    await this.#timed(this.driver.writePolicies(diff), "policy write");
-    this.#publish("bypass.policies_written", { written: diff, previous }, "notice");
   }
 
   /** Take a hold in the ledger (persisted) and publish it. */
