@@ -18,20 +18,19 @@ import {
 import { type HealthReport, type RuntimeView, WebModule } from "./web/mod.ts";
 import { VERSION } from "./version.ts";
 import type { MetricFamily } from "./web/metrics.ts";
-import { createStorageModule } from "./storage/mod.ts";
+import { createStorageModule, type StorageModule } from "./storage/mod.ts";
 import {
   createSupervisorModule,
-  type EscalationActions,
-  HARDWARE_WATCHDOG_PETTER,
-  type Petter,
+  type SupervisorModule,
+  supervisorWiring,
 } from "./supervisor/mod.ts";
-import type { SupervisorApi } from "./supervisor/api.ts";
 import { type BypassModule, createBypassModule } from "./bypass/mod.ts";
 import { WatchdogModule } from "./watchdog/mod.ts";
-import { createUpdateModule } from "./update/mod.ts";
+import { createUpdateModule, type UpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { createHaModule, haReaders } from "./ha/mod.ts";
+import "./runtime_events.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -56,7 +55,7 @@ export class Runtime implements RuntimeView {
   #closing = new AbortController();
   #opts: RuntimeOptions;
   #web: WebModule | undefined;
-  #built: Built | undefined;
+  #wired: Wiring | undefined;
   #stopping: Promise<{ clean: boolean }> | undefined;
   #lock: DataDirLock | undefined;
 
@@ -115,9 +114,10 @@ export class Runtime implements RuntimeView {
       clock: this.clock,
     };
     this.#web = new WebModule(this);
-    this.#built = buildModules(ctx, this);
+    const wiring = new Wiring(ctx, this);
+    this.#wired = wiring;
     this.#modules = [
-      ...this.#built.modules,
+      ...MODULES.map((m) => wiring.build(m)),
       ...(this.#opts.extraModules?.(ctx) ?? []),
       this.#web,
     ];
@@ -130,7 +130,7 @@ export class Runtime implements RuntimeView {
         moduleStartMs[m.name] = Math.round((performance.now() - t0) * 10) / 10;
         this.#started.push(m);
       } catch (e) {
-        this.bus.publishUntyped({
+        this.bus.publish({
           module: "runtime",
           kind: "runtime.start_failed",
           severity: "critical",
@@ -140,7 +140,7 @@ export class Runtime implements RuntimeView {
         throw new Error(`cannot start ${m.name}: ${(e as Error).message}`);
       }
     }
-    this.bus.publishUntyped({
+    this.bus.publish({
       module: "runtime",
       kind: "runtime.started",
       payload: {
@@ -177,7 +177,7 @@ export class Runtime implements RuntimeView {
       clearTimeout(timer);
       if (r === "ok") return;
       clean = false;
-      this.bus.publishUntyped({
+      this.bus.publish({
         module: "runtime",
         kind: "runtime.stop_failed",
         severity: "error",
@@ -200,7 +200,7 @@ export class Runtime implements RuntimeView {
     this.#started = [];
     if (this.#store) {
       try {
-        this.bus.publishUntyped({
+        this.bus.publish({
           module: "runtime",
           kind: "runtime.stopped",
           payload: { reason, clean, uptimeMs: this.clock.now() - this.#startedAt },
@@ -261,12 +261,12 @@ export class Runtime implements RuntimeView {
 
   /** The governor's HTTP admission middleware (the web installs it first). */
   admission(): MiddlewareHandler | undefined {
-    return this.#built?.governor.admission();
+    return this.#wired?.get("governor").admission();
   }
 
   /** Extra UI live-refresh delay under load (ms). */
   uiThrottleMs(): number {
-    return this.#built?.governor.uiThrottleMs() ?? 0;
+    return this.#wired?.get("governor").uiThrottleMs() ?? 0;
   }
 
   /** Metric families: the runtime's own, then each module's. */
@@ -326,57 +326,95 @@ export class Runtime implements RuntimeView {
   }
 }
 
-/** The built-in modules, wired to each other. */
-interface Built {
-  /** In start order (the web is added last by the runtime). */
-  modules: Module[];
-  /** The bypass module. */
+/**
+ * The built-in modules other modules connect to, by name, with their types. A module
+ * that nobody connects to needs no entry here.
+ */
+interface Wired {
   bypass: BypassModule;
-  /** The supervisor. */
-  supervisor: SupervisorApi;
-  /** The governor. */
+  storage: StorageModule;
+  watchdog: WatchdogModule;
+  supervisor: SupervisorModule;
+  update: UpdateModule;
   governor: GovernorModule;
 }
 
-/** Build the built-in modules in start order and wire them to each other. */
-function buildModules(ctx: ModuleContext, rt: Runtime): Built {
-  const bypass = createBypassModule(ctx);
-  const storage = createStorageModule(ctx);
-  const watchdog = new WatchdogModule(ctx);
-  const each = async (targets: string[] | "all", fn: (t: string) => Promise<void> | void) => {
-    for (const t of targets === "all" ? ["all"] : targets) await fn(t);
-  };
-  const escalation: EscalationActions = {
-    bypassHold: (segments, reason) => each(segments, (t) => bypass.hold(t, reason, "supervisor")),
-    bypassRelease: (segments, reason) => each(segments, (t) => bypass.release(t, reason)),
-    reboot: async (reason) => {
-      console.error(`keepwire: rebooting: ${reason}`);
-      const out = await new Deno.Command("systemctl", { args: ["reboot"] }).output();
-      if (!out.success) throw new Error(`systemctl reboot exited ${out.code}`);
-    },
-  };
-  const petters: Petter[] = [
-    { name: "bypass-watchdogs", pet: () => bypass.petWatchdogs() },
-    // pets /dev/watchdog only while healthy, and only when keepwire owns it
-    // (supervisor.watchdogOwner = "keepwire"; see selfmon.ts)
-    { name: HARDWARE_WATCHDOG_PETTER, pet: () => watchdog.pet() },
-  ];
-  const supervisorModule = createSupervisorModule(ctx, { escalation, petters });
-  const supervisor = supervisorModule as unknown as SupervisorApi;
-  const update = createUpdateModule(ctx, {
-    bypass: () => bypass,
-    health: () => supervisor,
-    exit: (code) => void rt.stop("update: switching slot").finally(() => Deno.exit(code)),
-  });
-  const governor = createGovernorModule(ctx, { supervisor });
-  const ha = createHaModule(ctx, { readers: haReaders({ supervisor, bypass, storage, governor }) });
-  return {
-    modules: [bypass, storage, watchdog, supervisorModule as Module, update, governor, ha],
-    bypass,
-    supervisor,
-    governor,
-  };
+/** One line of the module list: a name and how to build the module from its wiring. */
+interface ModuleEntry {
+  /** The module's name (its `name`, and its key in {@link Wired} when it has one). */
+  readonly name: string;
+  /** Build it; `w.get` reaches the modules listed above it, typed. */
+  readonly build: (w: Wiring) => Module;
 }
+
+/** A module list entry; a name in {@link Wired} must build that type. */
+function entry<K extends string>(
+  name: K,
+  build: (w: Wiring) => K extends keyof Wired ? Wired[K] : Module,
+): ModuleEntry {
+  return { name, build };
+}
+
+/** What a module factory gets: the context, the runtime, and the modules built before it. */
+export class Wiring {
+  /** The module context (config, store, bus, clock). */
+  readonly ctx: ModuleContext;
+  /** The runtime (to stop it, e.g. before an update switches slots). */
+  readonly rt: Runtime;
+  readonly #built = new Map<string, Module>();
+
+  /** Wiring for one start. */
+  constructor(ctx: ModuleContext, rt: Runtime) {
+    this.ctx = ctx;
+    this.rt = rt;
+  }
+
+  /** Build one entry and remember it by name. */
+  build(e: ModuleEntry): Module {
+    if (this.#built.has(e.name)) throw new Error(`module ${e.name} is listed twice`);
+    const m = e.build(this);
+    if (m.name !== e.name) throw new Error(`module listed as ${e.name} is named ${m.name}`);
+    this.#built.set(e.name, m);
+    return m;
+  }
+
+  /** A module built earlier in the list, typed (throws when it comes later or not at all). */
+  get<K extends keyof Wired>(name: K): Wired[K] {
+    const m = this.#built.get(name);
+    if (!m) throw new Error(`module ${name} is used before it is built (order of MODULES)`);
+    return m as Wired[K];
+  }
+}
+
+/**
+ * The built-in modules in start order (stopped in reverse); the web module is added
+ * last by the runtime. A new module is one line here.
+ */
+const MODULES: readonly ModuleEntry[] = [
+  entry("bypass", (w) => createBypassModule(w.ctx)),
+  entry("storage", (w) => createStorageModule(w.ctx)),
+  entry("watchdog", (w) => new WatchdogModule(w.ctx)),
+  entry(
+    "supervisor",
+    (w) => createSupervisorModule(w.ctx, supervisorWiring(w.get("bypass"), w.get("watchdog"))),
+  ),
+  entry("update", (w) =>
+    createUpdateModule(w.ctx, {
+      bypass: () => w.get("bypass"),
+      health: () => w.get("supervisor"),
+      exit: (code) => void w.rt.stop("update: switching slot").finally(() => Deno.exit(code)),
+    })),
+  entry("governor", (w) => createGovernorModule(w.ctx, { supervisor: w.get("supervisor") })),
+  entry("ha", (w) =>
+    createHaModule(w.ctx, {
+      readers: haReaders({
+        supervisor: w.get("supervisor"),
+        bypass: w.get("bypass"),
+        storage: w.get("storage"),
+        governor: w.get("governor"),
+      }),
+    })),
+];
 
 /**
  * Start a runtime and run until SIGINT/SIGTERM; a second signal forces exit.

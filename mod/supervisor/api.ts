@@ -59,6 +59,19 @@ export interface EscalationActions {
   reboot(reason: string): Promise<void>;
 }
 
+/**
+ * The part of the bypass module the supervisor drives: escalation holds, and the card
+ * watchdogs it pets while healthy. Structural, so the supervisor does not import bypass.
+ */
+export interface BypassControl {
+  /** Put a named hold on one segment or `all`. */
+  hold(target: string, reason: string, by: string): Promise<unknown>;
+  /** Release a named hold on one segment or `all`. */
+  release(target: string, reason: string): Promise<unknown>;
+  /** Pet every bypass card watchdog once. */
+  petWatchdogs(): Promise<void> | void;
+}
+
 /** What other modules call on the supervisor. */
 export interface SupervisorApi {
   /** All subsystems. */

@@ -6,18 +6,26 @@
  */
 import type { Hono } from "hono";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
-import type { EscalationActions, Petter, SubsystemInfo, SupervisorApi } from "./api.ts";
+import type {
+  BypassControl,
+  EscalationActions,
+  Petter,
+  SubsystemInfo,
+  SupervisorApi,
+} from "./api.ts";
 import type { RunnerFactory } from "./runner.ts";
 import { Supervisor } from "./supervisor.ts";
-import { SelfMonitor } from "./selfmon.ts";
+import { HARDWARE_WATCHDOG_PETTER, SelfMonitor } from "./selfmon.ts";
+import { systemReboot } from "./system_actions.ts";
 import { leakedWorkerThreads, WorkerPool, workerRunnerFactory } from "./worker.ts";
 import { createProcessRunner } from "./process.ts";
 import { probeRunnerFactory } from "./probe.ts";
 import { supervisorRoutes } from "./routes.ts";
 import { GroupLedger } from "./orphans.ts";
-import "./events.ts";
+import type { Publish } from "./events.ts";
 
 export type {
+  BypassControl,
   Criticality,
   EscalationActions,
   Petter,
@@ -62,6 +70,32 @@ export interface SupervisorDeps {
 }
 
 /**
+ * The supervisor's connections in a running keepwire: escalation holds on the bypass
+ * segments, reboot through systemd (system_actions.ts), and the watchdogs petted while
+ * healthy (the bypass cards; /dev/watchdog only when keepwire owns it, see selfmon.ts).
+ */
+export function supervisorWiring(
+  bypass: BypassControl,
+  hardwareWatchdog: { pet(): Promise<void> | void },
+  reboot: (reason: string) => Promise<void> = systemReboot,
+): Pick<SupervisorDeps, "escalation" | "petters"> {
+  const each = async (targets: string[] | "all", fn: (t: string) => Promise<unknown>) => {
+    for (const t of targets === "all" ? ["all"] : targets) await fn(t);
+  };
+  return {
+    escalation: {
+      bypassHold: (segments, reason) => each(segments, (t) => bypass.hold(t, reason, "supervisor")),
+      bypassRelease: (segments, reason) => each(segments, (t) => bypass.release(t, reason)),
+      reboot,
+    },
+    petters: [
+      { name: "bypass-watchdogs", pet: () => bypass.petWatchdogs() },
+      { name: HARDWARE_WATCHDOG_PETTER, pet: () => hardwareWatchdog.pet() },
+    ],
+  };
+}
+
+/**
  * Runner factory by kind: worker (shared spare pool), process (its groups recorded in
  * `groups`), probe.
  */
@@ -86,7 +120,7 @@ export function createSupervisorModule(
   deps: SupervisorDeps,
 ): SupervisorModule {
   const cfg = ctx.config.supervisor;
-  const publish = (e: Parameters<typeof ctx.bus.publish>[0]) => void ctx.bus.publishUntyped(e);
+  const publish: Publish = (e) => void ctx.bus.publish(e);
   const groups = new GroupLedger(ctx.config.dataDir);
   const pool = new WorkerPool(
     ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,

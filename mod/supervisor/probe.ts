@@ -7,7 +7,7 @@
  * @module
  */
 import type { Clock, TimerId } from "../module.ts";
-import type { EventInput } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { Runner, RunnerContext, RunnerEvents } from "./runner.ts";
 import { probeCheckSchema } from "./config.ts";
@@ -98,7 +98,7 @@ export class ProbeRunner implements Runner {
   readonly #probe: NonNullable<SubsystemSpec["probe"]>;
   readonly #ev: RunnerEvents;
   readonly #clock: Clock;
-  readonly #publish: (e: EventInput) => void;
+  readonly #publish: Publish;
   readonly #check: CheckFn;
   readonly #restart: boolean;
   #timer: TimerId | undefined;

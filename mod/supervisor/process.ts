@@ -14,7 +14,7 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import type { Clock, TimerId } from "../module.ts";
-import type { EventInput } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { ExitInfo, Runner, RunnerContext, RunnerEvents } from "./runner.ts";
 import { type NotifyMessage, NotifyServer } from "./notify.ts";
@@ -205,7 +205,7 @@ export class ProcessRunner implements Runner {
   readonly #spec: SubsystemSpec;
   readonly #ev: RunnerEvents;
   readonly #clock: Clock;
-  readonly #publish: (e: EventInput) => void;
+  readonly #publish: Publish;
   readonly #limiter: LineLimiter;
   #child: Deno.ChildProcess | undefined;
   #notify: NotifyServer | undefined;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Clock } from "../module.ts";
-import type { EventInput } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 
 /** How one run ended. */
@@ -78,7 +78,7 @@ export interface RunnerContext {
   /** Clock (timers of probes and stop timeouts). */
   clock: Clock;
   /** Publish an event (output lines, notify protocol problems). */
-  publish(e: EventInput): void;
+  publish: Publish;
   /** Supervisor settings (output rate limit, ...). */
   config: SupervisorConfig;
   /** True when this run is a restart (probe: run the restart command first). */

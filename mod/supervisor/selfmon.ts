@@ -12,7 +12,7 @@
  * @module
  */
 import type { Clock, TimerId } from "../module.ts";
-import type { EventInput } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { Petter } from "./api.ts";
 import type { SupervisorConfig } from "./config.ts";
 import { NotifyClient } from "./notify.ts";
@@ -31,7 +31,7 @@ export interface SelfMonitorOptions {
   /** Watchdogs to pet while healthy. */
   petters: Petter[];
   /** Publish an event. */
-  publish(e: EventInput): void;
+  publish: Publish;
   /** Names of failed essential subsystems. */
   essentialFailed(): string[];
   /** Hung Worker threads still running after terminate() (default: none). */

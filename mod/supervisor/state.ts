@@ -12,7 +12,8 @@
  * @module
  */
 import type { Clock, TimerId } from "../module.ts";
-import type { EventInput, Severity } from "../events/mod.ts";
+import type { Severity } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { SubsystemInfo, SubsystemState } from "./api.ts";
 import type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 import type { ExitInfo, Runner, RunnerEvents, RunnerFactory } from "./runner.ts";
@@ -101,7 +102,7 @@ export interface SubsystemDeps {
   /** Supervisor settings. */
   config: SupervisorConfig;
   /** Publish an event on the bus. */
-  publish(e: EventInput): void;
+  publish: Publish;
   /** Told synchronously after every transition. */
   onTransition(t: Transition): void;
   /** Before an automatic (re)start: null to go, or why not (a required subsystem is down). */

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from "../module.ts";
-import type { EventInput } from "../events/mod.ts";
+import type { Publish } from "./events.ts";
 import type { EscalationActions, SubsystemInfo, SubsystemState, SupervisorApi } from "./api.ts";
 import type { SubsystemSpec, SupervisorConfig } from "./config.ts";
 import type { RunnerFactory } from "./runner.ts";
@@ -23,7 +23,7 @@ export interface SupervisorOptions {
   /** Clock. */
   clock: Clock;
   /** Publish an event. */
-  publish(e: EventInput): void;
+  publish: Publish;
   /** Runner factory (worker | process | probe, or a fake in tests). */
   runners: RunnerFactory;
   /** Escalation actions (bypass hold, reboot). */

@@ -8,6 +8,9 @@
 import { createWatchdog, type HardwareWatchdog, type WatchdogInfo } from "../../hw/watchdog/mod.ts";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
+import "./events.ts";
+
+export { WATCHDOG_EVENTS } from "./events.ts";
 
 /** The watchdog module. */
 export class WatchdogModule implements Module {
@@ -28,7 +31,7 @@ export class WatchdogModule implements Module {
     if (this.#ctx.config.hardware.watchdog.driver === "none") return;
     await this.#wd.open();
     const info = this.#wd.info();
-    this.#ctx.bus.publishUntyped({
+    this.#ctx.bus.publish({
       module: "watchdog",
       kind: "watchdog.opened",
       severity: "notice",
@@ -41,7 +44,7 @@ export class WatchdogModule implements Module {
       },
     });
     if (info.lastResetByWatchdog) {
-      this.#ctx.bus.publishUntyped({
+      this.#ctx.bus.publish({
         module: "watchdog",
         kind: "watchdog.last_reset_by_watchdog",
         severity: "warning",
@@ -66,7 +69,7 @@ export class WatchdogModule implements Module {
   async stop(): Promise<void> {
     if (!this.#wd.info().open) return;
     await this.#wd.close({ magic: true });
-    this.#ctx.bus.publishUntyped({ module: "watchdog", kind: "watchdog.closed", payload: {} });
+    this.#ctx.bus.publish({ module: "watchdog", kind: "watchdog.closed", payload: {} });
   }
 
   /** Health: not essential itself (self-monitoring decides when to pet). */
