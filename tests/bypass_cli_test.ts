@@ -30,6 +30,7 @@ Deno.test("bypass CLI: status, hold, release, set through the daemon; status off
     JSON.stringify({
       dataDir: join(dir, "data"),
       web: { listen: "127.0.0.1:0" },
+      governor: { enabled: false },
       hardware: {
         bypass: {
           segments: [

@@ -3,9 +3,12 @@ import {
   ConfigError,
   DEFAULT_CONFIG,
   loadConfig,
+  MAX_CONFIG_DEPTH,
   splitListen,
+  tooDeep,
   validateConfig,
 } from "../mod/config/mod.ts";
+import { InputTooLargeError, readTextFileBounded, readTextFileBoundedSync } from "../mod/fs.ts";
 import { renderConfigDocs } from "../mod/config/gen_docs.ts";
 
 Deno.test("config: the embedded default validates and runs on mock hardware", () => {
@@ -100,4 +103,76 @@ Deno.test("config: docs/config.md is generated from the schema and up to date", 
     renderConfigDocs(),
     "docs/config.md is stale: run `tools/deno task docs`",
   );
+});
+
+/** Run the real CLI with a deadline: a hang is a failure, not a stuck suite. */
+async function kwWithin(args: string[], ms = 120_000) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(ms),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, signal: out.signal, stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("config: nesting deeper than the limit is a config error naming the line, not a stack overflow", async () => {
+  assertEquals(tooDeep(`{"a": [1, {"b": "[[[["}], // [[[[\n /* {{{{ */ "c": {}}`, 3), null);
+  assertEquals(tooDeep(`{\n  "a": [[1]]}`, 2), "line 2, column 9");
+  const dir = await Deno.makeTempDir({ prefix: "kw-cfg-deep-" });
+  try {
+    const file = `${dir}/deep.json`;
+    await Deno.writeTextFile(file, '{"web":'.repeat(20_000) + "1" + "}".repeat(20_000));
+    const err = await assertRejects(() => loadConfig({ file, env: {} }), ConfigError);
+    assertEquals((err as ConfigError).problems, [
+      `line 1, column ${
+        7 * MAX_CONFIG_DEPTH + 1
+      }: nested deeper than ${MAX_CONFIG_DEPTH} objects/arrays (a keepwire config needs far fewer)`,
+    ]);
+    // The real command: exit 2 (invalid config) with the message, not exit 1 with a RangeError.
+    const r = await kwWithin(["config", "check", file]);
+    assertEquals(r.code, 2, r.stderr);
+    assertStringIncludes(r.stderr, `nested deeper than ${MAX_CONFIG_DEPTH}`);
+    assert(!r.stderr.includes("Maximum call stack"), r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("config: reads are bounded: an endless file is refused naming the file and the limit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cfg-big-" });
+  try {
+    const file = `${dir}/f.txt`;
+    await Deno.writeTextFile(file, "x".repeat(100));
+    assertEquals((await readTextFileBounded(file, 100)).length, 100);
+    assertEquals(readTextFileBoundedSync(file, 100).length, 100);
+    const e = await assertRejects(
+      () => readTextFileBounded(file, 99, "thing"),
+      InputTooLargeError,
+    ) as InputTooLargeError;
+    assertEquals([e.path, e.limit, e.status, e.code], [file, 99, 413, "input_too_large"]);
+    assertStringIncludes(
+      e.message,
+      `${file} is larger than 99 B, the most keepwire reads as a thing`,
+    );
+    assert(
+      (() => {
+        try {
+          readTextFileBoundedSync("/dev/zero", 1000);
+        } catch (e) {
+          return e instanceof InputTooLargeError;
+        }
+      })(),
+    );
+    await assertRejects(() => readTextFileBounded("/dev/zero", 1 << 20), InputTooLargeError);
+    await assertRejects(() => loadConfig({ file: "/dev/zero", env: {} }), ConfigError, "4.0 MiB");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const r = await kwWithin(["config", "check", "/dev/zero"]);
+  assertEquals(r.code, 2, r.stderr);
+  assertStringIncludes(r.stderr, "/dev/zero is larger than 4.0 MiB");
 });

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { kw } from "./helpers/cli.ts";
+import { kw, MAIN } from "./helpers/cli.ts";
 import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
 import { createGovernorModule } from "../mod/governor/mod.ts";
@@ -93,4 +93,19 @@ Deno.test("cli: governor status reads the daemon (text and --json); no daemon ex
     await rt.stop("test done");
     await Deno.remove(dataDir, { recursive: true });
   }
+});
+
+Deno.test("cli: governor replay /dev/zero is refused at the read limit, not a hang", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "governor", "replay", "/dev/zero"],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assertEquals([out.code, out.signal], [2, null], err);
+  assertStringIncludes(
+    err,
+    "/dev/zero is larger than 64.0 MiB, the most keepwire reads as a trace",
+  );
 });

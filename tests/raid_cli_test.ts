@@ -208,6 +208,7 @@ Deno.test({
     const rt = new Runtime(validateConfig({
       dataDir: tmp,
       web: { listen: "127.0.0.1:0" },
+      governor: { enabled: false },
       hardware: { raid: { driver: "mock", scenario: "array-failure", pollMs: 60_000 } },
     }));
     try {
@@ -242,4 +243,20 @@ Deno.test("cli raid status: real process exit code 2 on malformed input", async 
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("cli raid status --mdstat /dev/zero: refused at the read limit, not a hang", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "main.ts"), "raid", "status", "--mdstat", "/dev/zero"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assertEquals([out.code, out.signal], [2, null], err);
+  assert(
+    err.includes("/dev/zero is larger than 1.0 MiB, the most keepwire reads as a mdstat"),
+    err,
+  );
 });

@@ -13,6 +13,7 @@ function config(dataDir: string) {
   return validateConfig({
     dataDir,
     web: { listen: "127.0.0.1:0" },
+    governor: { enabled: false },
     subsystems: [{ name: "engine", kind: "worker", module: WORKER, criticality: "essential" }],
   });
 }
@@ -73,7 +74,11 @@ Deno.test("runtime: stop is idempotent (a signal during an update switch stops o
   const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
   try {
     let stops = 0;
-    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }), {
+    const rt = new Runtime(validateConfig({
+      dataDir: dir,
+      web: { listen: "127.0.0.1:0" },
+      governor: { enabled: false },
+    }), {
       extraModules: () => [{
         name: "counter",
         start: () => Promise.resolve(),

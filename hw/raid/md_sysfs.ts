@@ -7,11 +7,13 @@
  * @module
  */
 import { join } from "node:path";
+import { READ_LIMITS, readTextFileBounded } from "../../mod/fs.ts";
 import type { MdArray, MdSync, MdSyncAction, MdSysfsArray, MdSysfsDevice } from "./types.ts";
 
 async function readAttr(dir: string, name: string): Promise<string | null> {
   try {
-    return (await Deno.readTextFile(join(dir, name))).trim();
+    return (await readTextFileBounded(join(dir, name), READ_LIMITS.mdstat, "sysfs attribute"))
+      .trim();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) {
       return null;

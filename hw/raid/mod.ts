@@ -4,6 +4,7 @@
  * /sys/block/mdX/md where present).
  * @module
  */
+import { READ_LIMITS, readTextFileBounded } from "../../mod/fs.ts";
 import type { RaidConfig } from "./config.ts";
 import { parseMdstat } from "./mdstat.ts";
 import { mergeSysfs, readMdSysfs } from "./md_sysfs.ts";
@@ -62,7 +63,7 @@ export class MdKernelSource implements MdSource {
   async read(): Promise<MdSnapshot> {
     let text: string;
     try {
-      text = await Deno.readTextFile(this.#mdstat);
+      text = await readTextFileBounded(this.#mdstat, READ_LIMITS.mdstat, "mdstat");
     } catch (e) {
       const hint = e instanceof Deno.errors.NotFound && this.#mdstat === "/proc/mdstat"
         ? " (the kernel has no md driver loaded: CONFIG_MD / md_mod)"

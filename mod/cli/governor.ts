@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest } from "./client.ts";
+import { InputTooLargeError, READ_LIMITS, readTextFileBounded } from "../fs.ts";
 import { parseTrace, replay, TraceError } from "../governor/replay.ts";
 import { defaultGovernorConfig, type GovernorConfig } from "../governor/config.ts";
 import type { GovernorSnapshot } from "../governor/mod.ts";
@@ -35,8 +36,9 @@ export function registerGovernorCommands(program: Command): void {
         : defaultGovernorConfig();
       let text: string;
       try {
-        text = await Deno.readTextFile(file);
+        text = await readTextFileBounded(file, READ_LIMITS.trace, "trace");
       } catch (e) {
+        if (e instanceof InputTooLargeError) throw new CliError(EXIT.USAGE, e.message);
         throw new CliError(EXIT.USAGE, `cannot read trace ${file}: ${(e as Error).message}`);
       }
       let samples;

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest, DaemonUnreachable } from "./client.ts";
+import { InputTooLargeError, READ_LIMITS, readTextFileBounded } from "../fs.ts";
 import { createRaidDriver, RaidDriverError } from "../../hw/raid/mod.ts";
 import { describeUnknown, MdstatParseError, parseMdstat } from "../../hw/raid/mdstat.ts";
 import { mergeSysfs, readMdSysfs } from "../../hw/raid/md_sysfs.ts";
@@ -86,8 +87,9 @@ async function raidStatus(opts: z.infer<typeof statusOptsSchema>): Promise<void>
 async function fromFile(file: string, sysfs: string | undefined): Promise<Mdstat> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readTextFileBounded(file, READ_LIMITS.mdstat, "mdstat");
   } catch (e) {
+    if (e instanceof InputTooLargeError) throw new CliError(EXIT.USAGE, e.message);
     throw new CliError(EXIT.USAGE, `cannot read --mdstat ${file}: ${(e as Error).message}`);
   }
   let md: Mdstat;

@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { type Config, configSchema, typeName } from "./schema.ts";
 import { DEFAULT_CONFIG } from "./defaults.ts";
 import { subsystemProblems } from "../supervisor/config.ts";
+import { READ_LIMITS, readTextFileBounded } from "../fs.ts";
 
 export { type Config, type ConfigInput, configSchema, listenSchema } from "./schema.ts";
 export { DEFAULT_CONFIG } from "./defaults.ts";
@@ -78,11 +79,49 @@ export function validateConfig(input: unknown, source = "config"): Config {
   return r.data;
 }
 
+/** Deepest nesting of objects and arrays a config may have (the schema needs fewer than 10). */
+export const MAX_CONFIG_DEPTH = 64;
+
 /**
- * Parse JSON or JSONC text; throws ConfigError with line:column on syntax errors.
+ * Where JSON/JSONC text first nests deeper than `max` objects/arrays, as
+ * `line L, column C`, or null. Strings and comments are skipped; it does not validate.
+ * (The parser and the schema recurse per level: a file nested thousands deep would
+ * overflow the stack instead of getting an answer.)
+ */
+export function tooDeep(text: string, max: number): string | null {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    } else if (ch === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+    } else if (ch === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if (ch === "{" || ch === "[") {
+      if (++depth > max) {
+        const before = text.slice(0, i);
+        const line = before.split("\n").length;
+        return `line ${line}, column ${i - before.lastIndexOf("\n")}`;
+      }
+    } else if (ch === "}" || ch === "]") depth--;
+  }
+  return null;
+}
+
+/**
+ * Parse JSON or JSONC text; throws ConfigError with line:column on syntax errors and
+ * on nesting deeper than {@link MAX_CONFIG_DEPTH}.
  * The JSONC parser is loaded on first use (it costs start-up time otherwise).
  */
 export async function parseConfigText(text: string, source: string): Promise<unknown> {
+  const deep = tooDeep(text, MAX_CONFIG_DEPTH);
+  if (deep !== null) {
+    throw new ConfigError(source, [
+      `${deep}: nested deeper than ${MAX_CONFIG_DEPTH} objects/arrays (a keepwire config needs far fewer)`,
+    ]);
+  }
   const { parse: parseJsonc, printParseErrorCode } = await import("jsonc-parser");
   const errors: ParseError[] = [];
   const value = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
@@ -123,7 +162,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
     source = opts.file;
     let text: string;
     try {
-      text = await Deno.readTextFile(opts.file);
+      text = await readTextFileBounded(opts.file, READ_LIMITS.config, "config file");
     } catch (e) {
       throw new ConfigError(source, [`cannot read file: ${(e as Error).message}`]);
     }

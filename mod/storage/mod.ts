@@ -23,20 +23,10 @@ import {
 } from "./health.ts";
 import { type StorageEvent, StorageMonitor } from "./monitor.ts";
 import { storageRoutes } from "./routes.ts";
+import type { StorageView } from "./types.ts";
 
+export type { StorageView } from "./types.ts";
 export { arrayHealth, type DiskStatus, type RaidArrayStatus, type RaidHealth } from "./health.ts";
-
-/** What GET /api/storage returns. */
-export interface StorageView {
-  /** Arrays in the order the kernel lists them. */
-  arrays: RaidArrayStatus[];
-  /** Watched disks. */
-  disks: DiskStatus[];
-  /** Time of the last successful md read (ms since epoch), or null. */
-  updatedAt: number | null;
-  /** Why the last md read failed, or null. */
-  error: string | null;
-}
 
 /** Options for tests: a ready driver instead of one built from the config. */
 export interface StorageModuleOptions {

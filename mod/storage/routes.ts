@@ -1,6 +1,6 @@
 /** HTTP routes of the storage module, mounted under /api: GET /api/storage. */
 import { Hono } from "hono";
-import type { StorageView } from "./mod.ts";
+import type { StorageView } from "./types.ts";
 
 /** What the routes need from the module. */
 export interface StorageViewSource {

@@ -19,12 +19,23 @@ export interface TestRuntime {
   close(): Promise<void>;
 }
 
-/** Start a runtime with `overrides` merged over a test config. */
+/**
+ * The governor section of a test runtime: off, so the host's CPU pressure (a busy
+ * machine running other tests) cannot change what a test sees — sheddable routes
+ * answering 503, a throttled UI refresh. Only the governor's own tests turn it on,
+ * by passing a `governor` section.
+ */
+export function testGovernor(overrides: ConfigInput = {}): ConfigInput["governor"] {
+  return overrides.governor ?? { enabled: false };
+}
+
+/** Start a runtime with `overrides` merged over a test config (governor off unless given). */
 export async function startTestRuntime(overrides: ConfigInput = {}): Promise<TestRuntime> {
   const dataDir = await Deno.makeTempDir({ prefix: "kw-rt-" });
   const rt = new Runtime(
     validateConfig({
       ...overrides,
+      governor: testGovernor(overrides),
       dataDir,
       web: { ...(overrides.web ?? {}), listen: "127.0.0.1:0" },
     }),

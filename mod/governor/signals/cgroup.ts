@@ -6,7 +6,7 @@
  * @module
  */
 import type { SignalValues } from "../config.ts";
-import { type ReadText, readTextOrNull, type SignalSource } from "./mod.ts";
+import { type ReadText, readTextOrNull, type SignalSource } from "./types.ts";
 
 /** Parse memory.max: bytes, or null for `max` or garbage. */
 export function parseMemoryMax(text: string): number | null {

@@ -8,7 +8,7 @@
  * @module
  */
 import type { SignalValues } from "../config.ts";
-import type { SignalSource } from "./mod.ts";
+import type { SignalSource } from "./types.ts";
 
 /** Counters of the admission middleware since the previous window was taken. */
 export interface HttpWindow {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { SignalValues } from "../config.ts";
-import type { SignalSource } from "./mod.ts";
+import type { SignalSource } from "./types.ts";
 
 /** Options of the lag probe. */
 export interface LagProbeOptions {

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { SignalName, SignalValues } from "../config.ts";
-import { type ReadText, readTextOrNull, type SignalSource } from "./mod.ts";
+import { type ReadText, readTextOrNull, type SignalSource } from "./types.ts";
 
 /** One PSI line (`some` or `full`). */
 export interface PsiLine {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { SignalValues } from "../config.ts";
-import type { SignalSource } from "./mod.ts";
+import type { SignalSource } from "./types.ts";
 
 /** Options of the queue source. */
 export interface QueueSourceOptions {

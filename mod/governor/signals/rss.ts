@@ -4,7 +4,7 @@
  * @module
  */
 import type { SignalValues } from "../config.ts";
-import type { SignalSource } from "./mod.ts";
+import type { SignalSource } from "./types.ts";
 
 /** Options of the RSS source. */
 export interface RssSourceOptions {
