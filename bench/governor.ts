@@ -1,7 +1,7 @@
 /**
  * Load-shedding benchmark (issue 5; method in shared/notes/supervision.md §5.1).
  *
- * A keepwire Hono app with an essential route (~0.2 ms CPU, `critical-plus`)
+ * A keepwire Hono app with an essential route (~0.2 ms CPU, priority `vital`)
  * and a sheddable route (~5 ms CPU) runs pinned to core 1 (`taskset -c 1`); the
  * load comes from core 0. Capacity C of the sheddable route is calibrated first
  * (highest open-loop rate with p99 < 50 ms and no failure, governor off). Then,
@@ -72,13 +72,13 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
     // measure what a rejection costs.
     const rejectAll = mode === "reject-all"
       ? {
-        minCriticality: {
-          normal: "critical",
-          elevated: "critical",
-          overload: "critical",
-          critical: "critical",
+        minPriority: {
+          normal: "standard",
+          elevated: "standard",
+          overload: "standard",
+          severe: "standard",
         },
-        rejectDelayMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
+        rejectDelayMs: { normal: 0, elevated: 0, overload: 0, severe: 0 },
       }
       : {};
     const { validateConfig } = await import("../mod/config/mod.ts");
@@ -86,15 +86,15 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
     const { Store } = await import("../mod/store/mod.ts");
     const { systemClock } = await import("../mod/module.ts");
     const { createGovernorModule } = await import("../mod/governor/mod.ts");
-    const dir = await Deno.makeTempDir({ prefix: "kw-shed-bench-" });
+    const dir = await Deno.makeTempDir({ prefix: "kw-governor-bench-" });
     const config = validateConfig({
       dataDir: dir,
       governor: {
         admission: {
           routes: [
-            { path: "/essential", criticality: "critical-plus" },
-            { path: "/feature", criticality: "sheddable" },
-            { path: "/api/governor", criticality: "critical-plus" },
+            { path: "/essential", priority: "vital" },
+            { path: "/feature", priority: "bulk" },
+            { path: "/api/governor", priority: "vital" },
           ],
           ...rejectAll,
         },
@@ -184,7 +184,7 @@ const PEER_SETTINGS: Record<string, Record<string, unknown>> = {
 };
 
 async function installPeer(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "kw-shed-peer-" });
+  const dir = await Deno.makeTempDir({ prefix: "kw-governor-peer-" });
   await Deno.writeTextFile(`${dir}/package.json`, JSON.stringify({ name: "peer", private: true }));
   await Deno.writeTextFile(`${dir}/server.cjs`, PEER_SERVER);
   const out = await new Deno.Command("npm", {
@@ -619,7 +619,7 @@ async function runCell(
     cell = { ...(await runCellOnce(config, launch, loadName, mult, C, idleP99, storm)), tries };
     if (cell.genLateP99 <= MAX_GEN_LATE_MS) break;
     console.error(
-      `[shed bench] ${config} ${loadName}: generator fell ${cell.genLateP99} ms behind ` +
+      `[governor bench] ${config} ${loadName}: generator fell ${cell.genLateP99} ms behind ` +
         `(load average ${cell.loadAvg}); running the cell again`,
     );
   }
@@ -815,7 +815,7 @@ export async function bench(): Promise<
         UP_OPTS: JSON.stringify(PEER_SETTINGS[setting]),
         PATH: Deno.env.get("PATH") ?? "",
       });
-    const log = (s: string) => console.error(`[shed bench] ${s}`);
+    const log = (s: string) => console.error(`[governor bench] ${s}`);
 
     log("calibrating C (governor off)...");
     const { C, steps } = await calibrate(deno("off"));
@@ -1048,8 +1048,8 @@ if (import.meta.main) {
       : () => startServer([Deno.execPath(), "run", "-A", SELF, "--server", arg]);
     const cell = await runCell(arg, launch, `${mult}x`, mult, c, 5, mult === 0);
     console.log(JSON.stringify({ ...cell, samples: undefined }, null, 1));
-    if (Deno.env.get("SHED_DUMP")) {
-      await Deno.writeTextFile(Deno.env.get("SHED_DUMP")!, JSON.stringify(cell.samples));
+    if (Deno.env.get("GOVERNOR_BENCH_DUMP")) {
+      await Deno.writeTextFile(Deno.env.get("GOVERNOR_BENCH_DUMP")!, JSON.stringify(cell.samples));
     }
   } else if (mode === "--loadgen") {
     await loadgenMain(arg);

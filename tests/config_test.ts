@@ -176,3 +176,55 @@ Deno.test("config: reads are bounded: an endless file is refused naming the file
   assertEquals(r.code, 2, r.stderr);
   assertStringIncludes(r.stderr, "/dev/zero is larger than 4.0 MiB");
 });
+
+Deno.test("config: governor keys and words renamed since the last release fail naming the new ones", () => {
+  const problems = (governor: unknown) => {
+    try {
+      validateConfig({ governor });
+    } catch (e) {
+      assert(e instanceof ConfigError);
+      return e.problems;
+    }
+    throw new Error("accepted");
+  };
+  assertEquals(
+    problems({
+      thresholds: { cpuPressure: { critical: 95 } },
+      enterHoldMs: { critical: 100 },
+      actions: { uiRefreshMs: { critical: 1000 }, suspendImportantAt: "critical" },
+      admission: {
+        minCriticality: { critical: "sheddable-plus" },
+        defaultCriticality: "critical",
+        plusHeadroom: 0.4,
+        routes: [{ path: "/x", criticality: "critical-plus" }, {
+          path: "/y",
+          priority: "sheddable",
+        }],
+      },
+    }),
+    [
+      'governor.thresholds.cpuPressure.critical: renamed to "severe" (level critical is now severe)',
+      'governor.enterHoldMs.critical: renamed to "severe" (level critical is now severe)',
+      'governor.actions.uiRefreshMs.critical: renamed to "severe" (level critical is now severe)',
+      'governor.actions.suspendImportantAt: level "critical" is now "severe"',
+      'governor.admission.minCriticality.critical: renamed to "severe" (level critical is now severe)',
+      'governor.admission.minCriticality: renamed to "minPriority" ("sheddable-plus" is now "deferrable")',
+      'governor.admission.defaultCriticality: renamed to "defaultPriority" ("critical" is now "standard")',
+      'governor.admission.plusHeadroom: renamed to "deferrableHeadroom"',
+      'governor.admission.routes[0].criticality: renamed to "priority" ("critical-plus" is now "vital")',
+      'governor.admission.routes[1].priority: unknown priority ("sheddable" is now "bulk")',
+    ],
+  );
+  // The new words are accepted.
+  const c = validateConfig({
+    governor: {
+      thresholds: { cpuPressure: { severe: 95 } },
+      admission: {
+        minPriority: { severe: "deferrable" },
+        routes: [{ path: "/x", priority: "vital" }],
+      },
+    },
+  });
+  assertEquals(c.governor.thresholds.cpuPressure?.severe, 95);
+  assertEquals(c.governor.admission.minPriority.severe, "deferrable");
+});

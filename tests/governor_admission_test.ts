@@ -9,14 +9,14 @@ import { AimdLimit, GradientLimit } from "../mod/governor/limits.ts";
 function rig(over: Record<string, unknown> = {}) {
   const cfg: AdmissionConfig = governorConfigSchema.parse({
     admission: {
-      burstMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
-      rejectDelayMs: { normal: 0, elevated: 0, overload: 0, critical: 0 },
-      budgetFraction: { normal: 0.5, elevated: 0.5, overload: 0.5, critical: 0.5 },
+      burstMs: { normal: 0, elevated: 0, overload: 0, severe: 0 },
+      rejectDelayMs: { normal: 0, elevated: 0, overload: 0, severe: 0 },
+      budgetFraction: { normal: 0.5, elevated: 0.5, overload: 0.5, severe: 0.5 },
       routes: [
-        { path: "/api/health", criticality: "sheddable" }, // neverShed wins over this
-        { path: "/essential", criticality: "critical-plus" },
-        { path: "/shed*", criticality: "sheddable" },
-        { path: "/plus", criticality: "sheddable-plus" },
+        { path: "/api/health", priority: "bulk" }, // neverShed wins over this
+        { path: "/essential", priority: "vital" },
+        { path: "/shed*", priority: "bulk" },
+        { path: "/plus", priority: "deferrable" },
       ],
       ...over,
     },
@@ -46,10 +46,10 @@ Deno.test("admission: sheddable work is admitted under the CPU budget, then reje
   const r = await req("/shed");
   assertEquals(r.status, 503);
   assertEquals(r.headers.get("retry-after"), "1");
-  assertEquals(r.headers.get("x-keepwire-shed"), "budget");
+  assertEquals(r.headers.get("x-keepwire-reject-reason"), "budget");
   assertEquals((await r.json()).error.code, "overloaded");
   assertEquals(s.ran, ["/shed"], "the rejected request never reached its handler");
-  // Critical and essential work is not budgeted (and their 10 ms pay the debt back).
+  // Standard and vital work is not budgeted (and their 10 ms pay the debt back).
   assertEquals((await req("/crit")).status, 200);
   assertEquals((await req("/essential")).status, 200);
   assertEquals((await req("/shed")).status, 200);
@@ -69,11 +69,11 @@ Deno.test("admission: saved credit lets a short burst through, bounded by burstM
   assertEquals(st, [200, 200, 200, 503, 503]);
 });
 
-Deno.test("admission: under a flood, sheddable is shed before critical, and critical-plus never", async () => {
+Deno.test("admission: under a flood, bulk is shed before standard, and vital never", async () => {
   const { s, req } = rig();
   const count = { shed: [0, 0], crit: [0, 0], ess: [0, 0] };
   for (let i = 0; i < 300; i++) {
-    // 10 sheddable, 1 critical, 1 essential per millisecond of fake time.
+    // 10 bulk, 1 standard, 1 vital per millisecond of fake time.
     for (let k = 0; k < 10; k++) {
       const r = await req("/shed?cost=2");
       count.shed[r.status === 200 ? 0 : 1]++;
@@ -93,37 +93,40 @@ Deno.test("admission: under a flood, sheddable is shed before critical, and crit
   assert(share >= 0.4 && share <= 0.5, `sheddable share ${share}`);
 });
 
-Deno.test("admission: levels reject below their minimum criticality; sheddable-plus outlasts sheddable", async () => {
-  const { s, req } = rig({ plusHeadroom: 0.5 });
-  s.level = "critical"; // default minCriticality at critical: sheddable-plus
+Deno.test("admission: levels reject below their minimum priority; deferrable outlasts bulk", async () => {
+  const { s, req } = rig({ deferrableHeadroom: 0.5 });
+  s.level = "severe"; // default minPriority at severe: deferrable
   const r = await req("/shed");
-  assertEquals([r.status, r.headers.get("x-keepwire-shed"), r.headers.get("retry-after")], [
-    503,
-    "level",
-    "5",
-  ]);
+  assertEquals(
+    [r.status, r.headers.get("x-keepwire-reject-reason"), r.headers.get("retry-after")],
+    [
+      503,
+      "level",
+      "5",
+    ],
+  );
   assertEquals((await req("/plus?cost=5")).status, 200);
   s.level = "overload";
   s.now += 100;
-  // One 5 ms sheddable request: the sheddable bucket (50%) is 2.5 ms in debt, the
-  // sheddable-plus bucket (50% + half the rest = 75%) only 1.25 ms.
+  // One 5 ms sheddable request: the bulk bucket (50%) is 2.5 ms in debt, the
+  // deferrable bucket (50% + half the rest = 75%) only 1.25 ms.
   assertEquals((await req("/shed?cost=5")).status, 200);
-  s.now += 2; // sheddable: -1.5, sheddable-plus: +0.25
+  s.now += 2; // bulk: -1.5, deferrable: +0.25
   assertEquals((await req("/shed")).status, 503);
   assertEquals((await req("/plus")).status, 200);
   assertEquals((await req("/crit")).status, 200);
 });
 
-Deno.test("admission: /api/health and critical-plus routes are never shed", async () => {
+Deno.test("admission: /api/health and vital routes are never shed", async () => {
   const { s, req } = rig({
-    minCriticality: {
-      normal: "critical",
-      elevated: "critical",
-      overload: "critical",
-      critical: "critical",
+    minPriority: {
+      normal: "standard",
+      elevated: "standard",
+      overload: "standard",
+      severe: "standard",
     },
   });
-  s.level = "critical";
+  s.level = "severe";
   assertEquals((await req("/api/health")).status, 200);
   assertEquals((await req("/essential")).status, 200);
   assertEquals((await req("/shed")).status, 503);
@@ -131,10 +134,10 @@ Deno.test("admission: /api/health and critical-plus routes are never shed", asyn
   assertEquals((await req("/crit")).status, 200);
 });
 
-Deno.test("admission: the criticality header is trusted from the control socket or listed peers; anyone may lower", async () => {
+Deno.test("admission: the priority header is trusted from the control socket or listed peers; anyone may lower", async () => {
   const { s, req } = rig({ trustedAddresses: ["10.0.0.7"] });
-  s.level = "critical"; // sheddable rejected outright
-  const up = { "x-keepwire-criticality": "critical" };
+  s.level = "severe"; // sheddable rejected outright
+  const up = { "x-keepwire-priority": "standard" };
   assertEquals((await req("/shed", up)).status, 503, "untrusted caller cannot raise");
   assertEquals((await req("/shed", up, { trusted: true })).status, 200, "control socket can");
   assertEquals(
@@ -143,9 +146,9 @@ Deno.test("admission: the criticality header is trusted from the control socket 
     200,
     "a listed peer can",
   );
-  const down = { "x-keepwire-criticality": "sheddable" };
+  const down = { "x-keepwire-priority": "bulk" };
   assertEquals((await req("/crit", down)).status, 503, "anyone can lower their own request");
-  assertEquals((await req("/crit", { "x-keepwire-criticality": "bogus" })).status, 200);
+  assertEquals((await req("/crit", { "x-keepwire-priority": "bogus" })).status, 200);
 });
 
 Deno.test("admission: the concurrency limit caps sheddable requests in flight", async () => {
@@ -153,7 +156,7 @@ Deno.test("admission: the concurrency limit caps sheddable requests in flight", 
     admission: {
       concurrency: { algorithm: "fixed", initial: 2, min: 1, max: 2 },
       budgetFraction: { normal: 1 },
-      routes: [{ path: "/slow", criticality: "sheddable" }],
+      routes: [{ path: "/slow", priority: "bulk" }],
     },
   }).admission;
   const ctl = new AdmissionController({ config: cfg, level: () => "normal", meter: () => 0 });
@@ -168,7 +171,7 @@ Deno.test("admission: the concurrency limit caps sheddable requests in flight", 
   const a = app.request("/slow");
   const b = app.request("/slow");
   const third = await app.request("/slow");
-  assertEquals([third.status, third.headers.get("x-keepwire-shed")], [503, "concurrency"]);
+  assertEquals([third.status, third.headers.get("x-keepwire-reject-reason")], [503, "concurrency"]);
   assertEquals((await app.request("/crit")).status, 200);
   assertEquals(ctl.stats().sheddableInflight, 2);
   for (const g of gates) g();
@@ -183,7 +186,7 @@ Deno.test("admission: `sync` cost charges only the synchronous part; `wall` char
       admission: {
         burstMs: { normal: 5 },
         budgetFraction: { normal: 0.1 },
-        routes: [{ path: "/io", criticality: "sheddable" }],
+        routes: [{ path: "/io", priority: "bulk" }],
       },
     }).admission;
     const s = { now: 0 };
@@ -219,22 +222,22 @@ Deno.test("admission: the HTTP window counts in-flight, latency and sheddable de
 
 Deno.test("admission: disabled admits everything but still counts", async () => {
   const { s, ctl, req } = rig({ enabled: false });
-  s.level = "critical";
+  s.level = "severe";
   for (let i = 0; i < 5; i++) assertEquals((await req("/shed")).status, 200);
-  assertEquals(ctl.stats().admitted.sheddable, 5);
+  assertEquals(ctl.stats().admitted.bulk, 5);
 });
 
 Deno.test("admission: route rules: first match wins, prefixes end in *, methods filter", () => {
   const rules = [
-    { path: "/api/events/stream", criticality: "sheddable" as const },
-    { path: "/api/events*", criticality: "sheddable-plus" as const },
-    { path: "/api/x", methods: ["POST"], criticality: "critical-plus" as const },
+    { path: "/api/events/stream", priority: "bulk" as const },
+    { path: "/api/events*", priority: "deferrable" as const },
+    { path: "/api/x", methods: ["POST"], priority: "vital" as const },
   ];
-  assertEquals(classify(rules, "GET", "/api/events/stream", "critical"), "sheddable");
-  assertEquals(classify(rules, "GET", "/api/events", "critical"), "sheddable-plus");
-  assertEquals(classify(rules, "GET", "/api/eventsX", "critical"), "sheddable-plus");
-  assertEquals(classify(rules, "GET", "/api/x", "critical"), "critical");
-  assertEquals(classify(rules, "POST", "/api/x", "critical"), "critical-plus");
+  assertEquals(classify(rules, "GET", "/api/events/stream", "standard"), "bulk");
+  assertEquals(classify(rules, "GET", "/api/events", "standard"), "deferrable");
+  assertEquals(classify(rules, "GET", "/api/eventsX", "standard"), "deferrable");
+  assertEquals(classify(rules, "GET", "/api/x", "standard"), "standard");
+  assertEquals(classify(rules, "POST", "/api/x", "standard"), "vital");
 });
 
 Deno.test("limits: gradient shrinks the limit when latency rises and grows it back when it falls", () => {
@@ -266,7 +269,7 @@ Deno.test("limits: AIMD adds while under target and cuts above it, within bounds
 Deno.test("admission: a flood is throttled at once by the demand the middleware measures, before the governor's sample", async () => {
   const cfg = governorConfigSchema.parse({
     admission: {
-      routes: [{ path: "/shed", criticality: "sheddable" }],
+      routes: [{ path: "/shed", priority: "bulk" }],
       rejectDelayMs: { overload: 0 },
     },
   });
@@ -319,7 +322,7 @@ Deno.test("admission: a flood is throttled at once by the demand the middleware 
 
 Deno.test("admission: at normal level the saved credit tolerates bursts below capacity", async () => {
   const cfg = governorConfigSchema.parse({
-    admission: { routes: [{ path: "/shed", criticality: "sheddable" }] },
+    admission: { routes: [{ path: "/shed", priority: "bulk" }] },
   });
   const s = { now: 0 };
   const ctl = new AdmissionController({
@@ -347,8 +350,8 @@ Deno.test("admission: at overload a 503 is held for rejectDelayMs (pacing client
   const clock = FakeTimers.createClock(0);
   const cfg = governorConfigSchema.parse({
     admission: {
-      routes: [{ path: "/shed", criticality: "sheddable" }],
-      minCriticality: { overload: "sheddable-plus" },
+      routes: [{ path: "/shed", priority: "bulk" }],
+      minPriority: { overload: "deferrable" },
       maxDelayed: 2,
     },
   }).admission;

@@ -9,14 +9,14 @@ const G = defaultGovernorConfig();
 const CFG = levelConfigOf(G);
 
 Deno.test("levels: levelOf compares against each threshold, scaled for hysteresis", () => {
-  const t = { elevated: 30, overload: 60, critical: 250 };
+  const t = { elevated: 30, overload: 60, severe: 250 };
   assertEquals(levelOf(29.9, t), "normal");
   assertEquals(levelOf(30, t), "elevated");
   assertEquals(levelOf(60, t), "overload");
-  assertEquals(levelOf(300, t), "critical");
+  assertEquals(levelOf(300, t), "severe");
   assertEquals(levelOf(50, t, 0.8), "overload"); // 50 >= 0.8 * 60
   assertEquals(levelOf(1e9, null), "normal");
-  assertEquals(levelOf(100, { elevated: null, overload: 50, critical: null }), "overload");
+  assertEquals(levelOf(100, { elevated: null, overload: 50, severe: null }), "overload");
 });
 
 Deno.test("levels: a surge is caught within its hold time and left only after the load ends (recorded trace)", () => {
@@ -54,8 +54,8 @@ Deno.test("levels: a slow RSS leak climbs level by level, then steps down after 
   assertEquals(trs.map((t) => `${t.from}>${t.to}`), [
     "normal>elevated",
     "elevated>overload",
-    "overload>critical",
-    "critical>overload",
+    "overload>severe",
+    "severe>overload",
     "overload>elevated",
     "elevated>normal",
   ]);
@@ -76,17 +76,17 @@ Deno.test("levels: fake time: a short blip shorter than the hold is ignored; a h
   assertEquals([tr?.from, tr?.to, tr?.t], ["normal", "overload", 1200]);
 });
 
-Deno.test("levels: jumps straight to critical; values between hysteresis and threshold hold the level", () => {
+Deno.test("levels: jumps straight to severe; values between hysteresis and threshold hold the level", () => {
   const m = new LevelMachine(CFG, 0);
   m.update(0, { memoryPressure: 80 });
-  assertEquals(m.update(200, { memoryPressure: 80 })?.to, "critical");
-  // 45 is below the critical threshold 50 but above 0.8 x 50 = 40: stays critical.
+  assertEquals(m.update(200, { memoryPressure: 80 })?.to, "severe");
+  // 45 is below the severe threshold 50 but above 0.8 x 50 = 40: stays severe.
   for (let t = 300; t <= 20_000; t += 100) m.update(t, { memoryPressure: 45 });
-  assertEquals(m.level, "critical");
+  assertEquals(m.level, "severe");
   // 35 < 40: leaves after the hold, one step at a time.
   let tr = null;
   for (let t = 20_100; !tr; t += 100) tr = m.update(t, { memoryPressure: 35 });
-  assertEquals([tr.from, tr.to, tr.t], ["critical", "overload", 25_100]);
+  assertEquals([tr.from, tr.to, tr.t], ["severe", "overload", 25_100]);
 });
 
 Deno.test("levels: rising again during the leave hold restarts it", () => {
@@ -129,7 +129,7 @@ Deno.test("levels: disabled signals and custom thresholds from the config", () =
   assertEquals(s.find((x) => x.name === "cpuPressure")?.thresholds, {
     elevated: 10,
     overload: 20,
-    critical: null,
+    severe: null,
   });
 });
 

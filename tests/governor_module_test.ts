@@ -11,9 +11,16 @@ import type { Criticality, SubsystemInfo, SupervisorApi } from "../mod/superviso
 import { planSuspensions } from "../mod/governor/actions.ts";
 import { defaultGovernorConfig } from "../mod/governor/config.ts";
 
-/** A fake supervisor: records suspend/resume calls in order, can be told to fail. */
+/**
+ * A fake supervisor: records suspend/resume calls in order, can be told to fail.
+ * What the governor must never do is recorded in `violations` (the governor catches
+ * every error a suspend throws and turns it into `governor.action_failed`, so an
+ * assertion thrown in here would be swallowed); the rig's `close` fails the test on
+ * any violation.
+ */
 class FakeSupervisor implements SupervisorApi {
   calls: string[] = [];
+  violations: string[] = [];
   subs: SubsystemInfo[];
   failSuspend = new Set<string>();
   queueFns = new Set<(name: string, depth: number, age: number) => void>();
@@ -43,15 +50,25 @@ class FakeSupervisor implements SupervisorApi {
   }
   suspend(name: string, reason: string): Promise<void> {
     if (this.failSuspend.has(name)) return Promise.reject(new Error(`cannot stop ${name}`));
-    const s = this.subs.find((x) => x.name === name)!;
-    if (s.criticality === "essential") throw new Error("essential suspended!");
+    const s = this.subs.find((x) => x.name === name);
+    if (!s) this.violations.push(`suspend of unknown ${name}`);
+    else if (s.criticality === "essential") this.violations.push(`essential ${name} suspended`);
+    if (!reason.includes("governor level")) {
+      this.violations.push(`suspend ${name} without the level in its reason: ${reason}`);
+    }
+    if (!s) return Promise.reject(new Error(`no subsystem ${name}`));
     s.state = "suspended";
     this.calls.push(`suspend ${name}`);
-    assertStringIncludes(reason, "governor level");
     return Promise.resolve();
   }
   resume(name: string): Promise<void> {
-    this.subs.find((x) => x.name === name)!.state = "ready";
+    const s = this.subs.find((x) => x.name === name);
+    if (!s) {
+      this.violations.push(`resume of unknown ${name}`);
+      return Promise.reject(new Error(`no subsystem ${name}`));
+    }
+    if (s.state !== "suspended") this.violations.push(`resume of ${name} in state ${s.state}`);
+    s.state = "ready";
     this.calls.push(`resume ${name}`);
     return Promise.resolve();
   }
@@ -83,7 +100,11 @@ interface Rig {
   events: KwEvent[];
   /** Advance fake time and let suspend/resume work finish. */
   advance(ms: number): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Stop; fails the test on any violation the fake supervisor saw, and on any
+   * `governor.action_failed` unless `allowFailedActions`.
+   */
+  close(opts?: { allowFailedActions?: boolean }): Promise<void>;
 }
 
 async function rig(
@@ -133,9 +154,17 @@ async function rig(
         await gov.settled();
       }
     },
-    async close() {
+    async close(opts: { allowFailedActions?: boolean } = {}) {
       await gov.stop();
       store.close();
+      assertEquals(sup.violations, [], "the governor asked the supervisor for something wrong");
+      if (!opts.allowFailedActions) {
+        assertEquals(
+          events.filter((e) => e.kind === "governor.action_failed").map((e) => e.payload),
+          [],
+          "no suspend/resume may fail here",
+        );
+      }
     },
   };
 }
@@ -151,9 +180,9 @@ Deno.test("governor: suspends optional at elevated and important at overload, re
     await r.advance(500);
     assertEquals(r.gov.level, "overload");
     assertEquals(r.sup.calls.slice(2), ["suspend sms-out", "suspend sync"]);
-    r.knob.values = { eventLoopLagMs: 1000 }; // critical: still never the essential one
+    r.knob.values = { eventLoopLagMs: 1000 }; // severe: still never the essential one
     await r.advance(1000);
-    assertEquals(r.gov.level, "critical");
+    assertEquals(r.gov.level, "severe");
     assertEquals(r.sup.calls.length, 4);
     assertEquals(r.sup.subs.find((s) => s.name === "forwarder")!.state, "ready");
     // Load ends: down one level per leave hold, resuming in reverse order.
@@ -172,8 +201,8 @@ Deno.test("governor: suspends optional at elevated and important at overload, re
     assertEquals(changes.map((e) => `${e.payload.from}>${e.payload.to}`), [
       "normal>elevated",
       "elevated>overload",
-      "overload>critical",
-      "critical>overload",
+      "overload>severe",
+      "severe>overload",
       "overload>elevated",
       "elevated>normal",
     ]);
@@ -237,7 +266,7 @@ Deno.test("governor: GET /api/governor shows level, each signal against its thre
     assertStringIncludes(s.reason, "eventLoopLagMs");
     const lag = s.signals.find((x: { name: string }) => x.name === "eventLoopLagMs");
     assertEquals([lag.value, lag.unit, lag.level], [45, "ms", "elevated"]);
-    assertEquals(lag.thresholds, { elevated: 30, overload: 60, critical: 250 });
+    assertEquals(lag.thresholds, { elevated: 30, overload: 60, severe: 250 });
     assertEquals(s.signals.find((x: { name: string }) => x.name === "cpuPressure").value, null);
     assertEquals(s.suspended.map((x: { name: string }) => x.name), ["stats", "reports"]);
     assertStringIncludes(s.suspended[0].reason, "governor level elevated");
@@ -281,7 +310,7 @@ Deno.test("governor: a failed suspend is reported and retried later; stop resume
     await r.gov.stop();
     assertEquals(r.sup.calls.slice(2), ["resume a", "resume b"]);
   } finally {
-    await r.close();
+    await r.close({ allowFailedActions: true });
   }
 });
 
@@ -320,7 +349,7 @@ Deno.test("governor: disabled does nothing and admits everything", async () => {
     await r.advance(2000);
     assertEquals(r.gov.level, "normal");
     assertEquals(r.sup.calls, []);
-    assertEquals(r.gov.admissionController.decide("sheddable", "/x", r.clock.now), null);
+    assertEquals(r.gov.admissionController.decide("bulk", "/x", r.clock.now), null);
   } finally {
     await r.close();
   }
@@ -361,7 +390,7 @@ Deno.test("actions: plan never suspends essential, skips stopped/failed, resumes
     info("o2", "optional", "failed"),
     info("o3", "optional", "stopped"),
   ];
-  const p = planSuspensions("critical", cfg, list, new Map());
+  const p = planSuspensions("severe", cfg, list, new Map());
   assertEquals(p.suspend.map((s) => s.name), ["o1", "i1"]);
   const ours = new Map([
     ["o1", { name: "o1", criticality: "optional" as const, since: 0, reason: "", seq: 1 }],
@@ -370,7 +399,7 @@ Deno.test("actions: plan never suspends essential, skips stopped/failed, resumes
   assertEquals(planSuspensions("normal", cfg, list, ours).resume.map((s) => s.name), ["i1", "o1"]);
   assertEquals(planSuspensions("elevated", cfg, list, ours).resume.map((s) => s.name), ["i1"]);
   assertEquals(
-    planSuspensions("critical", { ...cfg, suspend: false }, list, new Map()).suspend,
+    planSuspensions("severe", { ...cfg, suspend: false }, list, new Map()).suspend,
     [],
   );
 });
@@ -385,4 +414,77 @@ Deno.test("governor: a trace file that cannot be opened fails the start with a c
   }
   assert(err, "start must fail");
   assertStringIncludes(err.message, "governor.traceFile: cannot open /nonexistent-dir/trace.jsonl");
+});
+
+Deno.test("fake supervisor: what the governor must never do fails the test at close (cannot be swallowed)", async () => {
+  const r = await rig({}, [["fw", "essential"], ["opt", "optional"]]);
+  // Drive the fake the way a broken governor would: it records, it does not throw into the governor.
+  await r.sup.suspend("fw", "governor level elevated: x").catch(() => {});
+  await r.sup.suspend("opt", "no level here").catch(() => {});
+  let failed: unknown;
+  try {
+    await r.close();
+  } catch (e) {
+    failed = e;
+  }
+  assert(failed instanceof Error, "close must fail on violations");
+  assertStringIncludes(failed.message, "essential fw suspended");
+  assertStringIncludes(failed.message, "suspend opt without the level in its reason");
+});
+
+Deno.test("governor: a suspended subsystem's queue is not pressure (suspension does not feed the signal that caused it)", async () => {
+  // The loop seen on an idle box: the worker's backlog raises the level, the governor
+  // suspends the worker, the suspended worker's queue keeps growing and ageing, and that
+  // pushed the level further up (overload), suspending the important subsystems too.
+  const r = await rig(
+    {
+      signals: {
+        lag: { enabled: false },
+        psi: { enabled: false },
+        cgroup: { enabled: false },
+        rss: { enabled: false },
+        http: { enabled: false },
+      },
+    },
+    [["worker", "optional"], ["sms-out", "important"]],
+    false,
+  );
+  try {
+    const report = (depth: number, age: number) => {
+      for (const fn of r.sup.queueFns) fn("worker", depth, age);
+    };
+    report(2000, 1000); // elevated (queueDepth 1000)
+    await r.advance(1000);
+    assertEquals(r.gov.level, "elevated");
+    assertEquals(r.sup.calls, ["suspend worker"]);
+    // Suspended, the worker still reports: the backlog grows and ages past overload
+    // (depth 10000 at i = 8, age 30000 at i = 9).
+    for (let i = 1; i <= 9; i++) {
+      report(2000 + i * 1000, 1000 + i * 3500);
+      await r.advance(500);
+      assert(r.gov.level !== "overload", `overload after ${i * 500} ms of suspension`);
+    }
+    assertEquals(r.sup.calls, ["suspend worker"], "sms-out was never suspended");
+    const q = r.gov.snapshot().sources.queues as {
+      subsystems: Record<string, { suspended?: boolean }>;
+    };
+    assertEquals(q.subsystems.worker.suspended, true);
+    // Its queue does not count: its last value goes stale (staleAfterMs 5 s), the level
+    // falls back after the leave hold (5 s) and the worker is resumed; the backlog it
+    // reported while suspended does not raise the level again.
+    await r.advance(7000);
+    assertEquals(r.gov.level, "normal");
+    assertEquals(r.sup.calls, ["suspend worker", "resume worker"]);
+    await r.advance(2000);
+    assertEquals(r.gov.level, "normal");
+    // Running again, what it reports counts again.
+    report(3000, 500);
+    await r.advance(1000);
+    assertEquals(r.gov.level, "elevated");
+    const changes = r.events.filter((e) => e.kind === "governor.level_changed")
+      .map((e) => `${e.payload.from}>${e.payload.to}`);
+    assertEquals(changes, ["normal>elevated", "elevated>normal", "normal>elevated"]);
+  } finally {
+    await r.close();
+  }
 });

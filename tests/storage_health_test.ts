@@ -97,7 +97,12 @@ const poll = (mon: StorageMonitor, text: string) =>
   mon.observeArrays(
     parseMdstat(`Personalities : [raid1]\n${text}\nunused devices: <none>\n`).arrays,
   )
-    .map((e) => `${e.name}${e.payload.device !== undefined ? ` ${e.payload.device}` : ""}`);
+    .map((e) => {
+      const p = e.payload as Record<string, unknown>;
+      return [e.kind.slice("storage.".length), p.step, p.device].filter((x) => x !== undefined)
+        .map(String)
+        .join(" ");
+    });
 
 Deno.test("monitor: first sight, FailSpare of a member that appears failed, RebuildNN jumps, action change", () => {
   const mon = new StorageMonitor({ increment: 20 });
@@ -105,9 +110,9 @@ Deno.test("monitor: first sight, FailSpare of a member that appears failed, Rebu
     `md0 : active raid1 ${members}\n      1000 blocks ${status}\n${extra}`;
   // First sight of a degraded, recovering array.
   assertEquals(poll(mon, md("a[0] b[1]", "[2/1] [U_]", `      ${PROGRESS("recovery")}\n`)), [
-    "DegradedArray",
-    "RebuildStarted",
-    "HealthChanged",
+    "array_degraded",
+    "rebuild_started",
+    "array_health_changed",
   ]);
   // 5 % → 65 %: one event for the highest step crossed.
   assertEquals(
@@ -119,24 +124,27 @@ Deno.test("monitor: first sight, FailSpare of a member that appears failed, Rebu
         "      [=============>.......]  recovery = 65.0% (650/1000) finish=0.1min speed=1000K/sec\n",
       ),
     ),
-    ["Rebuild60"],
+    ["rebuild_progress 60"],
   );
   // The recovery target fails; a new member shows up already failed (counted as a spare).
   assertEquals(poll(mon, md("a[0] b[1](F) c[2](F)", "[2/1] [U_]")), [
-    "Fail b",
-    "FailSpare c",
-    "RebuildFinished",
-    "HealthChanged",
+    "member_failed b",
+    "spare_failed c",
+    "rebuild_finished",
+    "array_health_changed",
   ]);
   // A resync replaced by a check: finished + started.
   const mon2 = new StorageMonitor();
   poll(mon2, md("a[0] b[1]", "[2/2] [UU]", `      ${PROGRESS("resync")}\n`));
   assertEquals(poll(mon2, md("a[0] b[1]", "[2/2] [UU]", `      ${PROGRESS("check")}\n`)), [
-    "RebuildFinished",
-    "RebuildStarted",
+    "rebuild_finished",
+    "rebuild_started",
   ]);
   // Active count up without a known spare: SpareActive without a device.
   const mon3 = new StorageMonitor();
   poll(mon3, md("a[0] b[1]", "[2/1] [U_]"));
-  assertEquals(poll(mon3, md("a[0] b[1]", "[2/2] [UU]")), ["SpareActive null", "HealthChanged"]);
+  assertEquals(poll(mon3, md("a[0] b[1]", "[2/2] [UU]")), [
+    "spare_active null",
+    "array_health_changed",
+  ]);
 });

@@ -50,6 +50,7 @@ function rig(raid: Record<string, unknown>): Rig {
           p.device,
           p.action,
           p.from !== undefined ? `${p.from}→${p.to}` : undefined,
+          p.step,
         ]
           .filter((x) => x !== undefined && x !== null).join(" ");
         return [(e.time - T0) / 1000, e.kind.slice("storage.".length), what];
@@ -114,29 +115,42 @@ Deno.test("storage: fail-rebuild scenario — ok → degraded → rebuilding →
     assertEquals(arrayOf(m, "md0").members.map((x) => x.name), ["sda1", "sdc1", "sdg1"]);
 
     assertEquals(r.log(), [
-      [5, "DiskHealthChanged", "/dev/sdb ok→warning"],
-      [10, "Fail", "md0 sdb1"],
-      [10, "DegradedArray", "md0"],
-      [10, "HealthChanged", "md0 ok→degraded"],
-      [10, "DiskHealthChanged", "/dev/sdb warning→failing"],
-      [15, "RebuildStarted", "md0 recovery"],
-      [15, "SparesMissing", "md0"],
-      [15, "HealthChanged", "md0 degraded→rebuilding"],
-      [35, "Rebuild20", "md0 recovery"],
-      [55, "Rebuild40", "md0 recovery"],
-      [75, "Rebuild60", "md0 recovery"],
-      [95, "Rebuild80", "md0 recovery"],
-      [115, "RebuildFinished", "md0 recovery"],
-      [115, "SpareActive", "md0 sdc1"],
-      [115, "HealthChanged", "md0 rebuilding→ok"],
+      [5, "disk_health_changed", "/dev/sdb ok→warning"],
+      [10, "member_failed", "md0 sdb1"],
+      [10, "array_degraded", "md0"],
+      [10, "array_health_changed", "md0 ok→degraded"],
+      [10, "disk_health_changed", "/dev/sdb warning→failing"],
+      [15, "rebuild_started", "md0 recovery"],
+      [15, "spares_missing", "md0"],
+      [15, "array_health_changed", "md0 degraded→rebuilding"],
+      [35, "rebuild_progress", "md0 recovery 20"],
+      [55, "rebuild_progress", "md0 recovery 40"],
+      [75, "rebuild_progress", "md0 recovery 60"],
+      [95, "rebuild_progress", "md0 recovery 80"],
+      [115, "rebuild_finished", "md0 recovery"],
+      [115, "spare_active", "md0 sdc1"],
+      [115, "array_health_changed", "md0 rebuilding→ok"],
     ]);
     const sev = Object.fromEntries(r.events.map((e) => [e.kind, e.severity]));
-    assertEquals(sev["storage.Fail"], "critical");
-    assertEquals(sev["storage.DegradedArray"], "critical");
-    assertEquals(sev["storage.RebuildStarted"], "warning");
-    assertEquals(sev["storage.SpareActive"], "info");
-    assertEquals(sev["storage.DiskHealthChanged"], "critical");
-    const finished = r.events.find((e) => e.kind === "storage.RebuildFinished")!;
+    assertEquals(sev["storage.member_failed"], "critical");
+    assertEquals(sev["storage.array_degraded"], "critical");
+    assertEquals(sev["storage.rebuild_started"], "warning");
+    assertEquals(sev["storage.spare_active"], "info");
+    assertEquals(sev["storage.disk_health_changed"], "critical");
+    // mdadm --monitor's name of each event stays in the payload.
+    assertEquals(r.events.flatMap((e) => e.payload.mdadm ?? []), [
+      "Fail",
+      "DegradedArray",
+      "RebuildStarted",
+      "SparesMissing",
+      "Rebuild20",
+      "Rebuild40",
+      "Rebuild60",
+      "Rebuild80",
+      "RebuildFinished",
+      "SpareActive",
+    ]);
+    const finished = r.events.find((e) => e.kind === "storage.rebuild_finished")!;
     assertEquals(finished.payload.completed, true);
     assertEquals(finished.module, "storage");
     // Every event is in the durable journal.
@@ -172,23 +186,23 @@ Deno.test("storage: array-failure scenario — FailSpare, degraded → failed �
     await advance(r, m, 10_000);
     assertEquals(m.arrays().map((a) => a.name), ["md0"]);
     assertEquals(r.log(), [
-      [10, "FailSpare", "md1 sdg1"],
-      [10, "DiskHealthChanged", "/dev/sdg ok→failing"],
-      [20, "Fail", "md1 sde1"],
-      [20, "DegradedArray", "md1"],
-      [20, "HealthChanged", "md1 ok→degraded"],
-      [20, "DiskHealthChanged", "/dev/sde ok→failing"],
-      [30, "Fail", "md1 sdf1"],
-      [30, "HealthChanged", "md1 degraded→failed"],
-      [30, "DiskHealthChanged", "/dev/sdf ok→warning"],
-      [40, "HealthChanged", "md1 failed→inactive"],
-      [50, "DeviceDisappeared", "md1 inactive→null"],
+      [10, "spare_failed", "md1 sdg1"],
+      [10, "disk_health_changed", "/dev/sdg ok→failing"],
+      [20, "member_failed", "md1 sde1"],
+      [20, "array_degraded", "md1"],
+      [20, "array_health_changed", "md1 ok→degraded"],
+      [20, "disk_health_changed", "/dev/sde ok→failing"],
+      [30, "member_failed", "md1 sdf1"],
+      [30, "array_health_changed", "md1 degraded→failed"],
+      [30, "disk_health_changed", "/dev/sdf ok→warning"],
+      [40, "array_health_changed", "md1 failed→inactive"],
+      [50, "array_disappeared", "md1 inactive→null"],
     ]);
     const sev = (k: string) => r.events.find((e) => e.kind === `storage.${k}`)?.severity;
-    assertEquals(sev("FailSpare"), "critical");
-    assertEquals(sev("DeviceDisappeared"), "critical");
+    assertEquals(sev("spare_failed"), "critical");
+    assertEquals(sev("array_disappeared"), "critical");
     assertEquals(
-      r.events.filter((e) => e.kind === "storage.HealthChanged").map((e) => e.severity),
+      r.events.filter((e) => e.kind === "storage.array_health_changed").map((e) => e.severity),
       ["error", "critical", "warning"],
     );
   } finally {
@@ -248,19 +262,19 @@ Deno.test("storage: NewArray, first-sight rebuild, check start/finish, unknown l
     await advance(r, m, 1000, 1000);
     assertEquals(m.health().ok, true);
     assertEquals(r.log(), [
-      [1, "NewArray", "md5"],
-      [1, "DegradedArray", "md5"],
-      [1, "RebuildStarted", "md5 recovery"],
-      [1, "HealthChanged", "md5 null→rebuilding"],
-      [2, "Rebuild20", "md5 recovery"],
-      [3, "MdstatUnknownLines", ""],
-      [3, "RebuildStarted", "md0 check"],
-      [3, "DeviceDisappeared", "md5 rebuilding→null"],
-      [5, "RebuildFinished", "md0 check"],
-      [6, "ReadFailed", ""],
-      [8, "ReadRecovered", ""],
+      [1, "array_appeared", "md5"],
+      [1, "array_degraded", "md5"],
+      [1, "rebuild_started", "md5 recovery"],
+      [1, "array_health_changed", "md5 null→rebuilding"],
+      [2, "rebuild_progress", "md5 recovery 20"],
+      [3, "mdstat_unknown_lines", ""],
+      [3, "rebuild_started", "md0 check"],
+      [3, "array_disappeared", "md5 rebuilding→null"],
+      [5, "rebuild_finished", "md0 check"],
+      [6, "read_failed", ""],
+      [8, "read_recovered", ""],
     ]);
-    const unk = r.events.find((e) => e.kind === "storage.MdstatUnknownLines")!;
+    const unk = r.events.find((e) => e.kind === "storage.mdstat_unknown_lines")!;
     assertEquals(unk.payload.lines, [
       'line 5 (in md0) not understood: "      brand-new-kernel-line"',
     ]);
@@ -285,7 +299,7 @@ Deno.test("storage: SMART errors make a disk unknown; essential flag; GET /api/s
     await m.pollSmart();
     const sda = m.disks().find((d) => d.device === "/dev/sda")!;
     assertEquals([sda.health, sda.error], ["unknown", "mock smartctl: smartctl killed"]);
-    assertEquals(r.log(), [[0, "DiskHealthChanged", "/dev/sda ok→unknown"]]);
+    assertEquals(r.log(), [[0, "disk_health_changed", "/dev/sda ok→unknown"]]);
 
     const api = new Hono();
     api.route("/api", m.routes());
@@ -373,12 +387,12 @@ Deno.test("storage: md driver on a file + fake sysfs, polled on the clock; a mal
       assertEquals(m.arrays()[0].health, "degraded", "last good state kept");
       assert(m.view().error?.includes(`${tmp}/mdstat:2: bad member "sda1[zero]"`), m.view().error!);
       assertEquals(r.log().map((x) => x[1]), [
-        "DegradedArray",
-        "RebuildStarted",
-        "HealthChanged",
-        "RebuildFinished",
-        "HealthChanged",
-        "ReadFailed",
+        "array_degraded",
+        "rebuild_started",
+        "array_health_changed",
+        "rebuild_finished",
+        "array_health_changed",
+        "read_failed",
       ]);
     } finally {
       await m.stop();

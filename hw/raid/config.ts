@@ -27,9 +27,9 @@ export const raidConfigSchema = z.strictObject({
   ),
   expectSpares: z.record(z.string().regex(/^[A-Za-z0-9_]+$/), z.number().int().min(0))
     .default({})
-    .describe('spares expected per array (SparesMissing when fewer), e.g. {"md0": 1}'),
+    .describe('spares expected per array (storage.spares_missing when fewer), e.g. {"md0": 1}'),
   rebuildIncrement: z.number().int().min(1).max(50).default(20).describe(
-    "RebuildNN events every this many percent (mdadm --increment)",
+    "a storage.rebuild_progress event every this many percent (mdadm --increment)",
   ),
   essential: z.boolean().default(false).describe(
     "a failed array makes /api/health fail (503)",

@@ -71,14 +71,14 @@ function printStatus(s: GovernorSnapshot): void {
   console.log(
     `${"signal".padEnd(16)} ${"value".padStart(10)} ${"unit".padEnd(8)} ${"elevated".padStart(9)} ${
       "overload".padStart(9)
-    } ${"critical".padStart(9)}  wants`,
+    } ${"severe".padStart(9)}  wants`,
   );
   for (const sig of s.signals) {
     const t = sig.thresholds;
     console.log(
       `${sig.name.padEnd(16)} ${fmtNum(sig.value).padStart(10)} ${sig.unit.padEnd(8)} ${
         fmtNum(t?.elevated ?? null).padStart(9)
-      } ${fmtNum(t?.overload ?? null).padStart(9)} ${fmtNum(t?.critical ?? null).padStart(9)}  ${
+      } ${fmtNum(t?.overload ?? null).padStart(9)} ${fmtNum(t?.severe ?? null).padStart(9)}  ${
         t === null ? "(disabled)" : sig.value === null ? "(no data)" : sig.level
       }`,
     );
@@ -98,7 +98,7 @@ function printStatus(s: GovernorSnapshot): void {
   console.log(
     `degradation: debug events kept ${
       Math.round(d.debugSampleRate * 100)
-    }%, UI refresh ${d.uiRefreshMs} ms, requests below ${d.minCriticality} rejected, sheddable budget ${
+    }%, UI refresh ${d.uiRefreshMs} ms, requests below priority ${d.minPriority} rejected, sheddable budget ${
       Math.round(d.budgetFraction * 100)
     }% of wall time (${a.burstMs} ms credit)`,
   );

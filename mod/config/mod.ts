@@ -9,6 +9,7 @@ import { type Config, configSchema, typeName } from "./schema.ts";
 import { DEFAULT_CONFIG } from "./defaults.ts";
 import { subsystemProblems } from "../supervisor/config.ts";
 import { READ_LIMITS, readTextFileBounded } from "../fs.ts";
+import { renamedGovernorKeys } from "../governor/config.ts";
 
 export { type Config, type ConfigInput, configSchema, listenSchema } from "./schema.ts";
 export { DEFAULT_CONFIG } from "./defaults.ts";
@@ -72,6 +73,8 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], root?: unknown
 
 /** Validate an object against the schema; throws ConfigError naming each bad field. */
 export function validateConfig(input: unknown, source = "config"): Config {
+  const renamed = renamedGovernorKeys((input as { governor?: unknown } | null)?.governor);
+  if (renamed.length) throw new ConfigError(source, renamed);
   const r = configSchema.safeParse(input, { reportInput: true });
   if (!r.success) throw new ConfigError(source, formatIssues(r.error.issues, input));
   const cross = subsystemProblems(r.data.subsystems);

@@ -11,6 +11,7 @@
 import type { EventBus, EventInput } from "../events/mod.ts";
 import type { Criticality, SubsystemInfo, SupervisorApi } from "../supervisor/api.ts";
 import { type GovernorConfig, type Level, levelRank } from "./config.ts";
+import "./events.ts";
 
 /** The actions part of the governor config. */
 export type ActionsConfig = GovernorConfig["actions"];
@@ -30,7 +31,7 @@ export interface Suspension {
 }
 
 /** The criticalities the governor suspends at a level (never `essential`). */
-export function shedCriticalities(level: Level, cfg: ActionsConfig): Criticality[] {
+export function suspendedCriticalities(level: Level, cfg: ActionsConfig): Criticality[] {
   const out: Criticality[] = [];
   if (levelRank(level) >= levelRank(cfg.suspendOptionalAt)) out.push("optional");
   if (levelRank(level) >= levelRank(cfg.suspendImportantAt)) out.push("important");
@@ -50,18 +51,18 @@ export function planSuspensions(
   list: readonly SubsystemInfo[],
   ours: ReadonlyMap<string, Suspension>,
 ): { suspend: SubsystemInfo[]; resume: Suspension[] } {
-  const shed = cfg.suspend ? shedCriticalities(level, cfg) : [];
+  const due = cfg.suspend ? suspendedCriticalities(level, cfg) : [];
   const byName = new Map(list.map((s) => [s.name, s]));
   const suspend: SubsystemInfo[] = [];
   for (const crit of ["optional", "important"] as const) {
-    if (!shed.includes(crit)) continue;
+    if (!due.includes(crit)) continue;
     for (const s of list) {
       if (s.criticality !== crit || ours.has(s.name) || NOT_SUSPENDABLE.has(s.state)) continue;
       suspend.push(s);
     }
   }
   const resume = [...ours.values()]
-    .filter((o) => byName.has(o.name) && !shed.includes(byName.get(o.name)!.criticality))
+    .filter((o) => byName.has(o.name) && !due.includes(byName.get(o.name)!.criticality))
     .sort((a, b) => b.seq - a.seq);
   return { suspend, resume };
 }
@@ -91,6 +92,8 @@ export class Actions {
   #failedAt = new Map<string, number>();
   #sampleAcc = 0;
   #sampledOut = 0;
+  /** Subsystems the supervisor listed as suspended at the last reconcile (by anyone). */
+  #seenSuspended = new Set<string>();
 
   /** Build. */
   constructor(o: ActionsOptions) {
@@ -100,6 +103,11 @@ export class Actions {
   /** Subsystems suspended by the governor, in suspension order. */
   suspended(): Suspension[] {
     return [...this.#ours.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Is the subsystem suspended (by the governor now, or in any way at the last look)? */
+  isSuspended(name: string): boolean {
+    return this.#ours.has(name) || this.#seenSuspended.has(name);
   }
 
   /** Share of debug events kept at the current level. */
@@ -166,6 +174,7 @@ export class Actions {
     for (const name of [...this.#ours.keys()]) {
       if (!list.some((s) => s.name === name)) this.#ours.delete(name);
     }
+    this.#seenSuspended = new Set(list.filter((s) => s.state === "suspended").map((s) => s.name));
     const level = this.#level;
     const plan = planSuspensions(level, this.#o.config, list, this.#ours);
     const now = this.#o.now();
@@ -175,6 +184,7 @@ export class Actions {
       try {
         await sup.resume(r.name, `governor level ${level}: ${reason}`);
         this.#ours.delete(r.name);
+        this.#seenSuspended.delete(r.name);
         this.#failedAt.delete(r.name);
       } catch (e) {
         this.#failedAt.set(r.name, now);
@@ -217,8 +227,8 @@ export class Actions {
     }
   }
 
-  #fail(action: string, name: string, e: unknown): void {
-    this.#o.bus.publishUntyped({
+  #fail(action: "list" | "suspend" | "resume", name: string, e: unknown): void {
+    this.#o.bus.publish({
       module: "governor",
       kind: "governor.action_failed",
       severity: "warning",

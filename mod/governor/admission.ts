@@ -1,10 +1,11 @@
 /**
  * HTTP admission control: a Hono middleware (usable by vendors on their own
- * routes) that gives every request a criticality (`critical-plus`, `critical`,
- * `sheddable-plus`, `sheddable`, as in the SRE book) from the route rules, the
- * route's own option, or a header set by a trusted caller, and rejects sheddable
+ * routes) that gives every request a priority (`vital`, `standard`, `deferrable`,
+ * `bulk`: the SRE book's criticalities, see PRIORITIES) from the route rules, the
+ * route's own option, or a header (anyone may lower their own request's priority,
+ * only a trusted caller may raise it), and rejects sheddable (bulk and deferrable)
  * work with 503 + Retry-After before any of it runs when
- *  - the level's minimum criticality is above it,
+ *  - the level's minimum priority is above it,
  *  - the adaptive concurrency limit of sheddable work is reached, or
  *  - sheddable work has used up its CPU-time budget.
  *
@@ -13,18 +14,18 @@
  * and a sheddable request is admitted only while the bucket is not in debt. A small
  * burst bounds how long sheddable work runs back to back on the event loop — and
  * with it how long an essential request waits behind it — while the fill rate gives
- * sheddable work its share. `critical-plus` routes and `neverShed` paths
+ * sheddable work its share. `vital` routes and `neverShed` paths
  * (`/api/health`) are always admitted.
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
 import {
   type AdmissionConfig,
-  CRITICALITIES,
-  criticalityRank,
   type Level,
   levelRank,
-  type RouteCriticality,
+  PRIORITIES,
+  priorityRank,
+  type RoutePriority,
   type RouteRule,
   type Thresholds,
 } from "./config.ts";
@@ -37,8 +38,8 @@ export type RejectReason = "level" | "concurrency" | "budget";
 
 /** Options of one use of the middleware. */
 export interface AdmissionRouteOptions {
-  /** Criticality of every request through this middleware (overrides the rules). */
-  criticality?: RouteCriticality;
+  /** Priority of every request through this middleware (overrides the rules). */
+  priority?: RoutePriority;
   /** Route rules for this middleware (default: the configured rules). */
   routes?: RouteRule[];
   /**
@@ -58,7 +59,7 @@ export interface AdmissionOptions {
   level: () => Level;
   /** Monotonic time in ms (performance.now; tests inject a fake meter). */
   meter?: () => number;
-  /** Is this caller trusted to set the criticality header? Default: control socket or trustedAddresses. */
+  /** Is this caller trusted to raise its priority by header? Default: control socket or trustedAddresses. */
   isTrusted?: (c: Context) => boolean;
   /**
    * Thresholds of `sheddableDemand` (cores). The middleware also measures the demand
@@ -81,7 +82,7 @@ export interface AdmissionStats {
   level: Level;
   /** Sheddable demand measured by the middleware (cores). */
   fastDemand: number;
-  /** Requests in flight (all criticalities). */
+  /** Requests in flight (all priorities). */
   inflight: number;
   /** Sheddable requests in flight. */
   sheddableInflight: number;
@@ -97,10 +98,10 @@ export interface AdmissionStats {
   burstMs: number;
   /** Credit in the sheddable bucket now (ms; negative = debt). */
   budgetTokensMs: number;
-  /** Admitted requests by criticality. */
-  admitted: Record<RouteCriticality, number>;
-  /** Rejected requests by criticality. */
-  rejected: Record<RouteCriticality, number>;
+  /** Admitted requests by priority. */
+  admitted: Record<RoutePriority, number>;
+  /** Rejected requests by priority. */
+  rejected: Record<RoutePriority, number>;
   /** Rejected requests by reason. */
   rejectedBy: Record<RejectReason, number>;
 }
@@ -120,22 +121,22 @@ export function pathMatches(pattern: string, path: string): boolean {
   return pattern.endsWith("*") ? path.startsWith(pattern.slice(0, -1)) : path === pattern;
 }
 
-/** The criticality the first matching rule gives, or `fallback`. */
+/** The priority the first matching rule gives, or `fallback`. */
 export function classify(
   rules: readonly RouteRule[],
   method: string,
   path: string,
-  fallback: RouteCriticality,
-): RouteCriticality {
+  fallback: RoutePriority,
+): RoutePriority {
   for (const r of rules) {
     if (r.methods && !r.methods.includes(method)) continue;
-    if (pathMatches(r.path, path)) return r.criticality;
+    if (pathMatches(r.path, path)) return r.priority;
   }
   return fallback;
 }
 
-function isCriticality(s: string): s is RouteCriticality {
-  return (CRITICALITIES as readonly string[]).includes(s);
+function isPriority(s: string): s is RoutePriority {
+  return (PRIORITIES as readonly string[]).includes(s);
 }
 
 /** Default trust: the local control socket, or a peer IP listed in trustedAddresses. */
@@ -156,7 +157,7 @@ export class AdmissionController implements HttpWindowProvider {
   #isTrusted: (c: Context) => boolean;
   #limiter: ConcurrencyLimiter;
   #neverShed: Set<string>;
-  #cache = new Map<string, RouteCriticality>();
+  #cache = new Map<string, RoutePriority>();
 
   #inflight = 0;
   #shedInflight = 0;
@@ -164,7 +165,7 @@ export class AdmissionController implements HttpWindowProvider {
   #wallInflight = 0;
   /** Busy time of in-flight wall-charged requests is charged up to here. */
   #chargedTo = 0;
-  /** Token buckets (ms of credit): [0] sheddable, [1] sheddable-plus. */
+  /** Token buckets (ms of credit): [0] bulk, [1] deferrable. */
   #tokens: [number, number];
   #filledAt: number | undefined;
   #costEwma = new Map<string, number>();
@@ -177,8 +178,8 @@ export class AdmissionController implements HttpWindowProvider {
   #demandAcc = 0;
   #demandAt = 0;
 
-  #admitted = zeroes(CRITICALITIES);
-  #rejected = zeroes(CRITICALITIES);
+  #admitted = zeroes(PRIORITIES);
+  #rejected = zeroes(PRIORITIES);
   #rejectedBy = zeroes(["level", "concurrency", "budget"] as const);
   #delayed = 0;
   #win: HttpWindow = { inflight: 0, completed: 0, latencySumMs: 0, sheddableCostMs: 0 };
@@ -224,39 +225,39 @@ export class AdmissionController implements HttpWindowProvider {
     return this.#limiter;
   }
 
-  /** Criticality of a request from rules, route option and header. */
-  criticalityOf(c: Context, opts: AdmissionRouteOptions = {}): RouteCriticality {
+  /** Priority of a request from rules, route option and header. */
+  priorityOf(c: Context, opts: AdmissionRouteOptions = {}): RoutePriority {
     const path = c.req.path;
-    let crit: RouteCriticality;
-    if (opts.criticality) crit = opts.criticality;
+    let prio: RoutePriority;
+    if (opts.priority) prio = opts.priority;
     else if (opts.routes) {
-      crit = classify(opts.routes, c.req.method, path, this.#cfg.defaultCriticality);
+      prio = classify(opts.routes, c.req.method, path, this.#cfg.defaultPriority);
     } else {
       const key = c.req.method + " " + path;
       const hit = this.#cache.get(key);
-      if (hit) crit = hit;
+      if (hit) prio = hit;
       else {
-        crit = classify(this.#cfg.routes, c.req.method, path, this.#cfg.defaultCriticality);
+        prio = classify(this.#cfg.routes, c.req.method, path, this.#cfg.defaultPriority);
         if (this.#cache.size >= MAX_CACHE) this.#cache.clear();
-        this.#cache.set(key, crit);
+        this.#cache.set(key, prio);
       }
     }
     const h = c.req.header(this.#cfg.trustedHeader);
     if (h !== undefined) {
       const want = h.trim().toLowerCase();
-      // Anyone may lower the criticality of their own request; only trusted callers may raise it.
+      // Anyone may lower the priority of their own request; only trusted callers may raise it.
       if (
-        isCriticality(want) &&
-        (criticalityRank(want) <= criticalityRank(crit) || this.#isTrusted(c))
-      ) crit = want;
+        isPriority(want) &&
+        (priorityRank(want) <= priorityRank(prio) || this.#isTrusted(c))
+      ) prio = want;
     }
-    return crit;
+    return prio;
   }
 
   /** Fill rates of the two buckets at a level (ms of CPU per ms). */
   #rates(level: Level): [number, number] {
     let f = this.#cfg.budgetFraction[level];
-    let plus = f + (1 - f) * this.#cfg.plusHeadroom;
+    let plus = f + (1 - f) * this.#cfg.deferrableHeadroom;
     const target = this.#cfg.lagTargetMs;
     if (target !== null && this.#lag && levelRank(level) >= 2) {
       const scale = Math.max(0.1, Math.min(1, target / Math.max(this.#lag(), 1e-3)));
@@ -291,14 +292,14 @@ export class AdmissionController implements HttpWindowProvider {
    * Decide on one request: null to admit, or why not. Pure bookkeeping-free
    * check; `middleware` does the accounting.
    */
-  decide(crit: RouteCriticality, path: string, now: number): RejectReason | null {
-    if (!this.#cfg.enabled || crit === "critical-plus" || this.#neverShed.has(path)) return null;
+  decide(prio: RoutePriority, path: string, now: number): RejectReason | null {
+    if (!this.#cfg.enabled || prio === "vital" || this.#neverShed.has(path)) return null;
     const level = this.level(now);
-    if (criticalityRank(crit) < criticalityRank(this.#cfg.minCriticality[level])) return "level";
-    if (crit === "critical") return null;
+    if (priorityRank(prio) < priorityRank(this.#cfg.minPriority[level])) return "level";
+    if (prio === "standard") return null;
     if (this.#shedInflight >= this.#limiter.limit) return "concurrency";
     this.#settle(now, level);
-    if (this.#tokens[crit === "sheddable-plus" ? 1 : 0] < 0) return "budget";
+    if (this.#tokens[prio === "deferrable" ? 1 : 0] < 0) return "budget";
     return null;
   }
 
@@ -335,7 +336,7 @@ export class AdmissionController implements HttpWindowProvider {
       headers: {
         "content-type": "application/json",
         "retry-after": String(this.#cfg.retryAfterS[level]),
-        "x-keepwire-shed": reason,
+        "x-keepwire-reject-reason": reason,
       },
     });
   }
@@ -344,22 +345,22 @@ export class AdmissionController implements HttpWindowProvider {
   middleware(opts: AdmissionRouteOptions = {}): MiddlewareHandler {
     const syncCost = opts.cost === "sync";
     return async (c, next) => {
-      const crit = this.criticalityOf(c, opts);
+      const prio = this.priorityOf(c, opts);
       const path = c.req.path;
       const start = this.#meter();
-      const sheddable = crit === "sheddable" || crit === "sheddable-plus";
+      const sheddable = prio === "bulk" || prio === "deferrable";
       if (sheddable) {
         const est = this.#estimate(path);
         this.#win.sheddableCostMs += est;
         this.#arrive(est, start);
       }
-      const why = this.decide(crit, path, start);
+      const why = this.decide(prio, path, start);
       if (why !== null) {
-        this.#rejected[crit]++;
+        this.#rejected[prio]++;
         this.#rejectedBy[why]++;
         return await this.#reject(this.level(start), why);
       }
-      this.#admitted[crit]++;
+      this.#admitted[prio]++;
       this.#inflight++;
       const shedInflightAtStart = sheddable ? ++this.#shedInflight : 0;
       if (sheddable && !syncCost && this.#wallInflight++ === 0) this.#chargedTo = start;

@@ -6,11 +6,11 @@
 import { z } from "zod";
 
 /** Governor levels, lowest first. */
-export const LEVELS = ["normal", "elevated", "overload", "critical"] as const;
+export const LEVELS = ["normal", "elevated", "overload", "severe"] as const;
 /** One governor level. */
 export type Level = typeof LEVELS[number];
 /** Levels above normal (the ones with thresholds and enter holds). */
-export const RAISED_LEVELS = ["elevated", "overload", "critical"] as const;
+export const RAISED_LEVELS = ["elevated", "overload", "severe"] as const;
 /** One level above normal. */
 export type RaisedLevel = typeof RAISED_LEVELS[number];
 
@@ -19,14 +19,23 @@ export function levelRank(l: Level): number {
   return LEVELS.indexOf(l);
 }
 
-/** Request criticality, as in the Google SRE book ch. 21, lowest first. */
-export const CRITICALITIES = ["sheddable", "sheddable-plus", "critical", "critical-plus"] as const;
-/** One request criticality. */
-export type RouteCriticality = typeof CRITICALITIES[number];
+/**
+ * Request priorities, lowest first (the four request criticalities of the Google SRE
+ * book ch. 21 under words that mean nothing else in keepwire):
+ *  - `bulk`: shed first (live event stream, background reads);
+ *  - `deferrable`: shed after bulk (event lists, metrics);
+ *  - `standard`: the default; rejected only at levels whose `minPriority` is above it;
+ *  - `vital`: never shed (health, the governor's own status).
+ * `bulk` and `deferrable` requests are "sheddable": they share the CPU budget and the
+ * adaptive concurrency limit.
+ */
+export const PRIORITIES = ["bulk", "deferrable", "standard", "vital"] as const;
+/** One request priority. */
+export type RoutePriority = typeof PRIORITIES[number];
 
-/** Numeric rank of a criticality (sheddable = 0). */
-export function criticalityRank(c: RouteCriticality): number {
-  return CRITICALITIES.indexOf(c);
+/** Numeric rank of a priority (bulk = 0). */
+export function priorityRank(p: RoutePriority): number {
+  return PRIORITIES.indexOf(p);
 }
 
 /**
@@ -60,41 +69,41 @@ export interface Thresholds {
   elevated: number | null;
   /** Value at or above which `overload` is wanted. */
   overload: number | null;
-  /** Value at or above which `critical` is wanted. */
-  critical: number | null;
+  /** Value at or above which `severe` is wanted. */
+  severe: number | null;
 }
 
-function thresholds(elevated: number | null, overload: number | null, critical: number | null) {
-  const def: Thresholds = { elevated, overload, critical };
+function thresholds(elevated: number | null, overload: number | null, severe: number | null) {
+  const def: Thresholds = { elevated, overload, severe };
   const n = z.number().min(0).nullable();
   return z.strictObject({
     elevated: n.default(elevated),
     overload: n.default(overload),
-    critical: n.default(critical),
+    severe: n.default(severe),
   }).refine((t) => {
-    const set = [t.elevated, t.overload, t.critical].filter((v): v is number => v !== null);
+    const set = [t.elevated, t.overload, t.severe].filter((v): v is number => v !== null);
     return set.every((v, i) => i === 0 || v >= set[i - 1]);
-  }, "thresholds must not decrease from elevated to overload to critical")
+  }, "thresholds must not decrease from elevated to overload to severe")
     .nullable().default(() => ({ ...def }))
     .describe(
-      `thresholds (elevated ${elevated}, overload ${overload}, critical ${critical}); null disables the signal`,
+      `thresholds (elevated ${elevated}, overload ${overload}, severe ${severe}); null disables the signal`,
     );
 }
 
 /** Default thresholds per signal. */
 export const DEFAULT_THRESHOLDS: Record<SignalName, Thresholds | null> = {
-  eventLoopLagMs: { elevated: 30, overload: 60, critical: 250 },
-  cpuPressure: { elevated: 80, overload: null, critical: null },
-  memoryPressure: { elevated: 10, overload: 25, critical: 50 },
-  ioPressure: { elevated: 50, overload: 90, critical: null },
-  cgroupMemory: { elevated: 80, overload: 90, critical: 97 },
-  cpuThrottled: { elevated: 25, overload: 50, critical: null },
-  rssMb: { elevated: 768, overload: 1024, critical: 1536 },
-  queueDepth: { elevated: 1000, overload: 10000, critical: null },
-  queueAgeMs: { elevated: 5000, overload: 30000, critical: null },
-  inflight: { elevated: 256, overload: 1024, critical: 4096 },
+  eventLoopLagMs: { elevated: 30, overload: 60, severe: 250 },
+  cpuPressure: { elevated: 80, overload: null, severe: null },
+  memoryPressure: { elevated: 10, overload: 25, severe: 50 },
+  ioPressure: { elevated: 50, overload: 90, severe: null },
+  cgroupMemory: { elevated: 80, overload: 90, severe: 97 },
+  cpuThrottled: { elevated: 25, overload: 50, severe: null },
+  rssMb: { elevated: 768, overload: 1024, severe: 1536 },
+  queueDepth: { elevated: 1000, overload: 10000, severe: null },
+  queueAgeMs: { elevated: 5000, overload: 30000, severe: null },
+  inflight: { elevated: 256, overload: 1024, severe: 4096 },
   httpLatencyMs: null,
-  sheddableDemand: { elevated: 1, overload: 1.5, critical: null },
+  sheddableDemand: { elevated: 1, overload: 1.5, severe: null },
 };
 
 function thresholdsOf(name: SignalName) {
@@ -103,10 +112,10 @@ function thresholdsOf(name: SignalName) {
     return z.strictObject({
       elevated: z.number().min(0).nullable().default(null),
       overload: z.number().min(0).nullable().default(null),
-      critical: z.number().min(0).nullable().default(null),
+      severe: z.number().min(0).nullable().default(null),
     }).nullable().default(null).describe("thresholds; null (default) disables the signal");
   }
-  return thresholds(t.elevated, t.overload, t.critical);
+  return thresholds(t.elevated, t.overload, t.severe);
 }
 
 const thresholdsSchema = z.strictObject(
@@ -126,37 +135,39 @@ function perLevel<T extends z.ZodType>(
     normal: schema.default(def.normal as D),
     elevated: schema.default(def.elevated as D),
     overload: schema.default(def.overload as D),
-    critical: schema.default(def.critical as D),
+    severe: schema.default(def.severe as D),
   }).default(() => ({ ...def }) as { [L in Level]: D }).describe(what);
 }
 
-const criticalitySchema = z.enum(CRITICALITIES);
+const prioritySchema = z.enum(PRIORITIES);
 
-/** A route rule: which criticality a path has by default. */
+/** A route rule: which priority a path has by default. */
 export const routeRuleSchema = z.strictObject({
   path: z.string().regex(/^\/[^\s]*$/, 'a path starting with "/", optionally ending in "*"')
     .describe('exact path, or a prefix ending in "*"'),
   methods: z.array(z.string().regex(/^[A-Z]+$/, "upper-case HTTP method")).optional()
     .describe("only these methods (default: all)"),
-  criticality: criticalitySchema,
+  priority: prioritySchema,
 });
 /** One route rule. */
 export type RouteRule = z.infer<typeof routeRuleSchema>;
 
 /** Default route rules of keepwire's own API (first match wins). */
 export const DEFAULT_ROUTES: RouteRule[] = [
-  { path: "/api/health", criticality: "critical-plus" },
-  { path: "/api/governor", criticality: "critical-plus" },
-  { path: "/api/events/stream", criticality: "sheddable" },
-  { path: "/api/events*", criticality: "sheddable-plus" },
-  { path: "/metrics", criticality: "sheddable-plus" },
+  { path: "/api/health", priority: "vital" },
+  { path: "/api/governor", priority: "vital" },
+  { path: "/api/events/stream", priority: "bulk" },
+  { path: "/api/events*", priority: "deferrable" },
+  { path: "/metrics", priority: "deferrable" },
 ];
 
 const concurrencySchema = z.strictObject({
   algorithm: z.enum(["gradient", "aimd", "fixed"]).default("gradient").describe(
     "gradient (Netflix Gradient2 on latency), aimd (additive increase, multiplicative decrease), fixed",
   ),
-  initial: z.number().int().min(1).default(20).describe("initial limit of sheddable in-flight"),
+  initial: z.number().int().min(1).default(20).describe(
+    "initial limit of sheddable (bulk and deferrable) requests in flight",
+  ),
   min: z.number().int().min(1).default(4).describe("lowest limit"),
   max: z.number().int().min(1).default(200).describe("highest limit"),
   smoothing: z.number().gt(0).max(1).default(0.2).describe("gradient: smoothing of limit changes"),
@@ -181,7 +192,7 @@ const admissionSchema = z.strictObject({
       normal: 5,
       elevated: 5,
       overload: 1,
-      critical: 1,
+      severe: 1,
     },
     "credit (ms of CPU) the sheddable budget may save, per level: a small burst bounds how long sheddable work runs back to back, a larger one tolerates bursts",
   ),
@@ -189,7 +200,7 @@ const admissionSchema = z.strictObject({
     normal: 0.9,
     elevated: 0.9,
     overload: 0.65,
-    critical: 0.3,
+    severe: 0.3,
   }, "share of wall time sheddable work may use (the budget's fill rate), per level"),
   rejectDelayMs: perLevel(
     z.number().int().min(0).max(10_000),
@@ -197,7 +208,7 @@ const admissionSchema = z.strictObject({
       normal: 0,
       elevated: 0,
       overload: 50,
-      critical: 100,
+      severe: 100,
     },
     "hold a 503 this long before sending it, per level (no work is done meanwhile): clients that retry at once, ignoring Retry-After, are paced, so a retry storm cannot fill the event loop with rejections",
   ),
@@ -210,24 +221,24 @@ const admissionSchema = z.strictObject({
   fastDemandTauMs: z.number().min(1).max(10_000).default(250).describe(
     "time constant of the demand the middleware measures itself; the level thresholds.sheddableDemand asks for applies to admission at once",
   ),
-  plusHeadroom: z.number().min(0).max(1).default(0.5).describe(
-    "sheddable-plus may also use this share of the headroom left above budgetFraction",
+  deferrableHeadroom: z.number().min(0).max(1).default(0.5).describe(
+    "deferrable requests may also use this share of the headroom left above budgetFraction",
   ),
-  minCriticality: perLevel(criticalitySchema, {
-    normal: "sheddable",
-    elevated: "sheddable",
-    overload: "sheddable",
-    critical: "sheddable-plus",
-  }, "requests below this criticality are rejected outright, per level"),
+  minPriority: perLevel(prioritySchema, {
+    normal: "bulk",
+    elevated: "bulk",
+    overload: "bulk",
+    severe: "deferrable",
+  }, "requests below this priority are rejected outright, per level"),
   retryAfterS: perLevel(z.number().int().min(1).max(3600), {
     normal: 1,
     elevated: 1,
     overload: 2,
-    critical: 5,
+    severe: 5,
   }, "Retry-After seconds of a 503, per level"),
   concurrency: concurrencySchema.default(() => concurrencySchema.parse({})),
-  defaultCriticality: criticalitySchema.default("critical").describe(
-    "criticality of a route no rule matches",
+  defaultPriority: prioritySchema.default("standard").describe(
+    "priority of a route no rule matches",
   ),
   routes: z.array(routeRuleSchema).default(() => DEFAULT_ROUTES.map((r) => ({ ...r }))).describe(
     "route rules, first match wins",
@@ -236,8 +247,10 @@ const admissionSchema = z.strictObject({
     "paths always admitted whatever the rules say",
   ),
   trustedHeader: z.string().regex(/^[a-z0-9-]+$/, "lower-case header name").default(
-    "x-keepwire-criticality",
-  ).describe("header a trusted caller sets to choose the criticality"),
+    "x-keepwire-priority",
+  ).describe(
+    "header that sets a request's priority: anyone may lower their own, only trusted callers raise it",
+  ),
   trustedAddresses: z.array(z.string()).default([]).describe(
     "peer IPs whose header is trusted (the local control socket always is)",
   ),
@@ -257,8 +270,8 @@ export const governorConfigSchema = z.strictObject({
   enterHoldMs: z.strictObject({
     elevated: z.number().int().min(0).default(500),
     overload: z.number().int().min(0).default(200),
-    critical: z.number().int().min(0).default(200),
-  }).default({ elevated: 500, overload: 200, critical: 200 }).describe(
+    severe: z.number().int().min(0).default(200),
+  }).default({ elevated: 500, overload: 200, severe: 200 }).describe(
     "a level is entered when its thresholds are exceeded for this long (enter fast)",
   ),
   leaveHoldMs: z.number().int().min(0).default(5000).describe(
@@ -306,27 +319,29 @@ export const governorConfigSchema = z.strictObject({
     http: { enabled: true, alpha: 0.5 },
   })),
   actions: z.strictObject({
-    suspend: z.boolean().default(true).describe("suspend subsystems by criticality"),
+    suspend: z.boolean().default(true).describe(
+      "suspend subsystems by their criticality (optional, important; never essential)",
+    ),
     suspendOptionalAt: levelSchema.default("elevated"),
     suspendImportantAt: levelSchema.default("overload"),
     debugSampleRate: perLevel(z.number().min(0).max(1), {
       normal: 1,
       elevated: 0.1,
       overload: 0.01,
-      critical: 0,
+      severe: 0,
     }, "share of debug events kept, per level"),
     uiRefreshMs: perLevel(z.number().int().min(100), {
       normal: 1000,
       elevated: 3000,
       overload: 10_000,
-      critical: 30_000,
+      severe: 30_000,
     }, "UI live-refresh interval, per level"),
   }).default(() => ({
     suspend: true,
     suspendOptionalAt: "elevated" as const,
     suspendImportantAt: "overload" as const,
-    debugSampleRate: { normal: 1, elevated: 0.1, overload: 0.01, critical: 0 },
-    uiRefreshMs: { normal: 1000, elevated: 3000, overload: 10_000, critical: 30_000 },
+    debugSampleRate: { normal: 1, elevated: 0.1, overload: 0.01, severe: 0 },
+    uiRefreshMs: { normal: 1000, elevated: 3000, overload: 10_000, severe: 30_000 },
   })),
   admission: admissionSchema.default(() => admissionSchema.parse({})),
   traceFile: z.string().min(1).optional().describe(
@@ -344,4 +359,114 @@ export type ConcurrencyConfig = AdmissionConfig["concurrency"];
 /** The default governor config. */
 export function defaultGovernorConfig(): GovernorConfig {
   return governorConfigSchema.parse({});
+}
+
+/** Level words renamed: the highest level was `critical` (a word events and subsystems also use). */
+const LEVEL_RENAMES: Record<string, string> = { critical: "severe" };
+/** Route priorities renamed from the SRE book's criticality words. */
+export const PRIORITY_RENAMES: Record<string, RoutePriority> = {
+  "sheddable": "bulk",
+  "sheddable-plus": "deferrable",
+  "critical": "standard",
+  "critical-plus": "vital",
+};
+/** `admission` keys renamed. */
+const ADMISSION_RENAMES: Record<string, string> = {
+  minCriticality: "minPriority",
+  defaultCriticality: "defaultPriority",
+  plusHeadroom: "deferrableHeadroom",
+};
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function priorityNote(v: unknown): string {
+  if (typeof v === "string" && v in PRIORITY_RENAMES) {
+    return ` ("${v}" is now "${PRIORITY_RENAMES[v]}")`;
+  }
+  return "";
+}
+
+/**
+ * Keys of a `governor` section (raw input, before validation) that older keepwire
+ * versions used, one `path: ...` line each naming the new key, so an old config fails
+ * with the fix in the message rather than a bare "unknown field".
+ */
+export function renamedGovernorKeys(section: unknown, at = "governor"): string[] {
+  if (!isObj(section)) return [];
+  const out: string[] = [];
+  const levelKeys = (obj: unknown, path: string) => {
+    if (!isObj(obj)) return;
+    for (const [old, now] of Object.entries(LEVEL_RENAMES)) {
+      if (old in obj) out.push(`${path}.${old}: renamed to "${now}" (level ${old} is now ${now})`);
+    }
+  };
+  if (isObj(section.thresholds)) {
+    for (const [sig, t] of Object.entries(section.thresholds)) {
+      levelKeys(t, `${at}.thresholds.${sig}`);
+    }
+  }
+  levelKeys(section.enterHoldMs, `${at}.enterHoldMs`);
+  if (isObj(section.actions)) {
+    for (const k of ["debugSampleRate", "uiRefreshMs"]) {
+      levelKeys(section.actions[k], `${at}.actions.${k}`);
+    }
+    for (const k of ["suspendOptionalAt", "suspendImportantAt"]) {
+      const v = section.actions[k];
+      if (typeof v === "string" && v in LEVEL_RENAMES) {
+        out.push(`${at}.actions.${k}: level "${v}" is now "${LEVEL_RENAMES[v]}"`);
+      }
+    }
+  }
+  const a = section.admission;
+  if (isObj(a)) {
+    for (
+      const k of [
+        "burstMs",
+        "budgetFraction",
+        "rejectDelayMs",
+        "retryAfterS",
+        "minCriticality",
+        "minPriority",
+      ]
+    ) {
+      levelKeys(a[k], `${at}.admission.${k}`);
+    }
+    for (const [old, now] of Object.entries(ADMISSION_RENAMES)) {
+      if (!(old in a)) continue;
+      const v = a[old];
+      const values = isObj(v)
+        ? [...new Set(Object.values(v).map(priorityNote).filter(Boolean))].join("")
+        : priorityNote(v);
+      out.push(`${at}.admission.${old}: renamed to "${now}"${values}`);
+    }
+    for (const k of ["minPriority"]) {
+      if (!isObj(a[k])) continue;
+      for (const [lvl, v] of Object.entries(a[k])) {
+        const note = priorityNote(v);
+        if (note) out.push(`${at}.admission.${k}.${lvl}: unknown priority${note}`);
+      }
+    }
+    if (typeof a.defaultPriority === "string" && priorityNote(a.defaultPriority)) {
+      out.push(
+        `${at}.admission.defaultPriority: unknown priority${priorityNote(a.defaultPriority)}`,
+      );
+    }
+    if (Array.isArray(a.routes)) {
+      a.routes.forEach((r, i) => {
+        if (!isObj(r)) return;
+        if ("criticality" in r) {
+          out.push(
+            `${at}.admission.routes[${i}].criticality: renamed to "priority"${
+              priorityNote(r.criticality)
+            }`,
+          );
+        }
+        const note = priorityNote(r.priority);
+        if (note) out.push(`${at}.admission.routes[${i}].priority: unknown priority${note}`);
+      });
+    }
+  }
+  return out;
 }

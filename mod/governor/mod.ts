@@ -14,11 +14,11 @@ import type { SupervisorApi } from "../supervisor/api.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import { apiDoc } from "../web/openapi.ts";
 import {
-  CRITICALITIES,
   type GovernorConfig,
   type Level,
   levelRank,
   LEVELS,
+  PRIORITIES,
   RAISED_LEVELS,
   type SignalValues,
 } from "./config.ts";
@@ -31,6 +31,8 @@ import {
   type AdmissionStats,
 } from "./admission.ts";
 import { levelConfigOf, traceLine } from "./replay.ts";
+import { TraceFileError } from "./errors.ts";
+import "./events.ts";
 import {
   CgroupSource,
   HttpSource,
@@ -42,18 +44,20 @@ import {
 } from "./signals/mod.ts";
 
 export {
-  CRITICALITIES,
   type GovernorConfig,
   governorConfigSchema,
   type Level,
   LEVELS,
-  type RouteCriticality,
+  PRIORITIES,
+  type RoutePriority,
   type SignalName,
   SIGNALS,
 } from "./config.ts";
 export { AdmissionController, type AdmissionRouteOptions } from "./admission.ts";
 export { LevelMachine, type Transition } from "./levels.ts";
-export { parseTrace, replay, TraceError } from "./replay.ts";
+export { parseTrace, replay } from "./replay.ts";
+export { TraceError, TraceFileError } from "./errors.ts";
+export { GOVERNOR_EVENTS } from "./events.ts";
 
 /** What the governor may be given besides its context. */
 export interface GovernorDeps {
@@ -89,8 +93,8 @@ export interface GovernorSnapshot {
     debugSampleRate: number;
     /** UI live-refresh interval (ms). */
     uiRefreshMs: number;
-    /** Requests below this criticality are rejected outright. */
-    minCriticality: string;
+    /** Requests below this priority are rejected outright. */
+    minPriority: string;
     /** Share of each window sheddable work may use. */
     budgetFraction: number;
     /** Retry-After of a 503 (s). */
@@ -112,7 +116,7 @@ const SEVERITY_OF: Record<Level, Severity> = {
   normal: "notice",
   elevated: "notice",
   overload: "warning",
-  critical: "error",
+  severe: "error",
 };
 
 /** The governor module. */
@@ -132,7 +136,7 @@ export class GovernorModule implements Module {
   #history: { t: number; level: Level; pressure: number }[] = [];
   #unsubQueue: (() => void) | undefined;
   #transitions: Transition[] = [];
-  #changes: Record<Level, number> = { normal: 0, elevated: 0, overload: 0, critical: 0 };
+  #changes: Record<Level, number> = { normal: 0, elevated: 0, overload: 0, severe: 0 };
   #lastReconcile = -Infinity;
   #trace: Deno.FsFile | undefined;
   #sourceErrors: Record<string, string> = {};
@@ -185,6 +189,7 @@ export class GovernorModule implements Module {
       this.#queues = new QueueSource({
         staleAfterMs: s.queues.staleAfterMs,
         now: () => clock.now(),
+        suspended: (name) => this.#actions.isSuspended(name),
       });
       out.push(this.#queues);
     }
@@ -242,9 +247,7 @@ export class GovernorModule implements Module {
       } catch (e) {
         this.#started = false;
         this.#unsubQueue?.();
-        throw new Error(
-          `governor.traceFile: cannot open ${this.#cfg.traceFile}: ${(e as Error).message}`,
-        );
+        throw new TraceFileError(this.#cfg.traceFile, e);
       }
     }
     for (const s of this.#sources) s.start?.();
@@ -295,7 +298,7 @@ export class GovernorModule implements Module {
       this.#changes[tr.to]++;
       this.#actions.setLevel(tr.to);
       const up = levelRank(tr.to) > levelRank(tr.from);
-      this.#ctx.bus.publishUntyped({
+      this.#ctx.bus.publish({
         module: "governor",
         kind: "governor.level_changed",
         severity: up ? SEVERITY_OF[tr.to] : "notice",
@@ -323,7 +326,7 @@ export class GovernorModule implements Module {
     if (now - (this.#history.at(-1)?.t ?? -Infinity) < 1000) return;
     let p = 0;
     for (const s of this.#machine.signals(now)) {
-      const th = s.thresholds?.overload ?? s.thresholds?.critical ?? null;
+      const th = s.thresholds?.overload ?? s.thresholds?.severe ?? null;
       if (s.value === null || !th) continue;
       p = Math.max(p, s.value / th);
     }
@@ -354,7 +357,7 @@ export class GovernorModule implements Module {
       degradation: {
         debugSampleRate: this.#actions.debugSampleRate,
         uiRefreshMs: this.#actions.uiRefreshMs,
-        minCriticality: a.minCriticality[level],
+        minPriority: a.minPriority[level],
         budgetFraction: a.budgetFraction[level],
         retryAfterS: a.retryAfterS[level],
       },
@@ -382,7 +385,7 @@ export class GovernorModule implements Module {
       samples: MetricFamily["samples"],
     ): MetricFamily => ({ name: `governor_${name}`, type, help, samples });
     return [
-      fam("level", "gauge", "governor level: 0 normal, 1 elevated, 2 overload, 3 critical", [
+      fam("level", "gauge", "governor level: 0 normal, 1 elevated, 2 overload, 3 severe", [
         { value: levelRank(snap.level) },
       ]),
       fam(
@@ -426,14 +429,14 @@ export class GovernorModule implements Module {
       fam(
         "http_admitted_total",
         "counter",
-        "HTTP requests admitted, by criticality",
-        CRITICALITIES.map((c) => ({ labels: { criticality: c }, value: ad.admitted[c] })),
+        "HTTP requests admitted, by priority",
+        PRIORITIES.map((p) => ({ labels: { priority: p }, value: ad.admitted[p] })),
       ),
       fam(
         "http_rejected_total",
         "counter",
-        "HTTP requests rejected with 503, by criticality",
-        CRITICALITIES.map((c) => ({ labels: { criticality: c }, value: ad.rejected[c] })),
+        "HTTP requests rejected with 503, by priority",
+        PRIORITIES.map((p) => ({ labels: { priority: p }, value: ad.rejected[p] })),
       ),
       fam(
         "http_rejected_reason_total",
@@ -441,9 +444,14 @@ export class GovernorModule implements Module {
         "HTTP requests rejected with 503, by reason (level, concurrency, budget)",
         Object.entries(ad.rejectedBy).map(([reason, n]) => ({ labels: { reason }, value: n })),
       ),
-      fam("concurrency_limit", "gauge", "adaptive concurrency limit of sheddable requests", [
-        { value: ad.concurrencyLimit },
-      ]),
+      fam(
+        "concurrency_limit",
+        "gauge",
+        "adaptive concurrency limit of sheddable (bulk and deferrable) requests",
+        [
+          { value: ad.concurrencyLimit },
+        ],
+      ),
       fam(
         "budget_fraction",
         "gauge",

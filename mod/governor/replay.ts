@@ -9,6 +9,9 @@ import { z } from "zod";
 import { formatIssues } from "../config/mod.ts";
 import { type GovernorConfig, SIGNAL_NAMES, type SignalName, type SignalValues } from "./config.ts";
 import { type LevelConfig, LevelMachine, type Transition } from "./levels.ts";
+import { TraceError } from "./errors.ts";
+
+export { TraceError } from "./errors.ts";
 
 const signalsSchema = z.strictObject(
   Object.fromEntries(SIGNAL_NAMES.map((n) => [n, z.number().finite().optional()])) as {
@@ -28,18 +31,6 @@ export interface TraceSample {
   t: number;
   /** Signal values. */
   signals: SignalValues;
-}
-
-/** A trace line that is not valid; `line` is 1-based. */
-export class TraceError extends Error {
-  /** 1-based line number. */
-  readonly line: number;
-  /** Build. */
-  constructor(line: number, message: string) {
-    super(`line ${line}: ${message}`);
-    this.name = "TraceError";
-    this.line = line;
-  }
 }
 
 /** Parse a trace; throws TraceError naming the first bad line. */

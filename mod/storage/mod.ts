@@ -2,8 +2,8 @@
  * Storage module: polls the RAID driver (md arrays) and SMART on the injected
  * clock, computes health per array (`ok | degraded | rebuilding | failed |
  * inactive`) and per disk, and publishes an event (module `storage`) on every
- * transition, named like mdadm --monitor's events: `storage.DegradedArray`,
- * `storage.Rebuild40`, ... (see monitor.ts).
+ * transition: `storage.array_degraded`, `storage.rebuild_progress`, ... (kinds and
+ * payloads in events.ts; the payload's `mdadm` names mdadm --monitor's event).
  * @module
  */
 import type { Hono } from "hono";
@@ -21,11 +21,15 @@ import {
   diskStatusOf,
   type RaidArrayStatus,
 } from "./health.ts";
-import { type StorageEvent, StorageMonitor } from "./monitor.ts";
+import { type StorageEvent, storageEvent, StorageMonitor } from "./monitor.ts";
+import { StorageStartError } from "./errors.ts";
+import "./events.ts";
 import { storageRoutes } from "./routes.ts";
 import type { StorageView } from "./types.ts";
 
 export type { StorageView } from "./types.ts";
+export { STORAGE_EVENTS, type StorageEventKind } from "./events.ts";
+export { StorageStartError } from "./errors.ts";
 export { arrayHealth, type DiskStatus, type RaidArrayStatus, type RaidHealth } from "./health.ts";
 
 /** Options for tests: a ready driver instead of one built from the config. */
@@ -77,7 +81,7 @@ export class StorageModule implements Module {
     try {
       await this.#readMd(true);
     } catch (e) {
-      throw new Error(`storage (driver ${this.#driver.name}): ${(e as Error).message}`);
+      throw new StorageStartError(this.#driver.name, e);
     }
     this.#running = true;
     this.#timers.push(this.#clock.setInterval(() => void this.pollMd(), this.#cfg.pollMs));
@@ -123,21 +127,19 @@ export class StorageModule implements Module {
       const msg = (e as Error).message;
       if (first) throw e;
       if (this.#error === null) {
-        this.#publish({
-          name: "ReadFailed",
-          severity: "error",
-          payload: { driver: this.#driver.name, error: msg },
-        });
+        this.#publish(storageEvent("storage.read_failed", "error", {
+          driver: this.#driver.name,
+          error: msg,
+        }));
       }
       this.#error = msg;
       throw e;
     }
     if (this.#error !== null) {
-      this.#publish({
-        name: "ReadRecovered",
-        severity: "notice",
-        payload: { driver: this.#driver.name, error: this.#error },
-      });
+      this.#publish(storageEvent("storage.read_recovered", "notice", {
+        driver: this.#driver.name,
+        error: this.#error,
+      }));
       this.#error = null;
     }
     this.#reportUnknown(snap.mdstat.unknown);
@@ -151,11 +153,10 @@ export class StorageModule implements Module {
     if (key === this.#unknownKey) return;
     this.#unknownKey = key;
     if (!lines.length) return;
-    this.#publish({
-      name: "MdstatUnknownLines",
-      severity: "notice",
-      payload: { array: null, lines: describeUnknown(lines) },
-    });
+    this.#publish(storageEvent("storage.mdstat_unknown_lines", "notice", {
+      array: null,
+      lines: describeUnknown(lines),
+    }));
   }
 
   async #readSmart(): Promise<void> {
@@ -172,12 +173,7 @@ export class StorageModule implements Module {
   }
 
   #publish(e: StorageEvent): void {
-    this.#bus.publishUntyped({
-      module: "storage",
-      kind: `storage.${e.name}`,
-      severity: e.severity,
-      payload: e.payload,
-    });
+    this.#bus.publish({ module: "storage", ...e });
   }
 
   /** Arrays as last read. */

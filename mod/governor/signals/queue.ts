@@ -3,6 +3,12 @@
  * (SupervisorApi.onQueueReport). The signals are the worst subsystem's depth and
  * the age of its oldest item, aged by the time since the report while the queue
  * is not empty. Signals: `queueDepth`, `queueAgeMs`.
+ *
+ * A suspended subsystem's queue does not count: it grows because the subsystem is
+ * suspended, not because keepwire is short of capacity, and counting it would let a
+ * suspension feed the very signal that caused it (elevated → suspend → queue ages →
+ * overload → suspend more). Nor does a report made while it was suspended, after it
+ * is resumed: only what it reports once running again counts.
  * @module
  */
 import type { SignalValues } from "../config.ts";
@@ -14,12 +20,16 @@ export interface QueueSourceOptions {
   staleAfterMs: number;
   /** Time of a report (ms); the injected clock. */
   now: () => number;
+  /** Is this subsystem suspended now? Its queue is then left out of the signals. */
+  suspended?: (name: string) => boolean;
 }
 
 interface Report {
   depth: number;
   oldestAgeMs: number;
   at: number;
+  /** Made while the subsystem was suspended. */
+  suspended: boolean;
 }
 
 /** The queue source. */
@@ -42,6 +52,7 @@ export class QueueSource implements SignalSource {
       depth: Math.max(0, depth),
       oldestAgeMs: Math.max(0, oldestAgeMs),
       at,
+      suspended: this.#o.suspended?.(name) ?? false,
     });
   }
 
@@ -55,6 +66,7 @@ export class QueueSource implements SignalSource {
         this.#reports.delete(name);
         continue;
       }
+      if (r.suspended || this.#o.suspended?.(name)) continue;
       const a = r.depth > 0 ? r.oldestAgeMs + Math.max(0, now - r.at) : 0;
       depth = Math.max(depth ?? 0, r.depth);
       age = Math.max(age ?? 0, a);
@@ -73,6 +85,7 @@ export class QueueSource implements SignalSource {
           ? Math.round(r.oldestAgeMs + Math.max(0, this.#lastNow - r.at))
           : 0,
         reportedAt: r.at,
+        ...(r.suspended || this.#o.suspended?.(name) ? { suspended: true } : {}),
       };
     }
     return { subsystems: out };
