@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { kw, kwDaemon, MAIN } from "./helpers/cli.ts";
 
 const TRACES = new URL("./fixtures/traces/", import.meta.url).pathname;
