@@ -74,11 +74,7 @@ Deno.test("runtime: stop is idempotent (a signal during an update switch stops o
   const dir = await Deno.makeTempDir({ prefix: "kw-rt-" });
   try {
     let stops = 0;
-    const rt = new Runtime(validateConfig({
-      dataDir: dir,
-      web: { listen: "127.0.0.1:0" },
-      governor: { enabled: false },
-    }), {
+    const rt = new Runtime(validateConfig({ dataDir: dir, web: { listen: "127.0.0.1:0" } }), {
       extraModules: () => [{
         name: "counter",
         start: () => Promise.resolve(),
