@@ -361,3 +361,26 @@ for (const [what, text, line, re] of malformed) {
     assert(err.message.startsWith(`t.mdstat:${line}: `), err.message);
   });
 }
+
+Deno.test("mdstat: a blank line ends the array: a stray status line after it is an error, never md0's status", () => {
+  // With the blank line not ending md0's block, the stray line would silently turn md0
+  // [2/2] [UU] into [2/1] [U_] (a healthy array reported degraded, or worse the reverse).
+  const text = "Personalities : [raid1]\n" +
+    "md0 : active raid1 sdb1[1] sda1[0]\n" +
+    "      1048512 blocks super 1.2 [2/2] [UU]\n" +
+    "\n" +
+    "      1048512 blocks super 1.2 [2/1] [U_]\n" +
+    "\n" +
+    "unused devices: <none>\n";
+  const err = assertThrows(() => parseMdstat(text, { source: "t.mdstat" }), MdstatParseError);
+  assertEquals(err.line, 5, err.message);
+  assert(/status line outside an array/.test(err.message), err.message);
+  // Without the stray line the same block parses as the healthy array it is.
+  const ok = parseMdstat(text.replace("      1048512 blocks super 1.2 [2/1] [U_]\n\n", ""));
+  assertEquals(
+    ok.arrays.map((a) => [a.name, arrayStatus(a).health, arrayStatus(a).degradedDisks]),
+    [
+      ["md0", "ok", 0],
+    ],
+  );
+});

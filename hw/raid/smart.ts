@@ -31,6 +31,10 @@ export const smartctlJsonSchema = z.object({
     type: z.string().optional(),
   }).loose().optional(),
   model_name: z.string().optional(),
+  /** SCSI/SAS disks name the model here instead of `model_name`. */
+  scsi_model_name: z.string().optional(),
+  /** SCSI/SAS: sectors remapped since manufacture (the counterpart of ATA attribute 5). */
+  scsi_grown_defect_list: num.optional(),
   serial_number: z.string().optional(),
   smart_status: z.object({ passed: z.boolean().optional() }).loose().optional(),
   temperature: z.object({ current: num.optional() }).loose().optional(),
@@ -130,12 +134,12 @@ export function reportOf(
   const report: SmartReport = {
     device,
     protocol: j.device?.protocol ?? null,
-    model: j.model_name ?? null,
+    model: j.model_name ?? j.scsi_model_name ?? null,
     serial: j.serial_number ?? null,
     passed: j.smart_status?.passed ?? null,
     temperatureC: j.temperature?.current ?? nvme?.temperature ?? null,
     powerOnHours: j.power_on_time?.hours ?? nvme?.power_on_hours ?? null,
-    reallocatedSectors: attrRaw(j, 5),
+    reallocatedSectors: attrRaw(j, 5) ?? j.scsi_grown_defect_list ?? null,
     pendingSectors: attrRaw(j, 197),
     uncorrectableSectors: attrRaw(j, 198),
     failedAttributes,

@@ -238,7 +238,7 @@ export interface SmartReport {
   temperatureC: number | null;
   /** Power-on hours, or null. */
   powerOnHours: number | null;
-  /** ATA attribute 5 raw value, or null. */
+  /** ATA attribute 5 raw value (SCSI: the grown defect list), or null. */
   reallocatedSectors: number | null;
   /** ATA attribute 197 raw value, or null. */
   pendingSectors: number | null;

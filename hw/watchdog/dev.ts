@@ -6,15 +6,16 @@
  * - the device is single-open: a second opener gets EBUSY (systemd's
  *   RuntimeWatchdogSec= or the watchdog daemon may own it);
  * - the timeout is set with the WDIOC_SETTIMEOUT ioctl, which returns the value
- *   the hardware really uses. Deno has no ioctl, so the driver calls libc's
- *   open/write/ioctl/close through FFI (`--allow-ffi`, included in `-A`). Without
- *   FFI it opens the device with Deno.open and falls back to a writable sysfs
+ *   the hardware really uses. The system calls are sys.ts (libc through FFI, else
+ *   Deno.open without ioctl); without ioctl the driver falls back to a writable sysfs
  *   `timeout` attribute (mainline kernels export it read-only, so usually the
- *   driver's default timeout stays and info().warning says so).
+ *   driver's default timeout stays and info().warning says so). The ioctl numbers
+ *   are ioctl.ts.
  * @module
  */
 import { basename, join } from "node:path";
 import type { Clock } from "../../mod/module.ts";
+import { READ_LIMITS, readTextFileBoundedSync } from "../../mod/fs.ts";
 import {
   assertWatchdogTimeout,
   type HardwareWatchdog,
@@ -22,231 +23,13 @@ import {
   WatchdogError,
   type WatchdogInfo,
 } from "./types.ts";
-
-// ---------------------------------------------------------------- ioctl numbers
-
-const IOC_WRITE = 1;
-const IOC_READ = 2;
-const WATCHDOG_IOCTL_BASE = 0x57; // 'W'
-
-/** `_IOC(dir, type, nr, size)` with the generic layout (x86_64, arm64, arm, riscv). */
-export function watchdogIoc(dir: number, nr: number, size: number): number {
-  return ((dir << 30) | (size << 16) | (WATCHDOG_IOCTL_BASE << 8) | nr) >>> 0;
-}
-
-/** The watchdog ioctls (linux/watchdog.h). */
-export const WDIOC = {
-  /** `_IOR('W', 0, struct watchdog_info)`: options, firmware_version, identity[32]. */
-  GETSUPPORT: watchdogIoc(IOC_READ, 0, 40),
-  /** `_IOR('W', 1, int)`. */
-  GETSTATUS: watchdogIoc(IOC_READ, 1, 4),
-  /** `_IOR('W', 2, int)`: WDIOF_CARDRESET when the last reboot was the watchdog's. */
-  GETBOOTSTATUS: watchdogIoc(IOC_READ, 2, 4),
-  /** `_IOR('W', 5, int)`. */
-  KEEPALIVE: watchdogIoc(IOC_READ, 5, 4),
-  /** `_IOWR('W', 6, int)`: seconds in, actual seconds out. */
-  SETTIMEOUT: watchdogIoc(IOC_READ | IOC_WRITE, 6, 4),
-  /** `_IOR('W', 7, int)`. */
-  GETTIMEOUT: watchdogIoc(IOC_READ, 7, 4),
-  /** `_IOR('W', 10, int)`. */
-  GETTIMELEFT: watchdogIoc(IOC_READ, 10, 4),
-} as const;
-
-/** Option bits of struct watchdog_info (linux/watchdog.h). */
-export const WDIOF = {
-  /** Reset was caused by the watchdog. */
-  CARDRESET: 0x0020,
-  /** The timeout can be set. */
-  SETTIMEOUT: 0x0080,
-  /** Supports magic close 'V'. */
-  MAGICCLOSE: 0x0100,
-  /** Keepalive ping reply. */
-  KEEPALIVEPING: 0x8000,
-} as const;
-
-const ERRNO: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  4: "EINTR",
-  5: "EIO",
-  6: "ENXIO",
-  13: "EACCES",
-  16: "EBUSY",
-  19: "ENODEV",
-  21: "EISDIR",
-  22: "EINVAL",
-  25: "ENOTTY",
-  95: "EOPNOTSUPP",
-};
-
-// ---------------------------------------------------------------- syscall layer
-
-/** A failed system call with its errno. */
-export class WatchdogSysError extends Error {
-  /** errno value. */
-  readonly errno: number;
-  /** Symbolic name (EBUSY, ...) or `errno N`. */
-  readonly code: string;
-  /** Build from syscall name and errno. */
-  constructor(syscall: string, errno: number, detail?: string) {
-    const code = ERRNO[errno] ?? `errno ${errno}`;
-    super(`${syscall}: ${code}${detail ? ` (${detail})` : ""}`);
-    this.name = "WatchdogSysError";
-    this.errno = errno;
-    this.code = code;
-  }
-}
-
-/** The few system calls the driver needs; tests pass a fake kernel. */
-export interface WatchdogSys {
-  /** `ffi` (libc), `deno` (no ioctl) or a test name. */
-  readonly kind: string;
-  /** Whether ioctl works at all. */
-  readonly canIoctl: boolean;
-  /** open(path, O_WRONLY|O_CLOEXEC); returns a handle; throws WatchdogSysError. */
-  open(path: string): number;
-  /** write(fd, data); returns bytes written; throws WatchdogSysError. */
-  write(fd: number, data: Uint8Array): number;
-  /** ioctl(fd, request, arg) with `arg` as the in/out buffer; throws WatchdogSysError. */
-  ioctl(fd: number, request: number, arg: Uint8Array): number;
-  /** close(fd). */
-  close(fd: number): void;
-}
-
-const LIBC_SYMBOLS = {
-  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;
-let libc: Libc | null | undefined;
-let libcError = "";
-
-const O_WRONLY = 0o1;
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  if (Deno.build.os !== "linux") {
-    libcError = `not Linux (${Deno.build.os})`;
-    return null;
-  }
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      libc = Deno.dlopen(name, LIBC_SYMBOLS);
-      return libc;
-    } catch (e) {
-      libcError = (e as Error).message;
-      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-        libcError = "FFI not permitted (run with --allow-ffi or -A)";
-        break;
-      }
-    }
-  }
-  return null;
-}
-
-/** Why FFI is unavailable (after {@link libcWatchdogSys} returned null). */
-export function libcUnavailableReason(): string {
-  return libcError;
-}
-
-/** The real system calls through libc (FFI), or null when FFI is not available. */
-export function libcWatchdogSys(): WatchdogSys | null {
-  const lib = loadLibc();
-  if (!lib) return null;
-  const s = lib.symbols;
-  const errno = (): number => {
-    const p = s.__errno_location();
-    return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-  };
-  return {
-    kind: "ffi",
-    canIoctl: true,
-    open(path: string): number {
-      const cpath = new TextEncoder().encode(path + "\0");
-      for (;;) {
-        const fd = s.open(cpath, O_WRONLY | O_CLOEXEC, 0);
-        if (fd >= 0) return fd;
-        const e = errno();
-        if (e !== EINTR) throw new WatchdogSysError("open", e);
-      }
-    },
-    write(fd: number, data: Uint8Array): number {
-      for (;;) {
-        const n = Number(s.write(fd, data as Uint8Array<ArrayBuffer>, BigInt(data.length)));
-        if (n >= 0) return n;
-        const e = errno();
-        if (e !== EINTR) throw new WatchdogSysError("write", e);
-      }
-    },
-    ioctl(fd: number, request: number, arg: Uint8Array): number {
-      const r = s.ioctl(fd, BigInt(request), arg as Uint8Array<ArrayBuffer>);
-      if (r < 0) throw new WatchdogSysError("ioctl", errno());
-      return r;
-    },
-    close(fd: number): void {
-      s.close(fd);
-    },
-  };
-}
-
-/** errno from a Deno error ("... (os error 16)"), else EIO. */
-function denoErrno(e: unknown): number {
-  if (e instanceof Deno.errors.NotFound) return 2;
-  if (e instanceof Deno.errors.Busy) return 16;
-  if (e instanceof Deno.errors.PermissionDenied) return 13;
-  if (e instanceof Deno.errors.IsADirectory) return 21;
-  const m = /\(os error (\d+)\)/.exec(String((e as Error)?.message ?? e));
-  return m ? Number(m[1]) : 5;
-}
-
-/** System calls through Deno.open (no FFI): open, write, close work; ioctl does not. */
-export function denoWatchdogSys(): WatchdogSys {
-  const files = new Map<number, Deno.FsFile>();
-  let next = 1;
-  return {
-    kind: "deno",
-    canIoctl: false,
-    open(path: string): number {
-      try {
-        const f = Deno.openSync(path, { write: true });
-        files.set(next, f);
-        return next++;
-      } catch (e) {
-        throw new WatchdogSysError("open", denoErrno(e), (e as Error).message);
-      }
-    },
-    write(fd: number, data: Uint8Array): number {
-      const f = files.get(fd);
-      if (!f) throw new WatchdogSysError("write", 9);
-      try {
-        return f.writeSync(data);
-      } catch (e) {
-        throw new WatchdogSysError("write", denoErrno(e), (e as Error).message);
-      }
-    },
-    ioctl(): number {
-      throw new WatchdogSysError("ioctl", 25, `needs FFI: ${libcError || "not loaded"}`);
-    },
-    close(fd: number): void {
-      files.get(fd)?.close();
-      files.delete(fd);
-    },
-  };
-}
-
-/** The best available system calls: libc through FFI, else Deno.open. */
-export function defaultWatchdogSys(): WatchdogSys {
-  return libcWatchdogSys() ?? denoWatchdogSys();
-}
-
-// ---------------------------------------------------------------- driver
+import { WDIOC, WDIOF } from "./ioctl.ts";
+import {
+  defaultWatchdogSys,
+  libcUnavailableReason,
+  type WatchdogSys,
+  WatchdogSysError,
+} from "./sys.ts";
 
 /** Options of {@link DevWatchdog}. */
 export interface DevWatchdogOptions {
@@ -273,7 +56,7 @@ export function watchdogSysfsDir(device: string): string | null {
 function readSysfs(dir: string | null, attr: string): string | null {
   if (!dir) return null;
   try {
-    return Deno.readTextFileSync(join(dir, attr)).trim();
+    return readTextFileBoundedSync(join(dir, attr), READ_LIMITS.procfs, "sysfs attribute").trim();
   } catch {
     return null;
   }
@@ -500,7 +283,7 @@ export class DevWatchdog implements HardwareWatchdog {
         why = `the driver has no WDIOC_SETTIMEOUT (${e.code})`;
       }
     } else {
-      why = `no ioctl without FFI (${libcError || "FFI unavailable"})`;
+      why = `no ioctl without FFI (${libcUnavailableReason() || "FFI unavailable"})`;
     }
     const attr = this.#sysfs ? join(this.#sysfs, "timeout") : null;
     if (attr) {

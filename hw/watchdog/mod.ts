@@ -6,7 +6,8 @@
 import type { Clock } from "../../mod/module.ts";
 import { systemClock } from "../../mod/module.ts";
 import { type WatchdogConfig, watchdogConfigSchema } from "./config.ts";
-import { DevWatchdog, type WatchdogSys } from "./dev.ts";
+import { DevWatchdog } from "./dev.ts";
+import type { WatchdogSys } from "./sys.ts";
 import { MockWatchdog, type WatchdogReset } from "./mock.ts";
 import {
   type HardwareWatchdog,
@@ -17,17 +18,16 @@ import {
 
 export * from "./types.ts";
 export { type WatchdogConfig, watchdogConfigSchema } from "./config.ts";
+export { DevWatchdog, type DevWatchdogOptions, watchdogSysfsDir } from "./dev.ts";
 export {
   defaultWatchdogSys,
   denoWatchdogSys,
-  DevWatchdog,
-  type DevWatchdogOptions,
+  libcUnavailableReason,
   libcWatchdogSys,
   type WatchdogSys,
   WatchdogSysError,
-  WDIOC,
-  WDIOF,
-} from "./dev.ts";
+} from "./sys.ts";
+export { watchdogIoc, WDIOC, WDIOF } from "./ioctl.ts";
 export {
   MockWatchdog,
   type MockWatchdogFaults,
