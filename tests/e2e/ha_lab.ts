@@ -15,6 +15,9 @@
  * @module
  */
 
+import { daemonRequest } from "../../mod/cli/client.ts";
+import type { HaStatus } from "../../mod/ha/mod.ts";
+
 /** Why the lab cannot run here, or null when it can. */
 export function labSkipReason(): string | null {
   if (Deno.build.os !== "linux") return "not Linux";
@@ -36,4 +39,427 @@ export function labSkipReason(): string | null {
 /** True when root, iproute2 and keepalived are here. */
 export function canRunLab(): boolean {
   return labSkipReason() === null;
+}
+
+const REPO = new URL("../../", import.meta.url).pathname;
+const MAIN = `${REPO}main.ts`;
+const ECHO = `${REPO}tests/e2e/ha_echo.ts`;
+const PROBER = `${REPO}tests/e2e/ha_prober.ts`;
+
+/** The lab's addresses. */
+export const LAB = {
+  vip: "10.231.0.50",
+  client: "10.231.0.100",
+  nodes: { n1: "10.231.0.11", n2: "10.231.0.12" },
+  port: 7007,
+} as const;
+
+/** A node of the pair. */
+export type NodeName = "n1" | "n2";
+
+/** One run of the prober. */
+export interface ProbeResult {
+  /** Start (epoch ms). */
+  t0: number;
+  /** ms between probes. */
+  interval: number;
+  /** Probes sent. */
+  sent: number;
+  /** [seq, node, epoch ms received]. */
+  replies: [number, string, number][];
+}
+
+/** What a scenario measured. */
+export interface ScenarioFigures {
+  /** Scenario name. */
+  name: string;
+  /** ms from the fault to the first reply from the new active (null: none). */
+  answeredAfterMs: number | null;
+  /** Probes (10 ms) that got no reply in the window. */
+  lost: number;
+  /** ms during which both nodes held the virtual address (sampled in both namespaces). */
+  dualHoldMs: number;
+  /** Address moves beyond the expected ones (role flaps). */
+  flaps: number;
+}
+
+/** A running lab. */
+export interface HaLab {
+  /** Namespace names. */
+  ns: { sw: string; n1: string; n2: string; cl: string };
+  /** Start keepwire on a node (its keepalived with it); resolves once its API answers. */
+  startNode(n: NodeName): Promise<void>;
+  /** Kill keepwire on a node with a signal (SIGKILL: no clean stop at all). */
+  killNode(n: NodeName, signal?: Deno.Signal): Promise<void>;
+  /** Full HA status of a node through its control socket, or null when it does not answer. */
+  status(n: NodeName): Promise<HaStatus | null>;
+  /** POST to a node's API. */
+  post(n: NodeName, path: string, body: unknown): Promise<unknown>;
+  /** Wait until a node reports `role` (throws with both nodes' states after `ms`). */
+  waitRole(n: NodeName, role: string, ms?: number): Promise<void>;
+  /** The node's switch port down or up (its cable pulled). */
+  link(n: NodeName, up: boolean): Promise<void>;
+  /** Put the virtual address on a node by hand for `ms`, then remove it (checks the monitor). */
+  addVipByHand(n: NodeName, ms: number): Promise<void>;
+  /** Which nodes hold the virtual address now (ip addr in each namespace). */
+  holders(): Promise<NodeName[]>;
+  /** Run the prober for `ms`; `during` runs once it is probing. */
+  probe(ms: number, during: () => Promise<void>): Promise<ProbeResult>;
+  /** ms both nodes held the address within [from, to] (epoch ms), from ip monitor. */
+  dualHoldMs(from: number, to: number): number;
+  /** Address additions (either node) within [from, to]. */
+  vipAdds(from: number, to: number): number;
+  /** Output of a node's keepwire (for failure messages). */
+  log(n: NodeName): string;
+  /** Kill everything, delete the namespaces and files. */
+  close(): Promise<void>;
+}
+
+async function run(cmd: string[], check = true): Promise<string> {
+  const o = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  if (check && !o.success) {
+    throw new Error(`${cmd.join(" ")} failed: ${dec.decode(o.stderr).trim()}`);
+  }
+  return dec.decode(o.stdout);
+}
+
+function drain(stream: ReadableStream<Uint8Array>, sink: string[]): void {
+  void (async () => {
+    const dec = new TextDecoder();
+    try {
+      for await (const c of stream) {
+        sink.push(dec.decode(c));
+        if (sink.length > 400) sink.splice(0, sink.length - 400);
+      }
+    } catch { /* gone */ }
+  })();
+}
+
+/** `[2026-12-02T04:06:30.232544] ...` → epoch ms (ip -ts prints local time). */
+function monitorTime(line: string): number | null {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\d*\]/.exec(line);
+  return m ? new Date(m[1]).getTime() : null;
+}
+
+/** Build the lab: namespaces, the bridge, addresses, the echo service on both nodes. */
+export async function createHaLab(): Promise<HaLab> {
+  const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
+  const ns = { sw: `${p}sw`, n1: `${p}n1`, n2: `${p}n2`, cl: `${p}cl` };
+  const dir = await Deno.makeTempDir({ prefix: `${p}-` });
+  const procs: Deno.ChildProcess[] = [];
+  const nodes: Partial<Record<NodeName, Deno.ChildProcess>> = {};
+  const logs: Record<NodeName, string[]> = { n1: [], n2: [] };
+  const vipEvents: Record<NodeName, { t: number; add: boolean }[]> = { n1: [], n2: [] };
+  const dataDir = (n: NodeName) => `${dir}/${n}`;
+
+  const close = async () => {
+    for (const c of [...Object.values(nodes), ...procs]) {
+      try {
+        c?.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    for (const c of [...Object.values(nodes), ...procs]) {
+      await c?.status.catch(() => {});
+    }
+    // keepalived dies with keepwire (parent-death signal); make sure nothing of the lab stays
+    for (const n of ["n1", "n2"] as const) {
+      for (const f of ["keepalived.pid", "keepalived_vrrp.pid"]) {
+        try {
+          const pid = Number((await Deno.readTextFile(`${dataDir(n)}/ha/${f}`)).trim());
+          const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+          if (cmdline.includes(dir)) Deno.kill(pid, "SIGKILL");
+        } catch { /* not running */ }
+      }
+    }
+    for (const n of Object.values(ns)) await run(["ip", "netns", "del", n], false);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+
+  try {
+    for (const n of Object.values(ns)) {
+      await run(["ip", "netns", "add", n]);
+      await run(["ip", "-n", n, "link", "set", "lo", "up"]);
+    }
+    await run([
+      "ip",
+      "-n",
+      ns.sw,
+      "link",
+      "add",
+      "br0",
+      "type",
+      "bridge",
+      "forward_delay",
+      "0",
+      "stp_state",
+      "0",
+    ]);
+    await run(["ip", "-n", ns.sw, "link", "set", "br0", "up"]);
+    const addrs = { n1: `${LAB.nodes.n1}/24`, n2: `${LAB.nodes.n2}/24`, cl: `${LAB.client}/24` };
+    for (const [k, addr] of Object.entries(addrs) as ["n1" | "n2" | "cl", string][]) {
+      const a = `${p}${k}a`;
+      const b = `${p}${k}b`;
+      await run(["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+      await run(["ip", "link", "set", a, "netns", ns[k]]);
+      await run(["ip", "link", "set", b, "netns", ns.sw]);
+      await run(["ip", "-n", ns[k], "link", "set", a, "name", "eth0"]);
+      await run(["ip", "-n", ns.sw, "link", "set", b, "name", `sw_${k}`]);
+      await run(["ip", "-n", ns.sw, "link", "set", `sw_${k}`, "master", "br0"]);
+      await run(["ip", "-n", ns.sw, "link", "set", `sw_${k}`, "up"]);
+      await run(["ip", "-n", ns[k], "link", "set", "eth0", "up"]);
+      await run(["ip", "-n", ns[k], "addr", "add", addr, "dev", "eth0"]);
+    }
+    for (const n of ["n1", "n2"] as const) {
+      await Deno.mkdir(dataDir(n), { recursive: true });
+      const peer: NodeName = n === "n1" ? "n2" : "n1";
+      await Deno.writeTextFile(
+        `${dir}/${n}.json`,
+        JSON.stringify({
+          identity: { name: n },
+          dataDir: dataDir(n),
+          web: { listen: "127.0.0.1:18080" },
+          governor: { enabled: false },
+          ha: {
+            enabled: true,
+            node: { id: n, priority: n === "n1" ? 150 : 100, address: `${LAB.nodes[n]}/24` },
+            interface: "eth0",
+            virtualAddresses: [`${LAB.vip}/24`],
+            peers: [{ address: LAB.nodes[peer], id: peer, priority: peer === "n1" ? 150 : 100 }],
+            advertMs: 100,
+            failoverHoldMs: 2000,
+          },
+        }),
+      );
+      const echo = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          ns[n],
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--unstable-net",
+          ECHO,
+          n,
+          String(LAB.port),
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      procs.push(echo);
+      const mon = new Deno.Command("ip", {
+        args: ["-n", ns[n], "-ts", "-o", "monitor", "address"],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      procs.push(mon);
+      void (async () => {
+        const dec = new TextDecoder();
+        let pending = "";
+        try {
+          for await (const c of mon.stdout) {
+            pending += dec.decode(c, { stream: true });
+            let i: number;
+            while ((i = pending.indexOf("\n")) >= 0) {
+              const line = pending.slice(0, i);
+              pending = pending.slice(i + 1);
+              if (!line.includes(` ${LAB.vip}/`)) continue;
+              const t = monitorTime(line);
+              if (t !== null) vipEvents[n].push({ t, add: !line.includes("] Deleted ") });
+            }
+          }
+        } catch { /* closed */ }
+      })();
+    }
+  } catch (e) {
+    await close();
+    throw e;
+  }
+
+  const status = async (n: NodeName): Promise<HaStatus | null> => {
+    try {
+      return await daemonRequest<HaStatus>(dataDir(n), "GET", "/api/ha/status");
+    } catch {
+      return null;
+    }
+  };
+  const describe = async () => {
+    const parts: string[] = [];
+    for (const n of ["n1", "n2"] as const) {
+      const s = await status(n);
+      parts.push(`${n}: ${s ? `${s.role} (${s.reason}) engine ${s.engine.state}` : "no answer"}`);
+    }
+    return parts.join("; ");
+  };
+
+  /** Hold intervals of one node within [from, to]. */
+  const intervals = (n: NodeName, from: number, to: number): [number, number][] => {
+    const out: [number, number][] = [];
+    let held: number | null = null;
+    for (const e of vipEvents[n]) {
+      if (e.add && held === null) held = e.t;
+      if (!e.add && held !== null) {
+        out.push([held, e.t]);
+        held = null;
+      }
+    }
+    if (held !== null) out.push([held, Infinity]);
+    return out.map(([a, b]) => [Math.max(a, from), Math.min(b, to)] as [number, number])
+      .filter(([a, b]) => b > a);
+  };
+
+  return {
+    ns,
+    async startNode(n) {
+      const c = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          ns[n],
+          Deno.execPath(),
+          "run",
+          "-A",
+          MAIN,
+          "run",
+          "-c",
+          `${dir}/${n}.json`,
+        ],
+        cwd: REPO,
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      nodes[n] = c;
+      drain(c.stdout, logs[n]);
+      drain(c.stderr, logs[n]);
+      const end = Date.now() + 60_000;
+      while (Date.now() < end) {
+        if (await status(n)) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`keepwire on ${n} did not answer within 60 s:\n${logs[n].join("")}`);
+    },
+    async killNode(n, signal = "SIGKILL") {
+      const c = nodes[n];
+      if (!c) return;
+      c.kill(signal);
+      await c.status;
+      delete nodes[n];
+    },
+    status,
+    post: (n, path, body) => daemonRequest(dataDir(n), "POST", path, body),
+    async waitRole(n, role, ms = 20_000) {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if ((await status(n))?.role === role) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`${n} not ${role} after ${ms} ms: ${await describe()}`);
+    },
+    async link(n, up) {
+      await run(["ip", "-n", ns.sw, "link", "set", `sw_${n}`, up ? "up" : "down"]);
+    },
+    async addVipByHand(n, ms) {
+      await run(["ip", "-n", ns[n], "addr", "add", `${LAB.vip}/24`, "dev", "eth0"]);
+      await new Promise((r) => setTimeout(r, ms));
+      await run(["ip", "-n", ns[n], "addr", "del", `${LAB.vip}/24`, "dev", "eth0"]);
+      await new Promise((r) => setTimeout(r, 200)); // the monitor's lines arrive
+    },
+    async holders() {
+      const out: NodeName[] = [];
+      for (const n of ["n1", "n2"] as const) {
+        const a = await run(["ip", "-n", ns[n], "-o", "-4", "addr", "show", "dev", "eth0"]);
+        if (a.includes(` ${LAB.vip}/`)) out.push(n);
+      }
+      return out;
+    },
+    async probe(ms, during) {
+      const c = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          ns.cl,
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--unstable-net",
+          PROBER,
+          LAB.vip,
+          String(LAB.port),
+          String(ms),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      procs.push(c);
+      const stdout = new Response(c.stdout).text();
+      const errs: string[] = [];
+      const reader = c.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      const end = Date.now() + 30_000;
+      while (!errs.join("").includes("probing")) {
+        const { value, done } = await reader.read();
+        if (done || Date.now() > end) throw new Error(`prober did not start: ${errs.join("")}`);
+        errs.push(value);
+      }
+      void (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      await new Promise((r) => setTimeout(r, 300)); // a baseline before the fault
+      await during();
+      await c.status;
+      const text = (await stdout).trim().split("\n").at(-1) ?? "";
+      try {
+        return JSON.parse(text) as ProbeResult;
+      } catch {
+        throw new Error(`prober output not JSON: ${text.slice(0, 200)}`);
+      }
+    },
+    dualHoldMs(from, to) {
+      let total = 0;
+      for (const [a1, b1] of intervals("n1", from, to)) {
+        for (const [a2, b2] of intervals("n2", from, to)) {
+          total += Math.max(0, Math.min(b1, b2) - Math.max(a1, a2));
+        }
+      }
+      return total;
+    },
+    vipAdds(from, to) {
+      return [...vipEvents.n1, ...vipEvents.n2].filter((e) => e.add && e.t >= from && e.t <= to)
+        .length;
+    },
+    log: (n) => logs[n].join(""),
+    close,
+  };
+}
+
+/**
+ * Figures of one probe window around a fault at `faultAt` (epoch ms): when the client
+ * was first answered by `newNode`, probes lost in the window, both-holding ms, flaps.
+ */
+export function figures(
+  lab: HaLab,
+  name: string,
+  p: ProbeResult,
+  faultAt: number,
+  newNode: NodeName,
+  expectedMoves: number,
+): ScenarioFigures {
+  const answered = new Set(p.replies.map(([seq]) => seq));
+  let lost = 0;
+  for (let i = 0; i < p.sent; i++) if (!answered.has(i)) lost++;
+  const first =
+    p.replies.filter(([seq, node]) => node === newNode && p.t0 + seq * p.interval >= faultAt).map((
+      [, , t],
+    ) => t).sort((a, b) => a - b)[0];
+  const end = p.t0 + p.sent * p.interval;
+  return {
+    name,
+    answeredAfterMs: first === undefined ? null : first - faultAt,
+    lost,
+    dualHoldMs: Math.round(lab.dualHoldMs(p.t0, end)),
+    flaps: Math.max(0, lab.vipAdds(p.t0, end) - expectedMoves),
+  };
 }

@@ -1,0 +1,139 @@
+/**
+ * The HA pair lab (tests/e2e/ha_lab.ts): two real `keepwire run` nodes with
+ * keepalived (VRRPv3, advert 100 ms, nopreempt), a client probing the virtual
+ * address every 10 ms, a bridge as the switch. Scenarios, in one pair, in order:
+ * manual failover; the old active stays standby; maintenance; kill -9 of keepwire
+ * on the active (keepalived must not keep the address); the killed node returns as
+ * standby; the active's link down (and healed). Each prints its figures: ms from
+ * the fault to the client answered by the new active, probes lost, ms with both
+ * nodes holding the address, flaps. Bounds are generous (a busy 2-core machine);
+ * the figures are what docs/ha.md reports.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { createHaLab, figures, type HaLab, labSkipReason, type ScenarioFigures } from "./ha_lab.ts";
+
+const skip = labSkipReason();
+
+function show(f: ScenarioFigures): void {
+  console.log(
+    `HA-LAB ${f.name}: answered by the new active after ${f.answeredAfterMs} ms, ` +
+      `${f.lost} probes lost (10 ms), both holding ${f.dualHoldMs} ms, ${f.flaps} flaps`,
+  );
+}
+
+async function stable(lab: HaLab, ms: number, expect: { active: "n1" | "n2" }): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const h = await lab.holders();
+    assertEquals(h, [expect.active], `only ${expect.active} holds the address`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+Deno.test({
+  name: "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down",
+  ignore: skip !== null && (console.warn(`SKIP ha lab: ${skip}`), true),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const lab = await createHaLab();
+    const all: ScenarioFigures[] = [];
+    try {
+      await lab.startNode("n1");
+      await lab.waitRole("n1", "active");
+      await lab.startNode("n2");
+      await lab.waitRole("n2", "standby");
+      assertEquals(await lab.holders(), ["n1"]);
+
+      // 1. manual failover (graceful: FAULT → priority-0 advert)
+      let faultAt = 0;
+      let p = await lab.probe(3000, async () => {
+        faultAt = Date.now();
+        await lab.post("n1", "/api/ha/failover", { by: "lab" });
+        await lab.waitRole("n2", "active");
+      });
+      let f = figures(lab, "manual failover", p, faultAt, "n2", 1);
+      show(f);
+      all.push(f);
+      assert(f.answeredAfterMs !== null && f.answeredAfterMs < 1500, JSON.stringify(f));
+      assert(f.lost <= 50, JSON.stringify(f));
+      assertEquals(f.dualHoldMs, 0);
+      assertEquals(f.flaps, 0);
+
+      // 2. the old active comes back from its handover hold as standby and stays so
+      await lab.waitRole("n1", "standby");
+      await stable(lab, 2000, { active: "n2" });
+      assertEquals((await lab.status("n2"))!.role, "active");
+
+      // 3. maintenance on the active: the peer takes over; the node never holds the address
+      p = await lab.probe(3000, async () => {
+        faultAt = Date.now();
+        await lab.post("n2", "/api/ha/maintenance", { on: true, by: "lab" });
+        await lab.waitRole("n1", "active");
+      });
+      f = figures(lab, "maintenance on the active", p, faultAt, "n1", 1);
+      show(f);
+      all.push(f);
+      assert(f.answeredAfterMs !== null && f.answeredAfterMs < 1500, JSON.stringify(f));
+      assertEquals(f.dualHoldMs, 0);
+      assertEquals((await lab.status("n2"))!.role, "maintenance");
+      await stable(lab, 1000, { active: "n1" });
+      await lab.post("n2", "/api/ha/maintenance", { on: false, by: "lab" });
+      await lab.waitRole("n2", "standby");
+
+      // 4. kill -9 of keepwire on the active: keepalived stops with it (parent-death
+      // signal → priority-0 advert, address removed), the standby takes over
+      p = await lab.probe(3000, async () => {
+        faultAt = Date.now();
+        await lab.killNode("n1", "SIGKILL");
+        await lab.waitRole("n2", "active");
+      });
+      f = figures(lab, "kill -9 of keepwire on the active", p, faultAt, "n2", 1);
+      show(f);
+      all.push(f);
+      assert(f.answeredAfterMs !== null && f.answeredAfterMs < 2000, JSON.stringify(f));
+      assertEquals(f.dualHoldMs, 0, "the dead node's keepalived must not keep the address");
+      await stable(lab, 1000, { active: "n2" });
+
+      // 5. the killed node (higher priority) returns: it stays standby (nopreempt)
+      await lab.startNode("n1");
+      await lab.waitRole("n1", "standby");
+      const back = Date.now();
+      await stable(lab, 2000, { active: "n2" });
+      assertEquals(lab.vipAdds(back, Date.now()), 0, "no flap when the old active returns");
+
+      // 6. the active's switch port down: its eth0 loses carrier, so its keepalived goes
+      // to FAULT and drops the address; the standby takes over after the master-down
+      // interval (no priority-0 advert comes through). Healed after 1 s: it stays standby.
+      p = await lab.probe(3500, async () => {
+        faultAt = Date.now();
+        await lab.link("n2", false);
+        await lab.waitRole("n2", "fault");
+        await lab.waitRole("n1", "active");
+        await new Promise((r) => setTimeout(r, 1000));
+        await lab.link("n2", true);
+        await lab.waitRole("n2", "standby");
+      });
+      f = figures(lab, "link down on the active (healed after 1 s)", p, faultAt, "n1", 1);
+      show(f);
+      all.push(f);
+      assert(f.answeredAfterMs !== null && f.answeredAfterMs < 2000, JSON.stringify(f));
+      await stable(lab, 1000, { active: "n1" });
+
+      // the both-holding measurement itself can see an overlap: the address added by
+      // hand on the standby for ~300 ms
+      const t0 = Date.now();
+      await lab.addVipByHand("n2", 300);
+      const overlap = lab.dualHoldMs(t0, Date.now() + 100);
+      assert(overlap >= 200 && overlap < 2000, `measured ${overlap} ms of both holding`);
+      console.log(`HA-LAB-JSON ${JSON.stringify(all)}`);
+    } catch (e) {
+      console.error(
+        `n1 log:\n${lab.log("n1").slice(-3000)}\nn2 log:\n${lab.log("n2").slice(-3000)}`,
+      );
+      throw e;
+    } finally {
+      await lab.close();
+    }
+  },
+});
