@@ -12,9 +12,9 @@ import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
 import { createHaModule } from "../mod/ha/mod.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { labSkipReason } from "./e2e/ha_lab.ts";
+import { missingTools } from "./helpers/tools.ts";
 
-const skip = labSkipReason();
+const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
 
 async function sh(...args: string[]): Promise<string> {
   const o = await new Deno.Command(args[0], {
@@ -38,7 +38,7 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
 
 Deno.test({
   name: "ha engine: real keepalived alone in a netns: active, handover, maintenance, SIGKILL, stop",
-  ignore: skip !== null && (console.warn(`SKIP ha engine: ${skip}`), true),
+  ignore: missing !== undefined,
   fn: async () => {
     const ns = `kwhae_${crypto.randomUUID().slice(0, 6)}`;
     const dataDir = await Deno.makeTempDir({ prefix: "kw-ha-eng-" });

@@ -14,7 +14,9 @@ import {
 import { checkKeepalivedConf } from "../mod/ha/engine.ts";
 import { HaEngineError } from "../mod/ha/errors.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
-import { canRunLab, labSkipReason } from "./e2e/ha_lab.ts";
+import { missingTools } from "./helpers/tools.ts";
+
+const missing = missingTools(["ip", "keepalived"], { root: true });
 
 function ha(extra: Record<string, unknown> = {}) {
   const prev = setInterfaceCheck(() => true);
@@ -145,7 +147,7 @@ Deno.test("notify FIFO lines", () => {
 
 Deno.test({
   name: "keepalived -t accepts every rendered variant and refuses a broken one (in a netns)",
-  ignore: !canRunLab() && (console.warn(`SKIP keepalived -t: ${labSkipReason()}`), true),
+  ignore: missing !== undefined,
   fn: async () => {
     const ns = `kwhat_${crypto.randomUUID().slice(0, 6)}`;
     const dir = await Deno.makeTempDir({ prefix: "kw-ha-kt-" });

@@ -10,9 +10,10 @@
  * the figures are what docs/ha.md reports.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, figures, type HaLab, labSkipReason, type ScenarioFigures } from "./ha_lab.ts";
+import { createHaLab, figures, type HaLab, type ScenarioFigures } from "./ha_lab.ts";
+import { missingTools } from "../helpers/tools.ts";
 
-const skip = labSkipReason();
+const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
 
 function show(f: ScenarioFigures): void {
   console.log(
@@ -32,7 +33,7 @@ async function stable(lab: HaLab, ms: number, expect: { active: "n1" | "n2" }): 
 
 Deno.test({
   name: "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down",
-  ignore: skip !== null && (console.warn(`SKIP ha lab: ${skip}`), true),
+  ignore: missing !== undefined,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
