@@ -2,6 +2,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
 import type { BypassModule } from "../mod/bypass/mod.ts";
+import type { MockBypassDriver } from "../hw/bypass/mock.ts";
 
 const BYPASS = {
   segments: [
@@ -108,6 +109,20 @@ Deno.test("bypass routes: GET, hold, release, set; 400 naming fields, 404, 409",
       (r.body.error as { fields: Record<string, string> }).fields.segment,
       "one segment name",
     );
+
+    // a relay that does not move: 502 switch_failed, the hold is recorded
+    const card = t.rt.module<BypassModule>("bypass")!.driverOf("lan") as MockBypassDriver;
+    card.injectFault({ stuck: true });
+    r = await call("POST", "/api/bypass/lan/hold", { reason: "stuck test" });
+    assertEquals(r.status, 502);
+    assertEquals((r.body.error as { code: string }).code, "switch_failed");
+    r = await call("GET", "/api/bypass/lan");
+    const lan = r.body.segment as { mode: string; holds: { reason: string }[] };
+    assertEquals([lan.mode, lan.holds.map((h) => h.reason)], ["unknown", ["stuck test"]]);
+    card.clearFaults();
+    r = await call("POST", "/api/bypass/lan/release", { reason: "stuck test" });
+    assertEquals(r.status, 200);
+    assertEquals((r.body.segments as { mode: string }[])[0].mode, "inline");
 
     // the events are in the journal under module "bypass"
     const ev = t.rt.store.events({ module: "bypass", limit: 1000, order: "asc" }).map((e) =>

@@ -19,7 +19,12 @@ import { DaemonError, daemonRequest, DaemonUnreachable } from "./client.ts";
 import { createBypassDriver } from "../../hw/bypass/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { readHoldsOffline } from "../bypass/hold_store.ts";
-import { holdReasonProblem, operatorHoldReasonProblem } from "../bypass/hold_reasons.ts";
+import {
+  holdReasonProblem,
+  operatorHoldReasonProblem,
+  RESERVED_HOLD_REASONS,
+  SUPERVISOR_HOLD_PREFIX,
+} from "../bypass/hold_reasons.ts";
 
 /** A segment as `bypass status --json` prints it (daemon or offline). */
 interface StatusSegment {
@@ -207,7 +212,9 @@ export function registerBypassCommands(program: Command): void {
     .argument("<segment>", "segment name or all")
     .requiredOption(
       "-r, --reason <reason>",
-      'why, in your words (e.g. "waiting for the ISP"); keepwire\'s own reasons (shutdown, update, watchdog, startup, supervisor:*) are refused',
+      `why, in your words (e.g. "waiting for the ISP"); keepwire's own reasons (${
+        RESERVED_HOLD_REASONS.join(", ")
+      }, ${SUPERVISOR_HOLD_PREFIX}*) are refused`,
     )
     .option("--by <who>", "who holds (shown in status)", "cli")
     .option("--json", "print JSON")
