@@ -19,6 +19,9 @@
  * Needs: taskset (util-linux), wrk (Debian package wrk), node + npm (the peer).
  * @module
  */
+import { RawHttp, runWrk } from "./http.ts";
+import { type BenchRow, percentile } from "./types.ts";
+import { installPeer, PEER_SETTINGS } from "./governor_peer.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const ESSENTIAL_MS = 0.2;
@@ -29,7 +32,6 @@ const QUICK = Deno.env.get("GOVERNOR_BENCH_QUICK") === "1";
 const FLOOD_MS = QUICK ? 4000 : 8000;
 const RECOVERY_MS = 3000;
 const IDLE_MS = QUICK ? 3000 : 5000;
-const PEER_VERSIONS = { fastify: "5.12.8", "@fastify/under-pressure": "9.2.0" };
 
 // ---------------------------------------------------------------------------------------------
 // Shared handlers: a busy loop of fixed duration, identical in Deno and Node.
@@ -155,57 +157,6 @@ async function serverMain(mode: string, trace?: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The peer: Node + fastify + @fastify/under-pressure, registered only in the non-essential scope.
-
-const PEER_SERVER = `'use strict'
-const fastify = require('fastify')({ logger: false })
-const opts = JSON.parse(process.env.UP_OPTS || 'null')
-function busy (ms) { const end = performance.now() + ms; while (performance.now() < end) {} }
-fastify.get('/essential', async () => { busy(${ESSENTIAL_MS}); return 'ok' })
-fastify.register(async (scope) => {
-  if (opts) await scope.register(require('@fastify/under-pressure'), opts)
-  scope.get('/feature', async () => { busy(${FEATURE_MS}); return 'ok' })
-})
-fastify.listen({ host: '127.0.0.1', port: 0 }).then(() => {
-  console.log('PORT ' + fastify.server.address().port)
-})
-process.on('SIGTERM', () => fastify.close().then(() => process.exit(0)))
-`;
-
-/** Peer settings tried; the one with the lower essential p99 at 10x C is reported. */
-const PEER_SETTINGS: Record<string, Record<string, unknown>> = {
-  "lag 10ms/50ms": { maxEventLoopDelay: 10, sampleInterval: 50, retryAfter: 1 },
-  "ELU 0.5 interval/20ms": {
-    maxEventLoopUtilization: 0.5,
-    eventLoopUtilizationMode: "interval",
-    sampleInterval: 20,
-    retryAfter: 1,
-  },
-};
-
-async function installPeer(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "kw-governor-peer-" });
-  await Deno.writeTextFile(`${dir}/package.json`, JSON.stringify({ name: "peer", private: true }));
-  await Deno.writeTextFile(`${dir}/server.cjs`, PEER_SERVER);
-  const out = await new Deno.Command("npm", {
-    args: [
-      "install",
-      "--no-audit",
-      "--no-fund",
-      "--silent",
-      ...Object.entries(PEER_VERSIONS).map(([n, v]) => `${n}@${v}`),
-    ],
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`npm install of the peer failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return dir;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Load generator mode: `bench/governor.ts --loadgen JSON` (open loop, latency from scheduled time).
 
 interface Stream {
@@ -239,111 +190,6 @@ interface LoadResult {
   wrk?: { requests: number; non2xx: number; seconds: number; raw: string };
 }
 
-/**
- * A lean HTTP/1.1 client over raw TCP with a keep-alive pool: much cheaper per
- * request than fetch, so the generator keeps its schedule at 10x C on one core.
- */
-class RawHttp {
-  #host: string;
-  #port: number;
-  #idle: Deno.TcpConn[] = [];
-  #enc = new TextEncoder();
-  #reqs = new Map<string, Uint8Array>();
-
-  constructor(base: string) {
-    const u = new URL(base);
-    this.#host = u.hostname;
-    this.#port = Number(u.port);
-  }
-
-  #req(path: string): Uint8Array {
-    let r = this.#reqs.get(path);
-    if (!r) {
-      r = this.#enc.encode(`GET ${path} HTTP/1.1\r\nHost: ${this.#host}\r\n\r\n`);
-      this.#reqs.set(path, r);
-    }
-    return r;
-  }
-
-  /** One request; resolves to the status, 0 on deadline, -1 on error. */
-  async get(path: string, deadlineAt: number): Promise<number> {
-    let conn: Deno.TcpConn | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    try {
-      const left = deadlineAt - performance.now();
-      if (left <= 0) return 0;
-      timer = setTimeout(() => {
-        timedOut = true;
-        try {
-          conn?.close();
-        } catch { /* closed */ }
-      }, left);
-      conn = this.#idle.pop() ??
-        await Deno.connect({ hostname: this.#host, port: this.#port });
-      if (timedOut) {
-        conn.close();
-        return 0;
-      }
-      const req = this.#req(path);
-      let w = 0;
-      while (w < req.length) w += await conn.write(req.subarray(w));
-      const buf = new Uint8Array(16384);
-      let got = 0;
-      let headerEnd = -1;
-      let need = -1;
-      let status = -1;
-      let close = false;
-      for (;;) {
-        const n = await conn.read(buf.subarray(got));
-        if (n === null) throw new Error("closed");
-        got += n;
-        if (headerEnd < 0) {
-          for (let i = 3; i < got; i++) {
-            if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) {
-              headerEnd = i + 1;
-              break;
-            }
-          }
-          if (headerEnd < 0) continue;
-          const head = String.fromCharCode(...buf.subarray(0, headerEnd)).toLowerCase();
-          status = Number(head.slice(9, 12));
-          const cl = /content-length:\s*(\d+)/.exec(head);
-          close = /connection:\s*close/.test(head);
-          if (cl) need = headerEnd + Number(cl[1]);
-          else if (/transfer-encoding:\s*chunked/.test(head)) need = -2;
-          else need = headerEnd;
-        }
-        if (need === -2) {
-          const tail = String.fromCharCode(...buf.subarray(Math.max(headerEnd, got - 5), got));
-          if (tail.endsWith("0\r\n\r\n")) break;
-        } else if (got >= need) break;
-        if (got === buf.length) throw new Error("response too large");
-      }
-      if (close) conn.close();
-      else this.#idle.push(conn);
-      conn = undefined;
-      return status;
-    } catch {
-      try {
-        conn?.close();
-      } catch { /* closed */ }
-      return timedOut ? 0 : -1;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Close the idle connections. */
-  close(): void {
-    for (const c of this.#idle.splice(0)) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-  }
-}
-
 async function loadgenMain(specJson: string): Promise<void> {
   const spec = JSON.parse(specJson) as LoadSpec;
   const client = new RawHttp(spec.base);
@@ -358,7 +204,7 @@ async function loadgenMain(specJson: string): Promise<void> {
   }
   const t0 = performance.now() + 100;
   let wrkP: Promise<LoadResult["wrk"]> | undefined;
-  if (spec.wrkMs) wrkP = runWrk(spec.base, spec.wrkMs);
+  if (spec.wrkMs) wrkP = wrkStorm(spec.base, spec.wrkMs);
   const late: number[] = [];
   const fire = (s: Stream, sched: number, arr: Sample[]) => {
     const off = sched - t0;
@@ -401,7 +247,7 @@ async function loadgenMain(specJson: string): Promise<void> {
   const result: LoadResult = {
     streams: out,
     late: {
-      p99: Math.round(pct(late, 99) * 10) / 10,
+      p99: Math.round(percentile(late, 99) * 10) / 10,
       max: Math.round((late[late.length - 1] ?? 0) * 10) / 10,
     },
   };
@@ -410,17 +256,14 @@ async function loadgenMain(specJson: string): Promise<void> {
   console.log(JSON.stringify(result));
 }
 
-async function runWrk(base: string, ms: number): Promise<LoadResult["wrk"]> {
-  const secs = Math.round(ms / 1000);
-  const out = await new Deno.Command("wrk", {
-    args: ["-t1", "-c256", `-d${secs}s`, "--timeout", "2s", `${base}/feature`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const raw = new TextDecoder().decode(out.stdout);
-  const requests = Number(/(\d+) requests in/.exec(raw)?.[1] ?? NaN);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(raw)?.[1] ?? 0);
-  return { requests, non2xx, seconds: secs, raw };
+async function wrkStorm(base: string, ms: number): Promise<LoadResult["wrk"]> {
+  const r = await runWrk(`${base}/feature`, {
+    threads: 1,
+    connections: 256,
+    seconds: Math.round(ms / 1000),
+    timeout: "2s",
+  });
+  return { requests: r.requests, non2xx: r.non2xx, seconds: r.seconds, raw: r.raw };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,11 +362,6 @@ async function load(spec: LoadSpec): Promise<LoadResult> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)];
-}
-
 interface Summary {
   n: number;
   ok: number;
@@ -541,8 +379,8 @@ function summarize(samples: Sample[]): Summary {
     n: samples.length,
     ok: ok.length,
     successPct: samples.length ? ok.length / samples.length * 100 : NaN,
-    p50: pct(lat, 50),
-    p99: pct(lat, 99),
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
     n503: samples.filter((s) => s[2] === 503).length,
     timeouts: samples.filter((s) => s[2] === 0).length,
   };
@@ -795,9 +633,7 @@ const f1 = (v: number) => Number.isFinite(v) ? v.toFixed(1) : "-";
 const f0 = (v: number) => Number.isFinite(v) ? v.toFixed(0) : "-";
 
 /** The benchmark: rows of governor-on against the peer (and governor off). */
-export async function bench(): Promise<
-  { name: string; ours: string; baseline: string; ratio: string; target?: string }[]
-> {
+export async function bench(): Promise<BenchRow[]> {
   for (const t of ["taskset", "wrk", "node", "npm"]) {
     if (!which(t)) {
       console.warn(
@@ -808,7 +644,7 @@ export async function bench(): Promise<
   }
   const deno = (mode: string) => () =>
     startServer([Deno.execPath(), "run", "-A", SELF, "--server", mode]);
-  const peerDir = await installPeer();
+  const peerDir = await installPeer(ESSENTIAL_MS, FEATURE_MS);
   try {
     const peer = (setting: string) => () =>
       startServer(["node", `${peerDir}/server.cjs`], {
@@ -1032,7 +868,7 @@ if (import.meta.main) {
     const [mult, c] = rest.map(Number);
     const launch: Launch = arg.startsWith("peer")
       ? async () => {
-        const dir = await installPeer();
+        const dir = await installPeer(ESSENTIAL_MS, FEATURE_MS);
         const srv = await startServer(["node", `${dir}/server.cjs`], {
           UP_OPTS: JSON.stringify(Object.values(PEER_SETTINGS)[arg === "peer-lag" ? 0 : 1]),
           PATH: Deno.env.get("PATH") ?? "",

@@ -2,6 +2,7 @@
  * Startup bench: time from process start to /api/health 200, and RSS after 10 s idle,
  * for keepwire (`main.ts run`, embedded defaults) and a bare Deno.serve + Hono.
  */
+import { waitHttp } from "./http.ts";
 import {
   BARE_HONO,
   type BenchRow,
@@ -38,17 +39,13 @@ async function measure(
   }).spawn();
   try {
     let startMs = NaN;
-    while (performance.now() - t0 < 30_000) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/api/health`);
-        await r.body?.cancel();
-        if (r.status === 200) {
-          startMs = performance.now() - t0;
-          break;
-        }
-      } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    try {
+      await waitHttp(`http://127.0.0.1:${port}/api/health`, {
+        ok: (status) => status === 200,
+        intervalMs: 2,
+      });
+      startMs = performance.now() - t0;
+    } catch { /* did not start: NaN */ }
     let rss: number | undefined;
     if (idleMs > 0) {
       await new Promise((r) => setTimeout(r, idleMs));

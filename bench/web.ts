@@ -2,44 +2,20 @@
  * Web bench: GET /api/status with an API token, 64 connections with wrk, next to
  * a bare Hono hello world measured in the same run. Target: ≥ 50% of bare.
  */
+import { runWrk, waitHttp } from "./http.ts";
 import { BARE_HONO, type BenchRow, freePort, KEEPWIRE_MAIN, printTable } from "./types.ts";
 
 const MAIN = KEEPWIRE_MAIN;
 const BARE = BARE_HONO;
 
-async function waitUp(url: string, headers: Record<string, string> = {}): Promise<void> {
-  const end = Date.now() + 30_000;
-  while (Date.now() < end) {
-    try {
-      const r = await fetch(url, { headers });
-      await r.body?.cancel();
-      if (r.status < 500) return;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-/** Run wrk; returns requests/s and p99 (ms). */
+/** wrk -t2 -c64 for 8 s; fails on error responses. */
 async function wrk(
   url: string,
   headers: Record<string, string>,
 ): Promise<{ rps: number; p99: number }> {
-  const args = ["-t2", "-c64", "-d8s", "--latency"];
-  for (const [k, v] of Object.entries(headers)) args.push("-H", `${k}: ${v}`);
-  const out = await new Deno.Command("wrk", {
-    args: [...args, url],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const text = new TextDecoder().decode(out.stdout);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
-  const m = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
-  const p99 = m ? Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1) : NaN;
-  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text);
-  if (non2xx) throw new Error(`wrk got ${non2xx[1]} error responses from ${url}`);
-  return { rps, p99 };
+  const r = await runWrk(url, { threads: 2, connections: 64, seconds: 8, headers });
+  if (r.non2xx) throw new Error(`wrk got ${r.non2xx} error responses from ${url}`);
+  return { rps: r.rps, p99: r.p99Ms };
 }
 
 /** Run the web bench. */
@@ -60,8 +36,8 @@ export async function bench(): Promise<BenchRow[]> {
     env,
   }).spawn();
   try {
-    await waitUp(`http://127.0.0.1:${p1}/api/health`);
-    await waitUp(`http://127.0.0.1:${p2}/`);
+    await waitHttp(`http://127.0.0.1:${p1}/api/health`);
+    await waitHttp(`http://127.0.0.1:${p2}/`);
     const tok = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
