@@ -400,8 +400,8 @@ const MODULES: readonly ModuleEntry[] = [
   ),
   entry("update", (w) =>
     createUpdateModule(w.ctx, {
-      bypass: () => w.get("bypass"),
-      health: () => w.get("supervisor"),
+      bypass: w.get("bypass"),
+      health: w.get("supervisor"),
       exit: (code) => void w.rt.stop("update: switching slot").finally(() => Deno.exit(code)),
     })),
   entry("governor", (w) => createGovernorModule(w.ctx, { supervisor: w.get("supervisor") })),

@@ -98,7 +98,7 @@ Deno.test("bundle: key rotation — a keyring with several keys; bundles signed 
     // a device that only knows the old key still accepts the dual-signed bundle
     assertEquals((await verifyBundleFile(byBoth.path, [oldK.pub])).keyId, oldK.pub.keyId);
     // after the old key is retired, its bundles are refused
-    await rejectsCode(verifyBundleFile(byOld.path, [newK.pub]), "unknown-key", oldK.pub.keyId);
+    await rejectsCode(verifyBundleFile(byOld.path, [newK.pub]), "unknown_key", oldK.pub.keyId);
   });
 });
 
@@ -114,7 +114,7 @@ Deno.test("bundle: unknown key names the key and the keyring", async () => {
   await withDir(async (dir) => {
     const k = await opensslKey(dir, "k"), other = await opensslKey(dir, "other");
     const b = await makeBundle(dir, { keys: [other.signer] });
-    const e = await rejectsCode(verifyBundleFile(b.path, [k.pub]), "unknown-key", other.pub.keyId);
+    const e = await rejectsCode(verifyBundleFile(b.path, [k.pub]), "unknown_key", other.pub.keyId);
     assertStringIncludes(e.message, k.pub.keyId);
   });
 });
@@ -130,7 +130,7 @@ Deno.test("bundle: tampered manifest (one byte) fails the signature", async () =
     await Deno.writeFile(b.path, bytes);
     await rejectsCode(
       verifyBundleFile(b.path, [k.pub]),
-      "bad-signature",
+      "bad_signature",
       "does not match the manifest",
     );
   });
@@ -144,7 +144,7 @@ Deno.test("bundle: tampered payload fails its sha256", async () => {
     await f.seek(-1000, Deno.SeekMode.End);
     await f.write(new Uint8Array([0xde, 0xad]));
     f.close();
-    await rejectsCode(verifyBundleFile(b.path, [k.pub]), "hash-mismatch", "sha256");
+    await rejectsCode(verifyBundleFile(b.path, [k.pub]), "hash_mismatch", "sha256");
   });
 });
 
@@ -158,15 +158,15 @@ Deno.test("bundle: truncated file, trailing bytes, not a bundle, bad header form
     await Deno.writeFile(join(dir, "h.kwb"), bytes.subarray(0, 30));
     await rejectsCode(verifyBundleFile(join(dir, "h.kwb"), [k.pub]), "truncated", "manifest");
     await Deno.writeFile(join(dir, "x.kwb"), new Uint8Array([...bytes, 1, 2, 3]));
-    await rejectsCode(verifyBundleFile(join(dir, "x.kwb"), [k.pub]), "trailing-data", "3 bytes");
+    await rejectsCode(verifyBundleFile(join(dir, "x.kwb"), [k.pub]), "trailing_data", "3 bytes");
     await Deno.writeTextFile(join(dir, "n.kwb"), "hello, not a bundle at all");
-    await rejectsCode(verifyBundleFile(join(dir, "n.kwb"), [k.pub]), "not-a-bundle", "bad magic");
+    await rejectsCode(verifyBundleFile(join(dir, "n.kwb"), [k.pub]), "not_a_bundle", "bad magic");
     const v2 = bytes.slice(0, bytes.length);
     v2[8] = 2;
     await Deno.writeFile(join(dir, "v.kwb"), v2);
     await rejectsCode(
       verifyBundleFile(join(dir, "v.kwb"), [k.pub]),
-      "unsupported-format",
+      "unsupported_format",
       "format 2",
     );
   });
@@ -192,7 +192,7 @@ Deno.test("bundle: a validly signed manifest that breaks the schema is refused w
         }, [k.pub]),
       UpdateError,
     ) as UpdateError;
-    assertEquals(e.code, "bad-manifest");
+    assertEquals(e.code, "bad_manifest");
     for (const f of ["version", "images.0.filename", "images.0.sha256"]) {
       assertStringIncludes(e.message, f);
     }
@@ -296,7 +296,7 @@ Deno.test("cli: bundle create (slotclass=FILE, two keys), info, verify; exit cod
     r = await kw(["bundle", "verify", out, "--keyring", join(dir, "other.pub.pem")]);
     assertEquals(r.code, 1);
     assertStringIncludes(r.stderr, other.pub.keyId);
-    assertStringIncludes(r.stderr, "[unknown-key]");
+    assertStringIncludes(r.stderr, "[unknown_key]");
     r = await kw([
       "bundle",
       "create",

@@ -183,12 +183,12 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
         await Deno.readFile(foreign.path),
         "application/octet-stream",
       );
-      assertEquals([x.status, errOf(x).code], [422, "unknown-key"]);
+      assertEquals([x.status, errOf(x).code], [422, "unknown_key"]);
       x = await api("POST", "/api/update/mark-good", "{not json", "application/json");
       assertEquals(x.status, 400);
       x = await api("GET", "/api/update");
       const g = x.body as { progress: { code: string }; gate: { gate: string } };
-      assertEquals(g.progress.code, "unknown-key");
+      assertEquals(g.progress.code, "unknown_key");
       assertEquals(g.gate.gate, "passed");
       void d.url;
 

@@ -192,7 +192,7 @@ Deno.test("install: a failing post-install hook fails the install before the slo
         postInstall: { command: ["sh", "-c", "echo broken >&2; exit 3"], timeoutMs: 10_000 },
       },
     });
-    await failingInstall(r, () => r.svc.installFrom(b.path), "hook-failed", "exited 3: broken");
+    await failingInstall(r, () => r.svc.installFrom(b.path), "hook_failed", "exited 3: broken");
   } finally {
     await r.close();
   }
@@ -214,7 +214,7 @@ Deno.test("bad input: bundle signed by an unknown key", async () => {
   try {
     const other = await opensslKey(r.dir, "other");
     const b = await makeBundle(r.dir, { keys: [other.signer] });
-    await failingInstall(r, () => r.svc.installFrom(b.path), "unknown-key", other.pub.keyId);
+    await failingInstall(r, () => r.svc.installFrom(b.path), "unknown_key", other.pub.keyId);
   } finally {
     await r.close();
   }
@@ -231,7 +231,7 @@ Deno.test("bad input: tampered manifest", async () => {
     await failingInstall(
       r,
       () => r.svc.installFrom(b.path),
-      "bad-signature",
+      "bad_signature",
       "does not match the manifest",
     );
     assertEquals((r.env as MockBootEnv).writes, []);
@@ -251,7 +251,7 @@ Deno.test("bad input: tampered payload is caught by the on-the-fly sha256; B sta
     await failingInstall(
       r,
       () => r.svc.installFrom(b.path),
-      "hash-mismatch",
+      "hash_mismatch",
       "altered or corrupted",
     );
     assertEquals(
@@ -330,7 +330,7 @@ Deno.test("bad input: slot too small (configured capacity of a file slot)", asyn
     await failingInstall(
       r,
       () => r.svc.installFrom(b.path),
-      "slot-too-small",
+      "slot_too_small",
       "100001 bytes) does not fit slot rootfs B",
     );
     assertEquals((r.env as MockBootEnv).writes, []);
@@ -354,7 +354,7 @@ Deno.test({
         await failingInstall(
           r,
           () => r.svc.installFrom(b.path),
-          "slot-too-small",
+          "slot_too_small",
           `(${loop}, 1048576 bytes)`,
         );
         // and an image that fits is written to the block device
@@ -531,7 +531,7 @@ Deno.test("bad input: HTTP 404 and unsupported URL schemes are clear errors", as
     await failingInstall(
       r,
       () => r.svc.installFrom("ftp://example.invalid/x.kwb"),
-      "bad-request",
+      "bad_request",
       "unsupported URL scheme",
     );
   } finally {

@@ -13,7 +13,7 @@ import { UpdateError, type UpdateErrorCode } from "../update/errors.ts";
 import { SEMVER_RE } from "../update/semver.ts";
 import { CliError, EXIT, printJson } from "./common.ts";
 
-const USAGE_CODES: UpdateErrorCode[] = ["bad-request", "bad-key"];
+const USAGE_CODES: UpdateErrorCode[] = ["bad_request", "bad_key"];
 
 /** Turn an UpdateError into a CliError (bad input: exit 2, failed verification: exit 1). */
 export function cliErrorOf(e: unknown): unknown {

@@ -16,7 +16,8 @@
  *   healthy runtime releases it.
  * @module
  */
-import type { EventBus } from "../events/mod.ts";
+import type { EventBus, EventMap, Severity } from "../events/mod.ts";
+import type { UpdateEventKind } from "./events.ts";
 import type { Clock, TimerId } from "../module.ts";
 import type { BootScheme } from "../../hw/boot/ab.ts";
 import type { UpdateConfig } from "./config.ts";
@@ -122,12 +123,8 @@ export class Activation {
     this.#gate = to;
   }
 
-  #publish(
-    kind: string,
-    severity: "info" | "notice" | "warning" | "error" | "critical",
-    payload: Record<string, unknown>,
-  ): void {
-    this.#d.bus.publishUntyped({ module: "update", kind, severity, payload });
+  #publish<K extends UpdateEventKind>(kind: K, severity: Severity, payload: EventMap[K]): void {
+    this.#d.bus.publish({ module: "update", kind, severity, payload });
   }
 
   /**
@@ -299,7 +296,7 @@ export class Activation {
     const cur = state.current();
     if (cur.state !== "installed" || cur.target !== target) {
       throw new UpdateError(
-        "bad-request",
+        "bad_request",
         `nothing to activate: the update is ${cur.state}${
           cur.target ? ` (slot ${cur.target})` : ""
         }, not installed into ${target} (install a bundle first)`,
@@ -308,7 +305,7 @@ export class Activation {
     const view = await bootOp(boot, "read the slots", () => boot.read());
     if (view.primary !== target) {
       throw new UpdateError(
-        "bad-request",
+        "bad_request",
         `nothing to activate: the primary slot is ${view.primary ?? "none"}, not ${target} ` +
           `(install a bundle first)`,
       );

@@ -144,7 +144,7 @@ function pemBlocks(text: string, label: string): Uint8Array<ArrayBuffer>[] {
     try {
       out.push(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
     } catch {
-      throw new UpdateError("bad-key", `PEM block ${out.length + 1} (${label}) is not base64`);
+      throw new UpdateError("bad_key", `PEM block ${out.length + 1} (${label}) is not base64`);
     }
   }
   return out;
@@ -162,7 +162,7 @@ export function keyIdOf(spki: Uint8Array): string {
 export async function parseKeyring(text: string, source = "keyring"): Promise<PublicKey[]> {
   const blocks = pemBlocks(text, "PUBLIC KEY");
   if (!blocks.length) {
-    throw new UpdateError("bad-key", `${source}: no "-----BEGIN PUBLIC KEY-----" block found`);
+    throw new UpdateError("bad_key", `${source}: no "-----BEGIN PUBLIC KEY-----" block found`);
   }
   const keys: PublicKey[] = [];
   for (const [i, der] of blocks.entries()) {
@@ -171,7 +171,7 @@ export async function parseKeyring(text: string, source = "keyring"): Promise<Pu
       key = await crypto.subtle.importKey("spki", der, { name: "Ed25519" }, true, ["verify"]);
     } catch (e) {
       throw new UpdateError(
-        "bad-key",
+        "bad_key",
         `${source}: public key ${i + 1} is not an Ed25519 SPKI key (${errorMessage(e)})`,
       );
     }
@@ -187,7 +187,7 @@ export async function loadKeyring(path: string): Promise<PublicKey[]> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new UpdateError("bad-key", `cannot read keyring ${path}: ${errorMessage(e)}`);
+    throw new UpdateError("bad_key", `cannot read keyring ${path}: ${errorMessage(e)}`);
   }
   return await parseKeyring(text, path);
 }
@@ -200,7 +200,7 @@ export async function parsePrivateKey(text: string, source = "key"): Promise<Sig
   const blocks = pemBlocks(text, "PRIVATE KEY");
   if (blocks.length !== 1) {
     throw new UpdateError(
-      "bad-key",
+      "bad_key",
       `${source}: expected one "-----BEGIN PRIVATE KEY-----" (PKCS#8) block, found ${blocks.length}`,
     );
   }
@@ -209,7 +209,7 @@ export async function parsePrivateKey(text: string, source = "key"): Promise<Sig
     key = await crypto.subtle.importKey("pkcs8", blocks[0], { name: "Ed25519" }, true, ["sign"]);
   } catch (e) {
     throw new UpdateError(
-      "bad-key",
+      "bad_key",
       `${source}: not an Ed25519 PKCS#8 private key (${errorMessage(e)})`,
     );
   }
@@ -231,7 +231,7 @@ export async function loadPrivateKey(path: string): Promise<SigningKey> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new UpdateError("bad-key", `cannot read key ${path}: ${errorMessage(e)}`);
+    throw new UpdateError("bad_key", `cannot read key ${path}: ${errorMessage(e)}`);
   }
   return await parsePrivateKey(text, path);
 }
@@ -273,7 +273,7 @@ export async function readBundleHead(src: ByteSource, what = "bundle"): Promise<
   const h = new Uint8Array(HEADER_SIZE);
   const n = await readFull(src, h);
   if (n < 8 || !BUNDLE_MAGIC.every((b, i) => h[i] === b)) {
-    throw new UpdateError("not-a-bundle", `${what} is not a keepwire bundle (.kwb): bad magic`);
+    throw new UpdateError("not_a_bundle", `${what} is not a keepwire bundle (.kwb): bad magic`);
   }
   if (n < HEADER_SIZE) {
     throw new UpdateError(
@@ -285,16 +285,16 @@ export async function readBundleHead(src: ByteSource, what = "bundle"): Promise<
   const format = v.getUint32(8, true);
   if (format !== HEADER_FORMAT) {
     throw new UpdateError(
-      "unsupported-format",
+      "unsupported_format",
       `${what} has header format ${format}; this keepwire reads format ${HEADER_FORMAT}`,
     );
   }
   const mlen = v.getUint32(12, true), slen = v.getUint32(16, true);
   if (mlen < 2 || mlen > MAX_MANIFEST) {
-    throw new UpdateError("not-a-bundle", `${what}: manifest length ${mlen} out of range`);
+    throw new UpdateError("not_a_bundle", `${what}: manifest length ${mlen} out of range`);
   }
   if (slen > MAX_SIGNATURES) {
-    throw new UpdateError("not-a-bundle", `${what}: signature block length ${slen} out of range`);
+    throw new UpdateError("not_a_bundle", `${what}: signature block length ${slen} out of range`);
   }
   const manifestBytes = new Uint8Array(mlen);
   if (await readFull(src, manifestBytes) < mlen) {
@@ -313,12 +313,12 @@ export function parseManifest(bytes: Uint8Array): Manifest {
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (e) {
-    throw new UpdateError("bad-manifest", `manifest is not UTF-8 JSON: ${errorMessage(e)}`);
+    throw new UpdateError("bad_manifest", `manifest is not UTF-8 JSON: ${errorMessage(e)}`);
   }
   const r = manifestSchema.safeParse(json);
   if (!r.success) {
     const fields = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new UpdateError("bad-manifest", `invalid manifest: ${fields.join("; ")}`);
+    throw new UpdateError("bad_manifest", `invalid manifest: ${fields.join("; ")}`);
   }
   return r.data;
 }
@@ -340,12 +340,12 @@ function parseSignatures(head: BundleHead): z.infer<typeof signatureBlockSchema>
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(head.signatureBytes));
   } catch (e) {
-    throw new UpdateError("bad-signature", `signature block is not JSON: ${errorMessage(e)}`);
+    throw new UpdateError("bad_signature", `signature block is not JSON: ${errorMessage(e)}`);
   }
   const r = signatureBlockSchema.safeParse(json);
   if (!r.success) {
     throw new UpdateError(
-      "bad-signature",
+      "bad_signature",
       `invalid signature block: ${r.error.issues.map((i) => i.message).join("; ")}`,
     );
   }
@@ -364,7 +364,7 @@ export async function verifyBundleHead(
   const known = sigs.filter((s) => keyring.some((k) => k.keyId === s.keyId));
   if (!known.length) {
     throw new UpdateError(
-      "unknown-key",
+      "unknown_key",
       `bundle is signed by key ${sigs.map((s) => s.keyId).join(", ")}, which is not in the ` +
         `keyring (keyring keys: ${keyring.map((k) => k.keyId).join(", ") || "none"})`,
     );
@@ -376,7 +376,7 @@ export async function verifyBundleHead(
     if (ok) return { manifest: parseManifest(head.manifestBytes), keyId: s.keyId };
   }
   throw new UpdateError(
-    "bad-signature",
+    "bad_signature",
     `signature of key ${known.map((s) => s.keyId).join(", ")} does not match the manifest ` +
       `(the manifest or the signature was altered)`,
   );
@@ -471,9 +471,9 @@ export async function createBundle(opts: CreateBundleOptions): Promise<Manifest>
     try {
       st = await Deno.stat(img.path);
     } catch (e) {
-      throw new UpdateError("bad-request", `cannot read image ${img.path}: ${errorMessage(e)}`);
+      throw new UpdateError("bad_request", `cannot read image ${img.path}: ${errorMessage(e)}`);
     }
-    if (!st.isFile) throw new UpdateError("bad-request", `image ${img.path} is not a regular file`);
+    if (!st.isFile) throw new UpdateError("bad_request", `image ${img.path} is not a regular file`);
     const h = await hashFile(img.path, chunkSize);
     images.push({
       slotClass: img.slotClass,
@@ -494,7 +494,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<Manifest>
   const checked = manifestSchema.safeParse(manifest);
   if (!checked.success) {
     throw new UpdateError(
-      "bad-request",
+      "bad_request",
       `invalid bundle: ${
         checked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
       }`,
@@ -555,14 +555,14 @@ export async function verifyBundleFile(path: string, keyring: PublicKey[]): Prom
       });
       if (sha !== img.sha256) {
         throw new UpdateError(
-          "hash-mismatch",
+          "hash_mismatch",
           `payload ${img.filename} (${img.slotClass}) has sha256 ${sha}, manifest says ${img.sha256}`,
         );
       }
     }
     if (src.size !== undefined && src.size > size) {
       throw new UpdateError(
-        "trailing-data",
+        "trailing_data",
         `${path} has ${src.size - size} bytes after the last payload`,
       );
     }

@@ -1,44 +1,54 @@
-/** The one error type of the updater: a code for programs, a sentence for people. */
+/**
+ * The one error type of the updater: a stable snake_case code for programs, a
+ * sentence for people, and the HTTP status the API answers with (per code, in
+ * {@link UPDATE_ERROR_STATUS}). Routes just throw; the web app's `onError` maps it.
+ * @module
+ */
+import { errorMessage, type ErrorStatus, KeepwireError } from "../errors.ts";
+
+export { errorMessage } from "../errors.ts";
+
+/** Every update error code with its HTTP status. */
+export const UPDATE_ERROR_STATUS = {
+  not_a_bundle: 422, // wrong magic / not a .kwb file, bad header
+  unsupported_format: 422, // a bundle format this build does not know
+  unsigned: 422, // no signature at all
+  unknown_key: 422, // signed, but by no key of the keyring
+  bad_signature: 422, // a keyring key, but the signature does not match the manifest bytes
+  bad_manifest: 422, // signed manifest that fails the schema
+  bad_key: 500, // a key or keyring file that cannot be used (the box's configuration)
+  truncated: 422, // the bundle ended early
+  trailing_data: 422, // bytes after the last payload
+  hash_mismatch: 422, // a payload does not match its sha256
+  incompatible: 422, // compatible string differs
+  downgrade: 422, // older than the booted slot
+  no_slot: 422, // the manifest names a slot class the config lacks
+  slot_too_small: 422, // an image does not fit its slot
+  booted_unknown: 500, // the booted slot cannot be told
+  io: 500, // read/write error (disk full, device gone, ...)
+  download: 502, // HTTP error that retries did not cure
+  hook_failed: 500, // a post-install hook failed
+  busy: 409, // another install is running, or a slot is on trial
+  boot_env: 500, // the boot env could not be read or written
+  cancelled: 409, // the install was aborted
+  bad_request: 400, // bad input to a command or route
+} as const satisfies Record<string, ErrorStatus>;
 
 /** What went wrong. */
-export type UpdateErrorCode =
-  | "not-a-bundle" // wrong magic / not a .kwb file
-  | "unsupported-format" // a bundle format this build does not know
-  | "unsigned" // no signature at all
-  | "unknown-key" // signed, but by no key of the keyring
-  | "bad-signature" // a keyring key, but the signature does not match the manifest bytes
-  | "bad-manifest" // signed manifest that fails the schema
-  | "bad-key" // a key or keyring file that cannot be used
-  | "truncated" // the bundle ended early
-  | "trailing-data" // bytes after the last payload
-  | "hash-mismatch" // a payload does not match its sha256
-  | "incompatible" // compatible string differs
-  | "downgrade" // older than the booted slot
-  | "no-slot" // the manifest names a slot class the config lacks
-  | "slot-too-small" // an image does not fit its slot
-  | "booted-unknown" // the booted slot cannot be told
-  | "io" // read/write error (disk full, device gone, ...)
-  | "download" // HTTP error that retries did not cure
-  | "hook-failed" // a post-install hook failed
-  | "busy" // another install is running
-  | "boot-env" // the boot env could not be read or written
-  | "cancelled" // the install was aborted
-  | "bad-request"; // bad input to a command or route
+export type UpdateErrorCode = keyof typeof UPDATE_ERROR_STATUS;
 
-/** Error of the updater; `code` says what kind, the message says what exactly. */
-export class UpdateError extends Error {
+/** Error of the updater; `code` says what kind, `status` how the API answers, the message what exactly. */
+export class UpdateError extends KeepwireError {
   /** Kind of failure. */
-  readonly code: UpdateErrorCode;
+  declare readonly code: UpdateErrorCode;
   /** Build with code and message. */
-  constructor(code: UpdateErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "UpdateError";
-    this.code = code;
+  constructor(code: UpdateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(UPDATE_ERROR_STATUS[code], code, message, { cause: options?.cause });
   }
 }
 
 /**
- * Run one boot env operation; any failure becomes a `boot-env` UpdateError that
+ * Run one boot env operation; any failure becomes a `boot_env` UpdateError that
  * says what was being done and in which env.
  */
 export async function bootOp<T>(
@@ -50,16 +60,9 @@ export async function bootOp<T>(
     return await fn();
   } catch (e) {
     throw new UpdateError(
-      "boot-env",
+      "boot_env",
       `cannot ${what} in boot env ${boot.describe()}: ${errorMessage(e)}`,
-      {
-        cause: e,
-      },
+      { cause: e },
     );
   }
-}
-
-/** Message of any thrown value. */
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -16,6 +16,7 @@
  * @module
  */
 import type { EventBus } from "../events/mod.ts";
+import type {} from "./events.ts";
 import type { Clock } from "../module.ts";
 import {
   type BundleHead,
@@ -169,12 +170,12 @@ export async function preflight(
   for (const img of manifest.images) {
     const slot = slotOf(deps.config, img.slotClass, target);
     if (slot.bootname !== target) {
-      throw new UpdateError("no-slot", `no slot ${target} in ${img.slotClass}`);
+      throw new UpdateError("no_slot", `no slot ${target} in ${img.slotClass}`);
     }
     const cap = await slotCapacity(slot);
     if (img.size > cap) {
       throw new UpdateError(
-        "slot-too-small",
+        "slot_too_small",
         `image ${img.filename} (${img.size} bytes) does not fit slot ${img.slotClass} ${target} ` +
           `(${slot.device}, ${cap} bytes)`,
       );
@@ -191,7 +192,7 @@ export async function preflight(
   }
   if (src.size !== undefined && src.size > expected) {
     throw new UpdateError(
-      "trailing-data",
+      "trailing_data",
       `${what} has ${src.size - expected} bytes after the last payload`,
     );
   }
@@ -240,7 +241,7 @@ async function runHook(
     }).spawn();
   } catch (e) {
     throw new UpdateError(
-      "hook-failed",
+      "hook_failed",
       `post-install hook ${hook.command[0]}: ${errorMessage(e)}`,
     );
   }
@@ -254,7 +255,7 @@ async function runHook(
     if (!out.success) {
       const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
       throw new UpdateError(
-        "hook-failed",
+        "hook_failed",
         `post-install hook ${hook.command.join(" ")} exited ${out.code}${
           out.signal ? ` (${out.signal})` : ""
         }${err ? `: ${err}` : ""}`,
@@ -285,7 +286,7 @@ export async function installBundle(
     req.onProgress?.(progress);
     if (progress.phase === "writing" && progress.percent >= lastEventPct + 5) {
       lastEventPct = Math.floor(progress.percent / 5) * 5;
-      bus.publishUntyped({
+      bus.publish({
         module: "update",
         kind: "update.install_progress",
         severity: "debug",
@@ -306,7 +307,7 @@ export async function installBundle(
   } catch (e) {
     const err = e instanceof UpdateError ? e : new UpdateError("io", errorMessage(e), { cause: e });
     records.addHistory("install", null, null, "rejected", `${err.code}: ${err.message}`);
-    bus.publishUntyped({
+    bus.publish({
       module: "update",
       kind: "update.install_rejected",
       severity: "error",
@@ -324,7 +325,7 @@ export async function installBundle(
     version: manifest.version,
     message: `installing ${manifest.version} into slot ${target}`,
   });
-  bus.publishUntyped({
+  bus.publish({
     module: "update",
     kind: "update.install_started",
     payload: {
@@ -401,7 +402,7 @@ export async function installBundle(
       }
       if (sha !== img.sha256) {
         throw new UpdateError(
-          "hash-mismatch",
+          "hash_mismatch",
           `payload ${img.filename} has sha256 ${sha}, the signed manifest says ${img.sha256} ` +
             `(bundle altered or corrupted)`,
         );
@@ -417,7 +418,7 @@ export async function installBundle(
           });
           if (again !== img.sha256) {
             throw new UpdateError(
-              "hash-mismatch",
+              "hash_mismatch",
               `read-back of ${slot.device} has sha256 ${again}, expected ${img.sha256}`,
             );
           }
@@ -431,7 +432,7 @@ export async function installBundle(
     if (req.source.size === undefined) {
       const extra = await readFull(req.source, new Uint8Array(1));
       if (extra > 0) {
-        throw new UpdateError("trailing-data", `${req.what} has bytes after the last payload`);
+        throw new UpdateError("trailing_data", `${req.what} has bytes after the last payload`);
       }
     }
 
@@ -477,7 +478,7 @@ export async function installBundle(
         state.to("install-failed", { detail: `${err.code}: ${err.message}` });
       }
     } catch { /* the store is gone; the boot env already says bad */ }
-    bus.publishUntyped({
+    bus.publish({
       module: "update",
       kind: "update.install_failed",
       severity: "error",
@@ -505,7 +506,7 @@ export async function installBundle(
     bytes: total,
     durationMs: clock.now() - started,
   };
-  bus.publishUntyped({ module: "update", kind: "update.installed", payload: { ...result } });
+  bus.publish({ module: "update", kind: "update.installed", payload: { ...result } });
   report({
     phase: "done",
     percent: 100,

@@ -22,19 +22,23 @@ import type { DetectInputs } from "./slots.ts";
 import type { ByteSource } from "./stream.ts";
 import type { PublicKey } from "./bundle.ts";
 
-export { UpdateError } from "./errors.ts";
+export { UPDATE_ERROR_STATUS, UpdateError, type UpdateErrorCode } from "./errors.ts";
+export { UPDATE_EVENTS, type UpdateEventKind } from "./events.ts";
+export {
+  GATE_TRANSITIONS,
+  TRANSITIONS as UPDATE_TRANSITIONS,
+  UPDATE_STATES,
+  type UpdateState,
+} from "./state.ts";
 export { UpdateService, type UpdateStatusView } from "./service.ts";
 export { type BypassHolds, type HealthSource, UPDATE_HOLD } from "./activation.ts";
 
-/** A dependency given directly or looked up when first needed (modules built later). */
-export type Lazy<T> = T | (() => T | undefined);
-
 /** What the composition root (or a test) injects. */
 export interface UpdateModuleDeps {
-  /** Bypass holds (the bypass module). */
-  bypass?: Lazy<BypassHolds>;
-  /** Health gate source (the supervisor). */
-  health?: Lazy<HealthSource>;
+  /** Bypass holds (the bypass module; absent: no bypass hardware). */
+  bypass?: BypassHolds;
+  /** Health gate source (the supervisor; absent: the gate only waits `healthGateMs`). */
+  health?: HealthSource;
   /** Boot env (default: from `update.bootloader`). */
   bootEnv?: BootEnv;
   /** Booted-slot detection inputs. */
@@ -69,10 +73,6 @@ export interface UpdateModule extends Module {
   fullStatus(): Promise<UpdateStatusView & { gate: ActivationStatus | null }>;
 }
 
-function resolve<T>(l: Lazy<T> | undefined): T | undefined {
-  return typeof l === "function" ? (l as () => T | undefined)() : l;
-}
-
 async function runReboot(argv: string[]): Promise<void> {
   const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdin: "null" }).output();
   if (!out.success) {
@@ -98,7 +98,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
 
   const switchTo = async (reason: string): Promise<void> => {
     const mode = config.activation.mode;
-    ctx.bus.publishUntyped({
+    ctx.bus.publish({
       module: "update",
       kind: "update.switching",
       severity: "notice",
@@ -125,12 +125,8 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
       clock: ctx.clock,
       boot: service.boot,
       booted: booted.bootname,
-      get bypass() {
-        return resolve(deps.bypass);
-      },
-      get health() {
-        return resolve(deps.health);
-      },
+      bypass: deps.bypass,
+      health: deps.health,
       switchTo,
     });
     return activation;
@@ -146,7 +142,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
         if (!deps.noGate) await a.start();
       } catch (e) {
         startError = errorMessage(e);
-        ctx.bus.publishUntyped({
+        ctx.bus.publish({
           module: "update",
           kind: "update.error",
           severity: "error",

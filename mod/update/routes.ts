@@ -7,46 +7,15 @@
  * - `POST /update/activate`      bypass hold, then switch into the installed slot
  * - `POST /update/mark-good`     JSON `{"slot": "booted" | "other" | bootname}` (default booted)
  * - `POST /update/mark-bad`      same (default other)
+ *
+ * Errors are thrown (UpdateError carries its status); the web app maps them.
  * @module
  */
 import { Hono } from "hono";
-import type { ErrorStatus } from "../errors.ts";
 import { z } from "zod";
 import { ApiError, jsonBody, parseOr400 } from "../web/errors.ts";
-import { UpdateError, type UpdateErrorCode } from "./errors.ts";
 import type { UpdateModule } from "./mod.ts";
 import { type ByteSource, streamSource } from "./stream.ts";
-
-const STATUS: Record<UpdateErrorCode, ErrorStatus> = {
-  "not-a-bundle": 422,
-  "unsupported-format": 422,
-  "unsigned": 422,
-  "unknown-key": 422,
-  "bad-signature": 422,
-  "bad-manifest": 422,
-  "bad-key": 500,
-  "truncated": 422,
-  "trailing-data": 422,
-  "hash-mismatch": 422,
-  "incompatible": 422,
-  "downgrade": 422,
-  "no-slot": 422,
-  "slot-too-small": 422,
-  "booted-unknown": 500,
-  "io": 500,
-  "download": 502,
-  "hook-failed": 500,
-  "busy": 409,
-  "boot-env": 500,
-  "cancelled": 409,
-  "bad-request": 400,
-};
-
-/** Turn an UpdateError into the API error shape (code = the update error code). */
-export function toApiError(e: unknown): unknown {
-  if (e instanceof UpdateError) return new ApiError(STATUS[e.code] ?? 500, e.code, e.message);
-  return e;
-}
 
 const flag = z.union([
   z.boolean(),
@@ -69,23 +38,14 @@ const querySchema = z.strictObject({
 /** The routes of the update module. */
 export function updateRoutes(mod: UpdateModule): Hono {
   const app = new Hono();
-  const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (e) {
-      throw toApiError(e);
-    }
-  };
 
-  app.get("/update", async (c) => c.json(await wrap(() => mod.fullStatus())));
+  app.get("/update", async (c) => c.json(await mod.fullStatus()));
 
   app.post("/update", async (c) => {
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (type === "application/json") {
       const body = parseOr400(urlBodySchema, await jsonBody(c), "install request");
-      const r = await wrap(() =>
-        mod.installFrom(body.url, { allowDowngrade: body.allowDowngrade })
-      );
+      const r = await mod.installFrom(body.url, { allowDowngrade: body.allowDowngrade });
       return c.json(r);
     }
     if (type !== "application/octet-stream" && type !== "application/x-keepwire-bundle") {
@@ -117,7 +77,7 @@ export function updateRoutes(mod: UpdateModule): Hono {
     };
     try {
       return c.json(
-        await wrap(() => mod.installStream(view, "upload", { allowDowngrade: q.allowDowngrade })),
+        await mod.installStream(view, "upload", { allowDowngrade: q.allowDowngrade }),
       );
     } catch (e) {
       const scratch = new Uint8Array(1 << 20);
@@ -130,7 +90,7 @@ export function updateRoutes(mod: UpdateModule): Hono {
     }
   });
 
-  app.post("/update/activate", async (c) => c.json(await wrap(() => mod.activate())));
+  app.post("/update/activate", async (c) => c.json(await mod.activate()));
 
   for (
     const [path, fn, dflt] of [
@@ -149,7 +109,7 @@ export function updateRoutes(mod: UpdateModule): Hono {
         }
       }
       const body = parseOr400(markSchema, raw, "mark request");
-      return c.json(await wrap(() => fn(body.slot ?? dflt)));
+      return c.json(await fn(body.slot ?? dflt));
     });
   }
   return app;

@@ -6,6 +6,7 @@
 import type { BootScheme, BootView, SlotBootState } from "../../hw/boot/ab.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { EventBus } from "../events/mod.ts";
+import type {} from "./events.ts";
 import type { Clock } from "../module.ts";
 import type { Store } from "../store/mod.ts";
 import { loadKeyring, type PublicKey } from "./bundle.ts";
@@ -130,7 +131,7 @@ export class UpdateService {
     this.#opts = opts;
     this.records = new UpdateRecords(store, () => clock.now());
     this.state = new UpdateStateMachine(this.records.stateStore(), () => clock.now(), (t) => {
-      bus.publishUntyped({
+      bus.publish({
         module: "update",
         kind: "update.transition",
         severity: "info",
@@ -172,7 +173,7 @@ export class UpdateService {
     if (this.#opts.keyring) return this.#opts.keyring;
     if (!this.config.keyring) {
       throw new UpdateError(
-        "bad-key",
+        "bad_key",
         "no keyring configured (update.keyring): cannot verify bundles",
       );
     }
@@ -246,7 +247,7 @@ export class UpdateService {
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(fileOrUrl)) {
       throw new UpdateError(
-        "bad-request",
+        "bad_request",
         `unsupported URL scheme in ${fileOrUrl} (http and https only)`,
       );
     }
@@ -265,7 +266,7 @@ export class UpdateService {
     if (which === "other") return otherSlot(this.config, (await this.booted()).bootname);
     if (names.includes(which)) return which;
     throw new UpdateError(
-      "bad-request",
+      "bad_request",
       `unknown slot ${JSON.stringify(which)}: use booted, other or ${names.join(", ")}`,
     );
   }
@@ -276,7 +277,7 @@ export class UpdateService {
     await bootOp(this.boot, `mark ${slot} good`, () => this.boot.markGood(slot));
     this.records.setStatus(slot, "good", null);
     this.records.addHistory("mark-good", slot, this.records.versionOf(slot), "ok", null);
-    this.#bus.publishUntyped({
+    this.#bus.publish({
       module: "update",
       kind: "update.marked_good",
       payload: { slot, by: "command" },
@@ -290,7 +291,7 @@ export class UpdateService {
     await bootOp(this.boot, `mark ${slot} bad`, () => this.boot.markBad(slot));
     this.records.setStatus(slot, "bad", "marked bad by command");
     this.records.addHistory("mark-bad", slot, this.records.versionOf(slot), "ok", null);
-    this.#bus.publishUntyped({
+    this.#bus.publish({
       module: "update",
       kind: "update.marked_bad",
       severity: "warning",

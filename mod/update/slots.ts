@@ -37,20 +37,20 @@ export interface Booted {
 /** The two bootnames, in config order (a's first); throws when the classes disagree. */
 export function bootnames(config: UpdateConfig): string[] {
   const classes = Object.entries(config.slots);
-  if (!classes.length) throw new UpdateError("no-slot", "no slots configured (update.slots)");
+  if (!classes.length) throw new UpdateError("no_slot", "no slots configured (update.slots)");
   const [first] = classes;
   const names = [first[1].a.bootname, first[1].b.bootname];
   for (const [cls, pair] of classes) {
     if (pair.a.bootname === pair.b.bootname) {
       throw new UpdateError(
-        "no-slot",
+        "no_slot",
         `update.slots.${cls}: a and b have the same bootname ${pair.a.bootname}`,
       );
     }
     const these = [pair.a.bootname, pair.b.bootname].sort();
     if (these.join() !== [...names].sort().join()) {
       throw new UpdateError(
-        "no-slot",
+        "no_slot",
         `update.slots.${cls}: bootnames ${these.join("/")} differ from ${names.join("/")}`,
       );
     }
@@ -75,7 +75,7 @@ export function slotOf(config: UpdateConfig, slotClass: string, bootname: string
   const pair = config.slots[slotClass];
   if (!pair) {
     throw new UpdateError(
-      "no-slot",
+      "no_slot",
       `no slot class ${JSON.stringify(slotClass)} in update.slots (configured: ${
         Object.keys(config.slots).join(", ") || "none"
       })`,
@@ -95,7 +95,7 @@ export function otherSlot(config: UpdateConfig, booted: string): string {
   const names = bootnames(config);
   if (!names.includes(booted)) {
     throw new UpdateError(
-      "booted-unknown",
+      "booted_unknown",
       `booted slot ${JSON.stringify(booted)} is none of the configured slots (${names.join(", ")})`,
     );
   }
@@ -136,7 +136,7 @@ export async function detectBooted(
   const check = (bootname: string, source: BootedSource): Booted => {
     if (!names.includes(bootname)) {
       throw new UpdateError(
-        "booted-unknown",
+        "booted_unknown",
         `booted slot ${JSON.stringify(bootname)} (from ${source}) is none of the configured ` +
           `bootnames (${names.join(", ")})`,
       );
@@ -150,7 +150,7 @@ export async function detectBooted(
       return await Deno.readTextFile(config.cmdline);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
-      throw new UpdateError("booted-unknown", `cannot read ${config.cmdline}: ${errorMessage(e)}`);
+      throw new UpdateError("booted_unknown", `cannot read ${config.cmdline}: ${errorMessage(e)}`);
     }
   });
   const cmd = await readCmdline();
@@ -160,7 +160,7 @@ export async function detectBooted(
   const fromEnv = await inputs.bootEnvBooted?.().catch(() => undefined);
   if (fromEnv) return check(fromEnv, "bootenv");
   throw new UpdateError(
-    "booted-unknown",
+    "booted_unknown",
     `cannot tell the booted slot: no keepwire.slot= or rauc.slot= in ${config.cmdline}, no ` +
       `KEEPWIRE_SLOT from the launcher, no update.bootedSlot, no KEEPWIRE_BOOTED in the boot env`,
   );
