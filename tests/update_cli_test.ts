@@ -1,51 +1,31 @@
 /**
- * `keepwire update ...` and /api/update end to end: install through a running
- * daemon (streamed upload), progress lines when stdout is not a TTY, status
- * (table and JSON), mark-good / mark-bad, API errors, and the offline paths.
+ * `keepwire update ...` and /api/update end to end against what `keepwire run`
+ * starts (the real runtime with bypass, supervisor and the one update module):
+ * install through the daemon (streamed upload), progress lines when stdout is
+ * not a TTY, status (table and JSON), mark-good / mark-bad, API errors, the
+ * update state, and the offline paths.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
-import { kw } from "./helpers/cli.ts";
+import { kw, kwDaemon } from "./helpers/cli.ts";
 import { makeBundle, opensslKey } from "./update_fixture.ts";
 import { ProgressOutput } from "../mod/cli/update.ts";
 import { DaemonError, daemonRequest } from "../mod/cli/client.ts";
+import { Store } from "../mod/store/mod.ts";
 
-const FIXTURE = new URL("./update_fixture.ts", import.meta.url).pathname;
-
+/** `keepwire run -c cfg` (the real runtime: bypass, supervisor, governor, update, web). */
 async function startDaemon(
   cfg: string,
-): Promise<{ child: Deno.ChildProcess; url: string; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", FIXTURE, cfg],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += dec.decode(c);
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const d = await kwDaemon(["-c", cfg]);
+  return {
+    url: d.url,
+    async stop() {
+      d.child.kill("SIGTERM");
+      const st = await d.child.status;
+      assertEquals(st.code, 0, `keepwire run stopped cleanly: ${d.output()}`);
+    },
   };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const m = /web on (http:\/\/\S+)\//.exec(text);
-    if (m) {
-      return {
-        child,
-        url: m[1],
-        async stop() {
-          child.kill("SIGTERM");
-          await child.status;
-          await pumps;
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill("SIGKILL");
-  await child.status;
-  throw new Error(`daemon did not start: ${text}`);
 }
 
 Deno.test("cli: update install through the daemon (upload), status, mark-good/mark-bad, API errors, offline paths", async () => {
@@ -65,6 +45,7 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
       JSON.stringify({
         dataDir: join(dir, "data"),
         web: { listen: "127.0.0.1:0" },
+        governor: { enabled: false },
         update: {
           compatible: "acme-gw",
           keyring: join(dir, "ring.pem"),
@@ -97,7 +78,8 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
 
     const d = await startDaemon(cfg);
     try {
-      // the gate (0 ms, no supervisor) marked the booted slot good at start
+      // the gate (0 ms; no subsystems, so the supervisor's essentials are healthy) marked the
+      // booted slot good at start
       const deadline = Date.now() + 20_000;
       for (;;) {
         const env = JSON.parse(await Deno.readTextFile(envFile));
@@ -190,7 +172,14 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
       const g = x.body as { progress: { code: string }; gate: { gate: string } };
       assertEquals(g.progress.code, "unknown_key");
       assertEquals(g.gate.gate, "passed");
-      void d.url;
+      const upd = (x.body as { update: { state: string; target: string; version: string } })
+        .update;
+      assertEquals([upd.state, upd.target, upd.version], ["installed", "B", "2.0.0"]);
+      // exactly one update module runs: its gate marked the booted slot good once, at start
+      x = await api("GET", "/api/events?kind=update.marked_good&limit=50");
+      const marks = (x.body as { events: { payload: { slot: string; gateMs?: number } }[] })
+        .events;
+      assertEquals(marks.filter((e) => e.payload.gateMs !== undefined).length, 1);
 
       r = await kw(["update", "install", good.path, "--offline", "-c", cfg]);
       assertEquals(r.code, 2);
@@ -215,6 +204,33 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
     r = await kw(["update", "install", v3.path, "--offline", "-c", cfg]);
     assertEquals(r.code, 0, r.stderr);
     assertStringIncludes(r.stdout, "installed 3.0.0 into slot B");
+
+    // activate through what `keepwire run` wires: the bypass hold, the record, then the
+    // switch (restart mode: the runtime stops and exits with restartExitCode for the launcher)
+    const d2 = await kwDaemon(["-c", cfg]);
+    const act = await daemonRequest(join(dir, "data"), "POST", "/api/update/activate");
+    assertEquals(act, { target: "B", version: "3.0.0" });
+    assertEquals((await d2.child.status).code, 75, d2.output());
+    r = await kw(["update", "status", "--json", "-c", cfg]);
+    const after = JSON.parse(r.stdout);
+    assertEquals([after.update.state, after.update.target], ["activating", "B"]);
+    const store = new Store({ path: join(dir, "data", "keepwire.db") });
+    const kinds =
+      (store.db.prepare("SELECT kind FROM events WHERE kind LIKE 'update.%' ORDER BY id")
+        .all() as { kind: string }[]).map((e) => e.kind);
+    store.close();
+    const tail = kinds.slice(kinds.indexOf("update.hold_placed"));
+    assertEquals(tail.slice(0, 4), [
+      "update.hold_placed",
+      "update.transition",
+      "update.activating",
+      "update.switching",
+    ]);
+    // no install while the new slot is being activated
+    r = await kw(["update", "install", v3.path, "--offline", "-c", cfg]);
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "the update is activating");
+
     r = await kw(["update", "mark-bad", "other", "-c", cfg]);
     assertEquals(r.code, 3);
     r = await kw(["update", "mark-bad", "other", "--offline", "-c", cfg]);

@@ -268,24 +268,3 @@ export async function assertIntact(r: Rig, before: Intact): Promise<void> {
     "no installed/marked_good event",
   );
 }
-
-if (import.meta.main) {
-  // Stand-in composition root: a runtime with the update module (lead wires runtime.ts).
-  const { loadConfig } = await import("../mod/config/mod.ts");
-  const { Runtime } = await import("../mod/runtime.ts");
-  const { createUpdateModule } = await import("../mod/update/mod.ts");
-  const config = await loadConfig({ file: Deno.args[0] });
-  const rt = new Runtime(config, {
-    extraModules: (ctx) => [createUpdateModule(ctx, {
-      detect: { readCmdline: () => Promise.resolve(null) },
-    })],
-  });
-  await rt.start();
-  console.log(`keepwire test runtime: web on http://${rt.web?.address}/`);
-  const stop = async () => {
-    await rt.stop("signal");
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
-}
