@@ -70,6 +70,14 @@ Deno.test("config: JSONC file with comments, env and flag overrides in that orde
     assertEquals([c.identity.name, c.web.listen], ["gw1", "0.0.0.0:9000"]);
     c = await loadConfig({ file, env: { KEEPWIRE_LISTEN: "127.0.0.1:9100", KEEPWIRE_DATA: "/x" } });
     assertEquals([c.web.listen, c.dataDir], ["127.0.0.1:9100", "/x"]);
+    c = await loadConfig({ file, env: { KEEPWIRE_GOVERNOR: "off" } });
+    assertEquals(c.governor.enabled, false);
+    assertEquals((await loadConfig({ env: { KEEPWIRE_GOVERNOR: "on" } })).governor.enabled, true);
+    await assertRejects(
+      () => loadConfig({ file, env: { KEEPWIRE_GOVERNOR: "no" } }),
+      ConfigError,
+      'KEEPWIRE_GOVERNOR: expected "on" or "off", got "no"',
+    );
     c = await loadConfig({
       file,
       env: { KEEPWIRE_LISTEN: "127.0.0.1:9100" },

@@ -99,7 +99,9 @@ Deno.test("cli: governor status reads the governor `keepwire run` starts (text a
   );
   const none = await kw(["governor", "status", "-c", cfg]);
   assertEquals(none.code, 3);
-  const d = await kwDaemon(["-c", cfg, "--listen", "127.0.0.1:0"]);
+  const d = await kwDaemon(["-c", cfg, "--listen", "127.0.0.1:0"], {
+    env: { KEEPWIRE_GOVERNOR: "on" },
+  });
   try {
     const j = await kw(["governor", "status", "--json", "-c", cfg]);
     assertEquals(j.code, 0, j.stderr);

@@ -146,7 +146,7 @@ export async function parseConfigText(text: string, source: string): Promise<unk
 export interface LoadOptions {
   /** Config file (JSON or JSONC); when absent, the embedded default. */
   file?: string;
-  /** Environment to read KEEPWIRE_LISTEN / KEEPWIRE_DATA from. */
+  /** Environment to read KEEPWIRE_LISTEN / KEEPWIRE_DATA / KEEPWIRE_GOVERNOR from. */
   env?: Record<string, string | undefined>;
   /** Overrides from the command line (applied last). */
   dataDir?: string;
@@ -184,6 +184,20 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   if (Object.keys(web).length) raw.web = web;
   if (env.KEEPWIRE_DATA) raw.dataDir = env.KEEPWIRE_DATA;
   if (opts.dataDir) raw.dataDir = opts.dataDir;
+  // KEEPWIRE_GOVERNOR=off|on: the load governor off or on whatever the file says (a
+  // governor misbehaving in the field; test daemons, which must not depend on how busy
+  // the machine running them is).
+  const gov = env.KEEPWIRE_GOVERNOR;
+  if (gov) {
+    if (gov !== "on" && gov !== "off") {
+      throw new ConfigError(source, [`KEEPWIRE_GOVERNOR: expected "on" or "off", got "${gov}"`]);
+    }
+    const section = raw.governor;
+    raw.governor = {
+      ...(section && typeof section === "object" && !Array.isArray(section) ? section : {}),
+      enabled: gov === "on",
+    };
+  }
   return validateConfig(raw, source);
 }
 

@@ -13,6 +13,13 @@ export interface CliResult {
 /** Path of main.ts. */
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/**
+ * Environment of every keepwire the tests start: no colour, and the load governor off
+ * (KEEPWIRE_GOVERNOR) so how busy the machine is cannot change what a test sees; the
+ * governor's own tests pass `KEEPWIRE_GOVERNOR: "on"`.
+ */
+const BASE_ENV = { NO_COLOR: "1", KEEPWIRE_GOVERNOR: "off" };
+
 /** Run `keepwire ...args` to completion. */
 export async function kw(
   args: string[],
@@ -20,7 +27,7 @@ export async function kw(
 ): Promise<CliResult> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { ...BASE_ENV, ...opts.env },
     cwd: opts.cwd,
     stdin: opts.stdin !== undefined ? "piped" : "null",
     stdout: "piped",
@@ -44,7 +51,7 @@ export async function kwDaemon(
 ): Promise<{ child: Deno.ChildProcess; url: string; output: () => string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "run", ...args],
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { ...BASE_ENV, ...opts.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
