@@ -13,6 +13,7 @@ import type { RunnerFactory } from "./runner.ts";
 import { RestartIntensity } from "./intensity.ts";
 import { type Reason, Subsystem, type Transition } from "./state.ts";
 import { UnknownSubsystemError } from "./errors.ts";
+import { supervisorHoldReason } from "../bypass/hold_reasons.ts";
 
 /** What the supervisor is built with. */
 export interface SupervisorOptions {
@@ -347,7 +348,7 @@ export class Supervisor implements SupervisorApi {
       this.#holds.delete(name);
       const spec = this.get(name).spec;
       this.#track(
-        this.#o.escalation.bypassRelease(spec.escalation.segments, `supervisor:${name}`).then(
+        this.#o.escalation.bypassRelease(spec.escalation.segments, supervisorHoldReason(name)).then(
           () =>
             this.#o.publish({
               module: "supervisor",
@@ -383,7 +384,7 @@ export class Supervisor implements SupervisorApi {
         publish({}, "error");
         return;
       case "bypass-hold":
-        await this.#o.escalation.bypassHold(spec.escalation.segments, `supervisor:${name}`);
+        await this.#o.escalation.bypassHold(spec.escalation.segments, supervisorHoldReason(name));
         this.#holds.add(name);
         publish({ segments: spec.escalation.segments });
         return;
