@@ -323,3 +323,23 @@ Deno.test("ha readers: what each condition reads from the runtime's modules", as
   assertEquals(r.essential_failed(), null);
   assertEquals(haReaders({}).essential_failed(), null);
 });
+
+Deno.test("ha module: a lower-priority advert while MASTER is a dual active, journalled once per episode", async () => {
+  const r = await rig();
+  r.engine.line("MASTER");
+  r.engine.line("MASTER_RX_LOWER_PRI", 150);
+  r.engine.line("MASTER_RX_LOWER_PRI", 150);
+  await r.fc.tickAsync(1000);
+  r.engine.line("MASTER_RX_LOWER_PRI", 150);
+  const dual = r.events.filter((e) => e.kind === "ha.dual_active");
+  assertEquals(dual.length, 1);
+  assertEquals(dual[0].payload.peer, "n2");
+  assertEquals(dual[0].severity, "warning");
+  assertEquals(r.mod.status().dualActive.count, 1);
+  assertEquals(r.mod.status().role, "active", "keepalived keeps the address by priority");
+  await r.fc.tickAsync(6000); // a later partition is a new episode
+  r.engine.line("MASTER_RX_LOWER_PRI", 150);
+  assertEquals(r.events.filter((e) => e.kind === "ha.dual_active").length, 2);
+  assertEquals(r.mod.status().engine.refusedLines, 0);
+  await r.mod.stop();
+});

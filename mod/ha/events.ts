@@ -1,8 +1,8 @@
 /**
  * The HA module's event kinds and payloads (merged into the bus's EventMap).
- * `ha.peer_lost`, `ha.peer_degraded`, `ha.dual_active` and `ha.quorum_lost` are
- * declared for the peer monitor and the witness, which are not built yet (docs/ha.md):
- * nothing publishes them today.
+ * `ha.peer_lost`, `ha.peer_degraded` and `ha.quorum_lost` are declared for the peer
+ * monitor and the witness, which are not built yet (docs/ha.md): nothing publishes
+ * them today.
  * @module
  */
 import type {} from "../events/mod.ts";
@@ -41,7 +41,7 @@ declare module "../events/mod.ts" {
     "ha.peer_lost": { node: string; peer: string; reason: string };
     /** The peer reports unhealthy parts (peer monitor: not built yet). */
     "ha.peer_degraded": { node: string; peer: string; parts: string[] };
-    /** Both nodes held the active role (peer monitor: not built yet). */
+    /** Both nodes were active (seen by the higher-priority one when a partition healed). */
     "ha.dual_active": { node: string; peer: string; resolvedBy: string };
     /** The node lost quorum (witness: not built yet). */
     "ha.quorum_lost": { node: string; reason: string };

@@ -5,8 +5,11 @@
  * through two track files (track.ts): FAULT for an application-layer failure,
  * maintenance or a graceful handover, a priority penalty for softer conditions.
  *
+ * A dual active seen when a partition heals is journalled (`ha.dual_active`) by the
+ * higher-priority node; keepalived resolves it by priority.
+ *
  * Not built yet (docs/ha.md): the peer API and monitor (peer role, peer_lost,
- * peer_degraded, dual_active), the corosync-qnetd witness, failover `manual`,
+ * peer_degraded), the corosync-qnetd witness, failover `manual`,
  * layer-3 notify hooks, the UI page.
  * @module
  */
@@ -70,6 +73,8 @@ export interface HaStatus extends HaPublicStatus {
     refusedLines: number;
     log: string[];
   };
+  /** Dual actives this node saw and resolved (as the higher-priority MASTER). */
+  dualActive: { count: number; lastAt: string | null };
   /** What currently forces FAULT or lowers the priority. */
   track: TrackView | null;
   /** Policy as configured. */
@@ -145,6 +150,8 @@ const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
 const STABLE_MS = 60_000;
 const LOG_LINES = 40;
+/** Lower-priority adverts closer than this belong to one dual-active episode. */
+const DUAL_ACTIVE_EPISODE_MS = 5000;
 
 /** Build the HA module (inert when ha.enabled is false). */
 export function createHaModule(ctx: ModuleContext, deps: HaDeps = {}): HaModule {
@@ -170,6 +177,8 @@ class HaModuleImpl implements HaModule {
   #lastError: string | null = null;
   #refused = 0;
   #log: string[] = [];
+  #dualActive = 0;
+  #dualActiveAt: number | null = null;
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -323,6 +332,34 @@ class HaModuleImpl implements HaModule {
     }
     if (l.type === "state") this.#machine.engineReport(l.state, l.priority);
     else if (l.type === "priority") this.#machine.enginePriority(l.priority);
+    else this.#onLowerPriorityAdvert(l.priority);
+  }
+
+  /**
+   * keepalived as MASTER received an advert of lower priority: another node is
+   * MASTER too (backups send no adverts; a priority-0 resign is handled apart). It is
+   * a dual active seen when a partition heals; keepalived resolves it by priority
+   * (it answers with an advert, the lower node goes BACKUP, and with
+   * vrrp_garp_lower_prio_repeat it re-sends GARPs). Journalled once per episode.
+   */
+  #onLowerPriorityAdvert(ourPriority: number): void {
+    const now = this.#ctx.clock.now();
+    const episode = this.#dualActiveAt === null ||
+      now - this.#dualActiveAt > DUAL_ACTIVE_EPISODE_MS;
+    this.#dualActiveAt = now;
+    if (!episode) return;
+    this.#dualActive++;
+    const peer = this.#cfg.peers[0];
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.dual_active",
+      severity: "warning",
+      payload: {
+        node: this.#cfg.node.id,
+        peer: peer ? peer.id ?? peer.address : "unknown",
+        resolvedBy: `priority: this node (${ourPriority}) stays active, the peer yields`,
+      },
+    });
   }
 
   #onTransition(t: RoleTransition): void {
@@ -405,6 +442,7 @@ class HaModuleImpl implements HaModule {
         refusedLines: this.#refused,
         log: [...this.#log],
       },
+      dualActive: { count: this.#dualActive, lastAt: iso(this.#dualActiveAt) },
       track: this.#track?.view ?? null,
       policy: {
         failover: this.#cfg.failover,
@@ -490,6 +528,12 @@ class HaModuleImpl implements HaModule {
         help: "keepalived restarts by keepwire since start",
         type: "counter",
         samples: [{ value: this.#restarts }],
+      },
+      {
+        name: "ha_dual_active_total",
+        help: "dual actives seen (this node MASTER received a lower-priority advert) and resolved",
+        type: "counter",
+        samples: [{ value: this.#dualActive }],
       },
       {
         name: "ha_engine_lines_refused_total",

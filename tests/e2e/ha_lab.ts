@@ -99,6 +99,13 @@ export interface HaLab {
   waitRole(n: NodeName, role: string, ms?: number): Promise<void>;
   /** The node's switch port down or up (its cable pulled). */
   link(n: NodeName, up: boolean): Promise<void>;
+  /**
+   * Cut a node off the switch keeping its carrier up (its port leaves the bridge), or
+   * put it back: a partition the node cannot see locally.
+   */
+  partition(n: NodeName, cut: boolean): Promise<void>;
+  /** GET from a node's API (through its control socket). */
+  get<T>(n: NodeName, path: string): Promise<T>;
   /** Put the virtual address on a node by hand for `ms`, then remove it (checks the monitor). */
   addVipByHand(n: NodeName, ms: number): Promise<void>;
   /** Which nodes hold the virtual address now (ip addr in each namespace). */
@@ -362,6 +369,18 @@ export async function createHaLab(): Promise<HaLab> {
     async link(n, up) {
       await run(["ip", "-n", ns.sw, "link", "set", `sw_${n}`, up ? "up" : "down"]);
     },
+    async partition(n, cut) {
+      await run([
+        "ip",
+        "-n",
+        ns.sw,
+        "link",
+        "set",
+        `sw_${n}`,
+        ...(cut ? ["nomaster"] : ["master", "br0"]),
+      ]);
+    },
+    get: <T>(n: NodeName, path: string) => daemonRequest<T>(dataDir(n), "GET", path),
     async addVipByHand(n, ms) {
       await run(["ip", "-n", ns[n], "addr", "add", `${LAB.vip}/24`, "dev", "eth0"]);
       await new Promise((r) => setTimeout(r, ms));

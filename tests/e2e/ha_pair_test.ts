@@ -4,7 +4,8 @@
  * address every 10 ms, a bridge as the switch. Scenarios, in one pair, in order:
  * manual failover; the old active stays standby; maintenance; kill -9 of keepwire
  * on the active (keepalived must not keep the address); the killed node returns as
- * standby; the active's link down (and healed). Each prints its figures: ms from
+ * standby; the active's link down (and healed); a partition without a witness (dual
+ * active journalled and resolved by priority). Each prints its figures: ms from
  * the fault to the client answered by the new active, probes lost, ms with both
  * nodes holding the address, flaps. Bounds are generous (a busy 2-core machine);
  * the figures are what docs/ha.md reports.
@@ -32,7 +33,8 @@ async function stable(lab: HaLab, ms: number, expect: { active: "n1" | "n2" }): 
 }
 
 Deno.test({
-  name: "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down",
+  name:
+    "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down, partition",
   ignore: missing !== undefined,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -119,6 +121,35 @@ Deno.test({
       show(f);
       all.push(f);
       assert(f.answeredAfterMs !== null && f.answeredAfterMs < 2000, JSON.stringify(f));
+      await stable(lab, 1000, { active: "n1" });
+
+      // 7. partition without a witness: the standby's port leaves the switch with its
+      // carrier up. It hears no adverts, becomes active too (dual active, expected
+      // without a witness); on heal the higher priority (n1) sees its advert, journals
+      // ha.dual_active, and keepalived resolves it by priority: n2 yields.
+      const cutAt = Date.now();
+      p = await lab.probe(3500, async () => {
+        faultAt = Date.now();
+        await lab.partition("n2", true);
+        await lab.waitRole("n2", "active");
+        await new Promise((r) => setTimeout(r, 1000));
+        await lab.partition("n2", false);
+        await lab.waitRole("n2", "standby");
+      });
+      f = figures(lab, "partition of the standby for 1 s, no witness", p, faultAt, "n1", 1);
+      show(f);
+      all.push(f);
+      assert(f.dualHoldMs >= 500, `both held the address during the partition: ${f.dualHoldMs} ms`);
+      assertEquals((await lab.status("n1"))!.role, "active");
+      const dual = await lab.get<{ events: { time: number; payload: { peer: string } }[] }>(
+        "n1",
+        "/api/events?kind=ha.dual_active",
+      );
+      assert(
+        dual.events.some((e) => e.time >= cutAt && e.payload.peer === "n2"),
+        JSON.stringify(dual),
+      );
+      assertEquals((await lab.status("n1"))!.dualActive.count, 1);
       await stable(lab, 1000, { active: "n1" });
 
       // the both-holding measurement itself can see an overlap: the address added by
