@@ -6,6 +6,46 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { BootEnvError } from "./types.ts";
+
+/** The most any boot env file (grubenv, JSON env, fw_env.config) may hold. */
+export const BOOT_FILE_LIMIT = 1024 * 1024;
+
+/**
+ * Read a whole file of at most `limit` bytes, reading no more than that whatever
+ * the file is (`/dev/zero`, a pipe): a larger one is a `too-large` error naming it.
+ * Other failures (missing file, no permission) throw Deno's error unchanged.
+ */
+export async function readFileBounded(
+  path: string,
+  what: string,
+  limit = BOOT_FILE_LIMIT,
+): Promise<Uint8Array> {
+  using f = await Deno.open(path, { read: true });
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const got = await f.read(buf);
+    if (got === null) break;
+    n += got;
+    if (n > limit) {
+      throw new BootEnvError(
+        "too-large",
+        `${path} is larger than ${limit} bytes, the most keepwire reads as a ${what} ` +
+          `(is it the right file?)`,
+      );
+    }
+    chunks.push(buf.slice(0, got));
+  }
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
 
 /** Prefix of the temp files a write leaves behind when it crashes. */
 export function bootTempPrefix(path: string): string {

@@ -15,7 +15,13 @@ import {
   type BootEnvVars,
   newBootVars,
 } from "./types.ts";
-import { atomicReplaceFile, BootSerial, removeStaleTemps, withDirLock } from "./atomic.ts";
+import {
+  atomicReplaceFile,
+  BootSerial,
+  readFileBounded,
+  removeStaleTemps,
+  withDirLock,
+} from "./atomic.ts";
 
 const fileSchema = z.record(z.string(), z.string());
 
@@ -45,9 +51,10 @@ export class FileBootEnv implements BootEnv {
   async #read(): Promise<BootEnvVars> {
     let text: string;
     try {
-      text = await Deno.readTextFile(this.#file);
+      text = new TextDecoder().decode(await readFileBounded(this.#file, "JSON boot env"));
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return newBootVars();
+      if (e instanceof BootEnvError) throw e;
       throw new BootEnvError("io", `${this.#file}: ${(e as Error).message}`, { cause: e });
     }
     let raw: unknown;

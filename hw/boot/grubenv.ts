@@ -17,7 +17,13 @@ import {
   type BootEnvVars,
   newBootVars,
 } from "./types.ts";
-import { atomicReplaceFile, BootSerial, removeStaleTemps, withDirLock } from "./atomic.ts";
+import {
+  atomicReplaceFile,
+  BootSerial,
+  readFileBounded,
+  removeStaleTemps,
+  withDirLock,
+} from "./atomic.ts";
 
 /** The signature every block starts with (GRUB_ENVBLK_SIGNATURE). */
 export const GRUBENV_SIGNATURE = "# GRUB Environment Block\n";
@@ -228,8 +234,9 @@ export class GrubEnv implements BootEnv {
   async #read(allowMissing: boolean): Promise<GrubEnvBlock | null> {
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(this.#file);
+      bytes = await readFileBounded(this.#file, "GRUB environment block");
     } catch (e) {
+      if (e instanceof BootEnvError) throw e;
       if (e instanceof Deno.errors.NotFound) {
         if (allowMissing) return null;
         throw new BootEnvError(

@@ -26,7 +26,7 @@ import {
   bootVarNameProblem,
   newBootVars,
 } from "./types.ts";
-import { BootSerial } from "./atomic.ts";
+import { BootSerial, readFileBounded } from "./atomic.ts";
 
 /** Options of {@link UBootEnv}. */
 export interface UBootEnvOptions {
@@ -146,8 +146,9 @@ export class UBootEnv implements BootEnv {
   async #checkConfig(): Promise<void> {
     let text: string;
     try {
-      text = await Deno.readTextFile(this.#o.config);
+      text = new TextDecoder().decode(await readFileBounded(this.#o.config, "fw_env.config"));
     } catch (e) {
+      if (e instanceof BootEnvError) throw e;
       if (e instanceof Deno.errors.NotFound) {
         throw new BootEnvError("missing", `${this.#o.config}: no such fw_env.config`, { cause: e });
       }

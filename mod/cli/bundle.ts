@@ -11,6 +11,7 @@ import {
 } from "../update/bundle.ts";
 import { UpdateError, type UpdateErrorCode } from "../update/errors.ts";
 import { SEMVER_RE } from "../update/semver.ts";
+import { SLOT_CLASS_RE, SLOT_CLASS_RULE } from "../update/names.ts";
 import { CliError, EXIT, printJson } from "./common.ts";
 
 const USAGE_CODES: UpdateErrorCode[] = ["bad_request", "bad_key"];
@@ -26,7 +27,26 @@ export function cliErrorOf(e: unknown): unknown {
   return e;
 }
 
-const IMAGE_RE = /^(?:([A-Za-z0-9][A-Za-z0-9_.-]*)=)?(.+)$/;
+/**
+ * One `--image [slotclass=]file` argument: the class (default rootfs) must match
+ * the slot class pattern (a `/` before the first `=` makes the whole argument the
+ * file) and the file name must be free of control characters;
+ * anything else is a usage error naming the argument.
+ */
+export function parseImageArg(spec: string): { slotClass: string; path: string } {
+  const bad = (why: string) => new CliError(EXIT.USAGE, `--image ${JSON.stringify(spec)}: ${why}`);
+  let eq = spec.indexOf("=");
+  if (eq >= 0 && spec.slice(0, eq).includes("/")) eq = -1; // a path with '=' in it
+  const slotClass = eq >= 0 ? spec.slice(0, eq) : "rootfs";
+  const path = eq >= 0 ? spec.slice(eq + 1) : spec;
+  if (!SLOT_CLASS_RE.test(slotClass)) {
+    throw bad(`slot class ${JSON.stringify(slotClass)} is not ${SLOT_CLASS_RULE}`);
+  }
+  if (path === "") throw bad("no image file after the slot class");
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(path)) throw bad("the file name contains a control character");
+  return { slotClass, path };
+}
 
 const createSchema = z.strictObject({
   image: z.array(z.string().min(1)).min(1, "at least one --image"),
@@ -86,10 +106,7 @@ export function registerBundleCommands(program: Command): void {
       try {
         const keys = [];
         for (const k of o.key) keys.push(await loadPrivateKey(k));
-        const images = o.image.map((spec) => {
-          const m = IMAGE_RE.exec(spec)!;
-          return { slotClass: m[1] ?? "rootfs", path: m[2] };
-        });
+        const images = o.image.map(parseImageArg);
         const manifest = await createBundle({
           images,
           compatible: o.compatible,

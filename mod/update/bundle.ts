@@ -20,6 +20,8 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { errorMessage, UpdateError } from "./errors.ts";
 import { SEMVER_RE } from "./semver.ts";
+import { SLOT_CLASS_RE, SLOT_CLASS_RULE } from "./names.ts";
+import { READ_LIMITS, readTextFileBounded } from "../fs.ts";
 import { type ByteSource, fileSource, hashCopy, readFull, writeAll } from "./stream.ts";
 
 /** First 8 bytes of every bundle. */
@@ -44,8 +46,6 @@ export const MAX_SIGNATURES = 64 * 1024;
 /** Manifest format this build writes and reads. */
 export const MANIFEST_FORMAT = 1;
 
-const SLOT_CLASS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
 /** A post-install hook: a command run after the images are written and verified. */
 export const hookSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1).describe(
@@ -56,7 +56,7 @@ export const hookSchema = z.strictObject({
 
 /** One image of a bundle. */
 export const imageSchema = z.strictObject({
-  slotClass: z.string().regex(SLOT_CLASS_RE, "letters, digits, _ . -"),
+  slotClass: z.string().regex(SLOT_CLASS_RE, SLOT_CLASS_RULE),
   filename: z.string().min(1).max(255).refine(
     (f) => !f.includes("/") && f !== "." && f !== "..",
     "a file name, not a path",
@@ -185,7 +185,7 @@ export async function parseKeyring(text: string, source = "keyring"): Promise<Pu
 export async function loadKeyring(path: string): Promise<PublicKey[]> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFileBounded(path, READ_LIMITS.keyring, "keyring");
   } catch (e) {
     throw new UpdateError("bad_key", `cannot read keyring ${path}: ${errorMessage(e)}`);
   }
@@ -229,7 +229,7 @@ export async function parsePrivateKey(text: string, source = "key"): Promise<Sig
 export async function loadPrivateKey(path: string): Promise<SigningKey> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFileBounded(path, READ_LIMITS.keyring, "key file");
   } catch (e) {
     throw new UpdateError("bad_key", `cannot read key ${path}: ${errorMessage(e)}`);
   }
@@ -287,6 +287,14 @@ export async function readBundleHead(src: ByteSource, what = "bundle"): Promise<
     throw new UpdateError(
       "unsupported_format",
       `${what} has header format ${format}; this keepwire reads format ${HEADER_FORMAT}`,
+    );
+  }
+  const reserved = v.getUint32(20, true);
+  if (reserved !== 0) {
+    throw new UpdateError(
+      "not_a_bundle",
+      `${what}: reserved header field is ${reserved}, must be 0 (a damaged bundle, or a format ` +
+        `this keepwire does not know)`,
     );
   }
   const mlen = v.getUint32(12, true), slen = v.getUint32(16, true);

@@ -1,11 +1,12 @@
 /** Config schema of the A/B updater (`update` section). */
 import { z } from "zod";
 import { bootConfigSchema } from "../../hw/boot/config.ts";
+import { BOOTNAME_RE, BOOTNAME_RULE, SLOT_CLASS_RE, SLOT_CLASS_RULE } from "./names.ts";
 
 /** One slot of a slot class. */
 export const slotSchema = z.strictObject({
   device: z.string().min(1).describe("block device or file"),
-  bootname: z.string().regex(/^[A-Za-z0-9_]+$/, "letters, digits and _"),
+  bootname: z.string().regex(BOOTNAME_RE, BOOTNAME_RULE),
   size: z.number().int().min(1).optional().describe(
     "capacity in bytes of a file slot (block devices report their own size; a file slot " +
       "without it is limited only by its file system)",
@@ -70,15 +71,20 @@ export const downloadSchema = z.strictObject({
   ),
 });
 
-/** The `update` section. */
-export const updateConfigSchema = z.strictObject({
+/** The `update` section (without the checks across fields). */
+const updateSectionSchema = z.strictObject({
   compatible: z.string().min(1).default("keepwire-dev").describe(
     "compatible string a bundle must carry",
   ),
   keyring: z.string().optional().describe("PEM file with one or more Ed25519 public keys"),
   bootedSlot: z.string().optional().describe("booted slot's bootname (tests; else from cmdline)"),
   bootloader: bootConfigSchema.default({ backend: "file", file: "./var/bootenv.json" }),
-  slots: z.record(z.string(), z.strictObject({ a: slotSchema, b: slotSchema })).default({}),
+  slots: z.record(
+    z.string().regex(SLOT_CLASS_RE, `slot class names: ${SLOT_CLASS_RULE}`),
+    z.strictObject({ a: slotSchema, b: slotSchema }),
+  ).default({}).describe(
+    "slot classes, each with its a and b slot; every class has the same two bootnames",
+  ),
   scheme: z.enum(["auto", "grub", "uboot"]).default("auto").describe(
     "boot variable scheme: grub (ORDER, <X>_OK, <X>_TRY) or uboot (BOOT_ORDER, " +
       "BOOT_<X>_LEFT); auto = uboot for the uboot backend, else grub",
@@ -97,6 +103,46 @@ export const updateConfigSchema = z.strictObject({
   activation: activationSchema.default(() => activationSchema.parse({})),
   launcher: launcherSchema.default(() => launcherSchema.parse({})),
   download: downloadSchema.default(() => downloadSchema.parse({})),
+});
+
+/**
+ * The `update` section, refusing what an install would refuse later: a and b of
+ * a class sharing a bootname, classes with different bootnames, a launcher
+ * class that is not configured.
+ */
+export const updateConfigSchema = updateSectionSchema.superRefine((c, ctx) => {
+  const classes = Object.entries(c.slots);
+  if (!classes.length) return;
+  const names = [classes[0][1].a.bootname, classes[0][1].b.bootname];
+  for (const [cls, pair] of classes) {
+    if (pair.a.bootname === pair.b.bootname) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["slots", cls],
+        message: `a and b have the same bootname ${pair.a.bootname}`,
+      });
+      continue;
+    }
+    const these = [pair.a.bootname, pair.b.bootname].sort();
+    if (these.join() !== [...names].sort().join()) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["slots", cls],
+        message: `bootnames ${these.join("/")} differ from ${names.join("/")} ` +
+          `(every slot class has the same two bootnames)`,
+      });
+    }
+  }
+  const lc = c.launcher.slotClass;
+  if (lc !== undefined && !Object.hasOwn(c.slots, lc)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["launcher", "slotClass"],
+      message: `no slot class ${JSON.stringify(lc)} in update.slots (configured: ${
+        Object.keys(c.slots).join(", ")
+      })`,
+    });
+  }
 });
 
 /** The validated `update` section. */

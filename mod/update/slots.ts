@@ -10,6 +10,7 @@ import { type BootScheme, type BootSchemeName, createBootScheme } from "../../hw
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { SlotConfig, UpdateConfig } from "./config.ts";
 import { errorMessage, UpdateError } from "./errors.ts";
+import { READ_LIMITS, readTextFileBounded } from "../fs.ts";
 
 /** One slot of one class. */
 export interface Slot {
@@ -72,7 +73,7 @@ export function allSlots(config: UpdateConfig): Slot[] {
 
 /** The slot of `slotClass` with `bootname`. */
 export function slotOf(config: UpdateConfig, slotClass: string, bootname: string): Slot {
-  const pair = config.slots[slotClass];
+  const pair = Object.hasOwn(config.slots, slotClass) ? config.slots[slotClass] : undefined;
   if (!pair) {
     throw new UpdateError(
       "no_slot",
@@ -147,7 +148,7 @@ export async function detectBooted(
   if (env.KEEPWIRE_SLOT) return check(env.KEEPWIRE_SLOT, "launcher");
   const readCmdline = inputs.readCmdline ?? (async () => {
     try {
-      return await Deno.readTextFile(config.cmdline);
+      return await readTextFileBounded(config.cmdline, READ_LIMITS.procfs, "kernel command line");
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
       throw new UpdateError("booted_unknown", `cannot read ${config.cmdline}: ${errorMessage(e)}`);
