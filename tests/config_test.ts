@@ -29,6 +29,10 @@ Deno.test("config: a wrong type names the field, the expected form and what was 
   })();
   assert(e instanceof ConfigError);
   assertEquals(e.problems, ['web.listen: expected "host:port" string, got number']);
+  // A KeepwireError: the API answers 400 invalid_config with the field.
+  assertEquals([e.status, e.code, e.fields], [400, "invalid_config", {
+    "web.listen": 'expected "host:port" string, got number',
+  }]);
 });
 
 Deno.test("config: every bad field is reported, with paths into arrays and unknown keys", () => {

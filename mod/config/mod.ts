@@ -7,24 +7,14 @@ import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { type Config, configSchema, typeName } from "./schema.ts";
 import { DEFAULT_CONFIG } from "./defaults.ts";
+import { ConfigError } from "./errors.ts";
 import { subsystemProblems } from "../supervisor/config.ts";
 import { READ_LIMITS, readTextFileBounded } from "../fs.ts";
 import { renamedGovernorKeys } from "../governor/config.ts";
 
 export { type Config, type ConfigInput, configSchema, listenSchema } from "./schema.ts";
 export { DEFAULT_CONFIG } from "./defaults.ts";
-
-/** A configuration that does not validate; `problems` has one line per bad field. */
-export class ConfigError extends Error {
-  /** One `path: reason` line per problem. */
-  readonly problems: string[];
-  /** Build from problem lines; `source` names the file or "embedded default". */
-  constructor(source: string, problems: string[]) {
-    super(`invalid configuration (${source}):\n  ${problems.join("\n  ")}`);
-    this.name = "ConfigError";
-    this.problems = problems;
-  }
-}
+export { ConfigError } from "./errors.ts";
 
 /**
  * Render a zod path as `a.b[0].c`. With `root` (the input), an array element that
