@@ -280,6 +280,38 @@ Deno.test("state: a start that finds `installing` (keepwire killed mid-install) 
   }
 });
 
+Deno.test("state: a start that finds `installing` after the last boot env write completes the install (and runs it on trial when booted)", async () => {
+  const r = await rig();
+  try {
+    const a = boot(r, "A");
+    await a.start();
+    await install(r, a.svc, "2.0.0");
+    a.stop();
+    // killed after the target was made primary, before the state said installed
+    r.svc.records.putState({
+      state: "installing",
+      target: "B",
+      from: "A",
+      version: "2.0.0",
+      detail: "installing from x.kwb",
+    });
+    const before = r.events.length;
+    const b = boot(r, "B"); // the bootloader picks the primary, B
+    await b.start();
+    assertEquals(b.state(), "trying");
+    const t = r.events.slice(before).filter((e) => e.kind === "update.transition");
+    assertEquals(t.map((e) => `${e.payload.from}->${e.payload.to}`), [
+      "installing->installed",
+      "installed->trying",
+    ]);
+    await b.advance(1_500);
+    assertEquals(b.state(), "committed");
+    b.stop();
+  } finally {
+    await r.close();
+  }
+});
+
 Deno.test("state: no install while a slot is activating, on trial or failed its gate (409 busy, nothing written)", async () => {
   const r = await rig();
   try {

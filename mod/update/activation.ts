@@ -24,6 +24,7 @@ import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { UpdateRecords } from "./records.ts";
 import { otherSlot } from "./slots.ts";
+import { updateStep } from "./failpoints.ts";
 import {
   GATE_TRANSITIONS,
   type GateState,
@@ -134,20 +135,16 @@ export class Activation {
   async start(): Promise<void> {
     const { state, booted } = this.#d;
     this.#startedAt = this.#d.clock.now();
-    const cur = state.current();
-    if (cur.state === "installing") {
-      // killed mid-install: the target is marked bad, the booted slot untouched
-      const why = "interrupted (keepwire stopped during the install)";
-      state.to("install-failed", { detail: why });
-      if (cur.target) this.#d.records.setStatus(cur.target, "failed", why);
-      this.#d.records.addHistory("install", cur.target, cur.version, "failed", why);
-    } else if (cur.state === "activating" || cur.state === "installed") {
+    let cur = state.current();
+    if (cur.state === "installing") cur = await this.#settleInterruptedInstall(cur);
+    if (cur.state === "activating" || cur.state === "installed") {
       if (cur.target === booted) {
         state.to("trying", {
           detail: cur.state === "activating"
             ? "started in the new slot"
             : "started in the new slot without an activation (reboot)",
         });
+        updateStep("start.trying");
         this.#publish("update.trying", "notice", {
           slot: booted,
           version: cur.version,
@@ -171,6 +168,34 @@ export class Activation {
     await this.#tick();
   }
 
+  /**
+   * keepwire stopped during an install. When it had finished everything but the
+   * last state write (every record of the target installed, the target primary),
+   * the install stands (`installed`); otherwise it failed (`install-failed`): the
+   * target was marked bad before the first write and is not primary.
+   */
+  async #settleInterruptedInstall(cur: UpdateStateRecord): Promise<UpdateStateRecord> {
+    const { records, boot, state } = this.#d;
+    const target = cur.target!;
+    const rows = records.slots().filter((r) => r.bootname === target);
+    const recorded = rows.length > 0 &&
+      rows.every((r) => ["installed", "pending"].includes(r.status) && r.version === cur.version);
+    const primary = recorded
+      ? (await bootOp(boot, "read the slots", () => boot.read())).primary
+      : null;
+    if (recorded && primary === target) {
+      records.setStatus(target, "pending", "primary; waiting for its first healthy start");
+      records.addHistory("install", target, cur.version, "ok", "completed after a restart");
+      return state.to("installed", {
+        detail: "installed; keepwire stopped before recording the end of the install",
+      });
+    }
+    const why = "interrupted (keepwire stopped during the install)";
+    records.setStatus(target, "failed", why);
+    records.addHistory("install", target, cur.version, "failed", why);
+    return state.to("install-failed", { detail: why });
+  }
+
   async #rollback(act: UpdateStateRecord, why: string): Promise<void> {
     const { records, boot, state } = this.#d;
     const target = act.target!;
@@ -183,6 +208,7 @@ export class Activation {
     }
     records.setStatus(target, "bad", `rolled back: ${why}`);
     state.to("rolled-back", { detail: why });
+    updateStep("start.rolled_back");
     records.addHistory("rollback", target, act.version, "rolled-back", why);
     this.#publish("update.rolled_back", "critical", {
       failed: target,
@@ -229,12 +255,14 @@ export class Activation {
   async #pass(): Promise<void> {
     const { records, booted, boot, bypass, state } = this.#d;
     await bootOp(boot, `mark ${booted} good`, () => boot.markGood(booted));
+    updateStep("gate.marked_good");
     records.setStatus(booted, "good", null);
     this.#clearTimer();
     this.#setGate("passed");
     const act = state.current();
     if (act.state === "trying" && act.target === booted) {
       state.to("committed", { detail: "health gate passed" });
+      updateStep("gate.committed");
       records.addHistory("commit", booted, act.version, "ok", "health gate passed");
       this.#publish("update.committed", "notice", { slot: booted, version: act.version });
     }
@@ -246,6 +274,7 @@ export class Activation {
       try {
         await bypass.release("all", UPDATE_HOLD);
         this.#publish("update.hold_released", "info", { slot: booted });
+        updateStep("gate.hold_released");
       } catch (e) {
         this.#publish("update.error", "error", {
           error: `cannot release the bypass hold: ${errorMessage(e)}`,
@@ -322,7 +351,9 @@ export class Activation {
       }
       this.#publish("update.hold_placed", "info", { segments: "all" });
     }
+    updateStep("activate.hold_placed");
     state.to("activating", { target, from: booted, version, detail: config.activation.mode });
+    updateStep("activate.state_activating");
     records.addHistory("activate", target, version, "ok", `mode ${config.activation.mode}`);
     this.#publish("update.activating", "notice", {
       target,
@@ -330,6 +361,7 @@ export class Activation {
       version,
       mode: config.activation.mode,
     });
+    updateStep("activate.switching");
     await this.#d.switchTo(`activate slot ${target} (${version ?? "unknown version"})`);
     return { target, version };
   }

@@ -31,6 +31,7 @@ import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { UpdateRecords } from "./records.ts";
 import type { InstallPhase, UpdateStateMachine } from "./state.ts";
+import { updateStep } from "./failpoints.ts";
 import { compareSemver } from "./semver.ts";
 import { type Booted, otherSlot, type Slot, slotCapacity, slotOf } from "./slots.ts";
 import { type ByteSource, fileSource, hashCopy, readFull } from "./stream.ts";
@@ -318,6 +319,7 @@ export async function installBundle(
   }
 
   const { manifest, target } = pf;
+  updateStep("install.verified");
   const total = manifest.images.reduce((a, i) => a + i.size, 0);
   report({
     total,
@@ -347,7 +349,9 @@ export async function installBundle(
       version: manifest.version,
       detail: `installing from ${req.what}`,
     });
+    updateStep("install.state_installing");
     await bootOp(boot, `mark ${target} bad`, () => boot.markBad(target));
+    updateStep("install.marked_bad");
     records.transaction(() => {
       for (const [i, img] of manifest.images.entries()) {
         records.put({
@@ -380,6 +384,7 @@ export async function installBundle(
           what: `${req.what}: payload ${img.filename}`,
           onProgress: (n) => {
             const bytes = before + n;
+            if (bytes * 2 >= total) updateStep("install.writing");
             report({
               phase: "writing",
               bytes,
@@ -436,6 +441,7 @@ export async function installBundle(
       }
     }
 
+    updateStep("install.written");
     // Step 4.
     report({ phase: "finishing", percent: 99, message: "finishing" });
     if (manifest.hooks?.postInstall) await runHook(manifest.hooks.postInstall, pf);
@@ -461,8 +467,10 @@ export async function installBundle(
       }
     });
 
+    updateStep("install.recorded");
     // Step 6: one atomic boot env write.
     await bootOp(boot, `make ${target} primary`, () => boot.setPrimary(target));
+    updateStep("install.primary_set");
   } catch (e) {
     const err = e instanceof UpdateError ? e : new UpdateError("io", errorMessage(e), { cause: e });
     try {
@@ -496,6 +504,7 @@ export async function installBundle(
 
   records.setStatus(target, "pending", "primary; waiting for its first healthy start");
   state.to("installed", { detail: `installed from ${req.what}; primary, not yet activated` });
+  updateStep("install.done");
   records.addHistory("install", target, manifest.version, "ok", `from ${req.what}`);
   const result: InstallResult = {
     target,
