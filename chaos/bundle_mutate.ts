@@ -34,7 +34,7 @@ import {
 import { updateConfigSchema } from "../mod/update/config.ts";
 import { UpdateError } from "../mod/update/errors.ts";
 import { UpdateService } from "../mod/update/service.ts";
-import { fileSource, streamSource } from "../mod/update/stream.ts";
+import { streamSource } from "../mod/update/stream.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
 const INITIAL_ENV = { ORDER: "A B", A_OK: "1", A_TRY: "0", B_OK: "0", B_TRY: "0" };
