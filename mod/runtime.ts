@@ -30,6 +30,7 @@ import { createUpdateModule, type UpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { createHaModule, haReaders } from "./ha/mod.ts";
+import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
@@ -414,6 +415,7 @@ const MODULES: readonly ModuleEntry[] = [
         governor: w.get("governor"),
       }),
     })),
+  entry("alert", (w) => createAlertModule(w.ctx)),
 ];
 
 /**

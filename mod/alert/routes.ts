@@ -1,0 +1,80 @@
+/**
+ * Alert API routes (mounted under /api):
+ * - GET  /alert                    → status: counts per state, oldest pending age, channels
+ * - GET  /alert/config             → channels (secrets as `{set}`), recipients, rules, policy
+ * - POST /alert/test {channel, to?} → {ok, answer, ms}: the server's answer to a test message
+ * - GET  /alert/outbox?status=&recipient=&limit= → {deliveries:[...]} newest first
+ * - GET  /alert/outbox/:id         → {delivery}
+ * - POST /alert/outbox/:id/retry   → {delivery} (409 unless failed)
+ * - POST /alert/retry-failed       → {retried: n}
+ * - GET  /alert/history?limit=     → sent and failed deliveries, newest first
+ * @module
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { jsonBody } from "../web/errors.ts";
+import { zodFields } from "../web/errors.ts";
+import { AlertInputError } from "./errors.ts";
+import { DELIVERY_STATES } from "./outbox.ts";
+import type { AlertModule } from "./mod.ts";
+
+/** Body of POST /alert/test. */
+export const testBodySchema = z.strictObject({
+  channel: z.string().min(1).max(40),
+  to: z.string().min(1).max(254).optional(),
+});
+
+const listQuerySchema = z.object({
+  status: z.enum(DELIVERY_STATES).optional(),
+  recipient: z.string().max(40).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
+  const r = schema.safeParse(v);
+  if (r.success) return r.data;
+  const fields = zodFields(r.error.issues);
+  throw new AlertInputError(
+    `invalid ${what}: ${Object.entries(fields).map(([k, m]) => `${k}: ${m}`).join("; ")}`,
+    fields,
+  );
+}
+
+/** The routes over the module's API. */
+export function alertRoutes(m: AlertModule): Hono {
+  const app = new Hono();
+  app.get("/alert", (c) => c.json(m.status()));
+  app.get("/alert/config", (c) =>
+    c.json({
+      enabled: m.config.enabled,
+      channels: m.channelsView(),
+      recipients: m.config.recipients,
+      defaultRules: m.config.defaultRules,
+      rules: m.config.rules,
+      retry: m.config.retry,
+      rateLimit: m.config.rateLimit,
+      flap: m.config.flap,
+      digestAt: m.config.digestAt,
+    }));
+  app.post("/alert/test", async (c) => {
+    const body = parse(testBodySchema, await jsonBody(c), "test request");
+    return c.json(await m.testSend(body.channel, body.to));
+  });
+  app.get("/alert/outbox", (c) => {
+    const q = parse(listQuerySchema, c.req.query(), "outbox query");
+    return c.json({ deliveries: m.deliveries(q) });
+  });
+  app.get("/alert/outbox/:id", (c) => c.json({ delivery: m.delivery(c.req.param("id")) }));
+  app.post("/alert/outbox/:id/retry", (c) => c.json({ delivery: m.retry(c.req.param("id")) }));
+  app.post("/alert/retry-failed", (c) => c.json({ retried: m.retryAllFailed() }));
+  app.get("/alert/history", (c) => {
+    const q = parse(listQuerySchema, c.req.query(), "history query");
+    const limit = q.limit ?? 100;
+    const rows = [
+      ...m.deliveries({ status: "sent", limit }),
+      ...m.deliveries({ status: "failed", limit }),
+    ].sort((a, b) => b.seq - a.seq).slice(0, limit);
+    return c.json({ deliveries: rows });
+  });
+  return app;
+}
