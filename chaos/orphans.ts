@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { kwDaemon } from "../tests/helpers/cli.ts";
 import { processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
-import { pidAlive } from "../mod/supervisor/process.ts";
+import { pidAlive } from "../mod/supervisor/procfs.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {

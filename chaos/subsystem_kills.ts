@@ -18,7 +18,8 @@ import { join } from "node:path";
 import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
 import type { SupervisorModule } from "../mod/supervisor/mod.ts";
-import { findExecutable, pidAlive } from "../mod/supervisor/process.ts";
+import { findExecutable } from "../mod/supervisor/process.ts";
+import { pidAlive } from "../mod/supervisor/procfs.ts";
 import { processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 

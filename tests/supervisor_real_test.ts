@@ -9,7 +9,7 @@ import type { EventInput } from "../mod/events/mod.ts";
 import { Supervisor } from "../mod/supervisor/supervisor.ts";
 import { defaultRunners } from "../mod/supervisor/mod.ts";
 import { leakedWorkerThreads, WorkerPool } from "../mod/supervisor/worker.ts";
-import { pidAlive, sessionMembers } from "../mod/supervisor/process.ts";
+import { pidAlive, sessionMembers } from "../mod/supervisor/procfs.ts";
 import { missingTools } from "./helpers/tools.ts";
 import type { SubsystemSpec } from "../mod/supervisor/config.ts";
 import {

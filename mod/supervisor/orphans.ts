@@ -17,7 +17,7 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
-import { sessionMembers } from "./process.ts";
+import { sessionMembers } from "./procfs.ts";
 
 /** File name of the record inside the data directory. */
 export const GROUPS_FILE = "process-groups.json";
