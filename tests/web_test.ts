@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
 import { daemonRequest } from "../mod/cli/client.ts";
+import { Runtime } from "../mod/runtime.ts";
+import { validateConfig } from "../mod/config/mod.ts";
+import { Users } from "../mod/web/users.ts";
+import { allowedHosts, hostOf } from "../mod/web/host_check.ts";
+import { safeNext } from "../mod/web/redirect.ts";
 
 Deno.test("web: /api/health is 200 JSON when essential parts are up, /api/status describes the box", async () => {
   const t = await startTestRuntime({ identity: { name: "gw-test" } });
@@ -154,7 +159,6 @@ Deno.test("web: TLS on first start generates a self-signed certificate, kept for
     assertEquals(r.status, 200);
     assertStringIncludes(r.headers.get("strict-transport-security") ?? "", "max-age");
     await r.body?.cancel();
-    const { Users } = await import("../mod/web/users.ts");
     await new Users(t.rt.store).setPassword("admin", "a long enough secret");
     const login = await fetch(`${base}/api/login`, {
       client,
@@ -162,12 +166,203 @@ Deno.test("web: TLS on first start generates a self-signed certificate, kept for
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ username: "admin", password: "a long enough secret" }),
     });
-    const cookie = login.headers.get("set-cookie") ?? "";
+    assertEquals(login.status, 200, login.headers.getSetCookie().join(" / "));
+    const cookie = login.headers.getSetCookie().find((c) => c.startsWith("__Host-kw_session=")) ??
+      "";
     await login.body?.cancel();
     assertStringIncludes(cookie, "__Host-kw_session=");
     assertStringIncludes(cookie, "Secure");
+    // the browser sends it back by that name, and it is recognised
+    const me = await fetch(`${base}/api/me`, { client, headers: { cookie: cookie.split(";")[0] } });
+    assertEquals(me.status, 200, "the TLS session cookie is not read back");
+    assertEquals((await me.json()).name, "admin");
     client.close();
     assert(t.rt.store.events({ kind: "web.tls_generated" }).length === 1);
+    // a later start on the same data directory serves the same certificate
+    await t.rt.stop("restart");
+    const again = new Runtime(
+      validateConfig({
+        dataDir: t.dataDir,
+        web: { listen: "127.0.0.1:0", tls: { enabled: true } },
+      }),
+    );
+    await again.start();
+    try {
+      assertEquals(await Deno.readTextFile(`${t.dataDir}/tls/cert.pem`), cert);
+      const c2 = Deno.createHttpClient({ caCerts: [cert] });
+      const r2 = await fetch(`https://${again.web!.address}/api/health`, { client: c2 });
+      assertEquals(r2.status, 200, "the first start's certificate must still be served");
+      await r2.body?.cancel();
+      c2.close();
+      assertEquals(again.store.events({ kind: "web.tls_generated" }).length, 1);
+    } finally {
+      await again.stop("test done");
+    }
+  } finally {
+    await Deno.remove(t.dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Send one raw HTTP/1.1 request (any Host header) and return the status code. */
+async function rawStatus(addr: string, head: string): Promise<number> {
+  const [hostname, port] = [
+    addr.slice(0, addr.lastIndexOf(":")),
+    addr.slice(addr.lastIndexOf(":") + 1),
+  ];
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  // no answer within 30 s counts as none (status 0): a server waiting for a 1 GB body
+  const deadline = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }, 30_000);
+  try {
+    await conn.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  } finally {
+    clearTimeout(deadline);
+    try {
+      conn.close();
+    } catch { /* closed by the deadline */ }
+  }
+}
+
+Deno.test("web: DNS rebinding: a request naming a foreign Host is refused (421) before anything, setup included", async () => {
+  const t = await startTestRuntime();
+  try {
+    const addr = t.rt.web!.address;
+    const port = addr.slice(addr.lastIndexOf(":") + 1);
+    const body = JSON.stringify({ username: "admin", password: "a long enough secret" });
+    const setup = (host: string) =>
+      rawStatus(
+        addr,
+        `POST /api/setup HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://${host}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+          `Connection: close\r\n\r\n${body}`,
+      );
+    assertEquals(await setup(`rebind.attacker.example:${port}`), 421);
+    assertEquals(await setup("rebind.attacker.example"), 421);
+    assertEquals(new Users(t.rt.store).hasAdmin(), false, "a rebinding page created an admin");
+    const get = (host: string) =>
+      rawStatus(addr, `GET /api/health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    for (const ok of [`127.0.0.1:${port}`, `localhost:${port}`, "localhost", `[::1]:${port}`]) {
+      assertEquals(await get(ok), 200, ok);
+    }
+    for (
+      const bad of ["evil.example", "127.0.0.1.evil.example", `[::2]:${port}`, "localhost.evil"]
+    ) {
+      assertEquals(await get(bad), 421, bad);
+    }
+    // a page of another site on the right host is refused by the origin check of setup
+    const r = await fetch(`${t.base}/api/setup`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: "http://evil.example" },
+      body,
+    });
+    assertEquals(r.status, 403);
+    await r.body?.cancel();
+    // a configured extra name is accepted
+    assert(allowedHosts("0.0.0.0", ["gw.example.net"]).has("gw.example.net"));
+    assertEquals(hostOf("GW.Example.NET.:8080"), "gw.example.net");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("web: request bodies are bounded: small on public routes, larger signed in, refused before buffering", async () => {
+  const t = await startTestRuntime();
+  try {
+    // a declared 1 GB body to the public login route is refused from its header
+    const addr = t.rt.web!.address;
+    const port = addr.slice(addr.lastIndexOf(":") + 1);
+    assertEquals(
+      await rawStatus(
+        addr,
+        `POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: 1073741824\r\nConnection: close\r\n\r\n{"username":`,
+      ),
+      413,
+    );
+    // a chunked body (no length) is cut off once past the bound
+    let sent = 0;
+    const chunk = new Uint8Array(64 * 1024).fill(32);
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 64 << 20) return c.close();
+        sent += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    const r = await fetch(`${t.base}/api/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: stream,
+    });
+    assertEquals(r.status, 413);
+    assertEquals((await r.json()).error.code, "too_large");
+    assert(sent < 16 << 20, `the server read ${sent} bytes of a refused body`);
+    // signed in: 1 MiB is the bound of JSON bodies
+    const big = await t.api("/api/settings", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ banner: "x".repeat(2 << 20) }),
+    });
+    assertEquals(big.status, 413);
+    await big.body?.cancel();
+    const small = await t.api("/api/settings", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ banner: "hello" }),
+    });
+    assertEquals(small.status, 200);
+    await small.body?.cancel();
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("web: after sign-in only same-origin paths are followed (one check, encoded tricks refused)", async () => {
+  for (const ok of ["/", "/bypass", "/events?kind=auth.*", "/a/b#c", "/%2E%2E/x"]) {
+    assert(safeNext(ok).startsWith("/") && !safeNext(ok).startsWith("//"), ok);
+  }
+  assertEquals(safeNext("/bypass?x=1"), "/bypass?x=1");
+  for (
+    const bad of [
+      "//evil.example/",
+      "/\\evil.example/",
+      "/\\/evil.example",
+      "\\\\evil.example",
+      "/%2F/evil.example",
+      "/%5Cevil.example",
+      "/\t/evil.example",
+      "/\n/evil.example",
+      "https://evil.example/",
+      "javascript:alert(1)",
+      "evil.example",
+      "",
+    ]
+  ) {
+    assertEquals(safeNext(bad), "/", JSON.stringify(bad));
+  }
+  const t = await startTestRuntime();
+  try {
+    await new Users(t.rt.store).setPassword("admin", "a long enough secret");
+    const page =
+      await (await fetch(`${t.base}/login?next=${encodeURIComponent("/\\evil.example/x")}`))
+        .text();
+    assertStringIncludes(page, 'data-then="/"');
+    const good = await (await fetch(`${t.base}/login?next=${encodeURIComponent("/storage")}`))
+      .text();
+    assertStringIncludes(good, 'data-then="/storage"');
   } finally {
     await t.close();
   }

@@ -47,7 +47,13 @@ export const configSchema = z.strictObject({
       cert: z.string().optional().describe("PEM certificate; generated self-signed when absent"),
       key: z.string().optional().describe("PEM private key"),
     }).default({ enabled: false }),
-  }).default({ listen: "127.0.0.1:8080", tls: { enabled: false } }),
+    allowedHosts: z.array(
+      z.string().regex(/^[A-Za-z0-9.:_\[\]-]{1,253}$/, "a host name or address"),
+    )
+      .default([]).describe(
+        "extra names/addresses clients may use in the Host header (added to: the listen address, localhost, 127.0.0.1, [::1], the box's hostname and, on a wildcard listen, its interface addresses)",
+      ),
+  }).default({ listen: "127.0.0.1:8080", tls: { enabled: false }, allowedHosts: [] }),
   store: z.strictObject({
     retention: z.strictObject({
       maxEvents: z.number().int().min(100).default(100_000).describe("events kept at most"),

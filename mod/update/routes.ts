@@ -16,6 +16,11 @@ import { z } from "zod";
 import { ApiError, jsonBody, parseOr400 } from "../web/errors.ts";
 import type { UpdateModule } from "./mod.ts";
 import { type ByteSource, streamSource } from "./stream.ts";
+import { apiDoc } from "../web/openapi.ts";
+
+// The upload is read as a stream and bounded by the bundle format, not by the web
+// layer's default body limit (JSON bodies here still get that limit).
+apiDoc("POST", "/api/update", { summary: "install a bundle (upload or URL)", bodyLimit: "stream" });
 
 const flag = z.union([
   z.boolean(),

@@ -16,7 +16,11 @@ import { readUiSettings, settingsRoutes } from "./settings_api.ts";
 import { type AuthEnv, authMiddleware, authRoutes, csrfGuard } from "./auth.ts";
 import { Users } from "./users.ts";
 import { type MetricFamily, renderMetrics } from "./metrics.ts";
-import { apiDoc, buildOpenApi } from "./openapi.ts";
+import { apiDoc, BODY_LIMITS, buildOpenApi, declaredBodyLimit } from "./openapi.ts";
+import { allowedHosts, hostGuard } from "./host_check.ts";
+import { splitListen } from "../config/mod.ts";
+import { bodyLimit } from "hono/body-limit";
+import { isPublic } from "./public_paths.ts";
 
 /** Environment of the app (bindings from the server, variables from middleware). */
 export type WebEnv = AuthEnv;
@@ -129,7 +133,23 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     )
   );
 
-  // load shedding first: a rejected request costs nothing else
+  // Host first (DNS rebinding): a request naming a host that is not ours gets nothing
+  // else, not even load accounting. The set is rebuilt every 30 s (addresses change).
+  let hosts: Set<string> | undefined, hostsAt = -Infinity;
+  app.use(
+    "*",
+    hostGuard(() => {
+      if (!hosts || performance.now() - hostsAt > 30_000) {
+        hosts = allowedHosts(
+          splitListen(view.config.web.listen).hostname,
+          view.config.web.allowedHosts,
+        );
+        hostsAt = performance.now();
+      }
+      return hosts;
+    }),
+  );
+  // load shedding next: a rejected request costs nothing else
   const admission = view.admission?.();
   if (admission) app.use("*", admission);
   app.use(
@@ -143,6 +163,31 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   );
   app.use("*", csrfGuard());
   app.use("*", authMiddleware({ users, bus: view.bus, tls }));
+  // Body bounds, after auth (which refuses anonymous requests without reading a byte):
+  // small on public routes, larger once signed in; a route that declared "stream"
+  // (bundle upload) bounds its own octet stream, but JSON or form bodies never escape.
+  const tooLarge = (limit: number) =>
+    bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw new ApiError(413, "too_large", `request body larger than ${limit} bytes`);
+      },
+    });
+  const limiters = new Map<number, ReturnType<typeof tooLarge>>();
+  app.use("*", async (c, next) => {
+    const declared = declaredBodyLimit(c.req.method, c.req.path);
+    const type = (c.req.header("content-type") ?? "").toLowerCase();
+    const structured = /json|form|text\//.test(type) || type === "";
+    if (declared === "stream" && !structured) return await next();
+    const limit = typeof declared === "number"
+      ? declared
+      : isPublic(c.req.path) || !c.get("principal")
+      ? BODY_LIMITS.public
+      : BODY_LIMITS.signedIn;
+    let mw = limiters.get(limit);
+    if (!mw) limiters.set(limit, mw = tooLarge(limit));
+    return await mw(c, next);
+  });
 
   app.get("/api/health", (c) => {
     const h = view.health();

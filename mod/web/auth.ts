@@ -63,21 +63,43 @@ export interface AuthRouteOptions extends AuthOptions {
   closing?: AbortSignal;
 }
 
-/** Name of the session cookie. */
+/** Name of the session cookie as the browser sees it. */
 export function cookieName(tls: boolean): string {
   return tls ? "__Host-kw_session" : "kw_session";
 }
 
-/** Name of the device cookie (a browser that signed in before; see login_throttle.ts). */
+/** Name of the device cookie as the browser sees it (see login_throttle.ts). */
 export function deviceCookieName(tls: boolean): string {
   return tls ? "__Host-kw_device" : "kw_device";
 }
+
+// hono adds the __Host- prefix itself when told `prefix: "host"`: give it the bare name
+// (passing the prefixed name made the cookie `__Host-__Host-kw_session`, never read back).
+const SESSION = "kw_session", DEVICE = "kw_device";
+const readCookie = (c: Context, name: string, tls: boolean): string | undefined =>
+  tls ? getCookie(c, name, "host") : getCookie(c, name);
+const cookieFlags = (tls: boolean) => ({
+  httpOnly: true,
+  sameSite: "Strict" as const,
+  secure: tls,
+  path: "/",
+  ...(tls ? { prefix: "host" as const } : {}),
+});
 
 /** A 503 for when password hashing is saturated: cheap to send, says when to retry. */
 export class LoginBusyError extends ApiError {
   /** Build one. */
   constructor() {
     super(503, "busy", "too many sign-ins at once; try again in a second");
+  }
+}
+
+/** Does `origin` name the same host and port as `url`? */
+function sameHost(origin: string, url: string): boolean {
+  try {
+    return new URL(origin).host === new URL(url).host;
+  } catch {
+    return false;
   }
 }
 
@@ -106,7 +128,7 @@ export function resolvePrincipal(c: Context<AuthEnv>, opts: AuthOptions): Princi
     const m = /^Bearer\s+(\S+)$/i.exec(authz);
     return m ? opts.users.tokenUser(m[1]) : null;
   }
-  const sid = getCookie(c, cookieName(opts.tls));
+  const sid = readCookie(c, SESSION, opts.tls);
   return sid ? opts.users.sessionUser(sid) : null;
 }
 
@@ -213,13 +235,9 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
 
   const startSession = (c: Context<AuthEnv>, user: string) => {
     const sid = users.createSession(user);
-    setCookie(c, cookieName(opts.tls), sid, {
-      httpOnly: true,
-      sameSite: "Strict",
-      secure: opts.tls,
-      path: "/",
+    setCookie(c, SESSION, sid, {
+      ...cookieFlags(opts.tls),
       maxAge: Math.floor(users.session.maxMs / 1000),
-      ...(opts.tls ? { prefix: "host" as const } : {}),
     });
   };
 
@@ -241,7 +259,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
     try {
       const decision = users.throttle.begin(body.username, ip, {
         userExists: known,
-        deviceCookie: getCookie(c, deviceCookieName(opts.tls)),
+        deviceCookie: readCookie(c, DEVICE, opts.tls),
       });
       if (!decision.ok) {
         loginAudit.refused(shown, known, ip, decision.reason, decision.retryAfterMs);
@@ -269,13 +287,9 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
       }
       users.throttle.succeeded(attempt, user.name);
       if (!attempt.device) {
-        setCookie(c, deviceCookieName(opts.tls), users.throttle.issueDevice(user.name), {
-          httpOnly: true,
-          sameSite: "Strict",
-          secure: opts.tls,
-          path: "/",
+        setCookie(c, DEVICE, users.throttle.issueDevice(user.name), {
+          ...cookieFlags(opts.tls),
           maxAge: Math.floor(users.throttle.policy.deviceMaxMs / 1000),
-          ...(opts.tls ? { prefix: "host" as const } : {}),
         });
       }
       startSession(c, user.name);
@@ -287,9 +301,9 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   });
 
   app.post("/logout", (c) => {
-    const sid = getCookie(c, cookieName(opts.tls));
+    const sid = readCookie(c, SESSION, opts.tls);
     if (sid) users.deleteSession(sid);
-    deleteCookie(c, cookieName(opts.tls), {
+    deleteCookie(c, SESSION, {
       path: "/",
       secure: opts.tls,
       ...(opts.tls ? { prefix: "host" as const } : {}),
@@ -309,6 +323,12 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
         "setup_local_only",
         "the first admin password can be set only from the box itself (loopback) or with `keepwire user passwd NAME` on its console",
       );
+    }
+    // The Host was checked against our own names first (host_check.ts), so an Origin
+    // that matches it is ours; one that does not is another site's page.
+    const origin = c.req.header("origin");
+    if (origin !== undefined && !sameHost(origin, c.req.url)) {
+      throw new ApiError(403, "cross_site", "setup refused: the request came from another site");
     }
     const body = parseOr400(setupBody, await jsonBody(c), "setup");
     // check-and-insert is one transaction: N parallel setups make exactly one admin

@@ -16,13 +16,36 @@ export interface ApiDoc {
   body?: z.ZodType;
   /** Tag (module). */
   tag?: string;
+  /**
+   * Request body bound in bytes, or `"stream"` for a route that reads its body as a
+   * stream and bounds it itself (bundle upload). Default: {@link BODY_LIMITS}.
+   */
+  bodyLimit?: number | "stream";
 }
 
+/** Default request body bounds (bytes): public routes get the small one. */
+export const BODY_LIMITS = { public: 16 * 1024, signedIn: 1024 * 1024 } as const;
+
 const DOCS = new Map<string, ApiDoc>();
+
+const LIMITS: { method: string; re: RegExp; limit: number | "stream" }[] = [];
 
 /** Register docs for `METHOD /api/path` (Hono path syntax, e.g. `/api/bypass/:segment/hold`). */
 export function apiDoc(method: string, path: string, doc: ApiDoc): void {
   DOCS.set(`${method.toUpperCase()} ${path}`, doc);
+  if (doc.bodyLimit !== undefined) {
+    const re = new RegExp(
+      "^" + path.split("/").map((seg) =>
+        seg.startsWith(":") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+      ).join("/") + "$",
+    );
+    LIMITS.push({ method: method.toUpperCase(), re, limit: doc.bodyLimit });
+  }
+}
+
+/** The body bound a route declared with {@link apiDoc}, if any. */
+export function declaredBodyLimit(method: string, path: string): number | "stream" | undefined {
+  return LIMITS.find((l) => l.method === method && l.re.test(path))?.limit;
 }
 
 function jsonSchema(s: z.ZodType): Record<string, unknown> {

@@ -78,9 +78,11 @@ Deno.test({
       await page.waitForSelector("#health-card");
       await page.screenshot({ path: `${SHOTS}browser-02-dashboard.png`, fullPage: true });
 
-      // 2. sign out, sign in again
+      // 2. sign out, sign in again, through a sign-in link that tries to send the browser
+      // to another host afterwards (`/\host` is `//host` to a browser): it stays here
       await page.click("#logout");
       await page.waitForURL(`${t.base}/login`);
+      await page.goto(`${t.base}/login?next=${encodeURIComponent("/\\evil.example/")}`);
       await page.fill("input[name=username]", "admin");
       await page.fill("input[name=password]", "wrong password");
       await page.click("button[type=submit]");
@@ -88,6 +90,7 @@ Deno.test({
       await page.fill("input[name=password]", "browser test secret");
       await page.click("button[type=submit]");
       await page.waitForSelector("#health-card");
+      assertEquals(new URL(page.url()).host, new URL(t.base).host, "sent to another host");
       assert(await page.isVisible("text=gw-browser"));
 
       // 3. hold and release a mock bypass segment (with confirmation dialogs)

@@ -90,10 +90,8 @@ document.addEventListener("submit", async (ev) => {
       }
       flash(form.dataset.done || "done");
       if (form.dataset.then) {
-        const next = new URLSearchParams(location.search).get("next");
-        location.href = next && next.startsWith("/") && !next.startsWith("//")
-          ? next
-          : form.dataset.then;
+        // the server already reduced ?next= to a same-origin path (mod/web/redirect.ts)
+        location.href = form.dataset.then;
         return;
       }
       form.reset();

@@ -4,6 +4,7 @@
  * scripts use (through an in-process call), so pages and API never disagree.
  * @module
  */
+import { safeNext } from "../redirect.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { Child } from "hono/jsx";
@@ -123,7 +124,12 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
       "Sign in",
       <div class="center card">
         <h1>Sign in</h1>
-        <form class="stack" data-api="/api/login" data-then="/" data-done="signed in">
+        <form
+          class="stack"
+          data-api="/api/login"
+          data-then={safeNext(c.req.query("next"))}
+          data-done="signed in"
+        >
           <label>
             User name <input name="username" autocomplete="username" required />
           </label>
