@@ -230,7 +230,11 @@ export class Runtime implements RuntimeView {
       },
     };
     for (const m of this.#modules) {
-      if (m.health) parts[m.name] = m.health();
+      try {
+        if (m.health) parts[m.name] = m.health();
+      } catch (e) {
+        parts[m.name] = { ok: false, essential: false, detail: `health check failed: ${e}` };
+      }
     }
     const ok = Object.values(parts).every((p) => p.ok || !p.essential) &&
       this.#started.length === this.#modules.length;

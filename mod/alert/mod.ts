@@ -355,7 +355,13 @@ export class AlertModule implements Module {
     this.#timer = this.#ctx.clock.setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      this.#pump();
+      try {
+        this.#pump();
+      } catch (e) {
+        // a failing store must not crash the daemon from a timer: retry later
+        console.error("alert: pump failed:", e);
+        this.#wake(this.#ctx.clock.now() + 5_000);
+      }
     }, delay);
   }
 

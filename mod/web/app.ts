@@ -190,7 +190,14 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   });
 
   app.get("/api/health", (c) => {
-    const h = view.health();
+    let h: HealthReport;
+    try {
+      h = view.health();
+    } catch (e) {
+      // a part whose health check itself fails is not healthy: 503, never a 500
+      console.error("web: health check failed", e);
+      h = { ok: false, parts: {} };
+    }
     return c.json(h, h.ok ? 200 : 503);
   });
   // Status is assembled at most every 200 ms: monitoring polls it hard, and a
