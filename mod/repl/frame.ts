@@ -1,0 +1,175 @@
+/**
+ * The replication frame: one batch of changesets with the header the standby checks
+ * before it applies anything.
+ *
+ * Layout (big-endian):
+ * ```
+ * "KWRF" | u8 version=1 | u16 n + pairId (UTF-8) | u16 n + schemaVersion (UTF-8)
+ *        | u32 epoch | u64 seq | 32 B sha256 | u32 count | u32 payloadBytes
+ *        | payload = count × (u32 n + changeset bytes)
+ * ```
+ * `sha256` covers every byte of the frame except itself (so a flipped bit in the header
+ * is caught as surely as one in a changeset). Frames are self-delimiting: a request body
+ * is frames back to back.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { ReplFrameError } from "./errors.ts";
+
+const MAGIC = [0x4b, 0x57, 0x52, 0x46]; // KWRF
+const VERSION = 1;
+/** The largest frame accepted (a bound on what a peer can make us allocate). */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+/** A decoded frame. */
+export interface Frame {
+  /** Pair identity: frames of another pair are refused. */
+  pairId: string;
+  /** Epoch of the primary that made it (bumped at every promotion). */
+  epoch: number;
+  /** Monotonic sequence number (one per frame, continuing across epochs). */
+  seq: number;
+  /** Schema version of the replicated tables on the sender (migrations by version). */
+  schemaVersion: string;
+  /** Hex SHA-256 of the frame (see the module doc). */
+  sha256: string;
+  /** Changesets, applied in order in one transaction. */
+  changesets: Uint8Array[];
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** Encode a frame (the checksum is computed here). */
+export function encodeFrame(f: Omit<Frame, "sha256">): Uint8Array {
+  const pid = enc.encode(f.pairId);
+  const sv = enc.encode(f.schemaVersion);
+  const payloadBytes = f.changesets.reduce((n, c) => n + 4 + c.length, 0);
+  const total = 4 + 1 + 2 + pid.length + 2 + sv.length + 4 + 8 + 32 + 4 + 4 + payloadBytes;
+  const buf = new Uint8Array(total);
+  const dv = new DataView(buf.buffer);
+  let o = 0;
+  buf.set(MAGIC, o), o += 4;
+  buf[o++] = VERSION;
+  dv.setUint16(o, pid.length), o += 2;
+  buf.set(pid, o), o += pid.length;
+  dv.setUint16(o, sv.length), o += 2;
+  buf.set(sv, o), o += sv.length;
+  dv.setUint32(o, f.epoch), o += 4;
+  dv.setBigUint64(o, BigInt(f.seq)), o += 8;
+  const shaAt = o;
+  o += 32;
+  dv.setUint32(o, f.changesets.length), o += 4;
+  dv.setUint32(o, payloadBytes), o += 4;
+  for (const c of f.changesets) {
+    dv.setUint32(o, c.length), o += 4;
+    buf.set(c, o), o += c.length;
+  }
+  const h = createHash("sha256");
+  h.update(buf.subarray(0, shaAt));
+  h.update(buf.subarray(shaAt + 32));
+  buf.set(h.digest(), shaAt);
+  return buf;
+}
+
+/** Concatenate frames into one request body. */
+export function concatFrames(frames: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let o = 0;
+  for (const f of frames) out.set(f, o), o += f.length;
+  return out;
+}
+
+/**
+ * Decode the frames of a body, back to back. Throws {@link ReplFrameError} with
+ * `truncated` or `corrupt` on the first bad frame (nothing of a bad body is returned).
+ */
+export function decodeFrames(buf: Uint8Array): Frame[] {
+  const out: Frame[] = [];
+  let o = 0;
+  while (o < buf.length) {
+    const [f, n] = decodeOne(buf.subarray(o));
+    out.push(f);
+    o += n;
+  }
+  return out;
+}
+
+function decodeOne(buf: Uint8Array): [Frame, number] {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let o = 0;
+  const need = (n: number, what: string) => {
+    if (o + n > buf.length) {
+      throw new ReplFrameError(
+        "truncated",
+        `frame ends inside ${what} (${buf.length} bytes, needed ${o + n})`,
+      );
+    }
+  };
+  need(5, "the magic");
+  for (let i = 0; i < 4; i++) {
+    if (buf[i] !== MAGIC[i]) throw new ReplFrameError("corrupt", "not a frame (bad magic)");
+  }
+  o = 4;
+  if (buf[o++] !== VERSION) {
+    throw new ReplFrameError("corrupt", `unknown frame version ${buf[o - 1]}`);
+  }
+  const str = (what: string) => {
+    need(2, what);
+    const n = dv.getUint16(o);
+    o += 2;
+    need(n, what);
+    try {
+      return dec.decode(buf.subarray(o, o += n));
+    } catch {
+      throw new ReplFrameError("corrupt", `${what} is not UTF-8`);
+    }
+  };
+  const pairId = str("pairId");
+  const schemaVersion = str("schemaVersion");
+  need(12 + 32 + 8, "the header");
+  const epoch = dv.getUint32(o);
+  o += 4;
+  const seq = Number(dv.getBigUint64(o));
+  o += 8;
+  const shaAt = o;
+  const sha = buf.subarray(o, o += 32);
+  const count = dv.getUint32(o);
+  o += 4;
+  const payloadBytes = dv.getUint32(o);
+  o += 4;
+  if (payloadBytes > MAX_FRAME_BYTES) {
+    throw new ReplFrameError("corrupt", `payload of ${payloadBytes} bytes is over the bound`);
+  }
+  need(payloadBytes, "the payload");
+  const end = o + payloadBytes;
+  const h = createHash("sha256");
+  h.update(buf.subarray(0, shaAt));
+  h.update(buf.subarray(shaAt + 32, end));
+  const got = h.digest();
+  if (!timingSafeEqualBytes(got, sha)) {
+    throw new ReplFrameError("corrupt", `checksum mismatch in frame seq ${seq}`);
+  }
+  const changesets: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    if (o + 4 > end) throw new ReplFrameError("corrupt", "changeset count exceeds the payload");
+    const n = dv.getUint32(o);
+    o += 4;
+    if (o + n > end) throw new ReplFrameError("corrupt", "changeset length exceeds the payload");
+    changesets.push(buf.slice(o, o += n));
+  }
+  if (o !== end) throw new ReplFrameError("corrupt", "payload has bytes after its changesets");
+  return [{ pairId, schemaVersion, epoch, seq, sha256: hex(sha), changesets }, end];
+}
+
+function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+
+/** Lower-case hex of bytes. */
+export function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,373 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import {
+  decodeFrames,
+  encodeFrame,
+  ReplConfigError,
+  Replicator,
+  ReplNoPrimaryKeyError,
+  ReplStandbyLostError,
+  type SnapshotMeta,
+} from "../mod/repl/mod.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { count, digests, RIG_GROUPS, rigNode, rigPair, until } from "./repl_rig.ts";
+
+const addUser = (id: number, name = `u${id}`) => (db: DatabaseSync) =>
+  db.prepare("INSERT INTO users (id, name, role) VALUES (?, ?, 'admin')").run(id, name);
+
+Deno.test("repl: a table without a primary key is refused for replication, by name", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-repl-" });
+  try {
+    const n = rigNode(dir, "x");
+    const e = assertThrows(
+      () =>
+        new Replicator({
+          db: n.store.db,
+          pairId: "p",
+          groups: RIG_GROUPS,
+          tables: { users: "config", nopk: "logs" },
+          tailDir: dir,
+        }),
+      ReplNoPrimaryKeyError,
+      `table "nopk" has no PRIMARY KEY`,
+    );
+    assertEquals((e as ReplNoPrimaryKeyError).code, "repl_no_primary_key");
+    assertThrows(
+      () =>
+        new Replicator({
+          db: n.store.db,
+          pairId: "p",
+          groups: RIG_GROUPS,
+          tables: { nosuch: "config" },
+          tailDir: dir,
+        }),
+      ReplConfigError,
+      "no such table",
+    );
+    assertThrows(
+      () =>
+        new Replicator({
+          db: n.store.db,
+          pairId: "p",
+          groups: RIG_GROUPS,
+          tables: { users: "nogroup" },
+          tailDir: dir,
+        }),
+      ReplConfigError,
+      `unknown group "nogroup"`,
+    );
+    n.store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("repl: first write resyncs the fresh standby, then frames flow; sync waits for the ack", async () => {
+  const p = await rigPair();
+  try {
+    // hold the standby's answers until released, to see the write wait
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const send = p.link.sendFrames.bind(p.link);
+    const snap = p.link.sendSnapshot.bind(p.link);
+    p.link.sendFrames = async (body) => (await gate, send(body));
+    p.link.sendSnapshot = async (m, c) => (await gate, snap(m, c));
+    let done = false;
+    const w = p.a.repl.write("config", addUser(1)).then((r) => (done = true, r));
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals(done, false, "a sync write resolved before the standby answered");
+    assertEquals(count(p.b, "users"), 0);
+    release();
+    const r = await w;
+    assertEquals(r.replicated, true);
+    assertEquals(count(p.b, "users"), 1, "acknowledged write missing on the standby");
+    assertEquals(p.link.snapshots, 1, "the fresh standby (epoch 0) got a snapshot");
+    // now plain frames, no more snapshots
+    for (let i = 2; i <= 20; i++) {
+      assertEquals((await p.a.repl.write("config", addUser(i))).replicated, true);
+    }
+    assertEquals(count(p.b, "users"), 20);
+    assertEquals(p.link.snapshots, 1);
+    assertEquals(p.b.repl.status().seq, p.a.repl.status().seq);
+    assertEquals(digests(p.a), digests(p.b));
+    // async group: shipped by the batch timer, lag bounded
+    await p.a.repl.write("logs", (db) => db.prepare("INSERT INTO msglog VALUES (1, 1, 'x')").run());
+    await until(() => count(p.b, "msglog") === 1, "async row on the standby");
+    // a rolled-back write leaves nothing to replicate
+    await assertRejects(
+      () =>
+        p.a.repl.write("config", (db) => {
+          addUser(99)(db);
+          throw new Error("boom");
+        }),
+      Error,
+      "boom",
+    );
+    await p.a.repl.flushNow();
+    assertEquals(count(p.a, "users"), 20);
+    assertEquals(digests(p.a), digests(p.b));
+    // local (unregistered) tables are never shipped
+    p.a.store.db.exec("INSERT INTO local_only VALUES ('k', 'v')");
+    await p.a.repl.flushNow();
+    assertEquals(count(p.b, "local_only"), 0);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: the standby down during 10,000 writes → resync → identical tables", async () => {
+  const p = await rigPair({ maxLogFrames: 500 });
+  try {
+    await p.a.repl.write("config", addUser(1));
+    assertEquals(count(p.b, "users"), 1);
+    p.link.down = true;
+    const ins = (i: number) => (db: DatabaseSync) => {
+      db.prepare("INSERT INTO msglog (id, ts, line) VALUES (?, ?, ?)").run(i, i, `line ${i}`);
+      if (i % 10 === 0) {
+        db.prepare("INSERT OR REPLACE INTO users (id, name, role) VALUES (?, ?, 'op')").run(
+          i % 300,
+          `n${i}`,
+        );
+      }
+      if (i % 7 === 0) db.prepare("DELETE FROM msglog WHERE id = ?").run(i - 3);
+    };
+    let unconfirmed = 0;
+    for (let i = 1; i <= 10_000; i++) {
+      const r = await p.a.repl.write(i % 10 === 0 ? "config" : "logs", ins(i));
+      if (i % 10 === 0 && !r.replicated) unconfirmed++;
+    }
+    assertEquals(unconfirmed, 1000, "sync writes with the standby gone continue locally");
+    assert(p.a.events.some((e) => e.kind === "repl.standby_lost"));
+    assert(p.a.repl.status().link === "down");
+    // the refusing group refuses while the standby is gone, storing nothing
+    await assertRejects(
+      () =>
+        p.a.repl.write("strict", (db) => db.exec("INSERT INTO messages VALUES (1,'c','b','q')")),
+      ReplStandbyLostError,
+    );
+    assertEquals(count(p.a, "messages"), 0);
+    p.link.down = false;
+    await until(() => p.a.repl.status().acked === p.a.repl.status().seq, "standby caught up");
+    assertEquals(p.link.snapshots, 2, "the log was too short: a second snapshot");
+    assert(p.b.events.some((e) => e.kind === "repl.resync_finished"));
+    assert(p.a.events.some((e) => e.kind === "repl.standby_back"));
+    assertEquals(digests(p.a), digests(p.b));
+    assert(count(p.b, "msglog") > 8000);
+    // writes flow again as frames
+    const r = await p.a.repl.write(
+      "strict",
+      (db) => db.exec("INSERT INTO messages VALUES (1,'c','b','q')"),
+    );
+    assertEquals(r.replicated, true);
+    assertEquals(count(p.b, "messages"), 1);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: a short outage catches up from the log without a snapshot", async () => {
+  const p = await rigPair();
+  try {
+    await p.a.repl.write("config", addUser(1));
+    p.link.down = true;
+    for (let i = 2; i <= 50; i++) await p.a.repl.write("config", addUser(i));
+    p.link.down = false;
+    await until(() => p.a.repl.status().acked === p.a.repl.status().seq, "caught up");
+    assertEquals(p.link.snapshots, 1);
+    assertEquals(digests(p.a), digests(p.b));
+  } finally {
+    await p.close();
+  }
+});
+
+/** A standby at epoch 1 seq 1 (users row 1), and a helper to build frames against it. */
+async function standbyAt(): Promise<
+  Awaited<ReturnType<typeof rigPair>> & {
+    frame: (
+      o: Partial<{ pairId: string; epoch: number; seq: number; sv: string }>,
+      cs: Uint8Array[],
+    ) => Uint8Array;
+    changesetOf: (sql: string) => Uint8Array;
+  }
+> {
+  const p = await rigPair();
+  await p.a.repl.write("config", addUser(1));
+  const st = p.b.repl.status();
+  // a scratch copy of the primary to produce changesets without touching it
+  const scratch = rigNode(p.dir, "scratch");
+  scratch.store.db.exec("INSERT INTO users VALUES (1, 'u1', 'admin')");
+  const changesetOf = (sql: string) => {
+    const s = scratch.store.db.createSession();
+    scratch.store.db.exec(sql);
+    const cs = s.changeset();
+    s.close();
+    return cs;
+  };
+  const frame = (
+    o: Partial<{ pairId: string; epoch: number; seq: number; sv: string }>,
+    cs: Uint8Array[],
+  ) =>
+    encodeFrame({
+      pairId: o.pairId ?? "pair-test",
+      epoch: o.epoch ?? st.epoch,
+      seq: o.seq ?? st.seq + 1,
+      schemaVersion: o.sv ?? st.schemaVersion,
+      changesets: cs,
+    });
+  const close = p.close;
+  return {
+    ...p,
+    frame,
+    changesetOf,
+    close: async () => {
+      scratch.store.close();
+      await close();
+    },
+  };
+}
+
+Deno.test("repl: corrupt, truncated, other-epoch, other-pair, gap and schema frames are refused, nothing applied", async () => {
+  const p = await standbyAt();
+  try {
+    const before = digests(p.b);
+    const seq0 = p.b.repl.status().seq;
+    const refusedBefore = p.b.events.filter((e) => e.kind === "repl.refused").length;
+    const good = p.frame({}, [p.changesetOf("INSERT INTO users VALUES (2, 'u2', 'op')")]);
+    const cases: [string, Uint8Array, string, boolean][] = [
+      ["truncated", good.subarray(0, good.length - 5), "truncated", true],
+      ["truncated header", good.subarray(0, 20), "truncated", true],
+      ["corrupt payload", flip(good, good.length - 3), "corrupt", true],
+      ["corrupt header (seq)", flip(good, 30), "corrupt", true],
+      [
+        "other pair",
+        p.frame({ pairId: "pair-other" }, [p.changesetOf("SELECT 1")]),
+        "other_pair",
+        false,
+      ],
+      ["newer epoch", p.frame({ epoch: 9 }, [p.changesetOf("SELECT 1")]), "epoch_mismatch", true],
+      ["older epoch", p.frame({ epoch: 0 }, [p.changesetOf("SELECT 1")]), "stale_epoch", false],
+      ["gap", p.frame({ seq: seq0 + 5 }, [p.changesetOf("SELECT 1")]), "gap", true],
+      [
+        "schema",
+        p.frame({ sv: "sv1-other" }, [p.changesetOf("SELECT 1")]),
+        "schema_mismatch",
+        false,
+      ],
+      ["garbage", new TextEncoder().encode("hello world, not a frame"), "corrupt", true],
+    ];
+    for (const [name, body, reason, resync] of cases) {
+      const ack = p.b.repl.receiveFrames(body);
+      assertEquals(ack.ok, false, name);
+      assertEquals(ack.reason, reason, name);
+      assertEquals(Boolean(ack.needSnapshot), resync, `${name}: resync`);
+      assertEquals(ack.seq, seq0, name);
+      assertEquals(digests(p.b), before, `${name}: something was applied`);
+    }
+    const refused = p.b.events.filter((e) => e.kind === "repl.refused").map((e) =>
+      e.payload.reason
+    );
+    assertEquals(refused.length - refusedBefore, cases.length, "every refusal journalled");
+    assert(p.b.events.some((e) => e.kind === "repl.gap"));
+    // a frame whose second changeset conflicts is refused whole: the first is not kept
+    const first = p.changesetOf("INSERT INTO users VALUES (3, 'u3', 'op')");
+    p.changesetOf("INSERT INTO users VALUES (5, 'u5', 'op')"); // only on the scratch copy
+    const half = p.frame({}, [
+      first,
+      p.changesetOf("UPDATE users SET name = 'x' WHERE id = 5"), // row 5 missing: conflict
+    ]);
+    const ack = p.b.repl.receiveFrames(half);
+    assertEquals(ack.reason, "conflict");
+    assertEquals(ack.needSnapshot, true);
+    assertEquals(digests(p.b), before, "half of a frame was applied");
+    // the good frame still applies, and a duplicate of it is skipped
+    assertEquals(p.b.repl.receiveFrames(good).ok, true);
+    assertEquals(p.b.repl.receiveFrames(good), { ok: true, epoch: ack.epoch, seq: seq0 + 1 });
+    assertEquals(count(p.b, "users"), 2);
+  } finally {
+    await p.close();
+  }
+});
+
+function flip(b: Uint8Array, at: number): Uint8Array {
+  const c = b.slice();
+  c[at] ^= 0x40;
+  return c;
+}
+
+Deno.test("repl: a snapshot failing its checksum is refused and nothing changes", async () => {
+  const p = await standbyAt();
+  try {
+    const before = digests(p.b);
+    const st = p.b.repl.status();
+    const bytes = p.a.store.db.serialize();
+    const meta: SnapshotMeta = {
+      pairId: "pair-test",
+      epoch: st.epoch + 1,
+      seq: 99,
+      schemaVersion: st.schemaVersion,
+      sha256: "00".repeat(32),
+      bytes: bytes.length,
+      history: [],
+    };
+    const one = async function* () {
+      yield bytes;
+    };
+    const ack = await p.b.repl.receiveSnapshot(meta, one());
+    assertEquals(ack.reason, "snapshot_checksum");
+    const short = await p.b.repl.receiveSnapshot({ ...meta, bytes: bytes.length + 10 }, one());
+    assertEquals(short.reason, "snapshot_checksum");
+    assertEquals(p.b.repl.status().epoch, st.epoch);
+    assertEquals(p.b.repl.status().seq, st.seq);
+    assertEquals(digests(p.b), before);
+    const leftovers = [...Deno.readDirSync(p.b.dir + "/tails")].filter((e) =>
+      e.name.startsWith(".snapshot")
+    );
+    assertEquals(leftovers, [], "staged snapshot files removed");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: a returning ex-primary sets its unreplicated tail aside, never merges it", async () => {
+  const p = await rigPair();
+  try {
+    for (let i = 1; i <= 5; i++) await p.a.repl.write("config", addUser(i));
+    assertEquals(count(p.b, "users"), 5);
+    // the link breaks; the old primary goes on alone for a while
+    p.link.down = true;
+    for (let i = 100; i < 110; i++) {
+      const r = await p.a.repl.write("config", addUser(i, "lost"));
+      assertEquals(r.replicated, false);
+    }
+    // failover: b becomes primary (epoch + 1) and writes; a comes back as standby
+    p.a.repl.demote();
+    const epoch = p.b.repl.promote();
+    assertEquals(epoch, p.a.repl.status().epoch + 1);
+    const back = new (await import("../mod/repl/mod.ts")).MemoryTransport(p.a.repl);
+    p.b.repl.setTransport(back);
+    for (let i = 6; i <= 8; i++) {
+      assertEquals((await p.b.repl.write("config", addUser(i))).replicated, true);
+    }
+    // a was resynced from b: it has none of its own tail
+    assertEquals(count(p.a, "users"), 8);
+    assertEquals(
+      Number(
+        (p.a.store.db.prepare("SELECT COUNT(*) AS n FROM users WHERE name = 'lost'").get() as {
+          n: number;
+        }).n,
+      ),
+      0,
+      "the tail was merged",
+    );
+    assertEquals(digests(p.a), digests(p.b));
+    const saved = p.a.events.find((e) => e.kind === "repl.tail_saved");
+    assert(saved, "no repl.tail_saved event");
+    assertEquals(saved.payload.frames, 10);
+    const file = saved.payload.file as string;
+    const frames = decodeFrames(Deno.readFileSync(file));
+    assertEquals(frames.length, 10);
+    assertEquals(frames.map((f) => f.epoch), Array(10).fill(epoch - 1));
+    assertEquals(p.a.repl.status().epoch, epoch);
+  } finally {
+    await p.close();
+  }
+});
