@@ -32,6 +32,7 @@ import { DataDirLock } from "./data_dir_lock.ts";
 import { createHaModule, haReaders } from "./ha/mod.ts";
 import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
+import { adminExists, startupLines } from "./log/announce.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -434,9 +435,11 @@ export async function runUntilSignal(config: Config): Promise<number> {
     console.error(`keepwire: ${(e as Error).message}`);
     return 1;
   }
-  console.log(
-    `keepwire ${VERSION} running: web on ${rt.web?.scheme}://${rt.web?.address}/, data in ${config.dataDir}`,
-  );
+  const url = `${rt.web?.scheme}://${rt.web?.address}/`;
+  const hasAdmin = adminExists(rt.store.db);
+  for (const l of startupLines({ version: VERSION, url, dataDir: config.dataDir, hasAdmin })) {
+    console.log(l);
+  }
   const { promise, resolve } = Promise.withResolvers<string>();
   let signals = 0;
   const onSignal = (sig: Deno.Signal) => () => {

@@ -120,7 +120,7 @@ Deno.test("cli: run serves health; status --json finds the daemon through --data
     );
     // without a daemon, status reads the store
     const off = await kw(["status", "--json", "--data", dir]);
-    assertEquals(off.code, 0);
+    assertEquals(off.code, 3, "status exits 3 when no daemon runs");
     const o = JSON.parse(off.stdout);
     assertEquals([o.running, o.lastRuntimeEvent.kind], [false, "runtime.stopped"]);
   } finally {

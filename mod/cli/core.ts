@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { join } from "node:path";
 import { RUN_OPTIONS, runCommand, type RunOpts } from "./run.ts";
 import { VERSION } from "../version.ts";
-import { commandConfig, type CommonOpts, printJson } from "./common.ts";
+import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest, DaemonUnreachable } from "./client.ts";
 import { Store } from "../store/mod.ts";
 
@@ -15,7 +15,9 @@ export function registerCoreCommands(program: Command): void {
   run.action((opts: RunOpts) => runCommand(opts));
 
   program.command("status")
-    .description("show the appliance status (from the daemon, or from the store when none runs)")
+    .description(
+      "show the appliance status (from the daemon, or from the store when none runs; exit 3 then)",
+    )
     .option("--json", "print JSON")
     .option("-c, --config <file>", "config file")
     .option("-d, --data <dir>", "data directory")
@@ -28,8 +30,10 @@ export function registerCoreCommands(program: Command): void {
         if (!(e instanceof DaemonUnreachable)) throw e;
         status = offlineStatus(config.dataDir);
       }
-      if (opts.json) return printJson(status);
-      printStatus(status);
+      if (opts.json) printJson(status);
+      else printStatus(status);
+      // like systemctl status / LSB: 3 = not running (scripts test for it)
+      if (!status.running) throw new CliError(EXIT.NO_DAEMON, "");
     });
 
   const cfg = program.command("config").description("check or show configuration");

@@ -66,7 +66,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return EXIT.USAGE;
     }
     if (e instanceof CliError) {
-      console.error(`keepwire: ${e.message}`);
+      if (e.message) console.error(`keepwire: ${e.message}`);
       return e.exitCode;
     }
     if (e instanceof DaemonUnreachable) {

@@ -18,6 +18,8 @@ import {
   Users,
 } from "../web/users.ts";
 import type {} from "../web/events.ts";
+import { launcherName, shellWord } from "../log/announce.ts";
+import { otherDataDirWarning } from "./daemons.ts";
 import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
 
 async function withUsers<T>(
@@ -95,6 +97,11 @@ export function registerUserCommands(program: Command): void {
     .action(async (name: string, opts: CommonOpts & { passwordStdin?: boolean; role?: string }) => {
       check(usernameSchema, name, "user name");
       const role = opts.role ? check(roleSchema, opts.role, "--role") as Role : undefined;
+      const warning = otherDataDirWarning(
+        await commandDataDir(opts),
+        (dir) => `${shellWord(launcherName())} user passwd ${name} --data ${shellWord(dir)}`,
+      );
+      if (warning) console.error(`keepwire: ${warning}`);
       let pw: string;
       if (opts.passwordStdin) pw = await readStdinLine();
       else {
