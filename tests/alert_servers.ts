@@ -12,7 +12,7 @@ export const PYTHON = "/usr/bin/python3";
 /** Is aiosmtpd importable? (the tests ignore themselves naming the package when not) */
 export function haveAiosmtpd(): boolean {
   try {
-    const r = new Deno.Command(PYTHON, { args: ["-c", "import aiosmtpd"], stderr: "null" })
+    const r = new Deno.Command(PYTHON, { args: ["-c", "import aiosmtpd"] })
       .outputSync();
     return r.success;
   } catch {

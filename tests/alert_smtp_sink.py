@@ -81,7 +81,7 @@ def main():
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
                 and auth_data.password.decode() == pw
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kw["authenticator"] = authenticator
         kw["auth_required"] = True
