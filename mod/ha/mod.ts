@@ -146,9 +146,13 @@ export const haMaintenanceBodySchema = z.strictObject({
   by: z.string().min(1).max(64).optional(),
 });
 
-const RESTART_MIN_MS = 1000;
-const RESTART_MAX_MS = 30_000;
-const STABLE_MS = 60_000;
+// keepalived restarts: a node without keepalived cannot take over, so the backoff
+// stays short (0.5 s doubling to 5 s) and resets after 10 s of running. Found by
+// chaos/ha_kills: with 1 s doubling to 30 s (reset after 60 s), repeated kills left a
+// standby without keepalived for 16-30 s, and the pair without a node to take over.
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 5000;
+const STABLE_MS = 10_000;
 const LOG_LINES = 40;
 /** Lower-priority adverts closer than this belong to one dual-active episode. */
 const DUAL_ACTIVE_EPISODE_MS = 5000;
@@ -283,23 +287,22 @@ class HaModuleImpl implements HaModule {
       this.#track?.resetWritten();
       this.#track?.evaluate();
     } catch (e) {
-      if (!this.#stopping) this.#engineFailed((e as Error).message);
+      if (!this.#stopping) this.#engineFailed((e as Error).message, null);
     }
   }
 
   #onEngineExit(reason: string): void {
     this.#running = false;
     if (this.#stopping) return;
-    this.#engineFailed(reason);
+    this.#engineFailed(reason, this.#ctx.clock.now() - this.#engineStartedAt);
   }
 
-  #engineFailed(reason: string): void {
+  /** keepalived is down; `ranMs`: how long it ran (null: it did not start). */
+  #engineFailed(reason: string, ranMs: number | null): void {
     this.#running = false;
     this.#lastError = reason;
     this.#machine.engineDown(reason);
-    if (this.#ctx.clock.now() - this.#engineStartedAt > STABLE_MS) {
-      this.#restartDelay = RESTART_MIN_MS;
-    }
+    if (ranMs !== null && ranMs > STABLE_MS) this.#restartDelay = RESTART_MIN_MS;
     const delay = this.#restartDelay;
     this.#restartDelay = Math.min(RESTART_MAX_MS, delay * 2);
     this.#ctx.bus.publish({
