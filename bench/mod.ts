@@ -13,6 +13,7 @@ const ALL: Record<string, string> = {
   supervisor: "./supervisor.ts",
   update: "./update.ts",
   governor: "./governor.ts",
+  ha: "./ha.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

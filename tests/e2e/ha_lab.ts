@@ -17,6 +17,10 @@
 
 import { daemonRequest } from "../../mod/cli/client.ts";
 import type { HaStatus } from "../../mod/ha/mod.ts";
+import { validateConfig } from "../../mod/config/mod.ts";
+import { setInterfaceCheck } from "../../mod/ha/config.ts";
+import { keepalivedPaths, renderKeepalivedConf } from "../../mod/ha/keepalived.ts";
+import { writeAtomic } from "../../mod/ha/engine.ts";
 
 /** Why the lab cannot run here, or null when it can. */
 export function labSkipReason(): string | null {
@@ -87,6 +91,13 @@ export interface ScenarioFigures {
 export interface HaLab {
   /** Namespace names. */
   ns: { sw: string; n1: string; n2: string; cl: string };
+  /**
+   * Start keepalived ALONE on a node (no keepwire: the baseline of the benchmark), with
+   * the configuration keepwire would render, minus the notify FIFO, track files at 0.
+   */
+  startBare(n: NodeName): Promise<void>;
+  /** The baseline's handover: its FAULT track file set to 1 for `ms`, by hand. */
+  bareHandover(n: NodeName, ms: number): Promise<void>;
   /** Start keepwire on a node (its keepalived with it); resolves once its API answers. */
   startNode(n: NodeName): Promise<void>;
   /** Kill keepwire on a node with a signal (SIGKILL: no clean stop at all). */
@@ -110,7 +121,7 @@ export interface HaLab {
   addVipByHand(n: NodeName, ms: number): Promise<void>;
   /** Which nodes hold the virtual address now (ip addr in each namespace). */
   holders(): Promise<NodeName[]>;
-  /** Run the prober for `ms`; `during` runs once it is probing. */
+  /** Run the prober for `ms` (0: until `during` ends); `during` runs once it is probing. */
   probe(ms: number, during: () => Promise<void>): Promise<ProbeResult>;
   /** ms both nodes held the address within [from, to] (epoch ms), from ip monitor. */
   dualHoldMs(from: number, to: number): number;
@@ -172,9 +183,9 @@ export async function createHaLab(): Promise<HaLab> {
     }
     // keepalived dies with keepwire (parent-death signal); make sure nothing of the lab stays
     for (const n of ["n1", "n2"] as const) {
-      for (const f of ["keepalived.pid", "keepalived_vrrp.pid"]) {
+      for (const f of ["ha/keepalived.pid", "ha/keepalived_vrrp.pid", "bare/ha/keepalived.pid"]) {
         try {
-          const pid = Number((await Deno.readTextFile(`${dataDir(n)}/ha/${f}`)).trim());
+          const pid = Number((await Deno.readTextFile(`${dataDir(n)}/${f}`)).trim());
           const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
           if (cmdline.includes(dir)) Deno.kill(pid, "SIGKILL");
         } catch { /* not running */ }
@@ -317,8 +328,59 @@ export async function createHaLab(): Promise<HaLab> {
       .filter(([a, b]) => b > a);
   };
 
+  const barePaths = (n: NodeName) => keepalivedPaths(`${dataDir(n)}/bare`);
+
   return {
     ns,
+    async startBare(n) {
+      const raw = JSON.parse(await Deno.readTextFile(`${dir}/${n}.json`));
+      const prev = setInterfaceCheck(() => true);
+      const cfg = (() => {
+        try {
+          return validateConfig(raw);
+        } finally {
+          setInterfaceCheck(prev);
+        }
+      })();
+      const paths = barePaths(n);
+      await Deno.mkdir(paths.dir, { recursive: true });
+      const conf = renderKeepalivedConf(cfg.ha, paths).split("\n").filter((l) =>
+        !l.includes("vrrp_notify_fifo") && !l.includes("vrrp_notify_priority_changes")
+      ).join("\n");
+      await Deno.writeTextFile(paths.config, conf);
+      writeAtomic(paths.faultFile, "0\n");
+      writeAtomic(paths.priorityFile, "0\n");
+      const c = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          ns[n],
+          "keepalived",
+          "-P",
+          "-n",
+          "-l",
+          "-G",
+          "-R",
+          "-f",
+          paths.config,
+          "-p",
+          paths.pidFile,
+          "-r",
+          paths.vrrpPidFile,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      procs.push(c);
+      drain(c.stdout, logs[n]);
+      drain(c.stderr, logs[n]);
+    },
+    async bareHandover(n, ms) {
+      writeAtomic(barePaths(n).faultFile, "1\n");
+      await new Promise((r) => setTimeout(r, ms));
+      writeAtomic(barePaths(n).faultFile, "0\n");
+    },
     async startNode(n) {
       const c = new Deno.Command("ip", {
         args: [
@@ -410,6 +472,7 @@ export async function createHaLab(): Promise<HaLab> {
           String(LAB.port),
           String(ms),
         ],
+        stdin: "piped",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
@@ -428,6 +491,7 @@ export async function createHaLab(): Promise<HaLab> {
       })();
       await new Promise((r) => setTimeout(r, 300)); // a baseline before the fault
       await during();
+      await c.stdin.close();
       await c.status;
       const text = (await stdout).trim().split("\n").at(-1) ?? "";
       try {

@@ -1,8 +1,8 @@
 /**
  * The lab's client: one UDP probe every 10 ms to the virtual address (an exact
  * schedule: a late timer sends what is due with its own sequence number), for
- * DURATION ms, then prints one JSON object: the start time (epoch ms), the number
- * sent, and every reply as [seq, node, epoch ms received].
+ * DURATION ms (0: until its stdin closes), then prints one JSON object: the start time
+ * (epoch ms), the number sent, and every reply as [seq, node, epoch ms received].
  * Usage: deno run -A tests/e2e/ha_prober.ts ADDRESS PORT DURATION_MS [INTERVAL_MS]
  * @module
  */
@@ -14,7 +14,14 @@ const target = { transport: "udp" as const, hostname: address, port: Number(port
 const replies: [number, string, number][] = [];
 const t0 = Date.now();
 console.error("probing");
-const total = Math.floor(duration / interval);
+let total = duration > 0 ? Math.floor(duration / interval) : Infinity;
+if (duration <= 0) {
+  // run until stdin closes
+  void (async () => {
+    for await (const _ of Deno.stdin.readable) { /* ignore input */ }
+    total = Math.floor((Date.now() - t0) / interval);
+  })();
+}
 let sent = 0;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
