@@ -242,8 +242,22 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   };
 
   app.post("/login", async (c) => {
-    const body = parseOr400(loginBody, await jsonBody(c), "login");
     const ip = remoteIp(c);
+    // A throttled address without a device cookie is answered before its body is read:
+    // a flood of refused attempts costs a row read each, nothing more.
+    if (!readCookie(c, DEVICE, opts.tls)) {
+      const wait = users.throttle.addressWait(ip);
+      if (wait > 0) {
+        loginAudit.refused(UNKNOWN_USER, false, ip, "address", wait);
+        c.header("Retry-After", retrySeconds(wait));
+        throw new ApiError(
+          429,
+          "locked",
+          `too many failed logins; try again in ${retrySeconds(wait)} s`,
+        );
+      }
+    }
+    const body = parseOr400(loginBody, await jsonBody(c), "login");
     const known = users.exists(body.username);
     // never journal a name that matches no account: it may be a mistyped password
     const shown = known ? body.username : UNKNOWN_USER;

@@ -145,21 +145,17 @@ export class LoginThrottle {
       `a:${addressKey(ip)}`,
       ...(opts.userExists ? [`u:${user}`] : []),
     ];
+    // A refusal only reads (cheap under a flood); the reservation writes in one
+    // transaction that re-reads, so the decision stays atomic across processes too.
+    const refusal = this.#refusal(keys, now);
+    if (refusal) return refusal;
     return this.#store.transaction(() => {
       if (++this.#sincePurge >= 200) {
         this.#sincePurge = 0;
         this.purge();
       }
-      let wait = 0;
-      let reason: "address" | "user" | "device" = "address";
-      for (const k of keys) {
-        const r = this.#row(k);
-        if (r && r.blocked_until > now && r.blocked_until - now > wait) {
-          wait = r.blocked_until - now;
-          reason = k.startsWith("u:") ? "user" : k.startsWith("d:") ? "device" : "address";
-        }
-      }
-      if (wait > 0) return { ok: false as const, retryAfterMs: wait, reason };
+      const again = this.#refusal(keys, now);
+      if (again) return again;
       let lockedUser = false;
       for (const k of keys) {
         const r = this.#row(k);
@@ -184,6 +180,28 @@ export class LoginThrottle {
       }
       return { ok: true as const, attempt: { keys, device, lockedUser } };
     });
+  }
+
+  /**
+   * Milliseconds an address must still wait (0 when it may try). A cheap read the login
+   * route makes before it reads the body, for clients without a device cookie.
+   */
+  addressWait(ip: string): number {
+    const r = this.#row(`a:${addressKey(ip)}`);
+    return r ? Math.max(0, r.blocked_until - this.#now()) : 0;
+  }
+
+  #refusal(keys: readonly string[], now: number): AttemptDecision | null {
+    let wait = 0;
+    let reason: "address" | "user" | "device" = "address";
+    for (const k of keys) {
+      const r = this.#row(k);
+      if (r && r.blocked_until > now && r.blocked_until - now > wait) {
+        wait = r.blocked_until - now;
+        reason = k.startsWith("u:") ? "user" : k.startsWith("d:") ? "device" : "address";
+      }
+    }
+    return wait > 0 ? { ok: false, retryAfterMs: wait, reason } : null;
   }
 
   /** The password was right: give the reservation back and forget the user's failures. */
