@@ -155,7 +155,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
       return Promise.resolve();
     },
     health(): PartHealth {
-      const g = activation?.status().gate;
+      const g = activation?.gate;
       if (startError) return { ok: false, essential: false, detail: startError };
       if (service.installing) {
         return {
@@ -174,7 +174,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
       return {
         installing: service.installing,
         progress: service.progress,
-        gate: activation?.status().gate ?? null,
+        gate: activation?.gate ?? null,
         activation: service.state.current(),
       };
     },
