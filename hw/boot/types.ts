@@ -32,7 +32,7 @@ export interface BootEnv {
 export type BootEnvErrorCode =
   | "missing" // the file / env does not exist
   | "corrupt" // the stored env cannot be parsed or fails its checksum
-  | "too-large" // the new content does not fit the fixed size
+  | "too-large" // the new content does not fit the fixed size, or a file read is over its bound
   | "invalid-name" // a variable name the backend cannot store
   | "invalid-value" // a value the backend cannot store
   | "tool-missing" // fw_printenv / fw_setenv not installed
