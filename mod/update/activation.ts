@@ -25,6 +25,7 @@ import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import type { UpdateRecords } from "./records.ts";
 import { otherSlot } from "./slots.ts";
 import { updateStep } from "./failpoints.ts";
+import { HOLD_REASONS } from "../bypass/hold_reasons.ts";
 import {
   GATE_TRANSITIONS,
   type GateState,
@@ -34,8 +35,8 @@ import {
 
 export type { GateState } from "./state.ts";
 
-/** Name of the bypass hold the updater places. */
-export const UPDATE_HOLD = "update";
+/** Name of the bypass hold the updater places (the bypass module's reserved reason). */
+export const UPDATE_HOLD: typeof HOLD_REASONS.update = HOLD_REASONS.update;
 
 /** The part of the bypass module the updater uses (holds are named and counted). */
 export interface BypassHolds {
