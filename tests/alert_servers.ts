@@ -62,6 +62,10 @@ export interface SmtpServer {
   dir: string;
   /** Parsed mails, in arrival order. */
   mails(): ReceivedMail[];
+  /** Hold each DATA this many seconds before answering (null: answer at once). */
+  delay(seconds: number | null): Promise<void>;
+  /** A DATA was held by `delay`. */
+  held(): boolean;
   /** Answer DATA with this line (e.g. "451 4.3.0 try later"), or accept again (null). */
   reply(line: string | null): Promise<void>;
   stop(): Promise<void>;
@@ -111,6 +115,18 @@ export async function startSmtp(
       const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".json"))
         .sort();
       return names.map((n) => JSON.parse(Deno.readTextFileSync(join(dir, n))) as ReceivedMail);
+    },
+    async delay(seconds) {
+      if (seconds === null) await Deno.remove(join(dir, "delay")).catch(() => {});
+      else await Deno.writeTextFile(join(dir, "delay"), String(seconds));
+    },
+    held() {
+      try {
+        Deno.statSync(join(dir, "delaying"));
+        return true;
+      } catch {
+        return false;
+      }
     },
     async reply(line) {
       if (line === null) await Deno.remove(join(dir, "reply")).catch(() => {});

@@ -1,6 +1,7 @@
 """A real SMTP server for the alert tests (aiosmtpd from Debian's python3-aiosmtpd).
 
-Writes each accepted message to DIR/<n>.eml. If DIR/reply exists, its first line
+Writes each accepted message to DIR/<n>.eml. If DIR/delay exists (seconds), DATA is held that long before it is answered (and
+DIR/delaying is created when a DATA is held). If DIR/reply exists, its first line
 ("451 4.3.0 try later") is answered to DATA instead of accepting. Prints "READY <port>"
 once listening. Options: --auth USER:PASS (AUTH LOGIN/PLAIN required),
 --starttls CERT KEY (offer STARTTLS; required with --auth).
@@ -27,6 +28,13 @@ class Handler:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        delay = os.path.join(self.out, "delay")
+        if os.path.exists(delay):
+            with open(delay) as f:
+                secs = float(f.read().strip() or "0")
+            with open(os.path.join(self.out, "delaying"), "w") as f:
+                f.write("1")
+            await asyncio.sleep(secs)
         reply = os.path.join(self.out, "reply")
         if os.path.exists(reply):
             with open(reply) as f:

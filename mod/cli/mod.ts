@@ -17,6 +17,7 @@ import { registerBundleCommands } from "./bundle.ts";
 import { registerUserCommands } from "./user.ts";
 import { registerGovernorCommands } from "./governor.ts";
 import { registerHaCommands } from "./ha.ts";
+import { registerAlertCommands } from "./alert.ts";
 
 export { CliError, EXIT } from "./common.ts";
 
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerGovernorCommands(program);
   registerHaCommands(program);
+  registerAlertCommands(program);
   for (const c of program.commands) inherit(c);
   return program;
 }
