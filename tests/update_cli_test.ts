@@ -8,7 +8,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { kw, kwDaemon } from "./helpers/cli.ts";
-import { makeBundle, opensslKey } from "./update_fixture.ts";
+import { makeBundle, makeImage, opensslKey } from "./update_fixture.ts";
+import { createBundle } from "../mod/update/bundle.ts";
 import { ProgressOutput } from "../mod/cli/update.ts";
 import { DaemonError, daemonRequest } from "../mod/cli/client.ts";
 import { Store } from "../mod/store/mod.ts";
@@ -166,11 +167,28 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
         "application/octet-stream",
       );
       assertEquals([x.status, errOf(x).code], [422, "unknown_key"]);
+      // a slot class named like an Object method is an unknown class, not a 500
+      await makeImage(join(dir, "c.img"), 1_000);
+      await createBundle({
+        images: [{ slotClass: "constructor", path: join(dir, "c.img") }],
+        compatible: "acme-gw",
+        version: "2.0.0",
+        keys: [key.signer],
+        out: join(dir, "c.kwb"),
+      });
+      x = await api(
+        "POST",
+        "/api/update",
+        await Deno.readFile(join(dir, "c.kwb")),
+        "application/octet-stream",
+      );
+      assertEquals([x.status, errOf(x).code], [422, "no_slot"]);
+      assertStringIncludes(JSON.stringify(x.body), `no slot class \\"constructor\\"`);
       x = await api("POST", "/api/update/mark-good", "{not json", "application/json");
       assertEquals(x.status, 400);
       x = await api("GET", "/api/update");
       const g = x.body as { progress: { code: string }; gate: { gate: string } };
-      assertEquals(g.progress.code, "unknown_key");
+      assertEquals(g.progress.code, "no_slot", "progress shows the last upload's failure");
       assertEquals(g.gate.gate, "passed");
       const upd = (x.body as { update: { state: string; target: string; version: string } })
         .update;
