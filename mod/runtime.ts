@@ -33,6 +33,7 @@ import { createHaModule, haReaders } from "./ha/mod.ts";
 import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
 import { adminExists, startupLines } from "./log/announce.ts";
+import { createLogModule } from "./log/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -397,6 +398,7 @@ export class Wiring {
  * last by the runtime. A new module is one line here.
  */
 const MODULES: readonly ModuleEntry[] = [
+  entry("log", (w) => createLogModule(w.ctx)),
   entry("bypass", (w) => createBypassModule(w.ctx)),
   entry("storage", (w) => createStorageModule(w.ctx)),
   entry("watchdog", (w) => new WatchdogModule(w.ctx)),

@@ -6,6 +6,7 @@ import { VERSION } from "../version.ts";
 import { CliError, commandConfig, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest, DaemonUnreachable } from "./client.ts";
 import { Store } from "../store/mod.ts";
+import { painter } from "./colour.ts";
 
 /** Register run, status, config and version on the program. */
 export function registerCoreCommands(program: Command): void {
@@ -92,14 +93,16 @@ function printStatus(s: Record<string, unknown>): void {
   }
   const health = s.health as {
     ok: boolean;
-    parts: Record<string, { ok: boolean; detail?: string }>;
+    parts: Record<string, { ok: boolean; essential?: boolean; detail?: string }>;
   };
+  const paint = painter();
   console.log(
-    `keepwire ${s.version} "${s.name}" — ${health.ok ? "healthy" : "UNHEALTHY"}, up ${
-      Math.round(Number(s.uptimeMs) / 1000)
-    }s, pid ${s.pid}`,
+    `keepwire ${s.version} "${s.name}" — ${
+      health.ok ? paint("green", "healthy") : paint("boldRed", "UNHEALTHY")
+    }, up ${Math.round(Number(s.uptimeMs) / 1000)}s, pid ${s.pid}`,
   );
   for (const [name, p] of Object.entries(health.parts)) {
-    console.log(`  ${p.ok ? "ok  " : "FAIL"} ${name}${p.detail ? `: ${p.detail}` : ""}`);
+    const mark = p.ok ? paint("green", "ok  ") : paint(p.essential ? "boldRed" : "yellow", "FAIL");
+    console.log(`  ${mark} ${name}${p.detail ? `: ${p.detail}` : ""}`);
   }
 }

@@ -18,6 +18,7 @@ import { registerUserCommands } from "./user.ts";
 import { registerGovernorCommands } from "./governor.ts";
 import { registerHaCommands } from "./ha.ts";
 import { registerAlertCommands } from "./alert.ts";
+import { registerEventsCommand } from "./events.ts";
 
 export { CliError, EXIT } from "./common.ts";
 
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
       writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)),
     });
   registerCoreCommands(program);
+  registerEventsCommand(program);
   registerSubCommands(program);
   registerBypassCommands(program);
   registerRaidCommands(program);

@@ -7,6 +7,7 @@ import { subsystemSpecSchema, supervisorConfigSchema } from "../supervisor/confi
 import { governorConfigSchema } from "../governor/config.ts";
 import { updateConfigSchema } from "../update/config.ts";
 import { haConfigSchema } from "../ha/config.ts";
+import { logConfigSchema } from "../log/config.ts";
 import { alertConfigSchema } from "../alert/config.ts";
 
 // Validation here runs once per start and on small API bodies: skip zod's JIT
@@ -77,6 +78,7 @@ export const configSchema = z.strictObject({
   governor: governorConfigSchema.default(() => governorConfigSchema.parse({})),
   update: updateConfigSchema.default(() => updateConfigSchema.parse({})),
   ha: haConfigSchema.default(() => haConfigSchema.parse({})),
+  log: logConfigSchema.default(() => logConfigSchema.parse({})),
   alert: alertConfigSchema.default(() => alertConfigSchema.parse({})),
   shutdownTimeoutMs: z.number().int().min(100).default(10_000).describe(
     "orderly stop must finish within this time",
