@@ -117,6 +117,7 @@ Deno.test("cli: update install through the daemon (upload), status, mark-good/ma
       r = await kw(["update", "status", "-c", cfg]);
       assertEquals(r.code, 0, r.stderr);
       assertStringIncludes(r.stdout, "booted A (from config); primary B");
+      assertStringIncludes(r.stdout, "update installed (slot B 2.0.0)");
       assert(/rootfs\s+B\s+\S+B\.img\s+trying\s+2\.0\.0/.test(r.stdout), r.stdout);
 
       // a bundle signed by a key the keyring does not know: clear error, exit 1

@@ -113,6 +113,12 @@ function printStatus(s: UpdateStatusView): void {
       `primary ${s.primary ?? "none"}; mode ${s.mode}`,
   );
   console.log(`boot env ${s.bootEnv}${s.bootEnvError ? ` — ERROR: ${s.bootEnvError}` : ""}`);
+  const u = s.update;
+  console.log(
+    `update ${u.state}${u.target ? ` (slot ${u.target}${u.version ? ` ${u.version}` : ""})` : ""}${
+      u.detail ? `: ${u.detail}` : ""
+    }`,
+  );
   const rows = [[
     "CLASS",
     "SLOT",
