@@ -14,6 +14,7 @@ const ALL: Record<string, string> = {
   update: "./update.ts",
   governor: "./governor.ts",
   ha: "./ha.ts",
+  replication: "./replication.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

@@ -339,6 +339,7 @@ export class Replicator implements ReplReceiver {
       this.#db.exec("ROLLBACK");
       throw e;
     }
+    this.#persistedAcked = this.#acked;
     this.#role = "primary";
     this.#link = "unknown";
     this.#needSnapshot = false;
@@ -361,6 +362,7 @@ export class Replicator implements ReplReceiver {
   demote(): void {
     if (this.#role === "primary") {
       this.#flush();
+      this.#persistAcked();
       this.#pendingTailFromEpoch = this.#epoch;
     }
     this.#stopTimers();
@@ -372,7 +374,7 @@ export class Replicator implements ReplReceiver {
 
   /** Stop everything (shutdown); state stays on disk. */
   stop(): void {
-    if (this.#role === "primary") this.#flush();
+    if (this.#role === "primary" && this.#db.isOpen) this.#flush(), this.#persistAcked();
     this.#stopTimers();
     this.#closeSessions();
     this.#role = "idle";
@@ -452,8 +454,26 @@ export class Replicator implements ReplReceiver {
 
   #tick(): void {
     if (this.#role !== "primary" || this.#db.isTransaction) return;
+    this.#persistAcked();
     const seq = this.#flush();
     if (seq !== undefined || this.#seq > this.#acked) this.#pump();
+  }
+
+  #persistedAcked = -1;
+
+  /** Prune acknowledged frames from the log and store `acked` (once per batch window). */
+  #persistAcked(): void {
+    if (this.#acked === this.#persistedAcked || this.#db.isTransaction) return;
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      this.#db.prepare("DELETE FROM repl_log WHERE seq <= ?").run(this.#acked);
+      this.#setState("acked", this.#acked);
+      this.#db.exec("COMMIT");
+      this.#persistedAcked = this.#acked;
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
   }
 
   /** Seal captured changes into a frame in its own transaction. */
@@ -595,16 +615,11 @@ export class Replicator implements ReplReceiver {
       this.#link = "up";
     }
     if (ack.ok && ack.epoch === this.#epoch && ack.seq > this.#acked && ack.seq <= this.#seq) {
+      // the log is pruned and `acked` persisted by the next tick (one transaction per
+      // batch window, not per ack: a lagging persisted `acked` only keeps acked frames
+      // in the log a little longer; the tail of an ex-primary is cut at the new epoch's
+      // start seq, not at `acked`)
       this.#acked = ack.seq;
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        this.#db.prepare("DELETE FROM repl_log WHERE seq <= ?").run(ack.seq);
-        this.#setState("acked", ack.seq);
-        this.#db.exec("COMMIT");
-      } catch (e) {
-        this.#db.exec("ROLLBACK");
-        throw e;
-      }
       const done = this.#waiters.filter((w) => w.seq <= ack.seq);
       this.#waiters = this.#waiters.filter((w) => w.seq > ack.seq);
       for (const w of done) w.resolve(true);
@@ -814,16 +829,27 @@ export class Replicator implements ReplReceiver {
       const h = createHash("sha256");
       let got = 0;
       let nextReport = meta.bytes / 10;
+      // small network chunks are gathered into large file writes
+      const pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const spill = async () => {
+        const buf = pending.length === 1 ? pending[0] : concatFrames(pending);
+        pending.length = 0;
+        pendingBytes = 0;
+        let o = 0;
+        while (o < buf.length) o += await fh.write(buf.subarray(o));
+      };
       try {
         for await (const c of chunks) {
           got += c.length;
           if (got > meta.bytes) break;
           h.update(c);
-          let o = 0;
-          while (o < c.length) o += await fh.write(c.subarray(o));
+          pending.push(c);
+          pendingBytes += c.length;
+          if (pendingBytes >= 8 * 1024 * 1024) await spill();
           this.#resync.bytes = got;
           if (got >= nextReport && got < meta.bytes) {
-            nextReport += meta.bytes / 10;
+            while (nextReport <= got) nextReport += meta.bytes / 10;
             this.#publish("repl.resync_progress", "info", {
               pairId: this.#pairId,
               bytes: got,
@@ -832,6 +858,7 @@ export class Replicator implements ReplReceiver {
             });
           }
         }
+        if (pendingBytes) await spill();
       } finally {
         fh.close();
       }
