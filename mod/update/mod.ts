@@ -7,19 +7,12 @@
  */
 import type { Hono } from "hono";
 import type { BootEnv } from "../../hw/boot/types.ts";
-import type { Module, ModuleContext, PartHealth } from "../module.ts";
-import {
-  Activation,
-  type ActivationStatus,
-  type BypassHolds,
-  type HealthSource,
-} from "./activation.ts";
+import type { ModuleContext, PartHealth } from "../module.ts";
+import { Activation, type BypassHolds, type HealthSource } from "./activation.ts";
 import { errorMessage, UpdateError } from "./errors.ts";
-import type { InstallResult } from "./install.ts";
 import { updateRoutes } from "./routes.ts";
-import { UpdateService, type UpdateStatusView } from "./service.ts";
+import { UpdateService } from "./service.ts";
 import type { DetectInputs } from "./slots.ts";
-import type { ByteSource } from "./stream.ts";
 import type { PublicKey } from "./bundle.ts";
 
 export { UPDATE_ERROR_STATUS, UpdateError, type UpdateErrorCode } from "./errors.ts";
@@ -32,6 +25,8 @@ export {
 } from "./state.ts";
 export { UpdateService, type UpdateStatusView } from "./service.ts";
 export { type BypassHolds, type HealthSource, UPDATE_HOLD } from "./activation.ts";
+export type { UpdateModule } from "./types.ts";
+import type { UpdateModule } from "./types.ts";
 
 /** What the composition root (or a test) injects. */
 export interface UpdateModuleDeps {
@@ -51,26 +46,6 @@ export interface UpdateModuleDeps {
   reboot?: (argv: string[]) => Promise<void>;
   /** Skip the health gate at start (tests driving it by hand). */
   noGate?: boolean;
-}
-
-/** The update module as other parts (routes, CLI, tests) use it. */
-export interface UpdateModule extends Module {
-  /** The service (install, status, marks). */
-  readonly service: UpdateService;
-  /** Activation state and gate. */
-  activation(): ActivationStatus | null;
-  /** Install from a stream (upload). */
-  installStream(
-    src: ByteSource,
-    what: string,
-    opts: { allowDowngrade?: boolean },
-  ): Promise<InstallResult>;
-  /** Install from a file or URL. */
-  installFrom(fileOrUrl: string, opts: { allowDowngrade?: boolean }): Promise<InstallResult>;
-  /** Activate the installed slot (bypass hold, then switch). */
-  activate(): Promise<{ target: string; version: string | null }>;
-  /** Status of slots, progress, history and gate. */
-  fullStatus(): Promise<UpdateStatusView & { gate: ActivationStatus | null }>;
 }
 
 async function runReboot(argv: string[]): Promise<void> {

@@ -14,7 +14,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError, jsonBody, parseOr400 } from "../web/errors.ts";
-import type { UpdateModule } from "./mod.ts";
+import type { UpdateModule } from "./types.ts";
 import { type ByteSource, streamSource } from "./stream.ts";
 import { apiDoc } from "../web/openapi.ts";
 
