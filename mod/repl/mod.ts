@@ -583,7 +583,10 @@ export class Replicator implements ReplReceiver {
 
   #retryDue = false;
 
-  async #withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #withTimeout<T>(
+    fn: (signal: AbortSignal) => Promise<T>,
+    ms = this.#ackTimeoutMs,
+  ): Promise<T> {
     const ac = new AbortController();
     let timer: TimerId | undefined;
     try {
@@ -592,8 +595,8 @@ export class Replicator implements ReplReceiver {
         new Promise<never>((_, reject) => {
           timer = this.#clock.setTimeout(() => {
             ac.abort();
-            reject(new Error(`no answer within ${this.#ackTimeoutMs} ms`));
-          }, this.#ackTimeoutMs);
+            reject(new Error(`no answer within ${ms} ms`));
+          }, ms);
         }),
       ]);
     } finally {
@@ -670,7 +673,11 @@ export class Replicator implements ReplReceiver {
     async function* chunks(): AsyncGenerator<Uint8Array> {
       for (let o = 0; o < bytes.length; o += chunk) yield bytes.subarray(o, o + chunk);
     }
-    const ack = await t.sendSnapshot(meta, chunks());
+    // bounded too: the ack timeout plus 1 s per MiB (a link slower than 1 MiB/s is lost)
+    const ack = await this.#withTimeout(
+      (signal) => t.sendSnapshot(meta, chunks(), signal),
+      this.#ackTimeoutMs + Math.ceil(bytes.length / (1024 * 1024)) * 1000,
+    );
     if (ack.ok) {
       this.#needSnapshot = false;
       this.#publish("repl.snapshot_sent", "notice", {
