@@ -5,6 +5,7 @@ import { hashPassword, parseDuration, Users, verifyPassword } from "../mod/web/u
 import { addressKey, LoginThrottle } from "../mod/web/login_throttle.ts";
 import { Store } from "../mod/store/mod.ts";
 import { kw } from "./helpers/cli.ts";
+import { fmtTime } from "../mod/web/ui/layout.tsx";
 
 Deno.test("auth: scrypt hashes are salted per user and verify only the right password", async () => {
   const a = await hashPassword("correct horse battery");
@@ -368,7 +369,13 @@ Deno.test("auth: API tokens may expire: CLI --expires, API expires, refused afte
       body: JSON.stringify({ name: "api-day", expires: "1d" }),
     });
     assertEquals(res.status, 201);
-    assert((await res.json()).expires > Date.now());
+    const apiDay = await res.json();
+    assert(apiDay.expires > Date.now());
+    // the users page shows each token's expiry (never, or when)
+    const page = await (await t.api("/users")).text();
+    assertStringIncludes(page, "<th>expires</th>");
+    assertStringIncludes(page, "never");
+    assertStringIncludes(page, fmtTime(apiDay.expires));
   } finally {
     await t.close();
   }

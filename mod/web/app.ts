@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { staticSecureHeaders } from "./headers.ts";
+import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { isStorageFull, type Store } from "../store/mod.ts";
@@ -154,7 +154,8 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   if (admission) app.use("*", admission);
   app.use(
     "*",
-    staticSecureHeaders({
+    // hono builds these header values once, when the middleware is made (not per request)
+    secureHeaders({
       contentSecurityPolicy: CSP,
       xFrameOptions: "DENY",
       referrerPolicy: "same-origin",

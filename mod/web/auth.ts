@@ -327,10 +327,8 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
     return c.json({ ok: true });
   });
 
-  const alreadySetUp = () =>
-    new ApiError(409, "already_set_up", "an admin password is already set; sign in instead");
   app.post("/setup", async (c) => {
-    if (users.hasAdmin()) throw alreadySetUp();
+    if (users.hasAdmin()) throw new AlreadySetUpError();
     if (!isLoopback(c)) {
       throw new ApiError(
         403,
@@ -352,7 +350,8 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
           firstAdmin: true,
         }));
     } catch (e) {
-      if (e instanceof AlreadySetUpError || e instanceof UserExistsError) throw alreadySetUp();
+      // a parallel setup won: its admin may have the same name
+      if (e instanceof UserExistsError) throw new AlreadySetUpError();
       throw e;
     }
     bus.publish({
@@ -370,15 +369,11 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   app.get("/users", (c) => c.json({ users: users.list() }));
   app.post("/users", async (c) => {
     const body = parseOr400(userBody, await jsonBody(c), "user");
-    const exists = () => new ApiError(409, "exists", `user ${body.username} exists`);
-    if (users.exists(body.username)) throw exists();
-    let u;
-    try {
-      u = await gated(c, () => users.createUser(body.username, body.password, body.role as Role));
-    } catch (e) {
-      if (e instanceof UserExistsError) throw exists();
-      throw e;
-    }
+    if (users.exists(body.username)) throw new UserExistsError(body.username);
+    const u = await gated(
+      c,
+      () => users.createUser(body.username, body.password, body.role as Role),
+    );
     bus.publish({
       module: "auth",
       kind: "auth.user_created",
@@ -402,12 +397,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   });
   app.delete("/users/:name", (c) => {
     const name = c.req.param("name");
-    let ok: boolean;
-    try {
-      ok = users.delete(name);
-    } catch (e) {
-      throw new ApiError(409, "conflict", (e as Error).message);
-    }
+    const ok = users.delete(name); // LastAdminError: 409
     if (!ok) throw new ApiError(404, "not_found", `no user ${name}`);
     bus.publish({
       module: "auth",
@@ -421,13 +411,8 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   app.get("/tokens", (c) => c.json({ tokens: users.tokens() }));
   app.post("/tokens", async (c) => {
     const body = parseOr400(tokenBody, await jsonBody(c), "token");
-    let r;
-    try {
-      r = users.createToken(body.name, body.role as Role, { expiresInMs: body.expires });
-    } catch (e) {
-      if (!/already exists/.test(String(e))) throw e;
-      throw new ApiError(409, "exists", (e as Error).message);
-    }
+    // TokenExistsError: 409
+    const r = users.createToken(body.name, body.role as Role, { expiresInMs: body.expires });
     bus.publish({
       module: "auth",
       kind: "auth.token_created",

@@ -78,3 +78,35 @@ export async function jsonBody(c: Context): Promise<unknown> {
     throw new ApiError(400, "bad_request", "request body must be JSON");
   }
 }
+
+/** The first admin exists already (setup is over). */
+export class AlreadySetUpError extends KeepwireError {
+  /** Build one. */
+  constructor() {
+    super(409, "already_set_up", "an admin password is already set; sign in instead");
+  }
+}
+
+/** A user of that name exists already. */
+export class UserExistsError extends KeepwireError {
+  /** Build one. */
+  constructor(name: string) {
+    super(409, "exists", `user ${name} exists`);
+  }
+}
+
+/** A token of that name exists already. */
+export class TokenExistsError extends KeepwireError {
+  /** Build one. */
+  constructor(name: string) {
+    super(409, "exists", `a token named "${name}" already exists`);
+  }
+}
+
+/** Deleting this user would leave no admin. */
+export class LastAdminError extends KeepwireError {
+  /** Build one. */
+  constructor() {
+    super(409, "last_admin", "refusing to delete the last admin");
+  }
+}

@@ -8,6 +8,9 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { isStorageFull, type Store } from "../store/mod.ts";
 import { HashGate } from "./hash_gate.ts";
+import { AlreadySetUpError, LastAdminError, TokenExistsError, UserExistsError } from "./errors.ts";
+
+export { AlreadySetUpError, LastAdminError, TokenExistsError, UserExistsError };
 import { LoginThrottle, type ThrottlePolicy } from "./login_throttle.ts";
 
 /** Roles: admin may change things, viewer may only look. */
@@ -131,24 +134,6 @@ export const durationSchema: z.ZodType<number, string> = z.string().regex(
   /^[1-9][0-9]{0,5}[dhm]$/,
   "a duration such as 30d, 12h or 45m",
 ).transform(parseDuration);
-
-/** The first admin exists already (setup is over). */
-export class AlreadySetUpError extends Error {
-  /** Build one. */
-  constructor() {
-    super("an admin password is already set; sign in instead");
-    this.name = "AlreadySetUpError";
-  }
-}
-
-/** A user of that name exists already. */
-export class UserExistsError extends Error {
-  /** Build one. */
-  constructor(name: string) {
-    super(`user ${name} exists`);
-    this.name = "UserExistsError";
-  }
-}
 
 /** Session policy. */
 export interface SessionPolicy {
@@ -281,7 +266,7 @@ export class Users {
     if (u.role === "admin") {
       const n = (this.#store.db.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
         .get() as { n: number }).n;
-      if (n <= 1) throw new Error("refusing to delete the last admin");
+      if (n <= 1) throw new LastAdminError();
     }
     this.#store.db.prepare("DELETE FROM users WHERE name = ?").run(name);
     return true;
@@ -362,7 +347,7 @@ export class Users {
         "INSERT INTO tokens (id, name, role, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
       ).run(id, name, role, sha256(secret), now, expires);
     } catch (e) {
-      if (String(e).includes("UNIQUE")) throw new Error(`a token named "${name}" already exists`);
+      if (String(e).includes("UNIQUE")) throw new TokenExistsError(name);
       throw e;
     }
     return {

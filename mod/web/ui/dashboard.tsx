@@ -2,8 +2,7 @@
 /** The dashboard: health, governor level and pressure, subsystems, bypass, RAID, slots, events. */
 import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
-import type { PageDeps } from "./pages.tsx";
-import { EventRows } from "./pages.tsx";
+import { EventRows, type PageDeps } from "./page_deps.tsx";
 import { Badge, Progress } from "./layout.tsx";
 import { arr, num, obj, str } from "./data.ts";
 

@@ -13,26 +13,12 @@ import { SEVERITIES } from "../../events/mod.ts";
 import type { WebEnv } from "../app.ts";
 import { Action, Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
 import { dashboardPage } from "./dashboard.tsx";
+import { EventRows, type PageDeps } from "./page_deps.tsx";
+import type { TokenInfo, UserInfo } from "../users.ts";
+
+export type { Internal, PageDeps } from "./page_deps.tsx";
+export { EventRows } from "./page_deps.tsx";
 import { bypassPage, storagePage, subsystemsPage, updatePage } from "./parts.tsx";
-
-/** Calls the app's own JSON API in-process (as the trusted local caller). */
-export type Internal = <T = Record<string, unknown>>(path: string) => Promise<T | null>;
-
-/** What pages need. */
-export interface PageDeps {
-  /** Appliance name. */
-  appliance: string;
-  /** In-process API calls. */
-  internal: Internal;
-  /** UI refresh interval now (the governor slows it under load). */
-  refreshMs: () => number;
-  /** Is an admin set up yet? */
-  hasAdmin: () => boolean;
-  /** Effective config (for the settings page; secrets never included). */
-  config: () => unknown;
-  /** keepwire version. */
-  version: string;
-}
 
 function page(
   c: Context<WebEnv>,
@@ -54,27 +40,6 @@ function page(
     >
       {body}
     </Layout>,
-  );
-}
-
-/** Renders the events table rows. */
-export function EventRows(p: { events: KwEvent[] }): Child {
-  return (
-    <>
-      {p.events.map((e) => (
-        <tr data-id={String(e.id)}>
-          <td>{fmtTime(e.time)}</td>
-          <td>
-            <Badge value={e.severity} />
-          </td>
-          <td>{e.module}</td>
-          <td>{e.kind}</td>
-          <td class="opt">
-            <code>{JSON.stringify(e.payload)}</code>
-          </td>
-        </tr>
-      ))}
-    </>
   );
 }
 
@@ -251,20 +216,8 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
   });
 
   app.get("/users", async (c) => {
-    const users = (await d.internal<{ users: { name: string; role: string; updated: number }[] }>(
-      "/api/users",
-    ))?.users ?? [];
-    const tokens = (await d.internal<
-      {
-        tokens: {
-          id: string;
-          name: string;
-          role: string;
-          created: number;
-          lastUsed: number | null;
-        }[];
-      }
-    >("/api/tokens"))?.tokens ?? [];
+    const users = (await d.internal<{ users: UserInfo[] }>("/api/users"))?.users ?? [];
+    const tokens = (await d.internal<{ tokens: TokenInfo[] }>("/api/tokens"))?.tokens ?? [];
     const admin = c.get("principal")?.role === "admin";
     return page(
       c,
@@ -329,6 +282,7 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                   <th>role</th>
                   <th>created</th>
                   <th>last used</th>
+                  <th>expires</th>
                   <th></th>
                 </tr>
               </thead>
@@ -339,6 +293,11 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                     <td>{t.role}</td>
                     <td>{fmtTime(t.created)}</td>
                     <td>{fmtTime(t.lastUsed)}</td>
+                    <td
+                      class={t.expires !== null && t.expires <= Date.now() ? "expired" : undefined}
+                    >
+                      {t.expires === null ? "never" : fmtTime(t.expires)}
+                    </td>
                     <td>
                       <Action
                         allowed={admin}
@@ -367,6 +326,13 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                   <select name="role">
                     <option value="viewer">viewer</option>
                     <option value="admin">admin</option>
+                  </select>
+                  <select name="expires">
+                    <option value="">never expires</option>
+                    <option value="1d">expires in a day</option>
+                    <option value="30d">expires in 30 days</option>
+                    <option value="90d">expires in 90 days</option>
+                    <option value="365d">expires in a year</option>
                   </select>
                   <button type="submit">Create token</button>
                   <pre id="new-token" class="hidden"></pre>

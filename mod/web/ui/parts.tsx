@@ -2,7 +2,7 @@
 /** Pages for the appliance's parts: subsystems, bypass, storage, update. */
 import type { Child } from "hono/jsx";
 import type { Principal } from "../users.ts";
-import type { PageDeps } from "./pages.tsx";
+import type { PageDeps } from "./page_deps.tsx";
 import { Action, Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
 import { arr, num, obj, str, strs, time } from "./data.ts";
 
