@@ -6,8 +6,9 @@
  * inserting rows through `Replicator.write("orders", ...)`, a `sync` group; it prints
  * `ACK <id>` for every write the standby confirmed. The scenario SIGKILLs the primary
  * at a random moment, then reads the standby's database: every acknowledged id must be
- * there. The primary restarts (a new epoch: the standby is resynced from its snapshot)
- * and the next kill follows. An injection survived when no acknowledged write is missing
+ * there. The primary restarts — alternately resuming its epoch (its log of unacknowledged
+ * frames is replayed) and promoting to a new one (the standby is resynced from a
+ * snapshot) — and the next kill follows. An injection survived when no acknowledged write is missing
  * on the standby after it.
  */
 import { DatabaseSync } from "node:sqlite";
@@ -54,10 +55,11 @@ async function runStandby(dir: string): Promise<void> {
   await server.finished;
 }
 
-async function runPrimary(dir: string, url: string): Promise<void> {
+async function runPrimary(dir: string, url: string, mode: string): Promise<void> {
   const { store, repl } = engine(dir);
   repl.setTransport(new HttpTransport({ baseUrl: url, secret: SECRET }));
-  repl.promote();
+  if (mode === "resume") repl.resume();
+  else repl.promote();
   let next = Number(
     (store.db.prepare("SELECT COALESCE(MAX(id), 0) AS m FROM orders").get() as { m: number }).m,
   ) + 1;
@@ -136,7 +138,8 @@ export const scenario: ChaosScenario = {
       if (!m) throw new Error(`standby did not start: ${ready.value}`);
       const url = `http://127.0.0.1:${m[1]}/repl`;
       for (let k = 0; k < kills; k++) {
-        primary = spawn(["primary", pdir, url]);
+        // every other restart resumes its epoch (log replay), the others promote (resync)
+        primary = spawn(["primary", pdir, url, k % 2 ? "resume" : "promote"]);
         const child = primary;
         const before = acked.size;
         let first!: () => void;
@@ -193,9 +196,9 @@ export const scenario: ChaosScenario = {
 };
 
 if (import.meta.main) {
-  const [role, dir, url] = Deno.args;
+  const [role, dir, url, mode] = Deno.args;
   if (role === "standby") await runStandby(dir);
-  else if (role === "primary") await runPrimary(dir, url);
+  else if (role === "primary") await runPrimary(dir, url, mode);
   else {
     const r = await scenario.run({ bounded: true, log: console.log });
     console.log(r);

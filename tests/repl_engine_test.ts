@@ -9,7 +9,7 @@ import {
   type SnapshotMeta,
 } from "../mod/repl/mod.ts";
 import type { DatabaseSync } from "node:sqlite";
-import { count, digests, RIG_GROUPS, rigNode, rigPair, until } from "./repl_rig.ts";
+import { count, digests, RIG_GROUPS, RIG_TABLES, rigNode, rigPair, until } from "./repl_rig.ts";
 
 const addUser = (id: number, name = `u${id}`) => (db: DatabaseSync) =>
   db.prepare("INSERT INTO users (id, name, role) VALUES (?, ?, 'admin')").run(id, name);
@@ -367,6 +367,42 @@ Deno.test("repl: a returning ex-primary sets its unreplicated tail aside, never 
     assertEquals(frames.length, 10);
     assertEquals(frames.map((f) => f.epoch), Array(10).fill(epoch - 1));
     assertEquals(p.a.repl.status().epoch, epoch);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: a restarted primary resumes its epoch and replays its log, no snapshot", async () => {
+  const p = await rigPair();
+  try {
+    await p.a.repl.write("config", addUser(1));
+    p.link.down = true;
+    for (let i = 2; i <= 6; i++) await p.a.repl.write("config", addUser(i));
+    // the process "restarts": a new engine on the same store
+    p.a.repl.stop();
+    const epoch = p.a.repl.status().epoch;
+    p.a.repl = new Replicator({
+      db: p.a.store.db,
+      pairId: "pair-test",
+      groups: RIG_GROUPS,
+      tables: RIG_TABLES,
+      tailDir: p.a.dir + "/tails",
+      bus: p.a.bus,
+      batchMs: 10,
+      retryMs: 50,
+    });
+    p.a.repl.setTransport(p.link);
+    p.link.down = false;
+    assertEquals(p.a.repl.resume(), epoch);
+    await p.a.repl.flushNow();
+    await until(() => p.a.repl.status().acked === p.a.repl.status().seq, "replayed");
+    assertEquals(count(p.b, "users"), 6);
+    assertEquals(p.link.snapshots, 1, "a resume must not resync");
+    assertEquals((await p.a.repl.write("config", addUser(7))).replicated, true);
+    assertEquals(digests(p.a), digests(p.b));
+    // a node that was not the primary of its epoch cannot resume: it promotes
+    p.a.repl.demote();
+    assertEquals(p.b.repl.resume(), epoch + 1);
   } finally {
     await p.close();
   }

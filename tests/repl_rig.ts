@@ -41,7 +41,7 @@ export interface RigNode {
   bus: EventBus;
   /** Events it published. */
   events: KwEvent[];
-  /** Its engine. */
+  /** Its engine (tests replace it to simulate a restart). */
   repl: Replicator;
   /** Its directory. */
   dir: string;

@@ -275,7 +275,17 @@ export class Replicator implements ReplReceiver {
     this.#chunkBytes = opts.chunkBytes ?? 1024 * 1024;
     this.#tailDir = opts.tailDir;
     this.#stagingDir = opts.stagingDir ?? opts.tailDir;
-    this.#schemaVersion = opts.schemaVersion ?? (() => defaultSchemaVersion(opts.db));
+    if (opts.schemaVersion) this.#schemaVersion = opts.schemaVersion;
+    else {
+      // recomputed only when SQLite's schema cookie moves (any DDL, i.e. a migration)
+      const cookie = opts.db.prepare("PRAGMA schema_version");
+      let seen = -1, cached = "";
+      this.#schemaVersion = () => {
+        const c = Number((cookie.get() as { schema_version: number }).schema_version);
+        if (c !== seen) (cached = defaultSchemaVersion(opts.db), seen = c);
+        return cached;
+      };
+    }
     this.#customSchema = opts.schemaVersion !== undefined;
     this.#transport = opts.transport;
     this.#db.exec(STATE_DDL);
@@ -315,6 +325,28 @@ export class Replicator implements ReplReceiver {
   }
 
   /**
+   * Become the primary again at the SAME epoch, when this node was the primary of the
+   * epoch it is at (a restart of the active's process with no failover in between): the
+   * log of unacknowledged frames is kept and replayed, so the standby catches up without a
+   * snapshot (if the standby moved to a newer epoch meanwhile, it refuses — `stale_epoch`).
+   * Anything else is a {@link promote}. Returns the epoch.
+   */
+  resume(): number {
+    if (this.#epoch === 0 || this.#getState("primary_epoch") !== this.#epoch) {
+      return this.promote();
+    }
+    this.#stopTimers();
+    this.#role = "primary";
+    this.#link = "unknown";
+    this.#needSnapshot = false;
+    this.#persistedAcked = this.#acked;
+    this.#openSessions();
+    this.#batchTimer = this.#clock.setInterval(() => this.#tick(), this.#batchMs);
+    this.#pump();
+    return this.#epoch;
+  }
+
+  /**
    * Become the primary of a new epoch (epoch + 1): capture starts, the standby will be
    * resynced from a snapshot (its epoch differs). The local log of an older epoch is
    * dropped: its changes are in this node's data.
@@ -334,6 +366,7 @@ export class Replicator implements ReplReceiver {
       this.#acked = this.#seq;
       this.#setState("epoch", this.#epoch);
       this.#setState("acked", this.#acked);
+      this.#setState("primary_epoch", this.#epoch);
       this.#db.exec("COMMIT");
     } catch (e) {
       this.#db.exec("ROLLBACK");
