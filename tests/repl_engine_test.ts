@@ -102,6 +102,16 @@ Deno.test("repl: first write resyncs the fresh standby, then frames flow; sync w
       Error,
       "boom",
     );
+    // an async callback would commit before its work: refused and rolled back
+    await assertRejects(
+      () =>
+        p.a.repl.write("config", async (db) => {
+          addUser(98)(db);
+          await Promise.resolve();
+        }),
+      ReplConfigError,
+      "returned a promise",
+    );
     await p.a.repl.flushNow();
     assertEquals(count(p.a, "users"), 20);
     assertEquals(digests(p.a), digests(p.b));

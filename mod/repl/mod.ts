@@ -436,6 +436,12 @@ export class Replicator implements ReplReceiver {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       value = fn(this.#db);
+      if (typeof (value as { then?: unknown } | null)?.then === "function") {
+        throw new ReplConfigError(
+          "write",
+          "the callback returned a promise: a replicated write is one synchronous transaction (rolled back)",
+        );
+      }
       if (g.durability === "sync") seq = this.#flushInTransaction();
       this.#db.exec("COMMIT");
     } catch (e) {
@@ -548,7 +554,7 @@ export class Replicator implements ReplReceiver {
       schemaVersion: this.#schemaVersion(),
       changesets,
     });
-    this.#db.prepare("INSERT INTO repl_log (seq, epoch, made, frame) VALUES (?, ?, ?, ?)").run(
+    this.#stmt("INSERT INTO repl_log (seq, epoch, made, frame) VALUES (?, ?, ?, ?)").run(
       seq,
       this.#epoch,
       this.#clock.now(),
@@ -594,7 +600,7 @@ export class Replicator implements ReplReceiver {
           continue;
         }
         if (this.#acked >= this.#seq) return;
-        const rows = this.#db.prepare(
+        const rows = this.#stmt(
           "SELECT seq, frame FROM repl_log WHERE seq > ? ORDER BY seq LIMIT 256",
         ).all(this.#acked) as { seq: number; frame: Uint8Array }[];
         if (!rows.length || rows[0].seq !== this.#acked + 1) {
@@ -1034,6 +1040,15 @@ export class Replicator implements ReplReceiver {
     }[]).map((r) => ({ epoch: Number(r.epoch), startSeq: Number(r.start_seq) }));
   }
 
+  #stmts = new Map<string, ReturnType<DatabaseSync["prepare"]>>();
+
+  /** A prepared statement, cached (the hot path runs a few per write). */
+  #stmt(sql: string): ReturnType<DatabaseSync["prepare"]> {
+    let st = this.#stmts.get(sql);
+    if (!st) this.#stmts.set(sql, st = this.#db.prepare(sql));
+    return st;
+  }
+
   #getState(key: string): number {
     const r = this.#db.prepare("SELECT value FROM repl_state WHERE key = ?").get(key) as
       | { value: number }
@@ -1042,7 +1057,7 @@ export class Replicator implements ReplReceiver {
   }
 
   #setState(key: string, value: number): void {
-    this.#db.prepare(
+    this.#stmt(
       "INSERT INTO repl_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     ).run(key, value);
   }
