@@ -15,6 +15,7 @@ const ALL: Record<string, string> = {
   governor: "./governor.ts",
   ha: "./ha.ts",
   replication: "./replication.ts",
+  image: "./image.ts",
 };
 
 const pick = Deno.args.length ? Deno.args : Object.keys(ALL);

@@ -13,7 +13,18 @@ import type { Clock, TimerId } from "../module.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { ExitInfo, Runner, RunnerContext, RunnerEvents, RunnerFactory } from "./runner.ts";
 
-const HOST_URL = new URL("./worker_host.ts", import.meta.url).href;
+/**
+ * The Worker host module. From source it sits next to this file; in the bundled
+ * executable (image/bundle.ts) this code lives in keepwire.js and the host was
+ * bundled beside it as worker_host.js.
+ */
+export const HOST_URL = workerHostUrl(import.meta.url);
+
+/** The Worker host next to `moduleUrl`: `worker_host.ts` from source, `worker_host.js` bundled. */
+export function workerHostUrl(moduleUrl: string): string {
+  const bundled = !new URL(moduleUrl).pathname.endsWith(".ts");
+  return new URL(bundled ? "./worker_host.js" : "./worker_host.ts", moduleUrl).href;
+}
 const REFILL_DELAY_MS = 30;
 
 /** Messages a worker may send (validated: the worker is vendor code). */

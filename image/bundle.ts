@@ -1,0 +1,108 @@
+/**
+ * One executable without `denort`: `deno bundle` of main.ts into keepwire.js, the Worker host
+ * bundled beside it as worker_host.js (mod/supervisor/worker.ts picks it when it runs bundled),
+ * the web UI's static files, the SDK and the examples (vendor worker modules import
+ * `mod/sdk/mod.ts` as source), the pinned `deno` binary and a two-line launcher `keepwire`.
+ *
+ * Layout of the output directory (the image installs it as /usr/lib/keepwire):
+ *   keepwire  keepwire.js  worker_host.js  deno  static/  mod/sdk/mod.ts  examples/
+ *
+ * Usage: deno run -A image/bundle.ts [--out DIR] [--deno PATH|--no-deno]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+
+/** The repository root (this file lives in image/). */
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** The launcher: runs the deno beside it (or KEEPWIRE_DENO) on keepwire.js. */
+export const LAUNCHER = `#!/bin/sh
+here=$(dirname "$(readlink -f "$0")"); exec "\${KEEPWIRE_DENO:-$here/deno}" run -A --unstable-net --no-config --no-lock "$here/keepwire.js" "$@"
+`;
+
+/** What buildBundle made. */
+export interface BundleResult {
+  dir: string;
+  /** bytes of keepwire.js */
+  jsBytes: number;
+  ms: number;
+}
+
+async function run(cmd: string, args: string[], cwd = ROOT): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  if (out.code !== 0) {
+    const err = new TextDecoder().decode(out.stderr).split("\n").filter((l) =>
+      !/bundler warning|jsx|note:|^\s*at |experimental/i.test(l)
+    ).join("\n");
+    throw new Error(`${cmd} ${args.slice(0, 2).join(" ")} failed (exit ${out.code}):\n${err}`);
+  }
+}
+
+/**
+ * Bundle keepwire into `dir` (created; files in it are replaced). `deno` is the binary to
+ * place beside the launcher: a path to copy, or null to leave it out (KEEPWIRE_DENO then).
+ */
+export async function buildBundle(
+  dir: string,
+  opts: { deno?: string | null } = {},
+): Promise<BundleResult> {
+  const t0 = performance.now();
+  await Deno.mkdir(dir, { recursive: true });
+  const deno = Deno.execPath();
+  // two runs, each one entry: with two entries esbuild keeps the source tree's layout
+  await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, "keepwire.js"), "main.ts"]);
+  await run(deno, [
+    "bundle",
+    "--platform",
+    "deno",
+    "-o",
+    join(dir, "worker_host.js"),
+    "mod/supervisor/worker_host.ts",
+  ]);
+  const copies: [string, string][] = [
+    ["mod/web/static/app.css", "static/app.css"],
+    ["mod/web/static/app.js", "static/app.js"],
+    ["mod/sdk/mod.ts", "mod/sdk/mod.ts"],
+    ["examples/heartbeat_worker.ts", "examples/heartbeat_worker.ts"],
+    ["examples/notify_service.sh", "examples/notify_service.sh"],
+  ];
+  for (const [from, to] of copies) {
+    await Deno.mkdir(dirname(join(dir, to)), { recursive: true });
+    await Deno.copyFile(join(ROOT, from), join(dir, to));
+  }
+  await Deno.writeTextFile(join(dir, "keepwire"), LAUNCHER, { mode: 0o755 });
+  await Deno.chmod(join(dir, "keepwire"), 0o755);
+  const denoSrc = opts.deno === undefined ? deno : opts.deno;
+  await Deno.remove(join(dir, "deno")).catch(() => {});
+  if (denoSrc) {
+    await Deno.copyFile(denoSrc, join(dir, "deno"));
+    await Deno.chmod(join(dir, "deno"), 0o755);
+  }
+  const jsBytes = (await Deno.stat(join(dir, "keepwire.js"))).size;
+  return { dir, jsBytes, ms: Math.round(performance.now() - t0) };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      out: { type: "string", default: join(ROOT, "image/out/bundle") },
+      deno: { type: "string" },
+      "no-deno": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  try {
+    const r = await buildBundle(values.out!, {
+      deno: values["no-deno"] ? null : values.deno ?? Deno.execPath(),
+    });
+    console.log(
+      `bundle: ${r.dir}/keepwire (keepwire.js ${(r.jsBytes / 1e6).toFixed(1)} MB) in ${r.ms} ms`,
+    );
+  } catch (e) {
+    console.error(`bundle: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}

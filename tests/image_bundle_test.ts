@@ -1,0 +1,98 @@
+/**
+ * The one-executable form (image/bundle.ts): the launcher runs the pinned deno on the bundled
+ * keepwire.js, which serves /api/health and starts a worker subsystem through the bundled
+ * Worker host (worker_host.js beside it), the SDK shared with the vendor module.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { join } from "node:path";
+import { buildBundle, LAUNCHER } from "../image/bundle.ts";
+import { workerHostUrl } from "../mod/supervisor/worker.ts";
+
+Deno.test("bundle: the Worker host URL is worker_host.ts from source, worker_host.js bundled", () => {
+  assertEquals(
+    workerHostUrl("file:///src/mod/supervisor/worker.ts"),
+    "file:///src/mod/supervisor/worker_host.ts",
+  );
+  assertEquals(
+    workerHostUrl("file:///usr/lib/keepwire/keepwire.js"),
+    "file:///usr/lib/keepwire/worker_host.js",
+  );
+  assertEquals(LAUNCHER.trim().split("\n").length, 2);
+});
+
+Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker subsystem beats", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-bundle-" });
+  const bundle = join(dir, "lib");
+  const data = join(dir, "data");
+  const r = await buildBundle(bundle, { deno: null });
+  assert(r.jsBytes > 100_000, `keepwire.js is only ${r.jsBytes} bytes`);
+  // no source tree next to the bundle: only what the image carries
+  for (const f of ["keepwire", "keepwire.js", "worker_host.js", "static/app.css"]) {
+    await Deno.stat(join(bundle, f));
+  }
+  const cfg = join(dir, "keepwire.json");
+  await Deno.writeTextFile(
+    cfg,
+    JSON.stringify({
+      subsystems: [{
+        name: "engine",
+        kind: "worker",
+        module: join(bundle, "examples/heartbeat_worker.ts"),
+      }],
+    }),
+  );
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const env = { NO_COLOR: "1", KEEPWIRE_GOVERNOR: "off", KEEPWIRE_DENO: Deno.execPath() };
+  const child = new Deno.Command(join(bundle, "keepwire"), {
+    args: ["run", "--config", cfg, "--data", data, "--listen", `127.0.0.1:${port}`],
+    cwd: dir,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s.pipeThrough(new TextDecoderStream())) out += c;
+  };
+  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  try {
+    const deadline = Date.now() + 60_000;
+    let health = 0;
+    while (Date.now() < deadline) {
+      try {
+        const h = await fetch(`http://127.0.0.1:${port}/api/health`);
+        health = h.status;
+        await h.body?.cancel();
+        if (health === 200) break;
+      } catch { /* not listening yet */ }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assertEquals(health, 200, out);
+    // the worker: ready and beating (heartbeats come from the SDK inside the Worker)
+    let row: { state: string; lastHeartbeatMs: number | null } | undefined;
+    while (Date.now() < deadline) {
+      const s = await new Deno.Command(join(bundle, "keepwire"), {
+        args: ["sub", "list", "--json", "--data", data],
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(s.stdout);
+      if (s.code === 0) {
+        row = JSON.parse(text).subsystems.find((x: { name: string }) => x.name === "engine");
+        if (row?.state === "ready" && row.lastHeartbeatMs !== null) break;
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    assertEquals(row?.state, "ready", `${JSON.stringify(row)}\n${out}`);
+    assert(row?.lastHeartbeatMs !== null, "no heartbeat from the bundled worker host");
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertStringIncludes(out, "running");
+});
