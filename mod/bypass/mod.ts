@@ -16,6 +16,8 @@
  * @module
  */
 import type { Hono } from "hono";
+import type { MetricFamily } from "../web/metrics.ts";
+import { bypassMetrics } from "./metrics.ts";
 import type { ModuleContext, PartHealth } from "../module.ts";
 import type { EventMap, KwEvent, Severity } from "../events/mod.ts";
 import type {} from "../supervisor/events.ts";
@@ -315,6 +317,10 @@ export function createBypassModule(
 
     status(): unknown {
       return { segments: mod.segments() };
+    },
+
+    metrics(): MetricFamily[] {
+      return bypassMetrics(mod.segments());
     },
 
     routes(): Hono {

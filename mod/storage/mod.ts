@@ -6,6 +6,8 @@
  * payloads in events.ts; the payload's `mdadm` names mdadm --monitor's event).
  * @module
  */
+import type { MetricFamily } from "../web/metrics.ts";
+import { storageMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
 import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
 import type { EventBus } from "../events/mod.ts";
@@ -223,6 +225,11 @@ export class StorageModule implements Module {
       arrays: this.#arrays.map((a) => ({ name: a.name, health: a.health })),
       disks: this.disks().map((d) => ({ device: d.device, health: d.health })),
     };
+  }
+
+  /** `raid_*` and `disk_*` metric families. */
+  metrics(): MetricFamily[] {
+    return storageMetrics(this.#arrays, this.disks());
   }
 
   /** GET /storage. */

@@ -4,6 +4,8 @@
  * /api/subsystems. Other modules use it through `SupervisorApi` (api.ts).
  * @module
  */
+import type { MetricFamily } from "../web/metrics.ts";
+import { supervisorMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type {
@@ -144,6 +146,9 @@ export function createSupervisorModule(
   });
   let unsubscribe: (() => void) | undefined;
   let routes: Hono | undefined;
+  // time of each subsystem's last restart, for metrics
+  const lastRestartAt = new Map<string, number>();
+  let unsubscribeRestarts: (() => void) | undefined;
 
   const startModule = async () => {
     // a previous keepwire killed with SIGKILL left its process subsystems running:
@@ -160,11 +165,15 @@ export function createSupervisorModule(
     }
     pool.warm();
     unsubscribe = ctx.bus.subscribe(() => void selfmon.ready(), { kindPrefix: "runtime.started" });
+    unsubscribeRestarts = ctx.bus.subscribe((e) => {
+      if (e.payload.to === "restarting") lastRestartAt.set(String(e.payload.subsystem), e.time);
+    }, { kindPrefix: "supervisor.transition" });
     selfmon.start();
     await supervisor.startAll();
   };
   const stopModule = async () => {
     unsubscribe?.();
+    unsubscribeRestarts?.();
     await selfmon.stop();
     await supervisor.stopAll();
     pool.close();
@@ -195,6 +204,7 @@ export function createSupervisorModule(
     },
     status: () => ({ subsystems: supervisor.list(), selfmon: selfmon.status() }),
     routes: () => routes ??= supervisorRoutes(supervisor),
+    metrics: (): MetricFamily[] => supervisorMetrics(supervisor.list(), lastRestartAt),
     list: (): SubsystemInfo[] => supervisor.list(),
     restart: (n: string) => supervisor.restart(n),
     suspend: (n: string, r: string) => supervisor.suspend(n, r),

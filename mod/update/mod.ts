@@ -6,6 +6,9 @@
  * @module
  */
 import type { Hono } from "hono";
+import type { MetricFamily } from "../web/metrics.ts";
+import { VERSION } from "../version.ts";
+import { updateMetrics } from "./metrics.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { ModuleContext, PartHealth } from "../module.ts";
 import { Activation, type BypassHolds, type HealthSource } from "./activation.ts";
@@ -107,6 +110,14 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
     return activation;
   };
 
+  // the last status read, for metrics (a scrape reads it and starts the next read)
+  let snapshot: UpdateStatusView | null = null;
+  let refreshing: Promise<void> | null = null;
+  const refresh = (): Promise<void> =>
+    refreshing ??= service.status().then((v) => void (snapshot = v), () => {}).finally(() => {
+      refreshing = null;
+    });
+
   const mod: UpdateModule = {
     name: "update",
     service,
@@ -115,6 +126,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
       try {
         const a = await buildActivation();
         if (!deps.noGate) await a.start();
+        await refresh();
       } catch (e) {
         startError = errorMessage(e);
         ctx.bus.publish({
@@ -125,9 +137,16 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
         });
       }
     },
-    stop() {
+    async stop() {
       activation?.stop();
-      return Promise.resolve();
+      await refreshing;
+    },
+    metrics(): MetricFamily[] {
+      if (!Object.keys(config.slots).length) {
+        return updateMetrics(null, service.installing, VERSION);
+      }
+      void refresh();
+      return updateMetrics(snapshot, service.installing, VERSION);
     },
     health(): PartHealth {
       const g = activation?.gate;
