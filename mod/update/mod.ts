@@ -14,7 +14,7 @@ import type { ModuleContext, PartHealth } from "../module.ts";
 import { Activation, type BypassHolds, type HealthSource } from "./activation.ts";
 import { errorMessage, UpdateError } from "./errors.ts";
 import { updateRoutes } from "./routes.ts";
-import { UpdateService } from "./service.ts";
+import { UpdateService, type UpdateStatusView } from "./service.ts";
 import type { DetectInputs } from "./slots.ts";
 import type { PublicKey } from "./bundle.ts";
 
