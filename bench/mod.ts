@@ -13,6 +13,7 @@ const ALL: Record<string, string> = {
   supervisor: "./supervisor.ts",
   update: "./update.ts",
   governor: "./governor.ts",
+  alert: "./alert.ts",
   ha: "./ha.ts",
   replication: "./replication.ts",
   image: "./image.ts",

@@ -24,7 +24,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 class Handler:
     def __init__(self, out):
         self.out = out
-        self.n = 0
+        # a restarted server on the same directory continues the numbering
+        self.n = len([f for f in os.listdir(out) if f.endswith(".eml")])
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
