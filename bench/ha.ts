@@ -5,7 +5,8 @@
  * in the same run: N active-node deaths (the active's switch port down, then back as
  * standby) and N/2 graceful handovers (`ha failover` / the FAULT track file set by
  * hand), one client probe every 10 ms throughout. VRRPv3, advert 100 ms, nopreempt,
- * no witness. Needs root, iproute2, keepalived, setpriv. KW_BENCH_HA_N sets N (default 20).
+ * no witness. Also the CPU of an idle node: keepwire + keepalived with HA on, next to
+ * keepwire with HA off (same config otherwise), over 15 s each. Needs root, iproute2, keepalived, setpriv. KW_BENCH_HA_N sets N (default 20).
  * @module
  */
 import { type BenchRow, percentile } from "./types.ts";
@@ -44,6 +45,38 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): P
 }
 
 const other = (n: NodeName): NodeName => n === "n1" ? "n2" : "n1";
+
+/** CPU seconds (user + system) used so far by these processes (/proc/PID/stat). */
+async function cpuSeconds(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch { /* gone */ }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/** CPU % of node n1 (keepwire and its keepalived) while idle for `ms`. */
+async function idleCpu(ha: boolean, ms: number): Promise<number> {
+  const lab = await createHaLab({ ha });
+  try {
+    await lab.startNode("n1");
+    if (ha) await lab.waitRole("n1", "active");
+    await sleep(3000); // start-up work done
+    const p = await lab.pids("n1");
+    const pids = [p.keepwire ?? 0, ...p.keepalived].filter((x) => x > 0);
+    const c0 = await cpuSeconds(pids);
+    const t0 = performance.now();
+    await sleep(ms);
+    const c1 = await cpuSeconds(pids);
+    return ((c1 - c0) / ((performance.now() - t0) / 1000)) * 100;
+  } finally {
+    await lab.close();
+  }
+}
 
 async function runMode(mode: "keepwire" | "keepalived", n: number): Promise<ModeResult> {
   const lab: HaLab = await createHaLab();
@@ -133,6 +166,8 @@ export async function bench(): Promise<BenchRow[]> {
   const n = Number(Deno.env.get("KW_BENCH_HA_N") ?? 20);
   const ours = await runMode("keepwire", n);
   const floor = await runMode("keepalived", n);
+  const cpuOn = await idleCpu(true, 15_000);
+  const cpuOff = await idleCpu(false, 15_000);
   const row = (
     name: string,
     a: number[],
@@ -178,6 +213,13 @@ export async function bench(): Promise<BenchRow[]> {
       baseline: ms(floor.dualMs),
       ratio: "",
       target: "0 ms",
+    },
+    {
+      name: "idle node CPU: keepwire + keepalived, HA on (active, advert 100 ms)",
+      ours: `${cpuOn.toFixed(2)}%`,
+      baseline: `HA off ${cpuOff.toFixed(2)}%`,
+      ratio: `+${(cpuOn - cpuOff).toFixed(2)} pt`,
+      target: "HA adds ≤ 1%",
     },
     {
       name: "faults where the standby never answered",

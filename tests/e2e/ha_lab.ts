@@ -127,6 +127,8 @@ export interface HaLab {
   dualHoldMs(from: number, to: number): number;
   /** Address additions (either node) within [from, to]. */
   vipAdds(from: number, to: number): number;
+  /** Pids of a node's keepwire and of its keepalived (parent and VRRP child), when running. */
+  pids(n: NodeName): Promise<{ keepwire: number | null; keepalived: number[] }>;
   /** Output of a node's keepwire (for failure messages). */
   log(n: NodeName): string;
   /** Kill everything, delete the namespaces and files. */
@@ -162,7 +164,7 @@ function monitorTime(line: string): number | null {
 }
 
 /** Build the lab: namespaces, the bridge, addresses, the echo service on both nodes. */
-export async function createHaLab(): Promise<HaLab> {
+export async function createHaLab(opts: { ha?: boolean } = {}): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
   const ns = { sw: `${p}sw`, n1: `${p}n1`, n2: `${p}n2`, cl: `${p}cl` };
   const dir = await Deno.makeTempDir({ prefix: `${p}-` });
@@ -240,7 +242,7 @@ export async function createHaLab(): Promise<HaLab> {
           web: { listen: "127.0.0.1:18080" },
           governor: { enabled: false },
           ha: {
-            enabled: true,
+            enabled: opts.ha ?? true,
             node: { id: n, priority: n === "n1" ? 150 : 100, address: `${LAB.nodes[n]}/24` },
             interface: "eth0",
             virtualAddresses: [`${LAB.vip}/24`],
@@ -512,6 +514,15 @@ export async function createHaLab(): Promise<HaLab> {
     vipAdds(from, to) {
       return [...vipEvents.n1, ...vipEvents.n2].filter((e) => e.add && e.t >= from && e.t <= to)
         .length;
+    },
+    async pids(n) {
+      const keepalived: number[] = [];
+      for (const f of ["keepalived.pid", "keepalived_vrrp.pid"]) {
+        try {
+          keepalived.push(Number((await Deno.readTextFile(`${dataDir(n)}/ha/${f}`)).trim()));
+        } catch { /* not running */ }
+      }
+      return { keepwire: nodes[n]?.pid ?? null, keepalived };
     },
     log: (n) => logs[n].join(""),
     close,
