@@ -15,6 +15,7 @@ import { HaEngineError, HaNotActiveError } from "../mod/ha/errors.ts";
 import type { TrackValues } from "../mod/ha/track.ts";
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { fakeClock } from "./supervisor_fakes.ts";
+import type { Level } from "../mod/governor/config.ts";
 
 class FakeEngine implements Engine {
   ev: EngineEvents;
@@ -156,7 +157,7 @@ Deno.test("ha module: conditions from the table force FAULT or add penalties; th
       readers: {
         essential_failed: () => essential,
         bypass_forced: () => bypass,
-        governor_critical: () => governor,
+        governor_top_level: () => governor,
         storage_failed: () => {
           throw new Error("no array status");
         },
@@ -172,7 +173,7 @@ Deno.test("ha module: conditions from the table force FAULT or add penalties; th
   assertEquals(r.mod.status().track!.faultReasons, ["essential_failed: queue-worker failed"]);
   essential = null;
   bypass = "lan: bypass";
-  governor = "critical";
+  governor = "severe";
   await r.fc.tickAsync(1000); // the poll
   assertEquals(r.engine.last, { fault: 0, priority: -140 });
   const changed = r.events.filter((e) => e.kind === "ha.track_changed").at(-1)!;
@@ -305,7 +306,7 @@ Deno.test("ha readers: what each condition reads from the runtime's modules", as
     { name: "smsc", criticality: "essential", state: "restarting" },
     { name: "stats", criticality: "optional", state: "failed" },
   ];
-  let level = "overload";
+  let level: Level = "overload";
   const r = haReaders({
     supervisor: { list: () => subs },
     bypass: { segments: () => [{ name: "lan", mode: "inline" }, { name: "wan", mode: "bypass" }] },
@@ -319,9 +320,9 @@ Deno.test("ha readers: what each condition reads from the runtime's modules", as
   assertEquals(r.essential_failed(), "smsc restarting");
   assertEquals(r.bypass_forced(), "wan bypass");
   assertEquals(r.storage_failed(), "md0 degraded");
-  assertEquals(r.governor_critical(), null);
-  level = "critical";
-  assertEquals(r.governor_critical(), "critical");
+  assertEquals(r.governor_top_level(), null);
+  level = "severe"; // the governor's highest level (LEVELS in mod/governor/config.ts)
+  assertEquals(r.governor_top_level(), "severe");
   subs[1].state = "ready";
   assertEquals(r.essential_failed(), null);
   assertEquals(haReaders({}).essential_failed(), null);

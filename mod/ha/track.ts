@@ -13,6 +13,10 @@
  * @module
  */
 import type { Clock, TimerId } from "../module.ts";
+import { type Level, LEVELS } from "../governor/config.ts";
+
+/** The governor's highest level (the condition below holds there). */
+const TOP_LEVEL: Level = LEVELS[LEVELS.length - 1];
 
 /** A condition keepwire watches and how it acts on keepalived. */
 export interface HaCondition {
@@ -52,11 +56,11 @@ export const HA_CONDITIONS: readonly HaCondition[] = [
     text: "storage is not healthy",
   },
   {
-    name: "governor_critical",
+    name: "governor_top_level",
     source: "governor",
     effect: "penalty",
     weight: -30,
-    text: "the load governor is at its critical level",
+    text: "the load governor is at its highest level",
   },
 ];
 
@@ -201,8 +205,8 @@ export interface HaSources {
   bypass?: { segments(): { name: string; mode: string }[] };
   /** The storage module's health. */
   storage?: { health?(): { ok: boolean; detail?: string } };
-  /** The governor's level. */
-  governor?: { readonly level: string };
+  /** The governor's level (typed: a renamed level breaks the build, not the condition). */
+  governor?: { readonly level: Level };
 }
 
 /** The readers of {@link HA_CONDITIONS} over the runtime's modules. */
@@ -222,6 +226,6 @@ export function haReaders(s: HaSources): Record<HaConditionName, ConditionReader
       const h = s.storage?.health?.();
       return h && !h.ok ? h.detail ?? "not healthy" : null;
     },
-    governor_critical: () => s.governor?.level === "critical" ? "critical" : null,
+    governor_top_level: () => s.governor?.level === TOP_LEVEL ? TOP_LEVEL : null,
   };
 }
