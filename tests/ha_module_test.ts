@@ -16,6 +16,7 @@ import type { TrackValues } from "../mod/ha/track.ts";
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { fakeClock } from "./supervisor_fakes.ts";
 import type { Level } from "../mod/governor/config.ts";
+import type { Criticality, SubsystemState } from "../mod/supervisor/api.ts";
 
 class FakeEngine implements Engine {
   ev: EngineEvents;
@@ -301,7 +302,7 @@ Deno.test("ha routes: public GET, failover and maintenance with errors mapped by
 
 Deno.test("ha readers: what each condition reads from the runtime's modules", async () => {
   const { haReaders } = await import("../mod/ha/track.ts");
-  const subs = [
+  const subs: { name: string; criticality: Criticality; state: SubsystemState }[] = [
     { name: "queue", criticality: "essential", state: "ready" },
     { name: "smsc", criticality: "essential", state: "restarting" },
     { name: "stats", criticality: "optional", state: "failed" },

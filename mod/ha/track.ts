@@ -14,6 +14,8 @@
  */
 import type { Clock, TimerId } from "../module.ts";
 import { type Level, LEVELS } from "../governor/config.ts";
+import type { Criticality, SubsystemState } from "../supervisor/api.ts";
+import type { SegmentMode } from "../../hw/bypass/types.ts";
 
 /** The governor's highest level (the condition below holds there). */
 const TOP_LEVEL: Level = LEVELS[LEVELS.length - 1];
@@ -197,12 +199,15 @@ export class TrackControl {
   }
 }
 
-/** The parts of other modules the conditions read (structural: no module imports). */
+/**
+ * The parts of other modules the conditions read: structural, with the other modules'
+ * own types for the words compared (a renamed state or level breaks the build).
+ */
 export interface HaSources {
   /** The supervisor: its subsystems with criticality and state. */
-  supervisor?: { list(): { name: string; criticality: string; state: string }[] };
+  supervisor?: { list(): { name: string; criticality: Criticality; state: SubsystemState }[] };
   /** The bypass module: its segments and their modes. */
-  bypass?: { segments(): { name: string; mode: string }[] };
+  bypass?: { segments(): { name: string; mode: SegmentMode }[] };
   /** The storage module's health. */
   storage?: { health?(): { ok: boolean; detail?: string } };
   /** The governor's level (typed: a renamed level breaks the build, not the condition). */
