@@ -82,7 +82,12 @@ type WebhookCfg = Extract<ChannelConfig, { type: "webhook" }>;
 export const ID_HEADER = "X-Keepwire-Alert-Id";
 
 function emailChannel(cfg: EmailCfg): Channel {
+  // a pool keeps one connection open between mails (a backlog drains without a TCP and
+  // SMTP handshake per mail); it reconnects by itself when the server closed it
   const transport = nodemailer.createTransport({
+    pool: true,
+    maxConnections: 1,
+    maxMessages: 100,
     host: cfg.host,
     port: cfg.port,
     secure: cfg.security === "tls",
