@@ -117,8 +117,12 @@ const segmentBase = z.strictObject({
   ).describe("the two ports of the segment"),
   driver: z.enum(BYPASS_DRIVER_KINDS).default("mock").describe("mock, silicom, gpio or tc"),
   description: z.string().max(200).optional().describe("free text shown in the UI"),
-  policies: segmentPoliciesSchema.prefault({}),
-  watchdog: segmentWatchdogSchema.prefault({}),
+  policies: segmentPoliciesSchema.prefault({}).describe(
+    "what the card does by itself: at power off, power up, watchdog expiry",
+  ),
+  watchdog: segmentWatchdogSchema.prefault({}).describe(
+    "the card's own watchdog: bypasses the segment when keepwire stops petting it",
+  ),
   mock: mockBypassOptionsSchema.optional().describe("options of driver mock"),
   silicom: silicomBypassOptionsSchema.optional().describe("options of driver silicom"),
   gpio: gpioBypassOptionsSchema.optional().describe("options of driver gpio (required)"),
@@ -236,7 +240,7 @@ export const bypassConfigSchema = z.strictObject({
   retry: z.strictObject({
     initialMs: z.number().int().min(10).default(1000).describe("first retry after a failed switch"),
     maxMs: z.number().int().min(10).default(30_000).describe("retry interval doubles up to this"),
-  }).prefault({}),
+  }).prefault({}).describe("retries of a failed switch"),
   onStop: z.enum(["bypass", "keep"]).default("bypass").describe(
     "on an orderly stop of keepwire: put every segment in bypass (disconnect stays), or keep modes",
   ),

@@ -93,7 +93,7 @@ export const channelSchema = z.discriminatedUnion("type", [
 
 /** Who hears alerts over which channel. */
 export const recipientSchema = z.strictObject({
-  name: nameSchema,
+  name: nameSchema.describe("recipient name (rules name it)"),
   channel: nameSchema.describe("name of a channel in alert.channels"),
   to: z.string().max(254).optional().describe(
     "e-mail address or phone number (E.164, e.g. +3612345678); none for webhooks",
@@ -113,15 +113,15 @@ export const ruleSchema = z.strictObject({
   )
     .default(["*"]).describe("event kinds (exact, or a prefix ending in *; * alone: all)"),
   modules: z.array(z.string().min(1)).optional().describe("only events of these modules"),
-  minSeverity: z.enum(SEVERITIES).default("warning"),
+  minSeverity: z.enum(SEVERITIES).default("warning").describe("only events this severe or more"),
   recipients: z.array(nameSchema).min(1).describe("recipient names"),
 });
 
 /** Retry policy (per delivery). */
 export const retrySchema = z.strictObject({
-  initialMs: z.number().int().min(10).default(5_000),
-  maxMs: z.number().int().min(10).default(3_600_000),
-  factor: z.number().min(1).max(10).default(2),
+  initialMs: z.number().int().min(10).default(5_000).describe("first retry after this"),
+  maxMs: z.number().int().min(10).default(3_600_000).describe("longest delay between retries"),
+  factor: z.number().min(1).max(10).default(2).describe("each delay is the last one times this"),
   jitter: z.number().min(0).max(1).default(0.2).describe("± share of each delay chosen at random"),
   maxAttempts: z.number().int().min(1).default(100).describe("then the delivery is failed"),
   permanent: z.enum(["fail", "retry"]).default("fail").describe(
@@ -131,23 +131,29 @@ export const retrySchema = z.strictObject({
 
 /** The alert section. */
 export const alertConfigSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  channels: z.record(nameSchema, channelSchema).default({}),
-  recipients: z.array(recipientSchema).default([]),
+  enabled: z.boolean().default(true).describe("send alerts (false: none are sent or queued)"),
+  channels: z.record(nameSchema, channelSchema).default({}).describe(
+    "delivery channels by name: SMTP mail, SMS gateway, webhook",
+  ),
+  recipients: z.array(recipientSchema).default([]).describe("who hears alerts, over which channel"),
   defaultRules: z.boolean().default(true).describe(
     "send the built-in alerts (failover, RAID, SMART, ...) to every recipient",
   ),
-  rules: z.array(ruleSchema).default([]),
-  retry: retrySchema.default(() => retrySchema.parse({})),
+  rules: z.array(ruleSchema).default([]).describe(
+    "routing rules: matching events go to recipients",
+  ),
+  retry: retrySchema.default(() => retrySchema.parse({})).describe("retries of a failed delivery"),
   rateLimit: z.strictObject({
-    count: z.number().int().min(1).default(30),
-    perMs: z.number().int().min(1000).default(3_600_000),
+    count: z.number().int().min(1).default(30).describe("deliveries allowed per window"),
+    perMs: z.number().int().min(1000).default(3_600_000).describe("the window (ms)"),
   }).default({ count: 30, perMs: 3_600_000 }).describe(
     "per channel: at most count deliveries per perMs; the rest wait (never dropped)",
   ),
   flap: z.strictObject({
-    changes: z.number().int().min(2).default(4),
-    windowMs: z.number().int().min(1000).default(600_000),
+    changes: z.number().int().min(2).default(4).describe(
+      "alerts about one thing that count as flapping",
+    ),
+    windowMs: z.number().int().min(1000).default(600_000).describe("within this window (ms)"),
   }).default({ changes: 4, windowMs: 600_000 }).describe(
     "more than `changes` alerts about one thing within windowMs become one summary",
   ),

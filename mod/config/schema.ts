@@ -31,11 +31,16 @@ export function typeName(v: unknown): string {
 
 /** Schema of the whole configuration. */
 export const configSchema = z.strictObject({
+  $schema: z.string().optional().describe(
+    "the JSON Schema editors check this file with (docs/keepwire.schema.json); keepwire ignores it",
+  ),
   identity: z.strictObject({
     name: z.string().min(1).max(64).default("keepwire").describe("appliance name shown in UI"),
     vendor: z.string().default("keepwire").describe("vendor of the appliance"),
     model: z.string().default("generic").describe("model of the appliance"),
-  }).default({ name: "keepwire", vendor: "keepwire", model: "generic" }),
+  }).default({ name: "keepwire", vendor: "keepwire", model: "generic" }).describe(
+    "who the appliance is: shown in the UI, the status and the API",
+  ),
   dataDir: z.string().min(1).default("./var").describe(
     "data directory: database, control socket, state (env KEEPWIRE_DATA)",
   ),
@@ -44,42 +49,65 @@ export const configSchema = z.strictObject({
       "address of the web UI and API (env KEEPWIRE_LISTEN)",
     ),
     tls: z.strictObject({
-      enabled: z.boolean().default(false),
+      enabled: z.boolean().default(false).describe("serve the UI and API over HTTPS"),
       cert: z.string().optional().describe("PEM certificate; generated self-signed when absent"),
       key: z.string().optional().describe("PEM private key"),
-    }).default({ enabled: false }),
+    }).default({ enabled: false }).describe("HTTPS for the web UI and API"),
     allowedHosts: z.array(
       z.string().regex(/^[A-Za-z0-9.:_\[\]-]{1,253}$/, "a host name or address"),
     )
       .default([]).describe(
         "extra names/addresses clients may use in the Host header (added to: the listen address, localhost, 127.0.0.1, [::1], the box's hostname and, on a wildcard listen, its interface addresses)",
       ),
-  }).default({ listen: "127.0.0.1:8080", tls: { enabled: false }, allowedHosts: [] }),
+  }).default({ listen: "127.0.0.1:8080", tls: { enabled: false }, allowedHosts: [] }).describe(
+    "the web UI, the HTTP API and /metrics",
+  ),
   store: z.strictObject({
     retention: z.strictObject({
       maxEvents: z.number().int().min(100).default(100_000).describe("events kept at most"),
       maxAgeDays: z.number().min(1).default(90).describe("events older than this are dropped"),
-    }).default({ maxEvents: 100_000, maxAgeDays: 90 }),
+    }).default({ maxEvents: 100_000, maxAgeDays: 90 }).describe(
+      "how long the event journal keeps events",
+    ),
     synchronous: z.enum(["NORMAL", "FULL"]).default("NORMAL").describe(
       "NORMAL survives a crash of keepwire, FULL also a power loss",
     ),
-  }).default({ retention: { maxEvents: 100_000, maxAgeDays: 90 }, synchronous: "NORMAL" }),
+  }).default({ retention: { maxEvents: 100_000, maxAgeDays: 90 }, synchronous: "NORMAL" })
+    .describe("the SQLite store in the data directory (event journal, users, state)"),
   hardware: z.strictObject({
-    bypass: bypassConfigSchema.default(() => bypassConfigSchema.parse({})),
-    raid: raidConfigSchema.default(() => raidConfigSchema.parse({})),
-    watchdog: watchdogConfigSchema.default(() => watchdogConfigSchema.parse({})),
+    bypass: bypassConfigSchema.default(() => bypassConfigSchema.parse({})).describe(
+      "network bypass segments: port pairs shorted into a wire on failure (docs/bypass.md)",
+    ),
+    raid: raidConfigSchema.default(() => raidConfigSchema.parse({})).describe(
+      "RAID (md) arrays and SMART disk health (docs/storage.md)",
+    ),
+    watchdog: watchdogConfigSchema.default(() => watchdogConfigSchema.parse({})).describe(
+      "the hardware watchdog (/dev/watchdog) keepwire pets while healthy",
+    ),
   }).default(() => ({
     bypass: bypassConfigSchema.parse({}),
     raid: raidConfigSchema.parse({}),
     watchdog: watchdogConfigSchema.parse({}),
-  })),
-  supervisor: supervisorConfigSchema.default(() => supervisorConfigSchema.parse({})),
+  })).describe(
+    "the appliance's hardware: bypass relays, disks, watchdog (driver mock: no hardware)",
+  ),
+  supervisor: supervisorConfigSchema.default(() => supervisorConfigSchema.parse({})).describe(
+    "how subsystems are supervised and keepwire watches itself (docs/supervisor.md)",
+  ),
   subsystems: z.array(subsystemSpecSchema).default([]).describe("supervised subsystems"),
-  governor: governorConfigSchema.default(() => governorConfigSchema.parse({})),
-  update: updateConfigSchema.default(() => updateConfigSchema.parse({})),
-  ha: haConfigSchema.default(() => haConfigSchema.parse({})),
+  governor: governorConfigSchema.default(() => governorConfigSchema.parse({})).describe(
+    "the load governor: pressure signals, levels, shedding (docs/governor.md)",
+  ),
+  update: updateConfigSchema.default(() => updateConfigSchema.parse({})).describe(
+    "signed A/B image updates: slots, boot loader, activation (docs/update.md)",
+  ),
+  ha: haConfigSchema.default(() => haConfigSchema.parse({})).describe(
+    "high availability with a peer through keepalived (docs/ha.md)",
+  ),
   log: logConfigSchema.default(() => logConfigSchema.parse({})),
-  alert: alertConfigSchema.default(() => alertConfigSchema.parse({})),
+  alert: alertConfigSchema.default(() => alertConfigSchema.parse({})).describe(
+    "alerts: events sent to people through channels (mail, webhooks)",
+  ),
   shutdownTimeoutMs: z.number().int().min(100).default(10_000).describe(
     "orderly stop must finish within this time",
   ),

@@ -147,7 +147,7 @@ export const routeRuleSchema = z.strictObject({
     .describe('exact path, or a prefix ending in "*"'),
   methods: z.array(z.string().regex(/^[A-Z]+$/, "upper-case HTTP method")).optional()
     .describe("only these methods (default: all)"),
-  priority: prioritySchema,
+  priority: prioritySchema.describe("priority of requests to this path"),
 });
 /** One route rule. */
 export type RouteRule = z.infer<typeof routeRuleSchema>;
@@ -236,7 +236,9 @@ const admissionSchema = z.strictObject({
     overload: 2,
     severe: 5,
   }, "Retry-After seconds of a 503, per level"),
-  concurrency: concurrencySchema.default(() => concurrencySchema.parse({})),
+  concurrency: concurrencySchema.default(() => concurrencySchema.parse({})).describe(
+    "requests served at once, per priority",
+  ),
   defaultPriority: prioritySchema.default("standard").describe(
     "priority of a route no rule matches",
   ),
@@ -280,36 +282,48 @@ export const governorConfigSchema = z.strictObject({
   hysteresis: z.number().gt(0).max(1).default(0.8).describe(
     "to leave a level, signals must fall below this fraction of its thresholds",
   ),
-  thresholds: thresholdsSchema.default(() => thresholdsSchema.parse({})),
+  thresholds: thresholdsSchema.default(() => thresholdsSchema.parse({})).describe(
+    "per signal, the value that raises each level",
+  ),
   signals: z.strictObject({
     lag: z.strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("sample this signal"),
       probeIntervalMs: z.number().int().min(1).max(1000).default(10).describe(
         "timer-drift probe interval",
       ),
       alpha: z.number().gt(0).max(1).default(0.3).describe("EWMA weight of a new drift sample"),
-    }).default({ enabled: true, probeIntervalMs: 10, alpha: 0.3 }),
+    }).default({ enabled: true, probeIntervalMs: 10, alpha: 0.3 }).describe(
+      "event-loop lag of keepwire itself (timer drift)",
+    ),
     psi: z.strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("sample this signal"),
       root: z.string().default("/proc/pressure").describe("directory with cpu, memory, io"),
-    }).default({ enabled: true, root: "/proc/pressure" }),
+    }).default({ enabled: true, root: "/proc/pressure" }).describe(
+      "Linux pressure stall information: CPU, memory and I/O pressure of the box",
+    ),
     cgroup: z.strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("sample this signal"),
       root: z.string().default("/sys/fs/cgroup").describe(
         "cgroup v2 directory with memory.current, memory.max, cpu.stat",
       ),
-    }).default({ enabled: true, root: "/sys/fs/cgroup" }),
-    rss: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+    }).default({ enabled: true, root: "/sys/fs/cgroup" }).describe(
+      "keepwire's cgroup: memory use against its limit, CPU throttling",
+    ),
+    rss: z.strictObject({
+      enabled: z.boolean().default(true).describe("sample this signal"),
+    }).default({ enabled: true }).describe("keepwire's resident memory"),
     queues: z.strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("sample this signal"),
       staleAfterMs: z.number().int().min(100).default(10_000).describe(
         "a subsystem's queue report older than this is ignored",
       ),
-    }).default({ enabled: true, staleAfterMs: 10_000 }),
+    }).default({ enabled: true, staleAfterMs: 10_000 }).describe(
+      "queue age reported by subsystems through the SDK (suspended ones are not counted)",
+    ),
     http: z.strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("sample this signal"),
       alpha: z.number().gt(0).max(1).default(0.5).describe("EWMA weight of a new sample"),
-    }).default({ enabled: true, alpha: 0.5 }),
+    }).default({ enabled: true, alpha: 0.5 }).describe("HTTP request latency of the API"),
   }).default(() => ({
     lag: { enabled: true, probeIntervalMs: 10, alpha: 0.3 },
     psi: { enabled: true, root: "/proc/pressure" },
@@ -317,13 +331,17 @@ export const governorConfigSchema = z.strictObject({
     rss: { enabled: true },
     queues: { enabled: true, staleAfterMs: 10_000 },
     http: { enabled: true, alpha: 0.5 },
-  })),
+  })).describe("the pressure signals sampled (docs/governor.md: units and thresholds)"),
   actions: z.strictObject({
     suspend: z.boolean().default(true).describe(
       "suspend subsystems by their criticality (optional, important; never essential)",
     ),
-    suspendOptionalAt: levelSchema.default("elevated"),
-    suspendImportantAt: levelSchema.default("overload"),
+    suspendOptionalAt: levelSchema.default("elevated").describe(
+      "level at which optional subsystems are suspended",
+    ),
+    suspendImportantAt: levelSchema.default("overload").describe(
+      "level at which important subsystems are suspended",
+    ),
     debugSampleRate: perLevel(z.number().min(0).max(1), {
       normal: 1,
       elevated: 0.1,
@@ -342,8 +360,10 @@ export const governorConfigSchema = z.strictObject({
     suspendImportantAt: "overload" as const,
     debugSampleRate: { normal: 1, elevated: 0.1, overload: 0.01, severe: 0 },
     uiRefreshMs: { normal: 1000, elevated: 3000, overload: 10_000, severe: 30_000 },
-  })),
-  admission: admissionSchema.default(() => admissionSchema.parse({})),
+  })).describe("what the governor does at each level"),
+  admission: admissionSchema.default(() => admissionSchema.parse({})).describe(
+    "admission control of HTTP requests by priority",
+  ),
   traceFile: z.string().min(1).optional().describe(
     "append one JSON line of signals per sample here (a trace for `keepwire governor replay`)",
   ),

@@ -94,7 +94,7 @@ const baseSchema = z.strictObject({
     address: cidrSchema.optional().describe(
       "this node's address on ha.interface with its prefix, e.g. 10.231.0.11/24 (required when enabled)",
     ),
-  }).default({ id: "node1", priority: 100 }),
+  }).default({ id: "node1", priority: 100 }).describe("this node in the pair"),
   interface: z.string().regex(IFNAME_RE, "a network interface name (max 15 characters)")
     .optional().describe("interface VRRP runs on and the virtual addresses live on"),
   virtualRouterId: z.number().int().min(1).max(255).default(51).describe(
@@ -130,10 +130,10 @@ const baseSchema = z.strictObject({
     ping: z.array(haPingTrackSchema).default([]).describe(
       "ping targets; an unanswered one lowers the priority by its weight",
     ),
-  }).default({ ping: [] }),
+  }).default({ ping: [] }).describe("conditions that lower this node's priority"),
   keepalived: z.strictObject({
     command: z.string().min(1).default("keepalived").describe("keepalived binary"),
-  }).default({ command: "keepalived" }),
+  }).default({ command: "keepalived" }).describe("the keepalived keepwire runs"),
 });
 
 type HaBase = z.infer<typeof baseSchema>;

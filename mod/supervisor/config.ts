@@ -60,8 +60,8 @@ export const escalationSchema = z.strictObject({
 export const probeCheckSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("http"),
-    url: z.string().url(),
-    method: z.enum(["GET", "HEAD", "POST"]).default("GET"),
+    url: z.string().url().describe("URL to request"),
+    method: z.enum(["GET", "HEAD", "POST"]).default("GET").describe("HTTP method"),
     expectStatus: z.array(z.number().int().min(100).max(599)).min(1).optional().describe(
       "accepted status codes (default: 200-399)",
     ),
@@ -78,20 +78,20 @@ export const probeCheckSchema = z.discriminatedUnion("type", [
   }),
   z.strictObject({
     type: z.literal("tcp"),
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
+    host: z.string().min(1).describe("host to connect to"),
+    port: z.number().int().min(1).max(65535).describe("TCP port that must accept a connection"),
   }),
   z.strictObject({
     type: z.literal("exec"),
-    command: z.string().min(1),
-    args: z.array(z.string()).default([]),
-    expectExit: z.number().int().min(0).max(255).default(0),
+    command: z.string().min(1).describe("executable to run"),
+    args: z.array(z.string()).default([]).describe("its arguments"),
+    expectExit: z.number().int().min(0).max(255).default(0).describe("exit status that means ok"),
   }),
 ]);
 
 /** Probe settings: check, interval, failure and recovery thresholds (like monit). */
 export const probeSchema = z.strictObject({
-  check: probeCheckSchema,
+  check: probeCheckSchema.describe("what is checked: an HTTP request, a TCP connect or a command"),
   intervalMs: z.number().int().min(10).default(5000).describe("time between checks"),
   timeoutMs: z.number().int().min(10).default(2000).describe("one check times out after this"),
   failureThreshold: z.number().int().min(1).max(1000).default(3).describe(
@@ -101,15 +101,15 @@ export const probeSchema = z.strictObject({
     "consecutive successes that make an unhealthy service ready again",
   ),
   restartCommand: z.strictObject({
-    command: z.string().min(1),
-    args: z.array(z.string()).default([]),
+    command: z.string().min(1).describe("executable"),
+    args: z.array(z.string()).default([]).describe("its arguments"),
   }).optional().describe("run to restart the watched service (e.g. systemctl restart foo)"),
 });
 
 const specObject = z.strictObject({
   name: nameSchema.describe("unique name"),
   kind: z.enum(["worker", "process", "probe"]).describe("worker | process | probe"),
-  description: z.string().max(200).optional(),
+  description: z.string().max(200).optional().describe("what the subsystem does (shown in the UI)"),
   criticality: z.enum(["essential", "important", "optional"]).default("important").describe(
     "essential subsystems are never suspended; their failure stops watchdog petting",
   ),
@@ -141,8 +141,12 @@ const specObject = z.strictObject({
   restart: z.enum(["always", "on-failure", "never"]).default("always").describe(
     "always | on-failure (not after a clean exit) | never",
   ),
-  backoff: backoffSchema.default(() => backoffSchema.parse({})),
-  intensity: intensitySchema.default(() => intensitySchema.parse({})),
+  backoff: backoffSchema.default(() => backoffSchema.parse({})).describe(
+    "delay between restarts: grows from initial to max, reset after a healthy run",
+  ),
+  intensity: intensitySchema.default(() => intensitySchema.parse({})).describe(
+    "restarts tolerated within a period before the subsystem is marked failed (escalation)",
+  ),
   after: z.array(nameSchema).default([]).describe("start after these are ready (ordering only)"),
   requires: z.array(nameSchema).default([]).describe(
     "needs these ready; their restart restarts this one",
@@ -294,7 +298,9 @@ export const supervisorConfigSchema = z.strictObject({
       "process stdout/stderr lines journaled per second (sustained)",
     ),
     burst: z.number().int().min(1).max(1_000_000).default(100).describe("lines in a burst"),
-  }).default({ linesPerSec: 20, burst: 100 }),
+  }).default({ linesPerSec: 20, burst: 100 }).describe(
+    "rate limit of process output copied into the journal (supervisor.output events)",
+  ),
   maxLeakedWorkerThreads: z.number().int().min(0).max(1000).default(2).describe(
     "hung Worker threads that survived terminate() (a Deno 2.9 bug) tolerated before keepwire " +
       "stops its systemd WATCHDOG=1 so systemd restarts it and reclaims the cores",

@@ -6,7 +6,9 @@ import { BOOTNAME_RE, BOOTNAME_RULE, SLOT_CLASS_RE, SLOT_CLASS_RULE } from "./na
 /** One slot of a slot class. */
 export const slotSchema = z.strictObject({
   device: z.string().min(1).describe("block device or file"),
-  bootname: z.string().regex(BOOTNAME_RE, BOOTNAME_RULE),
+  bootname: z.string().regex(BOOTNAME_RE, BOOTNAME_RULE).describe(
+    "the slot's name in the boot loader's variables (e.g. A, B)",
+  ),
   size: z.number().int().min(1).optional().describe(
     "capacity in bytes of a file slot (block devices report their own size; a file slot " +
       "without it is limited only by its file system)",
@@ -78,10 +80,15 @@ const updateSectionSchema = z.strictObject({
   ),
   keyring: z.string().optional().describe("PEM file with one or more Ed25519 public keys"),
   bootedSlot: z.string().optional().describe("booted slot's bootname (tests; else from cmdline)"),
-  bootloader: bootConfigSchema.default({ backend: "file", file: "./var/bootenv.json" }),
+  bootloader: bootConfigSchema.default({ backend: "file", file: "./var/bootenv.json" }).describe(
+    "where the boot variables live: GRUB's grubenv, U-Boot's environment, or a file (tests)",
+  ),
   slots: z.record(
     z.string().regex(SLOT_CLASS_RE, `slot class names: ${SLOT_CLASS_RULE}`),
-    z.strictObject({ a: slotSchema, b: slotSchema }),
+    z.strictObject({
+      a: slotSchema.describe("the A slot"),
+      b: slotSchema.describe("the B slot"),
+    }),
   ).default({}).describe(
     "slot classes, each with its a and b slot; every class has the same two bootnames",
   ),
@@ -100,9 +107,15 @@ const updateSectionSchema = z.strictObject({
   ),
   chunkSize: z.number().int().min(65_536).max(64 * 1024 * 1024).default(4 * 1024 * 1024)
     .describe("bytes per read/write; 4 buffers of this size are in flight"),
-  activation: activationSchema.default(() => activationSchema.parse({})),
-  launcher: launcherSchema.default(() => launcherSchema.parse({})),
-  download: downloadSchema.default(() => downloadSchema.parse({})),
+  activation: activationSchema.default(() => activationSchema.parse({})).describe(
+    "switching to the new slot: reboot or restart, the health gate, tries before rollback",
+  ),
+  launcher: launcherSchema.default(() => launcherSchema.parse({})).describe(
+    "how the launcher starts keepwire from the booted slot (restart mode)",
+  ),
+  download: downloadSchema.default(() => downloadSchema.parse({})).describe(
+    "installing from a URL: retries and stall timeout",
+  ),
 });
 
 /**
