@@ -205,7 +205,7 @@ Deno.test("auth: a browser that signed in before is not locked out by someone el
   store.close();
 });
 
-Deno.test("auth: parallel wrong logins cannot outrun the lockout; the right password is refused once locked", async () => {
+Deno.test("auth: parallel logins cannot outrun the lockout: at most 5 of 41 guesses are checked, the right one among them", async () => {
   const t = await startTestRuntime();
   try {
     const u = new Users(t.rt.store);
@@ -216,22 +216,25 @@ Deno.test("auth: parallel wrong logins cannot outrun the lockout; the right pass
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ username: "admin", password: pw }),
       });
-    const rs = await Promise.all(Array.from({ length: 40 }, () => login("wrong password!")));
+    // 40 wrong passwords and the right one among them, all at once: at most
+    // freeFailures of them may be checked at all (the rest are refused before hashing),
+    // so the right one gets in only if it was among those few
+    const rs = await Promise.all([
+      ...Array.from({ length: 20 }, () => login("wrong password!")),
+      login("a long enough secret"),
+      ...Array.from({ length: 20 }, () => login("wrong password!")),
+    ]);
     const statuses = rs.map((r) => r.status);
     await Promise.all(rs.map((r) => r.body?.cancel()));
-    const hashed = statuses.filter((s) => s === 401).length;
+    const hashed = statuses.filter((s) => s === 401 || s === 200).length;
     assert(
       hashed <= u.throttle.policy.freeFailures,
-      `${hashed} of 40 parallel guesses were checked (at most ${u.throttle.policy.freeFailures})`,
+      `${hashed} of 41 parallel guesses were checked (at most ${u.throttle.policy.freeFailures}): ${statuses}`,
     );
-    assert(statuses.every((s) => s === 401 || s === 429 || s === 503), statuses.join(","));
-    for (const r of rs.filter((r) => r.status !== 401)) {
+    assert(statuses.every((s) => [200, 401, 429, 503].includes(s)), statuses.join(","));
+    for (const r of rs.filter((r) => r.status === 429 || r.status === 503)) {
       assert(Number(r.headers.get("retry-after")) >= 1, "429/503 must say when to retry");
     }
-    const r = await login("a long enough secret");
-    assertEquals(r.status, 429, "the right password must not get in while locked");
-    assert(Number(r.headers.get("retry-after")) > 0);
-    await r.body?.cancel();
     const kinds = t.rt.store.events({ module: "auth" }).map((e) => e.kind);
     assert(kinds.includes("auth.login_failed"));
     assert(kinds.includes("auth.login_refused"));

@@ -59,9 +59,26 @@ export const configSchema = z.strictObject({
       .default([]).describe(
         "extra names/addresses clients may use in the Host header (added to: the listen address, localhost, 127.0.0.1, [::1], the box's hostname and, on a wildcard listen, its interface addresses)",
       ),
-  }).default({ listen: "127.0.0.1:8080", tls: { enabled: false }, allowedHosts: [] }).describe(
-    "the web UI, the HTTP API and /metrics",
-  ),
+    connections: z.strictObject({
+      headerMs: z.number().int().min(100).max(600_000).default(10_000).describe(
+        "the first request head must arrive within this (ms)",
+      ),
+      idleMs: z.number().int().min(100).max(3_600_000).default(120_000).describe(
+        "close a connection silent both ways this long (ms)",
+      ),
+      maxConnections: z.number().int().min(1).max(100_000).default(512).describe(
+        "open connections at most",
+      ),
+      maxPerAddress: z.number().int().min(1).max(100_000).default(64).describe(
+        "open connections per client address at most",
+      ),
+    }).default({ headerMs: 10_000, idleMs: 120_000, maxConnections: 512, maxPerAddress: 64 }),
+  }).default({
+    listen: "127.0.0.1:8080",
+    tls: { enabled: false },
+    allowedHosts: [],
+    connections: { headerMs: 10_000, idleMs: 120_000, maxConnections: 512, maxPerAddress: 64 },
+  }).describe("the web UI, the HTTP API and /metrics"),
   store: z.strictObject({
     retention: z.strictObject({
       maxEvents: z.number().int().min(100).default(100_000).describe("events kept at most"),

@@ -9,6 +9,7 @@ import { controlSocketPath } from "../cli/client.ts";
 import type { Module, PartHealth } from "../module.ts";
 import { createApp, type RuntimeView, type WebEnv } from "./app.ts";
 import { loadTls } from "./tls.ts";
+import { Front } from "./front.ts";
 import type {} from "./events.ts";
 
 export { createApp, type HealthReport, type RuntimeView, type WebEnv } from "./app.ts";
@@ -22,6 +23,7 @@ export class WebModule implements Module {
   #app: Hono<WebEnv> | undefined;
   #tcp: Deno.HttpServer<Deno.NetAddr> | undefined;
   #unix: Deno.HttpServer<Deno.UnixAddr> | undefined;
+  #front: Front | undefined;
   #listening = "";
   #scheme = "http";
 
@@ -68,27 +70,43 @@ export class WebModule implements Module {
       }
     }
     this.#scheme = tls ? "https" : "http";
-    await new Promise<void>((resolve, reject) => {
-      try {
-        this.#tcp = Deno.serve({
-          hostname,
-          port,
-          ...(tls ?? {}),
-          onListen: (a) => {
-            this.#listening = `${
-              a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
-            }:${a.port}`;
-            resolve();
-          },
-          onError: (e) => {
-            console.error("web:", e);
-            return new Response("internal error", { status: 500 });
-          },
-        }, (req, info) => app.fetch(req, { trusted: false, remote: info.remoteAddr }));
-      } catch (e) {
-        reject(new Error(`web: cannot listen on ${hostname}:${port}: ${(e as Error).message}`));
-      }
+    // The HTTP server listens on an ephemeral loopback port; the front (front.ts) owns
+    // the configured address, enforces connection timeouts and caps, terminates TLS and
+    // tells the server who each client is.
+    const https = !!tls;
+    let front: Front | undefined;
+    // Deno.serve binds before it returns: its address is known at once
+    this.#tcp = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: () => {},
+      onError: (e) => {
+        console.error("web:", e);
+        return new Response("internal error", { status: 500 });
+      },
+    }, (req, info) => {
+      const remote = front?.remoteOf(info.remoteAddr.port);
+      if (!remote) return new Response("connect to the configured address", { status: 403 });
+      // the front terminated TLS: the request is https as far as the client knows
+      const r = https ? new Request(req.url.replace(/^http:/, "https:"), req) : req;
+      return app.fetch(r, { trusted: false, remote });
     });
+    try {
+      front = new Front({
+        hostname,
+        port,
+        upstreamPort: this.#tcp.addr.port,
+        tls,
+        limits: this.#view.config.web.connections,
+      });
+    } catch (e) {
+      await this.#tcp.shutdown();
+      this.#tcp = undefined;
+      throw new Error(`web: cannot listen on ${hostname}:${port}: ${(e as Error).message}`);
+    }
+    this.#front = front;
+    const a = front.addr;
+    this.#listening = `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
     const oldUmask = Deno.umask(0o177);
     try {
       this.#unix = Deno.serve({
@@ -105,7 +123,7 @@ export class WebModule implements Module {
   /** Stop both listeners (open SSE streams are cut). */
   async stop(): Promise<void> {
     const sock = controlSocketPath(this.#view.config.dataDir);
-    await Promise.allSettled([this.#tcp?.shutdown(), this.#unix?.shutdown()]);
+    await Promise.allSettled([this.#front?.close(), this.#tcp?.shutdown(), this.#unix?.shutdown()]);
     try {
       await Deno.remove(sock);
     } catch { /* gone */ }
@@ -122,6 +140,10 @@ export class WebModule implements Module {
 
   /** Status. */
   status(): unknown {
-    return { listen: this.#listening, tls: this.#view.config.web.tls.enabled };
+    return {
+      listen: this.#listening,
+      tls: this.#view.config.web.tls.enabled,
+      connections: this.#front?.stats,
+    };
   }
 }
