@@ -368,3 +368,16 @@ Deno.test("bad configuration: recipient address, template placeholder and URL ar
     assertStringIncludes(msg, field);
   }
 });
+
+Deno.test("10,000 events about different things in a burst: the rate limit holds sends to count per window, none dropped", async () => {
+  const t = setup({ rateLimit: { count: 30, perMs: 3_600_000 } });
+  await t.mod.start();
+  for (let i = 0; i < 10_000; i++) t.publish("storage.array_degraded", degraded(`md${i}`));
+  await t.tick(60_000);
+  assertEquals(t.channel.sent.length, 30);
+  assertEquals(t.mod.status().counts.pending, 9_970);
+  await t.tick(3_600_000);
+  assertEquals(t.channel.sent.length, 60);
+  assertEquals(t.mod.status().counts.pending, 9_940);
+  await t.mod.stop();
+});

@@ -20,16 +20,20 @@ import type { Hono } from "hono";
 import type { KwEvent } from "../events/mod.ts";
 import { severityRank } from "../events/mod.ts";
 import type { MetricFamily } from "../web/metrics.ts";
+import { z } from "zod";
 import {
   type AlertConfig,
   type ChannelConfig,
+  checkAddress,
   defaultAlertConfig,
   type Recipient,
+  recipientSchema,
 } from "./config.ts";
 import { type Channel, createChannel, DeliveryError, type Message } from "./channels.ts";
 import { type Delivery, type DeliveryState, Outbox } from "./outbox.ts";
 import { defaultRuleMatches, describe, esc, render, renderSummary } from "./render.ts";
-import { AlertNotFoundError, AlertStateError } from "./errors.ts";
+import { AlertInputError, AlertNotFoundError, AlertStateError } from "./errors.ts";
+import { zodFields } from "../web/errors.ts";
 import { alertRoutes } from "./routes.ts";
 import "./events.ts";
 
@@ -47,6 +51,8 @@ const SELF_KINDS = new Set([
 
 /** Settings key of the journal cursor (last event id routed). */
 const CURSOR_KEY = "alert.cursor";
+/** Settings key of the recipients set through the API (they replace the config's). */
+const RECIPIENTS_KEY = "alert.recipients";
 /** Settings key prefix of stopped webhook endpoints. */
 const STOPPED_KEY = "alert.stopped.";
 /** Journal events routed at start at most. */
@@ -150,6 +156,16 @@ export class AlertModule implements Module {
   start(): Promise<void> {
     const { store, bus, clock } = this.#ctx;
     this.#outbox = new Outbox(store, () => clock.now());
+    const stored = store.getSetting<unknown>(RECIPIENTS_KEY);
+    if (stored !== undefined) {
+      try {
+        this.#useRecipients(this.checkRecipients(stored));
+      } catch (e) {
+        // a stored list the config no longer fits (a channel removed): the config's list
+        // is used, and the stored one is kept for the operator to fix
+        console.error(`alert: stored recipients not used: ${(e as Error).message}`);
+      }
+    }
     if (!this.#cfg.enabled) return Promise.resolve();
     for (const [name, c] of Object.entries(this.#cfg.channels)) {
       this.#channels.set(name, this.#factory(c));
@@ -655,6 +671,85 @@ export class AlertModule implements Module {
   }
 
   // ---- operate ----
+
+  #useRecipients(list: Recipient[]): void {
+    this.#recipients = new Map(list.map((r) => [r.name, r]));
+  }
+
+  /** The recipients in force, and where they come from. */
+  recipients(): { source: "config" | "api"; recipients: Recipient[] } {
+    return {
+      source: this.#ctx.store.getSetting(RECIPIENTS_KEY) !== undefined ? "api" : "config",
+      recipients: [...this.#recipients.values()],
+    };
+  }
+
+  /**
+   * Validate a recipient list against the channels and rules in force; throws
+   * {@link AlertInputError} naming each bad field (`recipients[1].to`, ...).
+   */
+  checkRecipients(input: unknown): Recipient[] {
+    const r = z.array(recipientSchema).max(200).safeParse(input);
+    if (!r.success) {
+      const fields = Object.fromEntries(
+        Object.entries(zodFields(r.error.issues)).map((
+          [k, v],
+        ) => [`recipients${k.startsWith("[") ? "" : "."}${k}`, v]),
+      );
+      throw new AlertInputError(
+        `invalid recipients: ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}`,
+        fields,
+      );
+    }
+    const fields: Record<string, string> = {};
+    const names = new Set<string>();
+    r.data.forEach((rec, i) => {
+      if (names.has(rec.name)) fields[`recipients[${i}].name`] = `duplicate recipient ${rec.name}`;
+      names.add(rec.name);
+      const ch = this.#cfg.channels[rec.channel];
+      if (!ch) {
+        fields[`recipients[${i}].channel`] = `no channel named ${rec.channel} in alert.channels`;
+        return;
+      }
+      const problem = checkAddress(ch.type, rec.to);
+      if (problem) fields[`recipients[${i}].to`] = problem;
+    });
+    this.#cfg.rules.forEach((rule, i) =>
+      rule.recipients.forEach((n, j) => {
+        if (!names.has(n)) {
+          fields[`rules[${i}].recipients[${j}]`] =
+            `rule names recipient ${n}, which the list drops`;
+        }
+      })
+    );
+    if (Object.keys(fields).length) {
+      throw new AlertInputError(
+        `invalid recipients: ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}`,
+        fields,
+      );
+    }
+    return r.data;
+  }
+
+  /**
+   * Replace the recipients (stored; they outlive restarts and replace the config's list).
+   * Deliveries already queued keep their address: nothing queued is lost. `null` goes back
+   * to the config's list.
+   */
+  setRecipients(input: unknown | null): { source: "config" | "api"; recipients: Recipient[] } {
+    if (input === null) {
+      this.#ctx.store.deleteSetting(RECIPIENTS_KEY);
+      this.#useRecipients(this.#cfg.recipients);
+    } else {
+      const list = this.checkRecipients(input);
+      this.#ctx.store.setSetting(RECIPIENTS_KEY, list);
+      this.#useRecipients(list);
+    }
+    if (this.#digestTimer === undefined && this.#outbox && this.#cfg.enabled) {
+      this.#scheduleDigest();
+    }
+    return this.recipients();
+  }
 
   /** Send a test message over a channel now (not through the outbox); the server's answer. */
   async testSend(channelName: string, to?: string): Promise<TestSendResult> {

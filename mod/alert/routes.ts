@@ -8,6 +8,9 @@
  * - POST /alert/outbox/:id/retry   → {delivery} (409 unless failed)
  * - POST /alert/retry-failed       → {retried: n}
  * - GET  /alert/history?limit=     → sent and failed deliveries, newest first
+ * - GET  /alert/recipients         → {source: config|api, recipients}
+ * - PUT  /alert/recipients {recipients:[...]} → the same (stored; replaces the config's list)
+ * - DELETE /alert/recipients       → back to the config's list
  * @module
  */
 import { Hono } from "hono";
@@ -48,7 +51,7 @@ export function alertRoutes(m: AlertModule): Hono {
     c.json({
       enabled: m.config.enabled,
       channels: m.channelsView(),
-      recipients: m.config.recipients,
+      recipients: m.recipients().recipients,
       defaultRules: m.config.defaultRules,
       rules: m.config.rules,
       retry: m.config.retry,
@@ -76,5 +79,14 @@ export function alertRoutes(m: AlertModule): Hono {
     ].sort((a, b) => b.seq - a.seq).slice(0, limit);
     return c.json({ deliveries: rows });
   });
+  app.get("/alert/recipients", (c) => c.json(m.recipients()));
+  app.put("/alert/recipients", async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body !== "object" || body === null || !("recipients" in body)) {
+      throw new AlertInputError('expected {"recipients": [...]}', { recipients: "required" });
+    }
+    return c.json(m.setRecipients((body as { recipients: unknown }).recipients));
+  });
+  app.delete("/alert/recipients", (c) => c.json(m.setRecipients(null)));
   return app;
 }
