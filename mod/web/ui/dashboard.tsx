@@ -113,7 +113,7 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                         <Badge value={str(s.mode)} />
                       </td>
                       <td class="muted">
-                        {arr(s.holds).map((h) => str(h.reason ?? h.name)).join(", ")}
+                        {arr(s.holds).map((h) => str(h.reason)).join(", ")}
                       </td>
                     </tr>
                   ))}

@@ -18,7 +18,8 @@ import type { TokenInfo, UserInfo } from "../users.ts";
 
 export type { Internal, PageDeps } from "./page_deps.tsx";
 export { EventRows } from "./page_deps.tsx";
-import { bypassPage, storagePage, subsystemsPage, updatePage } from "./parts.tsx";
+import { storagePage, subsystemsPage, updatePage } from "./parts.tsx";
+import { bypassPage } from "../../bypass/page.tsx";
 
 function page(
   c: Context<WebEnv>,
