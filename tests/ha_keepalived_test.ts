@@ -38,7 +38,7 @@ function ha(extra: Record<string, unknown> = {}) {
 
 const paths = keepalivedPaths("/var/lib/keepwire/");
 
-Deno.test("keepalived.conf: VRRPv3, notify FIFO, both track files, nopreempt by default", () => {
+Deno.test("keepalived.conf: VRRPv3, notify FIFO, both track files, the liveness script, nopreempt by default", () => {
   const conf = renderKeepalivedConf(ha({ advertMs: 100 }), paths);
   for (
     const line of [
@@ -62,6 +62,12 @@ Deno.test("keepalived.conf: VRRPv3, notify FIFO, both track files, nopreempt by 
       "    10.231.0.50/24 dev kt0",
       "    kw_fault",
       "    kw_priority",
+      "vrrp_script kw_alive {",
+      '  script "/var/lib/keepwire/ha/alive.sh /var/lib/keepwire/ha/alive 3000"',
+      "  weight 0",
+      "    kw_alive",
+      "  script_user root",
+      "  enable_script_security",
     ]
   ) assert(conf.split("\n").includes(line), `missing line ${JSON.stringify(line)} in\n${conf}`);
   assert(!conf.includes("unicast_peer"), "multicast unless ha.unicast");
@@ -160,6 +166,9 @@ Deno.test({
       await sh("ip", "-n", ns, "link", "add", "kt0", "type", "veth", "peer", "name", "kt1");
       const p = keepalivedPaths(dir);
       await Deno.mkdir(p.dir);
+      // keepalived -t disables a track script it cannot find
+      const { ALIVE_SCRIPT } = await import("../mod/ha/keepalived.ts");
+      await Deno.writeTextFile(p.aliveScript, ALIVE_SCRIPT, { mode: 0o755 });
       const variants = [
         ha(),
         ha({ advertMs: 10, holdDownMs: 500 }),
@@ -184,4 +193,26 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("liveness script: passes on a fresh heartbeat, fails on a stale or missing one", async () => {
+  const { ALIVE_SCRIPT } = await import("../mod/ha/keepalived.ts");
+  const dir = await Deno.makeTempDir({ prefix: "kw-ha-alive-" });
+  try {
+    await Deno.writeTextFile(`${dir}/alive.sh`, ALIVE_SCRIPT);
+    const run = async (content: string | null) => {
+      if (content === null) await Deno.remove(`${dir}/alive`).catch(() => {});
+      else await Deno.writeTextFile(`${dir}/alive`, content);
+      return (await new Deno.Command("/bin/sh", {
+        args: [`${dir}/alive.sh`, `${dir}/alive`, "3000"],
+        stderr: "null",
+      }).output()).code;
+    };
+    assertEquals(await run(`${Date.now()}\n`), 0);
+    assertEquals(await run(`${Date.now() - 2500}\n`), 0);
+    assertEquals(await run(`${Date.now() - 3500}\n`), 1, "stale");
+    assert((await run(null)) !== 0, "missing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

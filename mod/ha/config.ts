@@ -122,6 +122,10 @@ const baseSchema = z.strictObject({
   preemptDelayMs: z.number().int().min(0).max(1_000_000).multipleOf(1000).default(0).describe(
     "with preempt: wait this long (whole seconds) before taking the address back",
   ),
+  aliveTimeoutMs: z.number().int().min(1000).max(60_000).default(3000).describe(
+    "keepwire's main loop writes a heartbeat every 500 ms; keepalived goes to FAULT when it " +
+      "is older than this (a stuck keepwire; checked every second)",
+  ),
   failoverHoldMs: z.number().int().min(100).max(600_000).default(3000).describe(
     "`ha failover` keeps this node in FAULT this long so the peer takes over",
   ),

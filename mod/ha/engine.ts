@@ -8,6 +8,7 @@
  */
 import { HaEngineError } from "./errors.ts";
 import {
+  ALIVE_SCRIPT,
   keepalivedCommand,
   type KeepalivedPaths,
   keepalivedPaths,
@@ -110,6 +111,7 @@ export class KeepalivedEngine implements Engine {
   #fifoLoop: Promise<void> | null = null;
   #stopping = false;
   #config: string | null = null;
+  #aliveTimer: ReturnType<typeof setInterval> | undefined;
 
   /** Build (nothing runs until start). */
   constructor(
@@ -145,11 +147,23 @@ export class KeepalivedEngine implements Engine {
     await Deno.mkdir(p.dir, { recursive: true });
     this.#config = renderKeepalivedConf(this.#ha, p);
     writeAtomic(p.config, this.#config);
-    const wrap = this.#opts.wrap ?? [];
-    await checkKeepalivedConf(this.#ha.keepalived.command, p.config, wrap);
     // keepalived starts in FAULT until keepwire has evaluated its conditions and writes 0
     writeAtomic(p.faultFile, "1\n");
     writeAtomic(p.priorityFile, "0\n");
+    // the heartbeat keepalived checks every second: written by this (main) event loop,
+    // so a stuck keepwire stops it and keepalived goes to FAULT
+    writeAtomic(p.aliveScript, ALIVE_SCRIPT);
+    Deno.chmodSync(p.aliveScript, 0o755);
+    this.#beat();
+    if (this.#aliveTimer === undefined) this.#aliveTimer = setInterval(() => this.#beat(), 500);
+    const wrap = this.#opts.wrap ?? [];
+    try {
+      await checkKeepalivedConf(this.#ha.keepalived.command, p.config, wrap);
+    } catch (e) {
+      clearInterval(this.#aliveTimer);
+      this.#aliveTimer = undefined;
+      throw e;
+    }
     await this.#openFifo();
     const setpriv = this.#opts.deathSignal === false ? null : findSetpriv();
     const { command, args } = keepalivedCommand(this.#ha.keepalived.command, p, setpriv);
@@ -163,6 +177,8 @@ export class KeepalivedEngine implements Engine {
         stderr: "piped",
       }).spawn();
     } catch (e) {
+      clearInterval(this.#aliveTimer);
+      this.#aliveTimer = undefined;
       await this.#closeFifo();
       throw new HaEngineError(`cannot run ${full[0]}: ${(e as Error).message}`, e);
     }
@@ -178,8 +194,16 @@ export class KeepalivedEngine implements Engine {
     return { pid: child.pid };
   }
 
+  #beat(): void {
+    try {
+      writeAtomic(this.#paths.aliveFile, `${Date.now()}\n`);
+    } catch { /* keepalived sees a stale heartbeat: FAULT, which is right when we cannot write */ }
+  }
+
   async stop(): Promise<void> {
     this.#stopping = true;
+    if (this.#aliveTimer !== undefined) clearInterval(this.#aliveTimer);
+    this.#aliveTimer = undefined;
     const child = this.#child;
     if (child) {
       try {

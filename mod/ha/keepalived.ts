@@ -34,7 +34,25 @@ export interface KeepalivedPaths {
   pidFile: string;
   /** VRRP child pid file. */
   vrrpPidFile: string;
+  /** keepwire's heartbeat: epoch ms written by the main loop every 500 ms. */
+  aliveFile: string;
+  /** The script keepalived runs every second to check the heartbeat ({@link ALIVE_SCRIPT}). */
+  aliveScript: string;
 }
+
+/** Name of the liveness script in keepalived's config. */
+export const ALIVE_TRACK = "kw_alive";
+
+/**
+ * The liveness check keepalived runs (`vrrp_script`, weight 0: failure = FAULT): the
+ * heartbeat file holds epoch ms; older than the limit (ms, second argument) fails.
+ * It catches what the parent-death signal cannot: keepwire alive but stuck.
+ */
+export const ALIVE_SCRIPT = `#!/bin/sh
+# Rendered by keepwire: fails when keepwire's heartbeat ($1, epoch ms) is older than $2 ms.
+read -r t < "$1" || exit 1
+[ $(( $(date +%s%3N) - t )) -lt "$2" ]
+`;
 
 /** The paths under a data directory. */
 export function keepalivedPaths(dataDir: string): KeepalivedPaths {
@@ -47,6 +65,8 @@ export function keepalivedPaths(dataDir: string): KeepalivedPaths {
     priorityFile: `${dir}/priority.track`,
     pidFile: `${dir}/keepalived.pid`,
     vrrpPidFile: `${dir}/keepalived_vrrp.pid`,
+    aliveFile: `${dir}/alive`,
+    aliveScript: `${dir}/alive.sh`,
   };
 }
 
@@ -98,10 +118,10 @@ export function renderKeepalivedConf(
   L.push("  vrrp_garp_master_repeat 3");
   // realtime scheduling when timers run late: starvation is the usual cause of split brain
   L.push("  max_auto_priority");
-  if (ha.track.ping.length) {
-    L.push("  script_user root");
-    L.push("  enable_script_security");
-  }
+  // the liveness script (and ping tracks) run as root; keepalived refuses scripts in
+  // paths a non-root user could write to
+  L.push("  script_user root");
+  L.push("  enable_script_security");
   L.push("}");
   L.push(`track_file ${FAULT_TRACK} {`);
   L.push(`  file ${quote(paths.faultFile)}`);
@@ -112,6 +132,14 @@ export function renderKeepalivedConf(
   L.push(`  file ${quote(paths.priorityFile)}`);
   L.push("  weight 1");
   L.push("  init_file 0");
+  L.push("}");
+  L.push(`vrrp_script ${ALIVE_TRACK} {`);
+  L.push(`  script ${quote(`${paths.aliveScript} ${paths.aliveFile} ${ha.aliveTimeoutMs}`)}`);
+  L.push("  interval 1");
+  L.push("  timeout 1");
+  L.push("  weight 0");
+  L.push("  fall 1");
+  L.push("  rise 1");
   L.push("}");
   ha.track.ping.forEach((p, i) => {
     const secs = p.intervalMs / 1000;
@@ -148,11 +176,10 @@ export function renderKeepalivedConf(
   L.push(`    ${FAULT_TRACK}`);
   L.push(`    ${PRIORITY_TRACK}`);
   L.push("  }");
-  if (ha.track.ping.length) {
-    L.push("  track_script {");
-    ha.track.ping.forEach((_, i) => L.push(`    kw_ping_${i}`));
-    L.push("  }");
-  }
+  L.push("  track_script {");
+  L.push(`    ${ALIVE_TRACK}`);
+  ha.track.ping.forEach((_, i) => L.push(`    kw_ping_${i}`));
+  L.push("  }");
   L.push("}");
   return L.join("\n") + "\n";
 }

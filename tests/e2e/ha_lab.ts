@@ -104,6 +104,8 @@ export interface HaLab {
   killNode(n: NodeName, signal?: Deno.Signal): Promise<void>;
   /** Full HA status of a node through its control socket, or null when it does not answer. */
   status(n: NodeName): Promise<HaStatus | null>;
+  /** Send a signal to a node's keepwire without waiting (SIGSTOP: a stuck keepwire). */
+  signalNode(n: NodeName, signal: Deno.Signal): void;
   /** POST to a node's API. */
   post(n: NodeName, path: string, body: unknown): Promise<unknown>;
   /** Wait until a node reports `role` (throws with both nodes' states after `ms`). */
@@ -419,6 +421,9 @@ export async function createHaLab(opts: { ha?: boolean } = {}): Promise<HaLab> {
       c.kill(signal);
       await c.status;
       delete nodes[n];
+    },
+    signalNode(n, signal) {
+      nodes[n]?.kill(signal);
     },
     status,
     post: (n, path, body) => daemonRequest(dataDir(n), "POST", path, body),

@@ -5,7 +5,7 @@
  * manual failover; the old active stays standby; maintenance; kill -9 of keepwire
  * on the active (keepalived must not keep the address); the killed node returns as
  * standby; the active's link down (and healed); a partition without a witness (dual
- * active journalled and resolved by priority). Each prints its figures: ms from
+ * active journalled and resolved by priority); keepwire stuck on the active (SIGSTOP). Each prints its figures: ms from
  * the fault to the client answered by the new active, probes lost, ms with both
  * nodes holding the address, flaps. Bounds are generous (a busy 2-core machine);
  * the figures are what docs/ha.md reports.
@@ -34,7 +34,7 @@ async function stable(lab: HaLab, ms: number, expect: { active: "n1" | "n2" }): 
 
 Deno.test({
   name:
-    "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down, partition",
+    "ha lab: failover by hand, maintenance, kill -9 of keepwire, return as standby, link down, partition, stuck keepwire",
   ignore: missing !== undefined,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -152,10 +152,29 @@ Deno.test({
       assertEquals((await lab.status("n1"))!.dualActive.count, 1);
       await stable(lab, 1000, { active: "n1" });
 
+      // 8. keepwire stuck on the active (SIGSTOP: alive, its event loop frozen): its
+      // heartbeat goes stale, keepalived's liveness script fails, FAULT with a priority-0
+      // advert; the standby takes over within ha.aliveTimeoutMs (3 s) + the 1 s check.
+      // Resumed, it comes back as standby.
+      p = await lab.probe(0, async () => {
+        faultAt = Date.now();
+        lab.signalNode("n1", "SIGSTOP");
+        await lab.waitRole("n2", "active");
+        await new Promise((r) => setTimeout(r, 500));
+        lab.signalNode("n1", "SIGCONT");
+        await lab.waitRole("n1", "standby");
+      });
+      f = figures(lab, "keepwire stuck on the active (SIGSTOP)", p, faultAt, "n2", 1);
+      show(f);
+      all.push(f);
+      assert(f.answeredAfterMs !== null && f.answeredAfterMs < 6000, JSON.stringify(f));
+      assertEquals(f.dualHoldMs, 0);
+      await stable(lab, 1000, { active: "n2" });
+
       // the both-holding measurement itself can see an overlap: the address added by
       // hand on the standby for ~300 ms
       const t0 = Date.now();
-      await lab.addVipByHand("n2", 300);
+      await lab.addVipByHand("n1", 300);
       const overlap = lab.dualHoldMs(t0, Date.now() + 100);
       assert(overlap >= 200 && overlap < 2000, `measured ${overlap} ms of both holding`);
       console.log(`HA-LAB-JSON ${JSON.stringify(all)}`);
