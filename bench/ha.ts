@@ -46,14 +46,17 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): P
 
 const other = (n: NodeName): NodeName => n === "n1" ? "n2" : "n1";
 
-/** CPU seconds (user + system) used so far by these processes (/proc/PID/stat). */
+/**
+ * CPU seconds (user + system) used so far by these processes and their reaped children
+ * (/proc/PID/stat utime, stime, cutime, cstime: keepalived's liveness-script forks count).
+ */
 async function cpuSeconds(pids: number[]): Promise<number> {
   let ticks = 0;
   for (const pid of pids) {
     try {
       const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // fields 14-17
     } catch { /* gone */ }
   }
   return ticks / 100; // USER_HZ
