@@ -5,7 +5,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { kw, kwDaemon } from "./helpers/cli.ts";
 import { firstPasswordCommand, launcherName, shellWord } from "../mod/log/announce.ts";
-import { otherDataDirWarning } from "../mod/cli/daemons.ts";
+import { daemonOnSocket, otherDataDirWarning } from "../mod/cli/daemons.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -66,6 +66,10 @@ Deno.test("first minute: the startup line's command sets the first password; pas
     });
     await login.body?.cancel();
     assertEquals(login.status, 200, "the running daemon accepts the password");
+
+    // the daemon is also found through the configured directory's control socket
+    assertEquals(await daemonOnSocket(dir), { pid: d.child.pid, dataDir: dir });
+    assertEquals(await daemonOnSocket(other), null);
 
     // the wrong directory: the change is made, with a warning naming the daemon's one
     const wrong = await kw(["user", "passwd", "admin", "--password-stdin", "--data", other], {

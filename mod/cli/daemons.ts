@@ -8,6 +8,7 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import { LOCK_FILE } from "../data_dir_lock.ts";
+import { daemonRequest } from "./client.ts";
 
 /** One running daemon. */
 export interface RunningDaemon {
@@ -76,4 +77,34 @@ export function otherDataDirWarning(
   return `warning: no keepwire daemon uses ${resolve(dataDir)}; this change goes there, ` +
     `and the running one${daemons.length === 1 ? " does" : "s do"} not read it. ` +
     `For a running daemon:\n${lines.join("\n")}`;
+}
+
+/**
+ * The daemon answering on a data directory's control socket, with the data directory
+ * it reports (it may differ from `dataDir` through a symlink), or null. Finds a daemon
+ * that /proc does not show (another user's, without root).
+ */
+export async function daemonOnSocket(dataDir: string): Promise<RunningDaemon | null> {
+  try {
+    const s = await daemonRequest<{ pid?: number; dataDir?: string }>(
+      dataDir,
+      "GET",
+      "/api/status",
+    );
+    if (typeof s.pid !== "number") return null;
+    return { pid: s.pid, dataDir: resolve(dataDir, s.dataDir ?? ".") };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The daemons a command on `dataDir` should know about: those in /proc, plus the one
+ * on the configured data directory's control socket (when /proc does not show it).
+ */
+export async function knownDaemons(configuredDir: string): Promise<RunningDaemon[]> {
+  const found = runningDaemons();
+  const onSocket = await daemonOnSocket(configuredDir);
+  if (onSocket && !found.some((d) => d.pid === onSocket.pid)) found.push(onSocket);
+  return found;
 }

@@ -19,8 +19,15 @@ import {
 } from "../web/users.ts";
 import type {} from "../web/events.ts";
 import { launcherName, shellWord } from "../log/announce.ts";
-import { otherDataDirWarning } from "./daemons.ts";
-import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
+import { knownDaemons, otherDataDirWarning } from "./daemons.ts";
+import {
+  CliError,
+  commandConfig,
+  commandDataDir,
+  type CommonOpts,
+  EXIT,
+  printJson,
+} from "./common.ts";
 
 async function withUsers<T>(
   opts: CommonOpts,
@@ -100,6 +107,7 @@ export function registerUserCommands(program: Command): void {
       const warning = otherDataDirWarning(
         await commandDataDir(opts),
         (dir) => `${shellWord(launcherName())} user passwd ${name} --data ${shellWord(dir)}`,
+        await knownDaemons((await commandConfig({ config: opts.config })).dataDir),
       );
       if (warning) console.error(`keepwire: ${warning}`);
       let pw: string;
