@@ -134,3 +134,38 @@ Deno.test("ha config check: bad ha fields are named, exit 2", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ha page: disabled says so; enabled shows the role, keepalived's state and the buttons to an admin", async () => {
+  const off = await startTestRuntime();
+  try {
+    const r = await off.api("/ha");
+    assertEquals(r.status, 200);
+    const html = await r.text();
+    assertStringIncludes(html, "High availability");
+    assertStringIncludes(html, "HA is not enabled on this node");
+  } finally {
+    await off.close();
+  }
+  if (iface === undefined) return;
+  const t = await startTestRuntime({
+    ha: {
+      enabled: true,
+      node: { id: "n1", priority: 150, address: "10.231.0.11/24" },
+      interface: iface,
+      virtualAddresses: ["10.231.0.50/24"],
+      peers: [{ address: "10.231.0.12", id: "n2" }],
+      keepalived: { command: "/nonexistent/keepalived" },
+    },
+  });
+  try {
+    const html = await (await t.api("/ha")).text();
+    assertStringIncludes(html, 'data-ha-role="fault"');
+    assertStringIncludes(html, "NOT running");
+    assertStringIncludes(html, "/nonexistent/keepalived");
+    assertStringIncludes(html, 'data-api="/api/ha/maintenance"');
+    assert(!html.includes('data-api="/api/ha/failover"'), "no handover button unless active");
+    assertStringIncludes(html, 'href="/ha"');
+  } finally {
+    await t.close();
+  }
+});

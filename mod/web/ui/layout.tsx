@@ -10,6 +10,7 @@ export const NAV: readonly [string, string][] = [
   ["/subsystems", "Subsystems"],
   ["/bypass", "Bypass"],
   ["/storage", "Storage"],
+  ["/ha", "HA"],
   ["/update", "Update"],
   ["/events", "Events"],
   ["/users", "Users & tokens"],

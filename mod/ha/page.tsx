@@ -1,0 +1,123 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The HA page: this node's role and why, keepalived's view, what forces FAULT or
+ * lowers the priority, the last role changes, and the operator's buttons (handover,
+ * maintenance) with confirmation. It reads GET /api/ha/status as the typed
+ * {@link HaStatus} this module answers with.
+ * @module
+ */
+import type { Child } from "hono/jsx";
+import type { Principal } from "../web/users.ts";
+import type { PageDeps } from "../web/ui/page_deps.tsx";
+import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
+import type { HaStatus } from "./mod.ts";
+
+/** The HA page body. */
+export async function haPage(d: PageDeps, who: Principal | null): Promise<Child> {
+  const s = await d.internal<HaStatus>("/api/ha/status");
+  const admin = who?.role === "admin";
+  if (!s || !s.enabled) {
+    return (
+      <>
+        <h1>High availability</h1>
+        <p class="muted">
+          HA is not enabled on this node (<code>ha.enabled</code>; see docs/ha.md).
+        </p>
+      </>
+    );
+  }
+  const t = s.track;
+  return (
+    <>
+      <h1>High availability</h1>
+      <div class="grid">
+        <div class="card" data-ha-role={s.role}>
+          <h2>
+            {s.node} <Badge value={s.role} />
+          </h2>
+          <p class="muted">
+            since {fmtTime(s.since ? Date.parse(s.since) : null)} · {s.reason}
+          </p>
+          <p>virtual addresses: {s.virtualAddresses.join(", ") || "none"}</p>
+          <p>
+            peer {s.peers.map((p) => `${p.id ?? "?"} (${p.address})`).join(", ")}: role{" "}
+            {s.peer?.role ?? "unknown"} (the peer monitor is not built yet)
+          </p>
+          <p>
+            <Action
+              allowed={admin && s.role === "active"}
+              api="/api/ha/failover"
+              body={{ by: who?.name ?? "ui" }}
+              confirm={`Hand the active role to the peer? ${s.node} goes to FAULT for a moment and comes back as standby.`}
+              done="handover started"
+              cls="danger"
+            >
+              Hand over to the peer
+            </Action>{" "}
+            <Action
+              allowed={admin}
+              api="/api/ha/maintenance"
+              body={{ on: s.role !== "maintenance", by: who?.name ?? "ui" }}
+              confirm={s.role === "maintenance"
+                ? `End maintenance on ${s.node}? It returns as standby (or takes over if the peer is gone).`
+                : `Put ${s.node} in maintenance? It never becomes active until you end it.`}
+              done={s.role === "maintenance" ? "maintenance off" : "maintenance on"}
+            >
+              {s.role === "maintenance" ? "End maintenance" : "Maintenance"}
+            </Action>
+          </p>
+        </div>
+        <div class="card">
+          <h2>keepalived</h2>
+          <p>
+            {s.engine.running ? `running (pid ${s.engine.pid})` : "NOT running"} · state{" "}
+            {s.engine.state ?? "—"} · priority {s.engine.effectivePriority ?? "—"} (configured{" "}
+            {s.priority})
+          </p>
+          {s.engine.lastError ? <p class="muted">last error: {s.engine.lastError}</p> : null}
+          <p>
+            forced FAULT: {t?.fault ? t.faultReasons.join("; ") : "no"}
+          </p>
+          {t?.penalties.length
+            ? (
+              <ul>
+                {t.penalties.map((p) => (
+                  <li key={p.name}>priority {String(p.weight)}: {p.name} ({p.detail})</li>
+                ))}
+              </ul>
+            )
+            : <p class="muted">nothing lowers the priority</p>}
+          <p class="muted">
+            failover {s.policy.failover} · preempt {s.policy.preempt ? "on" : "off"} · advert{" "}
+            {String(s.policy.advertMs)} ms · dual actives seen {String(s.dualActive.count)}
+          </p>
+        </div>
+      </div>
+      <h2>Last role changes</h2>
+      <table>
+        <thead>
+          <tr>
+            <th>at</th>
+            <th>from</th>
+            <th>to</th>
+            <th>after</th>
+            <th>why</th>
+          </tr>
+        </thead>
+        <tbody>
+          {[...s.history].reverse().slice(0, 15).map((h) => (
+            <tr>
+              <td>{fmtTime(Date.parse(h.at))}</td>
+              <td>{h.from}</td>
+              <td>
+                <Badge value={h.to} />
+              </td>
+              <td>{`${h.afterMs} ms`}</td>
+              <td>{h.reason}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
