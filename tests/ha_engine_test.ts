@@ -92,12 +92,31 @@ Deno.test({
       m.setMaintenance(false, "test");
       await until("active after maintenance", () => m.status().role === "active");
 
+      // open descriptors on the FIFO (a pending read holds a duplicate of the handle)
+      const fifoFds = () =>
+        [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+          try {
+            return Deno.readLinkSync(`/proc/self/fd/${e.name}`).includes(
+              `${dataDir}/ha/notify.fifo`,
+            );
+          } catch {
+            return false;
+          }
+        }).length;
+      const fifoFdsBefore = fifoFds();
+      assert(fifoFdsBefore >= 1);
       Deno.kill(pid1, "SIGKILL");
       await until("fault when keepalived died", () => m.status().role === "fault");
       assertEquals(m.status().engine.running, false);
       await until("keepalived restarted", () => m.status().engine.running, 10_000);
       assert(m.status().engine.pid !== pid1);
       await until("active after the restart", () => m.status().role === "active");
+      // the notify FIFO is opened once per engine, not once per keepalived start
+      const fifoFdsAfter = fifoFds();
+      assert(
+        fifoFdsAfter <= fifoFdsBefore,
+        `no FIFO handle leaked by a keepalived restart (${fifoFdsBefore} -> ${fifoFdsAfter})`,
+      );
       await until("the address back", hasVip);
       const kinds = store.events({ module: "ha", limit: 1000 }).map((e) => e.kind);
       for (

@@ -235,6 +235,14 @@ export class KeepalivedEngine implements Engine {
 
   async #openFifo(): Promise<void> {
     const p = this.#paths.fifo;
+    // one FIFO per engine, kept across keepalived restarts (which open the same path):
+    // recreating it leaked the old handle and its pending read
+    if (this.#fifo) {
+      try {
+        if (Deno.statSync(p).isFifo) return;
+      } catch { /* removed: make a new one */ }
+      await this.#closeFifo();
+    }
     try {
       await Deno.remove(p);
     } catch { /* absent */ }
