@@ -381,3 +381,23 @@ Deno.test("10,000 events about different things in a burst: the rate limit holds
   assertEquals(t.mod.status().counts.pending, 9_940);
   await t.mod.stop();
 });
+
+Deno.test("first start: what this boot journalled before the module started is routed, older history is not", async () => {
+  const t = setup();
+  t.bus.publishUntyped({
+    module: "storage",
+    kind: "storage.array_degraded",
+    severity: "warning",
+    payload: degraded("md_old"),
+    time: t.clock.now() - 3_600_000,
+  });
+  t.publish("storage.array_degraded", degraded("md7"));
+  t.publish("watchdog.last_reset_by_watchdog", { device: "/dev/watchdog0" });
+  await t.mod.start();
+  await t.tick(10);
+  const texts = t.channel.sent.map((m) => m.text.split("\n")[0]);
+  assertEquals(texts.length, 2, texts.join(" | "));
+  assertStringIncludes(texts[0], "md7");
+  assertStringIncludes(texts[1], "hardware watchdog reset");
+  await t.mod.stop();
+});

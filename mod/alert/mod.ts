@@ -57,6 +57,8 @@ const RECIPIENTS_KEY = "alert.recipients";
 const STOPPED_KEY = "alert.stopped.";
 /** Journal events routed at start at most. */
 const CATCH_UP_MAX = 50_000;
+/** At the first start, journal events this recent are routed (this boot's). */
+const FIRST_START_LOOKBACK_MS = 10 * 60_000;
 /** Finished rows are kept this long. */
 const KEEP_MS = 30 * 86_400_000;
 
@@ -136,7 +138,7 @@ export class AlertModule implements Module {
   /** Build from the context (nothing is opened until start). */
   constructor(ctx: ModuleContext, opts: AlertOptions = {}) {
     this.#ctx = ctx;
-    this.#cfg = (ctx.config as { alert?: AlertConfig }).alert ?? defaultAlertConfig();
+    this.#cfg = ctx.config.alert ?? defaultAlertConfig();
     this.#random = opts.random ?? Math.random;
     this.#factory = opts.channel ?? createChannel;
     for (const r of this.#cfg.recipients) this.#recipients.set(r.name, r);
@@ -189,24 +191,21 @@ export class AlertModule implements Module {
       this.#log(s.channel).push(s.t);
     }
     this.#ob.trim(now - KEEP_MS);
-    // route what the journal holds after the cursor (journalled, then killed before routing)
+    // route what the journal holds after the cursor (journalled, then killed before routing);
+    // at the very first start, what this boot journalled before the module started (a
+    // watchdog reset found at start, a degraded array), not the older history
     const cursor = store.getSetting<number>(CURSOR_KEY);
-    if (cursor === undefined) {
-      const last = store.events({ limit: 1 })[0];
-      this.#cursor = last?.id ?? 0;
-      store.setSetting(CURSOR_KEY, this.#cursor);
-    } else {
-      this.#cursor = cursor;
-      let seen = 0;
-      while (seen < CATCH_UP_MAX) {
-        const batch = store.events({ sinceId: this.#cursor, order: "asc", limit: 1000 });
-        if (!batch.length) break;
-        for (const e of batch) if (!this.#ob.hasEvent(e.id)) this.#route(e);
-        this.#cursor = batch[batch.length - 1].id;
-        seen += batch.length;
-      }
-      store.setSetting(CURSOR_KEY, this.#cursor);
+    this.#cursor = cursor ??
+      store.events({ untilTime: now - FIRST_START_LOOKBACK_MS, limit: 1 })[0]?.id ?? 0;
+    let seen = 0;
+    while (seen < CATCH_UP_MAX) {
+      const batch = store.events({ sinceId: this.#cursor, order: "asc", limit: 1000 });
+      if (!batch.length) break;
+      for (const e of batch) if (!this.#ob.hasEvent(e.id)) this.#route(e);
+      this.#cursor = batch[batch.length - 1].id;
+      seen += batch.length;
     }
+    store.setSetting(CURSOR_KEY, this.#cursor);
     this.#unsub = bus.subscribe((e) => this.#onEvent(e));
     this.#scheduleDigest();
     this.#wake(now);
@@ -760,14 +759,6 @@ export class AlertModule implements Module {
     const appliance = this.#ctx.config.identity.name;
     const now = this.#ctx.clock.now();
     const t0 = performance.now();
-    const r = render({
-      id: 0,
-      time: now,
-      module: "alert",
-      kind: "alert.test",
-      severity: "info",
-      payload: {},
-    }, appliance);
     const what = `This is a test alert from ${appliance} over channel ${channelName}.`;
     try {
       const res = await channel.send({
@@ -782,7 +773,7 @@ export class AlertModule implements Module {
         kind: "alert.test",
         severity: "info",
         time: now,
-        appliance: r.subject ? appliance : appliance,
+        appliance,
       });
       return {
         ok: true,
