@@ -73,7 +73,7 @@ Deno.test({
       const health = await (await fetch(`${t.base}/api/health`)).json();
       assertEquals(health.parts.ha.ok, false);
       assertStringIncludes(health.parts.ha.detail, "keepalived not running");
-      assertStringIncludes(health.parts.ha.detail, "/nonexistent/keepalived");
+      assertStringIncludes(health.parts.ha.detail, "cannot run /nonexistent/keepalived");
 
       const st = await kw(["ha", "status", "-d", t.dataDir]);
       assertEquals(st.code, 0, st.stderr);

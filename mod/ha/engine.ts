@@ -73,8 +73,8 @@ export function writeAtomic(path: string, text: string): void {
   Deno.renameSync(tmp, path);
 }
 
-/** Run a short command; returns its exit status and output. */
-async function run(cmd: string[]): Promise<{ ok: boolean; out: string }> {
+/** Run a short command; returns its exit status and output (`spawned` false: it could not run). */
+async function run(cmd: string[]): Promise<{ ok: boolean; out: string; spawned: boolean }> {
   try {
     const o = await new Deno.Command(cmd[0], {
       args: cmd.slice(1),
@@ -82,9 +82,13 @@ async function run(cmd: string[]): Promise<{ ok: boolean; out: string }> {
       stderr: "piped",
     }).output();
     const dec = new TextDecoder();
-    return { ok: o.success, out: (dec.decode(o.stdout) + dec.decode(o.stderr)).trim() };
+    return {
+      ok: o.success,
+      out: (dec.decode(o.stdout) + dec.decode(o.stderr)).trim(),
+      spawned: true,
+    };
   } catch (e) {
-    return { ok: false, out: (e as Error).message };
+    return { ok: false, out: (e as Error).message, spawned: false };
   }
 }
 
@@ -95,6 +99,7 @@ export async function checkKeepalivedConf(
   wrap: string[] = [],
 ): Promise<void> {
   const r = await run([...wrap, binary, "-t", "-f", file, "-l"]);
+  if (!r.spawned) throw new HaEngineError(`cannot run ${binary}: ${r.out}`);
   if (!r.ok) {
     throw new HaEngineError(`configuration refused by keepalived -t: ${r.out || "no output"}`);
   }
