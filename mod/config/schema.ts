@@ -72,7 +72,8 @@ export const configSchema = z.strictObject({
       maxPerAddress: z.number().int().min(1).max(100_000).default(64).describe(
         "open connections per client address at most",
       ),
-    }).default({ headerMs: 10_000, idleMs: 120_000, maxConnections: 512, maxPerAddress: 64 }),
+    }).default({ headerMs: 10_000, idleMs: 120_000, maxConnections: 512, maxPerAddress: 64 })
+      .describe("connection timeouts and caps of the web listener (see docs/security.md)"),
   }).default({
     listen: "127.0.0.1:8080",
     tls: { enabled: false },
