@@ -51,6 +51,8 @@ async function run(opts: { bounded: boolean; log: (s: string) => void }): Promis
         retry: { initialMs: 200, maxMs: 1000 },
         // every start is an alert about the same thing: no flap folding here
         flap: { changes: 1000, windowMs: 60_000 },
+        // nor the default 30 per hour (it holds across restarts)
+        rateLimit: { count: 1000, perMs: 60_000 },
       },
     }),
   );
@@ -81,7 +83,7 @@ async function run(opts: { bounded: boolean; log: (s: string) => void }): Promis
         "/api/alert/outbox?limit=1000",
       );
       return r.deliveries.length === kills + 1 && r.deliveries.every((x) => x.status === "sent");
-    }, 30_000).catch((e) => opts.log(String(e)));
+    }, 120_000).catch((e) => opts.log(String(e)));
     last.child.kill("SIGTERM");
     await last.child.status;
     // slow DATA held by killed runs may still land
