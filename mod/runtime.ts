@@ -421,6 +421,7 @@ const MODULES: readonly ModuleEntry[] = [
         storage: w.get("storage"),
         governor: w.get("governor"),
       }),
+      health: () => w.rt.health(),
     })),
   entry("alert", (w) => createAlertModule(w.ctx)),
 ];

@@ -74,6 +74,16 @@ function printStatus(s: HaStatus): void {
   if (peer) {
     console.log(`peer ${peer.id ?? "-"} ${peer.address}: role ${s.peer?.role ?? "unknown"}`);
   }
+  const l = s.peerLink;
+  if (l) {
+    console.log(
+      `peer link: ${l.reachable ? "reachable" : "NOT reachable"}` +
+        (l.version ? `, version ${l.version}` : "") +
+        (l.degraded.length ? `, degraded: ${l.degraded.join("; ")}` : "") +
+        (l.lastError ? `, last error: ${l.lastError}` : "") +
+        `, refused ${l.refused} answers / ${l.refusedInbound} requests`,
+    );
+  }
   console.log(`virtual addresses: ${s.virtualAddresses.join(", ")}`);
   const e = s.engine;
   console.log(

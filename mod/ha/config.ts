@@ -129,6 +129,28 @@ const baseSchema = z.strictObject({
   failoverHoldMs: z.number().int().min(100).max(600_000).default(3000).describe(
     "`ha failover` keeps this node in FAULT this long so the peer takes over",
   ),
+  peerLink: z.strictObject({
+    port: z.number().int().min(1).max(65535).default(7440).describe(
+      "TCP port of the peer link on both nodes (own listener, routes /peer/v1/...)",
+    ),
+    bind: ipv4Schema.optional().describe("address to listen on (default: ha.node.address)"),
+    secret: z.string().min(16).max(256).describe(
+      "the pair secret, the same on both nodes (at least 16 characters; redacted)",
+    ),
+    pairId: z.string().regex(NAME_RE, "lowercase letters, digits, - and _ (max 32)").optional()
+      .describe("the pair's id, the same on both nodes (default: vrid-<virtualRouterId>)"),
+    intervalMs: z.number().int().min(100).max(60_000).default(1000).describe(
+      "how often each node reads the peer's health",
+    ),
+    timeoutMs: z.number().int().min(100).max(60_000).default(1500).describe(
+      "a poll without an answer this long failed",
+    ),
+    lostAfter: z.number().int().min(1).max(100).default(3).describe(
+      "failed polls in a row before ha.peer_lost",
+    ),
+  }).optional().describe(
+    "mutual monitoring over the peer link (HMAC with the pair secret; no TLS yet)",
+  ),
   witness: haWitnessSchema.optional().describe("corosync-qnetd witness (not built yet)"),
   track: z.strictObject({
     ping: z.array(haPingTrackSchema).default([]).describe(

@@ -1,8 +1,7 @@
 /**
  * The HA module's event kinds and payloads (merged into the bus's EventMap).
- * `ha.peer_lost`, `ha.peer_degraded` and `ha.quorum_lost` are declared for the peer
- * monitor and the witness, which are not built yet (docs/ha.md): nothing publishes
- * them today.
+ * `ha.quorum_lost` is declared for the witness, which is not built yet (docs/ha.md):
+ * nothing publishes it today.
  * @module
  */
 import type {} from "../events/mod.ts";
@@ -37,10 +36,22 @@ declare module "../events/mod.ts" {
     "ha.maintenance_changed": { node: string; on: boolean; by: string };
     /** A notify FIFO line keepwire could not use (counted, never acted on). */
     "ha.engine_line_refused": { node: string; line: string };
-    /** The peer stopped answering (peer monitor: not built yet). */
+    /** The peer stopped answering on the peer link (`lostAfter` polls in a row). */
     "ha.peer_lost": { node: string; peer: string; reason: string };
-    /** The peer reports unhealthy parts (peer monitor: not built yet). */
+    /** The peer reports unhealthy parts ("name: detail" each). */
     "ha.peer_degraded": { node: string; peer: string; parts: string[] };
+    /** The peer answers again (`from: lost`) or reports no unhealthy part (`degraded`). */
+    "ha.peer_recovered": { node: string; peer: string; from: string };
+    /** The peer runs another keepwire version (same peer protocol: still monitored). */
+    "ha.peer_version": { node: string; peer: string; peerVersion: string; version: string };
+    /** A peer message refused: unauthenticated, stale, replay, other pair, malformed, incompatible. */
+    "ha.peer_refused": {
+      node: string;
+      direction: string;
+      reason: string;
+      detail: string;
+      count: number;
+    };
     /** Both nodes were active (seen by the higher-priority one when a partition healed). */
     "ha.dual_active": { node: string; peer: string; resolvedBy: string };
     /** The node lost quorum (witness: not built yet). */
@@ -59,6 +70,9 @@ export const HA_EVENTS = [
   "ha.engine_line_refused",
   "ha.peer_lost",
   "ha.peer_degraded",
+  "ha.peer_recovered",
+  "ha.peer_version",
+  "ha.peer_refused",
   "ha.dual_active",
   "ha.quorum_lost",
 ] as const;

@@ -8,9 +8,11 @@
  * A dual active seen when a partition heals is journalled (`ha.dual_active`) by the
  * higher-priority node; keepalived resolves it by priority.
  *
- * Not built yet (docs/ha.md): the peer API and monitor (peer role, peer_lost,
- * peer_degraded), the corosync-qnetd witness, failover `manual`,
- * layer-3 notify hooks, the UI page.
+ * With `ha.peerLink`, each node reads the other's health over the peer link (peer.ts):
+ * `ha.peer_lost`, `ha.peer_degraded`, `ha.peer_recovered`, `ha.peer_version`.
+ *
+ * Not built yet (docs/ha.md): TLS on the peer link, the corosync-qnetd witness,
+ * failover `manual`, layer-3 notify hooks.
  * @module
  */
 import { Hono } from "hono";
@@ -29,13 +31,25 @@ import {
 import { INSTANCE, parseFifoLine } from "./keepalived.ts";
 import { type HaRole, RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import { type ConditionReader, HA_CONDITIONS, TrackControl, type TrackView } from "./track.ts";
+import {
+  PEER_HEALTH_PATH,
+  PEER_PROTOCOL,
+  type PeerHealth,
+  PeerMonitor,
+  type PeerRefusal,
+  peerRoutes,
+  type PeerView,
+} from "./peer.ts";
+import { VERSION } from "../version.ts";
 import "./events.ts";
+import type { EventMap } from "../events/mod.ts";
 
 export { type HaConfig, haConfigSchema } from "./config.ts";
 export { HA_EVENTS } from "./events.ts";
 export { HaDisabledError, HaEngineError, HaNotActiveError } from "./errors.ts";
 export { type HaRole, ROLE_TRANSITIONS, RoleMachine } from "./role.ts";
 export { HA_CONDITIONS, haReaders, type HaSources } from "./track.ts";
+export { PEER_HEALTH_PATH, PEER_PROTOCOL, type PeerHealth, type PeerView } from "./peer.ts";
 
 /** Store key of the persisted maintenance flag. */
 export const MAINTENANCE_KEY = "ha.maintenance";
@@ -46,8 +60,11 @@ export interface HaPublicStatus {
   node: string;
   /** This node's role (`disabled` when ha.enabled is false). */
   role: HaRole | "disabled";
-  /** The peer: its id and role (`unknown` until the peer monitor is built). */
-  peer: { id: string | null; role: "unknown" } | null;
+  /**
+   * The peer: its id and role as the peer link last reported it (`unknown` before the
+   * first answer or without ha.peerLink, `unreachable` once lost).
+   */
+  peer: { id: string | null; role: string } | null;
   /** The virtual addresses (held by the active node). */
   virtualAddresses: string[];
 }
@@ -81,6 +98,8 @@ export interface HaStatus extends HaPublicStatus {
   policy: { failover: string; preempt: boolean; advertMs: number; holdDownMs: number };
   /** The peer as configured. */
   peers: { address: string; id: string | null }[];
+  /** What the peer link knows (null without ha.peerLink). */
+  peerLink: (PeerView & { url: string; listening: string | null }) | null;
   /** Recent role transitions, newest last. */
   history: {
     from: string;
@@ -118,6 +137,8 @@ export interface HaModule extends Module, HaApi {
   health(): PartHealth;
   /** Re-read every condition now (tests; the module polls). */
   evaluate(): TrackView | null;
+  /** Poll the peer now (tests; the module polls every ha.peerLink.intervalMs). */
+  pollPeer(): Promise<void>;
 }
 
 /** What the HA module is wired with besides its context. */
@@ -133,6 +154,12 @@ export interface HaDeps {
   engineOptions?: KeepalivedEngineOptions;
   /** Re-evaluation period of the conditions (default 1000 ms). */
   pollMs?: number;
+  /** This node's health for the peer (the runtime's /api/health document). */
+  health?: () => { ok: boolean; parts: Record<string, PartHealth> };
+  /** Where the peer link listens (tests: 127.0.0.1 and port 0). */
+  peerListen?: { hostname: string; port: number };
+  /** The peer's health URL (tests; default http://<peer>:<port>/peer/v1/health). */
+  peerUrl?: string;
 }
 
 /** Body of POST /api/ha/failover. */
@@ -183,6 +210,10 @@ class HaModuleImpl implements HaModule {
   #log: string[] = [];
   #dualActive = 0;
   #dualActiveAt: number | null = null;
+  #peer: PeerMonitor | null = null;
+  #peerServer: Deno.HttpServer | null = null;
+  #peerListening: string | null = null;
+  #peerUrl = "";
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -246,6 +277,122 @@ class HaModuleImpl implements HaModule {
       },
     });
     await this.#startEngine();
+    this.#startPeerLink();
+  }
+
+  /** The pair id on the peer link. */
+  #pairId(): string {
+    return this.#cfg.peerLink?.pairId ?? `vrid-${this.#cfg.virtualRouterId}`;
+  }
+
+  /** This node's document for the peer. */
+  #peerHealth(): PeerHealth {
+    const own = this.health();
+    const h = this.#deps.health?.() ?? { ok: own.ok, parts: { ha: own } };
+    const snap = this.#machine.snapshot();
+    return {
+      protocol: PEER_PROTOCOL,
+      pairId: this.#pairId(),
+      node: this.#cfg.node.id,
+      version: VERSION,
+      role: this.#machine.role,
+      since: new Date(snap.since).toISOString(),
+      takeoverPending: false,
+      health: {
+        ok: h.ok,
+        parts: Object.fromEntries(
+          Object.entries(h.parts).map(([n, p]) => [n, {
+            ok: p.ok,
+            essential: p.essential,
+            ...(p.detail === undefined ? {} : { detail: String(p.detail).slice(0, 500) }),
+          }]),
+        ),
+      },
+    };
+  }
+
+  #peerRefused(direction: "inbound" | "outbound", reason: PeerRefusal, detail: string, n: number) {
+    if (n !== 1 && n % 100 !== 0) return;
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.peer_refused",
+      severity: "warning",
+      payload: { node: this.#cfg.node.id, direction, reason, detail, count: n },
+    });
+  }
+
+  #startPeerLink(): void {
+    const link = this.#cfg.peerLink;
+    const peer = this.#cfg.peers[0];
+    if (!link || !peer || this.#stopping) return;
+    const node = this.#cfg.node.id;
+    const peerName = peer.id ?? peer.address;
+    let inbound = 0;
+    const app = peerRoutes({
+      secret: link.secret,
+      pairId: this.#pairId(),
+      clock: this.#ctx.clock,
+      health: () => this.#peerHealth(),
+      onRefused: (reason, detail) => {
+        inbound++;
+        this.#peer?.countInbound();
+        this.#peerRefused("inbound", reason, detail, inbound);
+      },
+    });
+    const listen = this.#deps.peerListen ??
+      { hostname: link.bind ?? this.#cfg.node.address!.split("/")[0], port: link.port };
+    try {
+      this.#peerServer = Deno.serve({
+        hostname: listen.hostname,
+        port: listen.port,
+        onListen: () => {},
+      }, app.fetch);
+      const a = this.#peerServer.addr as Deno.NetAddr;
+      this.#peerListening = `${a.hostname}:${a.port}`;
+    } catch (e) {
+      this.#lastError = `peer link cannot listen on ${listen.hostname}:${listen.port}: ${
+        (e as Error).message
+      }`;
+    }
+    this.#peerUrl = this.#deps.peerUrl ??
+      `http://${peer.address}:${link.port}${PEER_HEALTH_PATH}`;
+    const pub = <K extends "ha.peer_lost" | "ha.peer_degraded" | "ha.peer_recovered">(
+      kind: K,
+      severity: "warning" | "notice",
+      payload: Omit<EventMap[K], "node" | "peer">,
+    ) =>
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind,
+        severity,
+        payload: { node, peer: peerName, ...payload } as EventMap[K],
+      });
+    this.#peer = new PeerMonitor({
+      clock: this.#ctx.clock,
+      url: this.#peerUrl,
+      secret: link.secret,
+      pairId: this.#pairId(),
+      node,
+      peerId: peer.id ?? null,
+      version: VERSION,
+      intervalMs: link.intervalMs,
+      timeoutMs: link.timeoutMs,
+      lostAfter: link.lostAfter,
+      on: {
+        lost: (reason) => pub("ha.peer_lost", "warning", { reason }),
+        degraded: (parts) => pub("ha.peer_degraded", "warning", { parts }),
+        recovered: (from) => pub("ha.peer_recovered", "notice", { from }),
+        version: (peerVersion) =>
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.peer_version",
+            severity: "warning",
+            payload: { node, peer: peerName, peerVersion, version: VERSION },
+          }),
+        refused: (reason, detail, n) => this.#peerRefused("outbound", reason, detail, n),
+      },
+    });
+    this.#peer.start();
   }
 
   async stop(): Promise<void> {
@@ -255,10 +402,19 @@ class HaModuleImpl implements HaModule {
     if (this.#restartTimer !== undefined) this.#ctx.clock.clearTimeout(this.#restartTimer);
     for (const u of this.#unsubs) u();
     this.#unsubs = [];
+    this.#peer?.stop();
+    if (this.#peerServer) {
+      await this.#peerServer.shutdown().catch(() => {});
+      this.#peerServer = null;
+    }
     this.#track?.close();
     this.#running = false;
     await this.#engine?.stop();
     this.#machine.stop("keepwire stopping");
+  }
+
+  async pollPeer(): Promise<void> {
+    await this.#peer?.pollNow();
   }
 
   evaluate(): TrackView | null {
@@ -420,7 +576,12 @@ class HaModuleImpl implements HaModule {
     return {
       node: this.#cfg.node.id,
       role: this.#cfg.enabled ? this.#machine.role : "disabled",
-      peer: peer ? { id: peer.id ?? null, role: "unknown" } : null,
+      peer: peer
+        ? {
+          id: this.#peer?.view.id ?? peer.id ?? null,
+          role: this.#peer?.view.role ?? "unknown",
+        }
+        : null,
       virtualAddresses: [...this.#cfg.virtualAddresses],
     };
   }
@@ -454,6 +615,9 @@ class HaModuleImpl implements HaModule {
         holdDownMs: this.#cfg.holdDownMs,
       },
       peers: this.#cfg.peers.map((p) => ({ address: p.address, id: p.id ?? null })),
+      peerLink: this.#peer
+        ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
+        : null,
       history: snap.history.map((t) => ({
         from: t.from,
         to: t.to,
@@ -538,6 +702,23 @@ class HaModuleImpl implements HaModule {
         type: "counter",
         samples: [{ value: this.#dualActive }],
       },
+      ...(this.#peer
+        ? [{
+          name: "ha_peer_reachable",
+          help: "1 while the peer answers on the peer link",
+          type: "gauge" as const,
+          samples: [{ value: this.#peer.view.reachable ? 1 : 0 }],
+        }, {
+          name: "ha_peer_messages_refused_total",
+          help: "peer link messages refused (unauthenticated, stale, replay, other pair, " +
+            "malformed, incompatible), by direction",
+          type: "counter" as const,
+          samples: [
+            { labels: { direction: "outbound" }, value: this.#peer.view.refused },
+            { labels: { direction: "inbound" }, value: this.#peer.view.refusedInbound },
+          ],
+        }]
+        : []),
       {
         name: "ha_engine_lines_refused_total",
         help: "notify FIFO lines keepwire could not use",

@@ -41,8 +41,21 @@ export async function haPage(d: PageDeps, who: Principal | null): Promise<Child>
           <p>virtual addresses: {s.virtualAddresses.join(", ") || "none"}</p>
           <p>
             peer {s.peers.map((p) => `${p.id ?? "?"} (${p.address})`).join(", ")}: role{" "}
-            {s.peer?.role ?? "unknown"} (the peer monitor is not built yet)
+            {s.peer?.role ?? "unknown"}
           </p>
+          {s.peerLink
+            ? (
+              <p data-ha-peer-link={s.peerLink.reachable ? "reachable" : "lost"}>
+                peer link: {s.peerLink.reachable ? "reachable" : "NOT reachable"}
+                {s.peerLink.version ? ` · version ${s.peerLink.version}` : ""}
+                {s.peerLink.degraded.length ? ` · degraded: ${s.peerLink.degraded.join("; ")}` : ""}
+                {s.peerLink.lastError ? ` · ${s.peerLink.lastError}` : ""}
+                {s.peerLink.refused + s.peerLink.refusedInbound
+                  ? ` · refused messages: ${s.peerLink.refused} in answers, ${s.peerLink.refusedInbound} requests`
+                  : ""}
+              </p>
+            )
+            : <p class="muted">peer link: not configured (ha.peerLink)</p>}
           <p>
             <Action
               allowed={admin && s.role === "active"}
