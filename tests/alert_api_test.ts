@@ -134,6 +134,20 @@ Deno.test("alert API: test-send, recipients validated and stored, outbox, retry,
     const outbox = await json("/api/alert/outbox");
     assert(!JSON.stringify(outbox.body).includes("gw-pass-77"));
 
+    // the Alerts page: counts, a test form per channel, the failed one with its retry button
+    const page = await t.api("/alerts");
+    assertEquals(page.status, 200);
+    const html = await page.text();
+    assertStringIncludes(html, "<h1>Alerts</h1>");
+    assertStringIncludes(html, "pending 0 · sent 1 · failed 1");
+    assertStringIncludes(html, 'data-api="/api/alert/test"');
+    assertStringIncludes(html, 'value="sms"');
+    assertStringIncludes(html, `data-api="/api/alert/outbox/${failed.id}/retry"`);
+    assertStringIncludes(html, "HTTP 404: no such hook");
+    assertStringIncludes(html, "+3622222222");
+    assertStringIncludes(html, 'href="/alerts"');
+    assert(!html.includes("gw-pass-77"), "no secret on the page");
+
     // stored recipients outlive a restart
     await t.rt.stop("restart");
     const rt2 = new Runtime(

@@ -228,7 +228,9 @@ export class AlertModule implements Module {
       new Promise((r) => t = setTimeout(r, 1000)),
     ]);
     clearTimeout(t);
-    if (this.#outbox && this.#cfg.enabled) this.#ctx.store.setSetting(CURSOR_KEY, this.#cursor);
+    if (this.#outbox && this.#cfg.enabled && this.#ctx.store.db.isOpen) {
+      this.#ctx.store.setSetting(CURSOR_KEY, this.#cursor);
+    }
     for (const c of this.#channels.values()) c.close();
   }
 

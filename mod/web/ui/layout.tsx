@@ -11,6 +11,7 @@ export const NAV: readonly [string, string][] = [
   ["/bypass", "Bypass"],
   ["/storage", "Storage"],
   ["/ha", "HA"],
+  ["/alerts", "Alerts"],
   ["/update", "Update"],
   ["/events", "Events"],
   ["/users", "Users & tokens"],

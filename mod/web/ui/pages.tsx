@@ -21,6 +21,7 @@ export { EventRows } from "./page_deps.tsx";
 import { storagePage, subsystemsPage, updatePage } from "./parts.tsx";
 import { bypassPage } from "../../bypass/page.tsx";
 import { haPage } from "../../ha/page.tsx";
+import { alertPage } from "../../alert/page.tsx";
 
 function page(
   c: Context<WebEnv>,
@@ -119,6 +120,10 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
   app.get("/bypass", async (c) => page(c, d, "Bypass", await bypassPage(d, c.get("principal"))));
   app.get("/storage", async (c) => page(c, d, "Storage", await storagePage(d)));
   app.get("/ha", async (c) => page(c, d, "High availability", await haPage(d, c.get("principal"))));
+  app.get(
+    "/alerts",
+    async (c) => page(c, d, "Alerts", await alertPage(d, c.get("principal"))),
+  );
   app.get(
     "/update",
     async (c) => page(c, d, "Update", await updatePage(d, c.get("principal")), true),
