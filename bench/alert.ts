@@ -157,7 +157,6 @@ export async function bench(): Promise<BenchRow[]> {
     store.close();
     await smtp.stop();
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(smtp.dir, { recursive: true });
   }
 }
 

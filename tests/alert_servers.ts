@@ -68,6 +68,7 @@ export interface SmtpServer {
   held(): boolean;
   /** Answer DATA with this line (e.g. "451 4.3.0 try later"), or accept again (null). */
   reply(line: string | null): Promise<void>;
+  /** Stop the server (and remove `dir` when it made it). */
   stop(): Promise<void>;
 }
 
@@ -76,6 +77,7 @@ export async function startSmtp(
   opts: { dir?: string; port?: number; auth?: string; starttls?: [string, string] } = {},
 ): Promise<SmtpServer> {
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "kw_alert_smtp_" });
+  const ownDir = opts.dir === undefined;
   const port = opts.port ?? freePort();
   const args = [
     new URL("./alert_smtp_sink.py", import.meta.url).pathname,
@@ -143,6 +145,7 @@ export async function startSmtp(
       }, 5000);
       await child.status;
       clearTimeout(t);
+      if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
 }
