@@ -36,6 +36,8 @@ import { AlertInputError, AlertNotFoundError, AlertStateError } from "./errors.t
 import { zodFields } from "../web/errors.ts";
 import { alertRoutes } from "./routes.ts";
 import "./events.ts";
+import type { AlertApi, AlertStatus, TestSendResult } from "./types.ts";
+export type { AlertApi, AlertStatus, TestSendResult } from "./types.ts";
 
 export { type AlertConfig, alertConfigSchema } from "./config.ts";
 export { ALERT_EVENTS } from "./events.ts";
@@ -70,44 +72,8 @@ export interface AlertOptions {
   channel?: (cfg: ChannelConfig) => Channel;
 }
 
-/** Result of a test send. */
-export interface TestSendResult {
-  /** Accepted by the server. */
-  ok: boolean;
-  /** Channel name. */
-  channel: string;
-  /** Address used. */
-  to: string | null;
-  /** The server's answer, or the error. */
-  answer: string;
-  /** Time taken (ms). */
-  ms: number;
-}
-
-/** Status of the module (API and /api/status). */
-export interface AlertStatus {
-  /** Enabled in the config. */
-  enabled: boolean;
-  /** Deliveries per state. */
-  counts: Record<DeliveryState, number>;
-  /** Age of the oldest pending delivery (ms), or null. */
-  oldestPendingMs: number | null;
-  /** Counters since start. */
-  sent: number;
-  /** Attempts that failed since start. */
-  failedAttempts: number;
-  /** Deliveries given up since start. */
-  failed: number;
-  /** Deliveries sent again after a restart (possible duplicates) since start. */
-  resent: number;
-  /** Channels whose endpoint answered 410 (stopped). */
-  stopped: string[];
-  /** Per channel: type, address shown, deliveries in the current rate window. */
-  channels: { name: string; type: string; target: string; inWindow: number }[];
-}
-
 /** The alert module's typed API. */
-export class AlertModule implements Module {
+export class AlertModule implements Module, AlertApi {
   /** Module name. */
   readonly name = "alert";
   readonly #ctx: ModuleContext;

@@ -19,7 +19,7 @@ import { jsonBody } from "../web/errors.ts";
 import { zodFields } from "../web/errors.ts";
 import { AlertInputError } from "./errors.ts";
 import { DELIVERY_STATES } from "./outbox.ts";
-import type { AlertModule } from "./mod.ts";
+import type { AlertApi } from "./types.ts";
 
 /** Body of POST /alert/test. */
 export const testBodySchema = z.strictObject({
@@ -44,7 +44,7 @@ function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
 }
 
 /** The routes over the module's API. */
-export function alertRoutes(m: AlertModule): Hono {
+export function alertRoutes(m: AlertApi): Hono {
   const app = new Hono();
   app.get("/alert", (c) => c.json(m.status()));
   app.get("/alert/config", (c) =>

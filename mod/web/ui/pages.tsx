@@ -10,7 +10,7 @@ import type { Context } from "hono";
 import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
 import { SEVERITIES } from "../../events/mod.ts";
-import type { WebEnv } from "../app.ts";
+import type { AuthEnv as WebEnv } from "../auth.ts";
 import { Action, Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
 import { dashboardPage } from "./dashboard.tsx";
 import { EventRows, type PageDeps } from "./page_deps.tsx";
