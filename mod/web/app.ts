@@ -1,4 +1,5 @@
 /** The Hono application: security middleware, API under /api, /metrics, pages at /. */
+import { vendorFiles } from "./ui/vendor.ts";
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -240,6 +241,9 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     "app.css": ["text/css; charset=utf-8", readStatic("app.css")],
     "app.js": ["text/javascript; charset=utf-8", readStatic("app.js")],
   };
+  for (const [name, src] of vendorFiles()) {
+    staticFiles[name] = ["text/javascript; charset=utf-8", src];
+  }
   app.get("/static/:file", (c) => {
     const f = staticFiles[c.req.param("file")];
     if (!f) throw new ApiError(404, "not_found", "no such file");

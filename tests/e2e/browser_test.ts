@@ -7,6 +7,7 @@ import { startTestRuntime } from "../helpers/runtime.ts";
 import { generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
 import { makeBundle } from "../update_fixture.ts";
 import { missingTools } from "../helpers/tools.ts";
+import type { Module } from "../../mod/module.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../../test-results/", import.meta.url).pathname;
@@ -172,6 +173,129 @@ Deno.test({
       await browser.close();
       await t.close();
       await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "browser: the dashboard goes amber live on a RAID fault; a created token and typed text survive live refreshes",
+  ignore: !ok,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { chromium } = await import("playwright-core");
+    const { RaidMock } = await import("../../hw/raid/mock.ts");
+    await Deno.mkdir(SHOTS, { recursive: true });
+    const t = await startTestRuntime({
+      identity: { name: "gw-live" },
+      governor: { enabled: false },
+      hardware: { raid: { pollMs: 200 } },
+    });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      page.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") errors.push(m.text());
+      });
+      page.on("dialog", (d) => d.accept());
+      await page.goto(`${t.base}/setup`);
+      await page.fill("input[name=password]", "browser live secret");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#health-card");
+      await page.waitForSelector("#live-dot.on");
+      assertEquals(await page.getAttribute("#storage-card", "data-state"), "ok");
+      assertEquals(await page.getAttribute("#health-card", "data-state"), "ok");
+      // empty cards say what would be there and where to configure it
+      assert((await page.textContent("#subsystems-card"))!.includes("subsystems"));
+      await page.screenshot({ path: `${SHOTS}ui-01-dashboard-ok-desktop.png`, fullPage: true });
+
+      // 1. a RAID member fails on the mock: the RAID card and the overall health turn amber
+      // in place (no reload: a marker set on this document survives)
+      await page.evaluate("window.__kwSameDocument = true");
+      const storage = t.rt.module<{ driver: { md: unknown } } & Module>("storage")!;
+      const mock = storage.driver.md;
+      assert(mock instanceof RaidMock, "the storage driver is not the mock");
+      const faultAt = Date.now();
+      mock.failMember("md0", "sdb1");
+      await page.waitForSelector("#storage-card[data-state=degraded]", { timeout: 20_000 });
+      const took = Date.now() - faultAt;
+      console.log(`RAID card amber ${took} ms after the fault`);
+      assertEquals(await page.evaluate("window.__kwSameDocument"), true, "the page reloaded");
+      assertEquals(await page.getAttribute("#health-card", "data-state"), "degraded");
+      assertEquals(
+        await page.getAttribute("#health-card li[data-part=storage] .badge", "class"),
+        "badge degraded",
+      );
+      const amber = await page.evaluate(
+        "getComputedStyle(document.querySelector('#storage-card')).borderTopColor",
+      );
+      assertEquals(amber, "rgb(179, 107, 0)", "the RAID card's border is not amber");
+      await page.screenshot({
+        path: `${SHOTS}ui-02-dashboard-raid-amber-desktop.png`,
+        fullPage: true,
+      });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({
+        path: `${SHOTS}ui-03-dashboard-raid-amber-phone.png`,
+        fullPage: true,
+      });
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // 2. a created token stays until dismissed, across live refreshes; text typed into a
+      // form is not replaced by a refresh
+      await page.goto(`${t.base}/users`);
+      await page.waitForSelector("#live-dot.on");
+      await page.fill("form[data-api='/api/tokens'] input[name=name]", "grafana");
+      await page.click("form[data-api='/api/tokens'] button[type=submit]");
+      await page.waitForSelector("#secret:not(.hidden)");
+      const token = (await page.textContent("#secret-value"))!.trim();
+      assert(token.length > 20, `no token shown: ${token}`);
+      await page.fill("form[data-api='/api/tokens'] input[name=name]", "half typed");
+      const refreshes = async () => Number(await page.getAttribute("body", "data-refreshed") ?? 0);
+      for (let i = 0; i < 3; i++) {
+        const before = await refreshes();
+        t.rt.bus.publishUntyped({
+          module: "browser",
+          kind: `browser.nudge_${i}`,
+          severity: "info",
+          payload: {},
+        });
+        const deadline = Date.now() + 20_000;
+        while (await refreshes() === before) {
+          assert(Date.now() < deadline, "no live refresh after an event");
+          await page.waitForTimeout(100);
+        }
+        // the new token is listed by the refresh, and the shown-once value is still there
+        assertEquals((await page.textContent("#secret-value"))!.trim(), token);
+        assert(await page.isVisible("#secret"));
+        assertEquals(
+          await page.inputValue("form[data-api='/api/tokens'] input[name=name]"),
+          "half typed",
+        );
+      }
+      assert(await page.isVisible("td:text('grafana')"));
+      assert((await page.textContent("#flash"))!.includes("token created"));
+      await page.screenshot({ path: `${SHOTS}ui-04-token-shown-desktop.png`, fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: `${SHOTS}ui-05-token-shown-phone.png`, fullPage: true });
+      await page.click("#secret-dismiss");
+      await page.waitForSelector("#secret", { state: "hidden" });
+      assertEquals((await page.textContent("#secret-value"))!.trim(), "");
+
+      assertEquals(
+        errors.filter((e) => !e.includes("401")),
+        [],
+        `page errors: ${errors.join("\n")}`,
+      );
+    } finally {
+      await browser.close();
+      await t.close();
     }
   },
 });

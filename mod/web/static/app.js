@@ -2,11 +2,50 @@
 // live refresh over Server-Sent Events. No inline scripts (CSP script-src 'self').
 "use strict";
 
+// Flash messages and shown-once secrets live in #notices, outside <main>: a live refresh
+// morphs <main> only, so they stay until the user dismisses them (or the next action).
 function flash(msg, isError) {
-  let el = document.getElementById("flash");
+  const el = document.getElementById("flash");
   if (!el) return alert(msg);
-  el.textContent = msg;
+  el.textContent = "";
+  const span = document.createElement("span");
+  span.textContent = msg;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "close";
+  close.textContent = "×";
+  close.title = "dismiss";
+  close.addEventListener("click", () => el.classList.add("hidden"));
+  el.append(span, close);
   el.className = "flash" + (isError ? " error" : "");
+}
+
+function showSecret(label, value) {
+  const box = document.getElementById("secret");
+  if (!box) return alert(label + "\n" + value);
+  document.getElementById("secret-label").textContent = label;
+  document.getElementById("secret-value").textContent = value;
+  box.classList.remove("hidden");
+}
+
+document.addEventListener("click", (ev) => {
+  if (!ev.target.closest("#secret-dismiss")) return;
+  document.getElementById("secret-value").textContent = "";
+  document.getElementById("secret").classList.add("hidden");
+});
+
+// A form the user has typed into (or chosen a file in) is "dirty": live refreshes leave it
+// alone until it is submitted or reset.
+function markDirty(ev) {
+  if (!ev.target.closest) return;
+  const el = ev.target.closest("form") || ev.target;
+  el.dataset.dirty = "1";
+}
+document.addEventListener("input", markDirty);
+document.addEventListener("change", markDirty);
+function clean(form) {
+  form.reset();
+  delete form.dataset.dirty;
 }
 
 async function callApi(method, url, body) {
@@ -78,23 +117,23 @@ document.addEventListener("submit", async (ev) => {
   try {
     if (file) {
       await upload(form, file);
+      delete form.dataset.dirty;
       refreshSoon(0);
     } else {
       const data = await callApi(form.dataset.method || "POST", form.dataset.api, formJson(form));
-      if (form.dataset.show && data) {
-        const out = document.getElementById(form.dataset.show);
-        if (out) {
-          out.textContent = data.token || JSON.stringify(data, null, 2);
-          out.classList.remove("hidden");
-        }
-      }
       flash(form.dataset.done || "done");
+      if (form.dataset.show === "secret" && data) {
+        showSecret(
+          "Copy this now: it is shown once and cannot be read again.",
+          data.token || JSON.stringify(data, null, 2),
+        );
+      }
       if (form.dataset.then) {
         // the server already reduced ?next= to a same-origin path (mod/web/redirect.ts)
         location.href = form.dataset.then;
         return;
       }
-      form.reset();
+      clean(form);
       refreshSoon(0);
     }
   } catch (e) {
@@ -109,6 +148,10 @@ function upload(form, input) {
     if (!input.files.length) return reject(new Error("choose a file first"));
     const bar = document.getElementById("upload-progress");
     const label = document.getElementById("upload-label");
+    if (bar) bar.value = 0;
+    if (label) label.textContent = "uploading 0%";
+    const inst = document.getElementById("install-label");
+    if (inst) inst.textContent = "waiting for the upload";
     const xhr = new XMLHttpRequest();
     xhr.open(form.dataset.method || "POST", form.dataset.api);
     xhr.setRequestHeader("content-type", "application/octet-stream");
@@ -153,11 +196,19 @@ document.addEventListener("click", async (ev) => {
   location.href = "/login";
 });
 
-// Live refresh: swap <main> with a fresh render when events arrive.
+// Live refresh: fetch the page again and morph <main> in place (idiomorph, served from its
+// npm package): unchanged nodes stay, focused fields keep their value, dirty forms and a
+// paused event table are skipped.
 let refreshTimer = null;
 let lastRefresh = 0;
 function refreshMs() {
   return Number(document.body.dataset.refreshMs || "1500");
+}
+function keep(oldNode) {
+  if (oldNode.nodeType !== 1) return false;
+  if (oldNode.dataset.dirty || oldNode.hasAttribute("data-keep")) return true;
+  const paused = document.getElementById("pause-live");
+  return oldNode.id === "live-events" && !!(paused && paused.checked);
 }
 function refreshSoon(delay) {
   const forced = delay === 0;
@@ -171,18 +222,29 @@ function refreshSoon(delay) {
       refreshSoon();
       return;
     } // keep the progress bars while uploading
-    const a = document.activeElement;
-    if (!forced && a && a.matches("main input, main select, main textarea")) return; // user typing
     try {
       const res = await fetch(location.href, { credentials: "same-origin" });
+      if (res.redirected && new URL(res.url).pathname !== location.pathname) {
+        location.href = res.url; // signed out meanwhile
+        return;
+      }
       if (!res.ok) return;
       const html = await res.text();
       const doc = new DOMParser().parseFromString(html, "text/html");
       const fresh = doc.querySelector("main");
       const cur = document.querySelector("main");
-      if (fresh && cur) cur.innerHTML = fresh.innerHTML;
+      if (fresh && cur) {
+        if (window.Idiomorph) {
+          window.Idiomorph.morph(cur, fresh, {
+            morphStyle: "innerHTML",
+            ignoreActiveValue: true,
+            callbacks: { beforeNodeMorphed: (o) => !keep(o) },
+          });
+        } else cur.innerHTML = fresh.innerHTML;
+      }
       const rm = doc.body.dataset.refreshMs;
       if (rm) document.body.dataset.refreshMs = rm;
+      document.body.dataset.refreshed = String(Date.now());
     } catch (_) { /* offline for a moment */ }
   }, wait);
 }
@@ -247,9 +309,11 @@ function startLive() {
     const paused = document.getElementById("pause-live");
     if (!(paused && paused.checked)) addEventRow(e);
     updateProgress(e);
-    if (!document.getElementById("live-events") && !/progress$/.test(e.kind)) refreshSoon();
+    if (!/progress$/.test(e.kind)) refreshSoon();
   });
   es.onerror = () => dot && dot.classList.remove("on");
+  // values that change without an event (pressure, sync progress): a slow refresh too
+  setInterval(() => refreshSoon(), 15_000);
 }
 
 document.addEventListener("DOMContentLoaded", startLive);

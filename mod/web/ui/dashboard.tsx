@@ -5,6 +5,19 @@ import type { KwEvent } from "../../events/mod.ts";
 import { EventRows, type PageDeps } from "./page_deps.tsx";
 import { Badge, Progress } from "./layout.tsx";
 import { arr, num, obj, str } from "./data.ts";
+import {
+  bypassHealth,
+  governorHealth,
+  haHealth,
+  overallHealth,
+  partState,
+  slotsHealth,
+  slotState,
+  storageHealth,
+  subsystemsHealth,
+  type UiHealth,
+  worst,
+} from "./health.ts";
 
 /** An SVG sparkline of values 0..max (no inline styles, no scripts). */
 export function Sparkline(p: { values: number[]; max?: number; label: string }): Child {
@@ -29,44 +42,91 @@ export function Sparkline(p: { values: number[]; max?: number; label: string }):
   );
 }
 
+/** A dashboard card coloured by its state, with the state in words under the title. */
+function Card(
+  p: { id: string; title: string; href?: string; health: UiHealth | null; children?: Child },
+): Child {
+  const st = p.health?.state;
+  return (
+    <div class={`card${st ? ` state-${st}` : ""}`} id={p.id} data-state={st ?? "none"}>
+      <h2>{p.href ? <a href={p.href}>{p.title}</a> : p.title}</h2>
+      {p.health
+        ? (
+          <p class="state-words">
+            <Badge value={p.health.state} /> {p.health.words}
+          </p>
+        )
+        : null}
+      {p.children}
+    </div>
+  );
+}
+
+/** Which dashboard card shows a /api/health part (for its colour). */
+const PART_CARD: Record<string, string> = {
+  storage: "RAID",
+  governor: "load governor",
+  supervisor: "subsystems",
+  bypass: "bypass",
+  update: "slots",
+  ha: "HA",
+};
+
 /** Render the dashboard body. */
 export async function dashboardPage(d: PageDeps): Promise<Child> {
-  const [health, gov, subs, bypass, storage, update, events] = await Promise.all([
+  const [health, gov, subs, bypass, storage, update, ha, events] = await Promise.all([
     d.internal("/api/health"),
     d.internal("/api/governor"),
     d.internal("/api/subsystems"),
     d.internal("/api/bypass"),
     d.internal("/api/storage"),
     d.internal("/api/update"),
+    d.internal("/api/ha/status"),
     d.internal<{ events: KwEvent[] }>("/api/events?limit=10"),
   ]);
   const parts = obj(health?.parts);
   const history = arr(gov?.history).map((h) => num(h.pressure ?? h.value) ?? 0);
+  const cards: Record<string, UiHealth | null> = {
+    "RAID": storageHealth(storage),
+    "load governor": governorHealth(gov),
+    "subsystems": subsystemsHealth(subs),
+    "bypass": bypassHealth(bypass),
+    "slots": slotsHealth(update),
+    "HA": haHealth(ha),
+  };
+  const overall = overallHealth(health, cards);
+  const subList = arr(subs?.subsystems);
+  const segments = arr(bypass?.segments);
+  const arrays = arr(storage?.arrays);
+  const slots = arr(update?.slots);
   return (
     <>
       <h1>Dashboard</h1>
       <div class="grid">
-        <div class="card" id="health-card">
+        <div class={`card state-${overall.state}`} id="health-card" data-state={overall.state}>
           <h2>Health</h2>
           <p class="big">
-            <Badge value={health?.ok ? "ok" : "failed"} />
+            <Badge value={overall.state} />
           </p>
+          <p class="state-words">{overall.words}</p>
           <ul>
-            {Object.entries(parts).map(([name, p]) => (
-              <li>
-                {name}: <Badge value={obj(p).ok ? "ok" : "failed"} />{" "}
-                <span class="muted">{str(obj(p).detail)}</span>
-              </li>
-            ))}
+            {Object.entries(parts).map(([name, p]) => {
+              const card = cards[PART_CARD[name] ?? ""];
+              const st = worst(partState(obj(p)), card?.state ?? "ok");
+              return (
+                <li data-part={name}>
+                  {name}: <Badge value={st} /> <span class="muted">{str(obj(p).detail)}</span>
+                </li>
+              );
+            })}
           </ul>
         </div>
-        <div class="card" id="governor-card">
-          <h2>Load governor</h2>
+        <Card id="governor-card" title="Load governor" health={cards["load governor"]}>
           {gov
             ? (
               <>
-                <p class="big">
-                  <Badge value={str(gov.level)} />
+                <p>
+                  level <Badge value={str(gov.level)} />
                 </p>
                 <Sparkline values={history} max={1} label="pressure over time" />
                 <p class="muted">
@@ -75,16 +135,18 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
               </>
             )
             : <p class="muted">not running</p>}
-        </div>
-        <div class="card" id="subsystems-card">
-          <h2>
-            <a href="/subsystems">Subsystems</a>
-          </h2>
-          {subs
+        </Card>
+        <Card
+          id="subsystems-card"
+          title="Subsystems"
+          href="/subsystems"
+          health={cards.subsystems}
+        >
+          {subList.length
             ? (
               <table>
                 <tbody>
-                  {arr(subs.subsystems).map((s) => (
+                  {subList.map((s) => (
                     <tr>
                       <td>{str(s.name)}</td>
                       <td>
@@ -96,17 +158,20 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 </tbody>
               </table>
             )
-            : <p class="muted">not running</p>}
-        </div>
-        <div class="card" id="bypass-card">
-          <h2>
-            <a href="/bypass">Bypass</a>
-          </h2>
-          {bypass
+            : (
+              <p class="muted empty">
+                Processes keepwire starts, watches and restarts would appear here. Add them under
+                {" "}
+                <code>subsystems</code> in the config (docs/supervisor.md).
+              </p>
+            )}
+        </Card>
+        <Card id="bypass-card" title="Bypass" href="/bypass" health={cards.bypass}>
+          {segments.length
             ? (
               <table>
                 <tbody>
-                  {arr(bypass.segments).map((s) => (
+                  {segments.map((s) => (
                     <tr>
                       <td>{str(s.name)}</td>
                       <td>
@@ -120,18 +185,20 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 </tbody>
               </table>
             )
-            : <p class="muted">not configured</p>}
-        </div>
-        <div class="card" id="storage-card">
-          <h2>
-            <a href="/storage">RAID</a>
-          </h2>
-          {storage
+            : (
+              <p class="muted empty">
+                Bypass segments (port pairs that fail open or closed) would appear here. Configure
+                them under <code>hardware.bypass</code>.
+              </p>
+            )}
+        </Card>
+        <Card id="storage-card" title="RAID" href="/storage" health={cards.RAID}>
+          {arrays.length
             ? (
               <table>
                 <tbody>
-                  {arr(storage.arrays).map((a) => (
-                    <tr>
+                  {arrays.map((a) => (
+                    <tr data-array={str(a.name)}>
                       <td>{str(a.name)}</td>
                       <td>
                         <Badge value={str(a.health)} />
@@ -142,24 +209,26 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 </tbody>
               </table>
             )
-            : <p class="muted">not monitored</p>}
-        </div>
-        <div class="card" id="update-card">
-          <h2>
-            <a href="/update">Slots</a>
-          </h2>
-          {update
+            : (
+              <p class="muted empty">
+                md RAID arrays and their sync state would appear here. Storage monitoring is
+                configured under <code>hardware.raid</code>.
+              </p>
+            )}
+        </Card>
+        <Card id="update-card" title="Slots" href="/update" health={cards.slots}>
+          {slots.length
             ? (
-              <table>
+              <table id="dash-slots">
                 <tbody>
-                  {arr(update.slots).map((s) => (
+                  {slots.map((s) => (
                     <tr>
                       <td>
                         {str(s.bootname)}
                         {s.booted ? " (booted)" : ""}
                       </td>
                       <td>
-                        <Badge value={str(s.state)} />
+                        <Badge value={slotState(s)} />
                       </td>
                       <td>{str(s.version)}</td>
                     </tr>
@@ -167,8 +236,30 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 </tbody>
               </table>
             )
-            : <p class="muted">no updater</p>}
-        </div>
+            : (
+              <p class="muted empty">
+                The A/B system slots (which one runs, which is good, their versions) would appear
+                here. Configure them under <code>update.slots</code> (docs/update.md).
+              </p>
+            )}
+        </Card>
+        {cards.HA
+          ? (
+            <Card id="ha-card" title="HA" href="/ha" health={cards.HA}>
+              <p>
+                {str(ha?.node)} <Badge value={str(ha?.role)} />
+              </p>
+            </Card>
+          )
+          : (
+            <Card id="ha-card" title="HA" href="/ha" health={null}>
+              <p class="muted empty">
+                This node's high-availability role would appear here. HA is off; turn it on with
+                {" "}
+                <code>ha.enabled</code> (docs/ha.md).
+              </p>
+            </Card>
+          )}
       </div>
       <div class="card">
         <h2>

@@ -49,6 +49,7 @@ export function Layout(p: LayoutProps): Child {
           <meta name="viewport" content="width=device-width, initial-scale=1" />
           <title>{p.title} — {p.appliance}</title>
           <link rel="stylesheet" href="/static/app.css" />
+          <script src="/static/idiomorph.js" defer></script>
           <script src="/static/app.js" defer></script>
         </head>
         <body
@@ -85,8 +86,19 @@ export function Layout(p: LayoutProps): Child {
               </nav>
             )
             : null}
+          {
+            /* outside <main>: live refreshes morph <main> only, so a flash message and a
+              shown-once secret stay until the user dismisses them */
+          }
+          <div id="notices">
+            <div id="flash" class="hidden" role="status"></div>
+            <div id="secret" class="secret hidden" role="alert">
+              <p id="secret-label"></p>
+              <pre id="secret-value"></pre>
+              <button type="button" id="secret-dismiss">Dismiss (I copied it)</button>
+            </div>
+          </div>
           <main>
-            <div id="flash" class="hidden"></div>
             {p.children}
           </main>
         </body>

@@ -326,8 +326,8 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                 <form
                   class="stack"
                   data-api="/api/tokens"
-                  data-show="new-token"
-                  data-done="token created: copy it now, it is shown once"
+                  data-show="secret"
+                  data-done="token created"
                 >
                   <h2>New token</h2>
                   <input name="name" placeholder="name, e.g. grafana" required />
@@ -343,14 +343,12 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
                     <option value="365d">expires in a year</option>
                   </select>
                   <button type="submit">Create token</button>
-                  <pre id="new-token" class="hidden"></pre>
                 </form>
               )
               : null}
           </div>
         </div>
       </>,
-      false,
     );
   });
 

@@ -4,6 +4,7 @@ import type { Child } from "hono/jsx";
 import type { Principal } from "../users.ts";
 import type { PageDeps } from "./page_deps.tsx";
 import { Action, Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
+import { slotState } from "./health.ts";
 import { arr, num, obj, str, strs, time } from "./data.ts";
 
 function missing(what: string): Child {
@@ -263,7 +264,7 @@ export async function updatePage(d: PageDeps, who: Principal | null): Promise<Ch
                       {s.primary ? " (primary)" : ""}
                     </td>
                     <td>
-                      <Badge value={str(s.state)} />
+                      <Badge value={slotState(s)} />
                     </td>
                     <td>{str(s.version) || "—"}</td>
                     <td class="opt">{str(s.device)}</td>

@@ -1,0 +1,29 @@
+/**
+ * Browser libraries the UI loads, served from their installed npm packages (the version
+ * pinned in deno.json / deno.lock), never from a copy kept in this repository.
+ */
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+
+/** Files under /static/ that come from npm packages: name → package path. */
+const VENDOR: Record<string, string> = {
+  // idiomorph's classic-script build: defines the global `Idiomorph` used by app.js
+  "idiomorph.js": "idiomorph/dist/idiomorph.js",
+};
+
+/**
+ * The vendored browser files as `[name, source]`, read once from the npm package. A
+ * package that cannot be read becomes a script that says so in the browser console (app.js
+ * then falls back to replacing <main> whole), rather than a UI that does not start.
+ */
+export function vendorFiles(): [string, string][] {
+  return Object.entries(VENDOR).map(([name, spec]) => {
+    try {
+      return [name, Deno.readTextFileSync(require.resolve(spec))];
+    } catch (e) {
+      const why = `keepwire: cannot read npm:${spec} (${e instanceof Error ? e.message : e})`;
+      return [name, `console.warn(${JSON.stringify(why)});\n`];
+    }
+  });
+}
