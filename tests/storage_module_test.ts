@@ -402,3 +402,27 @@ Deno.test("storage: md driver on a file + fake sysfs, polled on the clock; a mal
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("storage: an md member fault re-reads SMART at once, not at the next SMART poll", async () => {
+  const r = rig({ driver: "mock", scenario: "clean", pollMs: 5000, smartPollMs: 300_000 });
+  const m = createStorageModule(r.ctx);
+  await m.start();
+  try {
+    await m.pollSmart();
+    const sdb = () => m.disks().find((d) => d.device === "/dev/sdb")?.health;
+    assertEquals(sdb(), "ok");
+    const mock = m.driver.md as RaidMock;
+    mock.setDisk("/dev/sdb", { passed: false, reallocated: 40 });
+    mock.failMember("md0", "sdb1");
+    await r.clock.tickAsync(5000); // the md poll, far before the next SMART poll
+    await m.pollMd();
+    const deadline = Date.now() + 5000;
+    while (sdb() !== "failing" && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assertEquals(sdb(), "failing");
+  } finally {
+    await m.stop();
+    r.store.close();
+  }
+});

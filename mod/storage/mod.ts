@@ -29,6 +29,13 @@ import "./events.ts";
 import { storageRoutes } from "./routes.ts";
 import type { StorageView } from "./types.ts";
 
+/** md events after which SMART is re-read at once. */
+const MEMBER_FAULTS: ReadonlySet<string> = new Set([
+  "storage.member_failed",
+  "storage.spare_failed",
+  "storage.array_degraded",
+]);
+
 export type { StorageView } from "./types.ts";
 export { STORAGE_EVENTS, type StorageEventKind } from "./events.ts";
 export { StorageStartError } from "./errors.ts";
@@ -145,9 +152,21 @@ export class StorageModule implements Module {
       this.#error = null;
     }
     this.#reportUnknown(snap.mdstat.unknown);
-    for (const e of this.#monitor.observeArrays(snap.mdstat.arrays)) this.#publish(e);
+    const events = this.#monitor.observeArrays(snap.mdstat.arrays);
+    for (const e of events) this.#publish(e);
     this.#arrays = snap.mdstat.arrays.map(arrayStatus);
     this.#updatedAt = snap.time;
+    // md saw a member fail: read SMART now rather than at the next SMART poll (minutes
+    // away), so the disk behind the failed member does not read "ok" meanwhile
+    if (!first && events.some((e) => MEMBER_FAULTS.has(e.kind))) this.#rereadSmart();
+  }
+
+  #rereadSmart(): void {
+    if (!this.#running || !this.#driver.disks.length) return;
+    // a SMART read in flight started before the fault: read again after it
+    void (this.#smartPoll ?? Promise.resolve()).then(() => {
+      if (this.#running) return this.pollSmart();
+    });
   }
 
   #reportUnknown(lines: MdUnknownLine[]): void {
