@@ -107,7 +107,7 @@ Deno.test("ha config: each bad field is named", () => {
     ],
     [
       { ...GOOD, failover: "manual" },
-      'ha.failover: "manual" is not built yet (docs/ha.md); use "auto"',
+      'ha.failover: "manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
     ],
     [
       { ...GOOD, witness: { host: "qnetd.example" } },

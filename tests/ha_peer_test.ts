@@ -8,7 +8,7 @@ import { validateConfig } from "../mod/config/mod.ts";
 import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
-import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
+import { createHaModule, type HaModule, HaNoTakeoverPendingError } from "../mod/ha/mod.ts";
 import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
 import {
   PEER_HEALTH_PATH,
@@ -21,7 +21,7 @@ import {
 } from "../mod/ha/peer.ts";
 import type { PartHealth } from "../mod/module.ts";
 import { VERSION } from "../mod/version.ts";
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { fakeClock } from "./supervisor_fakes.ts";
 
 const SECRET = "pair-secret-0123456789";
@@ -41,7 +41,13 @@ class FakeEngine implements Engine {
     this.pid = null;
     return Promise.resolve();
   }
-  writeTrack(): void {}
+  writes: { fault: number; priority: number }[] = [];
+  writeTrack(v: { fault: number; priority: number }): void {
+    this.writes.push(v);
+  }
+  get fault(): number | undefined {
+    return this.writes.at(-1)?.fault;
+  }
   line(state: string, prio: number): void {
     this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
   }
@@ -69,6 +75,7 @@ async function node(
   ports: { own: number; peer: number },
   clock: Clock,
   extra: Record<string, unknown> = {},
+  ha: Record<string, unknown> = {},
 ): Promise<Node> {
   const prev = setInterfaceCheck(() => true);
   const own = id === "n1" ? "10.231.0.11" : "10.231.0.12";
@@ -84,6 +91,7 @@ async function node(
           virtualAddresses: ["10.231.0.50/24"],
           peers: [{ address: id === "n1" ? "10.231.0.12" : "10.231.0.11", id: other }],
           peerLink: { secret: SECRET, pairId: "lab", lostAfter: 2, ...extra },
+          ...ha,
         },
       });
     } finally {
@@ -112,12 +120,12 @@ async function node(
   };
 }
 
-async function pair() {
+async function pair(ha: Record<string, unknown> = {}) {
   const { fc, clock } = fakeClock(Date.now());
   const p1 = freePort();
   const p2 = freePort();
-  const n1 = await node("n1", { own: p1, peer: p2 }, clock);
-  const n2 = await node("n2", { own: p2, peer: p1 }, clock);
+  const n1 = await node("n1", { own: p1, peer: p2 }, clock, {}, ha);
+  const n2 = await node("n2", { own: p2, peer: p1 }, clock, {}, ha);
   return { fc, clock, n1, n2, p1, p2 };
 }
 
@@ -257,6 +265,7 @@ const GOOD: PeerHealth = {
   role: "standby",
   since: null,
   takeoverPending: false,
+  handingOver: false,
   health: { ok: true, parts: { store: { ok: true, essential: true } } },
 };
 
@@ -339,4 +348,88 @@ Deno.test("ha peer link: answers unsigned, malformed, from another pair or of an
   await m.poll();
   assertEquals(got, ["version 9.9.9", "seen standby", "seen standby"], "version mismatch once");
   assertEquals(m.view.role, "standby");
+});
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+Deno.test("ha failover manual: the standby is held in FAULT (a standby), a lost active makes a takeover pending, ha failover on the standby takes over; a handover on the active releases the held peer", async () => {
+  const { clock, n1, n2, p1, p2 } = await pair({ failover: "manual" });
+  let n1b: Node | null = null;
+  try {
+    assertEquals(n1.engine.fault, 1, "held until the peer link has answered");
+    assertEquals(n1.mod.status().manual?.held, true);
+    // both starting, nobody active: both join the election, n1 wins
+    await n1.mod.pollPeer();
+    await n2.mod.pollPeer();
+    assertEquals(n1.engine.fault, 0, "no active peer: joins");
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await tick();
+    await n2.mod.pollPeer();
+    await tick();
+    assertEquals(n2.engine.fault, 1, "the peer is active: the standby is held in FAULT");
+    n2.engine.line("FAULT", 100);
+    await tick();
+    assertEquals(n2.mod.status().role, "standby", "held FAULT is shown as standby");
+    assert(n2.mod.status().reason!.includes("failover manual"), n2.mod.status().reason!);
+    assertEquals(n2.mod.status().manual, {
+      held: true,
+      pending: false,
+      reason: null,
+      releasedUntil: null,
+    });
+    const e = assertThrows(() => n2.mod.failover("admin"), HaNoTakeoverPendingError);
+    assert(e.message.includes("the peer n1 is active"), e.message);
+
+    // the active dies: the standby stays held, a takeover is pending
+    await n1.mod.stop();
+    await n2.mod.pollPeer();
+    await n2.mod.pollPeer();
+    await tick();
+    const pend = n2.kinds("ha.failover_pending");
+    assertEquals(pend.length, 1);
+    assert(
+      String(pend[0].payload.reason).startsWith("the peer is lost"),
+      String(pend[0].payload.reason),
+    );
+    assertEquals(pend[0].severity, "error");
+    await n2.mod.pollPeer();
+    assertEquals(n2.kinds("ha.failover_pending").length, 1, "once per episode");
+    assertEquals(n2.engine.fault, 1, "still held: no takeover by itself");
+    assertEquals(n2.mod.status().role, "standby");
+    assertEquals(n2.mod.status().manual?.pending, true);
+
+    // the administrator confirms on the standby
+    n2.mod.failover("admin");
+    assertEquals(n2.kinds("ha.takeover_confirmed").length, 1);
+    assertEquals(n2.engine.fault, 0, "released");
+    n2.engine.line("BACKUP", 100);
+    n2.engine.line("MASTER", 100);
+    await tick();
+    assertEquals(n2.mod.status().role, "active");
+    assertEquals(n2.mod.status().manual?.held, false);
+
+    // the old active returns: it sees n2 active and is held
+    n1b = await node("n1", { own: p1, peer: p2 }, clock, {}, { failover: "manual" });
+    await n1b.mod.pollPeer();
+    await tick();
+    assertEquals(n1b.engine.fault, 1);
+    n1b.engine.line("FAULT", 150);
+    await tick();
+    assertEquals(n1b.mod.status().role, "standby");
+    // graceful handover on the active: the held peer sees it handing over and joins
+    n2.mod.failover("admin");
+    await n1b.mod.pollPeer();
+    await tick();
+    assertEquals(n1b.engine.fault, 0, "the peer hands over: released");
+    assertEquals(
+      n1b.kinds("ha.failover_pending").length,
+      0,
+      "a handover is not a pending takeover",
+    );
+  } finally {
+    await n1.mod.stop();
+    await n2.mod.stop();
+    await n1b?.mod.stop();
+  }
 });

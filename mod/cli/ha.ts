@@ -28,7 +28,8 @@ export function registerHaCommands(program: Command): void {
   ha.command("failover")
     .description(
       "hand the active role to the peer: keepalived goes to FAULT (a priority-0 advert) for " +
-        "ha.failoverHoldMs, then back as standby (refused unless this node is active)",
+        "ha.failoverHoldMs, then back as standby; with ha.failover manual, on the standby " +
+        "while a takeover is pending: take over (refused otherwise)",
     )
     .option("--by <who>", "who asks (journalled)", "cli")
     .option("--json", "print JSON")
@@ -40,7 +41,9 @@ export function registerHaCommands(program: Command): void {
         by: opts.by,
       });
       if (opts.json) return printJson(s);
-      console.log(`handover started: ${s.node} is ${s.role}; the peer takes over`);
+      if (s.manual && s.role !== "active" && s.manual.releasedUntil) {
+        console.log(`takeover confirmed: ${s.node} is ${s.role} and takes over`);
+      } else console.log(`handover started: ${s.node} is ${s.role}; the peer takes over`);
     });
 
   ha.command("maintenance")
@@ -73,6 +76,13 @@ function printStatus(s: HaStatus): void {
   const peer = s.peers[0];
   if (peer) {
     console.log(`peer ${peer.id ?? "-"} ${peer.address}: role ${s.peer?.role ?? "unknown"}`);
+  }
+  const m = s.manual;
+  if (m) {
+    console.log(
+      `failover manual: ${m.held ? "held (does not take over by itself)" : "not held"}` +
+        (m.pending ? `, TAKEOVER PENDING (${m.reason}): run ha failover here to take over` : ""),
+    );
   }
   const l = s.peerLink;
   if (l) {

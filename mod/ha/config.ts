@@ -111,7 +111,8 @@ const baseSchema = z.strictObject({
     "send adverts to the peers' addresses (unicast_peer) instead of multicast",
   ),
   failover: z.enum(["auto", "manual"]).default("auto").describe(
-    "auto: the standby takes over by itself; manual: it alerts and waits (not built yet)",
+    "auto: the standby takes over by itself; manual: it raises ha.failover_pending and waits " +
+      "for `ha failover` on it (needs ha.peerLink)",
   ),
   holdDownMs: z.number().int().min(0).max(3_600_000).default(0).describe(
     "the active must be silent this long before the standby takes over (0: 3 adverts)",
@@ -243,8 +244,11 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
       } ms at advertMs ${ha.advertMs})`,
     );
   }
-  if (ha.failover === "manual") {
-    add(["failover"], '"manual" is not built yet (docs/ha.md); use "auto"');
+  if (ha.failover === "manual" && ha.peerLink === undefined) {
+    add(
+      ["failover"],
+      '"manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
+    );
   }
   if (ha.witness !== undefined) {
     add(["witness"], "the corosync-qnetd witness is not built yet (docs/ha.md)");

@@ -21,6 +21,18 @@ export class HaNotActiveError extends KeepwireError {
   }
 }
 
+/** `ha failover` on a standby (manual failover) while the peer is active. */
+export class HaNoTakeoverPendingError extends KeepwireError {
+  /** Build one; `why` says what the peer is doing. */
+  constructor(why: string) {
+    super(
+      409,
+      "ha_no_takeover_pending",
+      `no takeover is pending: ${why}; to move the active role, run ha failover on the active node`,
+    );
+  }
+}
+
 /** keepalived is not running or refused its configuration. */
 export class HaEngineError extends KeepwireError {
   /** Build one with the reason. */

@@ -32,6 +32,10 @@ declare module "../events/mod.ts" {
     "ha.engine_started": { node: string; pid: number };
     /** An operator handed the active role to the peer (`ha failover`). */
     "ha.failover_manual": { node: string; by: string; holdMs: number };
+    /** failover manual: the active is gone or failed; this standby waits for `ha failover`. */
+    "ha.failover_pending": { node: string; peer: string; reason: string };
+    /** failover manual: an operator confirmed the takeover on this standby. */
+    "ha.takeover_confirmed": { node: string; by: string; reason: string };
     /** An operator turned maintenance on or off. */
     "ha.maintenance_changed": { node: string; on: boolean; by: string };
     /** A notify FIFO line keepwire could not use (counted, never acted on). */
@@ -67,6 +71,8 @@ export const HA_EVENTS = [
   "ha.engine_started",
   "ha.failover_manual",
   "ha.maintenance_changed",
+  "ha.failover_pending",
+  "ha.takeover_confirmed",
   "ha.engine_line_refused",
   "ha.peer_lost",
   "ha.peer_degraded",

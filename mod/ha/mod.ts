@@ -11,8 +11,11 @@
  * With `ha.peerLink`, each node reads the other's health over the peer link (peer.ts):
  * `ha.peer_lost`, `ha.peer_degraded`, `ha.peer_recovered`, `ha.peer_version`.
  *
+ * With `failover: manual`, a standby is held in FAULT (it never takes over by itself),
+ * raises `ha.failover_pending` when the active is gone and takes over on `ha failover`.
+ *
  * Not built yet (docs/ha.md): TLS on the peer link, the corosync-qnetd witness,
- * failover `manual`, layer-3 notify hooks.
+ * layer-3 notify hooks.
  * @module
  */
 import { Hono } from "hono";
@@ -21,7 +24,7 @@ import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import { jsonBody, parseOr400 } from "../web/errors.ts";
 import type { HaConfig } from "./config.ts";
-import { HaDisabledError, HaNotActiveError } from "./errors.ts";
+import { HaDisabledError, HaNotActiveError, HaNoTakeoverPendingError } from "./errors.ts";
 import {
   type Engine,
   type EngineFactory,
@@ -30,7 +33,13 @@ import {
 } from "./engine.ts";
 import { INSTANCE, parseFifoLine } from "./keepalived.ts";
 import { type HaRole, RoleMachine, ROLES, type RoleTransition } from "./role.ts";
-import { type ConditionReader, HA_CONDITIONS, TrackControl, type TrackView } from "./track.ts";
+import {
+  type ConditionReader,
+  HA_CONDITIONS,
+  MANUAL_HOLD,
+  TrackControl,
+  type TrackView,
+} from "./track.ts";
 import {
   PEER_HEALTH_PATH,
   PEER_PROTOCOL,
@@ -46,7 +55,12 @@ import type { EventMap } from "../events/mod.ts";
 
 export { type HaConfig, haConfigSchema } from "./config.ts";
 export { HA_EVENTS } from "./events.ts";
-export { HaDisabledError, HaEngineError, HaNotActiveError } from "./errors.ts";
+export {
+  HaDisabledError,
+  HaEngineError,
+  HaNotActiveError,
+  HaNoTakeoverPendingError,
+} from "./errors.ts";
 export { type HaRole, ROLE_TRANSITIONS, RoleMachine } from "./role.ts";
 export { HA_CONDITIONS, haReaders, type HaSources } from "./track.ts";
 export { PEER_HEALTH_PATH, PEER_PROTOCOL, type PeerHealth, type PeerView } from "./peer.ts";
@@ -100,6 +114,18 @@ export interface HaStatus extends HaPublicStatus {
   peers: { address: string; id: string | null }[];
   /** What the peer link knows (null without ha.peerLink). */
   peerLink: (PeerView & { url: string; listening: string | null }) | null;
+  /**
+   * `failover: manual` (null in auto): whether keepalived is held in FAULT so this
+   * standby does not take over, whether a takeover is pending (the active is gone or
+   * failed: `ha failover` here takes over) and why, and until when a confirmed
+   * takeover is released.
+   */
+  manual: {
+    held: boolean;
+    pending: boolean;
+    reason: string | null;
+    releasedUntil: string | null;
+  } | null;
   /** Recent role transitions, newest last. */
   history: {
     from: string;
@@ -121,7 +147,11 @@ export interface HaApi {
   status(): HaStatus;
   /** Public fields only. */
   publicStatus(): HaPublicStatus;
-  /** Hand the active role to the peer (FAULT for ha.failoverHoldMs; priority-0 advert). */
+  /**
+   * On the active node: hand the active role to the peer (FAULT for
+   * ha.failoverHoldMs; priority-0 advert). On a standby with `failover: manual` and a
+   * takeover pending: confirm the takeover (the hold is released).
+   */
   failover(by: string): HaStatus;
   /** Maintenance on/off (persisted; a node in maintenance never becomes active). */
   setMaintenance(on: boolean, by: string): HaStatus;
@@ -214,6 +244,13 @@ class HaModuleImpl implements HaModule {
   #peerServer: Deno.HttpServer | null = null;
   #peerListening: string | null = null;
   #peerUrl = "";
+  // failover: manual
+  #peerKnown = false;
+  #peerSeenActive = false;
+  #releasedUntil: number | null = null;
+  #releaseTimer: TimerId | undefined;
+  #pending: string | null = null;
+  #manualBusy = false;
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -237,6 +274,7 @@ class HaModuleImpl implements HaModule {
             this.#lastError = `cannot write the track files: ${(e as Error).message}`;
           }
         }
+        queueMicrotask(() => this.#reapplyEngineState());
         this.#ctx.bus.publish({
           module: "ha",
           kind: "ha.track_changed",
@@ -252,6 +290,7 @@ class HaModuleImpl implements HaModule {
       },
     });
     this.#machine.start();
+    this.#manualUpdate();
     const saved = this.#ctx.store.getSetting<{ on: boolean; by: string }>(MAINTENANCE_KEY);
     if (saved?.on) {
       this.#track.setMaintenance(true);
@@ -263,7 +302,10 @@ class HaModuleImpl implements HaModule {
       );
     }
     this.#pollTimer = this.#ctx.clock.setInterval(
-      () => this.#track?.evaluate(),
+      () => {
+        this.#track?.evaluate();
+        this.#reapplyEngineState();
+      },
       this.#deps.pollMs ?? 1000,
     );
     const factory: EngineFactory = this.#deps.engine ??
@@ -297,7 +339,9 @@ class HaModuleImpl implements HaModule {
       version: VERSION,
       role: this.#machine.role,
       since: new Date(snap.since).toISOString(),
-      takeoverPending: false,
+      takeoverPending: this.#pending !== null,
+      handingOver: !!this.#track &&
+        (this.#track.view.maintenance || this.#track.view.handoverUntil !== null),
       health: {
         ok: h.ok,
         parts: Object.fromEntries(
@@ -379,7 +423,11 @@ class HaModuleImpl implements HaModule {
       timeoutMs: link.timeoutMs,
       lostAfter: link.lostAfter,
       on: {
-        lost: (reason) => pub("ha.peer_lost", "warning", { reason }),
+        lost: (reason) => {
+          this.#peerKnown = true;
+          pub("ha.peer_lost", "warning", { reason });
+          this.#manualUpdate();
+        },
         degraded: (parts) => pub("ha.peer_degraded", "warning", { parts }),
         recovered: (from) => pub("ha.peer_recovered", "notice", { from }),
         version: (peerVersion) =>
@@ -390,6 +438,10 @@ class HaModuleImpl implements HaModule {
             payload: { node, peer: peerName, peerVersion, version: VERSION },
           }),
         refused: (reason, detail, n) => this.#peerRefused("outbound", reason, detail, n),
+        seen: () => {
+          this.#peerKnown = true;
+          this.#manualUpdate();
+        },
       },
     });
     this.#peer.start();
@@ -403,6 +455,7 @@ class HaModuleImpl implements HaModule {
     for (const u of this.#unsubs) u();
     this.#unsubs = [];
     this.#peer?.stop();
+    this.#setRelease(null);
     if (this.#peerServer) {
       await this.#peerServer.shutdown().catch(() => {});
       this.#peerServer = null;
@@ -489,7 +542,7 @@ class HaModuleImpl implements HaModule {
       }
       return;
     }
-    if (l.type === "state") this.#machine.engineReport(l.state, l.priority);
+    if (l.type === "state") this.#machine.engineReport(l.state, l.priority, this.#heldText());
     else if (l.type === "priority") this.#machine.enginePriority(l.priority);
     else this.#onLowerPriorityAdvert(l.priority);
   }
@@ -521,7 +574,86 @@ class HaModuleImpl implements HaModule {
     });
   }
 
+  /** Why keepalived's FAULT is only the manual hold (a standby), or undefined. */
+  #heldText(): string | undefined {
+    const v = this.#track?.view;
+    if (!v || v.faultReasons.length !== 1 || v.faultReasons[0] !== MANUAL_HOLD) return undefined;
+    return this.#pending
+      ? `failover manual: takeover pending (${this.#pending}); waiting for ha failover here`
+      : this.#peerKnown
+      ? "failover manual: the peer is active; this node does not take over by itself"
+      : "failover manual: waiting for the peer link before joining";
+  }
+
+  /** keepalived still in FAULT while what holds it changed: the role may differ. */
+  #reapplyEngineState(): void {
+    const snap = this.#machine.snapshot();
+    if (snap.engine === "FAULT" && this.#running) {
+      this.#machine.engineReport("FAULT", snap.priority ?? 0, this.#heldText());
+    }
+  }
+
+  /**
+   * `failover: manual`: decide the hold and the pending takeover. A node that is not
+   * active holds keepalived in FAULT (so it cannot take over by itself) from its start
+   * until the peer link has answered or is lost, and after that whenever it has seen
+   * the peer active, unless an operator confirmed a takeover or the peer hands over
+   * (ha failover / maintenance there). Held while the peer is lost or not active: a
+   * takeover is pending (`ha.failover_pending`, once per episode).
+   */
+  #manualUpdate(): void {
+    if (this.#cfg.failover !== "manual" || !this.#track || this.#manualBusy || this.#stopping) {
+      return;
+    }
+    this.#manualBusy = true;
+    try {
+      const role = this.#machine.role;
+      const pv = this.#peer?.view;
+      if (role === "active") {
+        this.#peerSeenActive = false;
+        this.#setRelease(null);
+      } else if (pv?.reachable && pv.role === "active") this.#peerSeenActive = true;
+      const handingOver = !!pv?.reachable && pv.handingOver;
+      const hold = role !== "active" && this.#releasedUntil === null && !handingOver &&
+        (!this.#peerKnown || this.#peerSeenActive);
+      let reason: string | null = null;
+      if (hold && this.#peerKnown && role !== "maintenance" && role !== "stopped") {
+        if (this.#peer?.lost) reason = `the peer is lost: ${pv?.lastError ?? "no answer"}`;
+        else if (pv?.reachable && pv.role !== "active") reason = `the peer is ${pv.role}`;
+      }
+      if (reason !== null && this.#pending === null) {
+        const peer = this.#cfg.peers[0];
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.failover_pending",
+          severity: "error",
+          payload: { node: this.#cfg.node.id, peer: peer?.id ?? peer?.address ?? "", reason },
+        });
+      }
+      this.#pending = reason;
+      this.#track.setManualHold(hold);
+      // the values written may not change (FAULT for another reason too): the role may
+      queueMicrotask(() => this.#reapplyEngineState());
+    } finally {
+      this.#manualBusy = false;
+    }
+  }
+
+  #setRelease(until: number | null): void {
+    if (this.#releaseTimer !== undefined) this.#ctx.clock.clearTimeout(this.#releaseTimer);
+    this.#releaseTimer = undefined;
+    this.#releasedUntil = until;
+    if (until !== null) {
+      this.#releaseTimer = this.#ctx.clock.setTimeout(() => {
+        this.#releaseTimer = undefined;
+        this.#releasedUntil = null;
+        this.#manualUpdate();
+      }, until - this.#ctx.clock.now());
+    }
+  }
+
   #onTransition(t: RoleTransition): void {
+    queueMicrotask(() => this.#manualUpdate());
     const snap = this.#machine.snapshot();
     const bad = t.to === "fault" || (t.from === "active" && t.to !== "maintenance");
     this.#ctx.bus.publish({
@@ -543,6 +675,30 @@ class HaModuleImpl implements HaModule {
   failover(by: string): HaStatus {
     if (!this.#cfg.enabled || !this.#track) throw new HaDisabledError();
     const role = this.#machine.role;
+    if (role !== "active" && this.#cfg.failover === "manual" && role !== "maintenance") {
+      this.#manualUpdate();
+      const reason = this.#pending;
+      if (reason === null) {
+        const pv = this.#peer?.view;
+        throw new HaNoTakeoverPendingError(
+          pv?.reachable
+            ? `the peer ${pv.id ?? ""} is ${pv.role}`
+            : "the peer link has no answer yet",
+        );
+      }
+      // released long enough for keepalived's master-down timer, then held again if
+      // this node did not become active (e.g. the peer was alive after all)
+      const ms = Math.max(10_000, 20 * this.#cfg.advertMs + this.#cfg.holdDownMs);
+      this.#setRelease(this.#ctx.clock.now() + ms);
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind: "ha.takeover_confirmed",
+        severity: "notice",
+        payload: { node: this.#cfg.node.id, by, reason },
+      });
+      this.#manualUpdate();
+      return this.status();
+    }
     if (role !== "active") throw new HaNotActiveError(role);
     this.#ctx.bus.publish({
       module: "ha",
@@ -615,6 +771,14 @@ class HaModuleImpl implements HaModule {
         holdDownMs: this.#cfg.holdDownMs,
       },
       peers: this.#cfg.peers.map((p) => ({ address: p.address, id: p.id ?? null })),
+      manual: this.#cfg.failover === "manual" && enabled
+        ? {
+          held: this.#track?.view.manualHold ?? false,
+          pending: this.#pending !== null,
+          reason: this.#pending,
+          releasedUntil: iso(this.#releasedUntil),
+        }
+        : null,
       peerLink: this.#peer
         ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
         : null,

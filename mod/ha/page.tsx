@@ -56,6 +56,15 @@ export async function haPage(d: PageDeps, who: Principal | null): Promise<Child>
               </p>
             )
             : <p class="muted">peer link: not configured (ha.peerLink)</p>}
+          {s.manual
+            ? (
+              <p data-ha-manual={s.manual.pending ? "pending" : s.manual.held ? "held" : "free"}>
+                failover manual:{" "}
+                {s.manual.held ? "held (this node does not take over by itself)" : "not held"}
+                {s.manual.pending ? ` · TAKEOVER PENDING: ${s.manual.reason}` : ""}
+              </p>
+            )
+            : null}
           <p>
             <Action
               allowed={admin && s.role === "active"}
@@ -67,6 +76,23 @@ export async function haPage(d: PageDeps, who: Principal | null): Promise<Child>
             >
               Hand over to the peer
             </Action>{" "}
+            {s.manual?.pending
+              ? (
+                <>
+                  <Action
+                    allowed={admin}
+                    api="/api/ha/failover"
+                    body={{ by: who?.name ?? "ui" }}
+                    confirm={`Take over on ${s.node}? ${s.manual.reason}. Make sure the peer is really down.`}
+                    done="takeover confirmed"
+                    cls="danger"
+                  >
+                    Take over here
+                  </Action>
+                  {" "}
+                </>
+              )
+              : null}
             <Action
               allowed={admin}
               api="/api/ha/maintenance"

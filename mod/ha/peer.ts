@@ -109,6 +109,8 @@ export const peerHealthSchema = z.strictObject({
   role: z.string().min(1).max(32),
   since: z.string().max(64).nullable(),
   takeoverPending: z.boolean(),
+  /** The node hands its active role over (ha failover, maintenance): a held peer takes over. */
+  handingOver: z.boolean(),
   health: z.strictObject({
     ok: z.boolean(),
     parts: z.record(z.string().max(64), peerPartSchema),
@@ -205,6 +207,8 @@ export interface PeerView {
   degraded: string[];
   /** The peer's own takeover-pending flag (manual failover). */
   takeoverPending: boolean;
+  /** The peer hands its active role over (ha failover or maintenance on it). */
+  handingOver: boolean;
   /** Why the last poll failed, or null. */
   lastError: string | null;
   /** Answers refused (not signed, malformed, other pair, incompatible). */
@@ -266,6 +270,7 @@ export class PeerMonitor {
       version: null,
       degraded: [],
       takeoverPending: false,
+      handingOver: false,
       lastError: null,
       refused: 0,
       refusedInbound: 0,
@@ -408,6 +413,7 @@ export class PeerMonitor {
     v.role = h.role;
     v.version = h.version;
     v.takeoverPending = h.takeoverPending;
+    v.handingOver = h.handingOver;
     if (this.#lost) {
       this.#lost = false;
       this.#o.on.recovered("lost");

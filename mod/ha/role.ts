@@ -159,17 +159,24 @@ export class RoleMachine {
    * keepalived reported a state. In maintenance it is recorded only; otherwise the
    * role follows it (MASTER → active, BACKUP → standby, FAULT/STOP → fault).
    */
-  engineReport(state: EngineState, priority: number): void {
+  engineReport(state: EngineState, priority: number, heldStandby?: string): void {
     if (this.#role === "stopped") return;
     this.#engine = state;
     this.#priority = priority;
     if (this.#role === "maintenance") return;
-    const to = ENGINE_ROLE[state];
+    // manual failover: keepalived held in FAULT only to keep it from taking over is a
+    // standby (`heldStandby` says why)
+    const to = state === "FAULT" && heldStandby !== undefined ? "standby" : ENGINE_ROLE[state];
     if (to !== this.#role) {
       this.#go(to, {
         cause: "engine",
-        text: `keepalived reported ${state} (priority ${priority})`,
+        text: to === "standby" && state === "FAULT"
+          ? `keepalived held in FAULT: ${heldStandby}`
+          : `keepalived reported ${state} (priority ${priority})`,
       });
+    } else if (to === "standby" && state === "FAULT") {
+      // a standby now held (or held for another reason): no transition, the why changes
+      this.#reason = { cause: "engine", text: `keepalived held in FAULT: ${heldStandby}` };
     }
   }
 

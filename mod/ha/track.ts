@@ -86,7 +86,12 @@ export interface TrackView {
   maintenance: boolean;
   /** A handover (`ha failover`) holds FAULT until this clock time, or null. */
   handoverUntil: number | null;
+  /** `failover: manual`: FAULT held so this standby does not take over by itself. */
+  manualHold: boolean;
 }
+
+/** The fault reason of the manual-failover hold. */
+export const MANUAL_HOLD = "manual_hold";
 
 /** The values written to the two track files. */
 export interface TrackValues {
@@ -105,6 +110,7 @@ export class TrackControl {
   #readers: Partial<Record<string, ConditionReader>>;
   #write: (v: TrackValues, view: TrackView) => void;
   #maintenance = false;
+  #manualHold = false;
   #handoverUntil: number | null = null;
   #handoverTimer: TimerId | undefined;
   #last: TrackValues | null = null;
@@ -133,6 +139,13 @@ export class TrackControl {
   /** Maintenance flag (persisted by the module). */
   setMaintenance(on: boolean): void {
     this.#maintenance = on;
+    this.evaluate();
+  }
+
+  /** The manual-failover hold (the module decides when it applies). */
+  setManualHold(on: boolean): void {
+    if (this.#manualHold === on) return;
+    this.#manualHold = on;
     this.evaluate();
   }
 
@@ -175,6 +188,7 @@ export class TrackControl {
     const penalties: TrackView["penalties"] = [];
     if (this.#maintenance) faultReasons.push("maintenance");
     if (this.#handoverUntil !== null) faultReasons.push("handover");
+    if (this.#manualHold) faultReasons.push(MANUAL_HOLD);
     for (const c of HA_CONDITIONS) {
       const read = this.#readers[c.name];
       let detail: string | null;
@@ -195,6 +209,7 @@ export class TrackControl {
       penalties,
       maintenance: this.#maintenance,
       handoverUntil: this.#handoverUntil,
+      manualHold: this.#manualHold,
     };
   }
 }

@@ -166,7 +166,9 @@ function monitorTime(line: string): number | null {
 }
 
 /** Build the lab: namespaces, the bridge, addresses, the echo service on both nodes. */
-export async function createHaLab(opts: { ha?: boolean } = {}): Promise<HaLab> {
+export async function createHaLab(
+  opts: { ha?: boolean; extra?: Record<string, unknown> } = {},
+): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
   const ns = { sw: `${p}sw`, n1: `${p}n1`, n2: `${p}n2`, cl: `${p}cl` };
   const dir = await Deno.makeTempDir({ prefix: `${p}-` });
@@ -251,6 +253,7 @@ export async function createHaLab(opts: { ha?: boolean } = {}): Promise<HaLab> {
             peers: [{ address: LAB.nodes[peer], id: peer, priority: peer === "n1" ? 150 : 100 }],
             advertMs: 100,
             failoverHoldMs: 2000,
+            ...opts.extra,
           },
         }),
       );
