@@ -198,7 +198,14 @@ export function applianceConfig(): Record<string, unknown> {
         mode: "reboot",
         healthGateMs: 5000,
         healthTimeoutMs: 180000,
-        rebootCommand: ["systemctl", "reboot"],
+        // in 2 s, from a transient timer: keepwire answers the activate request first
+        rebootCommand: [
+          "systemd-run",
+          "--on-active=2",
+          "--timer-property=AccuracySec=100ms",
+          "/bin/systemctl",
+          "reboot",
+        ],
       },
     },
   };
@@ -285,41 +292,72 @@ menuentry "keepwire slot B" {
 `;
 }
 
-/** Kernel module folders left out of the rootfs (an appliance in a VM needs none of them). */
-const PRUNE_MODULES = [
-  "drivers/infiniband",
-  "drivers/comedi",
-  "drivers/target",
-  "drivers/hid",
-  "drivers/gpu",
-  "drivers/media",
-  "drivers/staging",
-  "drivers/scsi",
-  "drivers/usb",
-  "drivers/input",
-  "net/wireless",
-  "net/mac80211",
-  "net/bluetooth",
-  "net/sunrpc",
-  "net/ceph",
-  "net/rxrpc",
-  "fs/nfs",
-  "fs/nfsd",
-  "fs/xfs",
-  "fs/btrfs",
-  "fs/ocfs2",
-  "fs/smb",
-  "fs/cifs",
-  "fs/ceph",
-  "fs/gfs2",
-  "fs/jfs",
-  "fs/reiserfs",
-  "fs/f2fs",
-  "fs/nilfs2",
-  "fs/ubifs",
-  "fs/dlm",
-  "fs/afs",
+/**
+ * Kernel modules kept (paths under /usr/lib/modules/<version>/kernel/, prefix match): what an
+ * appliance in a VM loads — virtio, block, RAID, watchdog, FAT for the GRUB env partition, and
+ * the network stack keepwire drives (tc, bridges, VLANs, netfilter, veth). Everything else
+ * (wireless, GPUs, foreign file systems, ...) is left out; the initrd keeps its own copy.
+ */
+export const KEEP_MODULES = [
+  "arch/x86/crypto/",
+  "block/",
+  "crypto/",
+  "lib/",
+  "drivers/virtio/",
+  "drivers/block/",
+  "drivers/char/",
+  "drivers/watchdog/",
+  "drivers/md/",
+  "drivers/ata/",
+  "drivers/nvme/",
+  "drivers/net/virtio_net.ko",
+  "drivers/net/net_failover.ko",
+  "drivers/net/veth.ko",
+  "drivers/net/dummy.ko",
+  "drivers/net/macvlan.ko",
+  "drivers/net/bonding/",
+  "fs/fat/",
+  "fs/nls/",
+  "fs/fuse/",
+  "fs/squashfs/",
+  "fs/overlayfs/",
+  "net/core/",
+  "net/sched/",
+  "net/ipv4/",
+  "net/ipv6/",
+  "net/bridge/",
+  "net/8021q/",
+  "net/802/",
+  "net/llc/",
+  "net/netfilter/",
+  "net/packet/",
+  "net/unix/",
 ];
+
+/** Files and folders left out of the rootfs besides modules (not needed by an appliance). */
+const PRUNE_PATHS = [
+  "vmlinuz.old",
+  "initrd.img.old",
+  "var/cache/apt",
+  "var/lib/apt/lists",
+  "usr/lib/udev/hwdb.bin",
+  "usr/share/perl",
+  "usr/lib/x86_64-linux-gnu/perl",
+];
+
+async function pruneModules(kernelDir: string, rel = ""): Promise<void> {
+  for await (const e of Deno.readDir(join(kernelDir, rel))) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory) {
+      const d = `${p}/`;
+      if (KEEP_MODULES.some((k) => d.startsWith(k))) continue;
+      if (KEEP_MODULES.some((k) => k.startsWith(d))) await pruneModules(kernelDir, p);
+      else await Deno.remove(join(kernelDir, p), { recursive: true });
+    } else if (!KEEP_MODULES.some((k) => p.startsWith(k))) {
+      await Deno.remove(join(kernelDir, p));
+    }
+  }
+}
 
 /** Extract the base into `root` and add keepwire, its unit, config, fstab, network. */
 export async function prepareRootfs(
@@ -330,19 +368,14 @@ export async function prepareRootfs(
 ): Promise<void> {
   await Deno.mkdir(root, { recursive: true });
   await sh("tar", ["--numeric-owner", "-xpf", base, "-C", root]);
-  // smaller: kernel modules a VM never loads, the initrd backup, apt lists
+  // smaller: kernel modules a VM never loads, the initrd backup, apt lists, hwdb, perl modules
   const kver = [...Deno.readDirSync(join(root, "usr/lib/modules"))][0].name;
-  for (const p of PRUNE_MODULES) {
-    await Deno.remove(join(root, "usr/lib/modules", kver, "kernel", p), { recursive: true })
-      .catch(() => {});
-  }
+  await pruneModules(join(root, "usr/lib/modules", kver, "kernel"));
   // the rootfs's own depmod (kmod), chrooted: nothing mounted, nothing needed on the host
   await sh("chroot", [root, "/sbin/depmod", kver]);
-  for (const p of ["vmlinuz.old", "initrd.img.old"]) {
-    await Deno.remove(join(root, p)).catch(() => {});
+  for (const p of PRUNE_PATHS) {
+    await Deno.remove(join(root, p), { recursive: true }).catch(() => {});
   }
-  await Deno.remove(join(root, "var/cache/apt"), { recursive: true }).catch(() => {});
-  await Deno.remove(join(root, "var/lib/apt/lists"), { recursive: true }).catch(() => {});
 
   // keepwire: the pinned deno + the bundle, /usr/bin/keepwire -> the launcher
   const lib = join(root, "usr/lib/keepwire");
