@@ -12,6 +12,8 @@
  */
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
+import { createRequire } from "node:module";
+import { VENDOR } from "../mod/web/ui/vendor.ts";
 
 /** The repository root (this file lives in image/). */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -71,6 +73,11 @@ export async function buildBundle(
   for (const [from, to] of copies) {
     await Deno.mkdir(dirname(join(dir, to)), { recursive: true });
     await Deno.copyFile(join(ROOT, from), join(dir, to));
+  }
+  // browser libraries the UI serves from npm packages: keepwire.js reads them from static/
+  const require = createRequire(join(ROOT, "mod/web/ui/vendor.ts"));
+  for (const [name, spec] of Object.entries(VENDOR)) {
+    await Deno.copyFile(require.resolve(spec), join(dir, "static", name));
   }
   await Deno.writeTextFile(join(dir, "keepwire"), LAUNCHER, { mode: 0o755 });
   await Deno.chmod(join(dir, "keepwire"), 0o755);

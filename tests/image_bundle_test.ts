@@ -70,6 +70,11 @@ Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker
       await new Promise((res) => setTimeout(res, 100));
     }
     assertEquals(health, 200, out);
+    // the UI's npm browser library, served from the copy beside the bundle
+    const morph = await fetch(`http://127.0.0.1:${port}/static/idiomorph.js`);
+    const morphText = await morph.text();
+    assertEquals(morph.status, 200);
+    assert(morphText.includes("Idiomorph") && !morphText.includes("cannot read"), morphText);
     // the worker: ready and beating (heartbeats come from the SDK inside the Worker)
     let row: { state: string; lastHeartbeatMs: number | null } | undefined;
     while (Date.now() < deadline) {

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 
 /** Files under /static/ that come from npm packages: name → package path. */
-const VENDOR: Record<string, string> = {
+export const VENDOR: Record<string, string> = {
   // idiomorph's classic-script build: defines the global `Idiomorph` used by app.js
   "idiomorph.js": "idiomorph/dist/idiomorph.js",
 };
@@ -22,6 +22,10 @@ export function vendorFiles(): [string, string][] {
     try {
       return [name, Deno.readTextFileSync(require.resolve(spec))];
     } catch (e) {
+      // the bundled executable (image/bundle.ts) carries a copy in static/ beside keepwire.js
+      try {
+        return [name, Deno.readTextFileSync(new URL(`./static/${name}`, import.meta.url))];
+      } catch { /* neither */ }
       const why = `keepwire: cannot read npm:${spec} (${e instanceof Error ? e.message : e})`;
       return [name, `console.warn(${JSON.stringify(why)});\n`];
     }
