@@ -463,3 +463,20 @@ Deno.test("auth: CLI sets a password from stdin and creates a token that works o
     await t.close();
   }
 });
+
+Deno.test("auth: a bad token name from the CLI is a usage error naming the field, not raw validator output", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "kw-tokname-" });
+  try {
+    for (const name of ["x\ny", "a".repeat(65), "sp ace"]) {
+      const r = await kw(["token", "create", "--name", name, "--data", dataDir]);
+      assertEquals(r.code, 2, r.stderr);
+      assertStringIncludes(r.stderr, "token name");
+      assert(!r.stderr.includes('"code"'), `raw validator output leaked: ${r.stderr}`);
+      assert(!r.stderr.includes("\n  {"), `raw validator output leaked: ${r.stderr}`);
+    }
+    const ok = await kw(["token", "create", "--name", "fine-name", "--data", dataDir]);
+    assertEquals(ok.code, 0, ok.stderr);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -8,7 +8,16 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { isStorageFull, type Store } from "../store/mod.ts";
 import { HashGate } from "./hash_gate.ts";
-import { AlreadySetUpError, LastAdminError, TokenExistsError, UserExistsError } from "./errors.ts";
+import {
+  AlreadySetUpError,
+  ApiError,
+  LastAdminError,
+  TokenExistsError,
+  UserExistsError,
+} from "./errors.ts";
+
+/** A token name: what `token create --name` and `POST /api/tokens` accept. */
+const tokenNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/);
 
 export { AlreadySetUpError, LastAdminError, TokenExistsError, UserExistsError };
 import { LoginThrottle, type ThrottlePolicy } from "./login_throttle.ts";
@@ -335,9 +344,14 @@ export class Users {
     role: Role,
     opts: { expiresInMs?: number } = {},
   ): { token: string; info: TokenInfo } {
-    z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -").parse(
-      name,
-    );
+    if (!tokenNameSchema.safeParse(name).success) {
+      throw new ApiError(
+        400,
+        "bad_request",
+        `token name ${JSON.stringify(name.slice(0, 80))}: 1-64 characters: letters, digits, _ . -`,
+        { name: "1-64 characters: letters, digits, _ . -" },
+      );
+    }
     const id = randomBytes(6).toString("hex");
     const secret = randomBytes(24).toString("base64url");
     const now = this.#now();
