@@ -3,9 +3,9 @@
  * (who hears what over which channel), routing rules, and the delivery policy (retries,
  * rate limits, flap suppression, the daily digest).
  *
- * Secrets are fields named `password`, `secret` or `apiKey`: the web app's config redaction
- * replaces every key matching `pass|secret|token|apikey` by name, and the alert API never
- * answers with them (it says `set: true`).
+ * Secrets (`password`, `secret`, `apiKey`) are marked `.meta({ writeOnly: true })`: the web
+ * app's config redaction hides every field so marked (mod/web/ui/config_view.ts), and the
+ * alert API never answers with them (it says `set: true`).
  * @module
  */
 import { z } from "zod";
@@ -39,7 +39,7 @@ export const emailChannelSchema = z.strictObject({
     "none: plain; starttls: upgrade when offered and required when user is set; tls: TLS from the first byte (port 465)",
   ),
   user: z.string().optional().describe("AUTH user"),
-  password: z.string().optional().describe("AUTH password (secret)"),
+  password: z.string().optional().describe("AUTH password (secret)").meta({ writeOnly: true }),
   from: z.string().email().describe("envelope and header sender"),
   rejectUnauthorized: z.boolean().default(true).describe(
     "refuse a server certificate that does not verify",
@@ -62,8 +62,8 @@ export const smsChannelSchema = z.strictObject({
   ),
   body: z.string().optional().describe("request body template (JSON-escaped placeholders)"),
   username: z.string().optional(),
-  password: z.string().optional().describe("gateway password (secret)"),
-  apiKey: z.string().optional().describe("gateway API key (secret)"),
+  password: z.string().optional().describe("gateway password (secret)").meta({ writeOnly: true }),
+  apiKey: z.string().optional().describe("gateway API key (secret)").meta({ writeOnly: true }),
   successStatus: z.array(z.number().int().min(100).max(599)).optional().describe(
     "statuses that mean accepted (default 200..299)",
   ),
@@ -80,7 +80,7 @@ export const webhookChannelSchema = z.strictObject({
   secret: z.string().regex(
     /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/,
     "expected whsec_ followed by the base64 of 24 to 64 random bytes",
-  ).describe("signing secret (secret)"),
+  ).describe("signing secret (secret)").meta({ writeOnly: true }),
   timeoutMs: timeoutSchema,
 });
 

@@ -19,9 +19,10 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
     <>
       <h1>Bypass</h1>
       <p class="muted">
-        A segment is in bypass (its two ports shorted into a wire) while any hold is active. Holds
-        have reasons: manual, update, runtime-fault, watchdog. Releasing the last hold returns the
-        segment to inline.
+        A segment is in bypass (its two ports shorted into a wire) while any hold is active. Each
+        hold has a reason: yours is free text (say why, e.g. "cabling work in rack 3"); keepwire's
+        own are update, shutdown, watchdog, startup and supervisor:NAME. Releasing the last hold
+        returns the segment to inline.
       </p>
       {!r ? <p class="muted">Bypass is not available on this appliance.</p> : (
         <div class="grid">
@@ -86,7 +87,13 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
                       data-confirm={`Put ${name} into bypass? Traffic will go around the appliance.`}
                       data-done="hold added"
                     >
-                      <input name="reason" value="manual" aria-label="reason" />
+                      <input
+                        name="reason"
+                        placeholder="reason, e.g. cabling work in rack 3"
+                        aria-label="reason for the hold"
+                        maxlength={120}
+                        required
+                      />
                       <button type="submit" class="primary">Hold in bypass</button>
                     </form>
                   )

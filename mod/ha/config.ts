@@ -137,7 +137,7 @@ const baseSchema = z.strictObject({
     bind: ipv4Schema.optional().describe("address to listen on (default: ha.node.address)"),
     secret: z.string().min(16).max(256).describe(
       "the pair secret, the same on both nodes (at least 16 characters; redacted)",
-    ),
+    ).meta({ writeOnly: true }),
     pairId: z.string().regex(NAME_RE, "lowercase letters, digits, - and _ (max 32)").optional()
       .describe("the pair's id, the same on both nodes (default: vrid-<virtualRouterId>)"),
     intervalMs: z.number().int().min(100).max(60_000).default(1000).describe(

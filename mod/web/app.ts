@@ -1,4 +1,5 @@
 /** The Hono application: security middleware, API under /api, /metrics, pages at /. */
+import { redactBySchema } from "./ui/config_view.ts";
 import { vendorFiles } from "./ui/vendor.ts";
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
@@ -86,18 +87,12 @@ function readStatic(name: string): string {
   return Deno.readTextFileSync(new URL(`./static/${name}`, import.meta.url));
 }
 
-/** The config with secrets (keys, passwords, tokens) replaced. */
+/**
+ * The config with secrets replaced: fields its schema marks `writeOnly` (see
+ * mod/web/ui/config_view.ts), never matched by name.
+ */
 export function redact(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(redact);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.entries(v).map(([k, x]) => [
-        k,
-        /pass(word)?|secret|token|apikey|api_key/i.test(k) ? "(redacted)" : redact(x),
-      ]),
-    );
-  }
-  return v;
+  return redactBySchema(v);
 }
 
 /** Build the application. */

@@ -99,12 +99,19 @@ Deno.test({
       const seg = page.locator(".segment").first();
       const name = await seg.getAttribute("data-segment");
       assert(name, "no bypass segment shown");
+      // a free-text reason, spaces and all
+      await seg.locator("input[name=reason]").fill("cabling work in rack 3");
       await seg.locator("button[type=submit]").click();
       await page.waitForSelector(`.segment[data-segment="${name}"] .badge.bypass`);
+      await page.waitForSelector(
+        `.segment[data-segment="${name}"] td:text("cabling work in rack 3")`,
+      );
+      assert(!(await page.textContent("#flash"))!.includes("error"));
       await page.screenshot({ path: `${SHOTS}browser-03-bypass-held.png`, fullPage: true });
       const api = await (await t.api("/api/bypass")).json();
       const s = api.segments.find((x: { name: string }) => x.name === name);
       assertEquals(s.mode, "bypass");
+      assertEquals(s.holds.map((h: { reason: string }) => h.reason), ["cabling work in rack 3"]);
       await page.locator(`.segment[data-segment="${name}"] button[data-api$="/release"]`).first()
         .click();
       await page.waitForSelector(`.segment[data-segment="${name}"] .badge.inline`);
@@ -120,7 +127,9 @@ Deno.test({
         severity: "warning",
         payload: { hi: 1 },
       });
-      await page.waitForSelector(`#live-events td:text("${marker}")`, { timeout: 15_000 });
+      await page.waitForSelector(`#live-events tr[data-kind="${marker}"] summary`, {
+        timeout: 15_000,
+      });
       await page.screenshot({ path: `${SHOTS}browser-05-live-event.png`, fullPage: true });
 
       // 5. upload a bundle and watch its progress; the slot table shows the new version
@@ -287,6 +296,54 @@ Deno.test({
       await page.click("#secret-dismiss");
       await page.waitForSelector("#secret", { state: "hidden" });
       assertEquals((await page.textContent("#secret-value"))!.trim(), "");
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // 3. words: an event reads as a sentence, its JSON one click away (and an opened
+      // <details> stays open across live refreshes)
+      await page.goto(`${t.base}/events`);
+      const row = page.locator('#live-events tr[data-kind="storage.member_failed"]').first();
+      assertEquals(
+        (await row.locator(".sentence").textContent())!.trim(),
+        "Disk sdb1 failed in RAID array md0 (now degraded).",
+      );
+      assert(!(await row.locator("details pre").isVisible()), "JSON shown before a click");
+      await row.locator("summary").click();
+      assert((await row.locator("details pre").textContent())!.includes('"device": "sdb1"'));
+      const before = Number(await page.getAttribute("body", "data-refreshed") ?? 0);
+      t.rt.bus.publishUntyped({
+        module: "browser",
+        kind: "browser.nudge",
+        severity: "info",
+        payload: {},
+      });
+      const until = Date.now() + 20_000;
+      while (Number(await page.getAttribute("body", "data-refreshed") ?? 0) === before) {
+        assert(Date.now() < until, "no live refresh on the events page");
+        await page.waitForTimeout(100);
+      }
+      assert(await row.locator("details pre").isVisible(), "the opened JSON closed on refresh");
+      await page.screenshot({ path: `${SHOTS}ui-06-events-desktop.png`, fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: `${SHOTS}ui-07-events-phone.png`, fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // storage flags in words
+      await page.goto(`${t.base}/storage`);
+      await page.waitForSelector(".badge.failed:text('faulty')");
+      await page.waitForSelector(".badge.spare:text('spare')");
+      await page.screenshot({ path: `${SHOTS}ui-08-storage-desktop.png`, fullPage: true });
+
+      // settings: sections with descriptions; hardware.bypass is shown, not "(redacted)"
+      await page.goto(`${t.base}/settings`);
+      await page.click("#cfg-hardware summary");
+      const values = await page.locator('.setting[data-path^="hardware.bypass"] .value')
+        .allTextContents();
+      assert(values.length > 0, "no hardware.bypass rows");
+      assert(!values.includes("(redacted)"), `hardware.bypass redacted: ${values}`);
+      assert(await page.isVisible('#cfg-hardware .setting[data-path="hardware.raid.pollMs"] p'));
+      await page.screenshot({ path: `${SHOTS}ui-09-settings-desktop.png`, fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: `${SHOTS}ui-10-settings-phone.png`, fullPage: true });
 
       assertEquals(
         errors.filter((e) => !e.includes("401")),

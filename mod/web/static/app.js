@@ -43,6 +43,7 @@ function markDirty(ev) {
 }
 document.addEventListener("input", markDirty);
 document.addEventListener("change", markDirty);
+document.addEventListener("toggle", markDirty, true); // an opened <details> stays open
 function clean(form) {
   form.reset();
   delete form.dataset.dirty;
@@ -63,7 +64,10 @@ async function callApi(method, url, body) {
     const e = data && data.error;
     let msg = e ? e.message : `HTTP ${res.status}`;
     if (e && e.fields) {
-      msg += " — " + Object.entries(e.fields).map(([k, v]) => `${k}: ${v}`).join("; ");
+      // field errors the message does not already say (never the same words twice)
+      const extra = Object.entries(e.fields).filter(([, v]) => !msg.includes(String(v)))
+        .map(([k, v]) => `${k}: ${v}`);
+      if (extra.length) msg += " — " + extra.join("; ");
     }
     throw new Error(msg);
   }
@@ -249,29 +253,36 @@ function refreshSoon(delay) {
   }, wait);
 }
 
+// A live row at once (generic words); the refresh that follows morphs it into the
+// server's sentence from the words table.
 function addEventRow(e) {
   const tbody = document.querySelector("#live-events tbody");
   if (!tbody) return;
   const tr = document.createElement("tr");
+  tr.id = "ev-" + e.id;
   tr.dataset.id = e.id;
-  const cells = [
-    new Date(e.time).toISOString().replace("T", " ").slice(0, 19),
-    e.severity,
-    e.module,
-    e.kind,
-    JSON.stringify(e.payload),
-  ];
-  cells.forEach((c, i) => {
-    const td = document.createElement("td");
-    if (i === 1) {
-      const s = document.createElement("span");
-      s.className = "badge " + c;
-      s.textContent = c;
-      td.appendChild(s);
-    } else td.textContent = c;
-    if (i === 4) td.className = "opt";
-    tr.appendChild(td);
-  });
+  tr.dataset.kind = e.kind;
+  const when = document.createElement("td");
+  when.className = "when";
+  when.textContent = new Date(e.time).toISOString().replace("T", " ").slice(0, 19);
+  const sev = document.createElement("td");
+  const badge = document.createElement("span");
+  badge.className = "badge " + e.severity;
+  badge.textContent = e.severity;
+  sev.appendChild(badge);
+  const what = document.createElement("td");
+  what.className = "what";
+  const sentence = document.createElement("span");
+  sentence.className = "sentence";
+  sentence.textContent = e.module + ": " + e.kind.replace(/^[^.]*\./, "").replaceAll("_", " ");
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = e.kind;
+  const pre = document.createElement("pre");
+  pre.textContent = JSON.stringify(e.payload, null, 2);
+  details.append(summary, pre);
+  what.append(sentence, details);
+  tr.append(when, sev, what);
   tbody.insertBefore(tr, tbody.firstChild);
   while (tbody.children.length > Number(tbody.dataset.max || 200)) {
     tbody.removeChild(tbody.lastChild);

@@ -7,6 +7,7 @@
  */
 import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
+import { describe } from "../../events/words.ts";
 import { Badge, fmtTime } from "./layout.tsx";
 
 /** Calls the app's own JSON API in-process (as the trusted local caller). */
@@ -28,20 +29,25 @@ export interface PageDeps {
   version: string;
 }
 
-/** Renders the events table rows. */
+/**
+ * Renders the events table rows: each event as a sentence from THE words table
+ * (mod/events/words.ts, shared with alerts), its kind and JSON payload one click away.
+ */
 export function EventRows(p: { events: KwEvent[] }): Child {
   return (
     <>
       {p.events.map((e) => (
-        <tr data-id={String(e.id)}>
-          <td>{fmtTime(e.time)}</td>
+        <tr id={`ev-${e.id}`} data-id={String(e.id)} data-kind={e.kind}>
+          <td class="when">{fmtTime(e.time)}</td>
           <td>
             <Badge value={e.severity} />
           </td>
-          <td>{e.module}</td>
-          <td>{e.kind}</td>
-          <td class="opt">
-            <code>{JSON.stringify(e.payload)}</code>
+          <td class="what">
+            <span class="sentence">{describe(e).what}</span>
+            <details>
+              <summary>{e.kind}</summary>
+              <pre>{JSON.stringify(e.payload, null, 2)}</pre>
+            </details>
           </td>
         </tr>
       ))}

@@ -4,6 +4,7 @@
  * scripts use (through an in-process call), so pages and API never disagree.
  * @module
  */
+import { REDACTED, settingSections } from "./config_view.ts";
 import { safeNext } from "../redirect.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -199,9 +200,7 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
               <tr>
                 <th>time (UTC)</th>
                 <th>severity</th>
-                <th>module</th>
-                <th>kind</th>
-                <th class="opt">details</th>
+                <th>what happened</th>
               </tr>
             </thead>
             <tbody data-max="200">
@@ -388,11 +387,27 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
             <p>keepwire {d.version}</p>
             <p class="muted">
               The configuration below is read from the config file at start; change it there and
-              restart (check it first with <code>keepwire config check FILE</code>).
+              restart (check it first with{" "}
+              <code>keepwire config check FILE</code>). Every field is described in docs/config.md;
+              secrets are never shown.
             </p>
-            <pre>{JSON.stringify(d.config(), null, 2)}</pre>
           </div>
         </div>
+        <h2>Configuration</h2>
+        {settingSections(d.config()).map((sec) => (
+          <details class="card config-section" id={`cfg-${sec.name}`}>
+            <summary>
+              <strong>{sec.name}</strong> <span class="muted">{sec.description}</span>
+            </summary>
+            {sec.rows.map((r) => (
+              <div class="setting" data-path={`${sec.name}.${r.path}`}>
+                <code class="path">{r.path}</code>{" "}
+                <span class={r.value === REDACTED ? "value redacted" : "value"}>{r.value}</span>
+                {r.description ? <p class="muted">{r.description}</p> : null}
+              </div>
+            ))}
+          </details>
+        ))}
       </>,
       false,
     );

@@ -12,6 +12,16 @@ function missing(what: string): Child {
 }
 
 /** Subsystems table with start/stop/restart. */
+/** md member flags (mdstat's letters) in words. */
+export const MD_FLAGS: Record<string, string> = {
+  F: "faulty",
+  S: "spare",
+  W: "write-mostly",
+  R: "replacement",
+  J: "journal",
+};
+const MD_FLAG_CLASS: Record<string, string> = { F: "failed", S: "spare", R: "rebuilding" };
+
 export async function subsystemsPage(d: PageDeps, who: Principal | null): Promise<Child> {
   const r = await d.internal("/api/subsystems");
   const admin = who?.role === "admin";
@@ -121,7 +131,7 @@ export async function storagePage(d: PageDeps): Promise<Child> {
                       <tr>
                         <th>member</th>
                         <th>slot</th>
-                        <th>flags</th>
+                        <th>state</th>
                       </tr>
                     </thead>
                     <tbody>
@@ -129,7 +139,18 @@ export async function storagePage(d: PageDeps): Promise<Child> {
                         <tr>
                           <td>{str(m.name)}</td>
                           <td>{str(m.index)}</td>
-                          <td>{strs(m.flags).join(" ") || "—"}</td>
+                          <td>
+                            {strs(m.flags).length
+                              ? strs(m.flags).map((f) => (
+                                <span
+                                  class={`badge ${MD_FLAG_CLASS[f] ?? ""}`}
+                                  title={`md flag (${f})`}
+                                >
+                                  {MD_FLAGS[f] ?? `flag ${f}`}
+                                </span>
+                              ))
+                              : <span class="badge ok">active</span>}
+                          </td>
                         </tr>
                       ))}
                     </tbody>

@@ -1,0 +1,311 @@
+/**
+ * THE words table: event kind → which "thing" it is about (alert flap suppression counts per
+ * thing), one sentence saying what happened with its key fields, what to do next, and
+ * whether it raises an alert by default. Alerts (mod/alert/render.ts) and the web UI's
+ * event lists both read events through {@link describe}; kinds without a row get a
+ * generic sentence made from their scalar fields.
+ *
+ * Kinds are matched by string. `ha.peer_lost`, `ha.peer_degraded` and `ha.quorum_lost` are
+ * declared by the HA module but nothing publishes them yet (its peer monitor and witness are
+ * not built); their rows are ready for when they are.
+ * @module
+ */
+import type { EventKind, EventMap, KwEvent, Payload } from "./mod.ts";
+import type {} from "../ha/events.ts";
+import type {} from "../storage/events.ts";
+import type {} from "../supervisor/events.ts";
+import type {} from "../update/events.ts";
+import type {} from "../governor/events.ts";
+import type {} from "../watchdog/events.ts";
+import type {} from "../web/events.ts";
+import type {} from "../alert/events.ts";
+import type {} from "../bypass/events.ts";
+import type {} from "../runtime_events.ts";
+
+/** How one kind reads. */
+interface Row<P> {
+  /** Does this event raise an alert under the default rules? (default: yes) */
+  alert?: (p: P) => boolean;
+  /** Words only: never an alert by default (not in {@link DEFAULT_ALERT_KINDS}). */
+  quiet?: true;
+  /** The thing it is about (flap key), e.g. `md0`, `segment lan0`. */
+  thing: (p: P) => string;
+  /** What happened, one sentence. */
+  what: (p: P) => string;
+  /** What to do next, one or two sentences. */
+  advice: (p: P) => string;
+}
+
+const TABLE = new Map<string, Row<Payload>>();
+
+/** Add a row for a declared kind (its payload typed). */
+function row<K extends EventKind>(kind: K, r: Row<EventMap[K]>): void {
+  TABLE.set(kind, r as unknown as Row<Payload>);
+}
+
+row("ha.role_changed", {
+  alert: (p) => p.to === "active" || p.to === "fault" || p.from === "active",
+  thing: (p) => `HA role of ${p.node}`,
+  what: (p) =>
+    p.to === "active"
+      ? `This node (${p.node}) took over and is now ACTIVE (was ${p.from}): ${p.reason}.`
+      : `This node (${p.node}) went from ${p.from} to ${p.to.toUpperCase()}: ${p.reason}.`,
+  advice: (p) =>
+    p.to === "active"
+      ? "Traffic now runs through this node. Check why the other node gave up the active role (its alerts, its status page) and bring it back as standby."
+      : p.to === "fault"
+      ? "This node cannot carry traffic. Check the failed parts on its status page (subsystems, links, storage); the peer should be active."
+      : "Check that the peer took over (it sends its own alert) and that traffic flows.",
+});
+row("ha.peer_lost", {
+  thing: (p) => `peer ${p.peer}`,
+  what: (p) => `The HA peer ${p.peer} stopped answering node ${p.node}: ${p.reason}.`,
+  advice: () =>
+    "Check the peer's power and the HA link between the nodes. Until it is back there is no standby.",
+});
+row("ha.peer_degraded", {
+  thing: (p) => `peer ${p.peer}`,
+  what: (p) => `The HA peer ${p.peer} reports unhealthy parts: ${p.parts.join(", ")}.`,
+  advice: () => "Repair the peer before a failover needs it; it may not be able to take over.",
+});
+row("ha.dual_active", {
+  thing: (p) => `HA pair ${p.node}/${p.peer}`,
+  what: (p) =>
+    `Both nodes (${p.node} and ${p.peer}) were ACTIVE at the same time (a split brain); resolved by ${p.resolvedBy}.`,
+  advice: () =>
+    "Check the HA link between the nodes (cables, switch, VLAN): they could not hear each other. Look for duplicate-address problems on the network during that time.",
+});
+row("ha.quorum_lost", {
+  thing: (p) => `quorum of ${p.node}`,
+  what: (p) => `Node ${p.node} lost quorum: ${p.reason}.`,
+  advice: () =>
+    "Check the witness and the network to it; without quorum a failover may not happen.",
+});
+row("storage.array_degraded", {
+  thing: (p) => `array ${p.array}`,
+  what: (p) => `RAID array ${p.array} is DEGRADED: ${p.degradedDisks} disk(s) missing.`,
+  advice: () =>
+    "Replace the failed disk soon: one more failure loses data. The array rebuilds onto the new disk by itself.",
+});
+row("storage.member_failed", {
+  thing: (p) => `array ${p.array}`,
+  what: (p) => `Disk ${p.device} failed in RAID array ${p.array} (now ${p.health}).`,
+  advice: () => "Replace the disk; keep the array's remaining disks untouched until it rebuilds.",
+});
+row("storage.array_health_changed", {
+  alert: (p) => p.to === "failed",
+  thing: (p) => `array ${p.array}`,
+  what: (p) => `RAID array ${p.array} went from ${p.from ?? "unknown"} to ${p.to.toUpperCase()}.`,
+  advice: (p) =>
+    p.to === "failed"
+      ? "The array has lost too many disks to run. Do not write to it; restore from backup or call support."
+      : "Check the array's status page.",
+});
+row("storage.rebuild_finished", {
+  thing: (p) => `array ${p.array}`,
+  what: (p) =>
+    p.completed
+      ? `RAID array ${p.array} finished its ${p.action}: it is ${p.health} again.`
+      : `RAID array ${p.array} stopped its ${p.action} before the end (now ${p.health}).`,
+  advice: (p) =>
+    p.completed
+      ? "Nothing to do; the redundancy is back."
+      : "Check the disks of the array: the rebuild was aborted or another disk failed.",
+});
+row("storage.disk_health_changed", {
+  alert: (p) => p.to === "failing",
+  thing: (p) => `disk ${p.disk}`,
+  what: (p) =>
+    `Disk ${p.disk} reports SMART ${p.to.toUpperCase()} (was ${p.from ?? "unknown"})${
+      p.reasons.length ? `: ${p.reasons.join("; ")}` : ""
+    }.`,
+  advice: () => "Plan to replace this disk now; it is predicted to fail.",
+});
+row("supervisor.transition", {
+  alert: (p) => p.to === "failed",
+  thing: (p) => `subsystem ${p.subsystem}`,
+  what: (p) =>
+    `Subsystem ${p.subsystem} (${p.criticality}) FAILED after ${p.restarts} restart(s): ${p.reason}.`,
+  advice: () =>
+    "Look at the subsystem's recent output on its page (or `keepwire sub status`); fix the cause, then restart it.",
+});
+row("supervisor.escalation", {
+  thing: (p) => `subsystem ${p.subsystem}`,
+  what: (p) =>
+    `Subsystem ${p.subsystem} gave up and was escalated: ${p.action}${
+      p.segments ? ` (bypass ${p.segments === "all" ? "all segments" : p.segments.join(", ")})` : ""
+    }. ${p.reason}.`,
+  advice: (p) =>
+    p.action === "bypass-hold"
+      ? "Traffic bypasses the appliance until the subsystem is ready again. Fix the subsystem; the hold is released by itself."
+      : p.action === "reboot"
+      ? "The appliance reboots to recover. If this repeats, check the subsystem's output after the reboot."
+      : "Check the subsystem's page for its last errors.",
+});
+row("alert.bypass_held", {
+  thing: (p) => `bypass ${p.segment}`,
+  what: (p) =>
+    `Bypass segment ${p.segment} has been held for ${Math.round(p.heldMs / 60_000)} minutes (${
+      p.holds.join(", ")
+    }): traffic is not inspected.`,
+  advice: () =>
+    "Release the hold when the work is done (`keepwire bypass release`), or find which part keeps it held on the Bypass page.",
+});
+row("update.rolled_back", {
+  thing: () => "update",
+  what: (p) =>
+    `The update to ${
+      p.version ?? "a new version"
+    } was ROLLED BACK: slot ${p.failed} failed (${p.reason}); slot ${p.running} runs again.`,
+  advice: () =>
+    "The appliance runs the previous version. Check the update's notes and the journal before trying it again.",
+});
+row("update.committed", {
+  thing: () => "update",
+  what: (p) => `The update to ${p.version ?? "a new version"} is committed (slot ${p.slot}).`,
+  advice: () => "Nothing to do.",
+});
+row("governor.level_changed", {
+  alert: (p) => p.to === "severe",
+  thing: () => "load",
+  what: (p) => `The load governor went from ${p.from} to ${p.to.toUpperCase()}: ${p.reason}.`,
+  advice: () =>
+    "The appliance sheds work to stay up (bulk subsystems suspended, API requests refused). Find the source of the load on the Governor page.",
+});
+row("watchdog.last_reset_by_watchdog", {
+  thing: () => "watchdog",
+  what: (p) =>
+    `The last restart of the appliance was a hardware watchdog reset${
+      p.device ? ` (${p.device})` : ""
+    }: it hung or crashed before.`,
+  advice: () =>
+    "Look at the journal just before the reset for what stopped responding; report it if it repeats.",
+});
+row("auth.locked", {
+  thing: (p) => `account ${p.user}`,
+  what: (p) =>
+    `Account ${p.user} is LOCKED OUT for ${
+      Math.round(p.forMs / 60_000)
+    } minutes after repeated wrong passwords.`,
+  advice: () =>
+    "If this was not you, someone is guessing passwords: check the failed logins in the journal and the addresses they came from.",
+});
+
+QUIET_ROWS();
+
+/** Kinds raising an alert by default (the table's rows that are not quiet). */
+export const DEFAULT_ALERT_KINDS: readonly string[] = [...TABLE.entries()]
+  .filter(([, r]) => !r.quiet).map(([k]) => k);
+
+/** Rows that give words to common events that raise no alert. */
+function QUIET_ROWS(): void {
+  const q = true as const;
+  row("bypass.mode_changed", {
+    quiet: q,
+    thing: (p) => `segment ${p.segment}`,
+    what: (p) =>
+      `Segment ${p.segment} switched from ${p.from} to ${p.to}${
+        p.holds.length ? ` (held by ${p.holds.join(", ")})` : ""
+      } in ${p.ms} ms.`,
+    advice: () => "",
+  });
+  row("bypass.hold_added", {
+    quiet: q,
+    thing: (p) => `segment ${p.segment}`,
+    what: (p) =>
+      `${p.by} put a hold "${p.reason}" on segment ${p.segment}; it is now ${p.mode} (${p.count} hold${
+        p.count === 1 ? "" : "s"
+      }).`,
+    advice: () => "",
+  });
+  row("bypass.hold_released", {
+    quiet: q,
+    thing: (p) => `segment ${p.segment}`,
+    what: (p) =>
+      `${p.by} released the hold "${p.reason}" on segment ${p.segment}${
+        p.forced ? " (forced)" : ""
+      }; ${p.remaining} hold${p.remaining === 1 ? "" : "s"} left.`,
+    advice: () => "",
+  });
+  row("bypass.segment_found", {
+    quiet: q,
+    thing: (p) => `segment ${p.segment}`,
+    what: (p) => `Found bypass segment ${p.segment} (${p.driver} driver), currently ${p.mode}.`,
+    advice: () => "",
+  });
+  row("storage.rebuild_started", {
+    quiet: q,
+    thing: (p) => p.array,
+    what: (p) => `${p.array} started a ${p.action} (${Math.round(p.progress * 100)}% done).`,
+    advice: () => "",
+  });
+  row("storage.rebuild_progress", {
+    quiet: q,
+    thing: (p) => p.array,
+    what: (p) => `${p.array} ${p.action} at ${p.step}%.`,
+    advice: () => "",
+  });
+  row("update.install_progress", {
+    quiet: q,
+    thing: () => "update",
+    what: (p) => {
+      const v = p as unknown as Record<string, unknown>;
+      const frac = typeof v.progress === "number" ? ` ${Math.round(v.progress * 100)}%` : "";
+      return `Installing an update: ${String(v.phase ?? "writing")}${frac}.`;
+    },
+    advice: () => "",
+  });
+  row("auth.user_created", {
+    quiet: q,
+    thing: (p) => `account ${p.user}`,
+    what: (p) => `Account ${p.user} (${p.role}) was created by ${p.by}.`,
+    advice: () => "",
+  });
+  row("runtime.started", {
+    quiet: q,
+    thing: () => "keepwire",
+    what: (p) => `keepwire ${p.version} started (pid ${p.pid}) in ${p.startMs} ms.`,
+    advice: () => "",
+  });
+  row("supervisor.essentials_ready", {
+    quiet: q,
+    thing: () => "subsystems",
+    what: (p) =>
+      p.ready ? "Every essential subsystem is ready." : "An essential subsystem is not ready.",
+    advice: () => "",
+  });
+}
+
+/** Does the event raise an alert under the default rules? */
+export function defaultRuleMatches(e: KwEvent): boolean {
+  const row = TABLE.get(e.kind);
+  if (!row || row.quiet) return false;
+  try {
+    return row.alert ? row.alert(e.payload) : true;
+  } catch {
+    return false;
+  }
+}
+
+/** What happened, what to do, for any event (unknown kinds get a generic sentence). */
+export function describe(e: KwEvent): { thing: string; what: string; advice: string } {
+  const row = TABLE.get(e.kind);
+  if (row) {
+    try {
+      return {
+        thing: row.thing(e.payload),
+        what: row.what(e.payload),
+        advice: row.advice(e.payload),
+      };
+    } catch { /* a payload of another shape: the generic words below */ }
+  }
+  const detail = Object.entries(e.payload).filter(([, v]) => typeof v !== "object")
+    .map(([k, v]) => `${k} ${v}`).join(", ");
+  return {
+    thing: `${e.kind}`,
+    what: `${e.module}: ${e.kind.replace(/^[^.]*\./, "").replaceAll("_", " ")}${
+      detail ? ` (${detail})` : ""
+    }.`,
+    advice: "Check the event journal on the appliance for details.",
+  };
+}
