@@ -102,8 +102,10 @@ document.addEventListener("click", async (ev) => {
     const body = btn.dataset.body ? JSON.parse(btn.dataset.body) : {};
     await callApi(btn.dataset.method || "POST", btn.dataset.api, body);
     flash(btn.dataset.done || "done");
-    if (btn.dataset.then) location.href = btn.dataset.then;
-    else refreshSoon(0);
+    if (btn.dataset.then) {
+      leaving = true;
+      location.href = btn.dataset.then;
+    } else refreshSoon(0);
   } catch (e) {
     flash(e.message, true);
   } finally {
@@ -134,6 +136,7 @@ document.addEventListener("submit", async (ev) => {
       }
       if (form.dataset.then) {
         // the server already reduced ?next= to a same-origin path (mod/web/redirect.ts)
+        leaving = true;
         location.href = form.dataset.then;
         return;
       }
@@ -194,6 +197,7 @@ document.addEventListener("click", async (ev) => {
   const b = ev.target.closest("#logout");
   if (!b) return;
   ev.preventDefault();
+  leaving = true;
   try {
     await callApi("POST", "/api/logout", {});
   } catch (_) { /* ignore */ }
@@ -205,6 +209,14 @@ document.addEventListener("click", async (ev) => {
 // paused event table are skipped.
 let refreshTimer = null;
 let lastRefresh = 0;
+// leaving the page (sign-out, a link): no refresh may start a second navigation
+let leaving = false;
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+});
+window.addEventListener("pageshow", () => {
+  leaving = false; // back from the page cache
+});
 function refreshMs() {
   return Number(document.body.dataset.refreshMs || "1500");
 }
@@ -226,8 +238,10 @@ function refreshSoon(delay) {
       refreshSoon();
       return;
     } // keep the progress bars while uploading
+    if (leaving) return;
     try {
       const res = await fetch(location.href, { credentials: "same-origin" });
+      if (leaving) return;
       if (res.redirected && new URL(res.url).pathname !== location.pathname) {
         location.href = res.url; // signed out meanwhile
         return;
