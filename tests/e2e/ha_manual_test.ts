@@ -51,9 +51,12 @@ Deno.test({
     });
     const all: ScenarioFigures[] = [];
     try {
+      // n1 alone: held until its peer link is lost (no active peer), then it joins and
+      // becomes active; n2 then finds n1 active and is held. (Started together, either
+      // may win: the first out of its hold takes the address.)
       await lab.startNode("n1");
-      await lab.startNode("n2");
       await lab.waitRole("n1", "active");
+      await lab.startNode("n2");
       await lab.waitRole("n2", "standby");
       // mutual monitoring: each knows the other's role
       await until("n1 sees n2 standby, n2 sees n1 active", 15_000, async () => {
