@@ -100,7 +100,7 @@ Deno.test({
       const name = await seg.getAttribute("data-segment");
       assert(name, "no bypass segment shown");
       // a free-text reason, spaces and all
-      await seg.locator("input[name=reason]").fill("cabling work in rack 3");
+      await seg.locator("input[name=reason]").fill(" cabling work in rack 3 "); // ends trimmed
       await seg.locator("button[type=submit]").click();
       await page.waitForSelector(`.segment[data-segment="${name}"] .badge.bypass`);
       await page.waitForSelector(
@@ -331,6 +331,8 @@ Deno.test({
       await page.goto(`${t.base}/storage`);
       await page.waitForSelector(".badge.failed:text('faulty')");
       await page.waitForSelector(".badge.spare:text('spare')");
+      await page.waitForSelector(".card.state-degraded[data-array=md0]");
+      await page.waitForSelector(".card.state-ok[data-array=md1]");
       await page.screenshot({ path: `${SHOTS}ui-08-storage-desktop.png`, fullPage: true });
 
       // settings: sections with descriptions; hardware.bypass is shown, not "(redacted)"

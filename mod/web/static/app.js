@@ -79,8 +79,10 @@ function formJson(form) {
   for (const el of form.elements) {
     if (!el.name || el.type === "file" || el.type === "submit") continue;
     if (el.type === "checkbox") out[el.name] = el.checked;
-    else if (el.value !== "") {
-      out[el.name] = el.dataset.type === "number" ? Number(el.value) : el.value;
+    else {
+      // typed text loses stray spaces at its ends (never a password)
+      const v = el.type === "password" ? el.value : el.value.trim();
+      if (v !== "") out[el.name] = el.dataset.type === "number" ? Number(v) : v;
     }
   }
   return out;

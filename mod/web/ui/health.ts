@@ -24,6 +24,15 @@ export function worst(...states: UiState[]): UiState {
   return states.reduce<UiState>((a, b) => RANK[b] > RANK[a] ? b : a, "ok");
 }
 
+/** The UI state of one md array's health (rebuilding is degraded: not yet redundant). */
+export function arrayState(health: string): UiState {
+  return health === "ok"
+    ? "ok"
+    : health === "failed" || health === "inactive"
+    ? "failed"
+    : "degraded";
+}
+
 /** RAID arrays and SMART disks (GET /api/storage). */
 export function storageHealth(storage: Obj | null): UiHealth | null {
   if (!storage) return null;

@@ -4,7 +4,7 @@ import type { Child } from "hono/jsx";
 import type { Principal } from "../users.ts";
 import type { PageDeps } from "./page_deps.tsx";
 import { Action, Badge, fmtAge, fmtTime, Progress } from "./layout.tsx";
-import { slotState } from "./health.ts";
+import { arrayState, slotState } from "./health.ts";
 import { arr, num, obj, str, strs, time } from "./data.ts";
 
 function missing(what: string): Child {
@@ -101,7 +101,10 @@ export async function storagePage(d: PageDeps): Promise<Child> {
             {arr(r.arrays).map((a) => {
               const sync = a.sync ? obj(a.sync) : null;
               return (
-                <div class="card" data-array={str(a.name)}>
+                <div
+                  class={`card state-${arrayState(str(a.health))}`}
+                  data-array={str(a.name)}
+                >
                   <h2>
                     {str(a.name)} <Badge value={str(a.health)} />
                   </h2>
