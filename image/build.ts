@@ -125,6 +125,9 @@ export function mmdebstrapArgs(out: string): string[] {
   return [
     "--variant=minbase",
     "--mode=root",
+    // explicit: mmdebstrap otherwise guesses the format from the output's name, and the
+    // temporary name the tarball is built under does not end in .tar (a directory results)
+    "--format=tar",
     `--include=${PACKAGES.join(",")}`,
     "--dpkgopt=path-exclude=/usr/share/man/*",
     "--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -143,9 +146,12 @@ export async function baseTar(cacheDir: string, log: (s: string) => void): Promi
   const key = (await sha256hex(mmdebstrapArgs("OUT").join("\n"))).slice(0, 16);
   const path = join(cacheDir, `base-${SUITE}-${key}.tar`);
   try {
-    await Deno.stat(path);
-    log(`base: cached ${basename(path)}`);
-    return path;
+    if ((await Deno.stat(path)).isFile) {
+      log(`base: cached ${basename(path)}`);
+      return path;
+    }
+    // not a tarball (left by an older build): build it again
+    await Deno.remove(path, { recursive: true });
   } catch { /* build it */ }
   const tmp = `${path}.part-${Deno.pid}`;
   const t0 = performance.now();
@@ -154,7 +160,7 @@ export async function baseTar(cacheDir: string, log: (s: string) => void): Promi
     await sh("mmdebstrap", mmdebstrapArgs(tmp));
     await Deno.rename(tmp, path);
   } finally {
-    await Deno.remove(tmp).catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
   log(`base: built in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return path;
