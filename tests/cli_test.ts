@@ -150,3 +150,35 @@ Deno.test("cli: docs/cli.md is generated from the program and up to date", async
   const onDisk = await Deno.readTextFile(new URL("../docs/cli.md", import.meta.url));
   assertEquals(onDisk, renderCliDocs(), "docs/cli.md is stale: run `tools/deno task docs`");
 });
+
+Deno.test("cli: config show redacts secrets marked in the schema and nothing else", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/secret.json`,
+      JSON.stringify({
+        alert: {
+          channels: {
+            mail: {
+              type: "email",
+              host: "127.0.0.1",
+              from: "kw@example.org",
+              user: "kw",
+              password: "smtp-pass-not-shown",
+            },
+          },
+        },
+      }),
+    );
+    const r = await kw(["config", "show", "--config", `${dir}/secret.json`, "--data", `${dir}/d`]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(!r.stdout.includes("smtp-pass-not-shown"), "the SMTP password was printed");
+    const shown = JSON.parse(r.stdout);
+    assertEquals(shown.alert.channels.mail.password, "(redacted)");
+    assertEquals(shown.alert.channels.mail.user, "kw");
+    // a field whose name merely contains "pass" is not a secret
+    assert(typeof shown.hardware.bypass === "object", "hardware.bypass was redacted");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -46,10 +46,16 @@ export function registerCoreCommands(program: Command): void {
       console.log(`${file}: valid`);
     });
   cfg.command("show")
-    .description("print the effective configuration (defaults, file, env applied) as JSON")
+    .description(
+      "print the effective configuration (defaults, file, env applied) as JSON; secrets redacted",
+    )
     .option("-c, --config <file>", "config file; default: embedded default")
     .option("-d, --data <dir>", "data directory override")
-    .action(async (opts: CommonOpts) => printJson(await commandConfig(opts)));
+    .action(async (opts: CommonOpts) => {
+      // secrets (fields the config schema marks writeOnly) are never printed back
+      const { redactBySchema } = await import("../web/ui/config_view.ts");
+      printJson(redactBySchema(await commandConfig(opts)));
+    });
 
   program.command("version")
     .description("print the keepwire and Deno versions")
