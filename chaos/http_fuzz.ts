@@ -22,6 +22,7 @@ import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
 import { Users } from "../mod/web/users.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
+import { rawStatus } from "../tests/helpers/raw_http.ts";
 
 /** Text that must never reach a client. */
 const INTERNAL =
@@ -37,33 +38,9 @@ interface Check {
   detail: string;
 }
 
-/** Send one raw HTTP/1.1 request (any Host); returns the status, 0 when none came. */
-async function raw(addr: string, head: string): Promise<number> {
-  const i = addr.lastIndexOf(":");
-  const conn = await Deno.connect({ hostname: addr.slice(0, i), port: Number(addr.slice(i + 1)) });
-  const timer = setTimeout(() => {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }, 15_000);
-  try {
-    await conn.write(new TextEncoder().encode(head));
-    const buf = new Uint8Array(2048);
-    let text = "";
-    while (!text.includes("\r\n")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-  } catch {
-    return 0;
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch { /* closed by the timer */ }
-  }
+/** Send one raw HTTP/1.1 request (any Host); returns the status, 0 when none came within 15 s. */
+function raw(addr: string, head: string): Promise<number> {
+  return rawStatus(addr, head, 15_000);
 }
 
 function malformedBodies(rounds: number): string[] {

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
+import { rawStatus as rawStatusWithin } from "./helpers/raw_http.ts";
 import { daemonRequest } from "../mod/cli/client.ts";
 import { Runtime } from "../mod/runtime.ts";
 import { validateConfig } from "../mod/config/mod.ts";
@@ -212,37 +213,9 @@ Deno.test("web: TLS on first start generates a self-signed certificate, kept for
   }
 });
 
-/** Send one raw HTTP/1.1 request (any Host header) and return the status code. */
-async function rawStatus(addr: string, head: string): Promise<number> {
-  const [hostname, port] = [
-    addr.slice(0, addr.lastIndexOf(":")),
-    addr.slice(addr.lastIndexOf(":") + 1),
-  ];
-  const conn = await Deno.connect({ hostname, port: Number(port) });
-  // no answer within 30 s counts as none (status 0): a server waiting for a 1 GB body
-  const deadline = setTimeout(() => {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }, 30_000);
-  try {
-    await conn.write(new TextEncoder().encode(head));
-    const buf = new Uint8Array(4096);
-    let text = "";
-    while (!text.includes("\r\n")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-  } catch {
-    return 0;
-  } finally {
-    clearTimeout(deadline);
-    try {
-      conn.close();
-    } catch { /* closed by the deadline */ }
-  }
+/** Raw request (any Host header); no answer within 30 s (a server waiting for a 1 GB body) is status 0. */
+function rawStatus(addr: string, head: string): Promise<number> {
+  return rawStatusWithin(addr, head, 30_000);
 }
 
 Deno.test("web: DNS rebinding: a request naming a foreign Host is refused (421) before anything, setup included", async () => {
