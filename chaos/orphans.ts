@@ -11,18 +11,11 @@
  */
 import { join } from "node:path";
 import { kwDaemon } from "../tests/helpers/cli.ts";
-import { processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
+import { killAll, pollUntil, processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
 import { pidAlive } from "../mod/supervisor/procfs.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
+const until = (cond: () => boolean, ms: number) => pollUntil(cond, ms);
 
 async function run(opts: { bounded: boolean; log: (s: string) => void }): Promise<ChaosResult> {
   const cycles = opts.bounded ? 5 : 50;
@@ -88,11 +81,7 @@ async function run(opts: { bounded: boolean; log: (s: string) => void }): Promis
       daemon.child.kill("SIGKILL");
     } catch { /* exited */ }
     await daemon.child.status;
-    for (const p of Object.values(copies).flatMap((c) => c())) {
-      try {
-        Deno.kill(p, "SIGKILL");
-      } catch { /* gone */ }
-    }
+    killAll(Object.values(copies).flatMap((c) => c()));
     await Deno.remove(dir, { recursive: true });
   }
   return {

@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { kwDaemon, MAIN } from "../tests/helpers/cli.ts";
-import { processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
+import { killAll, processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
 import { controlSocketPath, daemonRequest } from "../mod/cli/client.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
@@ -112,11 +112,7 @@ async function run(opts: { bounded: boolean; log: (s: string) => void }): Promis
   } finally {
     first.child.kill("SIGTERM");
     await first.child.status;
-    for (const p of processesWithArgv(["/bin/sleep", secs])) {
-      try {
-        Deno.kill(p, "SIGKILL");
-      } catch { /* gone */ }
-    }
+    killAll(processesWithArgv(["/bin/sleep", secs]));
     await Deno.remove(dir, { recursive: true });
   }
   return {

@@ -20,7 +20,7 @@ import { Runtime } from "../mod/runtime.ts";
 import type { SupervisorModule } from "../mod/supervisor/mod.ts";
 import { findExecutable } from "../mod/supervisor/process.ts";
 import { pidAlive } from "../mod/supervisor/procfs.ts";
-import { processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
+import { killAll, pollUntil, processesWithArgv, uniqueSleep } from "../tests/helpers/procs.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
 const fastRestarts = {
@@ -28,14 +28,7 @@ const fastRestarts = {
   intensity: { maxRestarts: 100_000, periodSec: 1 },
 };
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
+const until = (cond: () => boolean, ms: number) => pollUntil(cond, ms, 10);
 
 async function run(opts: { bounded: boolean; log: (s: string) => void }): Promise<ChaosResult> {
   const total = opts.bounded ? 100 : 1000;
@@ -136,11 +129,7 @@ async function run(opts: { bounded: boolean; log: (s: string) => void }): Promis
       opts.log(`after stop ${left.length} subsystem process(es) left: ${left.join(" ")}`);
       lost += left.length;
       survived = Math.max(0, injected - lost);
-      for (const p of left) {
-        try {
-          Deno.kill(p, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killAll(left);
     }
     await Deno.remove(dir, { recursive: true });
   }

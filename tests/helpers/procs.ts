@@ -32,3 +32,22 @@ export async function waitFor(cond: () => boolean, ms = 20_000, what = "conditio
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Poll `cond` every `stepMs` until it holds (true) or `ms` pass (false); never throws. */
+export async function pollUntil(cond: () => boolean, ms: number, stepMs = 20): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return true;
+}
+
+/** SIGKILL every pid in `pids`, ignoring those already gone (cleanup after a test). */
+export function killAll(pids: Iterable<number>): void {
+  for (const p of pids) {
+    try {
+      Deno.kill(p, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
