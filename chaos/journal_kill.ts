@@ -13,8 +13,8 @@
  */
 import { Store } from "../mod/store/mod.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
+import { burstAndKill } from "../tests/helpers/journal_kill.ts";
 
-const BURST = new URL("../tests/helpers/journal_burst.ts", import.meta.url).pathname;
 const EVENTS = 10_000;
 
 /** Outcome of one kill. */
@@ -28,42 +28,10 @@ interface KillOutcome {
 
 async function killOnce(killAfter: number): Promise<KillOutcome> {
   const dir = await Deno.makeTempDir({ prefix: "kw-chaos-journal-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", BURST, dir, String(EVENTS)],
-    stdout: "piped",
+  const { acked } = await burstAndKill(dir, EVENTS, killAfter, {
     stderr: "null",
-  }).spawn();
-  const acked = new Map<number, number>();
-  try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "", started = false, killed = false;
-    const deadline = Date.now() + 60_000;
-    outer: while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line === "started") started = true;
-        const m = /^ack (\d+) (\d+)$/.exec(line);
-        if (m) acked.set(Number(m[1]), Number(m[2]));
-        if (started && acked.size >= killAfter && !killed) {
-          child.kill("SIGKILL");
-          killed = true;
-          break outer;
-        }
-      }
-    }
-    reader.releaseLock();
-    await child.stdout.cancel().catch(() => {});
-    await child.status;
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }
+    deadlineMs: 60_000,
+  });
   try {
     const store = new Store({ path: `${dir}/keepwire.db` });
     try {

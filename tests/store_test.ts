@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { Store } from "../mod/store/mod.ts";
+import { burstAndKill } from "./helpers/journal_kill.ts";
 import { EventBus } from "../mod/events/mod.ts";
 
 Deno.test("store: journal appends, queries by kind/module/severity/since, pages", () => {
@@ -138,51 +139,16 @@ Deno.test("store: settings round-trip JSON values", () => {
 
 Deno.test("store: every acknowledged event survives kill -9 of the runtime during a 10,000-event burst", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-kill9-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./helpers/journal_burst.ts", import.meta.url).pathname,
-      dir,
-      "10000",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const acked = new Map<number, number>();
-  let killed = false;
+  let acked = new Map<number, number>();
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    let started = false;
-    outer: while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line === "started") started = true;
-        const m = /^ack (\d+) (\d+)$/.exec(line);
-        if (m) acked.set(Number(m[1]), Number(m[2]));
-        // kill in the middle of the burst
-        if (started && acked.size >= 3000 && !killed) {
-          child.kill("SIGKILL");
-          killed = true;
-          break outer;
-        }
-      }
-    }
-    reader.releaseLock();
-    await child.stdout.cancel().catch(() => {});
-    const status = await child.status;
-    assert(killed, "the burst ended before the kill");
-    assertEquals(status.signal, "SIGKILL");
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
+    // kill in the middle of the burst
+    const run = await burstAndKill(dir, 10_000, 3000, { stderr: "inherit" });
+    acked = run.acked;
+    assert(run.killed, "the burst ended before the kill");
+    assertEquals(run.status.signal, "SIGKILL");
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
   }
   try {
     const store = new Store({ path: `${dir}/keepwire.db` });
