@@ -13,41 +13,20 @@
  */
 import { Hono } from "hono";
 import type { DatabaseSync } from "node:sqlite";
-import { HttpTransport, replRoutes } from "../mod/repl/http.ts";
-import { count, type RigNode, rigNode, until } from "../tests/repl_rig.ts";
+import {
+  count,
+  type HttpRigPair,
+  httpRigPair,
+  type RigNode,
+  rigNode,
+  until,
+} from "../tests/repl_rig.ts";
 import { type BenchRow, percentile } from "./types.ts";
 
 const SECRET = "bench-secret-0123456789";
 
-interface Pair {
-  a: RigNode;
-  b: RigNode;
-  close(): Promise<void>;
-}
-
-function pair(dir: string, fill?: (a: RigNode) => void): Pair {
-  const a = rigNode(dir, "a", { batchMs: 50 });
-  const b = rigNode(dir, "b", { batchMs: 50 });
-  fill?.(a);
-  b.repl.demote();
-  const app = new Hono();
-  app.route("/repl", replRoutes(b.repl, { secret: SECRET }));
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
-  a.repl.setTransport(
-    new HttpTransport({ baseUrl: `http://127.0.0.1:${server.addr.port}/repl`, secret: SECRET }),
-  );
-  a.repl.promote();
-  return {
-    a,
-    b,
-    async close() {
-      a.repl.stop();
-      b.repl.stop();
-      await server.shutdown();
-      a.store.close();
-      b.store.close();
-    },
-  };
+function pair(dir: string, fill?: (a: RigNode) => void): HttpRigPair {
+  return httpRigPair(dir, { path: "/repl", serverSecret: SECRET, extra: { batchMs: 50 }, fill });
 }
 
 const fmt = (n: number, d = 2) => n.toFixed(d);

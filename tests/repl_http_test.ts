@@ -1,33 +1,22 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { Hono } from "hono";
-import { HttpTransport, replRoutes } from "../mod/repl/http.ts";
-import { count, digests, rigNode, until } from "./repl_rig.ts";
+import { count, digests, httpRigPair, until } from "./repl_rig.ts";
 import type { DatabaseSync } from "node:sqlite";
 
 const SECRET = "test-secret-0123456789";
 
 async function httpPair(secret = SECRET, now?: () => number) {
   const dir = await Deno.makeTempDir({ prefix: "kw-repl-http-" });
-  const a = rigNode(dir, "a");
-  const b = rigNode(dir, "b");
-  b.repl.demote();
-  const app = new Hono();
-  app.route("/api/repl", replRoutes(b.repl, { secret: SECRET }));
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
-  const port = server.addr.port;
-  a.repl.setTransport(
-    new HttpTransport({ baseUrl: `http://127.0.0.1:${port}/api/repl/`, secret, now }),
-  );
-  a.repl.promote();
+  const p = httpRigPair(dir, {
+    path: "/api/repl",
+    serverSecret: SECRET,
+    clientSecret: secret,
+    now,
+  });
   return {
-    a,
-    b,
+    a: p.a,
+    b: p.b,
     async close() {
-      a.repl.stop();
-      b.repl.stop();
-      await server.shutdown();
-      a.store.close();
-      b.store.close();
+      await p.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };

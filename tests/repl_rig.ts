@@ -8,6 +8,8 @@ import {
   type ReplOptions,
   tableDigest,
 } from "../mod/repl/mod.ts";
+import { Hono } from "hono";
+import { HttpTransport, replRoutes } from "../mod/repl/http.ts";
 
 /** The appliance-like schema the tests replicate. */
 export const RIG_MIGRATIONS: string[] = [
@@ -107,6 +109,57 @@ export async function rigPair(extra: Partial<ReplOptions> = {}): Promise<RigPair
       a.store.close();
       b.store.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A pair linked over real HTTP on loopback (no directory of its own). */
+export interface HttpRigPair {
+  /** The primary. */
+  a: RigNode;
+  /** The standby. */
+  b: RigNode;
+  /** Stop both engines, shut the server, close both stores (the caller removes `dir`). */
+  close(): Promise<void>;
+}
+
+/**
+ * Build a pair in `dir`: `b` demoted, its replication routes served under `path` with
+ * `serverSecret`; `a` promoted and sending to them (base URL with a trailing slash) with
+ * `clientSecret` (default: the server's) and clock `now`. `fill` runs on `a` before promotion.
+ */
+export function httpRigPair(dir: string, opts: {
+  path: string;
+  serverSecret: string;
+  clientSecret?: string;
+  now?: () => number;
+  extra?: Partial<ReplOptions>;
+  fill?: (a: RigNode) => void;
+}): HttpRigPair {
+  const a = rigNode(dir, "a", opts.extra);
+  const b = rigNode(dir, "b", opts.extra);
+  opts.fill?.(a);
+  b.repl.demote();
+  const app = new Hono();
+  app.route(opts.path, replRoutes(b.repl, { secret: opts.serverSecret }));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  a.repl.setTransport(
+    new HttpTransport({
+      baseUrl: `http://127.0.0.1:${server.addr.port}${opts.path}/`,
+      secret: opts.clientSecret ?? opts.serverSecret,
+      now: opts.now,
+    }),
+  );
+  a.repl.promote();
+  return {
+    a,
+    b,
+    async close() {
+      a.repl.stop();
+      b.repl.stop();
+      await server.shutdown();
+      a.store.close();
+      b.store.close();
     },
   };
 }
