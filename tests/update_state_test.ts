@@ -6,7 +6,6 @@
  * GATE_TRANSITIONS has been taken; every other transition is refused.
  */
 import { MockBootEnv } from "../hw/boot/mock.ts";
-import type { Clock, TimerId } from "../mod/module.ts";
 import { Activation } from "../mod/update/activation.ts";
 import { UpdateError } from "../mod/update/errors.ts";
 import { UpdateService } from "../mod/update/service.ts";
@@ -20,40 +19,8 @@ import {
   type UpdateStateRecord,
 } from "../mod/update/state.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./helpers/assert.ts";
+import { FakeClock } from "./helpers/fake_clock.ts";
 import { makeBundle, makeRig, type Rig } from "./update_fixture.ts";
-
-/** A manual clock: interval timers fire only in advance(). */
-class FakeClock implements Clock {
-  t = 1_000_000;
-  #timers = new Map<number, { at: number; fn: () => void; every?: number }>();
-  #id = 1;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number): TimerId => this.#add(fn, ms);
-  setInterval = (fn: () => void, ms: number): TimerId => this.#add(fn, ms, ms);
-  clearTimeout = (id: TimerId) => void this.#timers.delete(id as unknown as number);
-  clearInterval = (id: TimerId) => void this.#timers.delete(id as unknown as number);
-  #add(fn: () => void, ms: number, every?: number): TimerId {
-    const id = this.#id++;
-    this.#timers.set(id, { at: this.t + ms, fn, every });
-    return id as unknown as TimerId;
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.#timers.entries()].filter(([, x]) => x.at <= end)
-        .sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      const [id, x] = due;
-      this.t = Math.max(this.t, x.at);
-      if (x.every) x.at += x.every;
-      else this.#timers.delete(id);
-      x.fn();
-      for (let i = 0; i < 20; i++) await Promise.resolve();
-    }
-    this.t = end;
-    for (let i = 0; i < 20; i++) await Promise.resolve();
-  }
-}
 
 const seen = new Set<string>();
 const gateSeen = new Set<string>();
