@@ -36,6 +36,12 @@ Deno.test("first minute: the startup line's command sets the first password; pas
   const other = await Deno.makeTempDir({ prefix: "kw-other-" });
   const d = await kwDaemon(["--data", dir, "--listen", "127.0.0.1:0"]);
   try {
+    // the hint is printed right after the "running" line kwDaemon waited for: wait for it
+    // (its pipe may be read a moment later on a busy machine)
+    const deadline = Date.now() + 30_000;
+    while (!/set the first password with: .+\n/.test(d.output()) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const out = d.output();
     assertStringIncludes(out, `web on ${d.url}/, data in ${dir}`);
     const m = /set the first password with: (.+)\n/.exec(out);
