@@ -16,6 +16,7 @@
  */
 
 import { daemonRequest } from "../../mod/cli/client.ts";
+import { assertEquals } from "../helpers/assert.ts";
 import type { HaStatus } from "../../mod/ha/mod.ts";
 import { validateConfig } from "../../mod/config/mod.ts";
 import { setInterfaceCheck } from "../../mod/ha/config.ts";
@@ -564,4 +565,26 @@ export function figures(
     dualHoldMs: Math.round(lab.dualHoldMs(p.t0, end)),
     flaps: Math.max(0, lab.vipAdds(p.t0, end) - expectedMoves),
   };
+}
+
+/** Print one scenario's figures as the `HA-LAB` line docs/ha.md quotes. */
+export function showFigures(f: ScenarioFigures): void {
+  console.log(
+    `HA-LAB ${f.name}: answered by the new active after ${f.answeredAfterMs} ms, ` +
+      `${f.lost} probes lost (10 ms), both holding ${f.dualHoldMs} ms, ${f.flaps} flaps`,
+  );
+}
+
+/** Assert, every 100 ms for `ms`, that exactly the nodes `expect` hold the address. */
+export async function holdersFor(
+  lab: HaLab,
+  ms: number,
+  expect: string[],
+  msg?: string,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    assertEquals(await lab.holders(), expect, msg);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

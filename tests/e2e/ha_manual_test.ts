@@ -7,17 +7,12 @@
  * Prints the figures docs/ha.md reports.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, figures, type HaLab, type ScenarioFigures } from "./ha_lab.ts";
+import { createHaLab, figures, holdersFor, type ScenarioFigures, showFigures } from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
 
-function show(f: ScenarioFigures): void {
-  console.log(
-    `HA-LAB ${f.name}: answered by the new active after ${f.answeredAfterMs} ms, ` +
-      `${f.lost} probes lost (10 ms), both holding ${f.dualHoldMs} ms, ${f.flaps} flaps`,
-  );
-}
+const show = showFigures;
 
 async function until(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
   const end = Date.now() + ms;
@@ -26,14 +21,6 @@ async function until(what: string, ms: number, ok: () => Promise<boolean>): Prom
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`not within ${ms} ms: ${what}`);
-}
-
-async function holdersFor(lab: HaLab, ms: number, expect: string[]): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    assertEquals(await lab.holders(), expect);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 Deno.test({

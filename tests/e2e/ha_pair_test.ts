@@ -11,26 +11,22 @@
  * the figures are what docs/ha.md reports.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, figures, type HaLab, type ScenarioFigures } from "./ha_lab.ts";
+import {
+  createHaLab,
+  figures,
+  type HaLab,
+  holdersFor,
+  type ScenarioFigures,
+  showFigures,
+} from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
 
-function show(f: ScenarioFigures): void {
-  console.log(
-    `HA-LAB ${f.name}: answered by the new active after ${f.answeredAfterMs} ms, ` +
-      `${f.lost} probes lost (10 ms), both holding ${f.dualHoldMs} ms, ${f.flaps} flaps`,
-  );
-}
+const show = showFigures;
 
-async function stable(lab: HaLab, ms: number, expect: { active: "n1" | "n2" }): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const h = await lab.holders();
-    assertEquals(h, [expect.active], `only ${expect.active} holds the address`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const stable = (lab: HaLab, ms: number, expect: { active: "n1" | "n2" }) =>
+  holdersFor(lab, ms, [expect.active], `only ${expect.active} holds the address`);
 
 Deno.test({
   name:
