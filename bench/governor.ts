@@ -22,6 +22,7 @@
 import { RawHttp, runWrk } from "./http.ts";
 import { type BenchRow, percentile } from "./types.ts";
 import { installPeer, PEER_SETTINGS } from "./governor_peer.ts";
+import { stopChild } from "../tests/helpers/procs.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const ESSENTIAL_MS = 0.2;
@@ -328,16 +329,7 @@ async function startServer(cmd: string[], env: Record<string, string> = {}): Pro
     base: `http://127.0.0.1:${port}`,
     cpuSeconds: () => procCpuSeconds(child.pid),
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 3000);
-      await child.status;
-      clearTimeout(t);
+      await stopChild(child, 3000);
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { Webhook } from "standardwebhooks";
 import { join } from "node:path";
+import { stopChild } from "./helpers/procs.ts";
 
 /** The python with Debian's aiosmtpd (pyenv shims may shadow it). */
 export const PYTHON = "/usr/bin/python3";
@@ -135,16 +136,7 @@ export async function startSmtp(
       else await Deno.writeTextFile(join(dir, "reply"), line + "\n");
     },
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await child.status;
-      clearTimeout(t);
+      await stopChild(child, 5000);
       if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };

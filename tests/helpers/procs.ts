@@ -51,3 +51,17 @@ export function killAll(pids: Iterable<number>): void {
     } catch { /* gone */ }
   }
 }
+
+/** SIGTERM `child`, SIGKILL it if it has not exited after `graceMs`, and wait for its exit. */
+export async function stopChild(child: Deno.ChildProcess, graceMs: number): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* gone */ }
+  const t = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, graceMs);
+  await child.status;
+  clearTimeout(t);
+}
