@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
 import { missingTools } from "./helpers/tools.ts";
+import { stateSet } from "../mod/web/metrics.ts";
 
 const noPromtool = missingTools(["promtool"]);
 
@@ -77,4 +78,18 @@ Deno.test("openapi: /api/openapi.json lists every API route with schemas from th
   } finally {
     await t.close();
   }
+});
+
+Deno.test("metrics: stateSet gives one sample per state, 1 only for the item's own state", () => {
+  const items = [{ n: "a", s: "ok" }, { n: "b", s: "failed" }, { n: "c", s: "odd" }];
+  const samples = stateSet(items, ["ok", "failed"] as const, (i) => i.s, (i) => ({ x: i.n }), "h");
+  assertEquals(samples, [
+    { labels: { x: "a", h: "ok" }, value: 1 },
+    { labels: { x: "a", h: "failed" }, value: 0 },
+    { labels: { x: "b", h: "ok" }, value: 0 },
+    { labels: { x: "b", h: "failed" }, value: 1 },
+    // a state outside the set is all zeros, not a new series
+    { labels: { x: "c", h: "ok" }, value: 0 },
+    { labels: { x: "c", h: "failed" }, value: 0 },
+  ]);
 });

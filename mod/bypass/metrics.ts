@@ -1,5 +1,5 @@
 /** Metric families of the bypass: segment mode, active holds, switch failures. */
-import type { MetricFamily } from "../web/metrics.ts";
+import { type MetricFamily, stateSet } from "../web/metrics.ts";
 import { BYPASS_MODES } from "../../hw/bypass/types.ts";
 import type { SegmentStatus } from "./types.ts";
 
@@ -14,11 +14,12 @@ export function bypassMetrics(segments: SegmentStatus[]): MetricFamily[] {
       help:
         "1 for the mode each segment reads back (inline, bypass, disconnect; unknown: cannot be trusted)",
       type: "gauge",
-      samples: segments.flatMap((s) =>
-        MODES.map((mode) => ({
-          labels: { segment: s.name, driver: s.driver, mode },
-          value: s.mode === mode ? 1 : 0,
-        }))
+      samples: stateSet(
+        segments,
+        MODES,
+        (s) => s.mode,
+        (s) => ({ segment: s.name, driver: s.driver }),
+        "mode",
       ),
     },
     {

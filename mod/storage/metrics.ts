@@ -1,5 +1,5 @@
 /** Metric families of storage: RAID array health, degraded members, sync; SMART per disk. */
-import type { MetricFamily } from "../web/metrics.ts";
+import { type MetricFamily, stateSet } from "../web/metrics.ts";
 import { type DiskStatus, RAID_HEALTHS, type RaidArrayStatus } from "./health.ts";
 
 /** SMART verdicts of the state-set metric. */
@@ -13,11 +13,12 @@ export function storageMetrics(arrays: RaidArrayStatus[], disks: DiskStatus[]): 
       help:
         "1 for each array's health (ok, rebuilding, degraded, inactive, failed), 0 for the others",
       type: "gauge",
-      samples: arrays.flatMap((a) =>
-        RAID_HEALTHS.map((health) => ({
-          labels: { array: a.name, level: a.level ?? "", health },
-          value: a.health === health ? 1 : 0,
-        }))
+      samples: stateSet(
+        arrays,
+        RAID_HEALTHS,
+        (a) => a.health,
+        (a) => ({ array: a.name, level: a.level ?? "" }),
+        "health",
       ),
     },
     {
@@ -45,11 +46,12 @@ export function storageMetrics(arrays: RaidArrayStatus[], disks: DiskStatus[]): 
       name: "disk_smart_health",
       help: "1 for each disk's SMART verdict (ok, warning, failing, unknown), 0 for the others",
       type: "gauge",
-      samples: disks.flatMap((d) =>
-        DISK_HEALTHS.map((health) => ({
-          labels: { device: d.device, health },
-          value: d.health === health ? 1 : 0,
-        }))
+      samples: stateSet(
+        disks,
+        DISK_HEALTHS,
+        (d) => d.health,
+        (d) => ({ device: d.device }),
+        "health",
       ),
     },
     {

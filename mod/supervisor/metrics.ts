@@ -1,5 +1,5 @@
 /** Metric families of the supervisor: per-subsystem state, restarts, last restart. */
-import type { MetricFamily } from "../web/metrics.ts";
+import { type MetricFamily, stateSet } from "../web/metrics.ts";
 import type { SubsystemInfo, SubsystemState } from "./api.ts";
 
 /** Every subsystem state (the state-set metric has one sample per state). */
@@ -23,11 +23,11 @@ export function supervisorMetrics(
       name: "subsystem_state",
       help: "1 for the state each subsystem is in, 0 for the others",
       type: "gauge",
-      samples: list.flatMap((s) =>
-        SUBSYSTEM_STATES.map((state) => ({
-          labels: { subsystem: s.name, kind: s.kind, criticality: s.criticality, state },
-          value: s.state === state ? 1 : 0,
-        }))
+      samples: stateSet(
+        list,
+        SUBSYSTEM_STATES,
+        (s) => s.state,
+        (s) => ({ subsystem: s.name, kind: s.kind, criticality: s.criticality }),
       ),
     },
     {

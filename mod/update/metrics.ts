@@ -1,5 +1,5 @@
 /** Metric families of the updater: slot states, the booted slot and its version. */
-import type { MetricFamily } from "../web/metrics.ts";
+import { type MetricFamily, stateSet } from "../web/metrics.ts";
 import type { UpdateStatusView } from "./service.ts";
 
 /** Boot states of the state-set metric. */
@@ -22,11 +22,11 @@ export function updateMetrics(
       name: "update_slot_state",
       help: "1 for each A/B slot's boot state (good, trying, bad; unknown: boot env unreadable)",
       type: "gauge",
-      samples: slots.flatMap((s) =>
-        SLOT_STATES.map((state) => ({
-          labels: { slot: s.bootname, class: s.slotClass, state },
-          value: s.state === state ? 1 : 0,
-        }))
+      samples: stateSet(
+        slots,
+        SLOT_STATES,
+        (s) => s.state,
+        (s) => ({ slot: s.bootname, class: s.slotClass }),
       ),
     },
     {

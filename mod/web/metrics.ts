@@ -36,3 +36,31 @@ export async function renderMetrics(families: MetricFamily[]): Promise<string> {
   }
   return await reg.metrics();
 }
+
+/**
+ * Samples of a one-hot "state set" gauge: for each item, one sample per possible state,
+ * 1 for the state the item is in and 0 for the others (so a state change is a value change
+ * of an existing series, not a series that appears and vanishes).
+ *
+ * @example
+ * ```ts
+ * stateSet(segments, BYPASS_MODES, (s) => s.mode, (s) => ({ segment: s.name }), "mode");
+ * // → [{labels:{segment:"s0",mode:"inline"},value:1}, {labels:{segment:"s0",mode:"bypass"},value:0}, …]
+ * ```
+ */
+export function stateSet<T, S extends string>(
+  items: readonly T[],
+  states: readonly S[],
+  stateOf: (item: T) => string,
+  labelsOf: (item: T) => Record<string, string>,
+  stateLabel = "state",
+): MetricFamily["samples"] {
+  return items.flatMap((item) => {
+    const current = stateOf(item);
+    const labels = labelsOf(item);
+    return states.map((state) => ({
+      labels: { ...labels, [stateLabel]: state },
+      value: current === state ? 1 : 0,
+    }));
+  });
+}
