@@ -1,6 +1,6 @@
 /**
  * The contract between the composition root (runtime.ts) and every module:
- * what a module gets (context) and what it gives (lifecycle, health, routes).
+ * what a module gets (context) and what it gives (lifecycle, health, routes, pages).
  * @module
  */
 import type { Hono } from "hono";
@@ -8,6 +8,9 @@ import type { Config } from "./config/mod.ts";
 import type { Store } from "./store/mod.ts";
 import type { EventBus } from "./events/mod.ts";
 import type { MetricFamily } from "./web/metrics.ts";
+import type { ModulePage } from "./web/ui/contract.ts";
+
+export type { ModulePage, PageDeps, PageViewer } from "./web/ui/contract.ts";
 
 /** A timer handle as returned by setTimeout/setInterval. */
 export type TimerId = ReturnType<typeof setTimeout>;
@@ -80,4 +83,9 @@ export interface Module {
   routes?(): Hono;
   /** Metric families for /metrics (names without the `keepwire_` prefix). */
   metrics?(): MetricFamily[];
+  /**
+   * Its UI pages (usually one, from the module's `page.tsx`): the web module mounts each
+   * at its path and lists it in the navigation. Asked once, when the web starts.
+   */
+  pages?(): ModulePage[];
 }

@@ -12,6 +12,7 @@ import {
   type Clock,
   type Module,
   type ModuleContext,
+  type ModulePage,
   type PartHealth,
   systemClock,
 } from "./module.ts";
@@ -325,6 +326,11 @@ export class Runtime implements RuntimeView {
     ];
     for (const m of this.#modules) if (m.metrics) fams.push(...m.metrics());
     return fams;
+  }
+
+  /** UI pages of the modules, in start order. */
+  modulePages(): ModulePage[] {
+    return this.#modules.flatMap((m) => m.pages?.() ?? []);
   }
 
   /** Routes of the modules. */

@@ -15,7 +15,8 @@
  * (an event journalled just before a kill -9 is not lost).
  * @module
  */
-import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
+import type { Module, ModuleContext, ModulePage, PartHealth, TimerId } from "../module.ts";
+import { ALERT_PAGE } from "./page.tsx";
 import type { Hono } from "hono";
 import type { KwEvent } from "../events/mod.ts";
 import { severityRank } from "../events/mod.ts";
@@ -905,6 +906,11 @@ export class AlertModule implements Module, AlertApi {
   /** Routes under /api/alert. */
   routes(): Hono {
     return alertRoutes(this);
+  }
+
+  /** The Alerts page. */
+  pages(): ModulePage[] {
+    return [ALERT_PAGE];
   }
 
   /** Wait until nothing is pending and nothing in flight (tests, bench); false on timeout. */

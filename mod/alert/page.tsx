@@ -8,10 +8,9 @@
  * @module
  */
 import type { Child } from "hono/jsx";
-import type { Principal } from "../web/users.ts";
-import type { PageDeps } from "../web/ui/page_deps.tsx";
+import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
-import type { AlertStatus } from "./mod.ts";
+import type { AlertStatus } from "./types.ts";
 import type { Delivery } from "./outbox.ts";
 import type { Recipient, Rule } from "./config.ts";
 
@@ -24,7 +23,7 @@ type ConfigView = {
 };
 
 /** The Alerts page body. */
-export async function alertPage(d: PageDeps, who: Principal | null): Promise<Child> {
+export async function alertPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
   const [s, cfg, out] = await Promise.all([
     d.internal<AlertStatus>("/api/alert"),
     d.internal<ConfigView>("/api/alert/config"),
@@ -156,3 +155,11 @@ export async function alertPage(d: PageDeps, who: Principal | null): Promise<Chi
     </>
   );
 }
+
+/** The page as the alert module declares it. */
+export const ALERT_PAGE: ModulePage = {
+  path: "/alerts",
+  label: "Alerts",
+  order: 500,
+  render: alertPage,
+};

@@ -19,6 +19,7 @@ import type { Hono } from "hono";
 import type { MetricFamily } from "../web/metrics.ts";
 import { bypassMetrics } from "./metrics.ts";
 import type { ModuleContext, PartHealth } from "../module.ts";
+import { BYPASS_PAGE } from "./page.tsx";
 import type { EventMap, KwEvent, Severity } from "../events/mod.ts";
 import type {} from "../supervisor/events.ts";
 import type { SegmentConfig } from "../../hw/bypass/config.ts";
@@ -326,6 +327,7 @@ export function createBypassModule(
     routes(): Hono {
       return bypassRoutes(mod);
     },
+    pages: () => [BYPASS_PAGE],
   };
   return mod;
 }

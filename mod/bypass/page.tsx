@@ -6,13 +6,12 @@
  * @module
  */
 import type { Child } from "hono/jsx";
-import type { Principal } from "../web/users.ts";
-import type { PageDeps } from "../web/ui/page_deps.tsx";
+import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
-import type { SegmentStatus } from "./mod.ts";
+import type { SegmentStatus } from "./types.ts";
 
 /** Bypass segments with holds, hold/release. */
-export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Child> {
+export async function bypassPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
   const r = await d.internal<{ segments: SegmentStatus[] }>("/api/bypass");
   const admin = who?.role === "admin";
   return (
@@ -106,3 +105,11 @@ export async function bypassPage(d: PageDeps, who: Principal | null): Promise<Ch
     </>
   );
 }
+
+/** The page as the bypass module declares it. */
+export const BYPASS_PAGE: ModulePage = {
+  path: "/bypass",
+  label: "Bypass",
+  order: 200,
+  render: bypassPage,
+};

@@ -20,7 +20,8 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
+import type { Module, ModuleContext, ModulePage, PartHealth, TimerId } from "../module.ts";
+import { HA_PAGE } from "./page.tsx";
 import type { MetricFamily } from "../web/metrics.ts";
 import { jsonBody, parseOr400 } from "../web/errors.ts";
 import type { HaConfig } from "./config.ts";
@@ -32,7 +33,7 @@ import {
   type KeepalivedEngineOptions,
 } from "./engine.ts";
 import { INSTANCE, parseFifoLine } from "./keepalived.ts";
-import { type HaRole, RoleMachine, ROLES, type RoleTransition } from "./role.ts";
+import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
   type ConditionReader,
   HA_CONDITIONS,
@@ -47,13 +48,14 @@ import {
   PeerMonitor,
   type PeerRefusal,
   peerRoutes,
-  type PeerView,
 } from "./peer.ts";
 import { VERSION } from "../version.ts";
+import type { HaPublicStatus, HaStatus } from "./types.ts";
 import "./events.ts";
 import type { EventMap } from "../events/mod.ts";
 
 export { type HaConfig, haConfigSchema } from "./config.ts";
+export type { HaPublicStatus, HaStatus } from "./types.ts";
 export { HA_EVENTS } from "./events.ts";
 export {
   HaDisabledError,
@@ -67,79 +69,6 @@ export { PEER_HEALTH_PATH, PEER_PROTOCOL, type PeerHealth, type PeerView } from 
 
 /** Store key of the persisted maintenance flag. */
 export const MAINTENANCE_KEY = "ha.maintenance";
-
-/** What anyone may ask either node (GET /api/ha, no login): who is active. */
-export interface HaPublicStatus {
-  /** This node's id. */
-  node: string;
-  /** This node's role (`disabled` when ha.enabled is false). */
-  role: HaRole | "disabled";
-  /**
-   * The peer: its id and role as the peer link last reported it (`unknown` before the
-   * first answer or without ha.peerLink, `unreachable` once lost).
-   */
-  peer: { id: string | null; role: string } | null;
-  /** The virtual addresses (held by the active node). */
-  virtualAddresses: string[];
-}
-
-/** Full status (GET /api/ha/status, CLI `ha status`). */
-export interface HaStatus extends HaPublicStatus {
-  /** ha.enabled. */
-  enabled: boolean;
-  /** When the role was entered (ISO), or null when disabled. */
-  since: string | null;
-  /** Why the role is what it is. */
-  reason: string | null;
-  /** The configured priority. */
-  priority: number;
-  /** keepalived's view. */
-  engine: {
-    running: boolean;
-    pid: number | null;
-    state: string | null;
-    effectivePriority: number | null;
-    restarts: number;
-    lastError: string | null;
-    refusedLines: number;
-    log: string[];
-  };
-  /** Dual actives this node saw and resolved (as the higher-priority MASTER). */
-  dualActive: { count: number; lastAt: string | null };
-  /** What currently forces FAULT or lowers the priority. */
-  track: TrackView | null;
-  /** Policy as configured. */
-  policy: { failover: string; preempt: boolean; advertMs: number; holdDownMs: number };
-  /** The peer as configured. */
-  peers: { address: string; id: string | null }[];
-  /** What the peer link knows (null without ha.peerLink). */
-  peerLink: (PeerView & { url: string; listening: string | null }) | null;
-  /**
-   * `failover: manual` (null in auto): whether keepalived is held in FAULT so this
-   * standby does not take over, whether a takeover is pending (the active is gone or
-   * failed: `ha failover` here takes over) and why, and until when a confirmed
-   * takeover is released.
-   */
-  manual: {
-    held: boolean;
-    pending: boolean;
-    reason: string | null;
-    releasedUntil: string | null;
-  } | null;
-  /** Recent role transitions, newest last. */
-  history: {
-    from: string;
-    to: string;
-    cause: string;
-    reason: string;
-    at: string;
-    afterMs: number;
-  }[];
-  /** Transitions since start, by target role. */
-  transitions: Record<string, number>;
-  /** When this node last became active (ISO), or null. */
-  lastActiveAt: string | null;
-}
 
 /** What the HA module offers the web, the CLI and other modules. */
 export interface HaApi {
@@ -809,6 +738,10 @@ class HaModuleImpl implements HaModule {
 
   routes(): Hono {
     return haRoutes(this);
+  }
+
+  pages(): ModulePage[] {
+    return [HA_PAGE];
   }
 
   metrics(): MetricFamily[] {

@@ -7,13 +7,12 @@
  * @module
  */
 import type { Child } from "hono/jsx";
-import type { Principal } from "../web/users.ts";
-import type { PageDeps } from "../web/ui/page_deps.tsx";
+import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
-import type { HaStatus } from "./mod.ts";
+import type { HaStatus } from "./types.ts";
 
 /** The HA page body. */
-export async function haPage(d: PageDeps, who: Principal | null): Promise<Child> {
+export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
   const s = await d.internal<HaStatus>("/api/ha/status");
   const admin = who?.role === "admin";
   if (!s || !s.enabled) {
@@ -160,3 +159,12 @@ export async function haPage(d: PageDeps, who: Principal | null): Promise<Child>
     </>
   );
 }
+
+/** The page as the HA module declares it. */
+export const HA_PAGE: ModulePage = {
+  path: "/ha",
+  label: "HA",
+  title: "High availability",
+  order: 400,
+  render: haPage,
+};

@@ -9,7 +9,8 @@
 import type { MetricFamily } from "../web/metrics.ts";
 import { storageMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
-import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
+import type { Module, ModuleContext, ModulePage, PartHealth, TimerId } from "../module.ts";
+import { STORAGE_PAGE } from "./page.tsx";
 import type { EventBus } from "../events/mod.ts";
 import type { Clock } from "../module.ts";
 import type { RaidConfig } from "../../hw/raid/config.ts";
@@ -254,6 +255,11 @@ export class StorageModule implements Module {
   /** GET /storage. */
   routes(): Hono {
     return storageRoutes(this);
+  }
+
+  /** The Storage page. */
+  pages(): ModulePage[] {
+    return [STORAGE_PAGE];
   }
 }
 

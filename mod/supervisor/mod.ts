@@ -8,6 +8,7 @@ import type { MetricFamily } from "../web/metrics.ts";
 import { supervisorMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
+import { SUBSYSTEMS_PAGE } from "./page.tsx";
 import type {
   BypassControl,
   EscalationActions,
@@ -204,6 +205,7 @@ export function createSupervisorModule(
     },
     status: () => ({ subsystems: supervisor.list(), selfmon: selfmon.status() }),
     routes: () => routes ??= supervisorRoutes(supervisor),
+    pages: () => [SUBSYSTEMS_PAGE],
     metrics: (): MetricFamily[] => supervisorMetrics(supervisor.list(), lastRestartAt),
     list: (): SubsystemInfo[] => supervisor.list(),
     restart: (n: string) => supervisor.restart(n),

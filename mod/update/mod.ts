@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { updateMetrics } from "./metrics.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { ModuleContext, PartHealth } from "../module.ts";
+import { UPDATE_PAGE } from "./page.tsx";
 import { Activation, type BypassHolds, type HealthSource } from "./activation.ts";
 import { errorMessage, UpdateError } from "./errors.ts";
 import { updateRoutes } from "./routes.ts";
@@ -175,6 +176,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
     routes(): Hono {
       return updateRoutes(mod);
     },
+    pages: () => [UPDATE_PAGE],
     activation: () => activation?.status() ?? null,
     installStream: (src, what, opts) => service.install(src, what, opts),
     installFrom: (f, opts) => service.installFrom(f, opts),

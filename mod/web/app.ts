@@ -8,7 +8,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { isStorageFull, type Store } from "../store/mod.ts";
-import type { Clock, PartHealth } from "../module.ts";
+import type { Clock, ModulePage, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { KeepwireError } from "../errors.ts";
@@ -55,6 +55,8 @@ export interface RuntimeView {
   moduleRoutes(): { name: string; app: Hono<WebEnv> | Hono }[];
   /** Metric families of all modules. */
   metrics(): MetricFamily[];
+  /** UI pages contributed by modules (mounted and listed in the navigation). */
+  modulePages?(): ModulePage[];
   /** Extra slowdown of UI live refresh under load (ms; 0 when normal). */
   uiThrottleMs?(): number;
   /** HTTP admission control of the load governor (first middleware), if any. */
@@ -263,7 +265,7 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
       hasAdmin: () => users.hasAdmin(),
       config: () => redact(view.config),
       version: VERSION,
-    }),
+    }, view.modulePages?.() ?? []),
   );
   return app;
 }

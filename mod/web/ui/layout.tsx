@@ -4,19 +4,13 @@ import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
 import type { Principal } from "../users.ts";
 
-/** Navigation entries: path, label. */
-export const NAV: readonly [string, string][] = [
-  ["/", "Dashboard"],
-  ["/subsystems", "Subsystems"],
-  ["/bypass", "Bypass"],
-  ["/storage", "Storage"],
-  ["/ha", "HA"],
-  ["/alerts", "Alerts"],
-  ["/update", "Update"],
-  ["/events", "Events"],
-  ["/users", "Users & tokens"],
-  ["/settings", "Settings"],
-];
+/** One navigation entry. */
+export interface NavEntry {
+  /** Path. */
+  href: string;
+  /** Label. */
+  label: string;
+}
 
 /** Props of the layout. */
 export interface LayoutProps {
@@ -34,6 +28,8 @@ export interface LayoutProps {
   refreshMs?: number;
   /** Query appended to the SSE stream URL. */
   stream?: string;
+  /** Navigation entries in order (the web's own pages and the modules'). */
+  nav?: readonly NavEntry[];
   /** Page body. */
   children?: Child;
 }
@@ -73,7 +69,7 @@ export function Layout(p: LayoutProps): Child {
           {p.principal
             ? (
               <nav class="main">
-                {NAV.map(([href, label]) => (
+                {(p.nav ?? []).map(({ href, label }) => (
                   <a
                     href={href}
                     class={(href === "/" ? p.path === "/" : p.path.startsWith(href))

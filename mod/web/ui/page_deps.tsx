@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /**
- * What every page needs (in-process API calls, settings) and the components pages share
- * beyond layout.tsx. Pages (pages.tsx, dashboard.tsx, parts.tsx, a module's page.tsx)
+ * What every page needs (the types of contract.ts, re-exported) and the components pages
+ * share beyond layout.tsx. Pages (pages.tsx, dashboard.tsx, parts.tsx, a module's page.tsx)
  * import from here, never from pages.tsx, so the page files form no import circle.
  * @module
  */
@@ -10,24 +10,7 @@ import type { KwEvent } from "../../events/mod.ts";
 import { describe } from "../../events/words.ts";
 import { Badge, fmtTime } from "./layout.tsx";
 
-/** Calls the app's own JSON API in-process (as the trusted local caller). */
-export type Internal = <T = Record<string, unknown>>(path: string) => Promise<T | null>;
-
-/** What pages need. */
-export interface PageDeps {
-  /** Appliance name. */
-  appliance: string;
-  /** In-process API calls. */
-  internal: Internal;
-  /** UI refresh interval now (the governor slows it under load). */
-  refreshMs: () => number;
-  /** Is an admin set up yet? */
-  hasAdmin: () => boolean;
-  /** Effective config (for the settings page; secrets never included). */
-  config: () => unknown;
-  /** keepwire version. */
-  version: string;
-}
+export type { Internal, ModulePage, PageDeps, PageViewer } from "./contract.ts";
 
 /**
  * Renders the events table rows: each event as a sentence from THE words table
@@ -53,4 +36,9 @@ export function EventRows(p: { events: KwEvent[] }): Child {
       ))}
     </>
   );
+}
+
+/** What a page shows when its module's API does not answer (not on this appliance). */
+export function missing(what: string): Child {
+  return <p class="muted">{what} is not available on this appliance.</p>;
 }

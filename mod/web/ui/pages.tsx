@@ -2,6 +2,10 @@
 /**
  * Server-rendered pages (hono/jsx). Each page reads the same JSON API the CLI and
  * scripts use (through an in-process call), so pages and API never disagree.
+ *
+ * The web module's own pages (set-up, sign-in, dashboard, events, users, settings) are
+ * here; every other page is declared by its module (`Module.pages()`, the contract in
+ * contract.ts) and mounted and listed in the navigation from that declaration.
  * @module
  */
 import { REDACTED, settingSections } from "./config_view.ts";
@@ -12,44 +16,74 @@ import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
 import { SEVERITIES } from "../../events/mod.ts";
 import type { AuthEnv as WebEnv } from "../auth.ts";
-import { Action, Badge, fmtAge, fmtTime, Layout, Progress } from "./layout.tsx";
+import { Action, Badge, fmtAge, fmtTime, Layout, type NavEntry, Progress } from "./layout.tsx";
 import { dashboardPage } from "./dashboard.tsx";
-import { EventRows, type PageDeps } from "./page_deps.tsx";
+import { EventRows } from "./page_deps.tsx";
+import type { ModulePage, PageDeps } from "./contract.ts";
 import type { TokenInfo, UserInfo } from "../users.ts";
 
-export type { Internal, PageDeps } from "./page_deps.tsx";
+export type { Internal, PageDeps } from "./contract.ts";
 export { EventRows } from "./page_deps.tsx";
-import { storagePage, subsystemsPage, updatePage } from "./parts.tsx";
-import { bypassPage } from "../../bypass/page.tsx";
-import { haPage } from "../../ha/page.tsx";
-import { alertPage } from "../../alert/page.tsx";
 
-function page(
-  c: Context<WebEnv>,
-  d: PageDeps,
-  title: string,
-  body: Child,
-  live = true,
-  stream?: string,
-) {
-  return c.html(
-    <Layout
-      title={title}
-      appliance={d.appliance}
-      path={c.req.path}
-      principal={c.get("principal")}
-      live={live}
-      refreshMs={d.refreshMs()}
-      stream={stream}
-    >
-      {body}
-    </Layout>,
-  );
+/** The web module's own pages in the navigation, with their places among the modules'. */
+export const CORE_NAV: readonly (NavEntry & { order: number })[] = [
+  { href: "/", label: "Dashboard", order: 0 },
+  { href: "/events", label: "Events", order: 800 },
+  { href: "/users", label: "Users & tokens", order: 900 },
+  { href: "/settings", label: "Settings", order: 1000 },
+];
+
+/** Paths the web module serves itself (a module page may not take one). */
+const CORE_PATHS = new Set(["/setup", "/login", ...CORE_NAV.map((n) => n.href)]);
+
+/**
+ * The navigation: the web's own entries and one per module page, by `order` (a tie keeps
+ * the web's entry first, then the modules' in start order). Throws when a module page
+ * takes a path already taken (a page would be unreachable).
+ */
+export function navigation(pages: readonly ModulePage[]): NavEntry[] {
+  const taken = new Set(CORE_PATHS);
+  for (const p of pages) {
+    if (!/^\/[a-z0-9][a-z0-9/_-]*$/.test(p.path)) {
+      throw new Error(`module page path ${JSON.stringify(p.path)}: expected /lower-case-words`);
+    }
+    if (taken.has(p.path)) throw new Error(`module page path ${p.path} is taken twice`);
+    taken.add(p.path);
+  }
+  return [
+    ...CORE_NAV,
+    ...pages.map((p) => ({ href: p.path, label: p.label, order: p.order })),
+  ].map((n, i) => ({ ...n, i }))
+    .sort((a, b) => a.order - b.order || a.i - b.i)
+    .map(({ href, label }) => ({ href, label }));
 }
 
-/** The UI routes. */
-export function uiRoutes(d: PageDeps): Hono<WebEnv> {
+/** The UI routes: the web's own pages and the pages the started modules declare. */
+export function uiRoutes(d: PageDeps, modulePages: readonly ModulePage[] = []): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
+  const nav = navigation(modulePages);
+  const page = (
+    c: Context<WebEnv>,
+    _d: PageDeps,
+    title: string,
+    body: Child,
+    live = true,
+    stream?: string,
+  ) =>
+    c.html(
+      <Layout
+        title={title}
+        appliance={d.appliance}
+        path={c.req.path}
+        principal={c.get("principal")}
+        live={live}
+        refreshMs={d.refreshMs()}
+        stream={stream}
+        nav={nav}
+      >
+        {body}
+      </Layout>,
+    );
 
   app.get("/setup", (c) => {
     if (d.hasAdmin()) return c.redirect("/login", 303);
@@ -114,21 +148,13 @@ export function uiRoutes(d: PageDeps): Hono<WebEnv> {
   });
 
   app.get("/", async (c) => page(c, d, "Dashboard", await dashboardPage(d)));
-  app.get(
-    "/subsystems",
-    async (c) => page(c, d, "Subsystems", await subsystemsPage(d, c.get("principal"))),
-  );
-  app.get("/bypass", async (c) => page(c, d, "Bypass", await bypassPage(d, c.get("principal"))));
-  app.get("/storage", async (c) => page(c, d, "Storage", await storagePage(d)));
-  app.get("/ha", async (c) => page(c, d, "High availability", await haPage(d, c.get("principal"))));
-  app.get(
-    "/alerts",
-    async (c) => page(c, d, "Alerts", await alertPage(d, c.get("principal"))),
-  );
-  app.get(
-    "/update",
-    async (c) => page(c, d, "Update", await updatePage(d, c.get("principal")), true),
-  );
+  for (const p of modulePages) {
+    app.get(
+      p.path,
+      async (c) =>
+        page(c, d, p.title ?? p.label, await p.render(d, c.get("principal")), p.live ?? true),
+    );
+  }
 
   app.get("/events", async (c) => {
     const q = new URLSearchParams();

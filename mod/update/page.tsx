@@ -1,0 +1,167 @@
+/** @jsxImportSource hono/jsx */
+/**
+ * The Update page: upload a bundle with progress, the slots with mark good / bad, and
+ * the update history. It reads GET /api/update.
+ * @module
+ */
+import type { Child } from "hono/jsx";
+import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
+import { Action, Badge, fmtTime, Progress } from "../web/ui/layout.tsx";
+import { missing } from "../web/ui/page_deps.tsx";
+import { slotState } from "../web/ui/health.ts";
+import { arr, num, obj, str, time } from "../web/ui/data.ts";
+
+/** Update: upload with progress, slots, mark good/bad, history. */
+export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<Child> {
+  const r = await d.internal("/api/update");
+  const admin = who?.role === "admin";
+  const progress = r ? obj(r.progress) : {};
+  return (
+    <>
+      <h1>Firmware update</h1>
+      {!r ? missing("The updater") : (
+        <>
+          {admin
+            ? (
+              <div class="card">
+                <h2>Install a bundle</h2>
+                <form
+                  class="inline"
+                  data-api="/api/update"
+                  data-confirm="Install this bundle into the inactive slot?"
+                  data-done="bundle uploaded"
+                >
+                  <input type="file" name="bundle" accept=".kwb" required />
+                  <button type="submit" class="primary">Upload and install</button>
+                </form>
+                <p>
+                  <span id="upload-label" class="muted">upload</span>
+                </p>
+                <Progress id="upload-progress" value={0} />
+                <p>
+                  <span id="install-label" class="muted">
+                    {str(progress.phase) || "install"} {num(progress.percent) !== null
+                      ? `${Math.round(num(progress.percent) ?? 0)}%`
+                      : ""}
+                    {progress.version ? ` — version ${str(progress.version)}` : ""}
+                    {progress.error ? ` — ${str(progress.error)}` : ""}
+                  </span>
+                </p>
+                <Progress id="install-progress" value={(num(progress.percent) ?? 0) / 100} />
+                {arr(r.slots).some((sl) => !sl.booted && sl.primary && str(sl.state) !== "bad")
+                  ? (
+                    <p>
+                      <Action
+                        allowed={admin}
+                        cls="primary"
+                        api="/api/update/activate"
+                        confirm="Activate the installed image now? Traffic is held in bypass while the appliance restarts into it."
+                        done="activating"
+                      >
+                        Activate installed image
+                      </Action>
+                    </p>
+                  )
+                  : null}
+              </div>
+            )
+            : null}
+          <div class="card">
+            <h2>Slots</h2>
+            <table id="slots">
+              <thead>
+                <tr>
+                  <th>slot</th>
+                  <th>state</th>
+                  <th>version</th>
+                  <th class="opt">device</th>
+                  <th class="opt">installed</th>
+                  <th class="opt">sha256</th>
+                  <th></th>
+                </tr>
+              </thead>
+              <tbody>
+                {arr(r.slots).map((s) => (
+                  <tr>
+                    <td>
+                      {str(s.slotClass ?? s.class)} {str(s.bootname)}
+                      {s.booted ? " (booted)" : ""}
+                      {s.primary ? " (primary)" : ""}
+                    </td>
+                    <td>
+                      <Badge value={slotState(s)} />
+                    </td>
+                    <td>{str(s.version) || "—"}</td>
+                    <td class="opt">{str(s.device)}</td>
+                    <td class="opt">
+                      {fmtTime(num(s.installedAt) ?? (Date.parse(str(s.installedAt)) || null))}
+                    </td>
+                    <td class="opt">
+                      <code>{str(s.sha256).slice(0, 16)}</code>
+                    </td>
+                    <td>
+                      <Action
+                        allowed={admin}
+                        api="/api/update/mark-good"
+                        body={{ slot: str(s.bootname) }}
+                        confirm={`Mark slot ${str(s.bootname)} good?`}
+                      >
+                        mark good
+                      </Action>{" "}
+                      <Action
+                        allowed={admin}
+                        cls="danger"
+                        api="/api/update/mark-bad"
+                        body={{ slot: str(s.bootname) }}
+                        confirm={`Mark slot ${str(s.bootname)} bad?`}
+                      >
+                        mark bad
+                      </Action>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <div class="card">
+            <h2>History</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>time</th>
+                  <th>what</th>
+                  <th>version</th>
+                  <th class="opt">details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {arr(r.history).map((h) => (
+                  <tr>
+                    <td>{fmtTime(time(h.time))}</td>
+                    <td>
+                      {str(h.action)}{" "}
+                      <Badge value={str(h.result) === "ok" ? "ok" : str(h.result)} />
+                    </td>
+                    <td>{str(h.version)} {str(h.bootname) ? `(${str(h.bootname)})` : ""}</td>
+                    <td class="opt">
+                      <code>{str(h.detail ?? "")}</code>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </>
+  );
+}
+
+/** The page as the update module declares it. */
+export const UPDATE_PAGE: ModulePage = {
+  path: "/update",
+  label: "Update",
+  title: "Update",
+  order: 600,
+  render: updatePage,
+};
