@@ -3,8 +3,11 @@ import {
   decodeFrames,
   encodeFrame,
   ReplConfigError,
+  replicaRefusal,
   Replicator,
   ReplNoPrimaryKeyError,
+  ReplReadOnlyError,
+  ReplRegistry,
   ReplStandbyLostError,
   type SnapshotMeta,
 } from "../mod/repl/mod.ts";
@@ -416,4 +419,79 @@ Deno.test("repl: a restarted primary resumes its epoch and replays its log, no s
   } finally {
     await p.close();
   }
+});
+
+Deno.test("repl: the standby refuses writes to replicated tables (clear error), applies frames, local tables stay writable", async () => {
+  const p = await rigPair();
+  try {
+    await p.a.repl.write("config", addUser(1));
+    // a write on the standby: refused by SQLite's authorizer, mapped to a clear error
+    let err: unknown;
+    try {
+      p.b.store.db.prepare("INSERT INTO users (id, name, role) VALUES (2, 'x', 'admin')").run();
+    } catch (e) {
+      err = e;
+    }
+    const mapped = replicaRefusal(err);
+    assert(mapped instanceof ReplReadOnlyError, `not mapped: ${err}`);
+    assertEquals(mapped.status, 409);
+    assertEquals(mapped.code, "repl_standby_read_only");
+    assert(mapped.message.includes('"users"'), mapped.message);
+    assertThrows(() => p.b.store.db.exec("UPDATE users SET role = 'x'"), Error, "not authorized");
+    assertThrows(() => p.b.store.db.exec("DELETE FROM users"), Error, "not authorized");
+    assertEquals(replicaRefusal(new Error("other")), null);
+    // local tables are writable on the standby, reads work
+    p.b.store.db.exec("INSERT INTO local_only VALUES ('k', 'v')");
+    assertEquals(count(p.b, "users"), 1);
+    // the primary's frames still apply
+    await p.a.repl.write("config", addUser(3));
+    assertEquals(count(p.b, "users"), 2);
+    assertEquals(digests(p.a), digests(p.b));
+    // promoted, the guard is gone
+    p.b.repl.promote();
+    p.b.store.db.exec("INSERT INTO users (id, name, role) VALUES (4, 'y', 'admin')");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: tables registered at run time replicate; a standby that lacks one refuses its frames until it registers", async () => {
+  const p = await rigPair();
+  try {
+    for (const n of [p.a, p.b]) {
+      n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
+    }
+    await p.a.repl.write("config", addUser(1)); // the fresh standby is resynced first
+    p.a.repl.addTables("config", ["late"]);
+    const w = await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'a')"));
+    assertEquals(w.replicated, false, "the standby does not know the table yet");
+    assertEquals(count(p.b, "late"), 0);
+    assert(
+      p.b.events.some((e) =>
+        e.kind === "repl.refused" && String(e.payload.message).includes('"late"')
+      ),
+    );
+    p.b.repl.addTables("config", ["late"]);
+    await until(() => count(p.b, "late") === 1, "the late table's row on the standby");
+    assertThrows(() => p.a.repl.addTables("logs", ["late"]), ReplConfigError, "already");
+    assertThrows(() => p.a.repl.addTables("config", ["nopk"]), ReplNoPrimaryKeyError, "nopk");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl: the registry holds the core tables, refuses a table in two groups, tells listeners", () => {
+  const r = new ReplRegistry();
+  assertEquals(r.tables().users, "config");
+  assertEquals(r.groups().logs.durability, "async");
+  const seen: string[] = [];
+  r.onRegister((g, t) => seen.push(`${g}:${t.join(",")}`));
+  r.registerTables("data", ["sms", "accounts"]);
+  r.registerTables("data", ["sms"]); // again: no-op
+  assertThrows(() => r.registerTables("logs", ["sms"]), ReplConfigError, "already registered");
+  assertThrows(() => r.registerTables("nope", ["x"]), ReplConfigError, "unknown group");
+  r.defineGroup("bulk", { durability: "async" });
+  r.registerTables("bulk", ["b"]);
+  assertEquals(seen, ["data:sms,accounts", "bulk:b"]);
+  assertEquals(new ReplRegistry({ core: false }).tables(), {});
 });

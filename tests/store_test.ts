@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
-import { Store } from "../mod/store/mod.ts";
+import { isNodeLocalSetting, Store } from "../mod/store/mod.ts";
 import { burstAndKill } from "./helpers/journal_kill.ts";
 import { EventBus } from "../mod/events/mod.ts";
 
@@ -135,6 +135,63 @@ Deno.test("store: settings round-trip JSON values", () => {
   s.deleteSetting("ui.lang");
   assertEquals(s.getSetting("ui.lang"), undefined);
   s.close();
+});
+
+Deno.test("store: node-local settings live in settings_local, shared ones in settings", () => {
+  const s = new Store({ path: ":memory:" });
+  s.setSetting("ha.maintenance", { on: true, by: "admin" });
+  s.setSetting("alert.cursor", 42);
+  s.setSetting("alert.stopped.mail", { url: "x" });
+  s.setSetting("alert.recipients", ["a@b.c"]);
+  s.setSetting("ui", { refreshMs: 1500 });
+  const keys = (t: string) =>
+    (s.db.prepare(`SELECT key FROM ${t} ORDER BY key`).all() as { key: string }[]).map((r) =>
+      r.key
+    );
+  assertEquals(keys("settings_local"), ["alert.cursor", "alert.stopped.mail", "ha.maintenance"]);
+  assertEquals(keys("settings"), ["alert.recipients", "ui"]);
+  assertEquals(s.getSetting("alert.cursor"), 42);
+  assertEquals(Object.keys(s.settings("alert.")), [
+    "alert.cursor",
+    "alert.recipients",
+    "alert.stopped.mail",
+  ]);
+  s.deleteSetting("alert.stopped.mail");
+  assertEquals(s.getSetting("alert.stopped.mail"), undefined);
+  assert(isNodeLocalSetting("node.hostname") && !isNodeLocalSetting("nodes"));
+  s.close();
+});
+
+Deno.test("store: an old-layout store (one settings table) keeps every value after the split", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-store-" });
+  try {
+    const path = `${dir}/db.sqlite`;
+    // the layout before the split: core schema version 2, every key in `settings`
+    let s = new Store({ path });
+    s.db.exec("DROP TABLE settings_local");
+    s.db.exec("UPDATE schema_versions SET version = 2 WHERE module = 'core'");
+    const old: Record<string, unknown> = {
+      "ha.maintenance": { on: true, by: "admin", at: 5 },
+      "alert.cursor": 1234,
+      "alert.stopped.sms": { url: "https://sms.example/x" },
+      "alert.recipients": [{ name: "ops", channel: "mail", to: "ops@example.com" }],
+      "ui": { refreshMs: 2000, banner: "hello" },
+      "vendor.thing": "kept",
+    };
+    const ins = s.db.prepare("INSERT INTO settings (key, value, updated) VALUES (?, ?, 1)");
+    for (const [k, v] of Object.entries(old)) ins.run(k, JSON.stringify(v));
+    s.close();
+    s = new Store({ path });
+    assertEquals(s.schemaVersion("core"), 3);
+    for (const [k, v] of Object.entries(old)) assertEquals(s.getSetting(k), v, k);
+    assertEquals(s.settings(), old);
+    const n = (t: string) =>
+      Number((s.db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n);
+    assertEquals([n("settings"), n("settings_local")], [3, 3]);
+    s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("store: every acknowledged event survives kill -9 of the runtime during a 10,000-event burst", async () => {

@@ -31,6 +31,21 @@ export class ReplNotPrimaryError extends KeepwireError {
   }
 }
 
+/**
+ * A replicated table was written on the standby: replicated tables are written on the
+ * active only (the standby receives them).
+ */
+export class ReplReadOnlyError extends KeepwireError {
+  /** Build one naming the table. */
+  constructor(table: string) {
+    super(
+      409,
+      "repl_standby_read_only",
+      `this node is the standby: table "${table}" is replicated from the active and written there only; make the change on the active`,
+    );
+  }
+}
+
 /** A `sync` group configured to refuse writes while the standby is gone. */
 export class ReplStandbyLostError extends KeepwireError {
   /** Build one naming the group. */

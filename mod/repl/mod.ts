@@ -21,6 +21,7 @@ import {
   ReplFrameError,
   ReplNoPrimaryKeyError,
   ReplNotPrimaryError,
+  ReplReadOnlyError,
   ReplStandbyLostError,
 } from "./errors.ts";
 import { concatFrames, decodeFrames, encodeFrame, type Frame, hex } from "./frame.ts";
@@ -32,25 +33,35 @@ import type {
   SnapshotMeta,
 } from "./transport.ts";
 import "./events.ts";
+import type { GroupSpec } from "./registry.ts";
 
 export * from "./errors.ts";
 export { REPL_EVENTS } from "./events.ts";
 export { decodeFrames, encodeFrame, type Frame } from "./frame.ts";
 export * from "./transport.ts";
+export * from "./registry.ts";
 
-/** Durability of a table group. */
-export interface GroupSpec {
-  /**
-   * `sync`: {@link Replicator.write} resolves only after the standby applied the write.
-   * `async`: shipped within `batchMs`, acknowledged later (lag target ≤ 1 s).
-   */
-  durability: "sync" | "async";
-  /**
-   * For `sync` groups, what happens while the standby is gone: `continue` (default)
-   * commits locally and reports `replicated: false` (plus `repl.standby_lost` once);
-   * `refuse` refuses writes with {@link ReplStandbyLostError}.
-   */
-  onStandbyLost?: "continue" | "refuse";
+/** The last write to a replicated table the standby guard refused (process-wide). */
+let lastRefusal: { table: string; at: number } | null = null;
+const SQLITE_AUTH = 23;
+/** `setAuthorizer` exists on Deno 2.9.6's DatabaseSync but not in its type declarations. */
+interface AuthorizerDb {
+  setAuthorizer(fn: ((action: number, arg1: string | null) => number) | null): void;
+}
+/** SQLite authorizer codes (missing from node:sqlite's type declarations). */
+const AUTH = { ok: 0, deny: 1, delete: 9, insert: 18, update: 23 } as const;
+
+/**
+ * When `e` is SQLite's "not authorized" raised by a standby's guard (a write to a
+ * replicated table), the {@link ReplReadOnlyError} to answer instead (409, naming the
+ * table); else null. The web app maps errors through it.
+ */
+export function replicaRefusal(e: unknown): ReplReadOnlyError | null {
+  if (e instanceof ReplReadOnlyError) return e;
+  if (typeof e !== "object" || e === null) return null;
+  if ((e as { errcode?: unknown }).errcode !== SQLITE_AUTH || !lastRefusal) return null;
+  if (Date.now() - lastRefusal.at > 10_000) return null;
+  return new ReplReadOnlyError(lastRefusal.table);
 }
 
 /** Options of a {@link Replicator}. */
@@ -231,6 +242,8 @@ export class Replicator implements ReplReceiver {
   #waiters: Waiter[] = [];
   #resync: { bytes: number; total: number } | null = null;
   #pendingTailFromEpoch: number | undefined;
+  #guarded = false;
+  #applying = false;
 
   /**
    * Check the registry (every table exists and has a PRIMARY KEY, every group is
@@ -257,14 +270,7 @@ export class Replicator implements ReplReceiver {
       if (!this.#groups[group]) {
         throw new ReplConfigError(`tables.${table}`, `unknown group "${group}"`);
       }
-      if (REPL_LOCAL_TABLES.includes(table)) {
-        throw new ReplConfigError(`tables.${table}`, "is the engine's own local table");
-      }
-      const cols = tableColumns(opts.db, table);
-      if (!cols.length) {
-        throw new ReplConfigError(`tables.${table}`, "no such table (run its migration first)");
-      }
-      if (!cols.some((c) => c.pk > 0)) throw new ReplNoPrimaryKeyError(table);
+      this.#checkTable(table);
     }
     this.#bus = opts.bus;
     this.#clock = opts.clock ?? systemClock;
@@ -336,6 +342,7 @@ export class Replicator implements ReplReceiver {
       return this.promote();
     }
     this.#stopTimers();
+    this.#setGuard(false);
     this.#role = "primary";
     this.#link = "unknown";
     this.#needSnapshot = false;
@@ -373,6 +380,7 @@ export class Replicator implements ReplReceiver {
       throw e;
     }
     this.#persistedAcked = this.#acked;
+    this.#setGuard(false);
     this.#role = "primary";
     this.#link = "unknown";
     this.#needSnapshot = false;
@@ -402,7 +410,80 @@ export class Replicator implements ReplReceiver {
     this.#closeSessions();
     this.#role = "standby";
     this.#link = "unknown";
+    this.#setGuard(true);
     this.#failWaiters("this node is no longer the primary");
+  }
+
+  /**
+   * On the standby, writes to replicated tables through this connection are refused
+   * (SQLite authorizer: "not authorized", mapped by {@link replicaRefusal}); the engine's
+   * own applies pass. Statements prepared earlier are re-checked (SQLite expires them
+   * when the authorizer changes).
+   */
+  #setGuard(on: boolean): void {
+    if (on === this.#guarded || !this.#db.isOpen) return;
+    this.#guarded = on;
+    (this.#db as unknown as AuthorizerDb).setAuthorizer(
+      on
+        ? (action: number, table: string | null) => {
+          if (
+            this.#applying || table === null || !(table in this.#tableGroup) ||
+            (action !== AUTH.insert && action !== AUTH.update &&
+              action !== AUTH.delete)
+          ) return AUTH.ok;
+          lastRefusal = { table, at: Date.now() };
+          return AUTH.deny;
+        }
+        : null,
+    );
+  }
+
+  /**
+   * Declare more replicated tables at run time (a module or an SDK subsystem that
+   * starts later); checked like the constructor's. A primary starts capturing them at
+   * once; a standby accepts their frames from now on (before, a frame touching a table
+   * it does not know is refused, `schema_mismatch`, and retried by the primary).
+   */
+  addTables(group: string, tables: readonly string[], spec?: GroupSpec): void {
+    if (spec) this.#groups[group] = { onStandbyLost: "continue", ...spec };
+    if (!this.#groups[group]) throw new ReplConfigError(`tables`, `unknown group "${group}"`);
+    for (const t of tables) {
+      const had = this.#tableGroup[t];
+      if (had !== undefined && had !== group) {
+        throw new ReplConfigError(`tables.${t}`, `already replicated in group "${had}"`);
+      }
+      this.#checkTable(t);
+    }
+    for (const t of tables) {
+      if (this.#tableGroup[t] !== undefined) continue;
+      this.#tableGroup[t] = group;
+      this.#tables.push(t);
+      if (this.#role === "primary") this.#sessions.set(t, this.#db.createSession({ table: t }));
+    }
+  }
+
+  /** Change a group's durability (config). */
+  setGroup(name: string, spec: GroupSpec): void {
+    if (spec.durability !== "sync" && spec.durability !== "async") {
+      throw new ReplConfigError(`groups.${name}.durability`, "must be sync or async");
+    }
+    this.#groups[name] = { onStandbyLost: "continue", ...spec };
+  }
+
+  /** The groups and their durability. */
+  groups(): Record<string, Required<GroupSpec>> {
+    return Object.fromEntries(Object.entries(this.#groups).map(([n, g]) => [n, { ...g }]));
+  }
+
+  #checkTable(table: string): void {
+    if (REPL_LOCAL_TABLES.includes(table)) {
+      throw new ReplConfigError(`tables.${table}`, "is the engine's own local table");
+    }
+    const cols = tableColumns(this.#db, table);
+    if (!cols.length) {
+      throw new ReplConfigError(`tables.${table}`, "no such table (run its migration first)");
+    }
+    if (!cols.some((c) => c.pk > 0)) throw new ReplNoPrimaryKeyError(table);
   }
 
   /** Stop everything (shutdown); state stays on disk. */
@@ -410,6 +491,7 @@ export class Replicator implements ReplReceiver {
     if (this.#role === "primary" && this.#db.isOpen) this.#flush(), this.#persistAcked();
     this.#stopTimers();
     this.#closeSessions();
+    this.#setGuard(false);
     this.#role = "idle";
     this.#failWaiters("replication stopped");
   }
@@ -788,24 +870,37 @@ export class Replicator implements ReplReceiver {
         return this.#refuse("gap", `expected seq ${this.#seq + 1}, got ${f.seq}`, true);
       }
       const err = this.#applyFrame(f);
+      if (err instanceof ReplFrameError) return this.#refuse(err.reason, err.message, false);
       if (err) return this.#refuse("conflict", err, true);
     }
     return { ok: true, epoch: this.#epoch, seq: this.#seq };
   }
 
-  #applyFrame(f: Frame): string | undefined {
+  #applyFrame(f: Frame): string | ReplFrameError | undefined {
     let conflict = "";
+    let unknown = "";
+    this.#applying = true;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       for (const cs of f.changesets) {
         const ok = this.#db.applyChangeset(cs, {
-          filter: (t) => t in this.#tableGroup,
+          filter: (t) => {
+            if (t in this.#tableGroup) return true;
+            unknown ||= t;
+            return false;
+          },
           onConflict: (type) => {
             conflict ||= CONFLICT_NAMES[type] ?? `type ${type}`;
             return constants.SQLITE_CHANGESET_ABORT;
           },
         });
         if (!ok) throw new Error(`apply conflict (${conflict || "aborted"})`);
+        if (unknown) {
+          throw new ReplFrameError(
+            "schema_mismatch",
+            `table "${unknown}" is not replicated on this node (its module has not registered it)`,
+          );
+        }
       }
       this.#setState("seq", f.seq);
       this.#db.exec("COMMIT");
@@ -813,7 +908,10 @@ export class Replicator implements ReplReceiver {
       return undefined;
     } catch (e) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      if (e instanceof ReplFrameError) return e;
       return `frame seq ${f.seq} not applied: ${e instanceof Error ? e.message : e}`;
+    } finally {
+      this.#applying = false;
     }
   }
 
@@ -964,6 +1062,7 @@ export class Replicator implements ReplReceiver {
           message: `snapshot's schema_versions give ${snapSv}, this node ${this.#schemaVersion()}`,
         };
       }
+      this.#applying = true;
       db.exec("BEGIN IMMEDIATE");
       try {
         db.exec("PRAGMA defer_foreign_keys = ON");
@@ -987,6 +1086,8 @@ export class Replicator implements ReplReceiver {
         db.exec("ROLLBACK");
         if (e instanceof ReplFrameError) return { reason: e.reason, message: e.message };
         return { reason: "corrupt", message: `snapshot not installed: ${e}` };
+      } finally {
+        this.#applying = false;
       }
       this.#epoch = meta.epoch;
       this.#seq = meta.seq;

@@ -1,6 +1,13 @@
 /**
  * The appliance store: node:sqlite in WAL mode. Versioned migrations per module,
- * the event journal with bounded retention, and a settings key/value table.
+ * the event journal with bounded retention, and settings in two key/value tables:
+ * `settings` (shared by the pair: replicated from the active to the standby when
+ * replication is on) and `settings_local` (this node's own: never replicated). The key
+ * decides the table ({@link isNodeLocalSetting}); callers use one API.
+ *
+ * The event journal (`events`) is node-local: each node journals its own life (the
+ * standby writes its own events), so it is never a replicated table (docs/ha.md,
+ * "What replicates").
  *
  * Retention keeps a separate count budget per class of event, so a flood of one class
  * can never push another out: the audit trail (`auth.*`, `update.*`, `runtime.*`) has
@@ -84,6 +91,30 @@ export interface EventQuery {
   order?: "asc" | "desc";
 }
 
+/**
+ * Settings that belong to this node and never replicate: exact keys, or prefixes ending
+ * in `.`. Everything else in the settings table is shared by the pair. A key added here
+ * later needs a core migration that moves existing rows (see migration 3).
+ */
+export const NODE_LOCAL_SETTINGS: readonly string[] = [
+  "ha.maintenance", // maintenance is per node
+  "alert.cursor", // how far this node's alert module has read its own journal
+  "alert.stopped.", // channels this node's outbox stopped (its own delivery state)
+  "node.", // anything node-specific a module keeps (addresses, hostname, priority...)
+];
+
+/** True when `key` is one of this node's own settings ({@link NODE_LOCAL_SETTINGS}). */
+export function isNodeLocalSetting(key: string): boolean {
+  return NODE_LOCAL_SETTINGS.some((k) => k.endsWith(".") ? key.startsWith(k) : key === k);
+}
+
+/** The SQL condition on `key` matching {@link NODE_LOCAL_SETTINGS} (for migration 3). */
+function localKeySql(): string {
+  return NODE_LOCAL_SETTINGS.map((k) =>
+    k.endsWith(".") ? `substr(key, 1, ${k.length}) = '${k}'` : `key = '${k}'`
+  ).join(" OR ");
+}
+
 /** One migration step: SQL run once, in order, per module. */
 export type Migration = string;
 
@@ -112,6 +143,15 @@ const CORE_MIGRATIONS: Migration[] = [
      OR kind LIKE 'runtime.%';
    UPDATE events SET class = 2 WHERE kind IN
      ('auth.login_failed', 'auth.login_refused', 'auth.locked', 'auth.login_failures');`,
+  // settings split: this node's own keys move to settings_local (never replicated)
+  `CREATE TABLE settings_local (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL,
+     updated INTEGER NOT NULL
+   );
+   INSERT INTO settings_local (key, value, updated)
+     SELECT key, value, updated FROM settings WHERE ${localKeySql()};
+   DELETE FROM settings WHERE ${localKeySql()};`,
 ];
 
 /**
@@ -122,6 +162,11 @@ export function isStorageFull(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
   if ((e as { errcode?: unknown }).errcode === 13) return true; // SQLITE_FULL
   return /No space left on device|database or disk is full/.test(String(e));
+}
+
+/** The table a setting's key lives in. */
+function settingsTable(key: string): "settings" | "settings_local" {
+  return isNodeLocalSetting(key) ? "settings_local" : "settings";
 }
 
 /** The store. */
@@ -301,30 +346,42 @@ export class Store implements Journal {
     return this.#count;
   }
 
-  /** Read a setting (JSON-decoded), or undefined. */
+  /**
+   * Read a setting (JSON-decoded), or undefined. Node-local keys
+   * ({@link isNodeLocalSetting}) come from `settings_local`, the others from `settings`.
+   */
   getSetting<T = unknown>(key: string): T | undefined {
-    const row = this.db.prepare("SELECT value FROM settings WHERE key = ?").get(key) as
+    const row = this.db.prepare(`SELECT value FROM ${settingsTable(key)} WHERE key = ?`).get(
+      key,
+    ) as
       | { value: string }
       | undefined;
     return row ? JSON.parse(row.value) as T : undefined;
   }
 
-  /** Write a setting (JSON-encoded). */
+  /**
+   * Write a setting (JSON-encoded) to the table its key belongs to. On a standby with
+   * replication on, a shared key is refused (the shared table is written on the active).
+   */
   setSetting(key: string, value: unknown): void {
     this.db.prepare(
-      "INSERT INTO settings (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+      `INSERT INTO ${
+        settingsTable(key)
+      } (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
     ).run(key, JSON.stringify(value), this.#now());
   }
 
   /** Delete a setting. */
   deleteSetting(key: string): void {
-    this.db.prepare("DELETE FROM settings WHERE key = ?").run(key);
+    this.db.prepare(`DELETE FROM ${settingsTable(key)} WHERE key = ?`).run(key);
   }
 
-  /** All settings with a key prefix. */
+  /** All settings (both tables) with a key prefix. */
   settings(prefix = ""): Record<string, unknown> {
     const rows = this.db.prepare(
-      "SELECT key, value FROM settings WHERE key >= ? AND key < ? ORDER BY key",
+      `SELECT key, value FROM settings WHERE key >= ?1 AND key < ?2
+       UNION ALL SELECT key, value FROM settings_local WHERE key >= ?1 AND key < ?2
+       ORDER BY key`,
     ).all(prefix, prefix + "\uffff") as { key: string; value: string }[];
     return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value)]));
   }

@@ -8,6 +8,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { isStorageFull, type Store } from "../store/mod.ts";
+import { replicaRefusal } from "../repl/mod.ts";
 import type { Clock, ModulePage, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -105,6 +106,8 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
 
   app.onError((err, c) => {
     if (err instanceof KeepwireError) return errorResponse(c, err);
+    const readOnly = replicaRefusal(err); // a replicated table written on the standby
+    if (readOnly) return errorResponse(c, readOnly);
     if (err instanceof HTTPException) {
       const msg = err.status === 403
         ? "cross-site request refused (CSRF check: Origin / Sec-Fetch-Site)"

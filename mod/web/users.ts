@@ -7,6 +7,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { isStorageFull, type Store } from "../store/mod.ts";
+import { replicaRefusal } from "../repl/mod.ts";
 import { HashGate } from "./hash_gate.ts";
 import {
   AlreadySetUpError,
@@ -415,7 +416,9 @@ export class Users {
       try {
         this.#store.db.prepare("UPDATE tokens SET last_used = ? WHERE id = ?").run(now, m[1]);
       } catch (e) {
-        if (!isStorageFull(e)) throw e; // bookkeeping: a full disk must not refuse a token
+        // bookkeeping: a full disk, or a standby (tokens are replicated, written on the
+        // active only), must not refuse a token
+        if (!isStorageFull(e) && !replicaRefusal(e)) throw e;
       }
     }
     return {
