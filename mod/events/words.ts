@@ -71,7 +71,9 @@ row("ha.peer_degraded", {
 row("ha.dual_active", {
   thing: (p) => `HA pair ${p.node}/${p.peer}`,
   what: (p) =>
-    `Both nodes (${p.node} and ${p.peer}) were ACTIVE at the same time (a split brain); resolved by ${p.resolvedBy}.`,
+    `Both nodes (${p.node} and ${p.peer}) were ACTIVE at the same time (a split brain); resolved by ${p.resolvedBy}.${
+      p.seen ? ` Seen: ${p.seen}.` : ""
+    }`,
   advice: () =>
     "Check the HA link between the nodes (cables, switch, VLAN): they could not hear each other. Look for duplicate-address problems on the network during that time.",
 });

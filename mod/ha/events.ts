@@ -56,8 +56,18 @@ declare module "../events/mod.ts" {
       detail: string;
       count: number;
     };
-    /** Both nodes were active (seen by the higher-priority one when a partition healed). */
-    "ha.dual_active": { node: string; peer: string; resolvedBy: string };
+    /**
+     * Both nodes were active at once (mod/ha/dual.ts): `via` vrrp (adverts, typically when
+     * a partition heals) or peer_link; `seen` says what; `yields`: this node drops the address.
+     */
+    "ha.dual_active": {
+      node: string;
+      peer: string;
+      via: string;
+      seen: string;
+      resolvedBy: string;
+      yields: boolean;
+    };
     /** The node lost quorum (witness: not built yet). */
     "ha.quorum_lost": { node: string; reason: string };
   }

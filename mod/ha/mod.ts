@@ -5,8 +5,8 @@
  * through two track files (track.ts): FAULT for an application-layer failure,
  * maintenance or a graceful handover, a priority penalty for softer conditions.
  *
- * A dual active seen when a partition heals is journalled (`ha.dual_active`) by the
- * higher-priority node; keepalived resolves it by priority.
+ * A dual active (both nodes active) seen in keepalived's adverts or over the peer link
+ * is journalled (`ha.dual_active`, once per episode) and resolved by priority (dual.ts).
  *
  * With `ha.peerLink`, each node reads the other's health over the peer link (peer.ts):
  * `ha.peer_lost`, `ha.peer_degraded`, `ha.peer_recovered`, `ha.peer_version`.
@@ -33,6 +33,7 @@ import {
   type KeepalivedEngineOptions,
 } from "./engine.ts";
 import { INSTANCE, parseFifoLine } from "./keepalived.ts";
+import { DUAL_ACTIVE_YIELD, DualActiveWatch } from "./dual.ts";
 import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
   type ConditionReader,
@@ -140,8 +141,6 @@ const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 10_000;
 const LOG_LINES = 40;
-/** Lower-priority adverts closer than this belong to one dual-active episode. */
-const DUAL_ACTIVE_EPISODE_MS = 5000;
 
 /** Build the HA module (inert when ha.enabled is false). */
 export function createHaModule(ctx: ModuleContext, deps: HaDeps = {}): HaModule {
@@ -167,8 +166,7 @@ class HaModuleImpl implements HaModule {
   #lastError: string | null = null;
   #refused = 0;
   #log: string[] = [];
-  #dualActive = 0;
-  #dualActiveAt: number | null = null;
+  #dual: DualActiveWatch | null = null;
   #peer: PeerMonitor | null = null;
   #peerServer: Deno.HttpServer | null = null;
   #peerListening: string | null = null;
@@ -218,6 +216,7 @@ class HaModuleImpl implements HaModule {
         });
       },
     });
+    this.#dual = this.#dualWatch();
     this.#machine.start();
     this.#manualUpdate();
     const saved = this.#ctx.store.getSetting<{ on: boolean; by: string }>(MAINTENANCE_KEY);
@@ -249,6 +248,30 @@ class HaModuleImpl implements HaModule {
     });
     await this.#startEngine();
     this.#startPeerLink();
+  }
+
+  #dualWatch(): DualActiveWatch {
+    const peer = this.#cfg.peers[0];
+    const node = this.#cfg.node.id;
+    const peerName = peer ? peer.id ?? peer.address : "unknown";
+    return new DualActiveWatch({
+      clock: this.#ctx.clock,
+      node: {
+        id: node,
+        priority: this.#cfg.node.priority,
+        address: this.#cfg.node.address?.split("/")[0] ?? "",
+      },
+      peer: { name: peerName, priority: peer?.priority ?? null, address: peer?.address ?? "" },
+      preempt: this.#cfg.preempt,
+      report: (r) =>
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.dual_active",
+          severity: "warning",
+          payload: { node, peer: peerName, ...r },
+        }),
+      setYield: (reason) => this.#track?.setHold(DUAL_ACTIVE_YIELD, reason),
+    });
   }
 
   /** The pair id on the peer link. */
@@ -355,6 +378,7 @@ class HaModuleImpl implements HaModule {
         lost: (reason) => {
           this.#peerKnown = true;
           pub("ha.peer_lost", "warning", { reason });
+          this.#dual?.peerLost();
           this.#manualUpdate();
         },
         degraded: (parts) => pub("ha.peer_degraded", "warning", { parts }),
@@ -367,7 +391,8 @@ class HaModuleImpl implements HaModule {
             payload: { node, peer: peerName, peerVersion, version: VERSION },
           }),
         refused: (reason, detail, n) => this.#peerRefused("outbound", reason, detail, n),
-        seen: () => {
+        seen: (h) => {
+          this.#dual?.peerAnswer(this.#machine.role, h.role);
           this.#peerKnown = true;
           this.#manualUpdate();
         },
@@ -390,6 +415,7 @@ class HaModuleImpl implements HaModule {
       this.#peerServer = null;
     }
     this.#track?.close();
+    this.#dual?.close();
     this.#running = false;
     await this.#engine?.stop();
     this.#machine.stop("keepwire stopping");
@@ -471,36 +497,14 @@ class HaModuleImpl implements HaModule {
       }
       return;
     }
-    if (l.type === "state") this.#machine.engineReport(l.state, l.priority, this.#heldText());
-    else if (l.type === "priority") this.#machine.enginePriority(l.priority);
-    else this.#onLowerPriorityAdvert(l.priority);
-  }
-
-  /**
-   * keepalived as MASTER received an advert of lower priority: another node is
-   * MASTER too (backups send no adverts; a priority-0 resign is handled apart). It is
-   * a dual active seen when a partition heals; keepalived resolves it by priority
-   * (it answers with an advert, the lower node goes BACKUP, and with
-   * vrrp_garp_lower_prio_repeat it re-sends GARPs). Journalled once per episode.
-   */
-  #onLowerPriorityAdvert(ourPriority: number): void {
-    const now = this.#ctx.clock.now();
-    const episode = this.#dualActiveAt === null ||
-      now - this.#dualActiveAt > DUAL_ACTIVE_EPISODE_MS;
-    this.#dualActiveAt = now;
-    if (!episode) return;
-    this.#dualActive++;
-    const peer = this.#cfg.peers[0];
-    this.#ctx.bus.publish({
-      module: "ha",
-      kind: "ha.dual_active",
-      severity: "warning",
-      payload: {
-        node: this.#cfg.node.id,
-        peer: peer ? peer.id ?? peer.address : "unknown",
-        resolvedBy: `priority: this node (${ourPriority}) stays active, the peer yields`,
-      },
-    });
+    if (l.type === "state") {
+      const before = this.#machine.snapshot();
+      if (before.engine === "MASTER" && l.state === "BACKUP") {
+        this.#dual?.masterToBackup(l.instance, before.priority);
+      }
+      this.#machine.engineReport(l.state, l.priority, this.#heldText());
+    } else if (l.type === "priority") this.#machine.enginePriority(l.priority);
+    else this.#dual?.lowerAdvert(l.instance, l.priority);
   }
 
   /** Why keepalived's FAULT is only the manual hold (a standby), or undefined. */
@@ -691,7 +695,12 @@ class HaModuleImpl implements HaModule {
         refusedLines: this.#refused,
         log: [...this.#log],
       },
-      dualActive: { count: this.#dualActive, lastAt: iso(this.#dualActiveAt) },
+      dualActive: {
+        count: this.#dual?.count ?? 0,
+        lastAt: iso(this.#dual?.lastAt ?? null),
+        lastSeen: this.#dual?.last?.seen ?? null,
+        yielding: this.#dual?.yielding ?? null,
+      },
       track: this.#track?.view ?? null,
       policy: {
         failover: this.#cfg.failover,
@@ -795,9 +804,9 @@ class HaModuleImpl implements HaModule {
       },
       {
         name: "ha_dual_active_total",
-        help: "dual actives seen (this node MASTER received a lower-priority advert) and resolved",
+        help: "dual actives this node saw (episodes: VRRP adverts or the peer link)",
         type: "counter",
-        samples: [{ value: this.#dualActive }],
+        samples: [{ value: this.#dual?.count ?? 0 }],
       },
       ...(this.#peer
         ? [{

@@ -111,6 +111,7 @@ export class TrackControl {
   #write: (v: TrackValues, view: TrackView) => void;
   #maintenance = false;
   #manualHold = false;
+  #holds = new Map<string, string>();
   #handoverUntil: number | null = null;
   #handoverTimer: TimerId | undefined;
   #last: TrackValues | null = null;
@@ -146,6 +147,17 @@ export class TrackControl {
   setManualHold(on: boolean): void {
     if (this.#manualHold === on) return;
     this.#manualHold = on;
+    this.evaluate();
+  }
+
+  /**
+   * Hold FAULT for a named reason (e.g. yielding a dual active), or lift it (`reason`
+   * null). The reason text is shown in `faultReasons`.
+   */
+  setHold(name: string, reason: string | null): void {
+    if ((this.#holds.get(name) ?? null) === reason) return;
+    if (reason === null) this.#holds.delete(name);
+    else this.#holds.set(name, reason);
     this.evaluate();
   }
 
@@ -189,6 +201,7 @@ export class TrackControl {
     if (this.#maintenance) faultReasons.push("maintenance");
     if (this.#handoverUntil !== null) faultReasons.push("handover");
     if (this.#manualHold) faultReasons.push(MANUAL_HOLD);
+    faultReasons.push(...this.#holds.values());
     for (const c of HA_CONDITIONS) {
       const read = this.#readers[c.name];
       let detail: string | null;

@@ -43,8 +43,16 @@ export interface HaStatus extends HaPublicStatus {
     refusedLines: number;
     log: string[];
   };
-  /** Dual actives this node saw and resolved (as the higher-priority MASTER). */
-  dualActive: { count: number; lastAt: string | null };
+  /**
+   * Dual actives this node saw (episodes), when, what it saw last, and why it yields
+   * now (FAULT held while the peer is seen active over the peer link), or null.
+   */
+  dualActive: {
+    count: number;
+    lastAt: string | null;
+    lastSeen: string | null;
+    yielding: string | null;
+  };
   /** What currently forces FAULT or lowers the priority. */
   track: TrackView | null;
   /** Policy as configured. */

@@ -124,11 +124,13 @@ Deno.test({
       // without a witness); on heal the higher priority (n1) sees its advert, journals
       // ha.dual_active, and keepalived resolves it by priority: n2 yields.
       const cutAt = Date.now();
+      let healAt = 0;
       p = await lab.probe(3500, async () => {
         faultAt = Date.now();
         await lab.partition("n2", true);
         await lab.waitRole("n2", "active");
         await new Promise((r) => setTimeout(r, 1000));
+        healAt = Date.now();
         await lab.partition("n2", false);
         await lab.waitRole("n2", "standby");
       });
@@ -136,16 +138,27 @@ Deno.test({
       show(f);
       all.push(f);
       assert(f.dualHoldMs >= 500, `both held the address during the partition: ${f.dualHoldMs} ms`);
+      // after the heal: seen in the adverts and resolved by priority within a few adverts
+      const afterHeal = Math.round(lab.dualHoldMs(healAt, p.t0 + p.sent * p.interval));
+      console.log(`HA-LAB partition healed: both holding ${afterHeal} ms after the heal`);
+      assert(afterHeal < 1000, `both held the address ${afterHeal} ms after the heal`);
       assertEquals((await lab.status("n1"))!.role, "active");
-      const dual = await lab.get<{ events: { time: number; payload: { peer: string } }[] }>(
-        "n1",
-        "/api/events?kind=ha.dual_active",
-      );
+      type Dual = { time: number; payload: { peer: string; via: string; yields: boolean } };
+      const dual = await lab.get<{ events: Dual[] }>("n1", "/api/events?kind=ha.dual_active");
       assert(
-        dual.events.some((e) => e.time >= cutAt && e.payload.peer === "n2"),
+        dual.events.some((e) =>
+          e.time >= cutAt && e.payload.peer === "n2" && e.payload.via === "vrrp" &&
+          !e.payload.yields
+        ),
         JSON.stringify(dual),
       );
       assertEquals((await lab.status("n1"))!.dualActive.count, 1);
+      // the lower node saw it too (MASTER → BACKUP with nopreempt) and yielded
+      const dual2 = await lab.get<{ events: Dual[] }>("n2", "/api/events?kind=ha.dual_active");
+      assert(
+        dual2.events.some((e) => e.time >= cutAt && e.payload.yields),
+        JSON.stringify(dual2),
+      );
       await stable(lab, 1000, { active: "n1" });
 
       // 8. keepwire stuck on the active (SIGSTOP: alive, its event loop frozen): its
