@@ -9,6 +9,7 @@ import type { Store } from "./store/mod.ts";
 import type { EventBus } from "./events/mod.ts";
 import type { MetricFamily } from "./web/metrics.ts";
 import type { ModulePage } from "./web/ui/contract.ts";
+import type { HistorySample } from "./history/types.ts";
 
 export type { ModulePage, PageDeps, PageViewer } from "./web/ui/contract.ts";
 
@@ -88,4 +89,9 @@ export interface Module {
    * at its path and lists it in the navigation. Asked once, when the web starts.
    */
   pages?(): ModulePage[];
+  /**
+   * This module's series for the metric history (charts), one sample per series now; called
+   * every `history.intervalMs` by mod/history (mod/history/types.ts says how series are kept).
+   */
+  history?(): HistorySample[];
 }

@@ -35,6 +35,7 @@ import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
 import { adminExists, startupLines } from "./log/announce.ts";
 import { createLogModule } from "./log/mod.ts";
+import { createHistoryModule, type HistorySource } from "./history/mod.ts";
 
 /** Options of the runtime (tests inject a clock or extra modules). */
 export interface RuntimeOptions {
@@ -333,6 +334,13 @@ export class Runtime implements RuntimeView {
     return this.#modules.flatMap((m) => m.pages?.() ?? []);
   }
 
+  /** The started modules that keep series in the metric history (`Module.history`). */
+  historySources(): HistorySource[] {
+    return this.#started.flatMap((m) =>
+      m.history ? [{ name: m.name, history: () => m.history!() }] : []
+    );
+  }
+
   /** Routes of the modules. */
   moduleRoutes(): { name: string; app: import("hono").Hono }[] {
     return this.#modules.flatMap((m) => m.routes ? [{ name: m.name, app: m.routes() }] : []);
@@ -430,6 +438,7 @@ const MODULES: readonly ModuleEntry[] = [
       health: () => w.rt.health(),
     })),
   entry("alert", (w) => createAlertModule(w.ctx)),
+  entry("history", (w) => createHistoryModule(w.ctx, { sources: () => w.rt.historySources() })),
 ];
 
 /**

@@ -9,6 +9,7 @@ import { updateConfigSchema } from "../update/config.ts";
 import { haConfigSchema } from "../ha/config.ts";
 import { logConfigSchema } from "../log/config.ts";
 import { alertConfigSchema } from "../alert/config.ts";
+import { historyConfigSchema } from "../history/config.ts";
 
 // Validation here runs once per start and on small API bodies: skip zod's JIT
 // (it costs ~6 ms of start-up for no gain at these sizes).
@@ -126,6 +127,7 @@ export const configSchema = z.strictObject({
   alert: alertConfigSchema.default(() => alertConfigSchema.parse({})).describe(
     "alerts: events sent to people through channels (mail, webhooks)",
   ),
+  history: historyConfigSchema.default(() => historyConfigSchema.parse({})),
   shutdownTimeoutMs: z.number().int().min(100).default(10_000).describe(
     "orderly stop must finish within this time",
   ),

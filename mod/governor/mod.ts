@@ -12,6 +12,7 @@ import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { Severity } from "../events/mod.ts";
 import type { SupervisorApi } from "../supervisor/api.ts";
 import type { MetricFamily } from "../web/metrics.ts";
+import type { HistorySample } from "../history/types.ts";
 import { apiDoc } from "../web/openapi.ts";
 import {
   type GovernorConfig,
@@ -468,6 +469,49 @@ export class GovernorModule implements Module {
         { value: snap.degradation.uiRefreshMs / 1000 },
       ]),
     ];
+  }
+
+  /**
+   * Series for the metric history: each signal with a value (in its unit, its level
+   * thresholds as lines), the pressure (1 = a signal at its overload threshold) and the
+   * level (0 normal .. 3 severe). Nothing while the governor is off.
+   */
+  history(): HistorySample[] {
+    if (!this.#started) return [];
+    const now = this.#ctx.clock.now();
+    const out: HistorySample[] = [];
+    for (const s of this.#machine.signals(now)) {
+      if (s.value === null) continue;
+      const thresholds: Record<string, number> = {};
+      for (const l of RAISED_LEVELS) {
+        const v = s.thresholds?.[l];
+        if (v !== null && v !== undefined) thresholds[l] = v;
+      }
+      out.push({
+        series: `governor.signal.${s.name}`,
+        value: s.value,
+        unit: s.unit,
+        label: s.name,
+        thresholds,
+      });
+    }
+    const p = this.#history.at(-1);
+    if (p) {
+      out.push({
+        series: "governor.pressure",
+        value: p.pressure,
+        unit: "× overload",
+        label: "pressure",
+        thresholds: { overload: 1 },
+      });
+    }
+    out.push({
+      series: "governor.level",
+      value: levelRank(this.#machine.level),
+      unit: "level",
+      label: "level (0 normal, 1 elevated, 2 overload, 3 severe)",
+    });
+    return out;
   }
 
   /** Health: the governor works; the detail says the level. Not essential. */

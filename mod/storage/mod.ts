@@ -7,6 +7,7 @@
  * @module
  */
 import type { MetricFamily } from "../web/metrics.ts";
+import type { HistorySample } from "../history/types.ts";
 import { storageMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
 import type { Module, ModuleContext, ModulePage, PartHealth, TimerId } from "../module.ts";
@@ -250,6 +251,35 @@ export class StorageModule implements Module {
   /** `raid_*` and `disk_*` metric families. */
   metrics(): MetricFamily[] {
     return storageMetrics(this.#arrays, this.disks());
+  }
+
+  /**
+   * Series for the metric history, per disk, at the time of its last SMART read (a read is
+   * kept once): temperature and the SMART counters that tell a disk is wearing out.
+   */
+  history(): HistorySample[] {
+    const out: HistorySample[] = [];
+    for (const d of this.disks()) {
+      if (d.updatedAt === null || d.error !== null) continue;
+      const disk = d.device.replace(/^\/dev\//, "");
+      const add = (what: string, value: number | null, unit: string, words: string) => {
+        if (value !== null) {
+          out.push({
+            series: `storage.${what}.${disk}`,
+            value,
+            unit,
+            label: `${disk} ${words}`,
+            t: d.updatedAt!,
+          });
+        }
+      };
+      add("temperature", d.temperatureC, "°C", "temperature");
+      add("smart.reallocated", d.reallocatedSectors, "sectors", "reallocated");
+      add("smart.pending", d.pendingSectors, "sectors", "pending");
+      add("smart.uncorrectable", d.uncorrectableSectors, "sectors", "uncorrectable");
+      add("smart.media_errors", d.nvmeMediaErrors, "errors", "media errors");
+    }
+    return out;
   }
 
   /** GET /storage. */

@@ -336,6 +336,19 @@ export class Store implements Journal {
     return Number((this.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n);
   }
 
+  /** Events journalled at `sinceTime` ≤ time < `untilTime`, by severity (the history's event rate). */
+  eventCountsBySeverity(sinceTime: number, untilTime: number): Record<Severity, number> {
+    const out = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
+    const rows = this.db.prepare(
+      "SELECT severity, COUNT(*) AS n FROM events WHERE time >= ? AND time < ? GROUP BY severity",
+    ).all(sinceTime, untilTime) as { severity: number; n: number }[];
+    for (const r of rows) {
+      const s = SEVERITIES[r.severity];
+      if (s) out[s] = Number(r.n);
+    }
+    return out;
+  }
+
   /**
    * Number of events, counted once after each trim and then kept up by this process's
    * appends (events appended by another process, e.g. the CLI, show after the next

@@ -5,6 +5,7 @@
  * @module
  */
 import type { MetricFamily } from "../web/metrics.ts";
+import type { HistorySample } from "../history/types.ts";
 import { supervisorMetrics } from "./metrics.ts";
 import type { Hono } from "hono";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
@@ -207,6 +208,15 @@ export function createSupervisorModule(
     routes: () => routes ??= supervisorRoutes(supervisor),
     pages: () => [SUBSYSTEMS_PAGE],
     metrics: (): MetricFamily[] => supervisorMetrics(supervisor.list(), lastRestartAt),
+    // restarts per subsystem over time (the history keeps each step's increase)
+    history: (): HistorySample[] =>
+      supervisor.list().map((s) => ({
+        series: `supervisor.restarts.${s.name}`,
+        value: s.restarts,
+        unit: "restarts",
+        kind: "counter",
+        label: s.name,
+      })),
     list: (): SubsystemInfo[] => supervisor.list(),
     restart: (n: string) => supervisor.restart(n),
     suspend: (n: string, r: string) => supervisor.suspend(n, r),

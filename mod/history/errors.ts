@@ -1,0 +1,28 @@
+/**
+ * Errors of the metric history.
+ * @module
+ */
+import { KeepwireError } from "../errors.ts";
+
+/** A history query whose fields are each valid but do not fit together (window, step). */
+export class HistoryRangeError extends KeepwireError {
+  /** Build; `field` is the query field to change. */
+  constructor(field: string, message: string) {
+    super(400, "bad_request", `invalid history query: ${field}: ${message}`, {
+      fields: { [field]: message },
+    });
+  }
+}
+
+/** No series of that exact name is kept (a prefix with no series answers an empty list). */
+export class UnknownSeriesError extends KeepwireError {
+  /** Build. */
+  constructor(series: string) {
+    super(
+      404,
+      "unknown_series",
+      `no history series named ${series} (GET /api/history/series lists them)`,
+      { fields: { series: "unknown series" } },
+    );
+  }
+}
