@@ -30,7 +30,8 @@ import { WatchdogModule } from "./watchdog/mod.ts";
 import { createUpdateModule, type UpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
-import { createHaModule, haReaders } from "./ha/mod.ts";
+import { createHaModule, type HaModule, haReaders } from "./ha/mod.ts";
+import { createSdkModule, type SdkModule } from "./sdk/module.ts";
 import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
 import { adminExists, startupLines } from "./log/announce.ts";
@@ -358,6 +359,7 @@ interface Wired {
   supervisor: SupervisorModule;
   update: UpdateModule;
   governor: GovernorModule;
+  sdk: SdkModule;
 }
 
 /** One line of the module list: a name and how to build the module from its wiring. */
@@ -416,10 +418,28 @@ const MODULES: readonly ModuleEntry[] = [
   entry("bypass", (w) => createBypassModule(w.ctx)),
   entry("storage", (w) => createStorageModule(w.ctx)),
   entry("watchdog", (w) => new WatchdogModule(w.ctx)),
-  entry(
-    "supervisor",
-    (w) => createSupervisorModule(w.ctx, supervisorWiring(w.get("bypass"), w.get("watchdog"))),
-  ),
+  entry("sdk", (w) =>
+    createSdkModule(w.ctx, {
+      ha: () => {
+        const s = w.rt.module<HaModule>("ha")?.status();
+        const c = w.ctx.config.ha;
+        return {
+          role: s?.role ?? (c.enabled ? "init" : "disabled"),
+          node: c.node.id,
+          peer: s?.peer?.id ?? c.peers[0]?.id ?? null,
+          peerUp: s?.peerLink ? s.peerLink.reachable : undefined,
+        };
+      },
+    })),
+  entry("supervisor", (w) => {
+    const sdk = w.get("sdk").host;
+    const m = createSupervisorModule(w.ctx, {
+      ...supervisorWiring(w.get("bypass"), w.get("watchdog")),
+      sdk,
+    });
+    m.onQueueReport((name, depth) => sdk.queue(name, depth));
+    return m;
+  }),
   entry("update", (w) =>
     createUpdateModule(w.ctx, {
       bypass: w.get("bypass"),

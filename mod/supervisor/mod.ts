@@ -27,6 +27,9 @@ import { probeRunnerFactory } from "./probe.ts";
 import { supervisorRoutes } from "./routes.ts";
 import { GroupLedger } from "./orphans.ts";
 import type { Publish } from "./events.ts";
+import type { SdkHost } from "../sdk/host.ts";
+import { SdkSockets } from "../sdk/socket.ts";
+import { join } from "node:path";
 
 export type {
   BypassControl,
@@ -71,6 +74,8 @@ export interface SupervisorDeps {
   runners?: RunnerFactory;
   /** Environment for systemd detection (tests); default Deno.env. */
   env?: Record<string, string | undefined>;
+  /** The SDK's table service (worker calls, process sockets under DATA/sdk/). */
+  sdk?: SdkHost;
 }
 
 /**
@@ -103,15 +108,22 @@ export function supervisorWiring(
  * Runner factory by kind: worker (shared spare pool), process (its groups recorded in
  * `groups`), probe.
  */
-export function defaultRunners(pool: WorkerPool, groups?: GroupLedger): RunnerFactory {
-  const worker = workerRunnerFactory(pool);
+export function defaultRunners(
+  pool: WorkerPool,
+  groups?: GroupLedger,
+  sdk?: { host: SdkHost; sockets: SdkSockets },
+): RunnerFactory {
+  const worker = workerRunnerFactory(pool, sdk?.host);
+  const sdkSocket = sdk
+    ? (name: string, ids?: { uid: number; gid: number }) => sdk.sockets.open(name, ids)
+    : undefined;
   const probe = probeRunnerFactory();
   return (spec, ev, ctx) => {
     switch (spec.kind) {
       case "worker":
         return worker(spec, ev, ctx);
       case "process":
-        return createProcessRunner(spec, ev, { ...ctx, groups });
+        return createProcessRunner(spec, ev, { ...ctx, groups, sdkSocket });
       case "probe":
         return probe(spec, ev, ctx);
     }
@@ -129,12 +141,14 @@ export function createSupervisorModule(
   const pool = new WorkerPool(
     ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,
   );
+  const sockets = deps.sdk ? new SdkSockets(deps.sdk, join(ctx.config.dataDir, "sdk")) : undefined;
   const supervisor = new Supervisor({
     specs: ctx.config.subsystems,
     config: cfg,
     clock: ctx.clock,
     publish,
-    runners: deps.runners ?? defaultRunners(pool, groups),
+    runners: deps.runners ??
+      defaultRunners(pool, groups, deps.sdk && sockets && { host: deps.sdk, sockets }),
     escalation: deps.escalation,
   });
   const selfmon = new SelfMonitor({
@@ -179,6 +193,7 @@ export function createSupervisorModule(
     await selfmon.stop();
     await supervisor.stopAll();
     pool.close();
+    await sockets?.close();
   };
 
   return {

@@ -25,6 +25,8 @@ import { killGroup, pidAlive, sessionMembers } from "./procfs.ts";
 export interface ProcessRunnerContext extends RunnerContext {
   /** Records each spawned group in the data directory (orphans.ts); none in unit tests. */
   groups?: GroupLedger;
+  /** The subsystem's SDK socket (mod/sdk/socket.ts), passed as KEEPWIRE_SDK_SOCKET. */
+  sdkSocket?: (name: string, ids?: { uid: number; gid: number }) => string;
 }
 
 const LAUNCH_WD = 'export WATCHDOG_PID=$$; exec "$0" -- "$@"';
@@ -172,10 +174,12 @@ export class ProcessRunner implements Runner {
   #pollTimer: TimerId | undefined;
   #stopExtendedUntil = 0;
   readonly #groups: GroupLedger | undefined;
+  readonly #sdkSocket: ProcessRunnerContext["sdkSocket"];
 
   /** Build for one attempt. */
   constructor(spec: SubsystemSpec, ev: RunnerEvents, ctx: ProcessRunnerContext) {
     this.#groups = ctx.groups;
+    this.#sdkSocket = ctx.sdkSocket;
     this.#spec = spec;
     this.#ev = ev;
     this.#clock = ctx.clock;
@@ -216,6 +220,7 @@ export class ProcessRunner implements Runner {
       KEEPWIRE_SUBSYSTEM: spec.name,
     };
     if (hb) env.WATCHDOG_USEC = String(hb.timeoutMs * 1000);
+    if (this.#sdkSocket) env.KEEPWIRE_SDK_SOCKET = this.#sdkSocket(spec.name, ids);
     const { promise, resolve: done } = Promise.withResolvers<void>();
     this.#gone = promise;
     this.#goneResolve = done;

@@ -12,6 +12,8 @@ import { z } from "zod";
 import type { Clock, TimerId } from "../module.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { ExitInfo, Runner, RunnerContext, RunnerEvents, RunnerFactory } from "./runner.ts";
+import type { SdkHost } from "../sdk/host.ts";
+import { sdkErrorBody } from "../sdk/socket.ts";
 
 /**
  * The Worker host module. From source it sits next to this file; in the bundled
@@ -43,6 +45,13 @@ export const workerMessageSchema = z.discriminatedUnion("kw", [
   z.object({ kw: z.literal("exit"), code: z.number().int().min(0).max(255) }),
   z.object({ kw: z.literal("fatal"), error: z.string() }),
   z.object({ kw: z.literal("thread"), tid: z.number().int().positive() }),
+  // a call of the SDK's table service (host.ts validates op and args)
+  z.object({
+    kw: z.literal("call"),
+    id: z.number().int().positive(),
+    op: z.string().max(32),
+    args: z.unknown(),
+  }),
 ]);
 
 /** Worker threads that kept running after terminate() (see `watchLeak`). */
@@ -137,14 +146,23 @@ export class WorkerRunner implements Runner {
   #tid: number | null = null;
   readonly #publish: RunnerContext["publish"];
   readonly #beat = new BigInt64Array(new SharedArrayBuffer(8));
+  readonly #sdk: SdkHost | undefined;
+  #unsubs: (() => void)[] = [];
 
-  /** Build for one attempt. */
-  constructor(spec: SubsystemSpec, ev: RunnerEvents, ctx: RunnerContext, pool: WorkerPool) {
+  /** Build for one attempt; `sdk` serves the SDK's table calls (none: they are refused). */
+  constructor(
+    spec: SubsystemSpec,
+    ev: RunnerEvents,
+    ctx: RunnerContext,
+    pool: WorkerPool,
+    sdk?: SdkHost,
+  ) {
     this.#spec = spec;
     this.#ev = ev;
     this.#clock = ctx.clock;
     this.#pool = pool;
     this.#publish = ctx.publish;
+    this.#sdk = sdk;
   }
 
   /** Workers have no pid. */
@@ -198,7 +216,32 @@ export class WorkerRunner implements Runner {
       heartbeatIntervalMs: this.#spec.heartbeat?.intervalMs ?? null,
       beat: this.#beat.buffer,
     });
+    const sdk = this.#sdk;
+    if (sdk) {
+      // the SDK's node() and handoff() are pushed now and on every change
+      const name = this.#spec.name;
+      w.postMessage({ kw: "node", node: sdk.node() });
+      w.postMessage({ kw: "handoff", handoff: sdk.handoff(name) });
+      this.#unsubs.push(
+        sdk.onNode((node) => this.#post({ kw: "node", node })),
+        sdk.onHandoff((sub, handoff) => sub === name && this.#post({ kw: "handoff", handoff })),
+      );
+    }
     return Promise.resolve();
+  }
+
+  #post(m: unknown): void {
+    if (!this.#ended) this.#w?.postMessage(m);
+  }
+
+  async #call(id: number, op: string, args: unknown): Promise<void> {
+    try {
+      if (!this.#sdk) throw new Error("this keepwire has no table service");
+      const value = await this.#sdk.call(this.#spec.name, op, args);
+      this.#post({ kw: "reply", id, ok: true, value });
+    } catch (e) {
+      this.#post({ kw: "reply", id, ok: false, error: sdkErrorBody(e) });
+    }
   }
 
   #onMessage(data: unknown): void {
@@ -225,6 +268,9 @@ export class WorkerRunner implements Runner {
         break;
       case "queue":
         this.#ev.queue(m.depth, m.oldestAgeMs);
+        break;
+      case "call":
+        void this.#call(m.id, m.op, m.args);
         break;
       case "thread":
         this.#tid = m.tid;
@@ -260,6 +306,7 @@ export class WorkerRunner implements Runner {
   #end(info: ExitInfo): void {
     if (this.#ended) return;
     this.#ended = true;
+    for (const u of this.#unsubs.splice(0)) u();
     this.#w?.terminate();
     for (const a of this.#acks.values()) a();
     if (!this.#ending) this.#ev.exited(info);
@@ -354,6 +401,6 @@ export class WorkerRunner implements Runner {
 }
 
 /** Runner factory for worker subsystems sharing one spare pool. */
-export function workerRunnerFactory(pool: WorkerPool): RunnerFactory {
-  return (spec, ev, ctx) => new WorkerRunner(spec, ev, ctx, pool);
+export function workerRunnerFactory(pool: WorkerPool, sdk?: SdkHost): RunnerFactory {
+  return (spec, ev, ctx) => new WorkerRunner(spec, ev, ctx, pool, sdk);
 }
