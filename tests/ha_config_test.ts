@@ -158,3 +158,73 @@ Deno.test("ha net: prefixes", () => {
   assertEquals(parseCidr("010.1.1.1/8"), null);
   assert(inPrefix("192.168.77.1", parseCidr("0.0.0.0/0")!));
 });
+
+Deno.test("ha config: the sync link (a second heartbeat path) is checked field by field", () => {
+  const sync = { interface: "kwtest1", address: "10.232.1.1/30", peerAddress: "10.232.1.2" };
+  assertEquals(problems({ ...GOOD, syncLink: sync }), []);
+  const cases: [Record<string, unknown>, string][] = [
+    [
+      { ...sync, interface: "eth9" },
+      'ha.syncLink.interface: no network interface "eth9" on this machine (/sys/class/net)',
+    ],
+    [
+      { ...sync, interface: "kwtest0" },
+      "ha.syncLink.interface: the same as ha.interface: the sync link must be a second link",
+    ],
+    [
+      { ...sync, peerAddress: "10.232.1.9" },
+      "ha.syncLink.peerAddress: 10.232.1.9 is outside 10.232.1.0/30 (the prefix of ha.syncLink.address)",
+    ],
+    [
+      { ...sync, peerAddress: "10.232.1.1" },
+      "ha.syncLink.peerAddress: 10.232.1.1 is this node's own sync address",
+    ],
+    [
+      { ...sync, address: "10.232.1.3/30" },
+      "ha.syncLink.address: 10.232.1.3 is the network or broadcast address of its prefix",
+    ],
+    [
+      { ...sync, address: "10.231.0.200/24", peerAddress: "10.231.0.201" },
+      "ha.syncLink.address: 10.231.0.200/24 overlaps 10.231.0.0/24 (ha.node.address): the sync link needs its own subnet",
+    ],
+    [
+      { ...sync, address: "10.232.1.1" },
+      "ha.syncLink.address: expected an IPv4 address with its prefix, e.g. 10.231.0.50/24",
+    ],
+  ];
+  for (const [s, line] of cases) {
+    const got = problems({ ...GOOD, syncLink: s });
+    assert(got.includes(line), `expected ${JSON.stringify(line)} in ${JSON.stringify(got)}`);
+  }
+});
+
+Deno.test("ha config: `keepwire config check` names the sync link's bad fields, exit 2", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-ha-sync-" });
+  try {
+    const file = `${dir}/ha.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        ha: {
+          ...GOOD,
+          interface: "lo", // present in every network namespace
+          syncLink: { interface: "kwnosuch1", address: "10.232.1.1/30", peerAddress: "10.9.9.9" },
+        },
+      }),
+    );
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "config", "check", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(o.stderr);
+    assertEquals(o.code, 2, err);
+    assert(err.includes('ha.syncLink.interface: no network interface "kwnosuch1"'), err);
+    assert(
+      err.includes("ha.syncLink.peerAddress: 10.9.9.9 is outside 10.232.1.0/30"),
+      err,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

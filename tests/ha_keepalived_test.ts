@@ -107,6 +107,32 @@ Deno.test("keepalived.conf: unicast peers, preempt delay, hold-down, ping tracks
   assert(!lines.includes("  nopreempt"));
 });
 
+Deno.test("keepalived.conf: two heartbeat paths are a sync group of the LAN instance and the sync link's", () => {
+  const conf = renderKeepalivedConf(
+    ha({
+      advertMs: 100,
+      syncLink: { interface: "sy0", address: "10.232.1.1/30", peerAddress: "10.232.1.2" },
+    }),
+    paths,
+  );
+  const text = conf.slice(conf.indexOf("vrrp_sync_group"));
+  for (
+    const block of [
+      "vrrp_sync_group keepwire_paths {\n  group {\n    keepwire\n    keepwire_sync\n  }\n  sync_group_tracking_weight\n}",
+      "vrrp_instance keepwire_sync {\n  state BACKUP\n  interface sy0\n  dont_track_primary\n",
+      "  unicast_src_ip 10.232.1.1\n  unicast_peer {\n    10.232.1.2\n  }\n  check_unicast_src\n" +
+      "  virtual_ipaddress {\n    169.254.254.51/32 dev sy0\n  }\n  track_file {\n    kw_fault\n    kw_priority\n",
+    ]
+  ) assert(text.includes(block), `missing ${JSON.stringify(block)} in\n${conf}`);
+  // the LAN instance keeps the addresses and is multicast as before
+  const lan = conf.slice(
+    conf.indexOf("vrrp_instance keepwire {"),
+    conf.indexOf("vrrp_instance keepwire_sync"),
+  );
+  assert(lan.includes("10.231.0.50/24 dev kt0") && !lan.includes("unicast_peer"), lan);
+  assert(!renderKeepalivedConf(ha(), paths).includes("vrrp_sync_group"));
+});
+
 Deno.test("keepalived command line: foreground, VRRP only, no respawn, death signal via setpriv", () => {
   const c = keepalivedCommand("keepalived", paths, "/usr/bin/setpriv");
   assertEquals(c.command, "/usr/bin/setpriv");
@@ -139,9 +165,14 @@ Deno.test("notify FIFO lines", () => {
     parseFifoLine('INSTANCE "keepwire" MASTER_RX_LOWER_PRI 90').type,
     "rx_lower_priority",
   );
+  assertEquals(parseFifoLine('GROUP "keepwire_paths" MASTER 0'), {
+    type: "group",
+    group: "keepwire_paths",
+    state: "MASTER",
+  });
   for (
     const bad of [
-      'GROUP "g" MASTER 0',
+      'GROUP "g" MASTERS 0',
       'INSTANCE "keepwire" MASTER',
       "garbage",
       "INSTANCE keepwire MASTER 1",
@@ -164,6 +195,7 @@ Deno.test({
     try {
       await sh("ip", "netns", "add", ns);
       await sh("ip", "-n", ns, "link", "add", "kt0", "type", "veth", "peer", "name", "kt1");
+      await sh("ip", "-n", ns, "link", "add", "sy0", "type", "veth", "peer", "name", "sy1");
       const p = keepalivedPaths(dir);
       await Deno.mkdir(p.dir);
       // keepalived -t disables a track script it cannot find
@@ -175,6 +207,11 @@ Deno.test({
         ha({ unicast: true, preempt: true, preemptDelayMs: 1000 }),
         ha({
           track: { ping: [{ address: "10.231.0.1" }, { address: "10.231.0.2", weight: -10 }] },
+        }),
+        ha({
+          advertMs: 100,
+          track: { ping: [{ address: "10.231.0.1" }] },
+          syncLink: { interface: "sy0", address: "10.232.1.1/30", peerAddress: "10.232.1.2" },
         }),
       ];
       for (const v of variants) {

@@ -130,6 +130,15 @@ const baseSchema = z.strictObject({
   failoverHoldMs: z.number().int().min(100).max(600_000).default(3000).describe(
     "`ha failover` keeps this node in FAULT this long so the peer takes over",
   ),
+  syncLink: z.strictObject({
+    interface: z.string().regex(IFNAME_RE, "a network interface name (max 15 characters)")
+      .describe("the dedicated link between the two nodes (a second heartbeat path)"),
+    address: cidrSchema.describe("this node's address on it with its prefix, e.g. 10.232.1.1/30"),
+    peerAddress: ipv4Schema.describe("the peer's address on it, inside that prefix"),
+  }).optional().describe(
+    "a second heartbeat path (docs/ha.md): VRRP runs on ha.interface and on this link, and " +
+      "the standby takes over only when the active is silent on both",
+  ),
   peerLink: z.strictObject({
     port: z.number().int().min(1).max(65535).default(7440).describe(
       "TCP port of the peer link on both nodes (own listener, routes /peer/v1/...)",
@@ -250,10 +259,51 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
       '"manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
     );
   }
+  if (ha.syncLink !== undefined) syncLinkProblems(ha, own, add);
   if (ha.witness !== undefined) {
     add(["witness"], "the corosync-qnetd witness is not built yet (docs/ha.md)");
   }
   return out;
+}
+
+/** The rules of `ha.syncLink` (a second heartbeat path). */
+function syncLinkProblems(
+  ha: HaBase,
+  own: ReturnType<typeof parseCidr>,
+  add: (path: PropertyKey[], msg: string) => void,
+): void {
+  const s = ha.syncLink!;
+  if (s.interface === ha.interface) {
+    add(["syncLink", "interface"], "the same as ha.interface: the sync link must be a second link");
+  } else if (!interfaceExists(s.interface)) {
+    add(
+      ["syncLink", "interface"],
+      `no network interface "${s.interface}" on this machine (/sys/class/net)`,
+    );
+  }
+  const sc = parseCidr(s.address);
+  if (!sc) return;
+  if (isNetworkOrBroadcast(sc)) {
+    add(["syncLink", "address"], `${sc.address} is the network or broadcast address of its prefix`);
+  }
+  if (own && (inPrefix(sc.address, own) || inPrefix(own.address, sc))) {
+    add(
+      ["syncLink", "address"],
+      `${s.address} overlaps ${
+        formatNetwork(own)
+      } (ha.node.address): the sync link needs its own subnet`,
+    );
+  }
+  if (isIpv4(s.peerAddress)) {
+    if (s.peerAddress === sc.address) {
+      add(["syncLink", "peerAddress"], `${s.peerAddress} is this node's own sync address`);
+    } else if (!inPrefix(s.peerAddress, sc)) {
+      add(
+        ["syncLink", "peerAddress"],
+        `${s.peerAddress} is outside ${formatNetwork(sc)} (the prefix of ha.syncLink.address)`,
+      );
+    }
+  }
 }
 
 /** The `ha` section (validated, with the cross-field rules when enabled). */

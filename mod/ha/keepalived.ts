@@ -13,10 +13,23 @@ import type { EngineState } from "./role.ts";
 
 /** The VRRP instance name keepwire renders (what the FIFO lines carry). */
 export const INSTANCE = "keepwire";
+/** The second heartbeat path's instance (with `ha.syncLink`): no address, same priority. */
+export const SYNC_INSTANCE = "keepwire_sync";
+/** The sync group of the two instances (with `ha.syncLink`). */
+export const PATHS_GROUP = "keepwire_paths";
 /** Name of the FAULT track file in keepalived's config. */
 export const FAULT_TRACK = "kw_fault";
 /** Name of the priority track file in keepalived's config. */
 export const PRIORITY_TRACK = "kw_priority";
+
+/**
+ * The address the sync instance carries: keepalived 2.2.7 refuses a VRRPv3 instance
+ * without one (its `no_virtual_ipaddress` came later), so the active holds this
+ * link-local /32 on the sync link (never routed; it marks the active there).
+ */
+export function syncMarker(vrid: number): string {
+  return `169.254.254.${vrid}`;
+}
 
 /** Files keepalived reads or writes, all under `<dataDir>/ha`. */
 export interface KeepalivedPaths {
@@ -152,9 +165,56 @@ export function renderKeepalivedConf(
     L.push(`  rise ${p.rise}`);
     L.push("}");
   });
-  L.push(`vrrp_instance ${INSTANCE} {`);
+  if (ha.syncLink) {
+    // two heartbeat paths: keepalived takes a sync group to MASTER only when every
+    // member wants it (vrrp_sync_can_goto_master in keepalived's vrrp_sync.c: "prefer
+    // backup state to avoid thrashing"), so the standby takes over only when the
+    // active is silent on the LAN AND on the sync link; FAULT of one member (a track
+    // file, the LAN's carrier) takes the group to FAULT. The same tracks on both keep
+    // their priorities equal (sync_group_tracking_weight allows weighted tracks).
+    L.push(`vrrp_sync_group ${PATHS_GROUP} {`);
+    L.push("  group {");
+    L.push(`    ${INSTANCE}`);
+    L.push(`    ${SYNC_INSTANCE}`);
+    L.push("  }");
+    L.push("  sync_group_tracking_weight");
+    L.push("}");
+  }
+  const unicast = ha.unicast ? { src: ownAddress, peers: ha.peers.map((p) => p.address) } : null;
+  instance(L, ha, INSTANCE, iface, unicast, ha.virtualAddresses.map((v) => `${v} dev ${iface}`));
+  if (ha.syncLink) {
+    // the sync link: unicast to the peer's sync address, its carrier not tracked (a
+    // pulled sync cable alone must move nothing; dont_track_primary)
+    const s = ha.syncLink;
+    instance(
+      L,
+      ha,
+      SYNC_INSTANCE,
+      s.interface,
+      {
+        src: s.address.split("/")[0],
+        peers: [s.peerAddress],
+      },
+      [`${syncMarker(ha.virtualRouterId)}/32 dev ${s.interface}`],
+      true,
+    );
+  }
+  return L.join("\n") + "\n";
+}
+
+function instance(
+  L: string[],
+  ha: HaConfig,
+  name: string,
+  iface: string,
+  unicast: { src: string; peers: string[] } | null,
+  vips: string[],
+  dontTrackPrimary = false,
+): void {
+  L.push(`vrrp_instance ${name} {`);
   L.push("  state BACKUP");
   L.push(`  interface ${iface}`);
+  if (dontTrackPrimary) L.push("  dont_track_primary");
   L.push(`  virtual_router_id ${ha.virtualRouterId}`);
   L.push(`  priority ${ha.node.priority}`);
   L.push(`  advert_int ${seconds(ha.advertMs)}`);
@@ -162,16 +222,18 @@ export function renderKeepalivedConf(
   else if (ha.preemptDelayMs > 0) L.push(`  preempt_delay ${ha.preemptDelayMs / 1000}`);
   const adverts = downTimerAdverts(ha.holdDownMs, ha.advertMs);
   if (adverts !== 3) L.push(`  down_timer_adverts ${adverts}`);
-  if (ha.unicast) {
-    L.push(`  unicast_src_ip ${ownAddress}`);
+  if (unicast) {
+    L.push(`  unicast_src_ip ${unicast.src}`);
     L.push("  unicast_peer {");
-    for (const p of ha.peers) L.push(`    ${p.address}`);
+    for (const p of unicast.peers) L.push(`    ${p}`);
     L.push("  }");
     L.push("  check_unicast_src");
   }
-  L.push("  virtual_ipaddress {");
-  for (const v of ha.virtualAddresses) L.push(`    ${v} dev ${iface}`);
-  L.push("  }");
+  if (vips.length > 0) {
+    L.push("  virtual_ipaddress {");
+    for (const v of vips) L.push(`    ${v}`);
+    L.push("  }");
+  }
   L.push("  track_file {");
   L.push(`    ${FAULT_TRACK}`);
   L.push(`    ${PRIORITY_TRACK}`);
@@ -181,7 +243,6 @@ export function renderKeepalivedConf(
   ha.track.ping.forEach((_, i) => L.push(`    kw_ping_${i}`));
   L.push("  }");
   L.push("}");
-  return L.join("\n") + "\n";
 }
 
 /** One parsed notify FIFO line. */
@@ -189,19 +250,26 @@ export type FifoLine =
   | { type: "state"; instance: string; state: EngineState; priority: number }
   | { type: "priority"; instance: string; state: EngineState; priority: number }
   | { type: "rx_lower_priority"; instance: string; priority: number }
+  | { type: "group"; group: string; state: EngineState }
   | { type: "other"; line: string };
 
 const FIFO_RE =
   /^INSTANCE "([^"]+)" (MASTER|BACKUP|FAULT|STOP|DELETED|MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY|FAULT_PRIORITY) (\d+)$/;
 
+const GROUP_RE = /^GROUP "([^"]+)" (MASTER|BACKUP|FAULT|STOP|DELETED) (\d+)$/;
+
 /**
  * Parse a line of `vrrp_notify_fifo`: `INSTANCE "keepwire" MASTER 100`,
  * `INSTANCE "keepwire" BACKUP_PRIORITY 70` (with vrrp_notify_priority_changes),
- * `INSTANCE "keepwire" MASTER_RX_LOWER_PRI 90`. DELETED counts as STOP. Anything
- * else (GROUP lines, garbage) is `other`.
+ * `INSTANCE "keepwire" MASTER_RX_LOWER_PRI 90`, `GROUP "keepwire_paths" MASTER 0` (a sync
+ * group's state). DELETED counts as STOP. Anything else is `other`.
  */
 export function parseFifoLine(raw: string): FifoLine {
   const line = raw.trim();
+  const g = GROUP_RE.exec(line);
+  if (g) {
+    return { type: "group", group: g[1], state: g[2] === "DELETED" ? "STOP" : g[2] as EngineState };
+  }
   const m = FIFO_RE.exec(line);
   if (!m) return { type: "other", line };
   const [, instance, what, prio] = m;

@@ -32,7 +32,7 @@ import {
   KeepalivedEngine,
   type KeepalivedEngineOptions,
 } from "./engine.ts";
-import { INSTANCE, parseFifoLine } from "./keepalived.ts";
+import { INSTANCE, parseFifoLine, PATHS_GROUP, SYNC_INSTANCE } from "./keepalived.ts";
 import { DUAL_ACTIVE_YIELD, DualActiveWatch } from "./dual.ts";
 import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
@@ -485,7 +485,15 @@ class HaModuleImpl implements HaModule {
 
   #onLine(line: string): void {
     const l = parseFifoLine(line);
-    if (l.type === "other" || l.instance !== INSTANCE) {
+    const sync = !!this.#cfg.syncLink;
+    // with ha.syncLink: the group's and the sync instance's lines are known; the role
+    // follows the address-carrying instance (the group moves both together)
+    if (l.type === "group" && sync && l.group === PATHS_GROUP) return;
+    if (l.type !== "other" && l.type !== "group" && sync && l.instance === SYNC_INSTANCE) {
+      if (l.type === "rx_lower_priority") this.#dual?.lowerAdvert(l.instance, l.priority);
+      return;
+    }
+    if (l.type === "other" || l.type === "group" || l.instance !== INSTANCE) {
       this.#refused++;
       if (this.#refused === 1 || this.#refused % 100 === 0) {
         this.#ctx.bus.publish({

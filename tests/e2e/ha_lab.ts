@@ -56,6 +56,8 @@ export const LAB = {
   vip: "10.231.0.50",
   client: "10.231.0.100",
   nodes: { n1: "10.231.0.11", n2: "10.231.0.12" },
+  /** Addresses on the sync link (with `sync: true`), a /30 on a second bridge. */
+  sync: { n1: "10.232.1.1", n2: "10.232.1.2" },
   port: 7007,
 } as const;
 
@@ -118,6 +120,11 @@ export interface HaLab {
    * put it back: a partition the node cannot see locally.
    */
   partition(n: NodeName, cut: boolean): Promise<void>;
+  /**
+   * The sync link of a node (with `sync: true`): `down` its switch port down (carrier
+   * lost), `cut` its port leaves the sync bridge (carrier up), `heal` back to normal.
+   */
+  syncLink(n: NodeName, how: "down" | "cut" | "heal"): Promise<void>;
   /** GET from a node's API (through its control socket). */
   get<T>(n: NodeName, path: string): Promise<T>;
   /** Put the virtual address on a node by hand for `ms`, then remove it (checks the monitor). */
@@ -168,7 +175,12 @@ function monitorTime(line: string): number | null {
 
 /** Build the lab: namespaces, the bridge, addresses, the echo service on both nodes. */
 export async function createHaLab(
-  opts: { ha?: boolean; extra?: Record<string, unknown> } = {},
+  opts: {
+    ha?: boolean;
+    extra?: Record<string, unknown>;
+    /** A second link between the nodes (sync0 on a second bridge) as ha.syncLink. */
+    sync?: boolean;
+  } = {},
 ): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
   const ns = { sw: `${p}sw`, n1: `${p}n1`, n2: `${p}n2`, cl: `${p}cl` };
@@ -236,6 +248,36 @@ export async function createHaLab(
       await run(["ip", "-n", ns[k], "link", "set", "eth0", "up"]);
       await run(["ip", "-n", ns[k], "addr", "add", addr, "dev", "eth0"]);
     }
+    if (opts.sync) {
+      await run([
+        "ip",
+        "-n",
+        ns.sw,
+        "link",
+        "add",
+        "br1",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+      ]);
+      await run(["ip", "-n", ns.sw, "link", "set", "br1", "up"]);
+      for (const k of ["n1", "n2"] as const) {
+        const a = `${p}${k}s`;
+        const b = `${p}${k}t`;
+        await run(["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+        await run(["ip", "link", "set", a, "netns", ns[k]]);
+        await run(["ip", "link", "set", b, "netns", ns.sw]);
+        await run(["ip", "-n", ns[k], "link", "set", a, "name", "sync0"]);
+        await run(["ip", "-n", ns.sw, "link", "set", b, "name", `sy_${k}`]);
+        await run(["ip", "-n", ns.sw, "link", "set", `sy_${k}`, "master", "br1"]);
+        await run(["ip", "-n", ns.sw, "link", "set", `sy_${k}`, "up"]);
+        await run(["ip", "-n", ns[k], "link", "set", "sync0", "up"]);
+        await run(["ip", "-n", ns[k], "addr", "add", `${LAB.sync[k]}/30`, "dev", "sync0"]);
+      }
+    }
     for (const n of ["n1", "n2"] as const) {
       await Deno.mkdir(dataDir(n), { recursive: true });
       const peer: NodeName = n === "n1" ? "n2" : "n1";
@@ -254,6 +296,15 @@ export async function createHaLab(
             peers: [{ address: LAB.nodes[peer], id: peer, priority: peer === "n1" ? 150 : 100 }],
             advertMs: 100,
             failoverHoldMs: 2000,
+            ...(opts.sync
+              ? {
+                syncLink: {
+                  interface: "sync0",
+                  address: `${LAB.sync[n]}/30`,
+                  peerAddress: LAB.sync[peer],
+                },
+              }
+              : {}),
             ...opts.extra,
           },
         }),
@@ -452,6 +503,15 @@ export async function createHaLab(
         `sw_${n}`,
         ...(cut ? ["nomaster"] : ["master", "br0"]),
       ]);
+    },
+    async syncLink(n, how) {
+      const port = `sy_${n}`;
+      if (how === "down") await run(["ip", "-n", ns.sw, "link", "set", port, "down"]);
+      else if (how === "cut") await run(["ip", "-n", ns.sw, "link", "set", port, "nomaster"]);
+      else {
+        await run(["ip", "-n", ns.sw, "link", "set", port, "master", "br1"]);
+        await run(["ip", "-n", ns.sw, "link", "set", port, "up"]);
+      }
     },
     get: <T>(n: NodeName, path: string) => daemonRequest<T>(dataDir(n), "GET", path),
     async addVipByHand(n, ms) {
