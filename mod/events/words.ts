@@ -57,6 +57,13 @@ row("ha.role_changed", {
       ? "This node cannot carry traffic. Check the failed parts on its status page (subsystems, links, storage); the peer should be active."
       : "Check that the peer took over (it sends its own alert) and that traffic flows.",
 });
+row("ha.failover_pending", {
+  thing: (p) => `HA role of ${p.node}`,
+  what: (p) =>
+    `The active node ${p.peer} is gone or failed and failover is manual: this node (${p.node}) is ready to take over and WAITS for an operator (${p.reason}).`,
+  advice: () =>
+    "Check the active node. To move traffic here, run `keepwire ha failover` on this node (or use its HA page); until then this node does not take over by itself.",
+});
 row("ha.peer_lost", {
   thing: (p) => `peer ${p.peer}`,
   what: (p) => `The HA peer ${p.peer} stopped answering node ${p.node}: ${p.reason}.`,
