@@ -3,9 +3,10 @@
  * (who hears what over which channel), routing rules, and the delivery policy (retries,
  * rate limits, flap suppression, the daily digest).
  *
- * Secrets (`password`, `secret`, `apiKey`) are marked `.meta({ writeOnly: true })`: the web
- * app's config redaction hides every field so marked (mod/web/ui/config_view.ts), and the
- * alert API never answers with them (it says `set: true`).
+ * Secrets (`password`, `secret`, `apiKey`) are marked `.meta({ writeOnly: true })`, and that
+ * marking is the one mechanism that hides them: the config redaction (mod/web/ui/config_view.ts)
+ * replaces every field so marked, in the settings page, `config show` and every alert API
+ * answer (routes.ts); an edit that leaves one empty keeps the stored value.
  * @module
  */
 import { z } from "zod";
@@ -288,4 +289,67 @@ export type RetryPolicy = z.infer<typeof retrySchema>;
 /** The defaults (no channels, no recipients). */
 export function defaultAlertConfig(): AlertConfig {
   return alertConfigSchema.parse({});
+}
+
+/**
+ * The secret fields of a channel type: the ones its schema marks `.meta({ writeOnly: true })`
+ * (never a list of names kept here). The API and pages never answer them; an edit that
+ * leaves one empty keeps the stored value.
+ */
+export function secretFields(type: ChannelConfig["type"]): string[] {
+  const schema =
+    { email: emailChannelSchema, sms: smsChannelSchema, webhook: webhookChannelSchema }[
+      type
+    ];
+  return Object.entries(schema.shape as Record<string, z.ZodType>)
+    .filter(([, s]) => s.meta()?.writeOnly === true).map(([k]) => k);
+}
+
+/**
+ * Store keys (settings) of the parts of the alert section edited at run time (the Alerts
+ * page, the API). A part stored there replaces the config file's part as a whole, survives
+ * restarts, and is what `keepwire config show` prints (secrets redacted).
+ */
+export const ALERT_EDIT_KEYS = {
+  channels: "alert.channels",
+  recipients: "alert.recipients",
+  rules: "alert.rules",
+} as const;
+
+/** A part of the alert section that can be edited at run time. */
+export type AlertEditPart = keyof typeof ALERT_EDIT_KEYS;
+
+/** The alert section with the stored edits applied, and what was applied. */
+export interface EditedAlertConfig {
+  /** The section in force. */
+  config: AlertConfig;
+  /** Parts that come from stored edits. */
+  edited: AlertEditPart[];
+  /** Why the stored edits were not used (they no longer fit the config file), or null. */
+  problem: string | null;
+}
+
+/**
+ * `file` with the stored edits (`read(key)` of {@link ALERT_EDIT_KEYS}) applied. When the
+ * combination does not validate (a channel the stored recipients use was removed from the
+ * file), the file's section is used and `problem` says why; the stored edits are kept.
+ */
+export function applyAlertEdits(
+  file: AlertConfig,
+  read: (key: string) => unknown,
+): EditedAlertConfig {
+  const input: Record<string, unknown> = { ...file };
+  const edited: AlertEditPart[] = [];
+  for (const [part, key] of Object.entries(ALERT_EDIT_KEYS) as [AlertEditPart, string][]) {
+    const v = read(key);
+    if (v !== undefined) {
+      input[part] = v;
+      edited.push(part);
+    }
+  }
+  if (!edited.length) return { config: file, edited, problem: null };
+  const r = alertConfigSchema.safeParse(input);
+  if (r.success) return { config: r.data, edited, problem: null };
+  const problem = r.error.issues.map((i) => `alert.${i.path.join(".")}: ${i.message}`).join("; ");
+  return { config: file, edited: [], problem };
 }

@@ -35,6 +35,11 @@ declare module "../events/mod.ts" {
     "alert.endpoint_stopped": { channel: string; url: string };
     /** Deliveries that may have been sent already when keepwire was killed are sent again. */
     "alert.resent_after_restart": { count: number; ids: string[] };
+    /**
+     * A part of the alert section was edited at run time (Alerts page, API): `part` is
+     * channels, recipients or rules; `name` what was set or removed. Never carries secrets.
+     */
+    "alert.config_changed": { part: string; name: string; action: "set" | "removed" };
   }
 }
 
@@ -46,4 +51,5 @@ export const ALERT_EVENTS = [
   "alert.suppressed",
   "alert.endpoint_stopped",
   "alert.resent_after_restart",
+  "alert.config_changed",
 ] as const;

@@ -23,12 +23,19 @@ import { severityRank } from "../events/mod.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import { z } from "zod";
 import {
+  ALERT_EDIT_KEYS,
   type AlertConfig,
+  alertConfigSchema,
+  type AlertEditPart,
+  applyAlertEdits,
   type ChannelConfig,
+  channelSchema,
   checkAddress,
   defaultAlertConfig,
   type Recipient,
   recipientSchema,
+  ruleSchema,
+  secretFields,
 } from "./config.ts";
 import { type Channel, createChannel, DeliveryError, type Message } from "./channels.ts";
 import { type Delivery, type DeliveryState, Outbox } from "./outbox.ts";
@@ -55,7 +62,7 @@ const SELF_KINDS = new Set([
 /** Settings key of the journal cursor (last event id routed). */
 const CURSOR_KEY = "alert.cursor";
 /** Settings key of the recipients set through the API (they replace the config's). */
-const RECIPIENTS_KEY = "alert.recipients";
+const RECIPIENTS_KEY = ALERT_EDIT_KEYS.recipients;
 /** Settings key prefix of stopped webhook endpoints. */
 const STOPPED_KEY = "alert.stopped.";
 /** Journal events routed at start at most. */
@@ -78,7 +85,13 @@ export class AlertModule implements Module, AlertApi {
   /** Module name. */
   readonly name = "alert";
   readonly #ctx: ModuleContext;
-  readonly #cfg: AlertConfig;
+  /** The config file's section. */
+  readonly #file: AlertConfig;
+  /** The section in force: the file's with the stored edits applied. */
+  #cfg: AlertConfig;
+  /** Parts that come from stored edits. */
+  #edited: AlertEditPart[] = [];
+  #started = false;
   readonly #random: () => number;
   readonly #factory: (cfg: ChannelConfig) => Channel;
   #outbox: Outbox | undefined;
@@ -105,7 +118,8 @@ export class AlertModule implements Module, AlertApi {
   /** Build from the context (nothing is opened until start). */
   constructor(ctx: ModuleContext, opts: AlertOptions = {}) {
     this.#ctx = ctx;
-    this.#cfg = ctx.config.alert ?? defaultAlertConfig();
+    this.#file = ctx.config.alert ?? defaultAlertConfig();
+    this.#cfg = this.#file;
     this.#random = opts.random ?? Math.random;
     this.#factory = opts.channel ?? createChannel;
     for (const r of this.#cfg.recipients) this.#recipients.set(r.name, r);
@@ -125,24 +139,15 @@ export class AlertModule implements Module, AlertApi {
   start(): Promise<void> {
     const { store, bus, clock } = this.#ctx;
     this.#outbox = new Outbox(store, () => clock.now());
-    const stored = store.getSetting<unknown>(RECIPIENTS_KEY);
-    if (stored !== undefined) {
-      try {
-        this.#useRecipients(this.checkRecipients(stored));
-      } catch (e) {
-        // a stored list the config no longer fits (a channel removed): the config's list
-        // is used, and the stored one is kept for the operator to fix
-        console.error(`alert: stored recipients not used: ${(e as Error).message}`);
-      }
-    }
+    // run-time edits (Alerts page, API) replace the file's channels / recipients / rules;
+    // edits the file no longer fits (a channel removed) are not used, but kept for the
+    // operator to fix
+    const eff = applyAlertEdits(this.#file, (k) => store.getSetting(k));
+    if (eff.problem) console.error(`alert: stored edits not used: ${eff.problem}`);
+    this.#setConfig(eff.config, eff.edited);
     if (!this.#cfg.enabled) return Promise.resolve();
-    for (const [name, c] of Object.entries(this.#cfg.channels)) {
-      this.#channels.set(name, this.#factory(c));
-      const stopped = store.getSetting<{ url: string }>(STOPPED_KEY + name);
-      if (stopped && (c.type !== "webhook" || c.url !== stopped.url)) {
-        store.deleteSetting(STOPPED_KEY + name);
-      }
-    }
+    this.#started = true;
+    this.#syncChannels();
     const resent = this.#ob.recoverInflight();
     if (resent.length) {
       this.#resent += resent.length;
@@ -177,6 +182,70 @@ export class AlertModule implements Module, AlertApi {
     this.#scheduleDigest();
     this.#wake(now);
     return Promise.resolve();
+  }
+
+  /** Use `cfg` as the section in force (recipients at once; channels when started). */
+  #setConfig(cfg: AlertConfig, edited: AlertEditPart[]): void {
+    this.#cfg = cfg;
+    this.#edited = edited;
+    this.#useRecipients(cfg.recipients);
+    if (this.#started) this.#syncChannels();
+  }
+
+  /** Channel objects for the channels in force: new or changed ones built, others closed. */
+  #syncChannels(): void {
+    const store = this.#ctx.store;
+    const built = this.#built;
+    for (const [name, c] of Object.entries(this.#cfg.channels)) {
+      const json = JSON.stringify(c);
+      if (built.get(name) === json && this.#channels.has(name)) continue;
+      const old = this.#channels.get(name);
+      this.#channels.set(name, this.#scrubbing(this.#factory(c), c));
+      built.set(name, json);
+      if (old) this.#closeLater(old);
+      const stopped = store.getSetting<{ url: string }>(STOPPED_KEY + name);
+      if (stopped && (c.type !== "webhook" || c.url !== stopped.url)) {
+        store.deleteSetting(STOPPED_KEY + name);
+      }
+    }
+    for (const [name, ch] of [...this.#channels]) {
+      if (this.#cfg.channels[name]) continue;
+      this.#channels.delete(name);
+      built.delete(name);
+      this.#closeLater(ch);
+    }
+  }
+  #built = new Map<string, string>();
+
+  /** Close a replaced channel once the attempts under way are over. */
+  #closeLater(ch: Channel): void {
+    void Promise.allSettled([...this.#inflight.values()]).then(() => ch.close());
+  }
+
+  /**
+   * The channel with its secrets' values cut out of every answer and error it reports
+   * (a gateway that echoes the request, a URL template with the key in its path).
+   */
+  #scrubbing(ch: Channel, cfg: ChannelConfig): Channel {
+    const secrets = secretFields(cfg.type)
+      .map((k) => (cfg as Record<string, unknown>)[k])
+      .filter((v): v is string => typeof v === "string" && v.length >= 4);
+    if (!secrets.length) return ch;
+    const scrub = (s: string) => secrets.reduce((t, v) => t.replaceAll(v, "(redacted)"), s);
+    return {
+      async send(msg, signal) {
+        try {
+          const r = await ch.send(msg, signal);
+          return { ...r, answer: scrub(r.answer) };
+        } catch (e) {
+          if (e instanceof DeliveryError) {
+            throw new DeliveryError(scrub(e.message), { permanent: e.permanent, gone: e.gone });
+          }
+          throw new DeliveryError(scrub(String((e as Error)?.message ?? e)));
+        }
+      },
+      close: () => ch.close(),
+    };
   }
 
   /** Stop sending (attempts under way are abandoned and stay pending), save the cursor. */
@@ -647,9 +716,146 @@ export class AlertModule implements Module, AlertApi {
   /** The recipients in force, and where they come from. */
   recipients(): { source: "config" | "api"; recipients: Recipient[] } {
     return {
-      source: this.#ctx.store.getSetting(RECIPIENTS_KEY) !== undefined ? "api" : "config",
+      source: this.#edited.includes("recipients") ? "api" : "config",
       recipients: [...this.#recipients.values()],
     };
+  }
+
+  /** Parts of the section that come from run-time edits (the rest from the config file). */
+  get edited(): readonly AlertEditPart[] {
+    return this.#edited;
+  }
+
+  /**
+   * Replace one part of the section (validated with the whole section: a recipient's
+   * channel must exist, a rule's recipients too); stored, so it outlives restarts.
+   * Throws {@link AlertInputError} naming each bad field (`recipients[0].to`, ...).
+   */
+  #edit(part: AlertEditPart, value: unknown, change: { name: string; action: "set" | "removed" }) {
+    const r = alertConfigSchema.safeParse({ ...this.#cfg, [part]: value });
+    if (!r.success) throw inputError(`alert ${part}`, r.error.issues);
+    this.#ctx.store.setSetting(ALERT_EDIT_KEYS[part], r.data[part]);
+    this.#setConfig(r.data, [...new Set([...this.#edited, part])]);
+    if (this.#digestTimer === undefined && this.#outbox && this.#cfg.enabled) {
+      this.#scheduleDigest();
+    }
+    this.#ctx.bus.publish({
+      module: "alert",
+      kind: "alert.config_changed",
+      severity: "notice",
+      payload: { part, ...change },
+    });
+  }
+
+  /**
+   * Add or replace one channel (`{name, type, ...}`). A secret field left out or empty
+   * keeps the channel's stored secret (secrets are never shown, so a form cannot send
+   * them back).
+   */
+  putChannel(input: unknown): { name: string } {
+    const body = asObject(input, "channel");
+    const name = parseField(nameField, body.name, "name");
+    const rest: Record<string, unknown> = { ...body };
+    delete rest.name;
+    const old = this.#cfg.channels[name];
+    if (old && old.type === rest.type) {
+      for (const k of secretFields(old.type)) {
+        const kept = (old as Record<string, unknown>)[k];
+        if ((rest[k] === undefined || rest[k] === "") && kept !== undefined) rest[k] = kept;
+      }
+    }
+    for (const [k, v] of Object.entries(rest)) if (v === "") delete rest[k];
+    const r = channelSchema.safeParse(rest);
+    if (!r.success) throw inputError(`channel ${name}`, r.error.issues);
+    this.#edit("channels", { ...this.#cfg.channels, [name]: r.data }, { name, action: "set" });
+    return { name };
+  }
+
+  /** Remove a channel (refused while a recipient uses it). */
+  deleteChannel(name: string): { name: string } {
+    if (!this.#cfg.channels[name]) throw new AlertNotFoundError("channel", name);
+    const users = this.#cfg.recipients.filter((r) => r.channel === name).map((r) => r.name);
+    if (users.length) {
+      throw new AlertInputError(
+        `channel ${name} is used by recipient(s) ${users.join(", ")}: remove them first`,
+        { channel: `used by ${users.join(", ")}` },
+      );
+    }
+    const rest = { ...this.#cfg.channels };
+    delete rest[name];
+    this.#edit("channels", rest, { name, action: "removed" });
+    return { name };
+  }
+
+  /** Add or replace one recipient (`{name, channel, to?, digest?}`), by name. */
+  putRecipient(input: unknown): { name: string } {
+    const body = asObject(input, "recipient");
+    const r = recipientSchema.safeParse(body);
+    if (!r.success) throw inputError("recipient", r.error.issues);
+    const ch = this.#cfg.channels[r.data.channel];
+    if (!ch) {
+      throw new AlertInputError(`invalid recipient: channel: no channel named ${r.data.channel}`, {
+        channel: `no channel named ${r.data.channel}`,
+      });
+    }
+    const problem = checkAddress(ch.type, r.data.to);
+    if (problem) throw new AlertInputError(`invalid recipient: to: ${problem}`, { to: problem });
+    const list = this.#cfg.recipients.filter((x) => x.name !== r.data.name);
+    const at = this.#cfg.recipients.findIndex((x) => x.name === r.data.name);
+    list.splice(at < 0 ? list.length : at, 0, r.data);
+    this.#edit("recipients", list, { name: r.data.name, action: "set" });
+    return { name: r.data.name };
+  }
+
+  /** Remove a recipient (refused while a rule names it). */
+  deleteRecipient(name: string): { name: string } {
+    if (!this.#recipients.has(name)) throw new AlertNotFoundError("recipient", name);
+    const rules = this.#cfg.rules.flatMap((r, i) => r.recipients.includes(name) ? [i] : []);
+    if (rules.length) {
+      throw new AlertInputError(
+        `recipient ${name} is named by rule(s) ${
+          rules.map((i) => `#${i + 1}`).join(", ")
+        }: remove them first`,
+        { name: `named by rule(s) ${rules.map((i) => `#${i + 1}`).join(", ")}` },
+      );
+    }
+    this.#edit("recipients", this.#cfg.recipients.filter((x) => x.name !== name), {
+      name,
+      action: "removed",
+    });
+    return { name };
+  }
+
+  /**
+   * Add a routing rule. Lists (`kinds`, `modules`, `recipients`) may come as arrays or as
+   * text separated by commas or spaces (what a form sends).
+   */
+  addRule(input: unknown): { index: number } {
+    const r = ruleInputSchema.safeParse(asObject(input, "rule"));
+    if (!r.success) throw inputError("rule", r.error.issues);
+    const rule = ruleSchema.safeParse(r.data);
+    if (!rule.success) throw inputError("rule", rule.error.issues);
+    const missing = rule.data.recipients.filter((n) => !this.#recipients.has(n));
+    if (missing.length) {
+      throw new AlertInputError(`invalid rule: recipients: no recipient ${missing.join(", ")}`, {
+        recipients: `no recipient ${missing.join(", ")}`,
+      });
+    }
+    const rules = [...this.#cfg.rules, rule.data];
+    this.#edit("rules", rules, { name: `#${rules.length}`, action: "set" });
+    return { index: rules.length - 1 };
+  }
+
+  /** Remove the rule at `index` (0-based, as listed). */
+  deleteRule(index: number): { index: number } {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#cfg.rules.length) {
+      throw new AlertNotFoundError("rule", String(index));
+    }
+    this.#edit("rules", this.#cfg.rules.filter((_, i) => i !== index), {
+      name: `#${index + 1}`,
+      action: "removed",
+    });
+    return { index };
   }
 
   /**
@@ -707,11 +913,17 @@ export class AlertModule implements Module, AlertApi {
   setRecipients(input: unknown | null): { source: "config" | "api"; recipients: Recipient[] } {
     if (input === null) {
       this.#ctx.store.deleteSetting(RECIPIENTS_KEY);
-      this.#useRecipients(this.#cfg.recipients);
+      const eff = applyAlertEdits(this.#file, (k) => this.#ctx.store.getSetting(k));
+      this.#setConfig(eff.config, eff.edited);
+      this.#ctx.bus.publish({
+        module: "alert",
+        kind: "alert.config_changed",
+        severity: "notice",
+        payload: { part: "recipients", name: "*", action: "removed" },
+      });
     } else {
       const list = this.checkRecipients(input);
-      this.#ctx.store.setSetting(RECIPIENTS_KEY, list);
-      this.#useRecipients(list);
+      this.#edit("recipients", list, { name: "*", action: "set" });
     }
     if (this.#digestTimer === undefined && this.#outbox && this.#cfg.enabled) {
       this.#scheduleDigest();
@@ -724,7 +936,7 @@ export class AlertModule implements Module, AlertApi {
     const cfg = this.#cfg.channels[channelName];
     if (!cfg) throw new AlertNotFoundError("channel", channelName);
     const addr = to ?? [...this.#recipients.values()].find((r) => r.channel === channelName)?.to;
-    const channel = this.#channels.get(channelName) ?? this.#factory(cfg);
+    const channel = this.#channels.get(channelName) ?? this.#scrubbing(this.#factory(cfg), cfg);
     const appliance = this.#ctx.config.identity.name;
     const now = this.#ctx.clock.now();
     const t0 = performance.now();
@@ -799,16 +1011,14 @@ export class AlertModule implements Module, AlertApi {
     return failed.length;
   }
 
-  /** Channels as the API shows them: secrets never shown, only whether they are set. */
-  channelsView(): Record<string, Record<string, unknown>> {
-    const out: Record<string, Record<string, unknown>> = {};
+  /**
+   * Channels with whether each is stopped. Secrets are in it: the routes answer it only
+   * through the schema-marked redaction (routes.ts), like every config answer.
+   */
+  channelsView(): Record<string, ChannelConfig & { stopped: boolean }> {
+    const out: Record<string, ChannelConfig & { stopped: boolean }> = {};
     for (const [name, c] of Object.entries(this.#cfg.channels)) {
-      const v: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(c)) {
-        v[k] = SECRET_KEYS.has(k) ? { set: x !== undefined && x !== "" } : x;
-      }
-      v.stopped = !!this.#ctx.store.getSetting(STOPPED_KEY + name);
-      out[name] = v;
+      out[name] = { ...c, stopped: !!this.#ctx.store.getSetting(STOPPED_KEY + name) };
     }
     return out;
   }
@@ -929,8 +1139,44 @@ export class AlertModule implements Module, AlertApi {
   }
 }
 
-/** Config keys that hold secrets (never answered by the API). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(["password", "secret", "apiKey"]);
+const nameField = recipientSchema.shape.name;
+
+/** A list field from a form: an array, or text separated by commas or spaces. */
+const listField = z.union([
+  z.array(z.string()),
+  z.string().transform((s) => s.split(/[\s,]+/).filter(Boolean)),
+]);
+
+/** A rule as a form or the API sends it (lists as arrays or text). */
+const ruleInputSchema = z.strictObject({
+  kinds: listField.optional(),
+  modules: listField.optional().transform((v) => v?.length ? v : undefined),
+  minSeverity: z.string().optional(),
+  recipients: listField,
+});
+
+function asObject(input: unknown, what: string): Record<string, unknown> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new AlertInputError(`expected a JSON object (a ${what})`);
+  }
+  return input as Record<string, unknown>;
+}
+
+function parseField<T>(schema: z.ZodType<T>, v: unknown, field: string): T {
+  const r = schema.safeParse(v);
+  if (r.success) return r.data;
+  const m = r.error.issues.map((i) => i.message).join("; ");
+  throw new AlertInputError(`invalid ${field}: ${m}`, { [field]: m });
+}
+
+/** An input error naming each bad field (`url`, `recipients[0].to`). */
+function inputError(what: string, issues: readonly z.core.$ZodIssue[]): AlertInputError {
+  const fields = zodFields(issues);
+  return new AlertInputError(
+    `invalid ${what}: ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}`,
+    fields,
+  );
+}
 
 /** Build the alert module. */
 export function createAlertModule(ctx: ModuleContext, opts: AlertOptions = {}): AlertModule {

@@ -1,7 +1,8 @@
 /**
  * Alert API routes (mounted under /api):
  * - GET  /alert                    → status: counts per state, oldest pending age, channels
- * - GET  /alert/config             → channels (secrets as `{set}`), recipients, rules, policy
+ * - GET  /alert/config             → channels (secrets redacted), recipients, rules, policy, and
+ *                                     `edited`: the parts set at run time
  * - POST /alert/test {channel, to?} → {ok, answer, ms}: the server's answer to a test message
  * - GET  /alert/outbox?status=&recipient=&limit= → {deliveries:[...]} newest first
  * - GET  /alert/outbox/:id         → {delivery}
@@ -11,6 +12,17 @@
  * - GET  /alert/recipients         → {source: config|api, recipients}
  * - PUT  /alert/recipients {recipients:[...]} → the same (stored; replaces the config's list)
  * - DELETE /alert/recipients       → back to the config's list
+ * - POST /alert/channels {name, type, ...}   → {name} (add or replace; an empty secret keeps
+ *                                     the stored one)
+ * - DELETE /alert/channels/:name   → {name} (refused while a recipient uses it)
+ * - POST /alert/recipients {name, channel, to?, digest?} → {name} (add or replace one)
+ * - DELETE /alert/recipients/:name → {name} (refused while a rule names it)
+ * - POST /alert/rules {kinds, modules?, minSeverity, recipients} → {index}
+ * - DELETE /alert/rules/:index     → {index}
+ *
+ * Run-time edits are stored (they replace the config file's part and outlive restarts).
+ * Every answer that carries channel settings goes through the config's schema-marked
+ * redaction (`redactBySchema`): a field marked `writeOnly` is never answered.
  * @module
  */
 import { Hono } from "hono";
@@ -20,6 +32,18 @@ import { zodFields } from "../web/errors.ts";
 import { AlertInputError } from "./errors.ts";
 import { DELIVERY_STATES } from "./outbox.ts";
 import type { AlertApi } from "./types.ts";
+import { alertConfigSchema } from "./config.ts";
+import { redactBySchema, type SchemaNode } from "../web/ui/config_view.ts";
+
+let alertSchema: SchemaNode | undefined;
+/** `v` (shaped like the alert section) with every writeOnly field redacted. */
+export function redactAlert<T>(v: T): T {
+  alertSchema ??= z.toJSONSchema(alertConfigSchema, {
+    io: "output",
+    unrepresentable: "any",
+  }) as SchemaNode;
+  return redactBySchema(v, alertSchema) as T;
+}
 
 /** Body of POST /alert/test. */
 export const testBodySchema = z.strictObject({
@@ -48,7 +72,7 @@ export function alertRoutes(m: AlertApi): Hono {
   const app = new Hono();
   app.get("/alert", (c) => c.json(m.status()));
   app.get("/alert/config", (c) =>
-    c.json({
+    c.json(redactAlert({
       enabled: m.config.enabled,
       channels: m.channelsView(),
       recipients: m.recipients().recipients,
@@ -58,7 +82,8 @@ export function alertRoutes(m: AlertApi): Hono {
       rateLimit: m.config.rateLimit,
       flap: m.config.flap,
       digestAt: m.config.digestAt,
-    }));
+      edited: m.edited,
+    })));
   app.post("/alert/test", async (c) => {
     const body = parse(testBodySchema, await jsonBody(c), "test request");
     return c.json(await m.testSend(body.channel, body.to));
@@ -88,5 +113,11 @@ export function alertRoutes(m: AlertApi): Hono {
     return c.json(m.setRecipients((body as { recipients: unknown }).recipients));
   });
   app.delete("/alert/recipients", (c) => c.json(m.setRecipients(null)));
+  app.post("/alert/recipients", async (c) => c.json(m.putRecipient(await jsonBody(c))));
+  app.delete("/alert/recipients/:name", (c) => c.json(m.deleteRecipient(c.req.param("name"))));
+  app.post("/alert/channels", async (c) => c.json(m.putChannel(await jsonBody(c))));
+  app.delete("/alert/channels/:name", (c) => c.json(m.deleteChannel(c.req.param("name"))));
+  app.post("/alert/rules", async (c) => c.json(m.addRule(await jsonBody(c))));
+  app.delete("/alert/rules/:index", (c) => c.json(m.deleteRule(Number(c.req.param("index")))));
   return app;
 }

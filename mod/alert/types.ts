@@ -1,5 +1,5 @@
 /** The alert module's API as its routes and pages use it (no import back into mod.ts). */
-import type { AlertConfig, Recipient } from "./config.ts";
+import type { AlertConfig, AlertEditPart, ChannelConfig, Recipient } from "./config.ts";
 import type { Delivery, DeliveryState } from "./outbox.ts";
 
 /** Result of a test send. */
@@ -44,8 +44,22 @@ export interface AlertApi {
   readonly config: AlertConfig;
   /** Status (counts, oldest pending, channels). */
   status(): AlertStatus;
-  /** Channels as shown (secrets never shown). */
-  channelsView(): Record<string, Record<string, unknown>>;
+  /** Channels and whether each is stopped (secrets in it: answer it redacted). */
+  channelsView(): Record<string, ChannelConfig & { stopped: boolean }>;
+  /** Parts of the section that come from run-time edits. */
+  readonly edited: readonly AlertEditPart[];
+  /** Add or replace a channel; an empty secret keeps the stored one. */
+  putChannel(input: unknown): { name: string };
+  /** Remove a channel (refused while a recipient uses it). */
+  deleteChannel(name: string): { name: string };
+  /** Add or replace a recipient. */
+  putRecipient(input: unknown): { name: string };
+  /** Remove a recipient (refused while a rule names it). */
+  deleteRecipient(name: string): { name: string };
+  /** Add a routing rule. */
+  addRule(input: unknown): { index: number };
+  /** Remove a routing rule by its index. */
+  deleteRule(index: number): { index: number };
   /** Recipients in force and where they come from. */
   recipients(): { source: "config" | "api"; recipients: Recipient[] };
   /** Replace the recipients (null: back to the config's). */

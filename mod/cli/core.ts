@@ -47,14 +47,16 @@ export function registerCoreCommands(program: Command): void {
     });
   cfg.command("show")
     .description(
-      "print the effective configuration (defaults, file, env applied) as JSON; secrets redacted",
+      "print the effective configuration (defaults, file, env, stored alert edits applied) as JSON; secrets redacted",
     )
     .option("-c, --config <file>", "config file; default: embedded default")
     .option("-d, --data <dir>", "data directory override")
     .action(async (opts: CommonOpts) => {
-      // secrets (fields the config schema marks writeOnly) are never printed back
+      // secrets (fields the config schema marks writeOnly) are never printed back; alert
+      // channels, recipients and rules edited at run time (stored) are shown as in force
       const { redactBySchema } = await import("../web/ui/config_view.ts");
-      printJson(redactBySchema(await commandConfig(opts)));
+      const { configWithAlertEdits } = await import("../alert/stored.ts");
+      printJson(redactBySchema(configWithAlertEdits(await commandConfig(opts))));
     });
 
   program.command("version")

@@ -109,7 +109,7 @@ Deno.test({
         "GET",
         "/api/alert/config",
       );
-      assertEquals(cfg.channels.mail.password, { set: true });
+      assertEquals(cfg.channels.mail.password, "(redacted)");
       assert(!JSON.stringify(cfg).includes("smtp-secret-1"));
       const metrics = await daemonRequest<string>(data, "GET", "/metrics");
       assertStringIncludes(String(metrics), "keepwire_alert_sent_total");

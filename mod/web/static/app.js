@@ -129,12 +129,24 @@ document.addEventListener("submit", async (ev) => {
       refreshSoon(0);
     } else {
       const data = await callApi(form.dataset.method || "POST", form.dataset.api, formJson(form));
-      flash(form.dataset.done || "done");
+      // an answer that says it did not work ({ok: false}, e.g. a test send the server refused)
+      const refused = !!data && data.ok === false;
+      flash(refused ? form.dataset.failed || "failed" : form.dataset.done || "done", refused);
       if (form.dataset.show === "secret" && data) {
         showSecret(
           "Copy this now: it is shown once and cannot be read again.",
           data.token || JSON.stringify(data, null, 2),
         );
+      } else if (form.dataset.show && data) {
+        // the server's answer in a box of the page (marked data-keep: refreshes leave it)
+        const box = document.getElementById(form.dataset.show);
+        if (box) {
+          box.textContent = typeof data.answer === "string"
+            ? `${refused ? "refused" : "accepted"} in ${data.ms} ms: ${data.answer}`
+            : JSON.stringify(data, null, 2);
+          box.dataset.ok = refused ? "no" : "yes";
+          box.classList.remove("hidden");
+        }
       }
       if (form.dataset.then) {
         // the server already reduced ?next= to a same-origin path (mod/web/redirect.ts)

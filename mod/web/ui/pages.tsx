@@ -414,8 +414,10 @@ export function uiRoutes(d: PageDeps, modulePages: readonly ModulePage[] = []): 
             <p class="muted">
               The configuration below is read from the config file at start; change it there and
               restart (check it first with{" "}
-              <code>keepwire config check FILE</code>). Every field is described in docs/config.md;
-              secrets are never shown.
+              <code>keepwire config check FILE</code>). Alert channels, recipients and rules can
+              also be changed on the <a href="/alerts">Alerts</a>{" "}
+              page (stored on the appliance). Every field is described in docs/config.md; secrets
+              are never shown.
             </p>
           </div>
         </div>
@@ -435,7 +437,6 @@ export function uiRoutes(d: PageDeps, modulePages: readonly ModulePage[] = []): 
           </details>
         ))}
       </>,
-      false,
     );
   });
 
