@@ -13,6 +13,7 @@ import { WorkerPool } from "../mod/supervisor/worker.ts";
 import type { SubsystemSpec } from "../mod/supervisor/config.ts";
 import { SdkHost } from "../mod/sdk/host.ts";
 import { SdkSockets } from "../mod/sdk/socket.ts";
+import { ReplRegistry } from "../mod/repl/registry.ts";
 import { missingTools } from "./helpers/tools.ts";
 import { assert, assertEquals, MockEscalation, spec, supConfig } from "./supervisor_fakes.ts";
 import { waitFor } from "./helpers/procs.ts";
@@ -28,7 +29,11 @@ async function withRig(
   const dir = await Deno.makeTempDir({ prefix: "kw-sdk-sub-" });
   const store = new Store({ path: join(dir, "kw.db") });
   let role = "active";
-  const host = new SdkHost({ store, ha: () => ({ role, node: "n1", peer: "n2" }) });
+  const host = new SdkHost({
+    store,
+    ha: () => ({ role, node: "n1", peer: "n2" }),
+    registry: new ReplRegistry({ core: false }),
+  });
   const sockets = new SdkSockets(host, join(dir, "sdk"));
   const list = specs(dir);
   const pool = new WorkerPool(list.some((s) => s.kind === "worker") ? 1 : 0);

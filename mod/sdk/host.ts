@@ -18,6 +18,7 @@ import { z } from "zod";
 import type { EventBus } from "../events/mod.ts";
 import { type Clock, systemClock } from "../module.ts";
 import type { GroupSpec } from "../repl/mod.ts";
+import { type ReplRegistry, replRegistry } from "../repl/registry.ts";
 import { ReplNotPrimaryError } from "../repl/errors.ts";
 import type { NodeInfo, Row, SqlValue, StatementResult, TablesInfo, WriteResult } from "./mod.ts";
 import {
@@ -85,6 +86,11 @@ export interface SdkHostOptions {
   clock?: Clock;
   /** The node's HA role (default: HA disabled, node "node1"). */
   ha?: () => HaView;
+  /**
+   * Where declared groups are registered for replication (default: the process's
+   * registry, which the runtime's replication reads; tests pass their own).
+   */
+  registry?: Pick<ReplRegistry, "defineGroup" | "registerTables">;
 }
 
 /** SQLite authorizer answers and action codes (sqlite3.h; missing from node:sqlite's types). */
@@ -241,6 +247,7 @@ export class SdkHost {
   #unsub: (() => void) | undefined;
   #changes: ReturnType<DatabaseSync["prepare"]>;
   readonly #checker: DatabaseSync;
+  readonly #registry: Pick<ReplRegistry, "defineGroup" | "registerTables">;
 
   /** Run the SDK's own migrations and follow HA role changes on the bus. */
   constructor(opts: SdkHostOptions) {
@@ -255,6 +262,9 @@ export class SdkHost {
     this.#checker = file ? new DatabaseSync(file) : this.#db;
     if (file) this.#checker.exec("PRAGMA busy_timeout = 5000");
     this.#unsub = opts.bus?.subscribe(() => this.refreshNode(), { kindPrefix: "ha." });
+    this.#registry = opts.registry ?? replRegistry;
+    this.#registry.defineGroup(SDK_SETTINGS_GROUP, { durability: "sync" });
+    this.#registry.registerTables(SDK_SETTINGS_GROUP, SDK_REPLICATED_TABLES);
     this.#lastNode = JSON.stringify(this.node());
   }
 
@@ -422,7 +432,7 @@ export class SdkHost {
         );
       }
     }
-    const module = `sdk.${subsystem}.${s.group}`;
+    const module = `sdk_${subsystem.replaceAll(/[^A-Za-z0-9_]/g, "_")}_${s.group}`;
     const target = 1 + (s.migrations?.length ?? 0);
     const row = this.#db.prepare("SELECT version FROM schema_versions WHERE module = ?").get(
       module,
@@ -507,6 +517,12 @@ export class SdkHost {
   }
 
   #register(g: Group): void {
+    const spec = {
+      durability: g.spec.durability,
+      onStandbyLost: g.spec.onStandbyLost ?? "continue",
+    } as const;
+    this.#registry.defineGroup(g.replName, spec);
+    this.#registry.registerTables(g.replName, [...g.tables]);
     if (!this.#repl) return;
     this.#repl.addTables(g.replName, [...g.tables], {
       durability: g.spec.durability,
