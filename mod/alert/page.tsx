@@ -106,7 +106,7 @@ export async function alertPage(d: PageDeps, who: PageViewer | null): Promise<Ch
                   data-failed="the test failed: the server's answer is below"
                 >
                   <input type="hidden" name="channel" value={c.name} />
-                  <strong>{c.name}</strong> {c.type} → {c.target}
+                  <strong>{c.name}</strong> {c.type} → {c.target}{" "}
                   {secrets.length ? <span class="muted">({secrets.join(", ")} set)</span> : null}
                   {s.stopped.includes(c.name) ? <Badge value="stopped" /> : null} {admin
                     ? (
