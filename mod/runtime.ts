@@ -456,6 +456,7 @@ const MODULES: readonly ModuleEntry[] = [
         governor: w.get("governor"),
       }),
       health: () => w.rt.health(),
+      watchdog: w.get("watchdog"),
     })),
   entry("alert", (w) => createAlertModule(w.ctx)),
   entry("history", (w) => createHistoryModule(w.ctx, { sources: () => w.rt.historySources() })),

@@ -110,8 +110,41 @@ Deno.test("ha config: each bad field is named", () => {
       'ha.failover: "manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
     ],
     [
-      { ...GOOD, witness: { host: "qnetd.example" } },
-      "ha.witness: the corosync-qnetd witness is not built yet (docs/ha.md)",
+      {
+        ...GOOD,
+        witness: { host: "qnetd.invalid" },
+        peerLink: { secret: "0123456789abcdef" },
+      },
+      'ha.witness.host: cannot resolve "qnetd.invalid" on this machine (getent ahostsv4)',
+    ],
+    [
+      { ...GOOD, witness: { host: "10.231.0.3" } },
+      "ha.witness: needs ha.peerLink (a standby learns from the peer link whether the peer is " +
+      "active or hands over)",
+    ],
+    [
+      {
+        ...GOOD,
+        witness: { host: "10.231.0.12" },
+        peerLink: { secret: "0123456789abcdef" },
+      },
+      "ha.witness.host: 10.231.0.12 is the peer's address: the witness is a third host",
+    ],
+    [
+      {
+        ...GOOD,
+        witness: { host: "10.231.0.3", tokenMs: 3000 },
+        peerLink: { secret: "0123456789abcdef" },
+      },
+      "ha.witness.timeoutMs: below witness.tokenMs (3000)",
+    ],
+    [
+      {
+        ...GOOD,
+        witness: { host: "10.231.0.3", syncTimeoutMs: 500 },
+        peerLink: { secret: "0123456789abcdef" },
+      },
+      "ha.witness.syncTimeoutMs: Too small: expected number to be >=1000",
     ],
     [{ ...GOOD, bogus: 1 }, "ha.bogus: unknown field"],
   ];

@@ -186,6 +186,71 @@ Deno.test("role: the history keeps the last 32 transitions with their times", ()
   assertEquals(m.snapshot().counts.active, 20);
 });
 
+Deno.test("role (witness): quorum lost makes an active node fault at once, before keepalived reports", () => {
+  const { fc, m, log, path } = machine();
+  m.start();
+  m.setQuorum(true, "quorate (members 1,2)");
+  m.engineReport("MASTER", 150);
+  fc.tick(5000);
+  m.setQuorum(false, "quorum_lost: not quorate (members 1)");
+  assertEquals(m.role, "fault");
+  assertEquals(log.at(-1)!.reason, {
+    cause: "quorum",
+    text: "quorum lost: quorum_lost: not quorate (members 1)",
+  });
+  assertEquals(log.at(-1)!.afterMs, 5000);
+  assertEquals(m.snapshot().quorate, false);
+  // keepalived still says MASTER (it has not read the track file yet): still fault
+  m.engineReport("MASTER", 150);
+  assertEquals(m.role, "fault");
+  assertEquals(m.snapshot().reason.cause, "quorum");
+  // it complies
+  m.engineReport("FAULT", 150);
+  assertEquals(m.role, "fault");
+  // quorum back: no role change by itself; keepalived's next report decides
+  m.setQuorum(true, "quorate (members 1)");
+  assertEquals(m.role, "fault");
+  m.engineReport("BACKUP", 150);
+  assertEquals(m.role, "standby");
+  assertEquals(path(), ["stopped->init", "init->active", "active->fault", "fault->standby"]);
+});
+
+Deno.test("role (witness): a MASTER report while not quorate is fault, from init and from standby", () => {
+  for (const setup of [() => {}, (m: RoleMachine) => m.engineReport("BACKUP", 100)]) {
+    const { m, log } = machine();
+    m.start();
+    setup(m);
+    const from = m.role;
+    m.setQuorum(false, "witness_down: corosync is starting");
+    assertEquals(m.role, from, "losing quorum changes nothing but an active role");
+    m.engineReport("MASTER", 100);
+    assertEquals(m.role, "fault");
+    assertEquals(log.at(-1)!.from, from);
+    assertEquals(
+      log.at(-1)!.reason.text,
+      "keepalived reported MASTER while not quorate (witness_down: corosync is starting)",
+    );
+    assertEquals(m.snapshot().lastActiveAt, null, "never active");
+  }
+});
+
+Deno.test("role (witness): maintenance off while not quorate and keepalived MASTER is fault", () => {
+  const { m, path } = machine();
+  m.start();
+  m.engineReport("MASTER", 100);
+  m.setMaintenance(true, "admin");
+  m.setQuorum(false, "quorum_lost: not quorate (members 1)");
+  assertEquals(m.role, "maintenance");
+  m.engineReport("MASTER", 100);
+  m.setMaintenance(false, "admin");
+  assertEquals(m.role, "fault");
+  assertEquals(path().at(-1), "maintenance->fault");
+  // stopped ignores quorum
+  m.stop();
+  m.setQuorum(false, "x");
+  assertEquals(m.role, "stopped");
+});
+
 Deno.test("role: every transition of ROLE_TRANSITIONS was taken by the tests above", () => {
   const table = ROLES.flatMap((from) => ROLE_TRANSITIONS[from].map((to) => `${from}->${to}`));
   const missing = table.filter((t) => !seen.has(t));

@@ -45,11 +45,83 @@ export const haPingTrackSchema = z.strictObject({
   rise: z.number().int().min(1).max(100).default(2).describe("good pings before it is lifted"),
 });
 
-/** The witness (corosync-qnetd). Accepted by the schema, refused while not built. */
+/**
+ * The witness: corosync + corosync-qdevice on this node (keepwire runs them), voting with
+ * corosync-qnetd on a third host. Defaults are the timings measured in docs/ha.md: token
+ * 1000 ms, qdevice timeout 2000 ms and sync_timeout 2000 ms (1250 / 1000 made qnetd drop
+ * the connection during a membership change, so both sides lost quorum for ~0.8 s).
+ */
 export const haWitnessSchema = z.strictObject({
-  host: z.string().min(1).describe("corosync-qnetd host"),
-  port: z.number().int().min(1).max(65535).default(5403).describe("corosync-qnetd port"),
+  host: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/, "a host name or IP address")
+    .describe("corosync-qnetd host (must resolve on this node)"),
+  port: z.number().int().min(1).max(65535).default(5403).describe("corosync-qnetd TCP port"),
+  algorithm: z.enum(["ffsplit", "lms"]).default("ffsplit").describe(
+    "qnetd's decision algorithm: ffsplit (a 50/50 split gives the vote to one side; the " +
+      "side holding the active address wins through a heuristic) or lms (last man standing)",
+  ),
+  tls: z.enum(["off", "on", "required"]).default("on").describe(
+    "TLS to qnetd: on/required need the NSS database made by corosync-qdevice-net-certutil; " +
+      "off only on a trusted link",
+  ),
+  tokenMs: z.number().int().min(200).max(60_000).default(1000).describe(
+    "corosync totem token timeout: a lost peer is noticed after token + consensus (1.2 x token)",
+  ),
+  timeoutMs: z.number().int().min(1250).max(120_000).default(2000).describe(
+    "quorum.device.timeout: the qdevice's poll period and its heartbeat to qnetd (0.8 x this)",
+  ),
+  syncTimeoutMs: z.number().int().min(1000).max(120_000).default(2000).describe(
+    "quorum.device.sync_timeout: the longest a membership change waits for the qdevice's " +
+      "vote; a node cut from everything keeps its old quorum at most this long",
+  ),
+  demoteBoundMs: z.number().int().min(100).max(10_000).default(500).describe(
+    "an active node that lost quorum must see keepalived leave MASTER within this, or it " +
+      "stops petting the hardware watchdog (self-fencing)",
+  ),
+  promoteMarginMs: z.number().int().min(0).max(10_000).default(200).describe(
+    "added to syncTimeoutMs + demoteBoundMs: how long after corosync dropped the peer from " +
+      "the membership a standby waits before it may take over",
+  ),
+  clusterName: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "letters, digits, - and _ (max 32)")
+    .optional().describe("corosync cluster name, the same on both nodes (default kw-<pair id>)"),
+  corosync: z.string().min(1).default("corosync").describe("corosync binary"),
+  qdevice: z.string().min(1).default("corosync-qdevice").describe("corosync-qdevice binary"),
 });
+
+/** The validated witness section. */
+export type HaWitnessConfig = z.infer<typeof haWitnessSchema>;
+
+/** How long a standby waits after corosync dropped the peer before it may take over. */
+export function promoteWaitMs(w: HaWitnessConfig): number {
+  return w.syncTimeoutMs + w.demoteBoundMs + w.promoteMarginMs;
+}
+
+/** Can this machine resolve a host name (IP literals always can)? (tests replace it) */
+export type HostCheck = (host: string) => string | null;
+
+/** Default host check: IP literals pass; names through `getent ahostsv4` (NSS, 3 s bound). */
+export const getentHostCheck: HostCheck = (host: string): string | null => {
+  if (isIpv4(host)) return null;
+  try {
+    const o = new Deno.Command("timeout", {
+      args: ["3", "getent", "ahostsv4", host],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (o.success && new TextDecoder().decode(o.stdout).trim() !== "") return null;
+    return `cannot resolve "${host}" on this machine (getent ahostsv4)`;
+  } catch (e) {
+    return `cannot resolve "${host}": ${(e as Error).message}`;
+  }
+};
+
+let hostCheck: HostCheck = getentHostCheck;
+
+/** Replace the host check (tests); returns the previous one. */
+export function setHostCheck(fn: HostCheck): HostCheck {
+  const prev = hostCheck;
+  hostCheck = fn;
+  return prev;
+}
 
 /** Can this machine see a network interface by that name? (tests replace it) */
 export type InterfaceCheck = (name: string) => boolean;
@@ -161,7 +233,9 @@ const baseSchema = z.strictObject({
   }).optional().describe(
     "mutual monitoring over the peer link (HMAC with the pair secret; no TLS yet)",
   ),
-  witness: haWitnessSchema.optional().describe("corosync-qnetd witness (not built yet)"),
+  witness: haWitnessSchema.optional().describe(
+    "corosync-qnetd witness: quorum decides who may be active (needs ha.peerLink)",
+  ),
   track: z.strictObject({
     ping: z.array(haPingTrackSchema).default([]).describe(
       "ping targets; an unanswered one lowers the priority by its weight",
@@ -261,7 +335,25 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
   }
   if (ha.syncLink !== undefined) syncLinkProblems(ha, own, add);
   if (ha.witness !== undefined) {
-    add(["witness"], "the corosync-qnetd witness is not built yet (docs/ha.md)");
+    const w = ha.witness;
+    const bad = hostCheck(w.host);
+    if (bad !== null) add(["witness", "host"], bad);
+    if (own && w.host === own.address) {
+      add(["witness", "host"], `${w.host} is this node's own address: the witness is a third host`);
+    }
+    if (ha.peers.some((p) => p.address === w.host)) {
+      add(["witness", "host"], `${w.host} is the peer's address: the witness is a third host`);
+    }
+    if (ha.peerLink === undefined) {
+      add(
+        ["witness"],
+        "needs ha.peerLink (a standby learns from the peer link whether the peer is active " +
+          "or hands over)",
+      );
+    }
+    if (w.timeoutMs < w.tokenMs) {
+      add(["witness", "timeoutMs"], `below witness.tokenMs (${w.tokenMs})`);
+    }
   }
   return out;
 }

@@ -1,7 +1,5 @@
 /**
  * The HA module's event kinds and payloads (merged into the bus's EventMap).
- * `ha.quorum_lost` is declared for the witness, which is not built yet (docs/ha.md):
- * nothing publishes it today.
  * @module
  */
 import type {} from "../events/mod.ts";
@@ -68,8 +66,16 @@ declare module "../events/mod.ts" {
       resolvedBy: string;
       yields: boolean;
     };
-    /** The node lost quorum (witness: not built yet). */
+    /** The node lost quorum (witness): it is held in FAULT until quorate again. */
     "ha.quorum_lost": { node: string; reason: string };
+    /** The node is quorate again (witness). */
+    "ha.quorum_regained": { node: string; members: number[] };
+    /** corosync or corosync-qdevice exited or could not start (witness). */
+    "ha.witness_failed": { node: string; reason: string; restartInMs: number };
+    /** corosync and corosync-qdevice (re)started (witness). */
+    "ha.witness_started": { node: string; pids: number[] };
+    /** Quorum lost and keepalived still MASTER past demoteBoundMs: watchdog petting stops. */
+    "ha.self_fence": { node: string; reason: string };
   }
 }
 
@@ -91,4 +97,8 @@ export const HA_EVENTS = [
   "ha.peer_refused",
   "ha.dual_active",
   "ha.quorum_lost",
+  "ha.quorum_regained",
+  "ha.witness_failed",
+  "ha.witness_started",
+  "ha.self_fence",
 ] as const;

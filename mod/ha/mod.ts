@@ -14,8 +14,10 @@
  * With `failover: manual`, a standby is held in FAULT (it never takes over by itself),
  * raises `ha.failover_pending` when the active is gone and takes over on `ha failover`.
  *
- * Not built yet (docs/ha.md): TLS on the peer link, the corosync-qnetd witness,
- * layer-3 notify hooks.
+ * With `ha.witness`, corosync + corosync-qdevice run beside keepalived and quorum
+ * decides who may be active (witness.ts, witness_driver.ts).
+ *
+ * Not built yet (docs/ha.md): TLS on the peer link, layer-3 notify hooks.
  * @module
  */
 import { Hono } from "hono";
@@ -38,10 +40,13 @@ import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
   type ConditionReader,
   HA_CONDITIONS,
-  MANUAL_HOLD,
+  onlyHeld,
   TrackControl,
   type TrackView,
+  WITNESS_HOLD,
 } from "./track.ts";
+import type { CorosyncWitnessOptions, WitnessFactory } from "./witness.ts";
+import { WitnessDriver } from "./witness_driver.ts";
 import {
   PEER_HEALTH_PATH,
   PEER_PROTOCOL,
@@ -120,6 +125,15 @@ export interface HaDeps {
   peerListen?: { hostname: string; port: number };
   /** The peer's health URL (tests; default http://<peer>:<port>/peer/v1/health). */
   peerUrl?: string;
+  /** Build the witness (tests pass a fake; default: corosync + corosync-qdevice). */
+  witness?: WitnessFactory;
+  /** Options of the default witness (the lab wraps it). */
+  witnessOptions?: CorosyncWitnessOptions;
+  /**
+   * The watchdog module's gate: with a witness, petting stops while quorum is lost and
+   * keepalived stays MASTER past witness.demoteBoundMs (self-fencing).
+   */
+  watchdog?: { addGate(name: string, gate: () => string | null): () => void };
 }
 
 /** Body of POST /api/ha/failover. */
@@ -178,6 +192,7 @@ class HaModuleImpl implements HaModule {
   #releaseTimer: TimerId | undefined;
   #pending: string | null = null;
   #manualBusy = false;
+  #witness: WitnessDriver | null = null;
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -231,6 +246,7 @@ class HaModuleImpl implements HaModule {
     }
     this.#pollTimer = this.#ctx.clock.setInterval(
       () => {
+        this.#witness?.update();
         this.#track?.evaluate();
         this.#reapplyEngineState();
       },
@@ -246,8 +262,39 @@ class HaModuleImpl implements HaModule {
         if (this.#log.length > LOG_LINES) this.#log.shift();
       },
     });
+    if (this.#cfg.witness) {
+      this.#witness = this.#witnessDriver();
+      this.#unsubs.push(
+        this.#deps.watchdog?.addGate("ha", () => this.#witness?.fenceReason() ?? null) ??
+          (() => {}),
+      );
+    }
+    const witnessStarted = this.#witness?.start();
     await this.#startEngine();
     this.#startPeerLink();
+    await witnessStarted;
+  }
+
+  #witnessDriver(): WitnessDriver {
+    return new WitnessDriver({
+      ctx: this.#ctx,
+      ha: this.#cfg,
+      factory: this.#deps.witness,
+      witnessOptions: this.#deps.witnessOptions,
+      role: () => this.#machine.role,
+      engine: () => this.#machine.snapshot().engine,
+      peer: () => {
+        const v = this.#peer?.view;
+        return v && v.lastSeenAt !== null
+          ? { reachable: v.reachable, role: v.role, handingOver: v.handingOver }
+          : null;
+      },
+      apply: (v, quorate, text) => {
+        this.#machine.setQuorum(quorate, text);
+        this.#track?.setWitness({ fault: v.fault, hold: v.hold });
+        queueMicrotask(() => this.#reapplyEngineState());
+      },
+    });
   }
 
   #dualWatch(): DualActiveWatch {
@@ -380,6 +427,7 @@ class HaModuleImpl implements HaModule {
           pub("ha.peer_lost", "warning", { reason });
           this.#dual?.peerLost();
           this.#manualUpdate();
+          this.#witness?.update();
         },
         degraded: (parts) => pub("ha.peer_degraded", "warning", { parts }),
         recovered: (from) => pub("ha.peer_recovered", "notice", { from }),
@@ -395,6 +443,7 @@ class HaModuleImpl implements HaModule {
           this.#dual?.peerAnswer(this.#machine.role, h.role);
           this.#peerKnown = true;
           this.#manualUpdate();
+          this.#witness?.update();
         },
       },
     });
@@ -418,6 +467,7 @@ class HaModuleImpl implements HaModule {
     this.#dual?.close();
     this.#running = false;
     await this.#engine?.stop();
+    await this.#witness?.stop();
     this.#machine.stop("keepwire stopping");
   }
 
@@ -515,10 +565,12 @@ class HaModuleImpl implements HaModule {
     else this.#dual?.lowerAdvert(l.instance, l.priority);
   }
 
-  /** Why keepalived's FAULT is only the manual hold (a standby), or undefined. */
+  /** Why keepalived's FAULT is only a hold (manual, witness: a standby), or undefined. */
   #heldText(): string | undefined {
     const v = this.#track?.view;
-    if (!v || v.faultReasons.length !== 1 || v.faultReasons[0] !== MANUAL_HOLD) return undefined;
+    if (!v || !onlyHeld(v)) return undefined;
+    const w = v.faultReasons.find((r) => r.startsWith(`${WITNESS_HOLD}: `));
+    if (w !== undefined && !v.manualHold) return w.slice(WITNESS_HOLD.length + 2);
     return this.#pending
       ? `failover manual: takeover pending (${this.#pending}); waiting for ha failover here`
       : this.#peerKnown
@@ -594,7 +646,10 @@ class HaModuleImpl implements HaModule {
   }
 
   #onTransition(t: RoleTransition): void {
-    queueMicrotask(() => this.#manualUpdate());
+    queueMicrotask(() => {
+      this.#manualUpdate();
+      this.#witness?.update();
+    });
     const snap = this.#machine.snapshot();
     const bad = t.to === "fault" || (t.from === "active" && t.to !== "maintenance");
     this.#ctx.bus.publish({
@@ -728,6 +783,7 @@ class HaModuleImpl implements HaModule {
       peerLink: this.#peer
         ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
         : null,
+      witness: this.#witness?.status() ?? null,
       history: snap.history.map((t) => ({
         from: t.from,
         to: t.to,
@@ -750,6 +806,8 @@ class HaModuleImpl implements HaModule {
         detail: `keepalived not running: ${this.#lastError ?? "starting"}`,
       };
     }
+    const w = this.#witness?.health();
+    if (w) return w;
     return { ok: true, essential: false, detail: `${this.#machine.role}` };
   }
 
@@ -833,6 +891,7 @@ class HaModuleImpl implements HaModule {
           ],
         }]
         : []),
+      ...(this.#witness?.metrics() ?? []),
       {
         name: "ha_engine_lines_refused_total",
         help: "notify FIFO lines keepwire could not use",

@@ -5,12 +5,14 @@
  *   standby ⇄ active; standby | active → fault        (engine reports, keepalived down)
  *   fault → init (keepalived restarted) | standby | active
  *   any running role → maintenance (operator); maintenance → the engine's last state
+ *   active | init | standby → fault (witness: quorum lost; a MASTER report while not quorate)
  *   any → stopped (the module stops)
  *
  * keepalived decides who is active; this machine follows its reports and adds what
  * keepalived cannot know: maintenance (keepwire holds keepalived in FAULT, and the
  * role stays `maintenance` whatever keepalived says) and a dead engine (keepalived
- * exited: `fault`, never `active`). Every transition is checked against
+ * exited: `fault`, never `active`) and, with a witness, quorum (a node that is not quorate
+ * is never `active`, whatever keepalived reports). Every transition is checked against
  * {@link ROLE_TRANSITIONS} and reported to the listener with its reason.
  * @module
  */
@@ -41,6 +43,7 @@ export type RoleCause =
   | "engine-down" // keepalived exited or could not start
   | "engine-started" // keepalived (re)started: wait for its first report
   | "maintenance" // the operator turned maintenance on or off
+  | "quorum" // the witness: quorum lost (or keepalived MASTER while not quorate)
   | "stop"; // the module stopped
 
 /** A transition's reason. */
@@ -92,6 +95,8 @@ export interface RoleSnapshot {
   history: RoleTransition[];
   /** When this node last became active (clock ms), or null. */
   lastActiveAt: number | null;
+  /** Quorate (always true without a witness). */
+  quorate: boolean;
 }
 
 /** Transitions kept in the history. */
@@ -115,6 +120,8 @@ export class RoleMachine {
   #priority: number | null = null;
   #history: RoleTransition[] = [];
   #lastActiveAt: number | null = null;
+  #quorate = true;
+  #quorumText = "";
   #counts = Object.fromEntries(ROLES.map((r) => [r, 0])) as Record<HaRole, number>;
 
   /** Build in `stopped`; `listener` is told synchronously after every transition. */
@@ -140,6 +147,7 @@ export class RoleMachine {
       counts: { ...this.#counts },
       history: [...this.#history],
       lastActiveAt: this.#lastActiveAt,
+      quorate: this.#quorate,
     };
   }
 
@@ -164,6 +172,13 @@ export class RoleMachine {
     this.#engine = state;
     this.#priority = priority;
     if (this.#role === "maintenance") return;
+    if (state === "MASTER" && !this.#quorate) {
+      // keepwire has already told keepalived FAULT; until it complies the node is no active
+      const text = `keepalived reported MASTER while not quorate (${this.#quorumText})`;
+      if (this.#role !== "fault") this.#go("fault", { cause: "quorum", text });
+      else this.#reason = { cause: "quorum", text };
+      return;
+    }
     // manual failover: keepalived held in FAULT only to keep it from taking over is a
     // standby (`heldStandby` says why)
     const to = state === "FAULT" && heldStandby !== undefined ? "standby" : ENGINE_ROLE[state];
@@ -177,6 +192,21 @@ export class RoleMachine {
     } else if (to === "standby" && state === "FAULT") {
       // a standby now held (or held for another reason): no transition, the why changes
       this.#reason = { cause: "engine", text: `keepalived held in FAULT: ${heldStandby}` };
+    }
+  }
+
+  /**
+   * The witness's verdict on quorum (never called without a witness). Losing it makes an
+   * active node `fault` at once: keepwire writes FAULT to keepalived at the same time,
+   * and the node must not claim active while keepalived catches up. Regaining it
+   * changes no role by itself (keepalived's next report does).
+   */
+  setQuorum(quorate: boolean, text: string): void {
+    this.#quorate = quorate;
+    this.#quorumText = text;
+    if (this.#role === "stopped" || quorate) return;
+    if (this.#role === "active") {
+      this.#go("fault", { cause: "quorum", text: `quorum lost: ${text}` });
     }
   }
 
@@ -218,7 +248,7 @@ export class RoleMachine {
     if (this.#role !== "maintenance") return;
     const to: HaRole = this.#engine === null
       ? "init"
-      : this.#engine === "down"
+      : this.#engine === "down" || (this.#engine === "MASTER" && !this.#quorate)
       ? "fault"
       : ENGINE_ROLE[this.#engine];
     this.#go(to, { cause: "maintenance", text: `maintenance off by ${by}` });

@@ -88,10 +88,26 @@ export interface TrackView {
   handoverUntil: number | null;
   /** `failover: manual`: FAULT held so this standby does not take over by itself. */
   manualHold: boolean;
+  /**
+   * The witness's verdict (null without a witness): `fault` (not quorate, witness down:
+   * shown as fault) and `hold` (the peer may be active: FAULT shown as standby).
+   */
+  witness: { fault: string | null; hold: string | null } | null;
 }
 
 /** The fault reason of the manual-failover hold. */
 export const MANUAL_HOLD = "manual_hold";
+/** Prefix of the witness hold's fault reason (`witness_hold: why`). */
+export const WITNESS_HOLD = "witness_hold";
+
+/**
+ * True when keepalived is held in FAULT only to keep this node from taking over (the
+ * manual hold, the witness hold): such a node is a standby, not a fault.
+ */
+export function onlyHeld(v: TrackView): boolean {
+  return v.faultReasons.length > 0 &&
+    v.faultReasons.every((r) => r === MANUAL_HOLD || r.startsWith(`${WITNESS_HOLD}:`));
+}
 
 /** The values written to the two track files. */
 export interface TrackValues {
@@ -112,6 +128,7 @@ export class TrackControl {
   #maintenance = false;
   #manualHold = false;
   #holds = new Map<string, string>();
+  #witness: TrackView["witness"] = null;
   #handoverUntil: number | null = null;
   #handoverTimer: TimerId | undefined;
   #last: TrackValues | null = null;
@@ -161,6 +178,14 @@ export class TrackControl {
     this.evaluate();
   }
 
+  /** The witness's verdict (null: no witness). */
+  setWitness(w: TrackView["witness"]): void {
+    const cur = this.#witness;
+    if (cur?.fault === w?.fault && cur?.hold === w?.hold && (cur === null) === (w === null)) return;
+    this.#witness = w;
+    this.evaluate();
+  }
+
   /** Hold FAULT for `ms` so the peer takes over (graceful handover). */
   handover(ms: number): void {
     if (this.#handoverTimer !== undefined) this.#clock.clearTimeout(this.#handoverTimer);
@@ -202,6 +227,8 @@ export class TrackControl {
     if (this.#handoverUntil !== null) faultReasons.push("handover");
     if (this.#manualHold) faultReasons.push(MANUAL_HOLD);
     faultReasons.push(...this.#holds.values());
+    if (this.#witness?.fault) faultReasons.push(this.#witness.fault);
+    if (this.#witness?.hold) faultReasons.push(`${WITNESS_HOLD}: ${this.#witness.hold}`);
     for (const c of HA_CONDITIONS) {
       const read = this.#readers[c.name];
       let detail: string | null;
@@ -223,6 +250,7 @@ export class TrackControl {
       maintenance: this.#maintenance,
       handoverUntil: this.#handoverUntil,
       manualHold: this.#manualHold,
+      witness: this.#witness ? { ...this.#witness } : null,
     };
   }
 }

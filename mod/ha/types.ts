@@ -6,6 +6,7 @@
 import type { HaRole } from "./role.ts";
 import type { TrackView } from "./track.ts";
 import type { PeerView } from "./peer.ts";
+import type { WitnessStatus } from "./witness_driver.ts";
 
 /** What anyone may ask either node (GET /api/ha, no login): who is active. */
 export interface HaPublicStatus {
@@ -73,6 +74,8 @@ export interface HaStatus extends HaPublicStatus {
     reason: string | null;
     releasedUntil: string | null;
   } | null;
+  /** The witness (corosync + qdevice, quorum), null without ha.witness. */
+  witness: WitnessStatus | null;
   /** Recent role transitions, newest last. */
   history: {
     from: string;

@@ -12,6 +12,9 @@ import "./events.ts";
 
 export { WATCHDOG_EVENTS } from "./events.ts";
 
+/** A reason to stop petting (the box resets: self-fencing), or null while all is well. */
+export type PetGate = () => string | null;
+
 /** The watchdog module. */
 export class WatchdogModule implements Module {
   /** Module name. */
@@ -19,6 +22,8 @@ export class WatchdogModule implements Module {
   readonly #ctx: ModuleContext;
   readonly #wd: HardwareWatchdog;
   #error: string | null = null;
+  #gates = new Map<string, PetGate>();
+  #withheld: string | null = null;
 
   /** Build from the config (`hardware.watchdog`); `wd` overrides the driver (tests). */
   constructor(ctx: ModuleContext, wd?: HardwareWatchdog) {
@@ -53,9 +58,34 @@ export class WatchdogModule implements Module {
     }
   }
 
-  /** Pet once (called by self-monitoring only while healthy). */
+  /**
+   * Add a gate (e.g. the HA module's: quorum lost and keepalived still MASTER past its
+   * bound): while it returns a reason, {@link pet} does not pet. Returns its removal.
+   */
+  addGate(name: string, gate: PetGate): () => void {
+    this.#gates.set(name, gate);
+    return () => this.#gates.delete(name);
+  }
+
+  /** Why petting is withheld by a gate now, or null. */
+  withheld(): string | null {
+    for (const [name, gate] of this.#gates) {
+      let r: string | null;
+      try {
+        r = gate();
+      } catch (e) {
+        r = `gate failed: ${(e as Error).message}`;
+      }
+      if (r !== null) return `${name}: ${r}`;
+    }
+    return null;
+  }
+
+  /** Pet once (called by self-monitoring only while healthy; not while a gate holds). */
   async pet(): Promise<void> {
     if (!this.#wd.info().open) return;
+    this.#withheld = this.withheld();
+    if (this.#withheld !== null) return;
     try {
       await this.#wd.pet();
       this.#error = null;
@@ -76,9 +106,10 @@ export class WatchdogModule implements Module {
   health(): PartHealth {
     const i = this.#wd.info();
     return {
-      ok: this.#error === null,
+      ok: this.#error === null && this.#withheld === null,
       essential: false,
       detail: this.#error ??
+        (this.#withheld !== null ? `petting withheld: ${this.#withheld}` : null) ??
         (i.open
           ? `${i.driver} open, timeout ${i.timeoutSec ?? "?"} s, ${i.pets} pets`
           : `${i.driver}`),

@@ -16,6 +16,9 @@
 /** Each tool the tests drive, and the Debian package (in .ci/apt-packages.txt) that ships it. */
 export const TOOL_PACKAGES = {
   "chromium": "chromium",
+  "corosync": "corosync",
+  "corosync-qdevice": "corosync-qdevice",
+  "corosync-qnetd": "corosync-qnetd",
   "dbus-daemon": "dbus",
   "fw_printenv": "libubootenv-tool",
   "fw_setenv": "libubootenv-tool",
