@@ -99,6 +99,15 @@ Deno.test("witness: both nodes render the same nodelist, ids by address, one vot
     links: [["10.232.0.11", "10.232.0.12"]],
   });
   assert(two.includes("ring1_addr: 10.232.0.11") && two.includes("ring1_addr: 10.232.0.12"));
+  // ha.syncLink is that second path by default
+  const sync = renderCorosyncConf(
+    cfg({
+      ...HA,
+      syncLink: { interface: "kwtest1", address: "10.232.1.1/30", peerAddress: "10.232.1.2" },
+    }).ha,
+    corosyncPaths("/d1"),
+  );
+  assert(sync.includes("ring1_addr: 10.232.1.1") && sync.includes("ring1_addr: 10.232.1.2"), sync);
   // the same key on both nodes, from the pair secret
   assertEquals(deriveAuthkey(SECRET), deriveAuthkey(SECRET));
   assertEquals(deriveAuthkey(SECRET).length, 256);
