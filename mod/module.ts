@@ -94,4 +94,9 @@ export interface Module {
    * every `history.intervalMs` by mod/history (mod/history/types.ts says how series are kept).
    */
   history?(): HistorySample[];
+  /**
+   * Config sections this module changes at run time, as in force now (e.g. `{ alert: ... }`
+   * after edits on the Alerts page); the settings page shows them instead of the file's.
+   */
+  configInForce?(): Record<string, unknown>;
 }

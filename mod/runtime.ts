@@ -330,6 +330,13 @@ export class Runtime implements RuntimeView {
     return fams;
   }
 
+  /** The configuration with the sections modules changed at run time as in force now. */
+  configInForce(): Config {
+    let c: Config = this.config;
+    for (const m of this.#modules) if (m.configInForce) c = { ...c, ...m.configInForce() };
+    return c;
+  }
+
   /** UI pages of the modules, in start order. */
   modulePages(): ModulePage[] {
     return this.#modules.flatMap((m) => m.pages?.() ?? []);

@@ -134,6 +134,12 @@ Deno.test("alert edits: validated with named fields, stored, kept over a restart
     assertStringIncludes(delChan.body.error.message, "siem");
     assertEquals((await call("DELETE", "/api/alert/rules/7")).status, 404);
 
+    // the settings page shows the section as in force, the secret redacted
+    const settings = await (await t.api("/settings")).text();
+    assertStringIncludes(settings, 'data-path="alert.channels.siem.secret"');
+    assertStringIncludes(settings, `${hook.url}?edited=1`);
+    assert(!settings.includes(SECRET), "the settings page shows the webhook secret");
+
     // config show (from the data directory, daemon running): the edits, secrets redacted
     const shown = await kw(["config", "show", "-d", t.dataDir]);
     assertEquals(shown.code, 0, shown.stderr);

@@ -1123,6 +1123,11 @@ export class AlertModule implements Module, AlertApi {
     return [ALERT_PAGE];
   }
 
+  /** The alert section as in force (the file's with the stored edits). */
+  configInForce(): Record<string, unknown> {
+    return { alert: this.#cfg };
+  }
+
   /** Wait until nothing is pending and nothing in flight (tests, bench); false on timeout. */
   async idle(timeoutMs = 30_000): Promise<boolean> {
     const end = Date.now() + timeoutMs;

@@ -56,6 +56,8 @@ export interface RuntimeView {
   moduleRoutes(): { name: string; app: Hono<WebEnv> | Hono }[];
   /** Metric families of all modules. */
   metrics(): MetricFamily[];
+  /** The configuration as in force (run-time edits of modules applied), for the settings page. */
+  configInForce?(): unknown;
   /** UI pages contributed by modules (mounted and listed in the navigation). */
   modulePages?(): ModulePage[];
   /** Extra slowdown of UI live refresh under load (ms; 0 when normal). */
@@ -266,7 +268,7 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
       internal,
       refreshMs: () => readUiSettings(view.store).refreshMs + (view.uiThrottleMs?.() ?? 0),
       hasAdmin: () => users.hasAdmin(),
-      config: () => redact(view.config),
+      config: () => redact(view.configInForce?.() ?? view.config),
       version: VERSION,
     }, view.modulePages?.() ?? []),
   );

@@ -416,8 +416,8 @@ export function uiRoutes(d: PageDeps, modulePages: readonly ModulePage[] = []): 
               restart (check it first with{" "}
               <code>keepwire config check FILE</code>). Alert channels, recipients and rules can
               also be changed on the <a href="/alerts">Alerts</a>{" "}
-              page (stored on the appliance). Every field is described in docs/config.md; secrets
-              are never shown.
+              page (stored on the appliance); they are shown here as in force. Every field is
+              described in docs/config.md; secrets are never shown.
             </p>
           </div>
         </div>
