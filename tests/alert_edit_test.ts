@@ -134,6 +134,35 @@ Deno.test("alert edits: validated with named fields, stored, kept over a restart
     assertStringIncludes(delChan.body.error.message, "siem");
     assertEquals((await call("DELETE", "/api/alert/rules/7")).status, 404);
 
+    // a viewer sees the page without forms and may not edit; a cross-site form post is refused
+    const { Users } = await import("../mod/web/users.ts");
+    const viewer = new Users(t.rt.store).createToken("edit-viewer", "viewer").token;
+    const asViewer = { authorization: `Bearer ${viewer}` };
+    const viewerPage = await (await fetch(`${t.base}/alerts`, { headers: asViewer })).text();
+    assertStringIncludes(viewerPage, 'data-channel="siem"');
+    for (const id of ["add-webhook", "add-recipient", "add-rule"]) {
+      assert(!viewerPage.includes(`id="${id}"`), `a viewer gets the ${id} form`);
+    }
+    const viewerPost = await fetch(`${t.base}/api/alert/recipients`, {
+      method: "POST",
+      headers: { ...asViewer, "content-type": "application/json" },
+      body: JSON.stringify({ name: "v", channel: "siem" }),
+    });
+    assertEquals(viewerPost.status, 403);
+    await viewerPost.body?.cancel();
+    const crossSite = await fetch(`${t.base}/api/alert/channels`, {
+      method: "POST",
+      headers: { "content-type": "text/plain", origin: "http://evil.example" },
+      body: JSON.stringify({
+        name: "evil",
+        type: "webhook",
+        url: "http://evil.example/",
+        secret: SECRET,
+      }),
+    });
+    assertEquals(crossSite.status, 403);
+    await crossSite.body?.cancel();
+
     // the settings page shows the section as in force, the secret redacted
     const settings = await (await t.api("/settings")).text();
     assertStringIncludes(settings, 'data-path="alert.channels.siem.secret"');
