@@ -58,6 +58,11 @@ export const LAB = {
   nodes: { n1: "10.231.0.11", n2: "10.231.0.12" },
   /** Addresses on the sync link (with `sync: true`), a /30 on a second bridge. */
   sync: { n1: "10.232.1.1", n2: "10.232.1.2" },
+  /**
+   * The witness network (with `witness: true`): a third bridge with the nodes' `wit0` and
+   * the witness namespace running corosync-qnetd (TLS off) on `witness`.
+   */
+  wnet: { n1: "10.231.2.11", n2: "10.231.2.12", witness: "10.231.2.3" },
   port: 7007,
 } as const;
 
@@ -125,6 +130,11 @@ export interface HaLab {
    * lost), `cut` its port leaves the sync bridge (carrier up), `heal` back to normal.
    */
   syncLink(n: NodeName, how: "down" | "cut" | "heal"): Promise<void>;
+  /**
+   * A port on the witness network (with `witness: true`): a node's or the witness's
+   * (`wt`); `down` carrier lost, `cut` leaves the bridge (carrier up), `heal` back.
+   */
+  witnessPort(who: NodeName | "wt", how: "down" | "cut" | "heal"): Promise<void>;
   /** GET from a node's API (through its control socket). */
   get<T>(n: NodeName, path: string): Promise<T>;
   /** Put the virtual address on a node by hand for `ms`, then remove it (checks the monitor). */
@@ -135,12 +145,16 @@ export interface HaLab {
   probe(ms: number, during: () => Promise<void>): Promise<ProbeResult>;
   /** ms both nodes held the address within [from, to] (epoch ms), from ip monitor. */
   dualHoldMs(from: number, to: number): number;
+  /** A node's virtual-address additions and deletions (ip monitor times, epoch ms). */
+  vipEvents(n: NodeName): { t: number; add: boolean }[];
   /** Address additions (either node) within [from, to]. */
   vipAdds(from: number, to: number): number;
   /** Pids of a node's keepwire and of its keepalived (parent and VRRP child), when running. */
   pids(n: NodeName): Promise<{ keepwire: number | null; keepalived: number[] }>;
   /** Output of a node's keepwire (for failure messages). */
   log(n: NodeName): string;
+  /** Output of corosync-qnetd (with `witness: true`). */
+  qnetdLog(): string;
   /** Kill everything, delete the namespaces and files. */
   close(): Promise<void>;
 }
@@ -180,14 +194,28 @@ export async function createHaLab(
     extra?: Record<string, unknown>;
     /** A second link between the nodes (sync0 on a second bridge) as ha.syncLink. */
     sync?: boolean;
+    /**
+     * A witness: a namespace running corosync-qnetd on a third bridge (the nodes' wit0),
+     * ha.witness and ha.peerLink in both configs, and each keepwire (with its corosync and
+     * qdevice) in its own mount namespace with tmpfs over /run, /etc/corosync,
+     * /var/lib/corosync and /dev/shm (two corosyncs cannot share them).
+     */
+    witness?: boolean | Record<string, unknown>;
   } = {},
 ): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
-  const ns = { sw: `${p}sw`, n1: `${p}n1`, n2: `${p}n2`, cl: `${p}cl` };
+  const ns: Record<string, string> & { sw: string; n1: string; n2: string; cl: string } = {
+    sw: `${p}sw`,
+    n1: `${p}n1`,
+    n2: `${p}n2`,
+    cl: `${p}cl`,
+    ...(opts.witness ? { wt: `${p}wt` } : {}),
+  };
   const dir = await Deno.makeTempDir({ prefix: `${p}-` });
   const procs: Deno.ChildProcess[] = [];
   const nodes: Partial<Record<NodeName, Deno.ChildProcess>> = {};
   const logs: Record<NodeName, string[]> = { n1: [], n2: [] };
+  const qnetdLog: string[] = [];
   const vipEvents: Record<NodeName, { t: number; add: boolean }[]> = { n1: [], n2: [] };
   const dataDir = (n: NodeName) => `${dir}/${n}`;
 
@@ -208,6 +236,15 @@ export async function createHaLab(
           const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
           if (cmdline.includes(dir)) Deno.kill(pid, "SIGKILL");
         } catch { /* not running */ }
+      }
+    }
+    // corosync, qdevice, qnetd (and anything else) still running in the lab's namespaces
+    for (const n of Object.values(ns)) {
+      const pids = (await run(["ip", "netns", "pids", n], false)).split(/\s+/).filter((x) => x);
+      for (const pid of pids) {
+        try {
+          Deno.kill(Number(pid), "SIGKILL");
+        } catch { /* gone */ }
       }
     }
     for (const n of Object.values(ns)) await run(["ip", "netns", "del", n], false);
@@ -278,6 +315,60 @@ export async function createHaLab(
         await run(["ip", "-n", ns[k], "addr", "add", `${LAB.sync[k]}/30`, "dev", "sync0"]);
       }
     }
+    if (opts.witness) {
+      await run([
+        "ip",
+        "-n",
+        ns.sw,
+        "link",
+        "add",
+        "br2",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+      ]);
+      await run(["ip", "-n", ns.sw, "link", "set", "br2", "up"]);
+      for (const k of ["n1", "n2", "wt"] as const) {
+        const a = `${p}${k}w`;
+        const b = `${p}${k}x`;
+        await run(["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+        await run(["ip", "link", "set", a, "netns", ns[k]]);
+        await run(["ip", "link", "set", b, "netns", ns.sw]);
+        await run(["ip", "-n", ns[k], "link", "set", a, "name", "wit0"]);
+        await run(["ip", "-n", ns.sw, "link", "set", b, "name", `wi_${k}`]);
+        await run(["ip", "-n", ns.sw, "link", "set", `wi_${k}`, "master", "br2"]);
+        await run(["ip", "-n", ns.sw, "link", "set", `wi_${k}`, "up"]);
+        await run(["ip", "-n", ns[k], "link", "set", "wit0", "up"]);
+        const addr = k === "wt" ? LAB.wnet.witness : LAB.wnet[k];
+        await run(["ip", "-n", ns[k], "addr", "add", `${addr}/24`, "dev", "wit0"]);
+      }
+      await Deno.mkdir(`${dir}/qnetd`, { recursive: true });
+      const qnetd = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          ns.wt,
+          "corosync-qnetd",
+          "-f",
+          "-s",
+          "off",
+          "-4",
+          "-l",
+          LAB.wnet.witness,
+          "-S",
+          `lock_file=${dir}/qnetd/qnetd.pid,local_socket_file=${dir}/qnetd/qnetd.sock`,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      procs.push(qnetd);
+      drain(qnetd.stdout, qnetdLog);
+      drain(qnetd.stderr, qnetdLog);
+    }
     for (const n of ["n1", "n2"] as const) {
       await Deno.mkdir(dataDir(n), { recursive: true });
       const peer: NodeName = n === "n1" ? "n2" : "n1";
@@ -302,6 +393,16 @@ export async function createHaLab(
                   interface: "sync0",
                   address: `${LAB.sync[n]}/30`,
                   peerAddress: LAB.sync[peer],
+                },
+              }
+              : {}),
+            ...(opts.witness
+              ? {
+                peerLink: { secret: "keepwire-lab-pair-secret", intervalMs: 300, lostAfter: 3 },
+                witness: {
+                  host: LAB.wnet.witness,
+                  tls: "off",
+                  ...(typeof opts.witness === "object" ? opts.witness : {}),
                 },
               }
               : {}),
@@ -441,11 +542,26 @@ export async function createHaLab(
       writeAtomic(barePaths(n).faultFile, "0\n");
     },
     async startNode(n) {
+      // with a witness, keepwire and its corosync/qdevice get their own mount namespace
+      const mountNs = opts.witness
+        ? [
+          "unshare",
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          "for d in /run /dev/shm /var/lib/corosync /etc/corosync; do " +
+          'mkdir -p "$d" && mount -t tmpfs tmpfs "$d" || exit 1; done; exec "$@"',
+          "sh",
+        ]
+        : [];
       const c = new Deno.Command("ip", {
         args: [
           "netns",
           "exec",
           ns[n],
+          ...mountNs,
           Deno.execPath(),
           "run",
           "-A",
@@ -503,6 +619,15 @@ export async function createHaLab(
         `sw_${n}`,
         ...(cut ? ["nomaster"] : ["master", "br0"]),
       ]);
+    },
+    async witnessPort(who, how) {
+      const port = `wi_${who}`;
+      if (how === "down") await run(["ip", "-n", ns.sw, "link", "set", port, "down"]);
+      else if (how === "cut") await run(["ip", "-n", ns.sw, "link", "set", port, "nomaster"]);
+      else {
+        await run(["ip", "-n", ns.sw, "link", "set", port, "master", "br2"]);
+        await run(["ip", "-n", ns.sw, "link", "set", port, "up"]);
+      }
     },
     async syncLink(n, how) {
       const port = `sy_${n}`;
@@ -580,6 +705,7 @@ export async function createHaLab(
       }
       return total;
     },
+    vipEvents: (n) => [...vipEvents[n]],
     vipAdds(from, to) {
       return [...vipEvents.n1, ...vipEvents.n2].filter((e) => e.add && e.t >= from && e.t <= to)
         .length;
@@ -594,6 +720,7 @@ export async function createHaLab(
       return { keepwire: nodes[n]?.pid ?? null, keepalived };
     },
     log: (n) => logs[n].join(""),
+    qnetdLog: () => qnetdLog.join(""),
     close,
   };
 }
