@@ -1,42 +1,43 @@
 /** The alert module's API as its routes and pages use it (no import back into mod.ts). */
 import type { AlertConfig, AlertEditPart, ChannelConfig, Recipient } from "./config.ts";
-import type { Delivery, DeliveryState } from "./outbox.ts";
+import { z } from "zod";
+import { type Delivery, DELIVERY_STATES, type DeliveryState } from "./outbox.ts";
 
 /** Result of a test send. */
-export interface TestSendResult {
-  /** Accepted by the server. */
-  ok: boolean;
-  /** Channel name. */
-  channel: string;
-  /** Address used. */
-  to: string | null;
-  /** The server's answer, or the error. */
-  answer: string;
-  /** Time taken (ms). */
-  ms: number;
-}
+export const testSendResultSchema = z.object({
+  ok: z.boolean().describe("accepted by the server"),
+  channel: z.string(),
+  to: z.string().nullable().describe("address used"),
+  answer: z.string().describe("the server's answer, or the error"),
+  ms: z.number().describe("time taken"),
+});
+/** Result of a test send. */
+export type TestSendResult = z.infer<typeof testSendResultSchema>;
 
-/** Status of the module (API and /api/status). */
-export interface AlertStatus {
-  /** Enabled in the config. */
-  enabled: boolean;
-  /** Deliveries per state. */
-  counts: Record<DeliveryState, number>;
-  /** Age of the oldest pending delivery (ms), or null. */
-  oldestPendingMs: number | null;
-  /** Counters since start. */
-  sent: number;
-  /** Attempts that failed since start. */
-  failedAttempts: number;
-  /** Deliveries given up since start. */
-  failed: number;
-  /** Deliveries sent again after a restart (possible duplicates) since start. */
-  resent: number;
-  /** Channels whose endpoint answered 410 (stopped). */
-  stopped: string[];
-  /** Per channel: type, address shown, deliveries in the current rate window. */
-  channels: { name: string; type: string; target: string; inWindow: number }[];
-}
+/** Status of the module (GET /api/alert and /api/status). */
+export const alertStatusSchema = z.object({
+  enabled: z.boolean(),
+  counts: z.object(
+    Object.fromEntries(DELIVERY_STATES.map((s) => [s, z.number()])) as Record<
+      DeliveryState,
+      z.ZodNumber
+    >,
+  ).describe("deliveries per state"),
+  oldestPendingMs: z.number().nullable().describe("age of the oldest pending delivery"),
+  sent: z.number().describe("sent since start"),
+  failedAttempts: z.number().describe("attempts that failed since start"),
+  failed: z.number().describe("deliveries given up since start"),
+  resent: z.number().describe("sent again after a restart (possible duplicates) since start"),
+  stopped: z.array(z.string()).describe("channels whose endpoint answered 410"),
+  channels: z.array(z.object({
+    name: z.string(),
+    type: z.string(),
+    target: z.string().describe("address shown"),
+    inWindow: z.number().describe("deliveries in the current rate window"),
+  })),
+});
+/** Status of the module (GET /api/alert and /api/status). */
+export type AlertStatus = z.infer<typeof alertStatusSchema>;
 
 /** What the routes call on the alert module. */
 export interface AlertApi {

@@ -27,7 +27,7 @@ import { type BypassDriverDeps, createBypassDriver } from "../../hw/bypass/mod.t
 import type { BypassDriver } from "../../hw/bypass/types.ts";
 import { BypassHoldStore } from "./hold_store.ts";
 import { Segment } from "./segment.ts";
-import { bypassRoutes } from "./routes.ts";
+import { bypassRoutes, type BypassStatus } from "./routes.ts";
 import { BypassInputError, BypassSwitchError, BypassUnknownSegmentError } from "./errors.ts";
 import type { BypassEventKind, SegmentEventKind, SegmentPublish } from "./events.ts";
 import { HOLD_REASONS, holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
@@ -316,7 +316,7 @@ export function createBypassModule(
       };
     },
 
-    status(): unknown {
+    status(): BypassStatus {
       return { segments: mod.segments() };
     },
 

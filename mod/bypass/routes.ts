@@ -16,8 +16,15 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { jsonBody, parseOr400 } from "../web/errors.ts";
-import { type BypassRoutesApi, holdReasonSchema, operatorHoldReasonSchema } from "./types.ts";
+import {
+  type BypassRoutesApi,
+  holdReasonSchema,
+  operatorHoldReasonSchema,
+  releaseResultSchema,
+  segmentStatusSchema,
+} from "./types.ts";
 import { BypassInputError } from "./errors.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
 
 const bySchema = z.string().min(1).max(64).optional();
 
@@ -40,21 +47,82 @@ export const bypassSetBodySchema = z.strictObject({
   by: bySchema,
 });
 
+/** GET /bypass, the POSTs, and the bypass module's part of /api/status. */
+export const bypassSegmentsSchema = z.object({ segments: z.array(segmentStatusSchema) });
+/** GET /bypass/:segment. */
+export const bypassSegmentSchema = z.object({ segment: segmentStatusSchema });
+/** POST /bypass/:segment/release. */
+export const bypassReleaseAnswerSchema = z.object({
+  segments: z.array(segmentStatusSchema),
+  released: z.array(releaseResultSchema).describe("what the release did on each segment"),
+});
+/** The bypass module's part of /api/status. */
+export type BypassStatus = z.infer<typeof bypassSegmentsSchema>;
+
+statusDoc("bypass", bypassSegmentsSchema);
+const segmentParam = z.object({
+  segment: z.string().describe("segment name, or `all` for every segment"),
+});
+const segmentErrors = { 404: "no such segment" };
+apiDoc("GET", "/api/bypass", {
+  operationId: "listBypassSegments",
+  summary: "every bypass segment: mode, holds, card watchdog, capabilities",
+  response: bypassSegmentsSchema,
+});
+apiDoc("GET", "/api/bypass/:segment", {
+  operationId: "getBypassSegment",
+  summary: "one bypass segment",
+  params: z.object({ segment: z.string() }),
+  response: bypassSegmentSchema,
+  errors: segmentErrors,
+});
+apiDoc("POST", "/api/bypass/:segment/hold", {
+  operationId: "holdBypass",
+  summary: "take a named hold (count +1): the segment goes to bypass until every hold is gone",
+  params: segmentParam,
+  body: bypassHoldBodySchema,
+  response: bypassSegmentsSchema,
+  errors: { ...segmentErrors, 502: "the relay did not switch (the hold is kept and retried)" },
+});
+apiDoc("POST", "/api/bypass/:segment/release", {
+  operationId: "releaseBypass",
+  summary: "release a named hold (count -1, or all of it with force)",
+  params: segmentParam,
+  body: bypassReleaseBodySchema,
+  response: bypassReleaseAnswerSchema,
+  errors: { ...segmentErrors, 502: "the relay did not switch back" },
+});
+apiDoc("POST", "/api/bypass/:segment/set", {
+  operationId: "setBypassMode",
+  summary: "set the mode by hand (a `manual` hold, or its release for inline)",
+  params: z.object({ segment: z.string().describe("one segment name (not `all`)") }),
+  body: bypassSetBodySchema,
+  response: bypassSegmentsSchema,
+  errors: {
+    ...segmentErrors,
+    409: "inline refused while other holds are active",
+    502: "the relay did not switch",
+  },
+});
+
 /** The routes of the bypass module over its API. */
 export function bypassRoutes(api: BypassRoutesApi): Hono {
   const app = new Hono();
   const statusOf = (target: string) => target === "all" ? api.segments() : [api.segment(target)];
 
-  app.get("/bypass", (c) => c.json({ segments: api.segments() }));
+  app.get("/bypass", (c) => answer(c, bypassSegmentsSchema, { segments: api.segments() }));
 
-  app.get("/bypass/:segment", (c) => c.json({ segment: api.segment(c.req.param("segment")) }));
+  app.get(
+    "/bypass/:segment",
+    (c) => answer(c, bypassSegmentSchema, { segment: api.segment(c.req.param("segment")) }),
+  );
 
   app.post("/bypass/:segment/hold", async (c) => {
     const target = c.req.param("segment");
     const body = parseOr400(bypassHoldBodySchema, await jsonBody(c), "hold request");
     statusOf(target);
     await api.holdByOperator(target, body.reason, body.by ?? "api");
-    return c.json({ segments: statusOf(target) });
+    return answer(c, bypassSegmentsSchema, { segments: statusOf(target) });
   });
 
   app.post("/bypass/:segment/release", async (c) => {
@@ -65,7 +133,7 @@ export function bypassRoutes(api: BypassRoutesApi): Hono {
       by: body.by ?? "api",
       force: body.force ?? false,
     });
-    return c.json({ segments: statusOf(target), released: res });
+    return answer(c, bypassReleaseAnswerSchema, { segments: statusOf(target), released: res });
   });
 
   app.post("/bypass/:segment/set", async (c) => {
@@ -77,7 +145,7 @@ export function bypassRoutes(api: BypassRoutesApi): Hono {
       });
     }
     await api.set(target, body.mode, body.by ?? "api");
-    return c.json({ segments: statusOf(target) });
+    return answer(c, bypassSegmentsSchema, { segments: statusOf(target) });
   });
 
   return app;

@@ -7,11 +7,11 @@
  */
 import { z } from "zod";
 import type { Module, PartHealth } from "../module.ts";
-import type {
-  BypassCapabilities,
-  BypassDriver,
-  BypassMode,
-  SegmentMode,
+import {
+  BYPASS_MODES,
+  type BypassCapabilities,
+  type BypassDriver,
+  type BypassMode,
 } from "../../hw/bypass/types.ts";
 import { holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
 
@@ -51,75 +51,74 @@ export interface SegmentHoldStore {
   remove(segment: string, reason: string): void;
 }
 
+const bypassModeSchema = z.enum(BYPASS_MODES);
+
+const policyCapabilitySchema = z.object({
+  settable: z.array(bypassModeSchema).describe("modes software can choose"),
+  fixed: bypassModeSchema.nullable().describe("the mode fixed by the hardware, or null"),
+});
+
+/** What a driver (and the card behind it) supports, as the API shows it. */
+export const bypassCapabilitiesSchema: z.ZodType<BypassCapabilities> = z.object({
+  modes: z.array(bypassModeSchema),
+  policies: z.object({
+    powerOff: policyCapabilitySchema,
+    powerUp: policyCapabilitySchema,
+    watchdogExpiry: policyCapabilitySchema,
+  }),
+  watchdog: z.boolean().describe("the card has its own watchdog"),
+  watchdogRangeMs: z.object({ min: z.number(), max: z.number() }).optional(),
+  readBack: z.enum(["hardware", "kernel", "process", "memory"]),
+});
+
 /** The card watchdog as a segment reports it. */
-export interface SegmentWatchdogStatus {
-  /** The driver/card has a watchdog. */
-  supported: boolean;
-  /** Configured timeout (0 = not used). */
-  timeoutMs: number;
-  /** Timeout the card actually uses (after rounding), or null. */
-  effectiveMs: number | null;
-  /** Armed now. */
-  armed: boolean;
-  /** Expired (the card went to its expiry mode). */
-  expired: boolean;
-  /** Time left at the last reading, or null. */
-  remainingMs: number | null;
-  /** Who pets it. */
-  petBy: "supervisor" | "module";
-  /** Pets since start. */
-  pets: number;
-  /** Last successful pet (ISO time), or null. */
-  lastPetAt: string | null;
-}
+export const segmentWatchdogStatusSchema = z.object({
+  supported: z.boolean().describe("the driver/card has a watchdog"),
+  timeoutMs: z.number().describe("configured timeout (0 = not used)"),
+  effectiveMs: z.number().nullable().describe("timeout the card uses (after rounding)"),
+  armed: z.boolean(),
+  expired: z.boolean().describe("expired: the card went to its expiry mode"),
+  remainingMs: z.number().nullable().describe("time left at the last reading"),
+  petBy: z.enum(["supervisor", "module"]),
+  pets: z.number().describe("pets since start"),
+  lastPetAt: z.string().nullable().describe("last successful pet (ISO time)"),
+});
+/** The card watchdog as a segment reports it. */
+export type SegmentWatchdogStatus = z.infer<typeof segmentWatchdogStatusSchema>;
 
 /** A hold as the API shows it. */
-export interface SegmentHoldStatus {
-  /** Reason. */
-  reason: string;
-  /** Count. */
-  count: number;
-  /** Mode it asks for. */
-  mode: BypassMode;
-  /** Who took it last. */
-  by: string;
-  /** First taken (ISO time). */
-  since: string;
-}
+export const segmentHoldStatusSchema = z.object({
+  reason: z.string(),
+  count: z.number().describe("times taken and not yet released"),
+  mode: bypassModeSchema.describe("the mode it asks for"),
+  by: z.string().describe("who took it last"),
+  since: z.string().describe("first taken (ISO time)"),
+});
+/** A hold as the API shows it. */
+export type SegmentHoldStatus = z.infer<typeof segmentHoldStatusSchema>;
 
 /** Status of one segment (GET /api/bypass, `keepwire bypass status --json`). */
-export interface SegmentStatus {
-  /** Segment name. */
-  name: string;
-  /** The two ports. */
-  ports: [string, string];
-  /** Driver kind. */
-  driver: string;
-  /** Mode read back from the driver, or `unknown` while it cannot be trusted. */
-  mode: SegmentMode;
-  /** Mode the holds ask for. */
-  desired: BypassMode;
-  /** Last mode the driver reported (even while `mode` is unknown), or null. */
-  readBack: BypassMode | null;
-  /** Active holds, oldest first. */
-  holds: SegmentHoldStatus[];
-  /** The card watchdog. */
-  watchdog: SegmentWatchdogStatus;
-  /** Driver capabilities (null until the driver answered). */
-  capabilities: BypassCapabilities | null;
-  /** A switch is running. */
-  switching: boolean;
-  /** Failed attempts in a row (0 when healthy). */
-  failures: number;
-  /** Last error, or null. */
-  lastError: string | null;
-  /** Duration of the last successful switch (ms), or null. */
-  lastSwitchMs: number | null;
-  /** Time of the last mode change (ISO), or null. */
-  lastChangeAt: string | null;
-  /** Free text from the config. */
-  description?: string;
-}
+export const segmentStatusSchema = z.object({
+  name: z.string(),
+  ports: z.tuple([z.string(), z.string()]),
+  driver: z.string().describe("driver kind"),
+  mode: z.enum([...BYPASS_MODES, "unknown"]).describe(
+    "mode read back from the driver, or unknown while it cannot be trusted",
+  ),
+  desired: bypassModeSchema.describe("mode the holds ask for"),
+  readBack: bypassModeSchema.nullable().describe("last mode the driver reported"),
+  holds: z.array(segmentHoldStatusSchema).describe("active holds, oldest first"),
+  watchdog: segmentWatchdogStatusSchema,
+  capabilities: bypassCapabilitiesSchema.nullable().describe("null until the driver answered"),
+  switching: z.boolean().describe("a switch is running"),
+  failures: z.number().describe("failed attempts in a row"),
+  lastError: z.string().nullable(),
+  lastSwitchMs: z.number().nullable().describe("duration of the last successful switch"),
+  lastChangeAt: z.string().nullable().describe("time of the last mode change (ISO)"),
+  description: z.string().optional(),
+});
+/** Status of one segment (GET /api/bypass, `keepwire bypass status --json`). */
+export type SegmentStatus = z.infer<typeof segmentStatusSchema>;
 
 /** Outcome of one switch attempt. */
 export interface SwitchOutcome {
@@ -137,14 +136,13 @@ export interface SwitchOutcome {
 export type BypassSetMode = "inline" | "bypass" | "disconnect";
 
 /** What one release did on one segment. */
-export interface ReleaseResult {
-  /** Segment name. */
-  segment: string;
-  /** The segment had the hold. */
-  released: boolean;
-  /** Count left (0 when gone). */
-  remaining: number;
-}
+export const releaseResultSchema = z.object({
+  segment: z.string(),
+  released: z.boolean().describe("the segment had the hold"),
+  remaining: z.number().describe("count left (0 when gone)"),
+});
+/** What one release did on one segment. */
+export type ReleaseResult = z.infer<typeof releaseResultSchema>;
 
 /** What other modules (supervisor, updater), the web and the CLI call on the bypass module. */
 export interface BypassApi {

@@ -13,7 +13,13 @@ import type { Severity } from "../events/mod.ts";
 import type { SupervisorApi } from "../supervisor/api.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import type { HistorySample } from "../history/types.ts";
-import { apiDoc } from "../web/openapi.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
+import {
+  type GovernorSnapshot,
+  governorSnapshotSchema,
+  type GovernorStatus,
+  governorStatusSchema,
+} from "./status.ts";
 import {
   type GovernorConfig,
   type Level,
@@ -23,13 +29,12 @@ import {
   RAISED_LEVELS,
   type SignalValues,
 } from "./config.ts";
-import { LevelMachine, type SignalState, type Transition } from "./levels.ts";
-import { Actions, type Suspension } from "./actions.ts";
+import { LevelMachine, type Transition } from "./levels.ts";
+import { Actions } from "./actions.ts";
 import {
   AdmissionController,
   type AdmissionController as AdmissionControllerT,
   type AdmissionRouteOptions,
-  type AdmissionStats,
 } from "./admission.ts";
 import { levelConfigOf, traceLine } from "./replay.ts";
 import { TraceFileError } from "./errors.ts";
@@ -59,6 +64,7 @@ export { LevelMachine, type Transition } from "./levels.ts";
 export { parseTrace, replay } from "./replay.ts";
 export { TraceError, TraceFileError } from "./errors.ts";
 export { GOVERNOR_EVENTS } from "./events.ts";
+export type { GovernorSnapshot, GovernorStatus } from "./status.ts";
 
 /** What the governor may be given besides its context. */
 export interface GovernorDeps {
@@ -72,45 +78,11 @@ export interface GovernorDeps {
   meter?: () => number;
 }
 
-/** GET /api/governor. */
-export interface GovernorSnapshot {
-  /** Governor enabled. */
-  enabled: boolean;
-  /** Current level. */
-  level: Level;
-  /** When it was entered (ms). */
-  since: number;
-  /** Why. */
-  reason: string;
-  /** Each signal: value, unit, the level it alone asks for, thresholds. */
-  signals: SignalState[];
-  /** Raw details of each source. */
-  sources: Record<string, unknown>;
-  /** Subsystems the governor suspended, and why. */
-  suspended: Omit<Suspension, "seq">[];
-  /** keepwire's own degradation at this level. */
-  degradation: {
-    /** Share of debug events kept. */
-    debugSampleRate: number;
-    /** UI live-refresh interval (ms). */
-    uiRefreshMs: number;
-    /** Requests below this priority are rejected outright. */
-    minPriority: string;
-    /** Share of each window sheddable work may use. */
-    budgetFraction: number;
-    /** Retry-After of a 503 (s). */
-    retryAfterS: number;
-  };
-  /** Admission counters. */
-  admission: AdmissionStats;
-  /** The last level changes, oldest first. */
-  transitions: Transition[];
-  /** Pressure once a second, last 5 minutes (1 = a signal at its overload threshold). */
-  history: { t: number; level: Level; pressure: number }[];
-}
-
+statusDoc("governor", governorStatusSchema);
 apiDoc("GET", "/api/governor", {
+  operationId: "getGovernor",
   summary: "load governor: level, each signal's value and thresholds, what is suspended and why",
+  response: governorSnapshotSchema,
 });
 
 const SEVERITY_OF: Record<Level, Severity> = {
@@ -339,7 +311,7 @@ export class GovernorModule implements Module {
   snapshot(): GovernorSnapshot {
     const now = this.#ctx.clock.now();
     const level = this.#machine.level;
-    const sources: Record<string, unknown> = {};
+    const sources: GovernorSnapshot["sources"] = {};
     for (const s of this.#sources) {
       sources[s.name] = {
         ...(s.detail?.() ?? {}),
@@ -371,7 +343,7 @@ export class GovernorModule implements Module {
   /** Routes under /api: GET /governor. */
   routes(): Hono {
     const app = new Hono();
-    app.get("/governor", (c) => c.json(this.snapshot()));
+    app.get("/governor", (c) => answer(c, governorSnapshotSchema, this.snapshot()));
     return app;
   }
 
@@ -527,7 +499,7 @@ export class GovernorModule implements Module {
   }
 
   /** Status for /api/status. */
-  status(): unknown {
+  status(): GovernorStatus {
     return {
       enabled: this.#cfg.enabled,
       level: this.#machine.level,

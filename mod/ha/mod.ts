@@ -26,6 +26,8 @@ import type { Module, ModuleContext, ModulePage, PartHealth, TimerId } from "../
 import { HA_PAGE } from "./page.tsx";
 import type { MetricFamily } from "../web/metrics.ts";
 import { jsonBody, parseOr400 } from "../web/errors.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
+import { haPublicStatusSchema, haStatusSchema } from "./status.ts";
 import type { HaConfig } from "./config.ts";
 import { HaDisabledError, HaNotActiveError, HaNoTakeoverPendingError } from "./errors.ts";
 import {
@@ -902,6 +904,32 @@ class HaModuleImpl implements HaModule {
   }
 }
 
+statusDoc("ha", haStatusSchema);
+apiDoc("GET", "/api/ha", {
+  operationId: "getHaPublic",
+  summary: "who is active (no login): node, role, peer role, virtual addresses",
+  response: haPublicStatusSchema,
+});
+apiDoc("GET", "/api/ha/status", {
+  operationId: "getHaStatus",
+  summary: "HA status: role, keepalived, track conditions, peer link, history",
+  response: haStatusSchema,
+});
+apiDoc("POST", "/api/ha/failover", {
+  operationId: "haFailover",
+  summary: "hand the active role to the peer (or confirm a pending manual takeover)",
+  body: haFailoverBodySchema,
+  response: haStatusSchema,
+  errors: { 409: "not active (and no takeover pending), or HA disabled" },
+});
+apiDoc("POST", "/api/ha/maintenance", {
+  operationId: "haMaintenance",
+  summary: "maintenance on/off (persisted; a node in maintenance never becomes active)",
+  body: haMaintenanceBodySchema,
+  response: haStatusSchema,
+  errors: { 409: "HA disabled" },
+});
+
 /**
  * Routes under /api:
  * - GET  /ha             public fields only (no login): node, role, peer role, virtual addresses
@@ -911,15 +939,15 @@ class HaModuleImpl implements HaModule {
  */
 export function haRoutes(api: HaApi): Hono {
   const app = new Hono();
-  app.get("/ha", (c) => c.json(api.publicStatus()));
-  app.get("/ha/status", (c) => c.json(api.status()));
+  app.get("/ha", (c) => answer(c, haPublicStatusSchema, api.publicStatus()));
+  app.get("/ha/status", (c) => answer(c, haStatusSchema, api.status()));
   app.post("/ha/failover", async (c) => {
     const body = parseOr400(haFailoverBodySchema, await jsonBody(c), "failover request");
-    return c.json(api.failover(body.by ?? "api"));
+    return answer(c, haStatusSchema, api.failover(body.by ?? "api"));
   });
   app.post("/ha/maintenance", async (c) => {
     const body = parseOr400(haMaintenanceBodySchema, await jsonBody(c), "maintenance request");
-    return c.json(api.setMaintenance(body.on, body.by ?? "api"));
+    return answer(c, haStatusSchema, api.setMaintenance(body.on, body.by ?? "api"));
   });
   return app;
 }

@@ -4,11 +4,25 @@
  * memory and event-loop lag as metrics. Started first, so it sees every start event.
  * @module
  */
+import { z } from "zod";
+import { statusDoc } from "../web/openapi.ts";
 import process from "node:process";
 import type { Module, ModuleContext, TimerId } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import { severityRank } from "../events/mod.ts";
 import { createOsLog, type OsLogSinks } from "./os_log.ts";
+
+/** The log module's part of /api/status: where events go. */
+export const logStatusSchema = z.object({
+  stderr: z.object({
+    journal: z.boolean().describe("stderr is the journal (priority prefixes)"),
+    lines: z.number().describe("lines written"),
+  }),
+  syslog: z.object({ target: z.string(), sent: z.number(), failed: z.number() }).nullable(),
+});
+/** The log module's part of /api/status. */
+export type LogStatus = z.infer<typeof logStatusSchema>;
+statusDoc("log", logStatusSchema);
 
 /** How often the event-loop lag probe runs (ms). */
 export const LAG_PROBE_MS = 250;
@@ -89,7 +103,7 @@ export class LogModule implements Module {
   }
 
   /** Status: where events go. */
-  status(): unknown {
+  status(): LogStatus {
     const s = this.#sinks;
     return {
       stderr: { journal: s?.journal ?? false, lines: s?.stderrLines ?? 0 },

@@ -4,10 +4,13 @@
  * Pure functions over parsed arrays.
  * @module
  */
+import { z } from "zod";
 import type { MdArray, SmartDiskHealth, SmartReport } from "../../hw/raid/types.ts";
 
 /** Health of one array. */
-export type RaidHealth = "ok" | "degraded" | "rebuilding" | "failed" | "inactive";
+export const raidHealthSchema = z.enum(["ok", "degraded", "rebuilding", "failed", "inactive"]);
+/** Health of one array. */
+export type RaidHealth = z.infer<typeof raidHealthSchema>;
 
 /** All health values, best first. */
 export const RAID_HEALTHS: readonly RaidHealth[] = [
@@ -19,96 +22,70 @@ export const RAID_HEALTHS: readonly RaidHealth[] = [
 ];
 
 /** A sync in the status shape. */
-export interface RaidSyncStatus {
-  /** resync | recovery | check | repair | reshape. */
-  action: string;
-  /** 0..1; 0 while queued (DELAYED/PENDING/REMOTE). */
-  progress: number;
-  /** Estimated seconds to finish; null while queued or when not printed. */
-  finishSeconds: number | null;
-  /** KiB/s; null while queued or when not printed. */
-  speedKiBps: number | null;
-}
+export const raidSyncStatusSchema = z.object({
+  action: z.string().describe("resync | recovery | check | repair | reshape"),
+  progress: z.number().describe("0..1; 0 while queued (DELAYED/PENDING/REMOTE)"),
+  finishSeconds: z.number().nullable().describe("estimated seconds to finish"),
+  speedKiBps: z.number().nullable().describe("KiB/s; null while queued or not printed"),
+});
+/** A sync in the status shape. */
+export type RaidSyncStatus = z.infer<typeof raidSyncStatusSchema>;
 
 /** One member in the status shape. */
-export interface RaidMemberStatus {
-  /** Device name. */
-  name: string;
-  /** The number in brackets (superblock descriptor number). */
-  index: number;
-  /** Flags as mdstat prints them: F S W R J. */
-  flags: string[];
-}
+export const raidMemberStatusSchema = z.object({
+  name: z.string().describe("device name"),
+  index: z.number().describe("the number in brackets (superblock descriptor number)"),
+  flags: z.array(z.string()).describe(
+    "flags as mdstat prints them: F faulty, S spare, W write-mostly, R replacement, J journal",
+  ),
+});
+/** One member in the status shape. */
+export type RaidMemberStatus = z.infer<typeof raidMemberStatusSchema>;
 
 /** One array as `raid status --json` and GET /api/storage show it. */
-export interface RaidArrayStatus {
-  /** md device name. */
-  name: string;
-  /** Personality, or null for an inactive array that prints none. */
-  level: string | null;
-  /** A personality runs. */
-  active: boolean;
-  /** read-only or auto-read-only. */
-  readOnly: boolean;
-  /** Health. */
-  health: RaidHealth;
-  /** n of [n/m]; without [n/m] (raid0, linear, inactive) the members that are not spares or journal. */
-  raidDisks: number;
-  /** Working (in-sync) devices; 0 for an inactive array. */
-  activeDisks: number;
-  /** raidDisks - activeDisks for active arrays; 0 for an inactive array. */
-  degradedDisks: number;
-  /** Members flagged (F). */
-  failed: string[];
-  /** Members flagged (S) and not (F). */
-  spares: string[];
-  /** Members flagged (R) and not (F). */
-  replacements: string[];
-  /** Members flagged (W). */
-  writeMostly: string[];
-  /** Members in printed order. */
-  members: RaidMemberStatus[];
-  /** Running or queued sync, or null. */
-  sync: RaidSyncStatus | null;
-}
+export const raidArrayStatusSchema = z.object({
+  name: z.string().describe("md device name"),
+  level: z.string().nullable().describe("personality, or null for an inactive array"),
+  active: z.boolean().describe("a personality runs"),
+  readOnly: z.boolean().describe("read-only or auto-read-only"),
+  health: raidHealthSchema,
+  raidDisks: z.number().describe(
+    "n of [n/m]; without it (raid0, linear, inactive) the members that are not spares or journal",
+  ),
+  activeDisks: z.number().describe("working (in-sync) devices; 0 for an inactive array"),
+  degradedDisks: z.number().describe("raidDisks - activeDisks (0 for an inactive array)"),
+  failed: z.array(z.string()).describe("members flagged (F)"),
+  spares: z.array(z.string()).describe("members flagged (S) and not (F)"),
+  replacements: z.array(z.string()).describe("members flagged (R) and not (F)"),
+  writeMostly: z.array(z.string()).describe("members flagged (W)"),
+  members: z.array(raidMemberStatusSchema).describe("members in printed order"),
+  sync: raidSyncStatusSchema.nullable().describe("running or queued sync"),
+});
+/** One array as `raid status --json` and GET /api/storage show it. */
+export type RaidArrayStatus = z.infer<typeof raidArrayStatusSchema>;
 
 /** Disk health in the API shape. */
-export interface DiskStatus {
-  /** Device path. */
-  device: string;
-  /** ok | warning | failing | unknown. */
-  health: SmartDiskHealth;
-  /** Why not ok. */
-  reasons: string[];
-  /** Model. */
-  model: string | null;
-  /** Serial. */
-  serial: string | null;
-  /** ATA, NVMe, SCSI. */
-  protocol: string | null;
-  /** smart_status.passed. */
-  passed: boolean | null;
-  /** °C. */
-  temperatureC: number | null;
-  /** Hours. */
-  powerOnHours: number | null;
-  /** ATA 5. */
-  reallocatedSectors: number | null;
-  /** ATA 197. */
-  pendingSectors: number | null;
-  /** ATA 198. */
-  uncorrectableSectors: number | null;
-  /** NVMe critical_warning. */
-  nvmeCriticalWarning: number | null;
-  /** NVMe media_errors. */
-  nvmeMediaErrors: number | null;
-  /** smartctl exit status, or null when smartctl could not run. */
-  exitStatus: number | null;
-  /** When read (ms since epoch), or null before the first read. */
-  updatedAt: number | null;
-  /** Why smartctl could not be run, or null. */
-  error: string | null;
-}
+export const diskStatusSchema = z.object({
+  device: z.string().describe("device path"),
+  health: z.enum(["ok", "warning", "failing", "unknown"]) satisfies z.ZodType<SmartDiskHealth>,
+  reasons: z.array(z.string()).describe("why not ok"),
+  model: z.string().nullable(),
+  serial: z.string().nullable(),
+  protocol: z.string().nullable().describe("ATA, NVMe, SCSI"),
+  passed: z.boolean().nullable().describe("smart_status.passed"),
+  temperatureC: z.number().nullable(),
+  powerOnHours: z.number().nullable(),
+  reallocatedSectors: z.number().nullable().describe("ATA 5"),
+  pendingSectors: z.number().nullable().describe("ATA 197"),
+  uncorrectableSectors: z.number().nullable().describe("ATA 198"),
+  nvmeCriticalWarning: z.number().nullable(),
+  nvmeMediaErrors: z.number().nullable(),
+  exitStatus: z.number().nullable().describe("smartctl exit status; null when it could not run"),
+  updatedAt: z.number().nullable().describe("when read (ms since epoch)"),
+  error: z.string().nullable().describe("why smartctl could not be run"),
+});
+/** Disk health in the API shape. */
+export type DiskStatus = z.infer<typeof diskStatusSchema>;
 
 /** Disk status from a SMART report. */
 export function diskStatusOf(r: SmartReport, time: number): DiskStatus {

@@ -29,7 +29,7 @@ import { type StorageEvent, storageEvent, StorageMonitor } from "./monitor.ts";
 import { StorageStartError } from "./errors.ts";
 import "./events.ts";
 import { storageRoutes } from "./routes.ts";
-import type { StorageView } from "./types.ts";
+import type { StorageStatus, StorageView } from "./types.ts";
 
 /** md events after which SMART is re-read at once. */
 const MEMBER_FAULTS: ReadonlySet<string> = new Set([
@@ -237,7 +237,7 @@ export class StorageModule implements Module {
   }
 
   /** Status summary for /api/status. */
-  status(): unknown {
+  status(): StorageStatus {
     return {
       driver: this.#driver.name,
       running: this.#running,

@@ -1,6 +1,7 @@
 /** HTTP routes of the storage module, mounted under /api: GET /api/storage. */
 import { Hono } from "hono";
-import type { StorageView } from "./types.ts";
+import { storageStatusSchema, type StorageView, storageViewSchema } from "./types.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
 
 /** What the routes need from the module. */
 export interface StorageViewSource {
@@ -8,9 +9,16 @@ export interface StorageViewSource {
   view(): StorageView;
 }
 
+statusDoc("storage", storageStatusSchema);
+apiDoc("GET", "/api/storage", {
+  operationId: "getStorage",
+  summary: "RAID arrays (health, members, sync) and SMART health of each watched disk",
+  response: storageViewSchema,
+});
+
 /** GET /storage → `{"arrays":[...],"disks":[...],"updatedAt","error"}`. */
 export function storageRoutes(src: StorageViewSource): Hono {
   const app = new Hono();
-  app.get("/storage", (c) => c.json(src.view()));
+  app.get("/storage", (c) => answer(c, storageViewSchema, src.view()));
   return app;
 }

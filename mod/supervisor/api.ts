@@ -4,42 +4,42 @@
  * @module
  */
 
+import { z } from "zod";
+
 /** Criticality of a subsystem: the governor never suspends `essential`. */
-export type Criticality = "essential" | "important" | "optional";
+export const criticalitySchema = z.enum(["essential", "important", "optional"]);
+/** Criticality of a subsystem: the governor never suspends `essential`. */
+export type Criticality = z.infer<typeof criticalitySchema>;
 
 /** States of a subsystem. */
-export type SubsystemState =
-  | "stopped"
-  | "starting"
-  | "ready"
-  | "unhealthy"
-  | "restarting"
-  | "failed"
-  | "suspended";
+export const subsystemStateSchema = z.enum([
+  "stopped",
+  "starting",
+  "ready",
+  "unhealthy",
+  "restarting",
+  "failed",
+  "suspended",
+]);
+/** States of a subsystem. */
+export type SubsystemState = z.infer<typeof subsystemStateSchema>;
 
 /** What `sub list` and GET /api/subsystems show per subsystem. */
-export interface SubsystemInfo {
-  /** Name. */
-  name: string;
-  /** worker | process | probe. */
-  kind: "worker" | "process" | "probe";
-  /** State. */
-  state: SubsystemState;
-  /** Criticality. */
-  criticality: Criticality;
-  /** Process id (process kind) or null. */
-  pid: number | null;
-  /** Restarts since keepwire started. */
-  restarts: number;
-  /** Milliseconds since the last heartbeat, or null. */
-  lastHeartbeatMs: number | null;
-  /** Last failure reason, or null. */
-  lastFailure: string | null;
-  /** Last STATUS= / status() text, or null. */
-  statusText?: string | null;
-  /** Queue depth last reported through the SDK, or null. */
-  queue?: { depth: number; oldestAgeMs: number } | null;
-}
+export const subsystemInfoSchema = z.object({
+  name: z.string(),
+  kind: z.enum(["worker", "process", "probe"]),
+  state: subsystemStateSchema,
+  criticality: criticalitySchema,
+  pid: z.number().nullable().describe("process id (process kind) or null"),
+  restarts: z.number().describe("restarts since keepwire started"),
+  lastHeartbeatMs: z.number().nullable().describe("milliseconds since the last heartbeat"),
+  lastFailure: z.string().nullable().describe("last failure reason"),
+  statusText: z.string().nullable().optional().describe("last STATUS= / status() text"),
+  queue: z.object({ depth: z.number(), oldestAgeMs: z.number() }).nullable().optional()
+    .describe("queue depth last reported through the SDK"),
+});
+/** What `sub list` and GET /api/subsystems show per subsystem. */
+export type SubsystemInfo = z.infer<typeof subsystemInfoSchema>;
 
 /** A watchdog keepwire pets only while healthy (hardware watchdog, bypass card watchdogs). */
 export interface Petter {

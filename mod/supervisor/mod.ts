@@ -24,7 +24,7 @@ import { systemReboot } from "./system_actions.ts";
 import { leakedWorkerThreads, WorkerPool, workerRunnerFactory } from "./worker.ts";
 import { createProcessRunner } from "./process.ts";
 import { probeRunnerFactory } from "./probe.ts";
-import { supervisorRoutes } from "./routes.ts";
+import { supervisorRoutes, type SupervisorStatus } from "./routes.ts";
 import { GroupLedger } from "./orphans.ts";
 import type { Publish } from "./events.ts";
 import type { SdkHost } from "../sdk/host.ts";
@@ -219,7 +219,7 @@ export function createSupervisorModule(
           (leaked ? `; ${leaked} hung worker thread(s) leaked (restart keepwire)` : ""),
       };
     },
-    status: () => ({ subsystems: supervisor.list(), selfmon: selfmon.status() }),
+    status: (): SupervisorStatus => ({ subsystems: supervisor.list(), selfmon: selfmon.status() }),
     routes: () => routes ??= supervisorRoutes(supervisor),
     pages: () => [SUBSYSTEMS_PAGE],
     metrics: (): MetricFamily[] => supervisorMetrics(supervisor.list(), lastRestartAt),

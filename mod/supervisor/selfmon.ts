@@ -11,6 +11,7 @@
  * runs late after a long block sees that block and does not pet.
  * @module
  */
+import { z } from "zod";
 import type { Clock, TimerId } from "../module.ts";
 import type { Publish } from "./events.ts";
 import type { Petter } from "./api.ts";
@@ -19,6 +20,23 @@ import { NotifyClient } from "./notify.ts";
 
 /** Name of the hardware watchdog petter: petted only when `watchdogOwner` is `keepwire`. */
 export const HARDWARE_WATCHDOG_PETTER = "hardware-watchdog";
+
+/** Self-monitoring in /api/status (`modules.supervisor.selfmon`). */
+export const selfMonitorStatusSchema = z.object({
+  petting: z.boolean().describe("the watchdogs are being petted (loop responsive, essentials up)"),
+  lastLagMs: z.number().describe("event-loop lag at the last probe"),
+  maxLoopLagMs: z.number(),
+  watchdogOwner: z.enum(["keepwire", "systemd", "none"]),
+  petters: z.array(z.string()),
+  pets: z.number(),
+  skipped: z.number().describe("pets skipped because keepwire was not healthy"),
+  petErrors: z.record(z.string(), z.string()).describe("petter → last error"),
+  leakedWorkerThreads: z.number(),
+  systemd: z.object({ ready: z.boolean(), watchdogMs: z.number().nullable() }).nullable()
+    .describe("the systemd notify state, or null when not under systemd"),
+});
+/** Self-monitoring in /api/status. */
+export type SelfMonitorStatus = z.infer<typeof selfMonitorStatusSchema>;
 
 /** What self-monitoring is built with. */
 export interface SelfMonitorOptions {
@@ -251,7 +269,7 @@ export class SelfMonitor {
   }
 
   /** Snapshot for /api/status. */
-  status(): Record<string, unknown> {
+  status(): SelfMonitorStatus {
     return {
       petting: this.#ok ?? false,
       lastLagMs: Math.round(this.#lastLag),

@@ -16,6 +16,7 @@ import { Activation, type BypassHolds, type HealthSource } from "./activation.ts
 import { errorMessage, UpdateError } from "./errors.ts";
 import { updateRoutes } from "./routes.ts";
 import { UpdateService, type UpdateStatusView } from "./service.ts";
+import type { UpdateModuleStatus } from "./status.ts";
 import type { DetectInputs } from "./slots.ts";
 import type { PublicKey } from "./bundle.ts";
 
@@ -165,7 +166,7 @@ export function createUpdateModule(ctx: ModuleContext, deps: UpdateModuleDeps = 
         detail: g ? `health gate ${g}` : "no slots configured",
       };
     },
-    status() {
+    status(): UpdateModuleStatus {
       return {
         installing: service.installing,
         progress: service.progress,

@@ -16,11 +16,14 @@ import { z } from "zod";
 import { ApiError, jsonBody, parseOr400 } from "../web/errors.ts";
 import type { UpdateModule } from "./types.ts";
 import { type ByteSource, streamSource } from "./stream.ts";
-import { apiDoc } from "../web/openapi.ts";
-
-// The upload is read as a stream and bounded by the bundle format, not by the web
-// layer's default body limit (JSON bodies here still get that limit).
-apiDoc("POST", "/api/update", { summary: "install a bundle (upload or URL)", bodyLimit: "stream" });
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
+import {
+  activateAnswerSchema,
+  installResultSchema,
+  markAnswerSchema,
+  updateFullStatusSchema,
+  updateModuleStatusSchema,
+} from "./status.ts";
 
 const flag = z.union([
   z.boolean(),
@@ -40,18 +43,65 @@ const querySchema = z.strictObject({
   allowDowngrade: flag.optional(),
 });
 
+statusDoc("update", updateModuleStatusSchema);
+apiDoc("GET", "/api/update", {
+  operationId: "getUpdateStatus",
+  summary: "slots, boot env, update state, install progress, health gate and history",
+  response: updateFullStatusSchema,
+});
+// The upload is read as a stream and bounded by the bundle format, not by the web
+// layer's default body limit (JSON bodies here still get that limit).
+apiDoc("POST", "/api/update", {
+  operationId: "installUpdate",
+  summary: "install a bundle into the inactive slot: the bundle streamed, or JSON {url}",
+  query: querySchema,
+  body: urlBodySchema,
+  otherBodies: {
+    "application/octet-stream": "the .kwb bundle, streamed (never buffered whole)",
+    "application/x-keepwire-bundle": "the same",
+  },
+  bodyLimit: "stream",
+  response: installResultSchema,
+  errors: {
+    409: "an install is already running",
+    415: "neither a bundle stream nor JSON",
+    422: "the bundle is refused (signature, compatible, version, image)",
+    502: "the bundle URL could not be downloaded",
+  },
+});
+apiDoc("POST", "/api/update/activate", {
+  operationId: "activateUpdate",
+  summary: "hold the bypass, then switch into the installed slot (reboot or restart)",
+  response: activateAnswerSchema,
+  errors: { 409: "busy: an install runs or a slot is on trial" },
+});
+apiDoc("POST", "/api/update/mark-good", {
+  operationId: "markSlotGood",
+  summary: "mark a slot good (default: the booted one)",
+  body: markSchema,
+  bodyOptional: true,
+  response: markAnswerSchema,
+});
+apiDoc("POST", "/api/update/mark-bad", {
+  operationId: "markSlotBad",
+  summary: "mark a slot bad (default: the other one)",
+  body: markSchema,
+  bodyOptional: true,
+  response: markAnswerSchema,
+});
+
 /** The routes of the update module. */
 export function updateRoutes(mod: UpdateModule): Hono {
   const app = new Hono();
 
-  app.get("/update", async (c) => c.json(await mod.fullStatus()));
+  app.get("/update", async (c) => answer(c, updateFullStatusSchema, await mod.fullStatus()));
 
   app.post("/update", async (c) => {
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (type === "application/json") {
       const body = parseOr400(urlBodySchema, await jsonBody(c), "install request");
       const r = await mod.installFrom(body.url, { allowDowngrade: body.allowDowngrade });
-      return c.json(r);
+      return answer(c, installResultSchema, r);
     }
     if (type !== "application/octet-stream" && type !== "application/x-keepwire-bundle") {
       throw new ApiError(
@@ -81,7 +131,9 @@ export function updateRoutes(mod: UpdateModule): Hono {
       close: () => {},
     };
     try {
-      return c.json(
+      return answer(
+        c,
+        installResultSchema,
         await mod.installStream(view, "upload", { allowDowngrade: q.allowDowngrade }),
       );
     } catch (e) {
@@ -95,7 +147,10 @@ export function updateRoutes(mod: UpdateModule): Hono {
     }
   });
 
-  app.post("/update/activate", async (c) => c.json(await mod.activate()));
+  app.post(
+    "/update/activate",
+    async (c) => answer(c, activateAnswerSchema, await mod.activate()),
+  );
 
   for (
     const [path, fn, dflt] of [
@@ -114,7 +169,7 @@ export function updateRoutes(mod: UpdateModule): Hono {
         }
       }
       const body = parseOr400(markSchema, raw, "mark request");
-      return c.json(await fn(body.slot ?? dflt));
+      return answer(c, markAnswerSchema, await fn(body.slot ?? dflt));
     });
   }
   return app;

@@ -3,7 +3,7 @@
  * install (file, URL, stream), status per slot, mark good/bad, progress.
  * @module
  */
-import type { BootScheme, BootView, SlotBootState } from "../../hw/boot/ab.ts";
+import type { BootScheme, BootView } from "../../hw/boot/ab.ts";
 import type { BootEnv } from "../../hw/boot/types.ts";
 import type { EventBus } from "../events/mod.ts";
 import type {} from "./events.ts";
@@ -13,8 +13,8 @@ import { loadKeyring, type PublicKey } from "./bundle.ts";
 import type { UpdateConfig } from "./config.ts";
 import { bootOp, errorMessage, UpdateError } from "./errors.ts";
 import { installBundle, type InstallProgress, type InstallResult } from "./install.ts";
-import { type HistoryEntry, UpdateRecords } from "./records.ts";
-import { type SlotStatus, UpdateStateMachine, type UpdateStateRecord } from "./state.ts";
+import { UpdateRecords } from "./records.ts";
+import { UpdateStateMachine } from "./state.ts";
 import {
   allSlots,
   type Booted,
@@ -25,58 +25,9 @@ import {
   otherSlot,
 } from "./slots.ts";
 import { type ByteSource, fileSource, httpSource, type HttpSourceEvents } from "./stream.ts";
+import type { SlotView, UpdateStatusView } from "./status.ts";
 
-/** One slot in `update status`. */
-export interface SlotView {
-  /** Slot class. */
-  slotClass: string;
-  /** Bootname. */
-  bootname: string;
-  /** Device. */
-  device: string;
-  /** good | bad | trying (boot env and store combined), or unknown when the env is unreadable. */
-  state: SlotBootState | "unknown";
-  /** Install status from the store. */
-  status: SlotStatus | null;
-  /** Version. */
-  version: string | null;
-  /** sha256 of the image. */
-  sha256: string | null;
-  /** Installed at (ISO), or null. */
-  installedAt: string | null;
-  /** Is this the booted slot. */
-  booted: boolean;
-  /** Is this the slot booted next. */
-  primary: boolean;
-}
-
-/** The whole `update status`. */
-export interface UpdateStatusView {
-  /** Compatible string of this device. */
-  compatible: string;
-  /** Booted slot, or null with `bootedError`. */
-  booted: Booted | null;
-  /** Why the booted slot is unknown. */
-  bootedError?: string;
-  /** Primary bootname (from the boot env). */
-  primary: string | null;
-  /** Boot env and scheme. */
-  bootEnv: string;
-  /** Boot env read error. */
-  bootEnvError?: string;
-  /** Boot order. */
-  order: string[];
-  /** Activation mode. */
-  mode: "reboot" | "restart";
-  /** The update state (state.ts). */
-  update: UpdateStateRecord;
-  /** Per slot. */
-  slots: SlotView[];
-  /** Install in progress (or the last one). */
-  progress: InstallProgress | null;
-  /** Newest history first. */
-  history: HistoryEntry[];
-}
+export type { SlotView, UpdateStatusView } from "./status.ts";
 
 /** Injectable parts of the service. */
 export interface UpdateServiceOptions {

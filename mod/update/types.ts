@@ -2,7 +2,8 @@
 import type { Module } from "../module.ts";
 import type { ActivationStatus } from "./activation.ts";
 import type { InstallResult } from "./install.ts";
-import type { UpdateService, UpdateStatusView } from "./service.ts";
+import type { UpdateService } from "./service.ts";
+import type { UpdateFullStatus } from "./status.ts";
 import type { ByteSource } from "./stream.ts";
 
 /** The update module as other parts (routes, CLI, tests) use it. */
@@ -22,5 +23,5 @@ export interface UpdateModule extends Module {
   /** Activate the installed slot (bypass hold, then switch). */
   activate(): Promise<{ target: string; version: string | null }>;
   /** Status of slots, progress, history and gate. */
-  fullStatus(): Promise<UpdateStatusView & { gate: ActivationStatus | null }>;
+  fullStatus(): Promise<UpdateFullStatus>;
 }

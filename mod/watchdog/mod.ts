@@ -9,11 +9,30 @@ import { createWatchdog, type HardwareWatchdog, type WatchdogInfo } from "../../
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import "./events.ts";
+import { z } from "zod";
+import { statusDoc } from "../web/openapi.ts";
 
 export { WATCHDOG_EVENTS } from "./events.ts";
 
 /** A reason to stop petting (the box resets: self-fencing), or null while all is well. */
 export type PetGate = () => string | null;
+
+/** The watchdog module's part of /api/status (the driver's WatchdogInfo). */
+export const watchdogStatusSchema: z.ZodType<WatchdogInfo> = z.object({
+  driver: z.enum(["none", "mock", "dev"]),
+  device: z.string().nullable(),
+  open: z.boolean().describe("open (and so running) now"),
+  identity: z.string().nullable(),
+  timeoutSec: z.number().nullable(),
+  timeoutSource: z.enum(["ioctl", "sysfs", "mock"]).nullable(),
+  magicClose: z.boolean().nullable(),
+  nowayout: z.boolean().nullable(),
+  lastResetByWatchdog: z.boolean().nullable(),
+  pets: z.number(),
+  lastPetAt: z.number().nullable(),
+  warning: z.string().nullable(),
+});
+statusDoc("watchdog", watchdogStatusSchema);
 
 /** The watchdog module. */
 export class WatchdogModule implements Module {

@@ -13,13 +13,15 @@ import type { Clock, ModulePage, PartHealth } from "../module.ts";
 import { VERSION } from "../version.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { KeepwireError } from "../errors.ts";
-import { eventsQuerySchema, eventsRoutes } from "./events_api.ts";
+import { eventsRoutes } from "./events_api.ts";
 import { uiRoutes } from "./ui/pages.tsx";
 import { readUiSettings, settingsRoutes } from "./settings_api.ts";
 import { type AuthEnv, authMiddleware, authRoutes, csrfGuard } from "./auth.ts";
 import { Users } from "./users.ts";
 import { type MetricFamily, renderMetrics } from "./metrics.ts";
-import { apiDoc, BODY_LIMITS, buildOpenApi, declaredBodyLimit } from "./openapi.ts";
+import { apiDoc, BODY_LIMITS, buildOpenApi, declaredBodyLimit, statusDocs } from "./openapi.ts";
+import { z } from "zod";
+import { SEVERITIES, type Severity } from "../events/mod.ts";
 import { allowedHosts, hostGuard } from "./host_check.ts";
 import { splitListen } from "../config/mod.ts";
 import { bodyLimit } from "hono/body-limit";
@@ -66,12 +68,78 @@ export interface RuntimeView {
   admission?(): MiddlewareHandler | undefined;
 }
 
-apiDoc("GET", "/api/health", { summary: "health: 200 when every essential part is up, else 503" });
-apiDoc("GET", "/api/status", { summary: "identity, version, uptime, health and module status" });
-apiDoc("GET", "/api/events", { summary: "query the event journal", query: eventsQuerySchema });
-apiDoc("GET", "/api/events/stream", {
-  summary: "the event journal live (Server-Sent Events)",
-  query: eventsQuerySchema,
+/** Health of one part. */
+export const partHealthSchema: z.ZodType<PartHealth> = z.object({
+  ok: z.boolean(),
+  essential: z.boolean().describe("essential parts make /api/health answer 503 when not ok"),
+  detail: z.string().optional(),
+});
+/** GET /api/health. */
+export const healthReportSchema: z.ZodType<HealthReport> = z.object({
+  ok: z.boolean().describe("every essential part is ok"),
+  parts: z.record(z.string(), partHealthSchema),
+});
+
+/**
+ * GET /api/status: the runtime's identity and each module's status document, each
+ * module's schema as it registered it with statusDoc (read when the document is built).
+ */
+export function runtimeStatusSchema(): z.ZodType {
+  return z.object({
+    running: z.literal(true),
+    name: z.string(),
+    vendor: z.string(),
+    model: z.string(),
+    version: z.string(),
+    pid: z.number(),
+    dataDir: z.string(),
+    startedAt: z.string().describe("ISO time"),
+    uptimeMs: z.number(),
+    health: healthReportSchema,
+    events: z.object({
+      total: z.number().describe("events in the journal"),
+      published: z.object(
+        Object.fromEntries(SEVERITIES.map((v) => [v, z.number()])) as Record<
+          Severity,
+          z.ZodNumber
+        >,
+      ).describe("published since start, by severity"),
+    }),
+    modules: z.object(
+      Object.fromEntries([...statusDocs()].map(([m, sch]) => [m, sch.optional()])),
+    ).describe("each module's status (present when the module runs)"),
+  });
+}
+
+apiDoc("GET", "/api/health", {
+  operationId: "getHealth",
+  summary: "health: 200 when every essential part is up, else 503",
+  response: healthReportSchema,
+  responses: {
+    503: { description: "an essential part is not ok (same body)", schema: healthReportSchema },
+  },
+});
+apiDoc("GET", "/api/status", {
+  operationId: "getStatus",
+  summary: "identity, version, uptime, health and each module's status",
+  response: z.lazy(runtimeStatusSchema),
+});
+apiDoc("GET", "/api/openapi.json", {
+  operationId: "getOpenApi",
+  summary: "this document: OpenAPI 3.1, generated from the route definitions",
+  response: z.record(z.string(), z.unknown()),
+});
+apiDoc("GET", "/metrics", {
+  operationId: "getMetrics",
+  summary: "Prometheus metrics (text exposition format 0.0.4; a viewer token is enough)",
+  tag: "metrics",
+  responses: {
+    200: {
+      description: "every `keepwire_` family",
+      media: "text/plain; version=0.0.4",
+      schemaText: "Prometheus text exposition format 0.0.4",
+    },
+  },
 });
 
 /** Content-Security-Policy: no inline scripts, nothing from elsewhere, no framing. */

@@ -15,7 +15,7 @@ import { ApiError, jsonBody, parseOr400 } from "./errors.ts";
 import { UNKNOWN_USER } from "./events.ts";
 import { GateFullError } from "./hash_gate.ts";
 import { LoginAudit } from "./login_audit.ts";
-import { apiDoc } from "./openapi.ts";
+import { answer, apiDoc } from "./openapi.ts";
 import { isPublic } from "./public_paths.ts";
 
 export { isPublic, PUBLIC_PATHS } from "./public_paths.ts";
@@ -27,6 +27,7 @@ import {
   type Role,
   roleSchema,
   UserExistsError,
+  type UserInfo,
   usernameSchema,
   type Users,
 } from "./users.ts";
@@ -196,23 +197,112 @@ const tokenBody = z.strictObject({
   expires: durationSchema.optional().describe("lifetime, e.g. 30d, 12h, 45m (default: none)"),
 });
 
-apiDoc("POST", "/api/login", { summary: "sign in; sets the session cookie", body: loginBody });
-apiDoc("POST", "/api/logout", { summary: "end the session" });
+const roleOut = z.enum(["admin", "viewer"]);
+/** Who signed in (answer of login and setup). */
+export const signedInSchema = z.object({ user: z.string(), role: roleOut });
+/** The caller (GET /api/me). */
+export const principalSchema: z.ZodType<Principal> = z.object({
+  name: z.string().describe("user name, `token:NAME`, or `local` (control socket)"),
+  role: roleOut,
+  via: z.enum(["session", "token", "socket"]),
+});
+/** A user as listed (no secrets). */
+export const userInfoSchema: z.ZodType<UserInfo> = z.object({
+  name: z.string(),
+  role: roleOut,
+  created: z.number().describe("ms since the epoch"),
+  updated: z.number().describe("password last changed (ms)"),
+});
+/** An API token as listed (no secret). */
+export const tokenInfoSchema = z.object({
+  id: z.string().describe("public part"),
+  name: z.string(),
+  role: roleOut,
+  created: z.number(),
+  lastUsed: z.number().nullable(),
+  expires: z.number().nullable().describe("ms since the epoch; null: never"),
+});
+/** A new token: the secret is in this answer only. */
+export const newTokenSchema = tokenInfoSchema.extend({
+  token: z.string().describe("the bearer secret, shown once"),
+});
+/** `{"ok": true}`. */
+export const okSchema = z.object({ ok: z.literal(true) });
+const nameParam = z.object({ name: z.string() });
+const notFound = { 404: "no such user" };
+
+apiDoc("POST", "/api/login", {
+  operationId: "login",
+  summary: "sign in; sets the session cookie",
+  body: loginBody,
+  response: signedInSchema,
+  errors: { 401: "wrong user name or password", 429: "too many failed logins (Retry-After)" },
+});
+apiDoc("POST", "/api/logout", {
+  operationId: "logout",
+  summary: "end the session",
+  response: okSchema,
+});
 apiDoc("POST", "/api/setup", {
+  operationId: "setup",
   summary: "set the first admin password (only while none exists, from loopback)",
   body: setupBody,
+  responses: { 201: { description: "the admin is created and signed in", schema: signedInSchema } },
+  errors: { 403: "not from loopback, or from another site", 409: "an admin exists already" },
 });
-apiDoc("GET", "/api/me", { summary: "who am I" });
-apiDoc("GET", "/api/users", { summary: "list users" });
-apiDoc("POST", "/api/users", { summary: "create a user (admin)", body: userBody });
+apiDoc("GET", "/api/me", {
+  operationId: "whoAmI",
+  summary: "who am I",
+  response: principalSchema,
+});
+const userListSchema = z.object({ users: z.array(userInfoSchema) });
+apiDoc("GET", "/api/users", {
+  operationId: "listUsers",
+  summary: "list users",
+  response: userListSchema,
+});
+apiDoc("POST", "/api/users", {
+  operationId: "createUser",
+  summary: "create a user (admin)",
+  body: userBody,
+  responses: { 201: { description: "created", schema: userInfoSchema } },
+  errors: { 409: "the user exists" },
+});
 apiDoc("POST", "/api/users/:name/password", {
+  operationId: "setUserPassword",
   summary: "set a user's password",
+  params: nameParam,
   body: passwordBody,
+  response: okSchema,
+  errors: notFound,
 });
-apiDoc("DELETE", "/api/users/:name", { summary: "delete a user (never the last admin)" });
-apiDoc("GET", "/api/tokens", { summary: "list API tokens (no secrets)" });
-apiDoc("POST", "/api/tokens", { summary: "create an API token (shown once)", body: tokenBody });
-apiDoc("DELETE", "/api/tokens/:id", { summary: "revoke an API token" });
+apiDoc("DELETE", "/api/users/:name", {
+  operationId: "deleteUser",
+  summary: "delete a user (never the last admin)",
+  params: nameParam,
+  response: okSchema,
+  errors: { ...notFound, 409: "the last admin" },
+});
+const tokenListSchema = z.object({ tokens: z.array(tokenInfoSchema) });
+apiDoc("GET", "/api/tokens", {
+  operationId: "listTokens",
+  summary: "list API tokens (no secrets)",
+  response: tokenListSchema,
+});
+apiDoc("POST", "/api/tokens", {
+  operationId: "createToken",
+  summary: "create an API token (its secret is shown once)",
+  body: tokenBody,
+  responses: { 201: { description: "created; `token` is the secret", schema: newTokenSchema } },
+  errors: { 409: "a token of that name exists" },
+});
+apiDoc("DELETE", "/api/tokens/:id", {
+  operationId: "revokeToken",
+  summary: "revoke an API token (by id or name)",
+  params: z.object({ id: z.string() }),
+  response: okSchema,
+  errors: { 404: "no such token" },
+});
 
 /** Routes: login, logout, setup, me, users, tokens. */
 export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
@@ -308,7 +398,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
       }
       startSession(c, user.name);
       bus.publish({ module: "auth", kind: "auth.login", payload: { user: user.name, ip } });
-      return c.json({ user: user.name, role: user.role });
+      return answer(c, signedInSchema, { user: user.name, role: user.role });
     } finally {
       ticket.release();
     }
@@ -361,12 +451,16 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
       payload: { user: body.username, role: "admin", by: "setup" },
     });
     startSession(c, body.username);
-    return c.json({ user: body.username, role: "admin" }, 201);
+    return answer(c, signedInSchema, { user: body.username, role: "admin" }, 201);
   });
 
-  app.get("/me", (c) => c.json(c.get("principal")));
+  app.get("/me", (c) => {
+    const p = c.get("principal");
+    if (!p) throw new ApiError(401, "unauthorized", "sign in or send a token");
+    return answer(c, principalSchema, p);
+  });
 
-  app.get("/users", (c) => c.json({ users: users.list() }));
+  app.get("/users", (c) => answer(c, userListSchema, { users: users.list() }));
   app.post("/users", async (c) => {
     const body = parseOr400(userBody, await jsonBody(c), "user");
     if (users.exists(body.username)) throw new UserExistsError(body.username);
@@ -380,7 +474,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
       severity: "notice",
       payload: { user: u.name, role: u.role, by: c.get("principal")?.name },
     });
-    return c.json(u, 201);
+    return answer(c, userInfoSchema, u, 201);
   });
   app.post("/users/:name/password", async (c) => {
     const name = c.req.param("name");
@@ -408,7 +502,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
     return c.json({ ok: true });
   });
 
-  app.get("/tokens", (c) => c.json({ tokens: users.tokens() }));
+  app.get("/tokens", (c) => answer(c, tokenListSchema, { tokens: users.tokens() }));
   app.post("/tokens", async (c) => {
     const body = parseOr400(tokenBody, await jsonBody(c), "token");
     // TokenExistsError: 409
@@ -424,7 +518,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
         expires: r.info.expires,
       },
     });
-    return c.json({ token: r.token, ...r.info }, 201);
+    return answer(c, newTokenSchema, { token: r.token, ...r.info }, 201);
   });
   app.delete("/tokens/:id", (c) => {
     const id = c.req.param("id");

@@ -6,6 +6,7 @@ import { SEVERITIES } from "../events/mod.ts";
 import type { EventBus, KwEvent } from "../events/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { parseOr400 } from "./errors.ts";
+import { answer, apiDoc } from "./openapi.ts";
 
 const timeParam = z.string().transform((s, ctx) => {
   const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
@@ -34,6 +35,39 @@ export const eventsQuerySchema = z.strictObject({
   order: z.enum(["asc", "desc"]).optional(),
 });
 
+/** One journalled event (GET /api/events, and the `data` of each SSE `event`). */
+export const kwEventSchema: z.ZodType<KwEvent> = z.object({
+  id: z.number().describe("journal id (monotonic)"),
+  time: z.number().describe("ms since the epoch"),
+  module: z.string(),
+  kind: z.string().describe("`<module>.<snake_case>`, e.g. storage.array_degraded"),
+  severity: z.enum(SEVERITIES),
+  payload: z.record(z.string(), z.unknown()).describe("fields of the kind (docs/events.md)"),
+});
+/** GET /api/events. */
+export const eventListSchema = z.object({ events: z.array(kwEventSchema) });
+
+apiDoc("GET", "/api/events", {
+  operationId: "listEvents",
+  summary: "query the event journal (newest first unless `since` is given)",
+  query: eventsQuerySchema,
+  response: eventListSchema,
+});
+apiDoc("GET", "/api/events/stream", {
+  operationId: "streamEvents",
+  summary: "the event journal live (Server-Sent Events; Last-Event-ID resumes)",
+  query: eventsQuerySchema,
+  responses: {
+    200: {
+      description: "an endless event stream",
+      media: "text/event-stream",
+      schemaText: "SSE: first `event: hello`, then `event: event` with `id:` the journal id " +
+        "and `data:` one event as JSON (the shape of GET /api/events' items); " +
+        "`: keep-alive` comments in between",
+    },
+  },
+});
+
 /** Routes for the journal. */
 export function eventsRoutes(
   store: Store,
@@ -54,7 +88,7 @@ export function eventsRoutes(
       limit: q.limit ?? 100,
       order: q.order ?? (q.since !== undefined ? "asc" : "desc"),
     });
-    return c.json({ events });
+    return answer(c, eventListSchema, { events });
   });
 
   app.get("/events/stream", (c) => {

@@ -11,6 +11,23 @@ import { createApp, type RuntimeView, type WebEnv } from "./app.ts";
 import { loadTls } from "./tls.ts";
 import { Front } from "./front.ts";
 import type {} from "./events.ts";
+import { z } from "zod";
+import { statusDoc } from "./openapi.ts";
+
+/** The web module's part of /api/status. */
+export const webStatusSchema = z.object({
+  listen: z.string().describe("address the front listens on (empty before start)"),
+  tls: z.boolean(),
+  connections: z.object({
+    accepted: z.number(),
+    headerTimeouts: z.number(),
+    idleTimeouts: z.number(),
+    refused: z.number().describe("refused by the connection caps"),
+  }).optional().describe("front counters (absent before the front started)"),
+});
+/** The web module's part of /api/status. */
+export type WebStatus = z.infer<typeof webStatusSchema>;
+statusDoc("web", webStatusSchema);
 
 export { createApp, type HealthReport, type RuntimeView, type WebEnv } from "./app.ts";
 export { ApiError, jsonBody, parseOr400, validationError } from "./errors.ts";
@@ -139,7 +156,7 @@ export class WebModule implements Module {
   }
 
   /** Status. */
-  status(): unknown {
+  status(): WebStatus {
     return {
       listen: this.#listening,
       tls: this.#view.config.web.tls.enabled,

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { EventBus } from "../events/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { jsonBody, parseOr400 } from "./errors.ts";
-import { apiDoc } from "./openapi.ts";
+import { answer, apiDoc } from "./openapi.ts";
 import type {} from "./events.ts";
 
 /** Run-time UI settings. */
@@ -18,8 +18,19 @@ export const uiSettingsSchema = z.strictObject({
 export type UiSettings = z.infer<typeof uiSettingsSchema>;
 
 const putBody = uiSettingsSchema.partial();
-apiDoc("GET", "/api/settings", { summary: "run-time settings" });
-apiDoc("PUT", "/api/settings", { summary: "change run-time settings (admin)", body: putBody });
+/** GET and PUT /api/settings. */
+export const settingsAnswerSchema = z.object({ ui: uiSettingsSchema });
+apiDoc("GET", "/api/settings", {
+  operationId: "getSettings",
+  summary: "run-time settings",
+  response: settingsAnswerSchema,
+});
+apiDoc("PUT", "/api/settings", {
+  operationId: "putSettings",
+  summary: "change run-time settings (admin); answers them all",
+  body: putBody,
+  response: settingsAnswerSchema,
+});
 
 /** Read the UI settings (defaults for missing keys). */
 export function readUiSettings(store: Store): UiSettings {
@@ -30,7 +41,7 @@ export function readUiSettings(store: Store): UiSettings {
 /** The routes. */
 export function settingsRoutes(store: Store, bus: EventBus): Hono {
   const app = new Hono();
-  app.get("/settings", (c) => c.json({ ui: readUiSettings(store) }));
+  app.get("/settings", (c) => answer(c, settingsAnswerSchema, { ui: readUiSettings(store) }));
   app.put("/settings", async (c) => {
     const patch = parseOr400(putBody, await jsonBody(c), "settings");
     const next = { ...readUiSettings(store), ...patch };
@@ -41,7 +52,7 @@ export function settingsRoutes(store: Store, bus: EventBus): Hono {
       severity: "notice",
       payload: patch,
     });
-    return c.json({ ui: next });
+    return answer(c, settingsAnswerSchema, { ui: next });
   });
   return app;
 }
