@@ -198,6 +198,7 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
       path: string,
       url: string,
       init: RequestInit = {},
+      ok = false,
     ): Promise<unknown> => {
       const op = doc.paths[path]?.[method.toLowerCase()];
       assert(op, `${method} ${path} is not in the document`);
@@ -206,6 +207,9 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
         method,
         headers: { "content-type": "application/json", origin: t.base },
       });
+      if (ok && res.status >= 300) {
+        throw new Error(`${method} ${url} answered ${res.status}: ${await res.text()}`);
+      }
       const declared = op.responses[String(res.status)] ?? op.responses.default;
       const media = Object.keys(declared?.content ?? {})[0];
       const type = res.headers.get("content-type") ?? "";
@@ -247,15 +251,18 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
     });
     await check("POST", "/api/bypass/{segment}/hold", "/api/bypass/seg0/hold", {
       body: JSON.stringify({ reason: "openapi test" }),
-    });
-    await check("POST", "/api/update/mark-good", "/api/update/mark-good", { body: "{}" });
+    }, true);
+    await check("POST", "/api/update/mark-good", "/api/update/mark-good", { body: "{}" }, true);
 
     const delivery = (await (await t.api("/api/alert/outbox")).json()).deliveries[0].id;
     const values: Record<string, string> = {
       name: "engine",
       segment: "seg0",
       id: delivery,
+      subsystem: "engine",
     };
+    // required query parameters
+    const queries: Record<string, string> = { "/api/history": "?series=bypass." };
     let checked = 0;
     for (const { method, path, op } of operations(doc)) {
       if (method !== "GET") continue;
@@ -283,7 +290,7 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
         checked++;
         continue;
       }
-      await check("GET", path, url);
+      await check("GET", path, url + (queries[path] ?? ""), {}, true);
       checked++;
     }
     assert(checked >= 20, `only ${checked} GET operations checked`);

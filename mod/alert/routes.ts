@@ -33,7 +33,7 @@ import { AlertInputError } from "./errors.ts";
 import { type Delivery, DELIVERY_STATES } from "./outbox.ts";
 import { type AlertApi, alertStatusSchema, testSendResultSchema } from "./types.ts";
 import { alertConfigSchema, channelSchema, recipientSchema, ruleSchema } from "./config.ts";
-import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
+import { answer, apiDoc, type SameType, statusDoc } from "../web/openapi.ts";
 import { redactBySchema, type SchemaNode } from "../web/ui/config_view.ts";
 
 let alertSchema: SchemaNode | undefined;
@@ -59,7 +59,7 @@ const listQuerySchema = z.object({
 });
 
 /** One delivery of the outbox. */
-export const deliverySchema: z.ZodType<Delivery> = z.object({
+export const deliverySchema = z.object({
   id: z.string().describe("stable id (the receivers' dedupe key)"),
   seq: z.number(),
   created: z.number(),
@@ -311,3 +311,6 @@ export function alertRoutes(m: AlertApi): Hono {
   );
   return app;
 }
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _deliverySchemaSame: SameType<z.output<typeof deliverySchema>, Delivery> = true;

@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SameType } from "../web/openapi.ts";
 import type { Module, PartHealth } from "../module.ts";
 import {
   BYPASS_MODES,
@@ -59,7 +60,7 @@ const policyCapabilitySchema = z.object({
 });
 
 /** What a driver (and the card behind it) supports, as the API shows it. */
-export const bypassCapabilitiesSchema: z.ZodType<BypassCapabilities> = z.object({
+export const bypassCapabilitiesSchema = z.object({
   modes: z.array(bypassModeSchema),
   policies: z.object({
     powerOff: policyCapabilitySchema,
@@ -199,3 +200,9 @@ export interface BypassModule extends Module, BypassRoutesApi {
   /** The driver of a segment (tests, bench). */
   driverOf(name: string): BypassDriver;
 }
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _bypassCapabilitiesSchemaSame: SameType<
+  z.output<typeof bypassCapabilitiesSchema>,
+  BypassCapabilities
+> = true;

@@ -5,7 +5,11 @@
  */
 import { z } from "zod";
 import { criticalitySchema } from "../supervisor/api.ts";
+import type { SameType } from "../web/openapi.ts";
 import { LEVELS, PRIORITIES, type SignalName, SIGNALS } from "./config.ts";
+import type { SignalState, Transition } from "./levels.ts";
+import type { AdmissionStats } from "./admission.ts";
+import type { Suspension } from "./actions.ts";
 
 const levelSchema = z.enum(LEVELS);
 const perPriority = z.object(
@@ -96,3 +100,12 @@ export const governorStatusSchema = z.object({
 });
 /** The governor's part of /api/status. */
 export type GovernorStatus = z.infer<typeof governorStatusSchema>;
+
+// the machine's hand-written types and these schemas cannot drift apart
+const _signalSame: SameType<z.output<typeof signalStateSchema>, SignalState> = true;
+const _transitionSame: SameType<z.output<typeof transitionSchema>, Transition> = true;
+const _admissionSame: SameType<z.output<typeof admissionStatsSchema>, AdmissionStats> = true;
+const _suspendedSame: SameType<
+  z.output<typeof governorSnapshotSchema>["suspended"][number],
+  Omit<Suspension, "seq">
+> = true;

@@ -6,7 +6,9 @@
  * @module
  */
 import { z } from "zod";
+import type { SameType } from "../web/openapi.ts";
 import { ROLES } from "./role.ts";
+import type { HaPublicStatus, HaStatus } from "./types.ts";
 
 /** GET /api/ha (no login): who is active. */
 export const haPublicStatusSchema = z.object({
@@ -50,7 +52,14 @@ export const haStatusSchema = haPublicStatusSchema.extend({
     refusedLines: z.number(),
     log: z.array(z.string()),
   }).describe("keepalived's view"),
-  dualActive: z.object({ count: z.number(), lastAt: z.string().nullable() }),
+  dualActive: z.object({
+    count: z.number(),
+    lastAt: z.string().nullable(),
+    lastSeen: z.string().nullable().describe("what showed the last dual active"),
+    yielding: z.string().nullable().describe(
+      "why this node yields now (FAULT held while the peer is seen active), or null",
+    ),
+  }).describe("dual actives this node saw and resolved"),
   track: z.object({
     fault: z.boolean(),
     faultReasons: z.array(z.string()),
@@ -85,3 +94,7 @@ export const haStatusSchema = haPublicStatusSchema.extend({
   transitions: z.record(z.string(), z.number()).describe("transitions since start by role"),
   lastActiveAt: z.string().nullable(),
 });
+
+// the hand-written types of types.ts and these schemas cannot drift apart
+const _publicSame: SameType<z.output<typeof haPublicStatusSchema>, HaPublicStatus> = true;
+const _statusSame: SameType<z.output<typeof haStatusSchema>, HaStatus> = true;

@@ -13,7 +13,8 @@ import type { MetricFamily } from "../web/metrics.ts";
 import { SEVERITIES } from "../events/mod.ts";
 import type { HistoryConfig } from "./config.ts";
 import { type HistoryResult, HistoryStore, type SeriesInfo } from "./store.ts";
-import { historyRoutes } from "./routes.ts";
+import { historyRoutes, historyStatusSchema } from "./routes.ts";
+import type { z } from "zod";
 import type { HistorySample } from "./types.ts";
 
 export type { HistoryKind, HistorySample } from "./types.ts";
@@ -164,7 +165,7 @@ export class HistoryModule implements Module {
   }
 
   /** Status for /api/status. */
-  status(): unknown {
+  status(): z.infer<typeof historyStatusSchema> {
     return {
       enabled: this.#cfg.enabled,
       intervalMs: this.#cfg.intervalMs,

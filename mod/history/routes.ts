@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { apiDoc } from "../web/openapi.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
 import { parseOr400 } from "../web/errors.ts";
 import { HistoryRangeError, UnknownSeriesError } from "./errors.ts";
 import type { HistoryResult, SeriesInfo } from "./store.ts";
@@ -83,13 +83,28 @@ export const historySeriesResponseSchema = z.object({
   series: z.array(seriesSchema.extend({ lastT: z.number().describe("newest sample (ms)") })),
 });
 
+/** The history module's part of /api/status. */
+export const historyStatusSchema = z.object({
+  enabled: z.boolean(),
+  intervalMs: z.number(),
+  series: z.number().describe("series kept"),
+  dropped: z.number().describe("samples dropped by the bounds"),
+  errors: z.record(z.string(), z.string()).describe("source → last sampling error"),
+});
+statusDoc("history", historyStatusSchema);
+
 apiDoc("GET", "/api/history", {
+  operationId: "getHistory",
+  response: historyResponseSchema,
+  errors: { 404: "no such series" },
   summary:
     "metric history of one series or every series under a prefix, in buckets (what the charts draw)",
   query: historyQuerySchema,
   tag: "history",
 });
 apiDoc("GET", "/api/history/series", {
+  operationId: "listHistorySeries",
+  response: historySeriesResponseSchema,
   summary: "the series the metric history keeps, with unit, kind and threshold lines",
   tag: "history",
 });
@@ -146,8 +161,14 @@ export function historyRoutes(h: HistoryReader): Hono {
     }
     const names = h.match(q.series);
     if (!names.length && !/[.*]$/.test(q.series)) throw new UnknownSeriesError(q.series);
-    return c.json({ ...h.query(names, { since, until, step }), intervalMs: h.intervalMs });
+    return answer(c, historyResponseSchema, {
+      ...h.query(names, { since, until, step }),
+      intervalMs: h.intervalMs,
+    });
   });
-  app.get("/history/series", (c) => c.json({ intervalMs: h.intervalMs, series: h.list() }));
+  app.get(
+    "/history/series",
+    (c) => answer(c, historySeriesResponseSchema, { intervalMs: h.intervalMs, series: h.list() }),
+  );
   return app;
 }

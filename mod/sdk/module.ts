@@ -16,6 +16,32 @@ import type { MetricFamily } from "../web/metrics.ts";
 import { jsonBody } from "../web/errors.ts";
 import { type HaView, SdkHost } from "./host.ts";
 import { SdkDeclarationError } from "./errors.ts";
+import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
+import { handoffSettingsSchema } from "./handoff.ts";
+import { handoffViewSchema, sdkOverviewSchema } from "./status.ts";
+import { z } from "zod";
+
+statusDoc("sdk", sdkOverviewSchema);
+const subsystemParam = z.object({ subsystem: z.string() });
+apiDoc("GET", "/api/sdk", {
+  operationId: "getSdk",
+  summary: "this node as subsystems see it, and each subsystem's table groups and handoff",
+  response: sdkOverviewSchema,
+});
+apiDoc("GET", "/api/sdk/:subsystem/handoff", {
+  operationId: "getHandoff",
+  summary: "where the subsystem's new work goes (this node or the peer), and why",
+  params: subsystemParam,
+  response: handoffViewSchema,
+});
+apiDoc("POST", "/api/sdk/:subsystem/handoff", {
+  operationId: "setHandoff",
+  summary: "set the subsystem's queue handoff thresholds (admin; on the active node)",
+  params: subsystemParam,
+  body: handoffSettingsSchema,
+  response: handoffViewSchema,
+  errors: { 409: "not the active node" },
+});
 
 /** The SDK module. */
 export interface SdkModule extends Module {
@@ -50,18 +76,26 @@ export function createSdkModule(ctx: ModuleContext, deps: SdkDeps = {}): SdkModu
       return Promise.resolve();
     },
     health: (): PartHealth => ({ ok: true, essential: false }),
-    status: () => ({ node: host.node(), subsystems: host.overview() }),
+    status: (): z.infer<typeof sdkOverviewSchema> => ({
+      node: host.node(),
+      subsystems: host.overview(),
+    }),
     routes: () => {
       if (routes) return routes;
       const app = new Hono();
-      app.get("/sdk", (c) => c.json({ node: host.node(), subsystems: host.overview() }));
+      app.get(
+        "/sdk",
+        (c) => answer(c, sdkOverviewSchema, { node: host.node(), subsystems: host.overview() }),
+      );
       app.get(
         "/sdk/:subsystem/handoff",
-        (c) => c.json(host.handoff(sub(c.req.param("subsystem")))),
+        (c) => answer(c, handoffViewSchema, host.handoff(sub(c.req.param("subsystem")))),
       );
       app.post("/sdk/:subsystem/handoff", async (c) => {
         const who = (c.get as (k: string) => { name?: string } | undefined)("principal");
-        return c.json(
+        return answer(
+          c,
+          handoffViewSchema,
           await host.setHandoff(
             sub(c.req.param("subsystem")),
             await jsonBody(c),

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { SameType } from "../web/openapi.ts";
 import type { ActivationStatus } from "./activation.ts";
 import type { InstallProgress, InstallResult } from "./install.ts";
 import type { HistoryEntry } from "./records.ts";
@@ -13,7 +14,7 @@ import { UPDATE_STATES, type UpdateStateRecord } from "./state.ts";
 const gateStateSchema = z.enum(["stopped", "waiting", "passed", "failed"]);
 
 /** The persisted update state (state.ts). */
-export const updateStateRecordSchema: z.ZodType<UpdateStateRecord> = z.object({
+export const updateStateRecordSchema = z.object({
   state: z.enum(UPDATE_STATES),
   target: z.string().nullable().describe("slot being installed / activated"),
   from: z.string().nullable().describe("slot booted when the install or activation began"),
@@ -23,7 +24,7 @@ export const updateStateRecordSchema: z.ZodType<UpdateStateRecord> = z.object({
 });
 
 /** Progress of the running (or the last) install. */
-export const installProgressSchema: z.ZodType<InstallProgress> = z.object({
+export const installProgressSchema = z.object({
   phase: z.enum(["verifying", "writing", "finishing", "done", "failed"]),
   percent: z.number().describe("0..100"),
   bytes: z.number().describe("payload bytes written"),
@@ -36,7 +37,7 @@ export const installProgressSchema: z.ZodType<InstallProgress> = z.object({
 });
 
 /** One row of the update history. */
-export const historyEntrySchema: z.ZodType<HistoryEntry> = z.object({
+export const historyEntrySchema = z.object({
   id: z.number(),
   time: z.number().describe("ms since the epoch"),
   action: z.string().describe(
@@ -89,7 +90,7 @@ export const updateStatusViewSchema = z.object({
 export type UpdateStatusView = z.infer<typeof updateStatusViewSchema>;
 
 /** Activation and health gate of this runtime. */
-export const activationStatusSchema: z.ZodType<ActivationStatus> = z.object({
+export const activationStatusSchema = z.object({
   gate: gateStateSchema,
   healthySince: z.number().nullable(),
   startedAt: z.number(),
@@ -104,7 +105,7 @@ export const updateFullStatusSchema = updateStatusViewSchema.extend({
 export type UpdateFullStatus = z.infer<typeof updateFullStatusSchema>;
 
 /** Answer of an install (POST /api/update). */
-export const installResultSchema: z.ZodType<InstallResult> = z.object({
+export const installResultSchema = z.object({
   target: z.string().describe("slot written and made primary"),
   booted: z.string(),
   version: z.string(),
@@ -137,3 +138,20 @@ export const updateModuleStatusSchema = z.object({
 });
 /** The updater's part of /api/status. */
 export type UpdateModuleStatus = z.infer<typeof updateModuleStatusSchema>;
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _updateStateRecordSchemaSame: SameType<
+  z.output<typeof updateStateRecordSchema>,
+  UpdateStateRecord
+> = true;
+const _installProgressSchemaSame: SameType<
+  z.output<typeof installProgressSchema>,
+  InstallProgress
+> = true;
+const _historyEntrySchemaSame: SameType<z.output<typeof historyEntrySchema>, HistoryEntry> = true;
+const _activationStatusSchemaSame: SameType<
+  z.output<typeof activationStatusSchema>,
+  ActivationStatus
+> = true;
+const _installResultSchemaSame: SameType<z.output<typeof installResultSchema>, InstallResult> =
+  true;

@@ -10,7 +10,7 @@ import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import "./events.ts";
 import { z } from "zod";
-import { statusDoc } from "../web/openapi.ts";
+import { type SameType, statusDoc } from "../web/openapi.ts";
 
 export { WATCHDOG_EVENTS } from "./events.ts";
 
@@ -18,7 +18,7 @@ export { WATCHDOG_EVENTS } from "./events.ts";
 export type PetGate = () => string | null;
 
 /** The watchdog module's part of /api/status (the driver's WatchdogInfo). */
-export const watchdogStatusSchema: z.ZodType<WatchdogInfo> = z.object({
+export const watchdogStatusSchema = z.object({
   driver: z.enum(["none", "mock", "dev"]),
   device: z.string().nullable(),
   open: z.boolean().describe("open (and so running) now"),
@@ -151,3 +151,7 @@ export class WatchdogModule implements Module {
     }];
   }
 }
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _watchdogStatusSchemaSame: SameType<z.output<typeof watchdogStatusSchema>, WatchdogInfo> =
+  true;

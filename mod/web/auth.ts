@@ -15,7 +15,7 @@ import { ApiError, jsonBody, parseOr400 } from "./errors.ts";
 import { UNKNOWN_USER } from "./events.ts";
 import { GateFullError } from "./hash_gate.ts";
 import { LoginAudit } from "./login_audit.ts";
-import { answer, apiDoc } from "./openapi.ts";
+import { answer, apiDoc, type SameType } from "./openapi.ts";
 import { isPublic } from "./public_paths.ts";
 
 export { isPublic, PUBLIC_PATHS } from "./public_paths.ts";
@@ -201,13 +201,13 @@ const roleOut = z.enum(["admin", "viewer"]);
 /** Who signed in (answer of login and setup). */
 export const signedInSchema = z.object({ user: z.string(), role: roleOut });
 /** The caller (GET /api/me). */
-export const principalSchema: z.ZodType<Principal> = z.object({
+export const principalSchema = z.object({
   name: z.string().describe("user name, `token:NAME`, or `local` (control socket)"),
   role: roleOut,
   via: z.enum(["session", "token", "socket"]),
 });
 /** A user as listed (no secrets). */
-export const userInfoSchema: z.ZodType<UserInfo> = z.object({
+export const userInfoSchema = z.object({
   name: z.string(),
   role: roleOut,
   created: z.number().describe("ms since the epoch"),
@@ -533,3 +533,7 @@ export function authRoutes(opts: AuthRouteOptions): Hono<AuthEnv> {
   });
   return app;
 }
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _principalSchemaSame: SameType<z.output<typeof principalSchema>, Principal> = true;
+const _userInfoSchemaSame: SameType<z.output<typeof userInfoSchema>, UserInfo> = true;

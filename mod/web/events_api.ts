@@ -6,7 +6,7 @@ import { SEVERITIES } from "../events/mod.ts";
 import type { EventBus, KwEvent } from "../events/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { parseOr400 } from "./errors.ts";
-import { answer, apiDoc } from "./openapi.ts";
+import { answer, apiDoc, type SameType } from "./openapi.ts";
 
 const timeParam = z.string().transform((s, ctx) => {
   const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
@@ -36,7 +36,7 @@ export const eventsQuerySchema = z.strictObject({
 });
 
 /** One journalled event (GET /api/events, and the `data` of each SSE `event`). */
-export const kwEventSchema: z.ZodType<KwEvent> = z.object({
+export const kwEventSchema = z.object({
   id: z.number().describe("journal id (monotonic)"),
   time: z.number().describe("ms since the epoch"),
   module: z.string(),
@@ -151,3 +151,6 @@ export function eventsRoutes(
   });
   return app;
 }
+
+// hand-written types and their schemas cannot drift apart (fails type checking)
+const _kwEventSchemaSame: SameType<z.output<typeof kwEventSchema>, KwEvent> = true;

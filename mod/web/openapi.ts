@@ -39,6 +39,14 @@ export const apiErrorSchema = z.object({
   }),
 });
 
+/**
+ * `true` when A and B are the same type (each assignable to the other). A module whose
+ * answer type is written by hand checks it against its schema at compile time:
+ * `const _same: SameType<z.output<typeof xSchema>, X> = true;` fails type checking when
+ * a field is added, renamed or removed on one side only.
+ */
+export type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
 /** One documented answer of a route. */
 export interface ApiResponseDoc {
   /** One line. */
