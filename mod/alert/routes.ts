@@ -99,7 +99,7 @@ export const alertConfigViewSchema = z.object({
   rateLimit: cfg.rateLimit.unwrap(),
   flap: cfg.flap.unwrap(),
   digestAt: z.string(),
-  edited: z.array(z.enum(["channels", "recipients", "rules"])).describe(
+  edited: z.array(z.enum(["channels", "recipients", "rules"])).readonly().describe(
     "parts that come from run-time edits (stored) rather than the config file",
   ),
 });
@@ -234,18 +234,22 @@ export function alertRoutes(m: AlertApi): Hono {
   const app = new Hono();
   app.get("/alert", (c) => answer(c, alertStatusSchema, m.status()));
   app.get("/alert/config", (c) =>
-    answer(c, alertConfigViewSchema, redactAlert({
-      enabled: m.config.enabled,
-      channels: m.channelsView(),
-      recipients: m.recipients().recipients,
-      defaultRules: m.config.defaultRules,
-      rules: m.config.rules,
-      retry: m.config.retry,
-      rateLimit: m.config.rateLimit,
-      flap: m.config.flap,
-      digestAt: m.config.digestAt,
-      edited: m.edited,
-    })));
+    answer(
+      c,
+      alertConfigViewSchema,
+      redactAlert({
+        enabled: m.config.enabled,
+        channels: m.channelsView(),
+        recipients: m.recipients().recipients,
+        defaultRules: m.config.defaultRules,
+        rules: m.config.rules,
+        retry: m.config.retry,
+        rateLimit: m.config.rateLimit,
+        flap: m.config.flap,
+        digestAt: m.config.digestAt,
+        edited: m.edited,
+      }),
+    ));
   app.post("/alert/test", async (c) => {
     const body = parse(testBodySchema, await jsonBody(c), "test request");
     return answer(c, testSendResultSchema, await m.testSend(body.channel, body.to));
