@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { criticalitySchema } from "../supervisor/api.ts";
-import type { SameType } from "../web/openapi.ts";
+import { sameType } from "../web/openapi.ts";
 import { LEVELS, PRIORITIES, type SignalName, SIGNALS } from "./config.ts";
 import type { SignalState, Transition } from "./levels.ts";
 import type { AdmissionStats } from "./admission.ts";
@@ -101,11 +101,12 @@ export const governorStatusSchema = z.object({
 /** The governor's part of /api/status. */
 export type GovernorStatus = z.infer<typeof governorStatusSchema>;
 
-// the machine's hand-written types and these schemas cannot drift apart
-const _signalSame: SameType<z.output<typeof signalStateSchema>, SignalState> = true;
-const _transitionSame: SameType<z.output<typeof transitionSchema>, Transition> = true;
-const _admissionSame: SameType<z.output<typeof admissionStatsSchema>, AdmissionStats> = true;
-const _suspendedSame: SameType<
-  z.output<typeof governorSnapshotSchema>["suspended"][number],
-  Omit<Suspension, "seq">
-> = true;
+// A type error on a line below means a hand-written type and its schema differ in a field:
+// make the schema match (tests/openapi_test.ts checks the real answers against it).
+sameType<SignalState, z.output<typeof signalStateSchema>>((v) => v, (v) => v);
+sameType<Transition, z.output<typeof transitionSchema>>((v) => v, (v) => v);
+sameType<AdmissionStats, z.output<typeof admissionStatsSchema>>((v) => v, (v) => v);
+sameType<Omit<Suspension, "seq">, z.output<typeof governorSnapshotSchema>["suspended"][number]>(
+  (v) => v,
+  (v) => v,
+);

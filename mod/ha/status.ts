@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import type { SameType } from "../web/openapi.ts";
+import { sameType } from "../web/openapi.ts";
 import { ROLES } from "./role.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
 
@@ -68,6 +68,8 @@ export const haStatusSchema = haPublicStatusSchema.extend({
     maintenance: z.boolean(),
     handoverUntil: z.number().nullable(),
     manualHold: z.boolean(),
+    witness: z.object({ fault: z.string().nullable(), hold: z.string().nullable() }).nullable()
+      .describe("the witness's verdict and hold applied to the track file"),
   }).nullable().describe("what forces FAULT or lowers the priority now"),
   policy: z.object({
     failover: z.string(),
@@ -93,8 +95,35 @@ export const haStatusSchema = haPublicStatusSchema.extend({
   })).describe("recent role transitions, newest last"),
   transitions: z.record(z.string(), z.number()).describe("transitions since start by role"),
   lastActiveAt: z.string().nullable(),
+  witness: z.object({
+    qnetd: z.string().describe("qnetd host:port"),
+    running: z.boolean().describe("corosync + qdevice run"),
+    pids: z.array(z.number()),
+    quorate: z.boolean(),
+    nodeids: z.object({ self: z.number(), peer: z.number() }),
+    members: z.array(z.number()).nullable().describe("node ids of the last votequorum decision"),
+    ring: z.string().nullable(),
+    peerInMembership: z.boolean().nullable(),
+    peerLeftAt: z.string().nullable().describe(
+      "when corosync formed a membership without the peer",
+    ),
+    fault: z.string().nullable().describe("the verdict applied to the track file"),
+    hold: z.string().nullable().describe("the hold applied (FAULT shown as standby)"),
+    promoteWaitMs: z.number(),
+    timing: z.object({
+      tokenMs: z.number(),
+      timeoutMs: z.number(),
+      syncTimeoutMs: z.number(),
+      demoteBoundMs: z.number(),
+    }),
+    fence: z.string().nullable().describe("why petting the watchdog is withheld (self-fencing)"),
+    restarts: z.number(),
+    lastError: z.string().nullable(),
+    log: z.array(z.string()),
+  }).nullable().describe("the witness (corosync + qdevice, quorum); null without ha.witness"),
 });
 
-// the hand-written types of types.ts and these schemas cannot drift apart
-const _publicSame: SameType<z.output<typeof haPublicStatusSchema>, HaPublicStatus> = true;
-const _statusSame: SameType<z.output<typeof haStatusSchema>, HaStatus> = true;
+// A type error on a line below means types.ts and a schema here differ in a field: make
+// the schema match (tests/openapi_test.ts checks the real answers against it).
+sameType<HaPublicStatus, z.output<typeof haPublicStatusSchema>>((v) => v, (v) => v);
+sameType<HaStatus, z.output<typeof haStatusSchema>>((v) => v, (v) => v);

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import type { SameType } from "../web/openapi.ts";
+import { sameType } from "../web/openapi.ts";
 import type { NodeInfo, TablesInfo } from "./mod.ts";
 import type { HandoffView } from "./host.ts";
 
@@ -48,7 +48,8 @@ export const sdkOverviewSchema = z.object({
   })),
 });
 
-// hand-written types and their schemas cannot drift apart (fails type checking)
-const _nodeInfoSchemaSame: SameType<z.output<typeof nodeInfoSchema>, NodeInfo> = true;
-const _tablesInfoSchemaSame: SameType<z.output<typeof tablesInfoSchema>, TablesInfo> = true;
-const _handoffViewSchemaSame: SameType<z.output<typeof handoffViewSchema>, HandoffView> = true;
+// A type error on a line below means a hand-written type and its schema differ in a field:
+// make the schema match (tests/openapi_test.ts checks the real answers against it).
+sameType<NodeInfo, z.output<typeof nodeInfoSchema>>((v) => v, (v) => v);
+sameType<TablesInfo, z.output<typeof tablesInfoSchema>>((v) => v, (v) => v);
+sameType<HandoffView, z.output<typeof handoffViewSchema>>((v) => v, (v) => v);

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { SameType } from "../web/openapi.ts";
+import { sameType } from "../web/openapi.ts";
 import type { ActivationStatus } from "./activation.ts";
 import type { InstallProgress, InstallResult } from "./install.ts";
 import type { HistoryEntry } from "./records.ts";
@@ -139,19 +139,10 @@ export const updateModuleStatusSchema = z.object({
 /** The updater's part of /api/status. */
 export type UpdateModuleStatus = z.infer<typeof updateModuleStatusSchema>;
 
-// hand-written types and their schemas cannot drift apart (fails type checking)
-const _updateStateRecordSchemaSame: SameType<
-  z.output<typeof updateStateRecordSchema>,
-  UpdateStateRecord
-> = true;
-const _installProgressSchemaSame: SameType<
-  z.output<typeof installProgressSchema>,
-  InstallProgress
-> = true;
-const _historyEntrySchemaSame: SameType<z.output<typeof historyEntrySchema>, HistoryEntry> = true;
-const _activationStatusSchemaSame: SameType<
-  z.output<typeof activationStatusSchema>,
-  ActivationStatus
-> = true;
-const _installResultSchemaSame: SameType<z.output<typeof installResultSchema>, InstallResult> =
-  true;
+// A type error on a line below means a hand-written type and its schema differ in a field:
+// make the schema match (tests/openapi_test.ts checks the real answers against it).
+sameType<UpdateStateRecord, z.output<typeof updateStateRecordSchema>>((v) => v, (v) => v);
+sameType<InstallProgress, z.output<typeof installProgressSchema>>((v) => v, (v) => v);
+sameType<HistoryEntry, z.output<typeof historyEntrySchema>>((v) => v, (v) => v);
+sameType<ActivationStatus, z.output<typeof activationStatusSchema>>((v) => v, (v) => v);
+sameType<InstallResult, z.output<typeof installResultSchema>>((v) => v, (v) => v);

@@ -40,12 +40,12 @@ export const apiErrorSchema = z.object({
 });
 
 /**
- * `true` when A and B are the same type (each assignable to the other). A module whose
- * answer type is written by hand checks it against its schema at compile time:
- * `const _same: SameType<z.output<typeof xSchema>, X> = true;` fails type checking when
- * a field is added, renamed or removed on one side only.
+ * Compile-time check that a hand-written type and the output type of its schema have
+ * the same fields: `sameType<X, z.output<typeof xSchema>>((v) => v, (v) => v);` fails
+ * type checking, naming the field, when a field is added, renamed or removed on one
+ * side only. Does nothing at run time.
  */
-export type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export function sameType<A, B>(_toB: (a: A) => B, _toA: (b: B) => A): void {}
 
 /** One documented answer of a route. */
 export interface ApiResponseDoc {
