@@ -94,6 +94,15 @@ function printStatus(s: HaStatus): void {
         `, refused ${l.refused} answers / ${l.refusedInbound} requests`,
     );
   }
+  const w = s.witness;
+  if (w) {
+    console.log(
+      `witness ${w.qnetd}: ${w.running ? "corosync running" : "corosync NOT running"}, ` +
+        `${w.quorate ? "quorate" : "NOT quorate"}, members ${w.members?.join(",") ?? "-"}` +
+        (w.hold ?? w.fault ? `, ${w.fault ?? w.hold}` : "") +
+        (w.fence ? `, SELF-FENCING: ${w.fence}` : ""),
+    );
+  }
   console.log(`virtual addresses: ${s.virtualAddresses.join(", ")}`);
   const e = s.engine;
   console.log(

@@ -55,6 +55,17 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
               </p>
             )
             : <p class="muted">peer link: not configured (ha.peerLink)</p>}
+          {s.witness
+            ? (
+              <p data-ha-witness={s.witness.quorate ? "quorate" : "not-quorate"}>
+                witness {s.witness.qnetd}: {s.witness.quorate ? "quorate" : "NOT quorate"}
+                {` · members ${s.witness.members?.join(", ") ?? "-"}`}
+                {s.witness.running ? "" : ` · corosync not running: ${s.witness.lastError ?? ""}`}
+                {s.witness.fault ?? s.witness.hold ? ` · ${s.witness.fault ?? s.witness.hold}` : ""}
+                {s.witness.fence ? ` · SELF-FENCING: ${s.witness.fence}` : ""}
+              </p>
+            )
+            : <p class="muted">witness: not configured (ha.witness)</p>}
           {s.manual
             ? (
               <p data-ha-manual={s.manual.pending ? "pending" : s.manual.held ? "held" : "free"}>
