@@ -66,6 +66,7 @@ export async function buildBundle(
   const copies: [string, string][] = [
     ["mod/web/static/app.css", "static/app.css"],
     ["mod/web/static/app.js", "static/app.js"],
+    ["mod/web/static/charts.js", "static/charts.js"],
     ["mod/sdk/mod.ts", "mod/sdk/mod.ts"],
     ["examples/heartbeat_worker.ts", "examples/heartbeat_worker.ts"],
     ["examples/notify_service.sh", "examples/notify_service.sh"],

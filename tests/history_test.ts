@@ -320,3 +320,13 @@ Deno.test("history: the governor's series are its signals with their level thres
     store.close();
   }
 });
+
+Deno.test("history: the default step is a round width, no finer than the sampling interval, at most 360 buckets", async () => {
+  const { defaultStep } = await import("../mod/history/routes.ts");
+  assertEquals(defaultStep(3_600_001, 500), 10_000); // 1 h → 10 s
+  assertEquals(defaultStep(3_600_001, 10_000), 10_000);
+  assertEquals(defaultStep(3_600_001, 20_000), 30_000); // not finer than the interval
+  assertEquals(defaultStep(6 * 3_600_000, 10_000), 60_000);
+  assertEquals(defaultStep(48 * 3_600_000, 10_000), 600_000);
+  assertEquals(defaultStep(400 * 86_400_000, 10_000), 2 * 86_400_000);
+});

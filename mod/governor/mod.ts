@@ -292,8 +292,8 @@ export class GovernorModule implements Module {
 
   /**
    * Pressure now: the highest value/threshold ratio of any signal against its
-   * overload threshold (1 = at overload), capped at 2. Kept once a second for the
-   * dashboard's sparkline (last 5 minutes).
+   * overload threshold (1 = at overload), capped at 2. Kept once a second (last 5
+   * minutes) for GET /api/governor and the metric history's `governor.pressure`.
    */
   #recordPressure(now: number): void {
     if (now - (this.#history.at(-1)?.t ?? -Infinity) < 1000) return;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Hono } from "hono";
-import type { Module, ModuleContext, TimerId } from "../module.ts";
+import type { Module, ModuleContext, ModulePage, TimerId } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import { SEVERITIES } from "../events/mod.ts";
 import type { HistoryConfig } from "./config.ts";
@@ -16,6 +16,7 @@ import { type HistoryResult, HistoryStore, type SeriesInfo } from "./store.ts";
 import { historyRoutes, historyStatusSchema } from "./routes.ts";
 import type { z } from "zod";
 import type { HistorySample } from "./types.ts";
+import { CHARTS_PAGE } from "./page.tsx";
 
 export type { HistoryKind, HistorySample } from "./types.ts";
 export { type HistoryConfig, historyConfigSchema } from "./config.ts";
@@ -162,6 +163,11 @@ export class HistoryModule implements Module {
   /** GET /history, GET /history/series. */
   routes(): Hono {
     return historyRoutes(this);
+  }
+
+  /** The Charts page. */
+  pages(): ModulePage[] {
+    return [CHARTS_PAGE];
   }
 
   /** Status for /api/status. */

@@ -126,6 +126,37 @@ export interface HistoryReader {
 /** At most this many buckets in one answer. */
 export const MAX_BUCKETS = 10_000;
 
+/** Bucket widths a default step is chosen from (ms). */
+const NICE_STEPS = [
+  1,
+  2,
+  5,
+  10,
+  15,
+  30,
+  60,
+  120,
+  300,
+  600,
+  900,
+  1800,
+  3600,
+  7200,
+  21_600,
+  43_200,
+  86_400,
+]
+  .map((s) => s * 1000);
+
+/**
+ * The default bucket width of a window: the first round width (10 s, 1 min, 5 min ...) that
+ * is no shorter than the sampling interval and cuts the window into at most 360 buckets.
+ */
+export function defaultStep(spanMs: number, intervalMs: number): number {
+  const want = Math.max(intervalMs, Math.floor(spanMs / 360));
+  return NICE_STEPS.find((s) => s >= want) ?? Math.ceil(want / 86_400_000) * 86_400_000;
+}
+
 function timeOf(s: string | undefined, now: number, dflt: number): number {
   if (s === undefined) return dflt;
   if (/^\d{4}-\d\d-\d\d/.test(s)) return Date.parse(s);
@@ -155,10 +186,7 @@ export function historyRoutes(h: HistoryReader): Hono {
           } buckets; at most ${MAX_BUCKETS}: choose a larger step or a shorter window`,
         );
       }
-    } else {
-      const per = Math.ceil(span / 360 / h.intervalMs) * h.intervalMs;
-      step = Math.max(1000, h.intervalMs, per);
-    }
+    } else step = defaultStep(span, h.intervalMs);
     const names = h.match(q.series);
     if (!names.length && !/[.*]$/.test(q.series)) throw new UnknownSeriesError(q.series);
     return answer(c, historyResponseSchema, {

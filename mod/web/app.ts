@@ -1,6 +1,6 @@
 /** The Hono application: security middleware, API under /api, /metrics, pages at /. */
 import { redactBySchema } from "./ui/config_view.ts";
-import { vendorFiles } from "./ui/vendor.ts";
+import { staticType, vendorFiles } from "./ui/vendor.ts";
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -317,10 +317,9 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   const staticFiles: Record<string, [string, string]> = {
     "app.css": ["text/css; charset=utf-8", readStatic("app.css")],
     "app.js": ["text/javascript; charset=utf-8", readStatic("app.js")],
+    "charts.js": ["text/javascript; charset=utf-8", readStatic("charts.js")],
   };
-  for (const [name, src] of vendorFiles()) {
-    staticFiles[name] = ["text/javascript; charset=utf-8", src];
-  }
+  for (const [name, src] of vendorFiles()) staticFiles[name] = [staticType(name), src];
   app.get("/static/:file", (c) => {
     const f = staticFiles[c.req.param("file")];
     if (!f) throw new ApiError(404, "not_found", "no such file");

@@ -4,6 +4,7 @@ import type { Child } from "hono/jsx";
 import type { KwEvent } from "../../events/mod.ts";
 import { EventRows, type PageDeps } from "./page_deps.tsx";
 import { Badge, Progress } from "./layout.tsx";
+import { Chart } from "./chart.tsx";
 import { arr, num, obj, str } from "./data.ts";
 import {
   bypassHealth,
@@ -18,29 +19,6 @@ import {
   type UiHealth,
   worst,
 } from "./health.ts";
-
-/** An SVG sparkline of values 0..max (no inline styles, no scripts). */
-export function Sparkline(p: { values: number[]; max?: number; label: string }): Child {
-  const vs = p.values.length ? p.values : [0];
-  const max = p.max ?? Math.max(1, ...vs);
-  const w = 200, h = 40;
-  const pts = vs.map((v, i) =>
-    `${(vs.length === 1 ? w : (i / (vs.length - 1)) * w).toFixed(1)},${
-      (h - (Math.min(v, max) / max) * (h - 2) - 1).toFixed(1)
-    }`
-  ).join(" ");
-  return (
-    <svg
-      class="spark"
-      viewBox={`0 0 ${w} ${h}`}
-      preserveAspectRatio="none"
-      role="img"
-      aria-label={p.label}
-    >
-      <polyline points={pts} />
-    </svg>
-  );
-}
 
 /** A dashboard card coloured by its state, with the state in words under the title. */
 function Card(
@@ -85,7 +63,6 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
     d.internal<{ events: KwEvent[] }>("/api/events?limit=10"),
   ]);
   const parts = obj(health?.parts);
-  const history = arr(gov?.history).map((h) => num(h.pressure ?? h.value) ?? 0);
   const cards: Record<string, UiHealth | null> = {
     "RAID": storageHealth(storage),
     "load governor": governorHealth(gov),
@@ -128,7 +105,16 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 <p>
                   level <Badge value={str(gov.level)} />
                 </p>
-                <Sparkline values={history} max={1} label="pressure over time" />
+                <Chart
+                  id="chart-dash-pressure"
+                  series="governor.pressure"
+                  title="Pressure, last hour"
+                  empty="no pressure samples yet (the history samples every history.intervalMs)"
+                  height={130}
+                />
+                <p class="muted">
+                  <a href="/charts">every signal against its thresholds, restarts, events, disks</a>
+                </p>
                 <p class="muted">
                   suspended: {arr(gov.suspended).map((s) => str(s.name)).join(", ") || "nothing"}
                 </p>

@@ -47,6 +47,7 @@ export function Layout(p: LayoutProps): Child {
           <link rel="stylesheet" href="/static/app.css" />
           <script src="/static/idiomorph.js" defer></script>
           <script src="/static/app.js" defer></script>
+          <script src="/static/charts.js" defer></script>
         </head>
         <body
           data-live={p.live ? "on" : "off"}

@@ -10,7 +10,16 @@ const require = createRequire(import.meta.url);
 export const VENDOR: Record<string, string> = {
   // idiomorph's classic-script build: defines the global `Idiomorph` used by app.js
   "idiomorph.js": "idiomorph/dist/idiomorph.js",
+  // uPlot's classic-script build (global `uPlot`) and its stylesheet: charts.js loads both
+  // on pages that hold a chart
+  "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
+  "uPlot.min.css": "uplot/dist/uPlot.min.css",
 };
+
+/** Content type of a file under /static/ by its name. */
+export function staticType(name: string): string {
+  return name.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8";
+}
 
 /**
  * The vendored browser files as `[name, source]`, read once from the npm package. A
@@ -27,7 +36,10 @@ export function vendorFiles(): [string, string][] {
         return [name, Deno.readTextFileSync(new URL(`./static/${name}`, import.meta.url))];
       } catch { /* neither */ }
       const why = `keepwire: cannot read npm:${spec} (${e instanceof Error ? e.message : e})`;
-      return [name, `console.warn(${JSON.stringify(why)});\n`];
+      return [
+        name,
+        name.endsWith(".css") ? `/* ${why} */\n` : `console.warn(${JSON.stringify(why)});\n`,
+      ];
     }
   });
 }
