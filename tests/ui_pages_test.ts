@@ -79,6 +79,7 @@ Deno.test("ui pages: a module's declared page is mounted and in the nav; built-i
       "Subsystems",
       "Bypass",
       "Storage",
+      "Charts",
       "HA",
       "Widgets",
       "Alerts",
@@ -90,7 +91,9 @@ Deno.test("ui pages: a module's declared page is mounted and in the nav; built-i
     // every page the nav lists answers, and the module pages are the ones their modules declare
     for (const n of nav) assertEquals((await get(n.href)).status, 200, n.href);
     const declared = rt.modulePages().map((p) => p.path);
-    for (const p of ["/subsystems", "/bypass", "/storage", "/ha", "/alerts", "/update"]) {
+    for (
+      const p of ["/subsystems", "/bypass", "/storage", "/charts", "/ha", "/alerts", "/update"]
+    ) {
       assert(declared.includes(p), `${p} is not declared by a module`);
     }
     assertEquals((await get("/nowhere")).status, 404);

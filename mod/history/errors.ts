@@ -13,16 +13,3 @@ export class HistoryRangeError extends KeepwireError {
     });
   }
 }
-
-/** No series of that exact name is kept (a prefix with no series answers an empty list). */
-export class UnknownSeriesError extends KeepwireError {
-  /** Build. */
-  constructor(series: string) {
-    super(
-      404,
-      "unknown_series",
-      `no history series named ${series} (GET /api/history/series lists them)`,
-      { fields: { series: "unknown series" } },
-    );
-  }
-}

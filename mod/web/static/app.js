@@ -285,7 +285,8 @@ function refreshSoon(delay) {
 // server's sentence from the words table.
 function addEventRow(e) {
   const tbody = document.querySelector("#live-events tbody");
-  if (!tbody) return;
+  // a refresh may already have brought this event's row (two rows with one id break the morph)
+  if (!tbody || document.getElementById("ev-" + e.id)) return;
   const tr = document.createElement("tr");
   tr.id = "ev-" + e.id;
   tr.dataset.id = e.id;
