@@ -81,6 +81,7 @@ Deno.test("ui pages: a module's declared page is mounted and in the nav; built-i
       "Storage",
       "Charts",
       "HA",
+      "Handoff",
       "Widgets",
       "Alerts",
       "Update",

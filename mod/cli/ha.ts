@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest } from "./client.ts";
 import type { HaStatus } from "../ha/mod.ts";
+import { handoffLines, type HandoffOverviewEntry } from "../sdk/handoff.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
@@ -21,8 +22,15 @@ export function registerHaCommands(program: Command): void {
     .action(async (opts: CommonOpts & { json?: boolean }) => {
       const dataDir = await commandDataDir(opts);
       const s = await daemonRequest<HaStatus>(dataDir, "GET", "/api/ha/status");
-      if (opts.json) return printJson(s);
+      // where subsystems' new work goes (queue handoff, mod/sdk)
+      const sdk = await daemonRequest<{ subsystems: HandoffOverviewEntry[] }>(
+        dataDir,
+        "GET",
+        "/api/sdk",
+      ).catch(() => null);
+      if (opts.json) return printJson(sdk ? { ...s, handoff: sdk.subsystems } : s);
       printStatus(s);
+      for (const l of handoffLines(sdk?.subsystems ?? [])) console.log(l);
     });
 
   ha.command("failover")

@@ -51,3 +51,13 @@ export class SdkUnknownGroupError extends KeepwireError {
     super(404, "sdk_unknown_group", `no table group "${group}" declared by this subsystem`);
   }
 }
+
+/** Handoff thresholds that do not hold (names the field). */
+export class SdkHandoffSettingsError extends KeepwireError {
+  /** Build one with the field and what is wrong. */
+  constructor(field: string, reason: string) {
+    super(422, "sdk_invalid_handoff", `handoff: ${field}: ${reason}`, {
+      fields: { [field]: reason },
+    });
+  }
+}

@@ -110,3 +110,22 @@ export class HandoffMachine {
       : "handoff off: new work stays here";
   }
 }
+
+/** One subsystem in GET /api/sdk (what `ha status` prints). */
+export interface HandoffOverviewEntry {
+  /** Subsystem name. */
+  subsystem: string;
+  /** Where its new work goes. */
+  handoff: HandoffState & { to: string; decidedBy: string };
+}
+
+/** `ha status` lines: where each subsystem's new work goes and why. */
+export function handoffLines(subsystems: HandoffOverviewEntry[]): string[] {
+  return subsystems.map((x) => {
+    const h = x.handoff;
+    const s = h.settings;
+    return `handoff ${x.subsystem}: new work → ${h.to || "this node"}${
+      h.target === "peer" ? " (handed off)" : ""
+    }; ${h.reason}${s.enabled ? "" : ` [off; set on the Handoff page]`}`;
+  });
+}

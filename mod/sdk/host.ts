@@ -23,6 +23,7 @@ import { ReplNotPrimaryError } from "../repl/errors.ts";
 import type { NodeInfo, Row, SqlValue, StatementResult, TablesInfo, WriteResult } from "./mod.ts";
 import {
   SdkDeclarationError,
+  SdkHandoffSettingsError,
   SdkNoPrimaryKeyError,
   SdkNotActiveError,
   SdkSqlError,
@@ -818,7 +819,7 @@ export class SdkHost {
     const r = handoffSettingsSchema.safeParse(input);
     if (!r.success) {
       const [f, m] = fieldsOf(r.error);
-      throw new SdkDeclarationError(f, m);
+      throw new SdkHandoffSettingsError(f, m);
     }
     const s = r.data;
     const n = this.node();

@@ -42,6 +42,7 @@ apiDoc("POST", "/api/sdk/:subsystem/handoff", {
   response: handoffViewSchema,
   errors: { 409: "not the active node" },
 });
+import { HANDOFF_PAGE } from "./page.tsx";
 
 /** The SDK module. */
 export interface SdkModule extends Module {
@@ -80,6 +81,7 @@ export function createSdkModule(ctx: ModuleContext, deps: SdkDeps = {}): SdkModu
       node: host.node(),
       subsystems: host.overview(),
     }),
+    pages: () => [HANDOFF_PAGE],
     routes: () => {
       if (routes) return routes;
       const app = new Hono();
