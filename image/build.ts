@@ -3,10 +3,14 @@
  * network beyond the Debian archive (mmdebstrap). A GPT disk in a plain file:
  *
  *   p1 bios      1 MiB   GRUB core.img (BIOS boot partition; boot.img in the MBR points at it)
- *   p2 boot     16 MiB   FAT: grub.cfg (A/B with boot counting, RAUC's GRUB scheme) + grubenv
+ *   p2 boot     16 MiB   EFI system partition (FAT): grub.cfg (A/B with boot counting, RAUC's
+ *                        GRUB scheme), grubenv, and GRUB for UEFI at EFI/BOOT/BOOTX64.EFI
  *   p3 rootfs_a 640 MiB  ext4 (mke2fs -d): Debian minbase + systemd + kernel + keepwire
  *   p4 rootfs_b 640 MiB  empty until the first update
  *   p5 data     128 MiB  ext4, mounted at /var/lib/keepwire (keepwire's data directory)
+ *
+ * The same disk boots on BIOS (MBR boot.img → core.img) and on UEFI (the firmware's removable-
+ * media path EFI/BOOT/BOOTX64.EFI); both GRUBs read the one grub.cfg and grubenv on p2.
  *
  * `deno task image --bundle` writes a signed `.kwb` of the rootfs instead (for the updater).
  * The Debian base (mmdebstrap) is cached under image/out/cache/ by its package list; outputs are
@@ -39,7 +43,8 @@ export const COMPATIBLE = "keepwire-qemu-x86_64";
 /** Partition layout: name, size in MiB, GPT type. */
 export const LAYOUT = [
   { name: "bios", mib: 1, type: "21686148-6449-6E6F-744E-656564454649" },
-  { name: "boot", mib: 16, type: "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" },
+  // EFI system partition: UEFI firmware looks for EFI/BOOT/BOOTX64.EFI on it
+  { name: "boot", mib: 16, type: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" },
   { name: "rootfs_a", mib: 640, type: "0FC63DAF-8483-4772-8E79-3D69D8477DE4" },
   { name: "rootfs_b", mib: 640, type: "0FC63DAF-8483-4772-8E79-3D69D8477DE4" },
   { name: "data", mib: 128, type: "0FC63DAF-8483-4772-8E79-3D69D8477DE4" },
@@ -61,6 +66,8 @@ export const TOOLS: Record<string, string> = {
 };
 /** GRUB's BIOS images (not a tool on PATH). */
 export const GRUB_I386 = "/usr/lib/grub/i386-pc";
+/** GRUB's x86_64 UEFI modules (not a tool on PATH). */
+export const GRUB_EFI = "/usr/lib/grub/x86_64-efi";
 
 /** The error of a build that cannot start or failed; its message says what to do. */
 export class ImageError extends Error {}
@@ -89,6 +96,11 @@ export async function missingTools(
     await Deno.stat(join(GRUB_I386, "boot.img"));
   } catch {
     missing.push(`${GRUB_I386}/boot.img (apt-get install grub-pc-bin)`);
+  }
+  try {
+    await Deno.stat(join(GRUB_EFI, "linux.mod"));
+  } catch {
+    missing.push(`${GRUB_EFI}/linux.mod (apt-get install grub-efi-amd64-bin)`);
   }
   return missing;
 }
@@ -236,6 +248,10 @@ RequiresMountsFor=/var/lib/keepwire /boot/grub
 CacheDirectory=keepwire
 Environment=DENO_DIR=/var/cache/keepwire
 Environment=NO_COLOR=1
+# keepwire's own lines (warnings and worse, with their <N> priority prefix) also on the serial
+# console: what a technician at the box, or a test reading the console, sees of a crash
+StandardOutput=journal+console
+StandardError=journal+console
 `;
 
 /** networkd: DHCP on every ethernet port (qemu user networking). */
@@ -450,7 +466,24 @@ export async function makeExt4(dir: string, out: string, label: string, mib = 0)
   return size;
 }
 
-/** The FAT boot partition: grub.cfg and a grubenv (factory state: slot A only). */
+/** GRUB modules both boot images carry (BIOS core.img, UEFI BOOTX64.EFI) besides the disk one. */
+const GRUB_MODULES = [
+  "part_gpt",
+  "fat",
+  "ext2",
+  "normal",
+  "linux",
+  "loadenv",
+  "test",
+  "echo",
+  "serial",
+  "terminal",
+  "configfile",
+  "reboot",
+  "halt",
+];
+
+/** The FAT boot partition (the ESP): grub.cfg, a grubenv (factory state: slot A only), UEFI GRUB. */
 async function makeBootFat(out: string, work: string): Promise<void> {
   await Deno.remove(out).catch(() => {});
   await sh("mkfs.vfat", ["-n", "BOOT", "-C", out, String(16 * 1024 - 64)]);
@@ -461,6 +494,23 @@ async function makeBootFat(out: string, work: string): Promise<void> {
   await sh("grub-editenv", [env, "create"]);
   await sh("grub-editenv", [env, "set", "ORDER=A B", "A_OK=1", "A_TRY=0", "B_OK=0", "B_TRY=0"]);
   await sh("mcopy", ["-i", out, cfg, env, "::/"]);
+  // GRUB for UEFI at the removable-media path: no NVRAM boot entry is needed; its prefix is
+  // this partition, so it reads the same grub.cfg and grubenv as the BIOS GRUB
+  const efi = join(work, "BOOTX64.EFI");
+  await sh("grub-mkimage", [
+    "-O",
+    "x86_64-efi",
+    "-o",
+    efi,
+    "-p",
+    // with the path spelled out: an EFI GRUB given a device only appends the directory it was
+    // loaded from (EFI/BOOT) and finds no grub.cfg
+    "(hd0,gpt2)/",
+    ...GRUB_MODULES,
+    "efi_gop",
+  ]);
+  await sh("mmd", ["-i", out, "::/EFI", "::/EFI/BOOT"]);
+  await sh("mcopy", ["-i", out, efi, "::/EFI/BOOT/BOOTX64.EFI"]);
 }
 
 /** GRUB core.img for the BIOS boot partition; its prefix is the FAT boot partition. */
@@ -473,19 +523,7 @@ async function makeCoreImg(out: string): Promise<Uint8Array> {
     "-p",
     "(hd0,gpt2)",
     "biosdisk",
-    "part_gpt",
-    "fat",
-    "ext2",
-    "normal",
-    "linux",
-    "loadenv",
-    "test",
-    "echo",
-    "serial",
-    "terminal",
-    "configfile",
-    "reboot",
-    "halt",
+    ...GRUB_MODULES,
   ]);
   return await Deno.readFile(out);
 }

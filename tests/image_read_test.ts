@@ -1,6 +1,7 @@
 /**
  * The appliance image read back without booting it: GPT partitions (sfdisk --json), the MBR
- * boot code pointing at core.img, grub.cfg and grubenv on the FAT boot partition (mtools), and
+ * boot code pointing at core.img, grub.cfg, grubenv and UEFI GRUB on the EFI system partition
+ * (mtools), and
  * inside rootfs A (debugfs): the unit, its drop-in, fstab, the config (valid against the
  * schema, slots by partition label, grubenv backend). Builds the image with the cached Debian
  * base (image/out/cache; the first build downloads it from the Debian archive).
@@ -57,6 +58,8 @@ Deno.test({
       assertEquals(parts.map((p) => p.name), LAYOUT.map((p) => p.name));
       assertEquals(parts.map((p) => p.size), LAYOUT.map((p) => p.mib * 2048));
       assertEquals(parts[0].type, "21686148-6449-6E6F-744E-656564454649");
+      // the boot partition is the EFI system partition (UEFI firmware searches it)
+      assertEquals(parts[1].type, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
       const at = (n: string) => parts.find((p) => p.name === n)!.start * 512;
 
       // MBR: GRUB boot.img with the core.img sector; core.img's blocklist continues after it
@@ -87,6 +90,12 @@ Deno.test({
       }
       assertStringIncludes(cfg, "root=PARTLABEL=rootfs_a rw rauc.slot=A");
       assertStringIncludes(cfg, "root=PARTLABEL=rootfs_b rw rauc.slot=B");
+      // GRUB for UEFI at the removable-media path, an x86-64 PE image ("MZ", machine 0x8664)
+      await run("mcopy", ["-i", fat, "::/EFI/BOOT/BOOTX64.EFI", join(dir, "bootx64.efi")]);
+      const pe = await Deno.readFile(join(dir, "bootx64.efi"));
+      assertEquals([pe[0], pe[1]], [0x4d, 0x5a]);
+      const peOff = new DataView(pe.buffer).getUint32(0x3c, true);
+      assertEquals(new DataView(pe.buffer).getUint16(peOff + 4, true), 0x8664);
       await run("mcopy", ["-i", fat, "::/grubenv", join(dir, "grubenv")]);
       const env = await Deno.readFile(join(dir, "grubenv"));
       assertEquals(env.length, 1024);

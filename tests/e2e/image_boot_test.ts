@@ -1,7 +1,9 @@
 /**
  * The appliance image booted in qemu (BIOS, GRUB, Debian, systemd, keepwire): KVM when a Linux
  * guest really runs under it, TCG otherwise; serial console captured to a file; user networking
- * with one host forward on 127.0.0.1. Across real reboots of one VM:
+ * with one host forward on 127.0.0.1. First a copy of the factory image boots on UEFI firmware
+ * (OVMF: the firmware finds GRUB at EFI/BOOT/BOOTX64.EFI on the EFI system partition) to
+ * keepwire's health; then, across real reboots of one VM on BIOS:
  *   1. factory image 1.0.0 boots slot A; /api/health answers through the forward;
  *   2. a signed bundle of a changed rootfs (1.1.0) is installed through the API into slot B and
  *      activated; the VM reboots into B, keepwire passes its health gate and commits B;
@@ -30,6 +32,14 @@ async function has(cmd: string): Promise<boolean> {
 
 const reasons: string[] = [];
 if (!(await has(QEMU))) reasons.push(`${QEMU} missing (apt-get install qemu-system-x86)`);
+/** UEFI firmware for qemu (code read-only, a copy of the variable store per boot). */
+const OVMF = { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/usr/share/OVMF/OVMF_VARS_4M.fd" };
+try {
+  await Deno.stat(OVMF.code);
+  await Deno.stat(OVMF.vars);
+} catch {
+  reasons.push(`${OVMF.code} missing (apt-get install ovmf)`);
+}
 reasons.push(...(await missingTools()).map((m) => `missing ${m}`));
 if (Deno.uid() !== 0) reasons.push("needs root (mmdebstrap --mode=root, chroot)");
 if (reasons.length) console.error(`image_boot_test: ignored: ${reasons.join("; ")}`);
@@ -149,30 +159,48 @@ Deno.test({
       const port = (l.addr as Deno.NetAddr).port;
       l.close();
       const base = `http://127.0.0.1:${port}`;
-      const tBoot = Date.now();
-      qemu = new Deno.Command(QEMU, {
-        args: [
-          ...(kvm ? ["-enable-kvm"] : ["-accel", "tcg"]),
-          "-m",
-          "1024",
-          "-smp",
-          "2",
-          "-display",
-          "none",
-          "-monitor",
-          "none",
-          "-drive",
-          `file=${img},format=raw,if=virtio`,
-          "-netdev",
-          `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:8080`,
-          "-device",
-          "virtio-net-pci,netdev=n0",
-          "-serial",
-          `file:${serial}`,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      /** One VM on `disk`; UEFI firmware (OVMF) when `varsFile` is given, BIOS otherwise. */
+      const startVm = (disk: string, varsFile?: string) =>
+        new Deno.Command(QEMU, {
+          args: [
+            ...(kvm ? ["-enable-kvm"] : ["-accel", "tcg"]),
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            ...(varsFile
+              ? [
+                "-drive",
+                `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF.code}`,
+                "-drive",
+                `if=pflash,format=raw,unit=1,file=${varsFile}`,
+              ]
+              : []),
+            "-drive",
+            `file=${disk},format=raw,if=virtio`,
+            "-netdev",
+            `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:8080`,
+            "-device",
+            "virtio-net-pci,netdev=n0",
+            "-serial",
+            `file:${serial}`,
+          ],
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+      const stopVm = async () => {
+        if (!qemu) return;
+        try {
+          qemu.kill("SIGKILL");
+        } catch { /* exited */ }
+        await qemu.status;
+        await qemu.stderr.cancel().catch(() => {});
+        qemu = undefined;
+      };
       const auth = { authorization: `Bearer ${token}` };
       const serialText = () => Deno.readTextFile(serial).catch(() => "");
       const api = async (path: string, init: RequestInit = {}) => {
@@ -222,7 +250,26 @@ Deno.test({
       const bootsSeen = async () =>
         ((await serialText()).match(/keepwire: booting slot [AB]/g) ?? []).map((s) => s.slice(-1));
 
-      // 1. factory boot
+      // 0. UEFI: a copy of the factory image on OVMF, to keepwire's health
+      const efiDisk = join(dir, "uefi.img");
+      await run("cp", ["--sparse=always", img, efiDisk]);
+      const efiVars = join(dir, "uefi-vars.fd");
+      await Deno.copyFile(OVMF.vars, efiVars);
+      const tEfi = Date.now();
+      qemu = startVm(efiDisk, efiVars);
+      await healthy();
+      const efiReadyS = (Date.now() - tEfi) / 1000;
+      const efiSerial = await serialText();
+      assert(/efi: EFI v/.test(efiSerial), "the kernel did not see UEFI firmware");
+      assert(/keepwire: booting slot A/.test(efiSerial), "UEFI GRUB did not run the A/B script");
+      log(`UEFI boot to keepwire ready: ${efiReadyS.toFixed(0)} s (${kvm ? "KVM" : "TCG"})`);
+      await stopVm();
+      await Deno.remove(efiDisk);
+      await Deno.writeTextFile(serial, "");
+
+      // 1. factory boot (BIOS)
+      const tBoot = Date.now();
+      qemu = startVm(img);
       await healthy();
       const bootToReadyS = (Date.now() - tBoot) / 1000;
       log(`boot to keepwire ready: ${bootToReadyS.toFixed(0)} s (${kvm ? "KVM" : "TCG"})`);
