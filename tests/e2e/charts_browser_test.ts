@@ -264,8 +264,18 @@ Deno.test({
         "the live refresh replaced the chart's canvas",
       );
       // the window picker redraws every chart over 6 h
+      const drawnAt = await page.getAttribute("#chart-events", "data-drawn");
       await page.click("button[data-window='6h']");
       await page.waitForSelector("button[data-window='6h'].active");
+      await pageUntil(
+        page,
+        `document.getElementById("chart-events").dataset.drawn !== ${JSON.stringify(drawnAt)}`,
+        15_000,
+      );
+      // every chart still shows something over 6 h (one bucket of a minute, perhaps)
+      for (const c of (await page.evaluate(PROBE)) as ChartState[]) {
+        assert(c.drawn && c.values > 0, `6 h: ${JSON.stringify(c)}`);
+      }
       await page.screenshot({ path: `${SHOTS}charts-03-live-6h-desktop.png`, fullPage: true });
 
       assertEquals(

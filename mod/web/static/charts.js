@@ -187,7 +187,8 @@
   // A counter's newest bucket is still filling (it would read as a drop): not drawn.
   function completeBuckets(body) {
     const n = body.times.length;
-    if (!n || !body.series.some((s) => s.kind === "counter")) return body;
+    // (the only bucket is drawn all the same: something, not "nothing recorded")
+    if (n < 2 || !body.series.some((s) => s.kind === "counter")) return body;
     if (body.times[n - 1] + body.step <= body.until) return body;
     return {
       ...body,
@@ -232,10 +233,14 @@
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
       scales: {
-        // one bucket alone: a minute either side rather than years
+        // one bucket alone: a bucket either side (uPlot would span years)
         x: {
           time: true,
-          range: (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]),
+          range: (u, min, max) => {
+            if (st.single === null) return [min, max];
+            const pad = Math.max(60, (st.step || 60_000) / 1000);
+            return [st.single - pad, st.single + pad];
+          },
         },
         y: {
           // from 0, and high enough to show the first threshold line
@@ -344,6 +349,8 @@
           : "",
       );
       caption(el, body);
+      st.step = body.step;
+      st.single = body.times.length === 1 ? body.times[0] / 1000 : null;
       const key = keyOf(body);
       if (!st.u || st.key !== key) {
         st.key = key;
@@ -380,7 +387,15 @@
 
   function attach(el) {
     if (charts.has(el)) return;
-    const st = { u: null, key: "", timer: null, busy: false, intervalMs: 10_000 };
+    const st = {
+      u: null,
+      key: "",
+      timer: null,
+      busy: false,
+      intervalMs: 10_000,
+      step: 0,
+      single: null,
+    };
     charts.set(el, st);
     if (window.ResizeObserver) {
       let last = 0;
