@@ -26,7 +26,7 @@ import { type BenchRow, percentile } from "./types.ts";
 const SECRET = "bench-secret-0123456789";
 
 function pair(dir: string, fill?: (a: RigNode) => void): HttpRigPair {
-  return httpRigPair(dir, { path: "/repl", serverSecret: SECRET, extra: { batchMs: 50 }, fill });
+  return httpRigPair(dir, { serverSecret: SECRET, extra: { batchMs: 50 }, fill });
 }
 
 const fmt = (n: number, d = 2) => n.toFixed(d);

@@ -13,10 +13,11 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { Hono } from "hono";
 import { Store } from "../mod/store/mod.ts";
 import { Replicator } from "../mod/repl/mod.ts";
-import { HttpTransport, replRoutes } from "../mod/repl/http.ts";
+import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "../mod/repl/http.ts";
+import { createPeerFetch, peerRoutes } from "../mod/ha/peer.ts";
+import { systemClock } from "../mod/module.ts";
 import type { ChaosResult, ChaosScenario } from "./types.ts";
 
 const SECRET = "chaos-repl-secret-0123456789";
@@ -42,8 +43,16 @@ function engine(dir: string): { store: Store; repl: Replicator } {
 async function runStandby(dir: string): Promise<void> {
   const { repl } = engine(dir);
   repl.demote();
-  const app = new Hono();
-  app.route("/repl", replRoutes(repl, { secret: SECRET }));
+  const app = peerRoutes({
+    secret: SECRET,
+    pairId: "chaos-pair",
+    clock: systemClock,
+    health: () => {
+      throw new Error("no health here");
+    },
+    onRefused: () => {},
+    mounts: [replPeerMount(repl)],
+  });
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -57,7 +66,17 @@ async function runStandby(dir: string): Promise<void> {
 
 async function runPrimary(dir: string, url: string, mode: string): Promise<void> {
   const { store, repl } = engine(dir);
-  repl.setTransport(new HttpTransport({ baseUrl: url, secret: SECRET }));
+  repl.setTransport(
+    new HttpTransport({
+      baseUrl: url,
+      fetch: createPeerFetch({
+        secret: SECRET,
+        pairId: "chaos-pair",
+        node: "primary",
+        clock: systemClock,
+      }),
+    }),
+  );
   if (mode === "resume") repl.resume();
   else repl.promote();
   let next = Number(
@@ -136,7 +155,7 @@ export const scenario: ChaosScenario = {
       const ready = await sl.next();
       const m = /^READY (\d+)$/.exec(ready.value ?? "");
       if (!m) throw new Error(`standby did not start: ${ready.value}`);
-      const url = `http://127.0.0.1:${m[1]}/repl`;
+      const url = `http://127.0.0.1:${m[1]}${REPL_PEER_PREFIX}`;
       for (let k = 0; k < kills; k++) {
         // every other restart resumes its epoch (log replay), the others promote (resync)
         primary = spawn(["primary", pdir, url, k % 2 ? "resume" : "promote"]);

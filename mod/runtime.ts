@@ -32,6 +32,7 @@ import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { createHaModule, type HaModule, haReaders } from "./ha/mod.ts";
 import { createSdkModule, type SdkModule } from "./sdk/module.ts";
+import { createReplModule, type ReplModule } from "./repl/mod.ts";
 import { createAlertModule } from "./alert/mod.ts";
 import "./runtime_events.ts";
 import { adminExists, startupLines } from "./log/announce.ts";
@@ -274,6 +275,13 @@ export class Runtime implements RuntimeView {
     return this.#wired?.get("governor").admission();
   }
 
+  /** Replication's gate around API changes (when replication runs). */
+  writeGate(): { before(): void; after(): Promise<boolean> } | undefined {
+    const r = this.#wired?.get("repl");
+    if (!r) return undefined;
+    return { before: () => r.admit(), after: () => r.barrier() };
+  }
+
   /** Extra UI live-refresh delay under load (ms). */
   uiThrottleMs(): number {
     return this.#wired?.get("governor").uiThrottleMs() ?? 0;
@@ -367,6 +375,8 @@ interface Wired {
   update: UpdateModule;
   governor: GovernorModule;
   sdk: SdkModule;
+  ha: HaModule;
+  repl: ReplModule;
 }
 
 /** One line of the module list: a name and how to build the module from its wiring. */
@@ -464,6 +474,11 @@ const MODULES: readonly ModuleEntry[] = [
       }),
       health: () => w.rt.health(),
       watchdog: w.get("watchdog"),
+    })),
+  entry("repl", (w) =>
+    createReplModule(w.ctx, {
+      peer: w.get("ha").peerAccess,
+      onBuilt: (r) => w.get("sdk").host.setReplication(r),
     })),
   entry("alert", (w) => createAlertModule(w.ctx)),
   entry("history", (w) => createHistoryModule(w.ctx, { sources: () => w.rt.historySources() })),

@@ -458,10 +458,11 @@ Deno.test("repl: the standby refuses writes to replicated tables (clear error), 
 Deno.test("repl: tables registered at run time replicate; a standby that lacks one refuses its frames until it registers", async () => {
   const p = await rigPair();
   try {
-    for (const n of [p.a, p.b]) {
+    await p.a.repl.write("config", addUser(1)); // the fresh standby is resynced first
+    // the module's migration runs on both nodes (the standby first here)
+    for (const n of [p.b, p.a]) {
       n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
     }
-    await p.a.repl.write("config", addUser(1)); // the fresh standby is resynced first
     p.a.repl.addTables("config", ["late"]);
     const w = await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'a')"));
     assertEquals(w.replicated, false, "the standby does not know the table yet");

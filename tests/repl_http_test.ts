@@ -7,7 +7,6 @@ const SECRET = "test-secret-0123456789";
 async function httpPair(secret = SECRET, now?: () => number) {
   const dir = await Deno.makeTempDir({ prefix: "kw-repl-http-" });
   const p = httpRigPair(dir, {
-    path: "/api/repl",
     serverSecret: SECRET,
     clientSecret: secret,
     now,
@@ -25,7 +24,7 @@ async function httpPair(secret = SECRET, now?: () => number) {
 const addUser = (id: number) => (db: DatabaseSync) =>
   db.prepare("INSERT INTO users (id, name, role) VALUES (?, ?, 'op')").run(id, `u${id}`);
 
-Deno.test("repl http: frames and a streamed snapshot over HTTP, sync writes confirmed", async () => {
+Deno.test("repl http: frames and a streamed snapshot over the peer link, sync writes confirmed", async () => {
   const p = await httpPair();
   try {
     // some bulk first, so the snapshot streams in several chunks
@@ -46,7 +45,7 @@ Deno.test("repl http: frames and a streamed snapshot over HTTP, sync writes conf
   }
 });
 
-Deno.test("repl http: a wrong secret or a stale signature is refused (401) and nothing applied", async () => {
+Deno.test("repl http: on the peer link, a wrong secret or a stale signature is refused (401) and nothing applied", async () => {
   for (
     const [name, secret, now] of [
       ["wrong secret", "another-secret-0123456789", undefined],
@@ -60,7 +59,7 @@ Deno.test("repl http: a wrong secret or a stale signature is refused (401) and n
       await until(() => p.a.repl.status().link === "down", `${name}: link down`);
       const lost = p.a.events.find((e) => e.kind === "repl.standby_lost");
       assert(
-        lost && String(lost.payload.reason).includes("unauthorized"),
+        lost && String(lost.payload.reason).includes("the peer refused this node (401"),
         `${name}: ${lost?.payload.reason}`,
       );
       assertEquals(count(p.b, "users"), 0, name);

@@ -8,8 +8,9 @@ import {
   type ReplOptions,
   tableDigest,
 } from "../mod/repl/mod.ts";
-import { Hono } from "hono";
-import { HttpTransport, replRoutes } from "../mod/repl/http.ts";
+import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "../mod/repl/http.ts";
+import { createPeerFetch, peerRoutes } from "../mod/ha/peer.ts";
+import { systemClock } from "../mod/module.ts";
 
 /** The appliance-like schema the tests replicate. */
 export const RIG_MIGRATIONS: string[] = [
@@ -124,12 +125,13 @@ export interface HttpRigPair {
 }
 
 /**
- * Build a pair in `dir`: `b` demoted, its replication routes served under `path` with
- * `serverSecret`; `a` promoted and sending to them (base URL with a trailing slash) with
- * `clientSecret` (default: the server's) and clock `now`. `fill` runs on `a` before promotion.
+ * Build a pair in `dir` linked as in production: `b` demoted, its replication routes
+ * mounted on a peer link (the HA peer link's routes and authentication) with pair secret
+ * `serverSecret`; `a` promoted and sending through the link's signing fetch with
+ * `clientSecret` (default: the server's) and clock `now`. `fill` runs on `a` before
+ * promotion.
  */
 export function httpRigPair(dir: string, opts: {
-  path: string;
   serverSecret: string;
   clientSecret?: string;
   now?: () => number;
@@ -140,14 +142,27 @@ export function httpRigPair(dir: string, opts: {
   const b = rigNode(dir, "b", opts.extra);
   opts.fill?.(a);
   b.repl.demote();
-  const app = new Hono();
-  app.route(opts.path, replRoutes(b.repl, { secret: opts.serverSecret }));
+  const app = peerRoutes({
+    secret: opts.serverSecret,
+    pairId: "pair-test",
+    clock: systemClock,
+    health: () => {
+      throw new Error("no health here");
+    },
+    onRefused: () => {},
+    mounts: [replPeerMount(b.repl)],
+  });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const clock = opts.now ? { ...systemClock, now: opts.now } : systemClock;
   a.repl.setTransport(
     new HttpTransport({
-      baseUrl: `http://127.0.0.1:${server.addr.port}${opts.path}/`,
-      secret: opts.clientSecret ?? opts.serverSecret,
-      now: opts.now,
+      baseUrl: `http://127.0.0.1:${server.addr.port}${REPL_PEER_PREFIX}`,
+      fetch: createPeerFetch({
+        secret: opts.clientSecret ?? opts.serverSecret,
+        pairId: "pair-test",
+        node: "a",
+        clock,
+      }),
     }),
   );
   a.repl.promote();

@@ -9,6 +9,7 @@ import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./co
 import { daemonRequest } from "./client.ts";
 import type { HaStatus } from "../ha/mod.ts";
 import { handoffLines, type HandoffOverviewEntry } from "../sdk/handoff.ts";
+import type { ReplModuleStatus } from "../repl/mod.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
@@ -28,9 +29,18 @@ export function registerHaCommands(program: Command): void {
         "GET",
         "/api/sdk",
       ).catch(() => null);
-      if (opts.json) return printJson(sdk ? { ...s, handoff: sdk.subsystems } : s);
+      const replication = await daemonRequest<ReplModuleStatus>(dataDir, "GET", "/api/repl/status")
+        .catch(() => null);
+      if (opts.json) {
+        return printJson({
+          ...s,
+          ...(sdk ? { handoff: sdk.subsystems } : {}),
+          ...(replication ? { replication } : {}),
+        });
+      }
       printStatus(s);
       for (const l of handoffLines(sdk?.subsystems ?? [])) console.log(l);
+      if (replication) printReplication(replication);
     });
 
   ha.command("failover")
@@ -132,4 +142,31 @@ function printStatus(s: HaStatus): void {
   for (const h of s.history.slice(-5)) {
     console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
   }
+}
+
+function printReplication(r: ReplModuleStatus): void {
+  if (!r.enabled) {
+    console.log(`replication: off (${r.reason ?? "not configured"})`);
+    return;
+  }
+  const mode = r.syncMode === "sync" ? "sync (writes wait for the standby)" : "async";
+  console.log(
+    `replication: ${r.role}, epoch ${r.epoch}, ${
+      r.role === "primary" ? `last seq ${r.seq}, acked ${r.acked}` : `last applied seq ${r.seq}`
+    }, mode ${mode}` +
+      (r.role === "primary"
+        ? `, standby ${r.link === "up" ? "up" : r.link === "down" ? "GONE" : "unknown"}, lag ${
+          r.lagMs ?? 0
+        } ms, ${r.pending ?? 0} frames pending`
+        : "") +
+      (r.resync
+        ? `, RESYNC ${
+          Math.floor((r.resync.bytes / Math.max(1, r.resync.total)) * 100)
+        }% of ${r.resync.total} bytes`
+        : ""),
+  );
+  if (r.config) {
+    console.log(`synced configuration: version ${r.config.version}, hash ${r.config.hash}`);
+  }
+  if (r.reason) console.log(`replication problem: ${r.reason}`);
 }

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { formatNetwork, inPrefix, isIpv4, isNetworkOrBroadcast, parseCidr } from "./net.ts";
+import { replConfigSchema } from "../repl/config.ts";
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 /** Linux interface names: up to 15 bytes, no `/`, whitespace or `:`. */
@@ -233,6 +234,9 @@ const baseSchema = z.strictObject({
   }).optional().describe(
     "mutual monitoring over the peer link (HMAC with the pair secret; no TLS yet)",
   ),
+  replication: replConfigSchema.optional().describe(
+    "replicate the store's shared tables to the standby over the peer link (docs/ha.md, Replication)",
+  ),
   witness: haWitnessSchema.optional().describe(
     "corosync-qnetd witness: quorum decides who may be active (needs ha.peerLink)",
   ),
@@ -334,6 +338,9 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
     );
   }
   if (ha.syncLink !== undefined) syncLinkProblems(ha, own, add);
+  if (ha.replication?.enabled && ha.peerLink === undefined) {
+    add(["replication"], "needs ha.peerLink (replication travels on the peer link)");
+  }
   if (ha.witness !== undefined) {
     const w = ha.witness;
     const bad = hostCheck(w.host);

@@ -50,10 +50,12 @@ import {
 import type { CorosyncWitnessOptions, WitnessFactory } from "./witness.ts";
 import { WitnessDriver } from "./witness_driver.ts";
 import {
+  createPeerFetch,
   PEER_HEALTH_PATH,
   PEER_PROTOCOL,
   type PeerHealth,
   PeerMonitor,
+  type PeerMount,
   type PeerRefusal,
   peerRoutes,
 } from "./peer.ts";
@@ -106,6 +108,14 @@ export interface HaModule extends Module, HaApi {
   evaluate(): TrackView | null;
   /** Poll the peer now (tests; the module polls every ha.peerLink.intervalMs). */
   pollPeer(): Promise<void>;
+  /** The peer link lent to replication (mod/repl: PeerLinkAccess). */
+  readonly peerAccess: {
+    mount(m: PeerMount): void;
+    fetch(): typeof fetch | null;
+    peerOrigin(): string | null;
+    pairId(): string;
+    role(): string;
+  };
 }
 
 /** What the HA module is wired with besides its context. */
@@ -187,6 +197,15 @@ class HaModuleImpl implements HaModule {
   #peerServer: Deno.HttpServer | null = null;
   #peerListening: string | null = null;
   #peerUrl = "";
+  #mounts: PeerMount[] = [];
+  #peerFetch: typeof fetch | null = null;
+  readonly peerAccess = {
+    mount: (m: PeerMount) => void this.#mounts.push(m),
+    fetch: () => this.#peerFetch,
+    peerOrigin: () => this.#peerUrl ? new URL(this.#peerUrl).origin : null,
+    pairId: () => this.#pairId(),
+    role: () => this.#machine.role as string,
+  };
   // failover: manual
   #peerKnown = false;
   #peerSeenActive = false;
@@ -378,6 +397,7 @@ class HaModuleImpl implements HaModule {
       pairId: this.#pairId(),
       clock: this.#ctx.clock,
       health: () => this.#peerHealth(),
+      mounts: this.#mounts,
       onRefused: (reason, detail) => {
         inbound++;
         this.#peer?.countInbound();
@@ -412,6 +432,12 @@ class HaModuleImpl implements HaModule {
         severity,
         payload: { node, peer: peerName, ...payload } as EventMap[K],
       });
+    this.#peerFetch = createPeerFetch({
+      secret: link.secret,
+      pairId: this.#pairId(),
+      node,
+      clock: this.#ctx.clock,
+    });
     this.#peer = new PeerMonitor({
       clock: this.#ctx.clock,
       url: this.#peerUrl,

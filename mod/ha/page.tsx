@@ -10,6 +10,7 @@ import type { Child } from "hono/jsx";
 import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
 import type { HaStatus } from "./types.ts";
+import type { ReplModuleStatus } from "../repl/module.ts";
 
 /** The HA page body. */
 export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
@@ -26,6 +27,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
     );
   }
   const t = s.track;
+  const r = await d.internal<ReplModuleStatus>("/api/repl/status");
   return (
     <>
       <h1>High availability</h1>
@@ -141,6 +143,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
             {String(s.policy.advertMs)} ms · dual actives seen {String(s.dualActive.count)}
           </p>
         </div>
+        {replicationCard(r)}
       </div>
       <h2>Last role changes</h2>
       <table>
@@ -179,3 +182,50 @@ export const HA_PAGE: ModulePage = {
   order: 400,
   render: haPage,
 };
+
+/** Replication as this node sees it (GET /api/repl/status). */
+function replicationCard(r: ReplModuleStatus | null): Child {
+  if (!r || !r.enabled) {
+    return (
+      <div class="card" data-repl="off">
+        <h2>Replication</h2>
+        <p class="muted">off{r?.reason ? `: ${r.reason}` : ""} (ha.replication)</p>
+      </div>
+    );
+  }
+  const primary = r.role === "primary";
+  return (
+    <div class="card" data-repl={r.role} data-repl-link={r.link}>
+      <h2>
+        Replication <Badge value={r.role ?? "idle"} />
+      </h2>
+      <p>
+        epoch {String(r.epoch)} · {primary ? "last seq" : "last applied seq"} {String(r.seq)}
+        {primary ? ` · acked ${r.acked}` : ""} · mode {r.syncMode}
+      </p>
+      {primary
+        ? (
+          <p>
+            standby {r.link === "up" ? "up" : r.link === "down" ? "GONE" : "unknown"} · lag{" "}
+            {String(r.lagMs ?? 0)} ms · {String(r.pending ?? 0)} frames pending
+          </p>
+        )
+        : null}
+      {r.resync
+        ? (
+          <p data-repl-resync>
+            resync: {String(r.resync.bytes)} / {String(r.resync.total)} bytes
+          </p>
+        )
+        : null}
+      {r.config
+        ? (
+          <p class="muted">
+            synced configuration: version {String(r.config.version)} · hash{" "}
+            <code>{r.config.hash}</code>
+          </p>
+        )
+        : null}
+    </div>
+  );
+}

@@ -12,6 +12,14 @@
  * recorded answer cannot be replayed to the client. Stand-in for certificates made at
  * pairing time; no TLS yet (docs/ha.md, Not built yet).
  *
+ * Other modules mount their routes on the link ({@link PeerMount}; replication mounts
+ * `/peer/v1/repl`): every request to them passes the same authentication, and every
+ * answer is signed the same way. A streamed request body (a replication snapshot) is
+ * not hashed whole before it is handed on: the request says `x-kw-peer-body: stream`,
+ * the signature covers its `x-kw-peer-meta` header instead, and only paths a mount
+ * declares `streamed` accept it (the route checks the stream against the meta itself).
+ * {@link createPeerFetch} is the client side of all of this.
+ *
  * {@link PeerMonitor} polls the peer and turns what it learns into `ha.peer_lost`,
  * `ha.peer_degraded`, `ha.peer_recovered`, `ha.peer_version`; an answer that is not
  * signed, does not parse, names another pair or an incompatible protocol is refused,
@@ -38,7 +46,29 @@ const H = {
   time: "x-kw-peer-time",
   nonce: "x-kw-peer-nonce",
   auth: "x-kw-peer-auth",
+  body: "x-kw-peer-body",
+  meta: "x-kw-peer-meta",
 } as const;
+
+/** Header a streamed request carries its description in (signed instead of the body). */
+export const PEER_META_HEADER = H.meta;
+/** Header marking a streamed request body (`stream`). */
+export const PEER_BODY_HEADER = H.body;
+
+/** What is signed for a streamed body: its meta header, never the bytes. */
+function streamDigestInput(meta: string): string {
+  return `stream\n${meta}`;
+}
+
+/** Routes another module serves on the peer link (behind its authentication). */
+export interface PeerMount {
+  /** Path prefix, e.g. `/peer/v1/repl`. */
+  prefix: string;
+  /** Handles a request whose path starts with `prefix` (full path kept). */
+  fetch: (req: Request) => Response | Promise<Response>;
+  /** Full paths that take a streamed body (see the module doc). */
+  streamed?: string[];
+}
 
 function sha(b: Uint8Array | string): string {
   return createHash("sha256").update(b).digest("hex");
@@ -69,7 +99,7 @@ export function signPeerRequest(
 }
 
 /** The answer's signature, bound to the request's nonce. */
-export function signPeerAnswer(secret: string, nonce: string, body: string): string {
+export function signPeerAnswer(secret: string, nonce: string, body: string | Uint8Array): string {
   return hmac(secret, `answer\n${nonce}\n${sha(body)}`);
 }
 
@@ -138,6 +168,8 @@ export interface PeerServerOptions {
   health: () => PeerHealth;
   /** A refused request (counted and journalled by the caller). */
   onRefused: (reason: PeerRefusal, detail: string) => void;
+  /** Routes of other modules (read per request: mounts added later are served). */
+  mounts?: readonly PeerMount[];
 }
 
 /** The peer link's routes (its own listener serves them). */
@@ -158,10 +190,17 @@ export function peerRoutes(o: PeerServerOptions): Hono {
     if (!/^\d{1,16}$/.test(time) || !/^[A-Za-z0-9_-]{16,64}$/.test(nonce) || !auth) {
       return refuse("unauthenticated", "missing or malformed authentication headers", 401);
     }
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    const path = new URL(c.req.url).pathname;
+    const streamed = h(H.body) === "stream";
+    if (streamed && !(o.mounts ?? []).some((m) => m.streamed?.includes(path))) {
+      return refuse("malformed", `${path} takes no streamed body`, 401);
+    }
+    const body = streamed
+      ? streamDigestInput(h(H.meta))
+      : new Uint8Array(await c.req.arrayBuffer());
     const want = signPeerRequest(o.secret, {
       method: c.req.method,
-      path: new URL(c.req.url).pathname,
+      path,
       time,
       nonce,
       pair,
@@ -179,16 +218,97 @@ export function peerRoutes(o: PeerServerOptions): Hono {
     }
     if (!nonces.add(nonce, now)) return refuse("replay", `nonce ${nonce} seen before`, 401);
     await next();
+    // every answer is signed, bound to the request's nonce
+    const res = c.res;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const headers = new Headers(res.headers);
+    headers.set(H.auth, signPeerAnswer(o.secret, nonce, bytes));
+    c.res = undefined;
+    c.res = new Response(bytes, { status: res.status, headers });
   });
   app.get(PEER_HEALTH_PATH, (c) => {
-    const nonce = c.req.header(H.nonce) ?? "";
     const body = JSON.stringify(o.health());
-    return c.body(body, 200, {
-      "content-type": "application/json",
-      [H.auth]: signPeerAnswer(o.secret, nonce, body),
-    });
+    return c.body(body, 200, { "content-type": "application/json" });
+  });
+  app.all("*", async (c) => {
+    const path = new URL(c.req.url).pathname;
+    const m = (o.mounts ?? []).find((m) => path === m.prefix || path.startsWith(m.prefix + "/"));
+    if (!m) return c.json({ error: { code: "not_found", message: `no route ${path}` } }, 404);
+    const raw = c.req.raw;
+    if (c.req.header(H.body) === "stream") return await m.fetch(raw);
+    // the body was read for the signature: hand on a request that carries it again
+    const body = ["GET", "HEAD"].includes(raw.method) ? undefined : await c.req.arrayBuffer();
+    return await m.fetch(new Request(raw.url, { method: raw.method, headers: raw.headers, body }));
   });
   return app;
+}
+
+/** Options of {@link createPeerFetch}. */
+export interface PeerFetchOptions {
+  /** The pair secret. */
+  secret: string;
+  /** The pair id. */
+  pairId: string;
+  /** This node's id. */
+  node: string;
+  /** Time for the request stamp. */
+  clock: Clock;
+  /** The underlying fetch (default: global fetch). */
+  fetch?: typeof fetch;
+}
+
+/**
+ * A `fetch` that authenticates to the peer link like {@link PeerMonitor} does and
+ * refuses (throws) an answer that is not signed with the pair secret for this request.
+ * A body given as a stream must come with `x-kw-peer-body: stream` and its
+ * `x-kw-peer-meta`; other bodies must be bytes or a string.
+ */
+export function createPeerFetch(o: PeerFetchOptions): typeof fetch {
+  const base = o.fetch ?? fetch;
+  return async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const method = (init.method ?? "GET").toUpperCase();
+    const headers = new Headers(init.headers);
+    let digestInput: Uint8Array | string;
+    if (headers.get(H.body) === "stream") {
+      digestInput = streamDigestInput(headers.get(H.meta) ?? "");
+    } else if (init.body === undefined || init.body === null) digestInput = "";
+    else if (typeof init.body === "string") digestInput = init.body;
+    else if (init.body instanceof Uint8Array) digestInput = init.body;
+    else throw new TypeError("peer fetch: body must be bytes, a string, or a declared stream");
+    const time = String(o.clock.now());
+    const nonce = crypto.randomUUID().replaceAll("-", "");
+    headers.set(H.time, time);
+    headers.set(H.nonce, nonce);
+    headers.set(H.pair, o.pairId);
+    headers.set(H.node, o.node);
+    headers.set(
+      H.auth,
+      signPeerRequest(o.secret, {
+        method,
+        path: url.pathname,
+        time,
+        nonce,
+        pair: o.pairId,
+        node: o.node,
+      }, digestInput),
+    );
+    const res = await base(url, { ...init, method, headers });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (res.status === 401 || res.status === 403) {
+      throw new Error(
+        `the peer refused this node (${res.status}: ${
+          new TextDecoder().decode(bytes).slice(0, 200)
+        })`,
+      );
+    }
+    if (!sameHex(res.headers.get(H.auth) ?? "", signPeerAnswer(o.secret, nonce, bytes))) {
+      throw new Error(
+        `answer from ${url.host} not signed with the pair secret (HTTP ${res.status})`,
+      );
+    }
+    return new Response(bytes, { status: res.status, headers: res.headers });
+  };
 }
 
 /** What the monitor knows about the peer. */

@@ -1,23 +1,22 @@
 /**
- * Replication over HTTP: {@link HttpTransport} (the primary's side, over `fetch`) and
- * {@link replRoutes} (a Hono app the standby mounts, e.g. under `/api/repl` on the HA
- * peer link).
+ * Replication over HTTP on the HA peer link: {@link HttpTransport} (the primary's side)
+ * and {@link replRoutes} / {@link replPeerMount} (the standby's routes, mounted on the
+ * peer link under `/peer/v1/repl`).
  *
- * Authentication here is a stand-in until pairing credentials exist: every request
- * carries `x-kw-repl-time` and `x-kw-repl-auth`, an HMAC-SHA256 with the pair's shared
- * secret over `time \n path \n sha256(body or snapshot meta)`; requests more than
- * `maxSkewMs` off the receiver's clock are refused (a replay window, not a nonce). The
- * peer link is meant to add HTTPS with mutual authentication around it.
+ * There is ONE authentication scheme, the peer link's (mod/ha/peer.ts): the transport
+ * sends through the link's signing fetch (`createPeerFetch`), the routes are reached only
+ * through the link's authenticating middleware, and every answer is signed by it. These
+ * routes authenticate nothing themselves: never serve them anywhere else.
  *
  * Routes: `POST /frames` (octet-stream body of frames back to back → {@link ReplAck}),
- * `POST /snapshot` (streamed octet-stream body, meta in `x-kw-repl-meta` as base64url
- * JSON → {@link ReplAck}).
+ * `POST /snapshot` (streamed octet-stream body; its meta, base64url JSON, in
+ * `x-kw-peer-meta`, which the link signs in place of the streamed bytes; the engine
+ * checks the bytes against the meta's SHA-256) → {@link ReplAck}).
  * @module
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { Buffer } from "node:buffer";
+import { PEER_BODY_HEADER, PEER_META_HEADER, type PeerMount } from "../ha/peer.ts";
 import { MAX_FRAME_BYTES } from "./frame.ts";
 import {
   type ReplAck,
@@ -61,17 +60,10 @@ const metaSchema = z.strictObject({
   })).max(100_000),
 });
 
-const AUTH = "x-kw-repl-auth";
-const TIME = "x-kw-repl-time";
-const META = "x-kw-repl-meta";
+const META = PEER_META_HEADER;
 
-function sign(secret: string, time: string, path: string, digest: string): string {
-  return createHmac("sha256", secret).update(`${time}\n${path}\n${digest}`).digest("hex");
-}
-
-function sha(b: Uint8Array | string): string {
-  return createHash("sha256").update(b).digest("hex");
-}
+/** Where the peer link serves replication. */
+export const REPL_PEER_PREFIX = "/peer/v1/repl";
 
 function b64url(s: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(s))).replaceAll("+", "-")
@@ -85,14 +77,10 @@ function unb64url(s: string): string {
 
 /** Options of {@link HttpTransport}. */
 export interface HttpTransportOptions {
-  /** Base URL of the standby's mounted routes, e.g. `https://10.0.0.2:8443/api/repl`. */
+  /** Base URL of the standby's mounted routes, e.g. `http://10.0.0.2:7440/peer/v1/repl`. */
   baseUrl: string;
-  /** The pair's shared secret (stand-in for pairing credentials). */
-  secret: string;
-  /** fetch to use (the peer link's client with its TLS settings; default global fetch). */
-  fetch?: typeof fetch;
-  /** Injected time (ms). */
-  now?: () => number;
+  /** The peer link's authenticating fetch (`createPeerFetch`). */
+  fetch: typeof fetch;
 }
 
 /** The primary's side over HTTP. */
@@ -101,25 +89,14 @@ export class HttpTransport implements ReplTransport {
 
   /** Build one. */
   constructor(o: HttpTransportOptions) {
-    if (o.secret.length < 16) throw new Error("replication secret: at least 16 characters");
-    this.#o = {
-      ...o,
-      fetch: o.fetch ?? ((input, init) => fetch(input, init)),
-      now: o.now ?? Date.now,
-      baseUrl: o.baseUrl.replace(/\/+$/, ""),
-    };
+    this.#o = { ...o, baseUrl: o.baseUrl.replace(/\/+$/, "") };
   }
 
   /** POST frames; the answer is the standby's ack. */
   async sendFrames(body: Uint8Array, signal?: AbortSignal): Promise<ReplAck> {
-    const time = String(this.#o.now());
     return await this.#post(
       "/frames",
-      {
-        "content-type": "application/octet-stream",
-        [TIME]: time,
-        [AUTH]: sign(this.#o.secret, time, "/frames", sha(body)),
-      },
+      { "content-type": "application/octet-stream" },
       body as Uint8Array<ArrayBuffer>,
       signal,
     );
@@ -131,7 +108,6 @@ export class HttpTransport implements ReplTransport {
     chunks: AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
   ): Promise<ReplAck> {
-    const time = String(this.#o.now());
     const m = JSON.stringify(meta);
     const it = chunks[Symbol.asyncIterator]();
     const stream = new ReadableStream<Uint8Array>({
@@ -145,9 +121,8 @@ export class HttpTransport implements ReplTransport {
       "/snapshot",
       {
         "content-type": "application/octet-stream",
-        [TIME]: time,
+        [PEER_BODY_HEADER]: "stream",
         [META]: b64url(m),
-        [AUTH]: sign(this.#o.secret, time, "/snapshot", sha(m)),
       },
       stream,
       signal,
@@ -184,72 +159,40 @@ export class HttpTransport implements ReplTransport {
   }
 }
 
-/** Options of {@link replRoutes}. */
-export interface ReplRoutesOptions {
-  /** The pair's shared secret. */
-  secret: string;
-  /** Refuse requests whose time is further than this from ours (default 30 s). */
-  maxSkewMs?: number;
-  /** Injected time (ms). */
-  now?: () => number;
-}
-
 /**
- * The standby's routes, to mount on the peer link: each request is authenticated, then
- * handed to `receiver`. Unauthenticated requests get 401 and are never looked at.
+ * The standby's routes (under any prefix): each request is handed to `receiver`.
+ * Authentication is the peer link's; see the module doc.
  */
-export function replRoutes(receiver: ReplReceiver, o: ReplRoutesOptions): Hono {
-  const maxSkew = o.maxSkewMs ?? 30_000;
-  const now = o.now ?? Date.now;
+export function replRoutes(receiver: ReplReceiver): Hono {
   const app = new Hono();
-  const unauthorized = (message: string) =>
-    Response.json(
-      { ok: false, epoch: 0, seq: 0, reason: "unauthorized", message } satisfies ReplAck,
-      { status: 401 },
-    );
-  const check = (req: Request, path: string, digest: string): string | null => {
-    const time = req.headers.get(TIME) ?? "";
-    const auth = req.headers.get(AUTH) ?? "";
-    if (!/^\d{1,16}$/.test(time)) return `missing or bad ${TIME}`;
-    if (Math.abs(now() - Number(time)) > maxSkew) {
-      return `${TIME} is off by more than ${maxSkew} ms`;
-    }
-    const want = Buffer.from(sign(o.secret, time, path, digest), "hex");
-    const got = /^[0-9a-f]{64}$/.test(auth) ? Buffer.from(auth, "hex") : Buffer.alloc(0);
-    if (got.length !== want.length || !timingSafeEqual(got, want)) return "bad signature";
-    return null;
-  };
   app.post("/frames", async (c) => {
     const len = Number(c.req.header("content-length") ?? "0");
     if (len > MAX_FRAME_BYTES) {
       return c.json({ ok: false, epoch: 0, seq: 0, message: "body too large" }, 413);
     }
     const body = new Uint8Array(await c.req.arrayBuffer());
-    const bad = check(c.req.raw, "/frames", sha(body));
-    if (bad) return unauthorized(bad);
-    const ack = receiver.receiveFrames(body);
-    return c.json(ack);
+    if (body.length > MAX_FRAME_BYTES) {
+      return c.json({ ok: false, epoch: 0, seq: 0, message: "body too large" }, 413);
+    }
+    return c.json(receiver.receiveFrames(body));
   });
   app.post("/snapshot", async (c) => {
-    const raw = c.req.header(META) ?? "";
-    let metaText: string;
-    try {
-      metaText = unb64url(raw);
-    } catch {
-      return unauthorized(`bad ${META}`);
-    }
-    const bad = check(c.req.raw, "/snapshot", sha(metaText));
-    if (bad) return unauthorized(bad);
     let meta: SnapshotMeta;
     try {
-      meta = metaSchema.parse(JSON.parse(metaText));
+      meta = metaSchema.parse(JSON.parse(unb64url(c.req.header(META) ?? "")));
     } catch (e) {
       return c.json({ ok: false, epoch: 0, seq: 0, message: `bad snapshot meta: ${e}` }, 400);
     }
     const body = c.req.raw.body;
     if (!body) return c.json({ ok: false, epoch: 0, seq: 0, message: "no body" }, 400);
-    const ack = await receiver.receiveSnapshot(meta, body);
-    return c.json(ack);
+    return c.json(await receiver.receiveSnapshot(meta, body));
   });
   return app;
+}
+
+/** The routes as a mount of the peer link (`/peer/v1/repl`, snapshot streamed). */
+export function replPeerMount(receiver: ReplReceiver, prefix = REPL_PEER_PREFIX): PeerMount {
+  const app = new Hono().basePath(prefix);
+  app.route("/", replRoutes(receiver));
+  return { prefix, fetch: (req) => app.fetch(req), streamed: [`${prefix}/snapshot`] };
 }

@@ -73,6 +73,11 @@ export interface RuntimeView {
   uiThrottleMs?(): number;
   /** HTTP admission control of the load governor (first middleware), if any. */
   admission?(): MiddlewareHandler | undefined;
+  /**
+   * Replication's gate around API changes: `before` refuses a change up front (a `refuse`
+   * sync group without its standby), `after` waits until the standby applied it.
+   */
+  writeGate?(): { before(): void; after(): Promise<boolean> } | undefined;
 }
 
 /** Health of one part. */
@@ -242,6 +247,16 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   );
   app.use("*", csrfGuard());
   app.use("*", authMiddleware({ users, bus: view.bus, tls }));
+  const gate = view.writeGate?.();
+  if (gate) {
+    // a change through the API is answered once the standby has it (sync replication)
+    app.use("/api/*", async (c, next) => {
+      if (c.req.method === "GET" || c.req.method === "HEAD") return await next();
+      gate.before();
+      await next();
+      if (c.res.status < 400) await gate.after();
+    });
+  }
   // Body bounds, after auth (which refuses anonymous requests without reading a byte):
   // small on public routes, larger once signed in; a route that declared "stream"
   // (bundle upload) bounds its own octet stream, but JSON or form bodies never escape.

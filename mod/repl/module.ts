@@ -1,0 +1,327 @@
+/**
+ * The replication module: the runtime's one line builds it; it builds the
+ * {@link Replicator} from `ha.replication` and the registry, mounts the standby's routes
+ * on the HA peer link, sends to the peer through the link's authenticated fetch, and
+ * follows the HA role (`ha.role_changed`): active → primary (a new epoch, or the same
+ * one when only this process restarted), anything else → standby (replicated tables
+ * read-only; a returning ex-primary's tail is set aside when the new primary's snapshot
+ * comes).
+ *
+ * Built once the runtime has started (`runtime.started`): by then every module's
+ * migrations have run, so every registered table exists. Tables registered later (an
+ * SDK subsystem) are added as they come.
+ * @module
+ */
+import { Hono } from "hono";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import type { Module, ModuleContext, PartHealth } from "../module.ts";
+import type { MetricFamily } from "../web/metrics.ts";
+import type { PeerMount } from "../ha/peer.ts";
+import { Replicator, type ReplStatus, tableDigest, type WriteResult } from "./engine.ts";
+import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
+import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
+import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
+import { ReplNotPrimaryError } from "./errors.ts";
+import "./events.ts";
+
+/** What the HA module lends replication: its peer link. */
+export interface PeerLinkAccess {
+  /** Serve routes on the peer link (behind its authentication). */
+  mount(m: PeerMount): void;
+  /** The link's authenticating fetch, or null without a peer link. */
+  fetch(): typeof fetch | null;
+  /** The peer's link origin (`http://10.0.0.2:7440`), or null. */
+  peerOrigin(): string | null;
+  /** The pair id. */
+  pairId(): string;
+  /** This node's HA role now. */
+  role(): string;
+}
+
+/** Dependencies of {@link createReplModule}. */
+export interface ReplDeps {
+  /** The HA module's peer link (absent: replication off). */
+  peer?: PeerLinkAccess;
+  /** Registry (default: the process's). */
+  registry?: ReplRegistry;
+  /** Called once the engine is built (the SDK host replicates its tables through it). */
+  onBuilt?: (r: Replicator) => void;
+}
+
+/** Status for `ha status`, the HA page and `/api/repl/status`. */
+export interface ReplModuleStatus extends Partial<ReplStatus> {
+  /** Replication configured and built. */
+  enabled: boolean;
+  /** Why it is off, when it is. */
+  reason?: string;
+  /** Replicated tables → group. */
+  tables?: Record<string, string>;
+  /** Groups and their durability. */
+  groups?: Record<string, Required<GroupSpec>>;
+  /** `sync` when any group is sync (writes wait for the standby), else `async`. */
+  syncMode?: "sync" | "async";
+  /** The synced configuration: version (last seq made/applied) and a hash of the config group's rows. */
+  config?: { version: number; hash: string };
+}
+
+/** The module's API for other modules (the web's write barrier, the SDK). */
+export interface ReplModule extends Module {
+  /** The engine, once built. */
+  readonly replicator: Replicator | null;
+  /** Replicated write in one transaction (see {@link Replicator.write}). */
+  write<T>(group: string, fn: Parameters<Replicator["write"]>[1]): Promise<WriteResult<T>>;
+  /** Refuse a change up front when a `refuse` sync group has lost its standby. */
+  admit(): void;
+  /** Wait until the standby applied what the store's connection changed (see Replicator.barrier). */
+  barrier(): Promise<boolean>;
+  /** Status. */
+  status(): ReplModuleStatus;
+}
+
+/** Build the module (one line in the runtime). */
+export function createReplModule(ctx: ModuleContext, deps: ReplDeps = {}): ReplModule {
+  return new ReplModuleImpl(ctx, deps);
+}
+
+class ReplModuleImpl implements ReplModule {
+  readonly name = "repl";
+  #ctx: ModuleContext;
+  #deps: ReplDeps;
+  #repl: Replicator | null = null;
+  #unsubs: (() => void)[] = [];
+  #off: string | null = null;
+  #firstRole = true;
+  #buildError: string | null = null;
+
+  constructor(ctx: ModuleContext, deps: ReplDeps) {
+    this.#ctx = ctx;
+    this.#deps = deps;
+  }
+
+  get replicator(): Replicator | null {
+    return this.#repl;
+  }
+
+  #registry(): ReplRegistry {
+    return this.#deps.registry ?? replRegistry;
+  }
+
+  start(): Promise<void> {
+    const ha = this.#ctx.config.ha;
+    const rc = ha.replication;
+    if (!ha.enabled) this.#off = "ha is not enabled";
+    else if (!rc || !rc.enabled) this.#off = "ha.replication is not configured";
+    else if (!this.#deps.peer || !ha.peerLink) this.#off = "no peer link (ha.peerLink)";
+    if (this.#off) return Promise.resolve();
+    // the standby's side is reachable from the start; it answers not_standby until built
+    const receiver: ReplReceiver = {
+      receiveFrames: (body) => this.#repl?.receiveFrames(body) ?? notReady(),
+      receiveSnapshot: (meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>) =>
+        this.#repl ? this.#repl.receiveSnapshot(meta, chunks) : Promise.resolve(notReady()),
+    };
+    this.#deps.peer!.mount(replPeerMount(receiver));
+    this.#unsubs.push(
+      this.#ctx.bus.subscribe((e) => {
+        if (e.kind === "runtime.started") this.#build();
+      }, { kindPrefix: "runtime." }),
+      this.#ctx.bus.subscribe((e) => {
+        if (e.kind !== "ha.role_changed" || !this.#repl) return;
+        this.#follow(String((e.payload as { to?: unknown }).to));
+      }, { kindPrefix: "ha." }),
+    );
+    return Promise.resolve();
+  }
+
+  #build(): void {
+    if (this.#repl || this.#off) return;
+    const rc = this.#ctx.config.ha.replication!;
+    const peer = this.#deps.peer!;
+    const reg = this.#registry();
+    const groups = reg.groups();
+    for (const [n, g] of Object.entries(rc.groups)) groups[n] = g as GroupSpec;
+    try {
+      const origin = peer.peerOrigin();
+      const f = peer.fetch();
+      this.#repl = new Replicator({
+        db: this.#ctx.store.db,
+        pairId: peer.pairId(),
+        groups,
+        tables: reg.tables(),
+        tailDir: join(this.#ctx.config.dataDir, "repl", "tails"),
+        stagingDir: join(this.#ctx.config.dataDir, "repl"),
+        transport: origin && f
+          ? new HttpTransport({ baseUrl: origin + REPL_PEER_PREFIX, fetch: f })
+          : undefined,
+        bus: this.#ctx.bus,
+        clock: this.#ctx.clock,
+        batchMs: rc.batchMs,
+        ackTimeoutMs: rc.ackTimeoutMs,
+      });
+    } catch (e) {
+      this.#buildError = (e as Error).message;
+      return;
+    }
+    this.#unsubs.push(reg.onRegister((group, tables) => {
+      try {
+        const spec = rc.groups[group] ?? reg.groups()[group];
+        this.#repl?.addTables(group, tables, spec);
+      } catch (e) {
+        this.#buildError = (e as Error).message;
+      }
+    }));
+    this.#follow(peer.role());
+    try {
+      this.#deps.onBuilt?.(this.#repl);
+    } catch (e) {
+      this.#buildError = `tables declared through the SDK: ${(e as Error).message}`;
+    }
+  }
+
+  #follow(role: string): void {
+    const r = this.#repl!;
+    const first = this.#firstRole;
+    if (role === "stopped") return;
+    this.#firstRole = false;
+    if (role === "active") {
+      if (r.status().role === "primary") return;
+      // a restart of this process with no failover between keeps the epoch (resume
+      // decides: only when this node was the primary of the epoch it is at)
+      if (first) r.resume();
+      else r.promote();
+      return;
+    }
+    if (r.status().role !== "standby") r.demote();
+  }
+
+  stop(): Promise<void> {
+    for (const u of this.#unsubs.splice(0)) u();
+    if (this.#ctx.store.db.isOpen) this.#repl?.stop();
+    return Promise.resolve();
+  }
+
+  health(): PartHealth {
+    if (this.#off) return { ok: true, essential: false, detail: `off: ${this.#off}` };
+    if (this.#buildError) return { ok: false, essential: false, detail: this.#buildError };
+    const s = this.#repl?.status();
+    if (!s) return { ok: true, essential: false, detail: "waiting for the runtime to start" };
+    if (s.role === "primary" && s.link === "down") {
+      return { ok: false, essential: false, detail: `standby gone; ${s.pending} frames pending` };
+    }
+    return { ok: true, essential: false, detail: `${s.role}, epoch ${s.epoch}, seq ${s.seq}` };
+  }
+
+  write<T>(group: string, fn: Parameters<Replicator["write"]>[1]): Promise<WriteResult<T>> {
+    if (!this.#repl) throw new ReplNotPrimaryError("not replicating");
+    return this.#repl.write(group, fn) as Promise<WriteResult<T>>;
+  }
+
+  admit(): void {
+    this.#repl?.admit();
+  }
+
+  async barrier(): Promise<boolean> {
+    return this.#repl ? await this.#repl.barrier() : false;
+  }
+
+  status(): ReplModuleStatus {
+    if (this.#off) return { enabled: false, reason: this.#off };
+    if (!this.#repl) return { enabled: false, reason: this.#buildError ?? "starting" };
+    const s = this.#repl.status();
+    const groups = this.#repl.groups();
+    const tables = Object.fromEntries(
+      this.#repl.tables.map((t) => [t, this.#repl!.tableGroup(t) ?? ""]),
+    );
+    const h = createHash("sha256");
+    for (const t of Object.keys(tables).filter((t) => tables[t] === "config").sort()) {
+      h.update(`${t}:${tableDigest(this.#ctx.store.db, t)}\n`);
+    }
+    return {
+      enabled: true,
+      ...s,
+      ...(this.#buildError ? { reason: this.#buildError } : {}),
+      tables,
+      groups,
+      syncMode: Object.values(groups).some((g) => g.durability === "sync") ? "sync" : "async",
+      config: { version: s.seq, hash: h.digest("hex").slice(0, 16) },
+    };
+  }
+
+  routes(): Hono {
+    const app = new Hono();
+    app.get("/repl/status", (c) => c.json(this.status()));
+    return app;
+  }
+
+  metrics(): MetricFamily[] {
+    const s = this.#repl?.status();
+    if (!s) return [];
+    const roles = ["primary", "standby", "idle"] as const;
+    return [
+      {
+        name: "repl_role",
+        help: "replication role of this node (1 for the current one)",
+        type: "gauge",
+        samples: roles.map((r) => ({ labels: { role: r }, value: s.role === r ? 1 : 0 })),
+      },
+      {
+        name: "repl_epoch",
+        help: "replication epoch",
+        type: "gauge",
+        samples: [{ value: s.epoch }],
+      },
+      {
+        name: "repl_seq",
+        help: "primary: last frame made; standby: last frame applied",
+        type: "gauge",
+        samples: [{ value: s.seq }],
+      },
+      {
+        name: "repl_acked_seq",
+        help: "last frame the standby confirmed (primary)",
+        type: "gauge",
+        samples: [{ value: s.acked }],
+      },
+      {
+        name: "repl_pending_frames",
+        help: "frames made and not confirmed by the standby",
+        type: "gauge",
+        samples: [{ value: s.pending }],
+      },
+      {
+        name: "repl_lag_seconds",
+        help: "age of the oldest change the standby has not confirmed",
+        type: "gauge",
+        samples: [{ value: s.lagMs / 1000 }],
+      },
+      {
+        name: "repl_link_up",
+        help: "1 when the standby answers (primary)",
+        type: "gauge",
+        samples: [{ value: s.link === "up" ? 1 : 0 }],
+      },
+      {
+        name: "repl_resync_bytes",
+        help: "bytes of the snapshot being installed so far (standby; 0 when none)",
+        type: "gauge",
+        samples: [{ value: s.resync?.bytes ?? 0 }],
+      },
+      {
+        name: "repl_resync_total_bytes",
+        help: "size of the snapshot being installed (standby; 0 when none)",
+        type: "gauge",
+        samples: [{ value: s.resync?.total ?? 0 }],
+      },
+    ];
+  }
+}
+
+function notReady(): ReplAck {
+  return {
+    ok: false,
+    epoch: 0,
+    seq: 0,
+    reason: "not_standby",
+    message: "replication is not running yet on this node",
+  };
+}

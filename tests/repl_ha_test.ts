@@ -1,0 +1,223 @@
+/**
+ * Replication wired to the HA role: two nodes, each an HA module (fake keepalived) and
+ * a replication module on its own store, linked by the HA peer link over real HTTP on
+ * loopback. The active's writes reach the standby; the standby refuses writes to
+ * replicated tables; a failover promotes the other node (new epoch) and replication
+ * turns round; status, config hash and metrics on both.
+ */
+import { validateConfig } from "../mod/config/mod.ts";
+import { EventBus, type KwEvent } from "../mod/events/mod.ts";
+import { Store } from "../mod/store/mod.ts";
+import { setInterfaceCheck } from "../mod/ha/config.ts";
+import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
+import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
+import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import {
+  createReplModule,
+  replicaRefusal,
+  type ReplModule,
+  ReplReadOnlyError,
+  ReplRegistry,
+} from "../mod/repl/mod.ts";
+import { Users } from "../mod/web/users.ts";
+import { systemClock } from "../mod/module.ts";
+import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
+import { until } from "./repl_rig.ts";
+
+const SECRET = "pair-secret-0123456789";
+
+class FakeEngine implements Engine {
+  pid: number | null = null;
+  config = "fake";
+  constructor(public ev: EngineEvents) {}
+  start(): Promise<{ pid: number }> {
+    this.pid = 4242;
+    return Promise.resolve({ pid: 4242 });
+  }
+  stop(): Promise<void> {
+    this.pid = null;
+    return Promise.resolve();
+  }
+  writeTrack(): void {}
+  line(state: string, prio: number): void {
+    this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+interface Node {
+  id: string;
+  store: Store;
+  ha: HaModule;
+  repl: ReplModule;
+  users: Users;
+  engine: FakeEngine;
+  events: KwEvent[];
+  stop(): Promise<void>;
+}
+
+async function node(
+  dir: string,
+  id: "n1" | "n2",
+  ports: { own: number; peer: number },
+  replication: Record<string, unknown> = {},
+): Promise<Node> {
+  const prev = setInterfaceCheck(() => true);
+  const own = id === "n1" ? "10.232.0.11" : "10.232.0.12";
+  let config;
+  try {
+    config = validateConfig({
+      dataDir: `${dir}/${id}`,
+      ha: {
+        enabled: true,
+        node: { id, priority: id === "n1" ? 150 : 100, address: `${own}/24` },
+        interface: "kwtest0",
+        virtualAddresses: ["10.232.0.50/24"],
+        peers: [{ address: id === "n1" ? "10.232.0.12" : "10.232.0.11" }],
+        peerLink: { secret: SECRET, pairId: "lab", intervalMs: 200 },
+        replication: { batchMs: 10, ackTimeoutMs: 1500, ...replication },
+      },
+    });
+  } finally {
+    setInterfaceCheck(prev);
+  }
+  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  const bus = new EventBus({ journal: store });
+  const events: KwEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const users = new Users(store); // the auth tables (replicated: users, tokens)
+  const ctx = { config, store, bus, clock: systemClock };
+  let engine!: FakeEngine;
+  const ha = createHaModule(ctx, {
+    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
+    peerListen: { hostname: "127.0.0.1", port: ports.own },
+    peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
+  });
+  const repl = createReplModule(ctx, { peer: ha.peerAccess, registry: new ReplRegistry() });
+  await ha.start();
+  await repl.start();
+  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
+  return {
+    id,
+    store,
+    ha,
+    repl,
+    users,
+    engine,
+    events,
+    async stop() {
+      if (!store.db.isOpen) return;
+      await repl.stop();
+      await ha.stop();
+      store.close();
+    },
+  };
+}
+
+async function pair(replication: Record<string, unknown> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "kw-repl-ha-" });
+  const p1 = freePort();
+  const p2 = freePort();
+  const n1 = await node(dir, "n1", { own: p1, peer: p2 }, replication);
+  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, replication);
+  return {
+    n1,
+    n2,
+    async close() {
+      await n1.stop();
+      await n2.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+Deno.test("repl + ha: the active's writes reach the standby; the standby refuses replicated writes; failover turns replication round", async () => {
+  const p = await pair();
+  const { n1, n2 } = p;
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await until(() => n1.repl.status().role === "primary", "n1 primary");
+    await until(() => n2.repl.status().role === "standby", "n2 standby");
+    assertEquals(n1.repl.status().epoch, 1);
+    // shared settings and a user, written the way the API writes them, then the barrier
+    n1.store.setSetting("ui", { refreshMs: 2000, banner: "pair" });
+    n1.store.setSetting("ha.maintenance", { on: false, by: "n1" }); // node-local
+    await n1.users.createUser("ops", "correct horse battery", "admin");
+    assertEquals(await n1.repl.barrier(), true, "the standby confirmed the changes");
+    assertEquals(n2.store.getSetting("ui"), { refreshMs: 2000, banner: "pair" });
+    assertEquals(n2.store.getSetting("ha.maintenance"), undefined, "node-local never syncs");
+    assertEquals(n2.users.list().map((u) => u.name), ["ops"]);
+    // both show the same synced configuration
+    const s1 = n1.repl.status(), s2 = n2.repl.status();
+    assertEquals(s2.config, s1.config);
+    assertEquals(s1.syncMode, "sync");
+    assertEquals([s1.link, s2.role, s2.seq], ["up", "standby", s1.seq]);
+    // the standby refuses a replicated write, clearly; its own settings stay writable
+    let err: unknown;
+    try {
+      n2.store.setSetting("ui", { refreshMs: 9000 });
+    } catch (e) {
+      err = e;
+    }
+    const mapped = replicaRefusal(err);
+    assert(mapped instanceof ReplReadOnlyError, String(err));
+    assert(mapped.message.includes('"settings"'), mapped.message);
+    assertThrows(() => n2.users.delete("ops"));
+    n2.store.setSetting("ha.maintenance", { on: false, by: "n2" });
+    assertEquals(n2.store.getSetting("ui"), { refreshMs: 2000, banner: "pair" });
+    // metrics
+    const names = n1.repl.metrics!().map((f) => f.name);
+    for (const m of ["repl_role", "repl_epoch", "repl_lag_seconds", "repl_acked_seq"]) {
+      assert(names.includes(m), m);
+    }
+    // failover: n1 goes to fault, n2 becomes active → n2 primary of epoch 2, n1 standby
+    n1.engine.line("FAULT", 0);
+    n2.engine.line("MASTER", 100);
+    await until(() => n2.repl.status().role === "primary", "n2 primary");
+    await until(() => n1.repl.status().role === "standby", "n1 standby");
+    assertEquals(n2.repl.status().epoch, 2);
+    n2.store.setSetting("ui", { refreshMs: 3000, banner: "after failover" });
+    assertEquals(await n2.repl.barrier(), true);
+    await until(() => n1.repl.status().epoch === 2, "n1 resynced to epoch 2");
+    assertEquals(n1.store.getSetting("ui"), { refreshMs: 3000, banner: "after failover" });
+    assertEquals(n1.users.list().map((u) => u.name), ["ops"]);
+    assertEquals(n1.store.getSetting("ha.maintenance"), { on: false, by: "n1" });
+    assertEquals(n1.repl.status().config, n2.repl.status().config);
+    assert(n2.events.some((e) => e.kind === "repl.promoted"));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl + ha: a sync group set to refuse refuses changes while the standby is gone; continue goes on locally with an event", async () => {
+  const p = await pair({ groups: { config: { durability: "sync", onStandbyLost: "refuse" } } });
+  const { n1, n2 } = p;
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await until(() => n2.repl.status().role === "standby", "n2 standby");
+    n1.store.setSetting("ui", { refreshMs: 1000 });
+    assertEquals(await n1.repl.barrier(), true);
+    await n2.stop(); // the standby is gone
+    n1.store.setSetting("ui", { refreshMs: 1100 });
+    assertEquals(await n1.repl.barrier(), false, "not confirmed without a standby");
+    await until(() => n1.repl.status().link === "down", "link down");
+    assert(n1.events.some((e) => e.kind === "repl.standby_lost"));
+    let refused: unknown;
+    try {
+      n1.repl.admit();
+    } catch (e) {
+      refused = e;
+    }
+    assertEquals((refused as { code?: string })?.code, "repl_standby_lost");
+  } finally {
+    await p.close();
+  }
+});
