@@ -116,6 +116,8 @@ export interface HaLab {
   signalNode(n: NodeName, signal: Deno.Signal): void;
   /** POST to a node's API. */
   post(n: NodeName, path: string, body: unknown): Promise<unknown>;
+  /** Any request to a node's API (through its control socket); a refusal throws DaemonError. */
+  request(n: NodeName, method: string, path: string, body?: unknown): Promise<unknown>;
   /** Wait until a node reports `role` (throws with both nodes' states after `ms`). */
   waitRole(n: NodeName, role: string, ms?: number): Promise<void>;
   /** The node's switch port down or up (its cable pulled). */
@@ -598,6 +600,7 @@ export async function createHaLab(
     },
     status,
     post: (n, path, body) => daemonRequest(dataDir(n), "POST", path, body),
+    request: (n, method, path, body) => daemonRequest(dataDir(n), method, path, body),
     async waitRole(n, role, ms = 20_000) {
       const end = Date.now() + ms;
       while (Date.now() < end) {
