@@ -13,12 +13,14 @@
  * @module
  */
 import { Hono } from "hono";
+import { z } from "zod";
+import { apiDoc, statusDoc } from "../web/openapi.ts";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import type { PeerMount } from "../ha/peer.ts";
-import { Replicator, type ReplStatus, tableDigest, type WriteResult } from "./engine.ts";
+import { Replicator, tableDigest, type WriteResult } from "./engine.ts";
 import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
 import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
 import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
@@ -49,21 +51,43 @@ export interface ReplDeps {
   onBuilt?: (r: Replicator) => void;
 }
 
+/** The answer of GET /api/repl/status (`ha status`, the HA page). */
+export const replStatusSchema = z.object({
+  enabled: z.boolean().describe("replication configured and built"),
+  reason: z.string().optional().describe("why it is off, or the last problem"),
+  role: z.enum(["primary", "standby", "idle"]).optional(),
+  epoch: z.number().int().optional(),
+  seq: z.number().int().optional().describe("primary: last frame made; standby: last applied"),
+  acked: z.number().int().optional().describe("last frame the standby confirmed"),
+  link: z.enum(["up", "down", "unknown"]).optional().describe("primary: does the standby answer"),
+  pending: z.number().int().optional().describe("frames made and not confirmed"),
+  lagMs: z.number().optional().describe("age of the oldest unconfirmed change"),
+  resync: z.object({ bytes: z.number(), total: z.number() }).nullable().optional()
+    .describe("standby: snapshot being installed"),
+  schemaVersion: z.string().optional(),
+  tables: z.record(z.string(), z.string()).optional().describe("replicated table → group"),
+  groups: z.record(
+    z.string(),
+    z.object({
+      durability: z.enum(["sync", "async"]),
+      onStandbyLost: z.enum(["continue", "refuse"]),
+    }),
+  ).optional(),
+  syncMode: z.enum(["sync", "async"]).optional()
+    .describe("sync when any group is sync (writes wait for the standby)"),
+  config: z.object({ version: z.number().int(), hash: z.string() }).optional()
+    .describe("the synced configuration: last seq and a hash of the config group's rows"),
+});
+
 /** Status for `ha status`, the HA page and `/api/repl/status`. */
-export interface ReplModuleStatus extends Partial<ReplStatus> {
-  /** Replication configured and built. */
-  enabled: boolean;
-  /** Why it is off, when it is. */
-  reason?: string;
-  /** Replicated tables → group. */
-  tables?: Record<string, string>;
-  /** Groups and their durability. */
-  groups?: Record<string, Required<GroupSpec>>;
-  /** `sync` when any group is sync (writes wait for the standby), else `async`. */
-  syncMode?: "sync" | "async";
-  /** The synced configuration: version (last seq made/applied) and a hash of the config group's rows. */
-  config?: { version: number; hash: string };
-}
+export type ReplModuleStatus = z.output<typeof replStatusSchema>;
+
+statusDoc("repl", replStatusSchema);
+apiDoc("GET", "/api/repl/status", {
+  operationId: "getReplStatus",
+  summary: "replication: role, epoch, sequence, lag, resync, sync mode, synced configuration",
+  response: replStatusSchema,
+});
 
 /** The module's API for other modules (the web's write barrier, the SDK). */
 export interface ReplModule extends Module {
