@@ -322,3 +322,56 @@ Deno.test("openapi: a route whose answer drifts from its schema fails the check"
     await t.close();
   }
 });
+
+Deno.test("typed UI reads: the subsystems, storage and update pages render their routes' typed answers", async () => {
+  const { t, gw, dir } = await fullRuntime();
+  try {
+    await waitFor("engine ready", async () => {
+      const s = await (await t.api("/api/subsystems/engine")).json();
+      return s.subsystem?.state === "ready";
+    });
+    const mark = await t.api("/api/update/mark-good", {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: t.base },
+      body: "{}",
+    });
+    assertEquals(mark.status, 200);
+    const page = async (path: string) => {
+      const r = await t.api(path);
+      assertEquals(r.status, 200, path);
+      return await r.text();
+    };
+    const subs = await page("/subsystems");
+    assert(/<tr data-name="engine">[\s\S]*?ready[\s\S]*?optional/.test(subs), subs);
+    const storage = await page("/storage");
+    assert(storage.includes('data-array="md0"'), storage);
+    assert(/raid1 · 2\/2 disks active/.test(storage), "array level and disks");
+    assert(/<td>sda1<\/td>/.test(storage), "a member row");
+    const update = await page("/update");
+    assert(/rootfs A \(booted\)/.test(update), update);
+    assert(
+      /mark-good/.test(update) && /<td>A<\/td>|\(A\)/.test(update),
+      "history row of mark-good",
+    );
+  } finally {
+    await t.close();
+    await gw.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("typed UI reads: readApi refuses a schema that is not the route's answer", async () => {
+  const { readApi } = await import("../mod/web/ui/data.ts");
+  const { storageViewSchema } = await import("../mod/storage/types.ts");
+  const { updateFullStatusSchema } = await import("../mod/update/status.ts");
+  const answer = { arrays: [], disks: [], updatedAt: null, error: null };
+  const d = { internal: <T>() => Promise.resolve(answer as T) };
+  assertEquals(await readApi(d, "/api/storage", storageViewSchema), answer);
+  let err = "";
+  try {
+    await readApi(d, "/api/storage", updateFullStatusSchema);
+  } catch (e) {
+    err = (e as Error).message;
+  }
+  assertEquals(err, "GET /api/storage does not answer with the schema the page reads it with");
+});

@@ -9,7 +9,8 @@ import type { ModulePage, PageDeps } from "../web/ui/contract.ts";
 import { Badge, fmtAge, Progress } from "../web/ui/layout.tsx";
 import { missing } from "../web/ui/page_deps.tsx";
 import { arrayState } from "../web/ui/health.ts";
-import { arr, num, obj, str, strs } from "../web/ui/data.ts";
+import { readApi } from "../web/ui/data.ts";
+import { storageViewSchema } from "./types.ts";
 
 /** md member flags (mdstat's letters) in words. */
 export const MD_FLAGS: Record<string, string> = {
@@ -23,41 +24,40 @@ const MD_FLAG_CLASS: Record<string, string> = { F: "failed", S: "spare", R: "reb
 
 /** RAID arrays with members and rebuild progress, SMART summary per disk. */
 export async function storagePage(d: PageDeps): Promise<Child> {
-  const r = await d.internal("/api/storage");
+  const r = await readApi(d, "/api/storage", storageViewSchema);
   return (
     <>
       <h1>Storage</h1>
       {!r ? missing("Storage monitoring") : (
         <>
           <div class="grid">
-            {arr(r.arrays).map((a) => {
-              const sync = a.sync ? obj(a.sync) : null;
+            {r.arrays.map((a) => {
+              const sync = a.sync;
               return (
                 <div
-                  class={`card state-${arrayState(str(a.health))}`}
-                  data-array={str(a.name)}
+                  class={`card state-${arrayState(a.health)}`}
+                  data-array={a.name}
                 >
                   <h2>
-                    {str(a.name)} <Badge value={str(a.health)} />
+                    {a.name} <Badge value={a.health} />
                   </h2>
                   <p class="muted">
-                    {str(a.level) || "no level"} · {str(a.activeDisks)}/{str(a.raidDisks)}{" "}
-                    disks active
+                    {a.level || "no level"} · {a.activeDisks}/{a.raidDisks} disks active
                     {a.readOnly ? " · read-only" : ""}
                   </p>
                   {sync
                     ? (
                       <div>
                         <p>
-                          {str(sync.action)} {Math.round((num(sync.progress) ?? 0) * 1000) / 10}%
-                          {num(sync.finishSeconds) !== null
-                            ? ` · ${fmtAge((num(sync.finishSeconds) ?? 0) * 1000)} left`
+                          {sync.action} {Math.round(sync.progress * 1000) / 10}%
+                          {sync.finishSeconds !== null
+                            ? ` · ${fmtAge(sync.finishSeconds * 1000)} left`
                             : ""}
-                          {num(sync.speedKiBps) !== null
-                            ? ` · ${Math.round((num(sync.speedKiBps) ?? 0) / 1024)} MiB/s`
+                          {sync.speedKiBps !== null
+                            ? ` · ${Math.round(sync.speedKiBps / 1024)} MiB/s`
                             : ""}
                         </p>
-                        <Progress value={num(sync.progress)} />
+                        <Progress value={sync.progress} />
                       </div>
                     )
                     : null}
@@ -70,13 +70,13 @@ export async function storagePage(d: PageDeps): Promise<Child> {
                       </tr>
                     </thead>
                     <tbody>
-                      {arr(a.members).map((m) => (
+                      {a.members.map((m) => (
                         <tr>
-                          <td>{str(m.name)}</td>
-                          <td>{str(m.index)}</td>
+                          <td>{m.name}</td>
+                          <td>{String(m.index)}</td>
                           <td>
-                            {strs(m.flags).length
-                              ? strs(m.flags).map((f) => (
+                            {m.flags.length
+                              ? m.flags.map((f) => (
                                 <span
                                   class={`badge ${MD_FLAG_CLASS[f] ?? ""}`}
                                   title={`md flag (${f})`}
@@ -108,28 +108,20 @@ export async function storagePage(d: PageDeps): Promise<Child> {
                 </tr>
               </thead>
               <tbody>
-                {arr(r.disks).map((dk) => (
+                {r.disks.map((dk) => (
                   <tr>
-                    <td>{str(dk.device ?? dk.name)}</td>
+                    <td>{dk.device}</td>
                     <td>
-                      <Badge
-                        value={dk.passed === false || dk.healthy === false
-                          ? "failed"
-                          : str(dk.health) || "ok"}
-                      />
+                      <Badge value={dk.passed === false ? "failed" : dk.health} />
                     </td>
-                    <td class="opt">{str(dk.model)}</td>
-                    <td>
-                      {num(dk.temperatureC ?? dk.temperature) !== null
-                        ? `${dk.temperatureC ?? dk.temperature} °C`
-                        : "—"}
-                    </td>
+                    <td class="opt">{dk.model ?? ""}</td>
+                    <td>{dk.temperatureC !== null ? `${dk.temperatureC} °C` : "—"}</td>
                     <td class="opt">
-                      {num(dk.powerOnHours) !== null ? `${dk.powerOnHours} h` : "—"}
+                      {dk.powerOnHours !== null ? `${dk.powerOnHours} h` : "—"}
                     </td>
                     <td>
-                      {str(dk.reallocatedSectors ?? "—")} / {str(dk.pendingSectors ?? "—")} /{" "}
-                      {str(dk.uncorrectableSectors ?? dk.offlineUncorrectable ?? "—")}
+                      {dk.reallocatedSectors ?? "—"} / {dk.pendingSectors ?? "—"} /{" "}
+                      {dk.uncorrectableSectors ?? "—"}
                     </td>
                   </tr>
                 ))}

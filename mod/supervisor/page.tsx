@@ -9,13 +9,14 @@ import type { Child } from "hono/jsx";
 import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtAge } from "../web/ui/layout.tsx";
 import { missing } from "../web/ui/page_deps.tsx";
-import { arr, num, str } from "../web/ui/data.ts";
+import { readApi } from "../web/ui/data.ts";
+import { subsystemListSchema } from "./routes.ts";
 
 /** Subsystems table with start/stop/restart. */
 export async function subsystemsPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
-  const r = await d.internal("/api/subsystems");
+  const r = await readApi(d, "/api/subsystems", subsystemListSchema);
   const admin = who?.role === "admin";
-  const subs = arr(r?.subsystems);
+  const subs = r?.subsystems ?? [];
   return (
     <>
       <h1>Subsystems</h1>
@@ -37,7 +38,7 @@ export async function subsystemsPage(d: PageDeps, who: PageViewer | null): Promi
             </thead>
             <tbody>
               {subs.map((s) => {
-                const name = str(s.name);
+                const name = s.name;
                 const act = (a: string, label: string, cls?: string) => (
                   <Action
                     allowed={admin}
@@ -53,16 +54,16 @@ export async function subsystemsPage(d: PageDeps, who: PageViewer | null): Promi
                   <tr data-name={name}>
                     <td>{name}</td>
                     <td>
-                      <Badge value={str(s.state)} />
+                      <Badge value={s.state} />
                     </td>
-                    <td class="opt">{str(s.kind)}</td>
-                    <td class="opt">{str(s.criticality)}</td>
-                    <td>{str(s.restarts)}</td>
-                    <td class="opt">{fmtAge(num(s.lastHeartbeatMs))}</td>
-                    <td class="opt">{str(s.lastFailure) || "—"}</td>
-                    <td class="opt">{str(s.statusText) || ""}</td>
+                    <td class="opt">{s.kind}</td>
+                    <td class="opt">{s.criticality}</td>
+                    <td>{String(s.restarts)}</td>
+                    <td class="opt">{fmtAge(s.lastHeartbeatMs)}</td>
+                    <td class="opt">{s.lastFailure || "—"}</td>
+                    <td class="opt">{s.statusText ?? ""}</td>
                     <td>
-                      {["stopped", "failed"].includes(str(s.state)) ? act("start", "Start") : (
+                      {s.state === "stopped" || s.state === "failed" ? act("start", "Start") : (
                         <>
                           {act("restart", "Restart")} {act("stop", "Stop", "danger")}
                         </>

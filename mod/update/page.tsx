@@ -9,13 +9,14 @@ import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime, Progress } from "../web/ui/layout.tsx";
 import { missing } from "../web/ui/page_deps.tsx";
 import { slotState } from "../web/ui/health.ts";
-import { arr, num, obj, str, time } from "../web/ui/data.ts";
+import { readApi } from "../web/ui/data.ts";
+import { updateFullStatusSchema } from "./status.ts";
 
 /** Update: upload with progress, slots, mark good/bad, history. */
 export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<Child> {
-  const r = await d.internal("/api/update");
+  const r = await readApi(d, "/api/update", updateFullStatusSchema);
   const admin = who?.role === "admin";
-  const progress = r ? obj(r.progress) : {};
+  const progress = r?.progress ?? null;
   return (
     <>
       <h1>Firmware update</h1>
@@ -40,15 +41,14 @@ export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<C
                 <Progress id="upload-progress" value={0} />
                 <p>
                   <span id="install-label" class="muted">
-                    {str(progress.phase) || "install"} {num(progress.percent) !== null
-                      ? `${Math.round(num(progress.percent) ?? 0)}%`
-                      : ""}
-                    {progress.version ? ` — version ${str(progress.version)}` : ""}
-                    {progress.error ? ` — ${str(progress.error)}` : ""}
+                    {progress?.phase ?? "install"}{" "}
+                    {progress ? `${Math.round(progress.percent)}%` : ""}
+                    {progress?.version ? ` — version ${progress.version}` : ""}
+                    {progress?.error ? ` — ${progress.error}` : ""}
                   </span>
                 </p>
-                <Progress id="install-progress" value={(num(progress.percent) ?? 0) / 100} />
-                {arr(r.slots).some((sl) => !sl.booted && sl.primary && str(sl.state) !== "bad")
+                <Progress id="install-progress" value={(progress?.percent ?? 0) / 100} />
+                {r.slots.some((sl) => !sl.booted && sl.primary && sl.state !== "bad")
                   ? (
                     <p>
                       <Action
@@ -81,30 +81,30 @@ export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<C
                 </tr>
               </thead>
               <tbody>
-                {arr(r.slots).map((s) => (
+                {r.slots.map((s) => (
                   <tr>
                     <td>
-                      {str(s.slotClass ?? s.class)} {str(s.bootname)}
+                      {s.slotClass} {s.bootname}
                       {s.booted ? " (booted)" : ""}
                       {s.primary ? " (primary)" : ""}
                     </td>
                     <td>
                       <Badge value={slotState(s)} />
                     </td>
-                    <td>{str(s.version) || "—"}</td>
-                    <td class="opt">{str(s.device)}</td>
+                    <td>{s.version || "—"}</td>
+                    <td class="opt">{s.device}</td>
                     <td class="opt">
-                      {fmtTime(num(s.installedAt) ?? (Date.parse(str(s.installedAt)) || null))}
+                      {fmtTime(s.installedAt === null ? null : Date.parse(s.installedAt) || null)}
                     </td>
                     <td class="opt">
-                      <code>{str(s.sha256).slice(0, 16)}</code>
+                      <code>{(s.sha256 ?? "").slice(0, 16)}</code>
                     </td>
                     <td>
                       <Action
                         allowed={admin}
                         api="/api/update/mark-good"
-                        body={{ slot: str(s.bootname) }}
-                        confirm={`Mark slot ${str(s.bootname)} good?`}
+                        body={{ slot: s.bootname }}
+                        confirm={`Mark slot ${s.bootname} good?`}
                       >
                         mark good
                       </Action>{" "}
@@ -112,8 +112,8 @@ export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<C
                         allowed={admin}
                         cls="danger"
                         api="/api/update/mark-bad"
-                        body={{ slot: str(s.bootname) }}
-                        confirm={`Mark slot ${str(s.bootname)} bad?`}
+                        body={{ slot: s.bootname }}
+                        confirm={`Mark slot ${s.bootname} bad?`}
                       >
                         mark bad
                       </Action>
@@ -135,16 +135,15 @@ export async function updatePage(d: PageDeps, who: PageViewer | null): Promise<C
                 </tr>
               </thead>
               <tbody>
-                {arr(r.history).map((h) => (
+                {r.history.map((h) => (
                   <tr>
-                    <td>{fmtTime(time(h.time))}</td>
+                    <td>{fmtTime(h.time)}</td>
                     <td>
-                      {str(h.action)}{" "}
-                      <Badge value={str(h.result) === "ok" ? "ok" : str(h.result)} />
+                      {h.action} <Badge value={h.result} />
                     </td>
-                    <td>{str(h.version)} {str(h.bootname) ? `(${str(h.bootname)})` : ""}</td>
+                    <td>{h.version ?? ""} {h.bootname ? `(${h.bootname})` : ""}</td>
                     <td class="opt">
-                      <code>{str(h.detail ?? "")}</code>
+                      <code>{h.detail ?? ""}</code>
                     </td>
                   </tr>
                 ))}
