@@ -224,6 +224,11 @@ Deno.test({
         ) as number;
         assert(canvasWidth <= width - 30, `${tag}: a chart is ${canvasWidth} px wide`);
         await page.screenshot({ path: `${SHOTS}charts-02-charts-${tag}.png`, fullPage: true });
+        // what a phone shows at once, at its own size
+        if (tag === "phone") {
+          await page.locator("#chart-events").scrollIntoViewIfNeeded();
+          await page.screenshot({ path: `${SHOTS}charts-02-charts-phone-screen.png` });
+        }
       }
 
       // live: new points arrive without a reload, and the canvas survives live refreshes

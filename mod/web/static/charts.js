@@ -184,17 +184,23 @@
     return `${fmt(v)} ${u}`;
   }
 
-  // A counter's newest bucket is still filling (it would read as a drop): not drawn.
+  // A counter's newest bucket is still filling (it would read as a drop): not drawn, unless
+  // it is the only one. A counter bucket covers [t, t + step): the step line of the last one
+  // is closed at its end.
   function completeBuckets(body) {
-    const n = body.times.length;
-    // (the only bucket is drawn all the same: something, not "nothing recorded")
-    if (n < 2 || !body.series.some((s) => s.kind === "counter")) return body;
-    if (body.times[n - 1] + body.step <= body.until) return body;
-    return {
-      ...body,
-      times: body.times.slice(0, -1),
-      series: body.series.map((s) => ({ ...s, values: s.values.slice(0, -1) })),
-    };
+    if (!body.series.some((s) => s.kind === "counter")) return body;
+    let times = body.times;
+    let series = body.series;
+    const n = times.length;
+    if (n >= 2 && times[n - 1] + body.step > body.until) {
+      times = times.slice(0, -1);
+      series = series.map((s) => ({ ...s, values: s.values.slice(0, -1) }));
+    }
+    if (times.length) {
+      times = [...times, times[times.length - 1] + body.step];
+      series = series.map((s) => ({ ...s, values: [...s.values, s.values[s.values.length - 1]] }));
+    }
+    return { ...body, times, series };
   }
 
   function lastIdx(u, sidx) {
