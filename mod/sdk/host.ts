@@ -262,7 +262,17 @@ export class SdkHost {
     const file = this.#db.location();
     this.#checker = file ? new DatabaseSync(file) : this.#db;
     if (file) this.#checker.exec("PRAGMA busy_timeout = 5000");
-    this.#unsub = opts.bus?.subscribe(() => this.refreshNode(), { kindPrefix: "ha." });
+    // the role comes from HA and replication: re-read it on their events, and every
+    // 500 ms (a promotion may follow the HA event it reacts to)
+    const unsubs = [
+      opts.bus?.subscribe(() => this.refreshNode(), { kindPrefix: "ha." }),
+      opts.bus?.subscribe(() => this.refreshNode(), { kindPrefix: "repl." }),
+    ];
+    const timer = this.#clock.setInterval(() => this.refreshNode(), 500);
+    this.#unsub = () => {
+      for (const u of unsubs) u?.();
+      this.#clock.clearInterval(timer);
+    };
     this.#registry = opts.registry ?? replRegistry;
     this.#registry.defineGroup(SDK_SETTINGS_GROUP, { durability: "sync" });
     this.#registry.registerTables(SDK_SETTINGS_GROUP, SDK_REPLICATED_TABLES);

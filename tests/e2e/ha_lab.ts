@@ -203,6 +203,8 @@ export async function createHaLab(
      * /var/lib/corosync and /dev/shm (two corosyncs cannot share them).
      */
     witness?: boolean | Record<string, unknown>;
+    /** More top-level config of a node (e.g. its `subsystems`). */
+    config?: (n: NodeName) => Record<string, unknown>;
   } = {},
 ): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
@@ -381,6 +383,7 @@ export async function createHaLab(
           dataDir: dataDir(n),
           web: { listen: "127.0.0.1:18080" },
           governor: { enabled: false },
+          ...opts.config?.(n),
           ha: {
             enabled: opts.ha ?? true,
             node: { id: n, priority: n === "n1" ? 150 : 100, address: `${LAB.nodes[n]}/24` },

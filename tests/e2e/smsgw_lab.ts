@@ -1,0 +1,256 @@
+/**
+ * The example SMS gateway on an HA pair under kill -9 (issue 13 "Prove it"), in the
+ * namespace lab of ha_lab.ts: both nodes run `keepwire run` with keepalived, the peer link,
+ * replication and the smsgw worker subsystem; the client namespace runs the stand-in SMSC
+ * and a client submitting at a steady rate to the service address (smsgw_client.ts). The
+ * active is killed with SIGKILL `kills` times (alternating nodes: the killed one is
+ * restarted, rejoins as standby and is resynced before the next kill). Counted at the end:
+ * acknowledged messages missing on the survivor, duplicates the SMSC received, messages
+ * never delivered, and per kill the failover time (kill → the next acknowledged submit).
+ *
+ * Used by tests/e2e/smsgw_pair_test.ts (bounded, CI) and chaos/smsgw_kills.ts (20 kills).
+ * @module
+ */
+import { createHaLab, type HaLab, LAB, type NodeName } from "./ha_lab.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname;
+const CLIENT = `${REPO}tests/e2e/smsgw_client.ts`;
+const MODULE = `${REPO}examples/smsgw/mod.ts`;
+const PORT = 8780;
+const SMSC_PORT = 9100;
+const KEY = "lab-client-key";
+
+/** What one run measured. */
+export interface SmsgwPairFigures {
+  /** Kills done. */
+  kills: number;
+  /** Kills after which the other node served again and the killed one came back. */
+  survivedKills: number;
+  /** Messages the client submitted (each retried until acknowledged). */
+  submitted: number;
+  /** Acknowledged by the gateway. */
+  acked: number;
+  /** Acknowledged as committed locally only (the standby was not confirmed). */
+  ackedLocalOnly: number;
+  /** Acknowledged, then missing on the survivor. Must be 0 in sync mode. */
+  missing: number;
+  /** Acknowledged and never delivered to the SMSC. */
+  undelivered: number;
+  /** Extra copies the SMSC received (a message sent again by a new node-epoch). */
+  duplicates: number;
+  /** Submits answered with an earlier message (a retry with the same clientRef). */
+  duplicateAnswers: number;
+  /** Per kill: ms from the kill to the next acknowledged submit. */
+  failoverMs: number[];
+  /** What went wrong per kill (empty when all held). */
+  problems: string[];
+  /** Seconds the run took. */
+  seconds: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => Promise<boolean>, what: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out (${ms} ms) waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+interface ReplView {
+  role?: string;
+  epoch?: number;
+  link?: string;
+  pending?: number;
+}
+
+/** Run the scenario. */
+export async function runSmsgwPair(
+  opts: { kills: number; rate?: number; log?: (s: string) => void },
+): Promise<SmsgwPairFigures> {
+  const log = opts.log ?? (() => {});
+  const rate = opts.rate ?? 20;
+  const started = Date.now();
+  const lab = await createHaLab({
+    extra: {
+      peerLink: { secret: "lab-pair-secret-0123456789", pairId: "lab", intervalMs: 300 },
+      replication: { ackTimeoutMs: 1500 },
+    },
+    config: () => ({
+      subsystems: [{
+        name: "smsgw",
+        kind: "worker",
+        module: MODULE,
+        criticality: "important",
+        env: {
+          SMSGW_LISTEN: `0.0.0.0:${PORT}`,
+          SMSGW_SMSC_URL: `http://${LAB.client}:${SMSC_PORT}/submit`,
+          SMSGW_ACCOUNTS: `lab:${KEY}`,
+          SMSGW_ACTIVE_URL: `http://${LAB.vip}:${PORT}`,
+          SMSGW_PEER_KEY: "lab-internal-key",
+        },
+      }],
+    }),
+  });
+  const dir = await Deno.makeTempDir({ prefix: "kw-smsgw-lab-" });
+  const stop = `${dir}/STOP`;
+  const out = `${dir}/out.json`;
+  let client: Deno.ChildProcess | undefined;
+  const repl = (n: NodeName) => lab.get<ReplView>(n, "/api/repl/status");
+  const smsgwReady = async (n: NodeName) => {
+    const r = await lab.get<{ subsystem: { state: string } }>(n, "/api/subsystems/smsgw");
+    return r.subsystem.state === "ready";
+  };
+  /** The standby is a resynced copy and the active's link to it is up. */
+  const paired = async (active: NodeName, standby: NodeName) => {
+    const [a, s] = [await repl(active), await repl(standby)];
+    return a.role === "primary" && a.link === "up" && s.role === "standby" &&
+      s.epoch === a.epoch && (await smsgwReady(standby));
+  };
+  const progress = async () =>
+    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as { acked: number; lastAckAt: number };
+  const figures: SmsgwPairFigures = {
+    kills: 0,
+    survivedKills: 0,
+    submitted: 0,
+    acked: 0,
+    ackedLocalOnly: 0,
+    missing: 0,
+    undelivered: 0,
+    duplicates: 0,
+    duplicateAnswers: 0,
+    failoverMs: [],
+    problems: [],
+    seconds: 0,
+  };
+  const killTimes: number[] = [];
+  try {
+    await lab.startNode("n1");
+    await lab.waitRole("n1", "active");
+    await lab.startNode("n2");
+    await lab.waitRole("n2", "standby");
+    await until(() => paired("n1", "n2"), "n2 a resynced standby running smsgw", 60_000);
+    await until(() => smsgwReady("n1"), "smsgw ready on n1", 30_000);
+    log(`pair up after ${Math.round((Date.now() - started) / 1000)} s`);
+    client = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        lab.ns.cl,
+        Deno.execPath(),
+        "run",
+        "-A",
+        CLIENT,
+        `${LAB.vip}:${PORT}`,
+        `${LAB.client}:${SMSC_PORT}`,
+        String(rate),
+        KEY,
+        stop,
+        out,
+      ],
+      cwd: REPO,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const clientLog: string[] = [];
+    void (async () => {
+      const dec = new TextDecoder();
+      for await (const c of client!.stderr) clientLog.push(dec.decode(c));
+    })();
+    void client.stdout.cancel();
+    let seen = 0;
+    await until(
+      async () => (seen = (await progress()).acked) >= rate,
+      "the first acknowledgements",
+      60_000,
+    )
+      .catch((e) => {
+        throw new Error(`${e.message}; client: ${clientLog.join("").slice(-800)}`);
+      });
+    for (let k = 0; k < opts.kills; k++) {
+      const holders = await lab.holders();
+      if (holders.length !== 1) throw new Error(`holders before kill ${k}: ${holders.join(",")}`);
+      const active = holders[0];
+      const peer: NodeName = active === "n1" ? "n2" : "n1";
+      // traffic flows through this active for a moment
+      const before = (await progress()).acked;
+      await until(async () => (await progress()).acked >= before + rate / 2, "traffic", 30_000);
+      const at = Date.now();
+      killTimes.push(at);
+      figures.kills++;
+      await lab.killNode(active, "SIGKILL");
+      try {
+        await lab.waitRole(peer, "active", 20_000);
+        await until(
+          async () => (await progress()).lastAckAt > at,
+          "an acknowledgement after the kill",
+          60_000,
+        );
+        await lab.startNode(active);
+        await lab.waitRole(active, "standby", 30_000);
+        await until(() => paired(peer, active), `${active} resynced as standby`, 90_000);
+        figures.survivedKills++;
+        log(`kill ${k + 1}: ${active} killed, ${peer} serves; ${active} back as standby`);
+      } catch (e) {
+        figures.problems.push(`kill ${k + 1} (${active}): ${(e as Error).message}`);
+        log(`kill ${k + 1}: ${(e as Error).message}`);
+        break;
+      }
+    }
+    seen = (await progress()).acked;
+    await until(
+      async () => (await progress()).acked >= seen + rate,
+      "traffic after the last kill",
+      30_000,
+    )
+      .catch(() => {});
+    await Deno.writeTextFile(stop, "");
+    const st = await Promise.race([client.status, sleep(180_000).then(() => null)]);
+    if (!st?.success) {
+      throw new Error(`client did not finish: ${clientLog.join("").slice(-800)}`);
+    }
+    const r = JSON.parse(await Deno.readTextFile(out));
+    Object.assign(figures, {
+      submitted: r.submitted,
+      acked: r.acked,
+      ackedLocalOnly: r.ackedLocalOnly,
+      missing: r.missing,
+      undelivered: r.undelivered,
+      duplicates: r.smsc.duplicates,
+      duplicateAnswers: r.duplicateAnswers,
+    });
+    const acks: number[] = r.ackTimes;
+    figures.failoverMs = killTimes.map((t) => {
+      const next = acks.find((a) => a > t);
+      return next === undefined ? -1 : next - t;
+    });
+    if (r.missing) figures.problems.push(`missing on the survivor: ${r.missingIds.join(", ")}`);
+  } catch (e) {
+    figures.problems.push((e as Error).message);
+    for (const n of ["n1", "n2"] as const) log(`${n} log tail: ${lab.log(n).slice(-1500)}`);
+  } finally {
+    try {
+      client?.kill("SIGKILL");
+    } catch { /* gone */ }
+    await client?.status.catch(() => {});
+    await lab.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    figures.seconds = Math.round((Date.now() - started) / 1000);
+  }
+  return figures;
+}
+
+/** One line of figures. */
+export function smsgwFiguresLine(f: SmsgwPairFigures): string {
+  const fo = f.failoverMs.filter((x) => x >= 0).sort((a, b) => a - b);
+  return `smsgw pair: ${f.kills} kills (${f.survivedKills} survived), ${f.acked}/${f.submitted} acknowledged ` +
+    `(${f.ackedLocalOnly} local only), missing ${f.missing}, undelivered ${f.undelivered}, ` +
+    `SMSC duplicates ${f.duplicates}, retried submits answered with the first message ${f.duplicateAnswers}, ` +
+    `failover ms median ${fo[Math.floor(fo.length / 2)] ?? "-"} max ${
+      fo.at(-1) ?? "-"
+    }, ${f.seconds} s`;
+}
+
+export type { HaLab };

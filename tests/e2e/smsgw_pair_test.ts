@@ -1,0 +1,29 @@
+/**
+ * The example SMS gateway on an HA pair, bounded form (the 20-kill form is
+ * `deno task chaos smsgw_kills`): a client submits at a steady rate to the service
+ * address while the active is killed with SIGKILL 3 times; every acknowledged message is
+ * on the survivor (sync replication) and reaches the SMSC. tests/e2e/smsgw_lab.ts does the
+ * work; bounded ≤ 3 min; the lab removes everything it made.
+ */
+import { assertEquals } from "../helpers/assert.ts";
+import { missingTools } from "../helpers/tools.ts";
+import { runSmsgwPair, smsgwFiguresLine } from "./smsgw_lab.ts";
+
+const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
+
+Deno.test({
+  name: "smsgw pair: kill -9 of the active 3 times under client load, 0 acknowledged messages lost",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const lines: string[] = [];
+    const f = await runSmsgwPair({ kills: 3, rate: 20, log: (l) => lines.push(l) });
+    console.log(smsgwFiguresLine(f));
+    const ctx = `\n${lines.join("\n")}\n${JSON.stringify(f)}`;
+    assertEquals(f.problems, [], ctx);
+    assertEquals([f.kills, f.survivedKills], [3, 3], ctx);
+    assertEquals(f.missing, 0, ctx);
+    assertEquals(f.undelivered, 0, ctx);
+  },
+});
