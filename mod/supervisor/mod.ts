@@ -26,6 +26,7 @@ import { createProcessRunner } from "./process.ts";
 import { probeRunnerFactory } from "./probe.ts";
 import { supervisorRoutes, type SupervisorStatus } from "./routes.ts";
 import { GroupLedger } from "./orphans.ts";
+import { NotifyHub } from "./notify.ts";
 import type { Publish } from "./events.ts";
 import type { SdkHost } from "../sdk/host.ts";
 import { SdkSockets } from "../sdk/socket.ts";
@@ -104,6 +105,9 @@ export function supervisorWiring(
   };
 }
 
+/** From this many process subsystems on, their sd_notify is received off the main thread. */
+export const NOTIFY_THREAD_MIN_PROCESSES = 8;
+
 /**
  * Runner factory by kind: worker (shared spare pool), process (its groups recorded in
  * `groups`), probe.
@@ -112,6 +116,7 @@ export function defaultRunners(
   pool: WorkerPool,
   groups?: GroupLedger,
   sdk?: { host: SdkHost; sockets: SdkSockets },
+  notifyHub?: NotifyHub,
 ): RunnerFactory {
   const worker = workerRunnerFactory(pool, sdk?.host);
   const sdkSocket = sdk
@@ -123,7 +128,7 @@ export function defaultRunners(
       case "worker":
         return worker(spec, ev, ctx);
       case "process":
-        return createProcessRunner(spec, ev, { ...ctx, groups, sdkSocket });
+        return createProcessRunner(spec, ev, { ...ctx, groups, sdkSocket, notifyHub });
       case "probe":
         return probe(spec, ev, ctx);
     }
@@ -142,13 +147,20 @@ export function createSupervisorModule(
     ctx.config.subsystems.some((s) => s.kind === "worker") ? cfg.workerSpares : 0,
   );
   const sockets = deps.sdk ? new SdkSockets(deps.sdk, join(ctx.config.dataDir, "sdk")) : undefined;
+  // Many process subsystems: receive their sd_notify on a thread of its own (notify.ts),
+  // so their heartbeats cost the main thread nothing. For a few, that thread's isolate
+  // (~13 MB) costs more than their heartbeats do on the main thread.
+  const hub = ctx.config.subsystems.filter((s) => s.kind === "process").length >=
+      NOTIFY_THREAD_MIN_PROCESSES
+    ? new NotifyHub()
+    : undefined;
   const supervisor = new Supervisor({
     specs: ctx.config.subsystems,
     config: cfg,
     clock: ctx.clock,
     publish,
     runners: deps.runners ??
-      defaultRunners(pool, groups, deps.sdk && sockets && { host: deps.sdk, sockets }),
+      defaultRunners(pool, groups, deps.sdk && sockets && { host: deps.sdk, sockets }, hub),
     escalation: deps.escalation,
   });
   const selfmon = new SelfMonitor({
@@ -194,6 +206,7 @@ export function createSupervisorModule(
     await supervisor.stopAll();
     pool.close();
     await sockets?.close();
+    hub?.close();
   };
 
   return {

@@ -13,11 +13,11 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import type { Clock, TimerId } from "../module.ts";
+import { type Clock, systemClock, type TimerId } from "../module.ts";
 import type { Publish } from "./events.ts";
 import type { SubsystemSpec } from "./config.ts";
 import type { ExitInfo, Runner, RunnerContext, RunnerEvents } from "./runner.ts";
-import { type NotifyMessage, NotifyServer } from "./notify.ts";
+import { type HubNotify, type NotifyHub, type NotifyMessage, NotifyServer } from "./notify.ts";
 import type { GroupLedger } from "./orphans.ts";
 import { killGroup, pidAlive, sessionMembers } from "./procfs.ts";
 
@@ -27,6 +27,11 @@ export interface ProcessRunnerContext extends RunnerContext {
   groups?: GroupLedger;
   /** The subsystem's SDK socket (mod/sdk/socket.ts), passed as KEEPWIRE_SDK_SOCKET. */
   sdkSocket?: (name: string, ids?: { uid: number; gid: number }) => string;
+  /**
+   * Receive sd_notify on this hub's thread (heartbeats cost the main thread nothing);
+   * without one, or on a test clock, each run receives on the main thread.
+   */
+  notifyHub?: NotifyHub;
 }
 
 const LAUNCH_WD = 'export WATCHDOG_PID=$$; exec "$0" -- "$@"';
@@ -165,7 +170,8 @@ export class ProcessRunner implements Runner {
   readonly #publish: Publish;
   readonly #limiter: LineLimiter;
   #child: Deno.ChildProcess | undefined;
-  #notify: NotifyServer | undefined;
+  #notify: NotifyServer | HubNotify | undefined;
+  readonly #hub: NotifyHub | undefined;
   #pgid = 0;
   #mainPid: number | null = null;
   #ending = false;
@@ -180,6 +186,8 @@ export class ProcessRunner implements Runner {
   constructor(spec: SubsystemSpec, ev: RunnerEvents, ctx: ProcessRunnerContext) {
     this.#groups = ctx.groups;
     this.#sdkSocket = ctx.sdkSocket;
+    // the hub stamps beats with Date.now: only comparable with the system clock
+    this.#hub = ctx.clock === systemClock ? ctx.notifyHub : undefined;
     this.#spec = spec;
     this.#ev = ev;
     this.#clock = ctx.clock;
@@ -202,21 +210,25 @@ export class ProcessRunner implements Runner {
     return this.#mainPid ?? this.#pgid;
   }
 
+  /** Last bare WATCHDOG=1 received on the hub thread (Date.now ms), or null. */
+  lastHeartbeat(): number | null {
+    return this.#notify && "lastBeat" in this.#notify ? this.#notify.lastBeat() : null;
+  }
+
   /** Spawn in a new session; resolves once spawned. */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     const spec = this.#spec;
     const cwd = spec.cwd ? resolve(spec.cwd) : undefined;
     const exe = findExecutable(spec.command!, undefined, cwd);
-    if (!exe) {
-      return Promise.reject(new Error(`executable not found: ${spec.command}`));
-    }
+    if (!exe) throw new Error(`executable not found: ${spec.command}`);
     const setsid = setsidBinary();
     const ids = spec.user ? lookupUser(spec.user) : undefined;
-    this.#notify = NotifyServer.open(spec.name);
+    const notify = this.#hub ? await this.#hub.open(spec.name) : NotifyServer.open(spec.name);
+    this.#notify = notify;
     const hb = spec.heartbeat;
     const env: Record<string, string> = {
       ...spec.env,
-      NOTIFY_SOCKET: this.#notify.address,
+      NOTIFY_SOCKET: notify.address,
       KEEPWIRE_SUBSYSTEM: spec.name,
     };
     if (hb) env.WATCHDOG_USEC = String(hb.timeoutMs * 1000);
@@ -236,22 +248,20 @@ export class ProcessRunner implements Runner {
         ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
       }).spawn();
     } catch (e) {
-      this.#notify.close();
+      notify.close();
       done();
-      return Promise.reject(e);
+      throw e;
     }
     this.#child = child;
     this.#pgid = child.pid;
     trackGroup(child.pid);
     this.#groups?.add(spec.name, child.pid);
     this.#ev.pid(child.pid);
-    const notify = this.#notify;
     notify.serve((m) => this.#onNotify(m));
     pumpLines(child.stdout, (l) => this.#line("stdout", l));
     pumpLines(child.stderr, (l) => this.#line("stderr", l));
     child.status.then((st) => this.#onLeaderExit(st));
     if (spec.readyOn === "spawn") this.#ev.ready();
-    return Promise.resolve();
   }
 
   #line(stream: "stdout" | "stderr", line: string): void {
