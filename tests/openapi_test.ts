@@ -375,3 +375,9 @@ Deno.test("typed UI reads: readApi refuses a schema that is not the route's answ
   }
   assertEquals(err, "GET /api/storage does not answer with the schema the page reads it with");
 });
+
+Deno.test("openapi: docs/api.md is generated from the apiDoc entries and up to date", async () => {
+  const { renderApiDocs } = await import("../mod/web/gen_api_docs.ts");
+  const onDisk = await Deno.readTextFile(new URL("../docs/api.md", import.meta.url));
+  assertEquals(onDisk, renderApiDocs(), "docs/api.md is stale: run `tools/deno task docs`");
+});

@@ -90,7 +90,7 @@ const cfg = alertConfigSchema.shape;
 export const alertConfigViewSchema = z.object({
   enabled: z.boolean(),
   channels: z.record(z.string(), z.record(z.string(), z.unknown())).describe(
-    "channels by name; secrets shown as {set: boolean}",
+    "channels by name; secrets redacted (writeOnly in the config schema)",
   ),
   recipients: z.array(recipientSchema),
   defaultRules: z.boolean(),
@@ -120,7 +120,7 @@ apiDoc("GET", "/api/alert", {
 });
 apiDoc("GET", "/api/alert/config", {
   operationId: "getAlertConfig",
-  summary: "channels (secrets as {set}), recipients, rules and policy in force",
+  summary: "channels (secrets redacted), recipients, rules and policy in force",
   response: alertConfigViewSchema,
 });
 apiDoc("POST", "/api/alert/test", {

@@ -145,7 +145,8 @@ export function csrfGuard(): MiddlewareHandler<AuthEnv> {
 /** Methods a viewer may use. */
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 /** Non-GET routes any signed-in user may call (about their own session). */
-const SELF_SERVICE = new Set(["/api/logout"]);
+/** Writes any signed-in role may make (its own session). */
+export const SELF_SERVICE: ReadonlySet<string> = new Set(["/api/logout"]);
 
 /**
  * Middleware: sets `principal`; answers 401 for API routes without one, redirects

@@ -131,6 +131,14 @@ export function apiDoc(method: string, path: string, doc: ApiDoc): void {
   }
 }
 
+/** Every registered route doc: `[method, path, doc]`, in registration order. */
+export function apiDocs(): [string, string, ApiDoc][] {
+  return [...DOCS].map(([key, doc]) => {
+    const i = key.indexOf(" ");
+    return [key.slice(0, i), key.slice(i + 1), doc];
+  });
+}
+
 /** The registered doc of `METHOD /path` (Hono path syntax), if any. */
 export function apiDocOf(method: string, path: string): ApiDoc | undefined {
   return DOCS.get(`${method.toUpperCase()} ${path}`);
