@@ -21,6 +21,7 @@ import type {} from "../web/events.ts";
 import type {} from "../alert/events.ts";
 import type {} from "../bypass/events.ts";
 import type {} from "../runtime_events.ts";
+import type {} from "../sdk/events.ts";
 
 /** How one kind reads. */
 interface Row<P> {
@@ -263,6 +264,21 @@ function QUIET_ROWS(): void {
       return `Installing an update: ${String(v.phase ?? "writing")}${frac}.`;
     },
     advice: () => "",
+  });
+  row("sdk.handoff_changed", {
+    quiet: q,
+    thing: (p) => `subsystem ${p.subsystem}`,
+    what: (p) =>
+      p.target === "peer"
+        ? `New work of ${p.subsystem} goes to the peer node: queue ${p.depth} reached ${p.onAt}.`
+        : `New work of ${p.subsystem} stays on this node again (queue ${p.depth}).`,
+    advice: () => "",
+  });
+  row("sdk.tables_refused", {
+    quiet: q,
+    thing: (p) => `subsystem ${p.subsystem}`,
+    what: (p) => `${p.subsystem}'s tables (group ${p.group}) were refused: ${p.message}`,
+    advice: () => "Fix the subsystem's table declaration or migrations (docs/ha.md, SDK tables).",
   });
   row("auth.user_created", {
     quiet: q,
