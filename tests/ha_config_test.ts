@@ -74,7 +74,7 @@ Deno.test("ha config: each bad field is named", () => {
     ],
     [
       { ...GOOD, virtualAddresses: [] },
-      "ha.virtualAddresses: at least one virtual address is needed",
+      "ha.virtualAddresses: at least one virtual address is needed (or ha.hook, to move the service another way)",
     ],
     [
       { ...GOOD, peers: [{ address: "10.231.0.12", priority: 150 }] },

@@ -85,6 +85,13 @@ row("ha.dual_active", {
   advice: () =>
     "Check the HA link between the nodes (cables, switch, VLAN): they could not hear each other. Look for duplicate-address problems on the network during that time.",
 });
+row("ha.hook_failed", {
+  thing: (p) => `HA hook of ${p.node}`,
+  what: (p) =>
+    `The HA notify hook of ${p.node} failed for the change to ${p.role.toUpperCase()} (from ${p.from}): ${p.error}.`,
+  advice: () =>
+    "The service may not have moved (a route, a DNS record): check the hook's output in the event and run it by hand with the same KW_HA_* variables.",
+});
 row("ha.quorum_lost", {
   thing: (p) => `quorum of ${p.node}`,
   what: (p) => `Node ${p.node} lost quorum: ${p.reason}.`,

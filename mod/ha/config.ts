@@ -139,6 +139,14 @@ export const sysInterfaceExists: InterfaceCheck = (name: string): boolean => {
 
 let interfaceExists: InterfaceCheck = sysInterfaceExists;
 
+function fileExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
 /** Replace the interface check (tests); returns the previous one. */
 export function setInterfaceCheck(fn: InterfaceCheck): InterfaceCheck {
   const prev = interfaceExists;
@@ -211,6 +219,18 @@ const baseSchema = z.strictObject({
   }).optional().describe(
     "a second heartbeat path (docs/ha.md): VRRP runs on ha.interface and on this link, and " +
       "the standby takes over only when the active is silent on both",
+  ),
+  hook: z.strictObject({
+    command: z.array(z.string().min(1).max(4096)).min(1).max(64).describe(
+      "argv of the command run when this node's role becomes active, standby, fault or " +
+        "maintenance (absolute path first); KW_HA_ROLE, KW_HA_OLD_ROLE, KW_HA_CAUSE, " +
+        "KW_HA_REASON, KW_HA_NODE, KW_HA_PEER, KW_HA_VIRTUAL_ADDRESSES in its environment",
+    ),
+    timeoutMs: z.number().int().min(100).max(600_000).default(5000).describe(
+      "a run taking longer is killed (SIGKILL) and journalled as failed",
+    ),
+  }).optional().describe(
+    "notify hook: moves the service where no address moves (a layer-3 pair: a route, DNS)",
   ),
   peerLink: z.strictObject({
     port: z.number().int().min(1).max(65535).default(7440).describe(
@@ -288,8 +308,16 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
       add(["peers", i, "id"], `equal to ha.node.id ("${p.id}")`);
     }
   });
-  if (ha.virtualAddresses.length === 0) {
-    add(["virtualAddresses"], "at least one virtual address is needed");
+  if (ha.virtualAddresses.length === 0 && ha.hook === undefined) {
+    add(
+      ["virtualAddresses"],
+      "at least one virtual address is needed (or ha.hook, to move the service another way)",
+    );
+  }
+  if (ha.hook !== undefined) {
+    const cmd = ha.hook.command[0];
+    if (!cmd.startsWith("/")) add(["hook", "command", 0], `"${cmd}" is not an absolute path`);
+    else if (!fileExists(cmd)) add(["hook", "command", 0], `${cmd} does not exist on this machine`);
   }
   const seen = new Set<string>();
   ha.virtualAddresses.forEach((v, i) => {

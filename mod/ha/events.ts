@@ -66,6 +66,17 @@ declare module "../events/mod.ts" {
       resolvedBy: string;
       yields: boolean;
     };
+    /** The notify hook ran (ha.hook) for a role change. */
+    "ha.hook_ran": { node: string; role: string; from: string; ms: number };
+    /** The notify hook failed: non-zero exit, killed after ha.hook.timeoutMs, or not started. */
+    "ha.hook_failed": {
+      node: string;
+      role: string;
+      from: string;
+      error: string;
+      output: string;
+      ms: number;
+    };
     /** The node lost quorum (witness): it is held in FAULT until quorate again. */
     "ha.quorum_lost": { node: string; reason: string };
     /** The node is quorate again (witness). */
@@ -96,6 +107,8 @@ export const HA_EVENTS = [
   "ha.peer_version",
   "ha.peer_refused",
   "ha.dual_active",
+  "ha.hook_ran",
+  "ha.hook_failed",
   "ha.quorum_lost",
   "ha.quorum_regained",
   "ha.witness_failed",

@@ -23,11 +23,12 @@ export const FAULT_TRACK = "kw_fault";
 export const PRIORITY_TRACK = "kw_priority";
 
 /**
- * The address the sync instance carries: keepalived 2.2.7 refuses a VRRPv3 instance
- * without one (its `no_virtual_ipaddress` came later), so the active holds this
- * link-local /32 on the sync link (never routed; it marks the active there).
+ * The address an instance without virtual addresses carries (the sync link's instance;
+ * a layer-3 pair's, which moves the service with ha.hook): keepalived 2.2.7 refuses a
+ * VRRPv3 instance without one (its `no_virtual_ipaddress` came later), so the active
+ * holds this link-local /32 on that interface (never routed; it marks the active there).
  */
-export function syncMarker(vrid: number): string {
+export function markerAddress(vrid: number): string {
   return `169.254.254.${vrid}`;
 }
 
@@ -181,7 +182,10 @@ export function renderKeepalivedConf(
     L.push("}");
   }
   const unicast = ha.unicast ? { src: ownAddress, peers: ha.peers.map((p) => p.address) } : null;
-  instance(L, ha, INSTANCE, iface, unicast, ha.virtualAddresses.map((v) => `${v} dev ${iface}`));
+  const vips = ha.virtualAddresses.length > 0
+    ? ha.virtualAddresses.map((v) => `${v} dev ${iface}`)
+    : [`${markerAddress(ha.virtualRouterId)}/32 dev ${iface}`];
+  instance(L, ha, INSTANCE, iface, unicast, vips);
   if (ha.syncLink) {
     // the sync link: unicast to the peer's sync address, its carrier not tracked (a
     // pulled sync cable alone must move nothing; dont_track_primary)
@@ -195,7 +199,7 @@ export function renderKeepalivedConf(
         src: s.address.split("/")[0],
         peers: [s.peerAddress],
       },
-      [`${syncMarker(ha.virtualRouterId)}/32 dev ${s.interface}`],
+      [`${markerAddress(ha.virtualRouterId)}/32 dev ${s.interface}`],
       true,
     );
   }

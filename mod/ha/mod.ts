@@ -17,7 +17,10 @@
  * With `ha.witness`, corosync + corosync-qdevice run beside keepalived and quorum
  * decides who may be active (witness.ts, witness_driver.ts).
  *
- * Not built yet (docs/ha.md): TLS on the peer link, layer-3 notify hooks.
+ * With `ha.syncLink`, heartbeats run over two paths (keepalived.ts: a sync group); with
+ * `ha.hook`, a command moves the service on role changes (hook.ts: layer-3 pairs).
+ *
+ * Not built yet (docs/ha.md): TLS on the peer link.
  * @module
  */
 import { Hono } from "hono";
@@ -38,6 +41,7 @@ import {
 } from "./engine.ts";
 import { INSTANCE, parseFifoLine, PATHS_GROUP, SYNC_INSTANCE } from "./keepalived.ts";
 import { DUAL_ACTIVE_YIELD, DualActiveWatch } from "./dual.ts";
+import { HookRunner, type HookSpawn } from "./hook.ts";
 import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
   type ConditionReader,
@@ -135,6 +139,8 @@ export interface HaDeps {
   health?: () => { ok: boolean; parts: Record<string, PartHealth> };
   /** Where the peer link listens (tests: 127.0.0.1 and port 0). */
   peerListen?: { hostname: string; port: number };
+  /** Runs the notify hook (tests; default: a child process). */
+  hookSpawn?: HookSpawn;
   /** The peer's health URL (tests; default http://<peer>:<port>/peer/v1/health). */
   peerUrl?: string;
   /** Build the witness (tests pass a fake; default: corosync + corosync-qdevice). */
@@ -193,6 +199,7 @@ class HaModuleImpl implements HaModule {
   #refused = 0;
   #log: string[] = [];
   #dual: DualActiveWatch | null = null;
+  #hook: HookRunner | null = null;
   #peer: PeerMonitor | null = null;
   #peerServer: Deno.HttpServer | null = null;
   #peerListening: string | null = null;
@@ -253,6 +260,7 @@ class HaModuleImpl implements HaModule {
       },
     });
     this.#dual = this.#dualWatch();
+    this.#hook = this.#hookRunner();
     this.#machine.start();
     this.#manualUpdate();
     const saved = this.#ctx.store.getSetting<{ on: boolean; by: string }>(MAINTENANCE_KEY);
@@ -339,6 +347,47 @@ class HaModuleImpl implements HaModule {
           payload: { node, peer: peerName, ...r },
         }),
       setYield: (reason) => this.#track?.setHold(DUAL_ACTIVE_YIELD, reason),
+    });
+  }
+
+  #hookRunner(): HookRunner | null {
+    const h = this.#cfg.hook;
+    if (!h) return null;
+    const peer = this.#cfg.peers[0];
+    const node = this.#cfg.node.id;
+    return new HookRunner({
+      command: h.command,
+      timeoutMs: h.timeoutMs,
+      now: () => this.#ctx.clock.now(),
+      spawn: this.#deps.hookSpawn,
+      env: {
+        KW_HA_NODE: node,
+        KW_HA_PEER: peer ? peer.id ?? peer.address : "",
+        KW_HA_VIRTUAL_ADDRESSES: this.#cfg.virtualAddresses.join(" "),
+      },
+      onResult: (t, r) => {
+        if (r.ok) {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.hook_ran",
+            payload: { node, role: t.role, from: t.from, ms: r.ms },
+          });
+        } else {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.hook_failed",
+            severity: "error",
+            payload: {
+              node,
+              role: t.role,
+              from: t.from,
+              error: r.error ?? "failed",
+              output: r.output.slice(-500),
+              ms: r.ms,
+            },
+          });
+        }
+      },
     });
   }
 
@@ -497,6 +546,7 @@ class HaModuleImpl implements HaModule {
     await this.#engine?.stop();
     await this.#witness?.stop();
     this.#machine.stop("keepwire stopping");
+    await this.#hook?.idle();
   }
 
   async pollPeer(): Promise<void> {
@@ -674,6 +724,12 @@ class HaModuleImpl implements HaModule {
   }
 
   #onTransition(t: RoleTransition): void {
+    this.#hook?.transition({
+      role: t.to,
+      from: t.from,
+      cause: t.reason.cause,
+      reason: t.reason.text,
+    });
     queueMicrotask(() => {
       this.#manualUpdate();
       this.#witness?.update();
@@ -800,6 +856,7 @@ class HaModuleImpl implements HaModule {
         holdDownMs: this.#cfg.holdDownMs,
       },
       peers: this.#cfg.peers.map((p) => ({ address: p.address, id: p.id ?? null })),
+      hook: this.#hook?.view ?? null,
       manual: this.#cfg.failover === "manual" && enabled
         ? {
           held: this.#track?.view.manualHold ?? false,

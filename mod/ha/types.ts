@@ -7,6 +7,7 @@ import type { HaRole } from "./role.ts";
 import type { TrackView } from "./track.ts";
 import type { PeerView } from "./peer.ts";
 import type { WitnessStatus } from "./witness_driver.ts";
+import type { HookView } from "./hook.ts";
 
 /** What anyone may ask either node (GET /api/ha, no login): who is active. */
 export interface HaPublicStatus {
@@ -68,6 +69,8 @@ export interface HaStatus extends HaPublicStatus {
    * failed: `ha failover` here takes over) and why, and until when a confirmed
    * takeover is released.
    */
+  /** The notify hook (ha.hook): last run, runs, failures (null without one). */
+  hook: HookView | null;
   manual: {
     held: boolean;
     pending: boolean;

@@ -56,6 +56,19 @@ export const LAB = {
   vip: "10.231.0.50",
   client: "10.231.0.100",
   nodes: { n1: "10.231.0.11", n2: "10.231.0.12" },
+  /**
+   * The layer-3 lab (`l3: true`): the switch namespace is a router between three
+   * subnets; the service address is on both nodes' loopback and the router's route to
+   * it (moved by the nodes' ha.hook) decides which node serves.
+   */
+  l3: {
+    service: "10.231.9.50",
+    nodes: { n1: "10.231.1.11", n2: "10.231.2.12" },
+    client: "10.231.3.100",
+    gw: { n1: "10.231.1.1", n2: "10.231.2.1", cl: "10.231.3.1" },
+    /** keepalived's marker address of a VRRP instance without virtual addresses (vrid 51). */
+    marker: "169.254.254.51",
+  },
   /** Addresses on the sync link (with `sync: true`), a /30 on a second bridge. */
   sync: { n1: "10.232.1.1", n2: "10.232.1.2" },
   /**
@@ -137,6 +150,12 @@ export interface HaLab {
    * (`wt`); `down` carrier lost, `cut` leaves the bridge (carrier up), `heal` back.
    */
   witnessPort(who: NodeName | "wt", how: "down" | "cut" | "heal"): Promise<void>;
+  /** Layer 3: the node the router's route to the service address points at, or null. */
+  serviceRoute(): Promise<NodeName | null>;
+  /** Layer 3: changes of the router's route to the service within [from, to] (epoch ms). */
+  routeChanges(from: number, to: number): number;
+  /** Layer 3: GET /api/ha of a node over the lab network, from the client namespace. */
+  clientAsk(n: NodeName): Promise<unknown>;
   /** GET from a node's API (through its control socket). */
   get<T>(n: NodeName, path: string): Promise<T>;
   /** Put the virtual address on a node by hand for `ms`, then remove it (checks the monitor). */
@@ -205,6 +224,12 @@ export async function createHaLab(
     witness?: boolean | Record<string, unknown>;
     /** More top-level config of a node (e.g. its `subsystems`). */
     config?: (n: NodeName) => Record<string, unknown>;
+    /**
+     * Layer 3: a router instead of the bridge, each node on its own subnet, unicast
+     * VRRP through the router, no virtual address; ha.hook moves the router's route to
+     * the service address (LAB.l3.service) to the node that becomes active.
+     */
+    l3?: boolean;
   } = {},
 ): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
@@ -215,6 +240,8 @@ export async function createHaLab(
     cl: `${p}cl`,
     ...(opts.witness ? { wt: `${p}wt` } : {}),
   };
+  const l3 = opts.l3 ?? false;
+  const routeEvents: { t: number; via: string }[] = [];
   const dir = await Deno.makeTempDir({ prefix: `${p}-` });
   const procs: Deno.ChildProcess[] = [];
   const nodes: Partial<Record<NodeName, Deno.ChildProcess>> = {};
@@ -260,22 +287,32 @@ export async function createHaLab(
       await run(["ip", "netns", "add", n]);
       await run(["ip", "-n", n, "link", "set", "lo", "up"]);
     }
-    await run([
-      "ip",
-      "-n",
-      ns.sw,
-      "link",
-      "add",
-      "br0",
-      "type",
-      "bridge",
-      "forward_delay",
-      "0",
-      "stp_state",
-      "0",
-    ]);
-    await run(["ip", "-n", ns.sw, "link", "set", "br0", "up"]);
-    const addrs = { n1: `${LAB.nodes.n1}/24`, n2: `${LAB.nodes.n2}/24`, cl: `${LAB.client}/24` };
+    if (!l3) {
+      await run([
+        "ip",
+        "-n",
+        ns.sw,
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+      ]);
+      await run(["ip", "-n", ns.sw, "link", "set", "br0", "up"]);
+    } else {
+      await run(["ip", "netns", "exec", ns.sw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    }
+    const addrs = l3
+      ? {
+        n1: `${LAB.l3.nodes.n1}/24`,
+        n2: `${LAB.l3.nodes.n2}/24`,
+        cl: `${LAB.l3.client}/24`,
+      }
+      : { n1: `${LAB.nodes.n1}/24`, n2: `${LAB.nodes.n2}/24`, cl: `${LAB.client}/24` };
     for (const [k, addr] of Object.entries(addrs) as ["n1" | "n2" | "cl", string][]) {
       const a = `${p}${k}a`;
       const b = `${p}${k}b`;
@@ -284,10 +321,17 @@ export async function createHaLab(
       await run(["ip", "link", "set", b, "netns", ns.sw]);
       await run(["ip", "-n", ns[k], "link", "set", a, "name", "eth0"]);
       await run(["ip", "-n", ns.sw, "link", "set", b, "name", `sw_${k}`]);
-      await run(["ip", "-n", ns.sw, "link", "set", `sw_${k}`, "master", "br0"]);
+      if (!l3) await run(["ip", "-n", ns.sw, "link", "set", `sw_${k}`, "master", "br0"]);
+      else await run(["ip", "-n", ns.sw, "addr", "add", `${LAB.l3.gw[k]}/24`, "dev", `sw_${k}`]);
       await run(["ip", "-n", ns.sw, "link", "set", `sw_${k}`, "up"]);
       await run(["ip", "-n", ns[k], "link", "set", "eth0", "up"]);
       await run(["ip", "-n", ns[k], "addr", "add", addr, "dev", "eth0"]);
+      if (l3) {
+        await run(["ip", "-n", ns[k], "route", "add", "default", "via", LAB.l3.gw[k]]);
+        if (k !== "cl") {
+          await run(["ip", "-n", ns[k], "addr", "add", `${LAB.l3.service}/32`, "dev", "lo"]);
+        }
+      }
     }
     if (opts.sync) {
       await run([
@@ -381,7 +425,8 @@ export async function createHaLab(
         JSON.stringify({
           identity: { name: n },
           dataDir: dataDir(n),
-          web: { listen: "127.0.0.1:18080" },
+          // layer 3: clients ask either node who is active (GET /api/ha) over the lab
+          web: { listen: l3 ? "0.0.0.0:18080" : "127.0.0.1:18080" },
           governor: { enabled: false },
           ...opts.config?.(n),
           ha: {
@@ -392,6 +437,32 @@ export async function createHaLab(
             peers: [{ address: LAB.nodes[peer], id: peer, priority: peer === "n1" ? 150 : 100 }],
             advertMs: 100,
             failoverHoldMs: 2000,
+            ...(l3
+              ? {
+                node: {
+                  id: n,
+                  priority: n === "n1" ? 150 : 100,
+                  address: `${LAB.l3.nodes[n]}/24`,
+                },
+                unicast: true,
+                peers: [{
+                  address: LAB.l3.nodes[peer],
+                  id: peer,
+                  priority: peer === "n1" ? 150 : 100,
+                }],
+                virtualAddresses: [],
+                hook: {
+                  command: [
+                    "/bin/sh",
+                    "-c",
+                    // the "DNS update or route" of a layer-3 pair: the active claims the route
+                    `[ "$KW_HA_ROLE" = active ] || exit 0; ` +
+                    `exec ip -n ${ns.sw} route replace ${LAB.l3.service}/32 via ${LAB.l3.nodes[n]}`,
+                  ],
+                  timeoutMs: 2000,
+                },
+              }
+              : {}),
             ...(opts.sync
               ? {
                 syncLink: {
@@ -448,9 +519,36 @@ export async function createHaLab(
             while ((i = pending.indexOf("\n")) >= 0) {
               const line = pending.slice(0, i);
               pending = pending.slice(i + 1);
-              if (!line.includes(` ${LAB.vip}/`)) continue;
+              // layer 3: no virtual address; keepalived's marker on eth0 shows who is MASTER
+              if (!line.includes(` ${l3 ? LAB.l3.marker : LAB.vip}/`)) continue;
               const t = monitorTime(line);
               if (t !== null) vipEvents[n].push({ t, add: !line.includes("] Deleted ") });
+            }
+          }
+        } catch { /* closed */ }
+      })();
+    }
+    if (l3) {
+      const mon = new Deno.Command("ip", {
+        args: ["-n", ns.sw, "-ts", "-o", "monitor", "route"],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      procs.push(mon);
+      void (async () => {
+        const dec = new TextDecoder();
+        let pending = "";
+        try {
+          for await (const c of mon.stdout) {
+            pending += dec.decode(c, { stream: true });
+            let i: number;
+            while ((i = pending.indexOf("\n")) >= 0) {
+              const line = pending.slice(0, i);
+              pending = pending.slice(i + 1);
+              if (!line.includes(` ${LAB.l3.service} `) || line.includes("] Deleted ")) continue;
+              const t = monitorTime(line);
+              const via = / via (\S+)/.exec(line)?.[1] ?? "";
+              if (t !== null) routeEvents.push({ t, via });
             }
           }
         } catch { /* closed */ }
@@ -644,6 +742,33 @@ export async function createHaLab(
         await run(["ip", "-n", ns.sw, "link", "set", port, "up"]);
       }
     },
+    async serviceRoute() {
+      const out = await run(["ip", "-n", ns.sw, "-o", "route", "show", `${LAB.l3.service}/32`]);
+      const via = / via (\S+)/.exec(out)?.[1];
+      return via === LAB.l3.nodes.n1 ? "n1" : via === LAB.l3.nodes.n2 ? "n2" : null;
+    },
+    routeChanges(from, to) {
+      let last: string | null = null;
+      let n = 0;
+      for (const e of routeEvents) {
+        if (e.t >= from && e.t <= to && e.via !== last) n++;
+        last = e.via;
+      }
+      return n;
+    },
+    async clientAsk(n) {
+      const out = await run([
+        "ip",
+        "netns",
+        "exec",
+        ns.cl,
+        Deno.execPath(),
+        "eval",
+        `const r = await fetch("http://${LAB.l3.nodes[n]}:18080/api/ha", ` +
+        `{ signal: AbortSignal.timeout(5000) }); console.log(await r.text());`,
+      ]);
+      return JSON.parse(out);
+    },
     get: <T>(n: NodeName, path: string) => daemonRequest<T>(dataDir(n), "GET", path),
     async addVipByHand(n, ms) {
       await run(["ip", "-n", ns[n], "addr", "add", `${LAB.vip}/24`, "dev", "eth0"]);
@@ -670,7 +795,7 @@ export async function createHaLab(
           "-A",
           "--unstable-net",
           PROBER,
-          LAB.vip,
+          l3 ? LAB.l3.service : LAB.vip,
           String(LAB.port),
           String(ms),
         ],
