@@ -64,12 +64,23 @@ const gen = setInterval(() => {
   if (stopping) return;
   void submitOne(submitted++);
 }, 1000 / rate);
-// progress for the lab driver (it cannot reach this namespace's addresses)
+// progress for the lab driver (it cannot reach this namespace's addresses); the driver
+// slows the SMSC down by writing a delay (ms) into `OUT.smsc_delay`
 const progress = setInterval(() => {
+  // written aside and renamed: the driver never reads half a file
   void Deno.writeTextFile(
-    `${outFile}.progress`,
-    JSON.stringify({ acked: acked.size, submitted, lastAckAt: ackTimes.at(-1) ?? 0 }),
-  ).catch(() => {});
+    `${outFile}.progress.tmp`,
+    JSON.stringify({
+      acked: acked.size,
+      submitted,
+      lastAckAt: ackTimes.at(-1) ?? 0,
+      byNode: smsc.stats().byNode,
+    }),
+  ).then(() => Deno.rename(`${outFile}.progress.tmp`, `${outFile}.progress`)).catch(() => {});
+  void Deno.readTextFile(`${outFile}.smsc_delay`).then(
+    (t) => smsc.delayMs = Number(t.trim()) || 0,
+    () => {},
+  );
 }, 250);
 
 async function exists(p: string): Promise<boolean> {

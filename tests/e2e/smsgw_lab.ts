@@ -46,6 +46,11 @@ export interface SmsgwPairFigures {
   problems: string[];
   /** Seconds the run took. */
   seconds: number;
+  /**
+   * The handoff phase (with `handoff: true`): messages the standby sent for the active
+   * while the active's queue was past the threshold, and what each node said.
+   */
+  handoff?: { servedByPeer: number; activeSaid: string; standbySaid: string };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,7 +72,7 @@ interface ReplView {
 
 /** Run the scenario. */
 export async function runSmsgwPair(
-  opts: { kills: number; rate?: number; log?: (s: string) => void },
+  opts: { kills: number; rate?: number; handoff?: boolean; log?: (s: string) => void },
 ): Promise<SmsgwPairFigures> {
   const log = opts.log ?? (() => {});
   const rate = opts.rate ?? 20;
@@ -109,7 +114,13 @@ export async function runSmsgwPair(
       s.epoch === a.epoch && (await smsgwReady(standby));
   };
   const progress = async () =>
-    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as { acked: number; lastAckAt: number };
+    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as {
+      acked: number;
+      lastAckAt: number;
+      byNode: Record<string, number>;
+    };
+  type Handoff = { target: string; to: string; reason: string };
+  const handoffOf = (n: NodeName) => lab.get<Handoff>(n, "/api/sdk/smsgw/handoff");
   const figures: SmsgwPairFigures = {
     kills: 0,
     survivedKills: 0,
@@ -169,6 +180,36 @@ export async function runSmsgwPair(
       .catch((e) => {
         throw new Error(`${e.message}; client: ${clientLog.join("").slice(-800)}`);
       });
+    if (opts.handoff) {
+      // the active's queue past the threshold (a slow SMSC): new messages go to the standby
+      // node, which sends them; below the off mark they stay on the active again
+      await lab.post("n1", "/api/sdk/smsgw/handoff", { enabled: true, onAt: 30, offAt: 5 });
+      await Deno.writeTextFile(`${out}.smsc_delay`, "1500");
+      await until(
+        async () => (await handoffOf("n2")).target === "peer",
+        "the handoff on n2",
+        60_000,
+      );
+      const [a, b] = [await handoffOf("n1"), await handoffOf("n2")];
+      await until(
+        async () => ((await progress()).byNode.n2 ?? 0) >= 5,
+        "the standby sending",
+        60_000,
+      );
+      await Deno.writeTextFile(`${out}.smsc_delay`, "0");
+      await until(
+        async () => (await handoffOf("n1")).target === "local",
+        "the handoff off",
+        60_000,
+      );
+      await lab.post("n1", "/api/sdk/smsgw/handoff", { enabled: false, onAt: 30, offAt: 5 });
+      figures.handoff = {
+        servedByPeer: (await progress()).byNode.n2 ?? 0,
+        activeSaid: `to ${a.to}: ${a.reason}`,
+        standbySaid: `to ${b.to}: ${b.reason}`,
+      };
+      log(`handoff: ${JSON.stringify(figures.handoff)}`);
+    }
     for (let k = 0; k < opts.kills; k++) {
       const holders = await lab.holders();
       if (holders.length !== 1) throw new Error(`holders before kill ${k}: ${holders.join(",")}`);
@@ -250,7 +291,8 @@ export function smsgwFiguresLine(f: SmsgwPairFigures): string {
     `SMSC duplicates ${f.duplicates}, retried submits answered with the first message ${f.duplicateAnswers}, ` +
     `failover ms median ${fo[Math.floor(fo.length / 2)] ?? "-"} max ${
       fo.at(-1) ?? "-"
-    }, ${f.seconds} s`;
+    }, ${f.seconds} s` +
+    (f.handoff ? `; handoff: the standby sent ${f.handoff.servedByPeer} for the active` : "");
 }
 
 export type { HaLab };

@@ -1,11 +1,13 @@
 /**
  * The example SMS gateway on an HA pair, bounded form (the 20-kill form is
  * `deno task chaos smsgw_kills`): a client submits at a steady rate to the service
- * address while the active is killed with SIGKILL 3 times; every acknowledged message is
- * on the survivor (sync replication) and reaches the SMSC. tests/e2e/smsgw_lab.ts does the
+ * address; first the queue handoff (a slow SMSC builds the active's queue past the threshold
+ * set through the API: the standby sends new messages, both nodes say why; back below the off
+ * mark), then the active is killed with SIGKILL 3 times; every acknowledged message is on
+ * the survivor (sync replication) and reaches the SMSC. tests/e2e/smsgw_lab.ts does the
  * work; bounded ≤ 3 min; the lab removes everything it made.
  */
-import { assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import { missingTools } from "../helpers/tools.ts";
 import { runSmsgwPair, smsgwFiguresLine } from "./smsgw_lab.ts";
 
@@ -18,12 +20,16 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const lines: string[] = [];
-    const f = await runSmsgwPair({ kills: 3, rate: 20, log: (l) => lines.push(l) });
+    const f = await runSmsgwPair({ kills: 3, rate: 20, handoff: true, log: (l) => lines.push(l) });
     console.log(smsgwFiguresLine(f));
     const ctx = `\n${lines.join("\n")}\n${JSON.stringify(f)}`;
     assertEquals(f.problems, [], ctx);
     assertEquals([f.kills, f.survivedKills], [3, 3], ctx);
     assertEquals(f.missing, 0, ctx);
     assertEquals(f.undelivered, 0, ctx);
+    // the handoff: the standby sent messages for the active, and both nodes said why
+    assert((f.handoff?.servedByPeer ?? 0) > 0, ctx);
+    assert(f.handoff!.activeSaid.startsWith("to n2: queue"), ctx);
+    assert(f.handoff!.standbySaid.includes("hands new work to this node"), ctx);
   },
 });
