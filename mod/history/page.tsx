@@ -9,15 +9,15 @@
 import type { Child } from "hono/jsx";
 import type { ModulePage, PageDeps } from "../web/ui/contract.ts";
 import { Chart, WindowPicker } from "../web/ui/chart.tsx";
-import { arr, num, str } from "../web/ui/data.ts";
+import { readApi } from "../web/ui/data.ts";
+import { historySeriesResponseSchema } from "./routes.ts";
 
 /** The charts, grouped by part. */
 export async function chartsPage(d: PageDeps): Promise<Child> {
-  const list = await d.internal("/api/history/series");
-  const series = arr(list?.series);
-  const names = series.map((s) => str(s.name));
+  const list = await readApi(d, "/api/history/series", historySeriesResponseSchema);
+  const names = (list?.series ?? []).map((s) => s.name);
   const signals = names.filter((n) => n.startsWith("governor.signal."));
-  const every = num(list?.intervalMs);
+  const every = list?.intervalMs ?? null;
   const has = (prefix: string) => names.some((n) => n.startsWith(prefix));
   return (
     <>

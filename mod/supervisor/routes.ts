@@ -16,6 +16,8 @@ const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** GET /subsystems. */
 export const subsystemListSchema = z.object({ subsystems: z.array(subsystemInfoSchema) });
+/** GET /subsystems. */
+export type SubsystemList = z.infer<typeof subsystemListSchema>;
 /** GET /subsystems/:name and the answer of every command. */
 export const subsystemAnswerSchema = z.object({ subsystem: subsystemInfoSchema });
 /** The supervisor's part of /api/status. */

@@ -5,11 +5,18 @@ import type { KwEvent } from "../../events/mod.ts";
 import { EventRows, type PageDeps } from "./page_deps.tsx";
 import { Badge, Progress } from "./layout.tsx";
 import { Chart } from "./chart.tsx";
-import { arr, num, obj, str } from "./data.ts";
+import { readApi } from "./data.ts";
+import { governorSnapshotSchema } from "../../governor/status.ts";
+import { subsystemListSchema } from "../../supervisor/routes.ts";
+import { bypassSegmentsSchema } from "../../bypass/routes.ts";
+import { storageViewSchema } from "../../storage/types.ts";
+import { updateFullStatusSchema } from "../../update/status.ts";
+import { haStatusSchema } from "../../ha/status.ts";
 import {
   bypassHealth,
   governorHealth,
   haHealth,
+  type HealthAnswer,
   overallHealth,
   partState,
   slotsHealth,
@@ -53,16 +60,16 @@ const PART_CARD: Record<string, string> = {
 /** Render the dashboard body. */
 export async function dashboardPage(d: PageDeps): Promise<Child> {
   const [health, gov, subs, bypass, storage, update, ha, events] = await Promise.all([
-    d.internal("/api/health"),
-    d.internal("/api/governor"),
-    d.internal("/api/subsystems"),
-    d.internal("/api/bypass"),
-    d.internal("/api/storage"),
-    d.internal("/api/update"),
-    d.internal("/api/ha/status"),
+    d.internal<HealthAnswer>("/api/health"),
+    readApi(d, "/api/governor", governorSnapshotSchema),
+    readApi(d, "/api/subsystems", subsystemListSchema),
+    readApi(d, "/api/bypass", bypassSegmentsSchema),
+    readApi(d, "/api/storage", storageViewSchema),
+    readApi(d, "/api/update", updateFullStatusSchema),
+    readApi(d, "/api/ha/status", haStatusSchema),
     d.internal<{ events: KwEvent[] }>("/api/events?limit=10"),
   ]);
-  const parts = obj(health?.parts);
+  const parts = health?.parts ?? {};
   const cards: Record<string, UiHealth | null> = {
     "RAID": storageHealth(storage),
     "load governor": governorHealth(gov),
@@ -72,10 +79,10 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
     "HA": haHealth(ha),
   };
   const overall = overallHealth(health, cards);
-  const subList = arr(subs?.subsystems);
-  const segments = arr(bypass?.segments);
-  const arrays = arr(storage?.arrays);
-  const slots = arr(update?.slots);
+  const subList = subs?.subsystems ?? [];
+  const segments = bypass?.segments ?? [];
+  const arrays = storage?.arrays ?? [];
+  const slots = update?.slots ?? [];
   return (
     <>
       <h1>Dashboard</h1>
@@ -89,10 +96,10 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
           <ul>
             {Object.entries(parts).map(([name, p]) => {
               const card = cards[PART_CARD[name] ?? ""];
-              const st = worst(partState(obj(p)), card?.state ?? "ok");
+              const st = worst(partState(p), card?.state ?? "ok");
               return (
                 <li data-part={name}>
-                  {name}: <Badge value={st} /> <span class="muted">{str(obj(p).detail)}</span>
+                  {name}: <Badge value={st} /> <span class="muted">{p.detail ?? ""}</span>
                 </li>
               );
             })}
@@ -103,7 +110,7 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
             ? (
               <>
                 <p>
-                  level <Badge value={str(gov.level)} />
+                  level <Badge value={gov.level} />
                 </p>
                 <Chart
                   id="chart-dash-pressure"
@@ -116,7 +123,7 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                   <a href="/charts">every signal against its thresholds, restarts, events, disks</a>
                 </p>
                 <p class="muted">
-                  suspended: {arr(gov.suspended).map((s) => str(s.name)).join(", ") || "nothing"}
+                  suspended: {gov.suspended.map((s) => s.name).join(", ") || "nothing"}
                 </p>
               </>
             )
@@ -134,11 +141,11 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 <tbody>
                   {subList.map((s) => (
                     <tr>
-                      <td>{str(s.name)}</td>
+                      <td>{s.name}</td>
                       <td>
-                        <Badge value={str(s.state)} />
+                        <Badge value={s.state} />
                       </td>
-                      <td class="muted">{str(s.restarts)} restarts</td>
+                      <td class="muted">{s.restarts} restarts</td>
                     </tr>
                   ))}
                 </tbody>
@@ -159,13 +166,11 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                 <tbody>
                   {segments.map((s) => (
                     <tr>
-                      <td>{str(s.name)}</td>
+                      <td>{s.name}</td>
                       <td>
-                        <Badge value={str(s.mode)} />
+                        <Badge value={s.mode} />
                       </td>
-                      <td class="muted">
-                        {arr(s.holds).map((h) => str(h.reason)).join(", ")}
-                      </td>
+                      <td class="muted">{s.holds.map((h) => h.reason).join(", ")}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -184,12 +189,12 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
               <table>
                 <tbody>
                   {arrays.map((a) => (
-                    <tr data-array={str(a.name)}>
-                      <td>{str(a.name)}</td>
+                    <tr data-array={a.name}>
+                      <td>{a.name}</td>
                       <td>
-                        <Badge value={str(a.health)} />
+                        <Badge value={a.health} />
                       </td>
-                      <td>{a.sync ? <Progress value={num(obj(a.sync).progress)} /> : null}</td>
+                      <td>{a.sync ? <Progress value={a.sync.progress} /> : null}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -210,13 +215,13 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
                   {slots.map((s) => (
                     <tr>
                       <td>
-                        {str(s.bootname)}
+                        {s.bootname}
                         {s.booted ? " (booted)" : ""}
                       </td>
                       <td>
                         <Badge value={slotState(s)} />
                       </td>
-                      <td>{str(s.version)}</td>
+                      <td>{s.version ?? ""}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -233,7 +238,7 @@ export async function dashboardPage(d: PageDeps): Promise<Child> {
           ? (
             <Card id="ha-card" title="HA" href="/ha" health={cards.HA}>
               <p>
-                {str(ha?.node)} <Badge value={str(ha?.role)} />
+                {ha?.node ?? ""} <Badge value={ha?.role ?? ""} />
               </p>
             </Card>
           )

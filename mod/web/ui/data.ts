@@ -1,8 +1,8 @@
 /**
  * How pages read the API: {@link readApi} returns a GET answer typed by the zod schema
  * its route answers with (so a field the module renames breaks the page's type check),
- * and refuses a schema that is not the route's. The loose readers below remain for
- * answers read field by field without a schema.
+ * and refuses a schema that is not the route's. There are no loose readers: a page
+ * that guesses at fields does not type-check.
  * @module
  */
 import type { z } from "zod";
@@ -24,24 +24,4 @@ export async function readApi<S extends z.ZodType>(
     throw new Error(`GET ${route} does not answer with the schema the page reads it with`);
   }
   return await d.internal<z.output<S>>(path);
-}
-
-/** A JSON object. */
-export type Obj = Record<string, unknown>;
-
-/** Field as object. */
-export function obj(v: unknown): Obj {
-  return v && typeof v === "object" && !Array.isArray(v) ? v as Obj : {};
-}
-/** Field as array of objects. */
-export function arr(v: unknown): Obj[] {
-  return Array.isArray(v) ? v.map(obj) : [];
-}
-/** Field as string ("" when absent). */
-export function str(v: unknown): string {
-  return v === null || v === undefined ? "" : typeof v === "string" ? v : String(v);
-}
-/** Field as number or null. */
-export function num(v: unknown): number | null {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
 }

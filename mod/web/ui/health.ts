@@ -4,7 +4,21 @@
  * rebuilding, the governor shedding load, a segment in bypass) is degraded, never a
  * green "ok" beside a warning.
  */
-import { arr, type Obj, obj, str } from "./data.ts";
+import type { PartHealth } from "../../module.ts";
+import type { StorageView } from "../../storage/types.ts";
+import type { GovernorSnapshot } from "../../governor/status.ts";
+import type { SubsystemList } from "../../supervisor/routes.ts";
+import type { BypassStatus } from "../../bypass/routes.ts";
+import type { SlotView, UpdateFullStatus } from "../../update/status.ts";
+import type { HaStatus } from "../../ha/types.ts";
+
+/** GET /api/health as the pages read it. */
+export interface HealthAnswer {
+  /** Every essential part is ok. */
+  ok: boolean;
+  /** Each part. */
+  parts: Record<string, PartHealth>;
+}
 
 /** The three states the UI shows (with colours green, amber, red). */
 export type UiState = "ok" | "degraded" | "failed";
@@ -34,32 +48,31 @@ export function arrayState(health: string): UiState {
 }
 
 /** RAID arrays and SMART disks (GET /api/storage). */
-export function storageHealth(storage: Obj | null): UiHealth | null {
+export function storageHealth(storage: StorageView | null): UiHealth | null {
   if (!storage) return null;
   const failed: string[] = [], degraded: string[] = [];
-  for (const a of arr(storage.arrays)) {
-    const h = str(a.health);
-    if (h === "failed" || h === "inactive") failed.push(`${str(a.name)} ${h}`);
-    else if (h !== "ok") degraded.push(`${str(a.name)} ${h}`);
+  for (const a of storage.arrays) {
+    const h = a.health;
+    if (h === "failed" || h === "inactive") failed.push(`${a.name} ${h}`);
+    else if (h !== "ok") degraded.push(`${a.name} ${h}`);
   }
-  for (const d of arr(storage.disks)) {
-    const h = str(d.health);
-    if (h === "failing") failed.push(`${str(d.device)} failing SMART`);
-    else if (h === "warning") degraded.push(`${str(d.device)} SMART warning`);
+  for (const d of storage.disks) {
+    if (d.health === "failing") failed.push(`${d.device} failing SMART`);
+    else if (d.health === "warning") degraded.push(`${d.device} SMART warning`);
   }
-  if (storage.error) failed.push(`cannot read md: ${str(storage.error)}`);
+  if (storage.error) failed.push(`cannot read md: ${storage.error}`);
   if (failed.length) return { state: "failed", words: failed.concat(degraded).join(", ") };
   if (degraded.length) return { state: "degraded", words: degraded.join(", ") };
   return { state: "ok", words: "all arrays in sync" };
 }
 
 /** Load governor (GET /api/governor). */
-export function governorHealth(gov: Obj | null): UiHealth | null {
+export function governorHealth(gov: GovernorSnapshot | null): UiHealth | null {
   if (!gov) return null;
-  const level = str(gov.level);
-  const suspended = arr(gov.suspended).map((s) => str(s.name));
-  if (gov.enabled === false) return { state: "ok", words: "disabled" };
-  if (level === "normal" || level === "") {
+  const level = gov.level;
+  const suspended = gov.suspended.map((s) => s.name);
+  if (!gov.enabled) return { state: "ok", words: "disabled" };
+  if (level === "normal") {
     return { state: "ok", words: "normal load" };
   }
   return {
@@ -70,25 +83,22 @@ export function governorHealth(gov: Obj | null): UiHealth | null {
   };
 }
 
-const SUB_OK = new Set(["ready", "running", "stopped", "disabled"]);
-
-/** Supervised subsystems (GET /api/subsystems). */
-export function subsystemsHealth(subs: Obj | null): UiHealth | null {
+/** Supervised subsystems (GET /api/subsystems): ready or stopped on purpose is ok. */
+export function subsystemsHealth(subs: SubsystemList | null): UiHealth | null {
   if (!subs) return null;
-  const list = arr(subs.subsystems);
-  const failed = list.filter((s) => str(s.state) === "failed").map((s) => str(s.name));
-  const odd = list.filter((s) => !SUB_OK.has(str(s.state)) && str(s.state) !== "failed")
-    .map((s) => `${str(s.name)} ${str(s.state)}`);
+  const list = subs.subsystems;
+  const failed = list.filter((s) => s.state === "failed").map((s) => s.name);
+  const odd = list.filter((s) => !["ready", "stopped", "failed"].includes(s.state))
+    .map((s) => `${s.name} ${s.state}`);
   if (failed.length) return { state: "failed", words: `failed: ${failed.join(", ")}` };
   if (odd.length) return { state: "degraded", words: odd.join(", ") };
   return { state: "ok", words: list.length ? `${list.length} running` : "none configured" };
 }
 
 /** Bypass segments (GET /api/bypass): a segment not inline carries no inspected traffic. */
-export function bypassHealth(bypass: Obj | null): UiHealth | null {
+export function bypassHealth(bypass: BypassStatus | null): UiHealth | null {
   if (!bypass) return null;
-  const off = arr(bypass.segments).filter((s) => str(s.mode) !== "inline")
-    .map((s) => `${str(s.name)} ${str(s.mode)}`);
+  const off = bypass.segments.filter((s) => s.mode !== "inline").map((s) => `${s.name} ${s.mode}`);
   if (off.length) return { state: "degraded", words: `not inline: ${off.join(", ")}` };
   return { state: "ok", words: "all segments inline" };
 }
@@ -98,40 +108,39 @@ export function bypassHealth(bypass: Obj | null): UiHealth | null {
  * "bad" has simply not been marked good yet (a fresh install, a first boot): it runs, so it
  * reads "unconfirmed", not "bad".
  */
-export function slotState(s: Obj): string {
-  const st = str(s.state);
-  if (s.booted && st === "bad") return "unconfirmed";
-  return st;
+export function slotState(s: SlotView): string {
+  if (s.booted && s.state === "bad") return "unconfirmed";
+  return s.state;
 }
 
 /** Update slots (GET /api/update). */
-export function slotsHealth(update: Obj | null): UiHealth | null {
+export function slotsHealth(update: UpdateFullStatus | null): UiHealth | null {
   if (!update) return null;
-  const slots = arr(update.slots);
+  const slots = update.slots;
   if (!slots.length) return { state: "ok", words: "no slots configured" };
   const booted = slots.find((s) => s.booted);
   if (!booted) return { state: "degraded", words: "booted from none of the configured slots" };
   const st = slotState(booted);
-  if (st === "good") return { state: "ok", words: `booted ${str(booted.bootname)}, marked good` };
+  if (st === "good") return { state: "ok", words: `booted ${booted.bootname}, marked good` };
   return {
     state: "degraded",
-    words: `booted ${str(booted.bootname)}, ${
+    words: `booted ${booted.bootname}, ${
       st === "unconfirmed" ? "not marked good yet" : st
     } (mark good once it works)`,
   };
 }
 
 /** HA (GET /api/ha/status). */
-export function haHealth(ha: Obj | null): UiHealth | null {
-  if (!ha || ha.enabled === false) return null;
-  const role = str(ha.role);
+export function haHealth(ha: HaStatus | null): UiHealth | null {
+  if (!ha || !ha.enabled) return null;
+  const role = ha.role;
   if (role === "active" || role === "standby") return { state: "ok", words: role };
-  if (role === "fault") return { state: "failed", words: `fault: ${str(ha.reason)}` };
-  return { state: "degraded", words: `${role}${ha.reason ? `: ${str(ha.reason)}` : ""}` };
+  if (role === "fault") return { state: "failed", words: `fault: ${ha.reason ?? ""}` };
+  return { state: "degraded", words: `${role}${ha.reason ? `: ${ha.reason}` : ""}` };
 }
 
 /** A part of /api/health. */
-export function partState(p: Obj): UiState {
+export function partState(p: PartHealth): UiState {
   return p.ok ? "ok" : p.essential ? "failed" : "degraded";
 }
 
@@ -140,21 +149,21 @@ export function partState(p: Obj): UiState {
  * worst of the cards (a failed non-essential part counts as degraded).
  */
 export function overallHealth(
-  health: Obj | null,
+  health: HealthAnswer | null,
   cards: Record<string, UiHealth | null>,
 ): UiHealth {
   if (!health) return { state: "failed", words: "health unknown (no answer)" };
-  const parts = obj(health.parts);
+  const parts = health.parts;
   if (!health.ok) {
-    const down = Object.entries(parts).filter(([, p]) => !obj(p).ok).map(([n, p]) =>
-      `${n}${obj(p).detail ? ` (${str(obj(p).detail)})` : ""}`
+    const down = Object.entries(parts).filter(([, p]) => !p.ok).map(([n, p]) =>
+      `${n}${p.detail ? ` (${p.detail})` : ""}`
     );
     return { state: "failed", words: `not working: ${down.join(", ") || "starting up"}` };
   }
   const bad = Object.entries(cards).filter(([, h]) => h && h.state !== "ok")
     .map(([n, h]) => `${n}: ${h!.words}`);
-  const partsBad = Object.entries(parts).filter(([, p]) => !obj(p).ok)
-    .map(([n, p]) => `${n}: ${str(obj(p).detail) || "not ok"}`);
+  const partsBad = Object.entries(parts).filter(([, p]) => !p.ok)
+    .map(([n, p]) => `${n}: ${p.detail || "not ok"}`);
   const all = [...bad, ...partsBad];
   if (all.length) return { state: "degraded", words: `working, but ${all.join("; ")}` };
   return { state: "ok", words: "everything works" };
