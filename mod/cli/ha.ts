@@ -10,6 +10,7 @@ import { daemonRequest } from "./client.ts";
 import type { HaStatus } from "../ha/mod.ts";
 import { handoffLines, type HandoffOverviewEntry } from "../sdk/handoff.ts";
 import type { ReplModuleStatus } from "../repl/mod.ts";
+import type { PairStatus } from "../ha/pair_routes.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
@@ -41,6 +42,10 @@ export function registerHaCommands(program: Command): void {
       printStatus(s);
       for (const l of handoffLines(sdk?.subsystems ?? [])) console.log(l);
       if (replication) printReplication(replication);
+      const pair = await daemonRequest<PairStatus>(dataDir, "GET", "/api/ha/pair").catch(() =>
+        null
+      );
+      if (pair) printPair(pair);
     });
 
   ha.command("failover")
@@ -63,6 +68,71 @@ export function registerHaCommands(program: Command): void {
         console.log(`takeover confirmed: ${s.node} is ${s.role} and takes over`);
       } else console.log(`handover started: ${s.node} is ${s.role}; the peer takes over`);
     });
+
+  ha.command("pair")
+    .description(
+      "pair the two nodes: --code on one shows a one-time code (10 minutes); --peer HOST " +
+        "--code CODE on the other creates the pair's credentials on both (certificates made " +
+        "now, each node pinning the other's; the peer link becomes HTTPS with mutual " +
+        "authentication). Without options: this node's pairing",
+    )
+    .option("--peer <host>", "the node showing the code (its address)")
+    .option("--code [code]", "show a code (alone), or the code the other node shows")
+    .option("--port <port>", "the other node's peer link port (default: ours)")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(
+      async (
+        opts: CommonOpts & {
+          peer?: string;
+          code?: string | boolean;
+          port?: string;
+          json?: boolean;
+        },
+      ) => {
+        const dataDir = await commandDataDir(opts);
+        if (opts.peer !== undefined) {
+          if (typeof opts.code !== "string") {
+            throw new CliError(EXIT.USAGE, "pair --peer HOST needs --code CODE (shown on HOST)");
+          }
+          const port = opts.port === undefined ? undefined : Number(opts.port);
+          if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) {
+            throw new CliError(EXIT.USAGE, `--port: not a port: ${opts.port}`);
+          }
+          const s = await daemonRequest<PairStatus>(dataDir, "POST", "/api/ha/pair", {
+            peer: opts.peer,
+            code: opts.code,
+            ...(port ? { port } : {}),
+          });
+          if (opts.json) return printJson(s);
+          console.log(`paired: pair ${s.pairId}, ${s.node} <-> ${s.peerNode}`);
+          console.log(`this node's certificate ${s.fingerprint}`);
+          console.log(`pinned peer certificate  ${s.peerFingerprint}`);
+          console.log("the peer link is now HTTPS with mutual authentication");
+          return;
+        }
+        if (opts.code === true) {
+          const c = await daemonRequest<{ code: string; expiresAt: string; fingerprint: string }>(
+            dataDir,
+            "POST",
+            "/api/ha/pair/code",
+          );
+          if (opts.json) return printJson(c);
+          console.log(`pairing code: ${c.code}`);
+          console.log(`valid until ${c.expiresAt}; on the other node run:`);
+          console.log(`  keepwire ha pair --peer <this node's address> --code ${c.code}`);
+          console.log(`this node's certificate ${c.fingerprint}`);
+          return;
+        }
+        if (typeof opts.code === "string") {
+          throw new CliError(EXIT.USAGE, "pair --code CODE needs --peer HOST");
+        }
+        const s = await daemonRequest<PairStatus>(dataDir, "GET", "/api/ha/pair");
+        if (opts.json) return printJson(s);
+        printPair(s);
+      },
+    );
 
   ha.command("maintenance")
     .description("maintenance on|off (persisted): a node in maintenance never becomes active")
@@ -169,4 +239,18 @@ function printReplication(r: ReplModuleStatus): void {
     console.log(`synced configuration: version ${r.config.version}, hash ${r.config.hash}`);
   }
   if (r.reason) console.log(`replication problem: ${r.reason}`);
+}
+
+function printPair(p: PairStatus): void {
+  if (!p.paired) {
+    console.log(
+      "pairing: not paired (keepwire ha pair --code on one node, --peer HOST --code CODE on the other)" +
+        (p.offering ? `; a code is outstanding until ${p.offering.expiresAt}` : ""),
+    );
+    return;
+  }
+  console.log(
+    `pairing: pair ${p.pairId}, ${p.node} <-> ${p.peerNode} since ${p.pairedAt}; ` +
+      `peer link HTTPS, peer certificate ${p.peerFingerprint?.slice(0, 16)}… pinned`,
+  );
 }

@@ -237,8 +237,9 @@ const baseSchema = z.strictObject({
       "TCP port of the peer link on both nodes (own listener, routes /peer/v1/...)",
     ),
     bind: ipv4Schema.optional().describe("address to listen on (default: ha.node.address)"),
-    secret: z.string().min(16).max(256).describe(
-      "the pair secret, the same on both nodes (at least 16 characters; redacted)",
+    secret: z.string().min(16).max(256).optional().describe(
+      "the pair secret, the same on both nodes (at least 16 characters; redacted); not needed " +
+        "once the nodes are paired (keepwire ha pair: certificates and a secret of their own)",
     ).meta({ writeOnly: true }),
     pairId: z.string().regex(NAME_RE, "lowercase letters, digits, - and _ (max 32)").optional()
       .describe("the pair's id, the same on both nodes (default: vrid-<virtualRouterId>)"),

@@ -62,8 +62,12 @@ import {
   type PeerMount,
   type PeerRefusal,
   peerRoutes,
+  peerTlsFetch,
+  servePeerTls,
 } from "./peer.ts";
 import { VERSION } from "../version.ts";
+import { type PairCredentials, Pairing } from "./pairing.ts";
+import { pairRoutes } from "./pair_routes.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
 import "./events.ts";
 import type { EventMap } from "../events/mod.ts";
@@ -112,6 +116,8 @@ export interface HaModule extends Module, HaApi {
   evaluate(): TrackView | null;
   /** Poll the peer now (tests; the module polls every ha.peerLink.intervalMs). */
   pollPeer(): Promise<void>;
+  /** Pairing on this node (null before start or without ha.peerLink). */
+  readonly pairing: Pairing | null;
   /** The peer link lent to replication (mod/repl: PeerLinkAccess). */
   readonly peerAccess: {
     mount(m: PeerMount): void;
@@ -201,7 +207,10 @@ class HaModuleImpl implements HaModule {
   #dual: DualActiveWatch | null = null;
   #hook: HookRunner | null = null;
   #peer: PeerMonitor | null = null;
-  #peerServer: Deno.HttpServer | null = null;
+  #peerServer: { shutdown(): Promise<void> } | null = null;
+  #peerTls: { close(): void } | null = null;
+  #pairing: Pairing | null = null;
+  #paired: PairCredentials | null = null;
   #peerListening: string | null = null;
   #peerUrl = "";
   #mounts: PeerMount[] = [];
@@ -300,7 +309,7 @@ class HaModuleImpl implements HaModule {
     }
     const witnessStarted = this.#witness?.start();
     await this.#startEngine();
-    this.#startPeerLink();
+    await this.#startPeerLink();
     await witnessStarted;
   }
 
@@ -393,7 +402,8 @@ class HaModuleImpl implements HaModule {
 
   /** The pair id on the peer link. */
   #pairId(): string {
-    return this.#cfg.peerLink?.pairId ?? `vrid-${this.#cfg.virtualRouterId}`;
+    return this.#paired?.pairId ?? this.#cfg.peerLink?.pairId ??
+      `vrid-${this.#cfg.virtualRouterId}`;
   }
 
   /** This node's document for the peer. */
@@ -434,19 +444,55 @@ class HaModuleImpl implements HaModule {
     });
   }
 
-  #startPeerLink(): void {
+  /** Pairing on this node (null without ha.peerLink). */
+  get pairing(): Pairing | null {
+    return this.#pairing;
+  }
+
+  /** Restart the peer link (after pairing: HTTPS with the pinned certificates). */
+  async #restartPeerLink(): Promise<void> {
+    this.#peer?.stop();
+    this.#peer = null;
+    await this.#peerServer?.shutdown().catch(() => {});
+    this.#peerServer = null;
+    this.#peerTls?.close();
+    this.#peerTls = null;
+    await this.#startPeerLink();
+  }
+
+  async #startPeerLink(): Promise<void> {
     const link = this.#cfg.peerLink;
     const peer = this.#cfg.peers[0];
     if (!link || !peer || this.#stopping) return;
     const node = this.#cfg.node.id;
     const peerName = peer.id ?? peer.address;
+    const ownIp = this.#cfg.node.address!.split("/")[0];
+    this.#pairing ??= new Pairing({
+      dataDir: this.#ctx.config.dataDir,
+      node,
+      ips: [ownIp, ...(link.bind ? [link.bind] : []), "127.0.0.1"],
+      now: () => this.#ctx.clock.now(),
+      // answer first (over the link as it is), then restart it with the credentials
+      onPaired: () => void setTimeout(() => void this.#restartPeerLink(), 300),
+    });
+    try {
+      this.#paired = this.#pairing.credentials();
+    } catch (e) {
+      this.#paired = null;
+      this.#lastError = `pair credentials unreadable: ${(e as Error).message}`;
+    }
+    const paired = this.#paired;
+    // the pair's credentials replace the configured secret; without either, the link
+    // only serves pairing
+    const secret = paired?.secret ?? link.secret ?? "";
     let inbound = 0;
     const app = peerRoutes({
-      secret: link.secret,
+      secret,
       pairId: this.#pairId(),
       clock: this.#ctx.clock,
       health: () => this.#peerHealth(),
       mounts: this.#mounts,
+      pair: paired ? undefined : (b) => this.#pairing!.answer(b),
       onRefused: (reason, detail) => {
         inbound++;
         this.#peer?.countInbound();
@@ -454,22 +500,34 @@ class HaModuleImpl implements HaModule {
       },
     });
     const listen = this.#deps.peerListen ??
-      { hostname: link.bind ?? this.#cfg.node.address!.split("/")[0], port: link.port };
+      { hostname: link.bind ?? ownIp, port: link.port };
+    const tls = paired ? { cert: paired.cert, key: paired.key, peerCert: paired.peerCert } : null;
     try {
-      this.#peerServer = Deno.serve({
-        hostname: listen.hostname,
-        port: listen.port,
-        onListen: () => {},
-      }, app.fetch);
-      const a = this.#peerServer.addr as Deno.NetAddr;
-      this.#peerListening = `${a.hostname}:${a.port}`;
+      if (tls) {
+        const srv = await servePeerTls(listen, tls, app.fetch);
+        this.#peerServer = srv;
+        this.#peerListening = `${srv.addr.hostname}:${srv.addr.port}`;
+      } else {
+        const srv = Deno.serve({
+          hostname: listen.hostname,
+          port: listen.port,
+          onListen: () => {},
+        }, app.fetch);
+        this.#peerServer = srv;
+        const a = srv.addr as Deno.NetAddr;
+        this.#peerListening = `${a.hostname}:${a.port}`;
+      }
     } catch (e) {
       this.#lastError = `peer link cannot listen on ${listen.hostname}:${listen.port}: ${
         (e as Error).message
       }`;
     }
-    this.#peerUrl = this.#deps.peerUrl ??
-      `http://${peer.address}:${link.port}${PEER_HEALTH_PATH}`;
+    const scheme = tls ? "https" : "http";
+    this.#peerUrl = this.#deps.peerUrl?.replace(/^https?:/, `${scheme}:`) ??
+      `${scheme}://${peer.address}:${link.port}${PEER_HEALTH_PATH}`;
+    if (!secret) return; // unpaired and no configured secret: pairing only
+    const tlsFetch = tls ? peerTlsFetch(tls) : null;
+    this.#peerTls = tlsFetch;
     const pub = <K extends "ha.peer_lost" | "ha.peer_degraded" | "ha.peer_recovered">(
       kind: K,
       severity: "warning" | "notice",
@@ -482,15 +540,17 @@ class HaModuleImpl implements HaModule {
         payload: { node, peer: peerName, ...payload } as EventMap[K],
       });
     this.#peerFetch = createPeerFetch({
-      secret: link.secret,
+      secret,
       pairId: this.#pairId(),
       node,
       clock: this.#ctx.clock,
+      fetch: tlsFetch?.fetch,
     });
     this.#peer = new PeerMonitor({
       clock: this.#ctx.clock,
       url: this.#peerUrl,
-      secret: link.secret,
+      fetch: tlsFetch?.fetch,
+      secret,
       pairId: this.#pairId(),
       node,
       peerId: peer.id ?? null,
@@ -540,6 +600,8 @@ class HaModuleImpl implements HaModule {
       await this.#peerServer.shutdown().catch(() => {});
       this.#peerServer = null;
     }
+    this.#peerTls?.close();
+    this.#peerTls = null;
     this.#track?.close();
     this.#dual?.close();
     this.#running = false;
@@ -897,7 +959,15 @@ class HaModuleImpl implements HaModule {
   }
 
   routes(): Hono {
-    return haRoutes(this);
+    const app = haRoutes(this);
+    app.route(
+      "/",
+      pairRoutes(() => this.#pairing, {
+        port: () => this.#cfg.peerLink?.port ?? null,
+        pairId: () => this.#pairId(),
+      }),
+    );
+    return app;
   }
 
   pages(): ModulePage[] {

@@ -170,12 +170,40 @@ export interface PeerServerOptions {
   onRefused: (reason: PeerRefusal, detail: string) => void;
   /** Routes of other modules (read per request: mounts added later are served). */
   mounts?: readonly PeerMount[];
+  /**
+   * Pairing (`POST /peer/v1/pair`, the one route without the HMAC: the pairing code
+   * authenticates it); answers or throws a KeepwireError.
+   */
+  pair?: (body: unknown) => unknown;
 }
+
+/** Path of the pairing exchange. */
+export const PEER_PAIR_PATH = "/peer/v1/pair";
 
 /** The peer link's routes (its own listener serves them). */
 export function peerRoutes(o: PeerServerOptions): Hono {
   const nonces = new NonceCache();
   const app = new Hono();
+  app.post(PEER_PAIR_PATH, async (c) => {
+    if (!o.pair) return c.json({ error: { code: "not_found", message: "no pairing here" } }, 404);
+    let body: unknown;
+    try {
+      body = JSON.parse(await c.req.text());
+    } catch {
+      return c.json({ error: { code: "pair_malformed", message: "not JSON" } }, 400);
+    }
+    try {
+      return c.json(o.pair(body) as Record<string, unknown>);
+    } catch (e) {
+      const err = e as { status?: number; code?: string; message?: string };
+      if (typeof err.status !== "number" || typeof err.code !== "string") throw e;
+      o.onRefused("unauthenticated", `pairing refused: ${err.message}`);
+      return c.json(
+        { error: { code: err.code, message: err.message } },
+        err.status as 400 | 403 | 409 | 410,
+      );
+    }
+  });
   app.use("*", async (c, next) => {
     const h = (k: string) => c.req.header(k) ?? "";
     const refuse = (reason: PeerRefusal, detail: string, status: 401 | 403) => {
@@ -241,6 +269,104 @@ export function peerRoutes(o: PeerServerOptions): Hono {
     return await m.fetch(new Request(raw.url, { method: raw.method, headers: raw.headers, body }));
   });
   return app;
+}
+
+/** TLS material of a paired peer link: this node's certificate and the peer's (pinned). */
+export interface PeerTls {
+  /** This node's certificate (PEM). */
+  cert: string;
+  /** Its private key (PEM, PKCS#8). */
+  key: string;
+  /** The peer's certificate (PEM): the only one accepted, as client and as server. */
+  peerCert: string;
+}
+
+/**
+ * Serve `fetch` over HTTPS with mutual authentication: the TLS handshake requires a
+ * client certificate and accepts only `tls.peerCert` (pinned; it is not a CA, so
+ * nothing chains to it). Deno.serve cannot ask for client certificates; node:https can.
+ * Request and answer bodies are streamed.
+ */
+export async function servePeerTls(
+  listen: { hostname: string; port: number },
+  tls: PeerTls,
+  handler: (req: Request) => Response | Promise<Response>,
+): Promise<{ addr: { hostname: string; port: number }; shutdown(): Promise<void> }> {
+  const https = await import("node:https");
+  const { Readable } = await import("node:stream");
+  const pinned = certSha256(tls.peerCert);
+  const server = https.createServer({
+    key: tls.key,
+    cert: tls.cert,
+    ca: [tls.peerCert],
+    requestCert: true,
+    rejectUnauthorized: true,
+  }, async (req, res) => {
+    try {
+      const sock = req.socket as unknown as {
+        getPeerCertificate?: () => { fingerprint256?: string };
+      };
+      const fp = (sock.getPeerCertificate?.().fingerprint256 ?? "").replaceAll(":", "")
+        .toLowerCase();
+      if (fp !== pinned) {
+        res.writeHead(403, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ error: { code: "peer_unpinned", message: "not the pinned peer" } }),
+        );
+        return;
+      }
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+      }
+      const hasBody = req.method !== "GET" && req.method !== "HEAD";
+      const r = await handler(
+        new Request(`https://${listen.hostname}${req.url ?? "/"}`, {
+          method: req.method,
+          headers,
+          body: hasBody ? Readable.toWeb(req) as unknown as ReadableStream<Uint8Array> : undefined,
+          // @ts-ignore: a streamed request body needs duplex "half" (not in the DOM types)
+          duplex: "half",
+        }),
+      );
+      res.writeHead(r.status, Object.fromEntries(r.headers));
+      if (r.body) { for await (const chunk of r.body) res.write(chunk); }
+      res.end();
+    } catch (e) {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "internal", message: String(e).slice(0, 200) } }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.hostname, () => resolve());
+  });
+  const a = server.address() as { address: string; port: number };
+  return {
+    addr: { hostname: a.address, port: a.port },
+    shutdown: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}
+
+/**
+ * A fetch over HTTPS that trusts only the peer's certificate and presents this node's
+ * (mutual authentication); `close()` releases its connections.
+ */
+export function peerTlsFetch(tls: PeerTls): { fetch: typeof fetch; close(): void } {
+  const client = Deno.createHttpClient({ caCerts: [tls.peerCert], cert: tls.cert, key: tls.key });
+  return {
+    fetch: (input, init) => fetch(input, { ...init, client }),
+    close: () => client.close(),
+  };
+}
+
+function certSha256(pem: string): string {
+  const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
 }
 
 /** Options of {@link createPeerFetch}. */

@@ -77,8 +77,11 @@ function unb64url(s: string): string {
 
 /** Options of {@link HttpTransport}. */
 export interface HttpTransportOptions {
-  /** Base URL of the standby's mounted routes, e.g. `http://10.0.0.2:7440/peer/v1/repl`. */
-  baseUrl: string;
+  /**
+   * Base URL of the standby's mounted routes, e.g. `http://10.0.0.2:7440/peer/v1/repl`
+   * (a function: read per request, as pairing moves the link to https).
+   */
+  baseUrl: string | (() => string);
   /** The peer link's authenticating fetch (`createPeerFetch`). */
   fetch: typeof fetch;
 }
@@ -89,7 +92,12 @@ export class HttpTransport implements ReplTransport {
 
   /** Build one. */
   constructor(o: HttpTransportOptions) {
-    this.#o = { ...o, baseUrl: o.baseUrl.replace(/\/+$/, "") };
+    this.#o = o;
+  }
+
+  #base(): string {
+    const b = this.#o.baseUrl;
+    return (typeof b === "string" ? b : b()).replace(/\/+$/, "");
   }
 
   /** POST frames; the answer is the standby's ack. */
@@ -138,7 +146,7 @@ export class HttpTransport implements ReplTransport {
     let res: Response;
     try {
       const f = this.#o.fetch;
-      res = await f(this.#o.baseUrl + path, { method: "POST", headers, body, signal });
+      res = await f(this.#base() + path, { method: "POST", headers, body, signal });
     } catch (e) {
       throw new TransportDownError(`${path}: ${e instanceof Error ? e.message : e}`);
     }

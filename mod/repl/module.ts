@@ -165,8 +165,6 @@ class ReplModuleImpl implements ReplModule {
     const groups = reg.groups();
     for (const [n, g] of Object.entries(rc.groups)) groups[n] = g as GroupSpec;
     try {
-      const origin = peer.peerOrigin();
-      const f = peer.fetch();
       this.#repl = new Replicator({
         db: this.#ctx.store.db,
         pairId: peer.pairId(),
@@ -174,9 +172,19 @@ class ReplModuleImpl implements ReplModule {
         tables: reg.tables(),
         tailDir: join(this.#ctx.config.dataDir, "repl", "tails"),
         stagingDir: join(this.#ctx.config.dataDir, "repl"),
-        transport: origin && f
-          ? new HttpTransport({ baseUrl: origin + REPL_PEER_PREFIX, fetch: f })
-          : undefined,
+        // read per request: pairing moves the link to https with other credentials
+        transport: new HttpTransport({
+          baseUrl: () => (peer.peerOrigin() ?? "http://peer-link-not-started") + REPL_PEER_PREFIX,
+          fetch: (input, init) => {
+            const f = peer.fetch();
+            if (!f) {
+              return Promise.reject(
+                new Error("the peer link has no credentials (not paired, no ha.peerLink.secret)"),
+              );
+            }
+            return f(input, init);
+          },
+        }),
         bus: this.#ctx.bus,
         clock: this.#ctx.clock,
         batchMs: rc.batchMs,

@@ -1,0 +1,360 @@
+/**
+ * Pairing: `keepwire ha pair --code` on one box shows a one-time code; `keepwire ha pair
+ * --peer HOST --code CODE` on the other creates the pair's credentials on both. Each
+ * node makes its own certificate at pairing time (ECDSA P-256, self-signed, not a CA)
+ * and pins the other's: from then on the peer link is HTTPS with mutual authentication
+ * (each side accepts exactly the other's certificate) plus the link's HMAC with a secret
+ * both derived during pairing.
+ *
+ * The exchange (one request, on the peer link's unauthenticated `POST /peer/v1/pair`,
+ * served only while the node is unpaired):
+ * 1. the requester sends `{pairId, node, cert, nonce}` and `mac1 = HMAC(code, "kw-pair-1" …)`;
+ * 2. the code's node checks the code (unexpired, ≤ 5 wrong tries, used once), stores its
+ *    credentials, answers `{node, cert, nonce}` and `mac2 = HMAC(code, "kw-pair-2" …)`
+ *    over both messages;
+ * 3. the requester checks mac2 and stores its credentials.
+ * A wrong or expired code stores nothing on either side. The code is 12 characters of
+ * base32 (60 bits): an eavesdropper cannot guess it in its 10 minutes, and the MACs bind
+ * both certificates, so a man in the middle without the code cannot substitute his own.
+ * Credentials are node-local (`<dataDir>/ha/pair.json`, mode 0600), never replicated.
+ * @module
+ */
+import { join } from "node:path";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { z } from "zod";
+import { KeepwireError } from "../errors.ts";
+
+/** The pair's credentials on one node. */
+export const pairCredentialsSchema = z.strictObject({
+  version: z.literal(1),
+  pairId: z.string().min(1).max(128),
+  node: z.string().min(1).max(64),
+  peerNode: z.string().min(1).max(64),
+  key: z.string().min(1),
+  cert: z.string().min(1),
+  peerCert: z.string().min(1),
+  secret: z.string().regex(/^[0-9a-f]{64}$/),
+  pairedAt: z.string(),
+});
+/** The pair's credentials on one node. */
+export type PairCredentials = z.infer<typeof pairCredentialsSchema>;
+
+/** Where a node keeps its pair credentials. */
+export function pairFile(dataDir: string): string {
+  return join(dataDir, "ha", "pair.json");
+}
+
+/** Read this node's credentials (null when unpaired; throws when the file is damaged). */
+export function loadPair(dataDir: string): PairCredentials | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(pairFile(dataDir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return pairCredentialsSchema.parse(JSON.parse(text));
+}
+
+function savePair(dataDir: string, c: PairCredentials): void {
+  Deno.mkdirSync(join(dataDir, "ha"), { recursive: true, mode: 0o700 });
+  const tmp = pairFile(dataDir) + ".tmp";
+  Deno.writeTextFileSync(tmp, JSON.stringify(c, null, 2) + "\n", { mode: 0o600 });
+  Deno.renameSync(tmp, pairFile(dataDir));
+}
+
+/** SHA-256 of a PEM certificate's DER, hex (what both sides show). */
+export function certFingerprint(pem: string): string {
+  const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  return createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
+}
+
+/**
+ * A node certificate for the peer link: ECDSA P-256, self-signed, not a CA (so nothing
+ * can chain to it: pinning it accepts exactly it), server and client use, the given
+ * IP addresses as its names, valid 10 years.
+ */
+export async function makeNodeCert(
+  node: string,
+  ips: string[],
+): Promise<{ cert: string; key: string }> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
+  const serial = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex");
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: `7e${serial}`,
+    name: `CN=keepwire ${node}, O=keepwire peer link`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3650 * 86_400_000),
+    signingAlgorithm: alg,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      new x509.SubjectAlternativeNameExtension(
+        [...new Set(ips)].map((ip) => ({ type: "ip" as const, value: ip })),
+      ),
+    ],
+  });
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
+}
+
+/** Pairing failed; nothing was stored. */
+export class PairError extends KeepwireError {
+  /** Build one with a status and a stable code. */
+  constructor(status: 400 | 403 | 409 | 410 | 502, code: string, message: string) {
+    super(status, code, message);
+  }
+}
+
+const CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; // 32 symbols, no 0/O/1/I
+/** How long a code is valid. */
+export const PAIR_CODE_TTL_MS = 10 * 60_000;
+/** Wrong tries before a code is destroyed. */
+export const PAIR_CODE_TRIES = 5;
+
+/** Normalise a typed code: upper case, no spaces or dashes. */
+export function normaliseCode(code: string): string {
+  return code.toUpperCase().replace(/[\s-]/g, "");
+}
+
+function newCode(): string {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  const c = Array.from(b, (x) => CODE_ALPHABET[x & 31]).join("");
+  return `${c.slice(0, 4)}-${c.slice(4, 8)}-${c.slice(8)}`;
+}
+
+function mac(code: string, text: string): string {
+  return createHmac("sha256", normaliseCode(code)).update(text).digest("hex");
+}
+
+function sameHex(a: string, b: string): boolean {
+  const x = Buffer.from(a), y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The requester's message. */
+export const pairHelloSchema = z.strictObject({
+  pairId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
+  node: z.string().min(1).max(64),
+  cert: z.string().min(1).max(8192),
+  nonce: z.string().regex(/^[0-9a-f]{32}$/),
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+});
+/** The code node's answer. */
+export const pairAnswerSchema = z.strictObject({
+  node: z.string().min(1).max(64),
+  cert: z.string().min(1).max(8192),
+  nonce: z.string().regex(/^[0-9a-f]{32}$/),
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+const helloText = (h: Omit<z.infer<typeof pairHelloSchema>, "mac">) =>
+  `kw-pair-1\n${h.pairId}\n${h.node}\n${h.nonce}\n${certFingerprint(h.cert)}`;
+const answerText = (h: string, a: Omit<z.infer<typeof pairAnswerSchema>, "mac">) =>
+  `kw-pair-2\n${h}\n${a.node}\n${a.nonce}\n${certFingerprint(a.cert)}`;
+const secretOf = (code: string, hello: string, answer: string) =>
+  mac(code, `kw-pair-secret\n${hello}\n${answer}`);
+
+interface Offer {
+  code: string;
+  expiresAt: number;
+  tries: number;
+  cert: string;
+  key: string;
+}
+
+/** Options of {@link Pairing}. */
+export interface PairingOptions {
+  /** Where the credentials are kept. */
+  dataDir: string;
+  /** This node's id. */
+  node: string;
+  /** The addresses this node's certificate names (the peer reaches it by one of them). */
+  ips: string[];
+  /** Injected time. */
+  now: () => number;
+  /** Credentials were just stored (the module restarts its peer link with them). */
+  onPaired: (c: PairCredentials, how: "code" | "peer") => void;
+}
+
+/** One node's side of pairing. */
+export class Pairing {
+  #offer: Offer | null = null;
+  readonly #o: PairingOptions;
+
+  /** Build one for this node. */
+  constructor(o: PairingOptions) {
+    this.#o = o;
+  }
+
+  /** The credentials, or null when unpaired. */
+  credentials(): PairCredentials | null {
+    return loadPair(this.#o.dataDir);
+  }
+
+  #refuseIfPaired(): void {
+    const c = this.credentials();
+    if (c) {
+      throw new PairError(
+        409,
+        "pair_already_paired",
+        `this node is paired (pair ${c.pairId} with ${c.peerNode}); remove ${
+          pairFile(this.#o.dataDir)
+        } on both nodes to pair again`,
+      );
+    }
+  }
+
+  /** Make a one-time code (and this node's certificate); a new code replaces an old one. */
+  async offer(): Promise<{ code: string; expiresAt: string; fingerprint: string }> {
+    this.#refuseIfPaired();
+    const { cert, key } = await makeNodeCert(this.#o.node, this.#o.ips);
+    const code = newCode();
+    this.#offer = { code, expiresAt: this.#o.now() + PAIR_CODE_TTL_MS, tries: 0, cert, key };
+    return {
+      code,
+      expiresAt: new Date(this.#offer.expiresAt).toISOString(),
+      fingerprint: certFingerprint(cert),
+    };
+  }
+
+  /** Is a code outstanding (for the HA page)? */
+  get offering(): { expiresAt: string } | null {
+    const o = this.#offer;
+    if (!o || o.expiresAt <= this.#o.now()) return null;
+    return { expiresAt: new Date(o.expiresAt).toISOString() };
+  }
+
+  /** The code node's side of the exchange (the peer link's POST /peer/v1/pair). */
+  answer(body: unknown): z.infer<typeof pairAnswerSchema> {
+    this.#refuseIfPaired();
+    const p = pairHelloSchema.safeParse(body);
+    if (!p.success) throw new PairError(400, "pair_malformed", "not a pairing request");
+    const h = p.data;
+    const o = this.#offer;
+    if (!o) {
+      throw new PairError(
+        403,
+        "pair_no_code",
+        "no pairing code is outstanding on this node: run keepwire ha pair --code on it first",
+      );
+    }
+    if (o.expiresAt <= this.#o.now()) {
+      this.#offer = null;
+      throw new PairError(410, "pair_code_expired", "the pairing code has expired: make a new one");
+    }
+    const ht = helloText(h);
+    if (!sameHex(h.mac, mac(o.code, ht))) {
+      if (++o.tries >= PAIR_CODE_TRIES) this.#offer = null;
+      throw new PairError(
+        403,
+        "pair_bad_code",
+        `wrong pairing code${
+          this.#offer ? "" : ` (${PAIR_CODE_TRIES} wrong tries: code destroyed)`
+        }`,
+      );
+    }
+    const a = {
+      node: this.#o.node,
+      cert: o.cert,
+      nonce: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
+    };
+    const at = answerText(ht, a);
+    const creds: PairCredentials = {
+      version: 1,
+      pairId: h.pairId,
+      node: this.#o.node,
+      peerNode: h.node,
+      key: o.key,
+      cert: o.cert,
+      peerCert: h.cert,
+      secret: secretOf(o.code, ht, at),
+      pairedAt: new Date(this.#o.now()).toISOString(),
+    };
+    savePair(this.#o.dataDir, creds);
+    this.#offer = null;
+    this.#o.onPaired(creds, "code");
+    return { ...a, mac: mac(o.code, at) };
+  }
+
+  /**
+   * The requester's side: send our hello to the peer link at `url` (`http://HOST:PORT`)
+   * and store the credentials when the answer proves the peer holds the code.
+   */
+  async request(
+    url: string,
+    code: string,
+    pairId: string,
+    fetchFn: typeof fetch = fetch,
+  ): Promise<PairCredentials> {
+    this.#refuseIfPaired();
+    const { cert, key } = await makeNodeCert(this.#o.node, this.#o.ips);
+    const h = {
+      pairId,
+      node: this.#o.node,
+      cert,
+      nonce: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
+    };
+    const ht = helloText(h);
+    let res: Response;
+    try {
+      res = await fetchFn(new URL("/peer/v1/pair", url), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...h, mac: mac(code, ht) }),
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (e) {
+      throw new PairError(502, "pair_unreachable", `cannot reach ${url}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    if (!res.ok) {
+      const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
+      const status = [400, 403, 409, 410].includes(res.status) ? res.status as 403 : 502;
+      throw new PairError(
+        status,
+        err?.code ?? "pair_refused",
+        `the peer refused: ${err?.message ?? `HTTP ${res.status}`}`,
+      );
+    }
+    const p = pairAnswerSchema.safeParse(json);
+    if (!p.success) throw new PairError(502, "pair_malformed", "the peer's answer is malformed");
+    const at = answerText(ht, p.data);
+    if (!sameHex(p.data.mac, mac(code, at))) {
+      throw new PairError(
+        502,
+        "pair_peer_unproven",
+        "the peer's answer does not prove it holds the code (a man in the middle?): nothing stored",
+      );
+    }
+    const creds: PairCredentials = {
+      version: 1,
+      pairId,
+      node: this.#o.node,
+      peerNode: p.data.node,
+      key,
+      cert,
+      peerCert: p.data.cert,
+      secret: secretOf(code, ht, at),
+      pairedAt: new Date(this.#o.now()).toISOString(),
+    };
+    savePair(this.#o.dataDir, creds);
+    this.#o.onPaired(creds, "peer");
+    return creds;
+  }
+}

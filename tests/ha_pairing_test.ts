@@ -1,0 +1,241 @@
+/**
+ * Pairing: two HA modules (fake keepalived) with replication, their peer links on
+ * loopback and no configured secret. A wrong code and an expired code are refused with a
+ * clear error and nothing is stored on either node; the right code creates the pair's
+ * credentials on both (certificates made now, each pinning the other's); the peer links
+ * restart as HTTPS with mutual authentication (a client without the pinned certificate
+ * is refused in the handshake), the peers see each other, and the active's settings
+ * reach the standby over it; both show the same synced configuration hash.
+ */
+import { validateConfig } from "../mod/config/mod.ts";
+import { EventBus } from "../mod/events/mod.ts";
+import { Store } from "../mod/store/mod.ts";
+import { setInterfaceCheck } from "../mod/ha/config.ts";
+import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
+import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
+import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import {
+  certFingerprint,
+  loadPair,
+  makeNodeCert,
+  PAIR_CODE_TTL_MS,
+  PairError,
+  pairFile,
+  Pairing,
+} from "../mod/ha/pairing.ts";
+import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
+import { systemClock } from "../mod/module.ts";
+import { Users } from "../mod/web/users.ts";
+import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { until } from "./repl_rig.ts";
+
+class FakeEngine implements Engine {
+  pid: number | null = null;
+  config = "fake";
+  constructor(public ev: EngineEvents) {}
+  start(): Promise<{ pid: number }> {
+    this.pid = 4242;
+    return Promise.resolve({ pid: 4242 });
+  }
+  stop(): Promise<void> {
+    this.pid = null;
+    return Promise.resolve();
+  }
+  writeTrack(): void {}
+  line(state: string, prio: number): void {
+    this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+interface Node {
+  store: Store;
+  ha: HaModule;
+  repl: ReplModule;
+  engine: FakeEngine;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+async function node(dir: string, id: "n1" | "n2", own: number, peer: number): Promise<Node> {
+  const prev = setInterfaceCheck(() => true);
+  let config;
+  try {
+    config = validateConfig({
+      dataDir: `${dir}/${id}`,
+      ha: {
+        enabled: true,
+        node: {
+          id,
+          priority: id === "n1" ? 150 : 100,
+          address: `10.233.0.${id === "n1" ? 11 : 12}/24`,
+        },
+        interface: "kwtest0",
+        virtualAddresses: ["10.233.0.50/24"],
+        peers: [{ address: id === "n1" ? "10.233.0.12" : "10.233.0.11" }],
+        peerLink: { intervalMs: 200, port: own }, // no secret: pairing makes the credentials
+        replication: { batchMs: 10, ackTimeoutMs: 1500 },
+      },
+    });
+  } finally {
+    setInterfaceCheck(prev);
+  }
+  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  const bus = new EventBus({ journal: store });
+  new Users(store); // the auth tables (replicated)
+  const ctx = { config, store, bus, clock: systemClock };
+  let engine!: FakeEngine;
+  const ha = createHaModule(ctx, {
+    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
+    peerListen: { hostname: "127.0.0.1", port: own },
+    peerUrl: `http://127.0.0.1:${peer}${PEER_HEALTH_PATH}`,
+  });
+  const repl = createReplModule(ctx, { peer: ha.peerAccess, registry: new ReplRegistry() });
+  await ha.start();
+  await repl.start();
+  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
+  return {
+    store,
+    ha,
+    repl,
+    engine,
+    dataDir: `${dir}/${id}`,
+    async stop() {
+      if (!store.db.isOpen) return;
+      await repl.stop();
+      await ha.stop();
+      store.close();
+    },
+  };
+}
+
+Deno.test("ha pairing: a wrong or expired code stores nothing; the right one pairs both nodes over mutually authenticated HTTPS and replication runs on it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-pair-" });
+  const [p1, p2] = [freePort(), freePort()];
+  const n1 = await node(dir, "n1", p1, p2);
+  const n2 = await node(dir, "n2", p2, p1);
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    const url2 = `http://127.0.0.1:${p2}`;
+    // unpaired, no secret: the link serves pairing only, nothing replicates
+    assertEquals(n1.ha.status().peerLink?.reachable ?? false, false);
+    // no code outstanding
+    await assertRejects(
+      () => n1.ha.pairing!.request(url2, "AAAA-BBBB-CCCC", "lab"),
+      PairError,
+      "no pairing code is outstanding",
+    );
+    const offer = await n2.ha.pairing!.offer();
+    assert(/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(offer.code), offer.code);
+    // a wrong code: refused, nothing stored on either node
+    const e = await assertRejects(
+      () => n1.ha.pairing!.request(url2, "ZZZZ-ZZZZ-ZZZZ", "lab"),
+      PairError,
+      "wrong pairing code",
+    );
+    assertEquals((e as PairError).code, "pair_bad_code");
+    for (const n of [n1, n2]) assertEquals(loadPair(n.dataDir), null);
+    // the right code (typed in lower case without dashes)
+    const creds = await n1.ha.pairing!.request(
+      url2,
+      offer.code.toLowerCase().replaceAll("-", ""),
+      "lab",
+    );
+    const c2 = loadPair(n2.dataDir)!;
+    assertEquals([creds.pairId, c2.pairId], ["lab", "lab"]);
+    assertEquals([creds.peerNode, c2.peerNode], ["n2", "n1"]);
+    assertEquals(certFingerprint(creds.peerCert), certFingerprint(c2.cert));
+    assertEquals(certFingerprint(c2.peerCert), certFingerprint(creds.cert));
+    assertEquals(creds.secret, c2.secret, "both derived the same link secret");
+    assertEquals((await Deno.stat(pairFile(n1.dataDir))).mode! & 0o777, 0o600);
+    // a second pairing is refused while paired
+    await assertRejects(() => n2.ha.pairing!.offer(), PairError, "this node is paired");
+    // both peer links restart as HTTPS and see each other
+    await until(
+      () =>
+        !!n1.ha.status().peerLink?.url.startsWith("https:") &&
+        !!n2.ha.status().peerLink?.reachable && !!n1.ha.status().peerLink?.reachable,
+      "both peers reachable over https",
+    );
+    // a client without the pinned certificate is refused in the TLS handshake
+    const stranger = await makeNodeCert("stranger", ["127.0.0.1"]);
+    for (const opts of [{}, { cert: stranger.cert, key: stranger.key }]) {
+      const client = Deno.createHttpClient({ caCerts: [c2.cert], ...opts });
+      try {
+        const r = await fetch(`https://127.0.0.1:${p2}${PEER_HEALTH_PATH}`, { client })
+          .then((r) => r.status, () => "refused");
+        assertEquals(r, "refused", JSON.stringify(Object.keys(opts)));
+      } finally {
+        client.close();
+      }
+    }
+    // replication on the paired link: the active's settings reach the standby
+    await until(() => n1.repl.status().role === "primary", "n1 primary");
+    n1.store.setSetting("ui", { refreshMs: 1234, banner: "paired" });
+    await until(() => n2.store.getSetting<{ banner: string }>("ui")?.banner === "paired", "synced");
+    assertEquals(n2.repl.status().config, n1.repl.status().config);
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("ha pairing: an expired code is refused, nothing stored; five wrong tries destroy a code", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-pair-" });
+  let now = 1_000_000;
+  const paired: string[] = [];
+  const mk = (node: string) =>
+    new Pairing({
+      dataDir: `${dir}/${node}`,
+      node,
+      ips: ["127.0.0.1"],
+      now: () => now,
+      onPaired: () => paired.push(node),
+    });
+  const a = mk("a"), b = mk("b");
+  // the code node's answer() is what the peer link serves; the requester reaches it here
+  const fetchTo = (p: Pairing): typeof fetch => (_u, init) => {
+    try {
+      return Promise.resolve(Response.json(p.answer(JSON.parse(String(init?.body)))));
+    } catch (e) {
+      const err = e as PairError;
+      return Promise.resolve(
+        Response.json({ error: { code: err.code, message: err.message } }, { status: err.status }),
+      );
+    }
+  };
+  try {
+    const offer = await b.offer();
+    now += PAIR_CODE_TTL_MS + 1;
+    const e = await assertRejects(
+      () => a.request("http://b", offer.code, "lab", fetchTo(b)),
+      PairError,
+      "expired",
+    );
+    assertEquals((e as PairError).code, "pair_code_expired");
+    const again = await b.offer();
+    for (let i = 0; i < 5; i++) {
+      await assertRejects(
+        () => a.request("http://b", "WRON-GWRO-NGXX", "lab", fetchTo(b)),
+        PairError,
+        "wrong pairing code",
+      );
+    }
+    await assertRejects(
+      () => a.request("http://b", again.code, "lab", fetchTo(b)),
+      PairError,
+      "no pairing code is outstanding",
+    );
+    assertEquals([loadPair(`${dir}/a`), loadPair(`${dir}/b`), paired], [null, null, []]);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
