@@ -1,6 +1,8 @@
 /**
  * Replication in the HA lab (tests/e2e/ha_lab.ts): two real `keepwire run` nodes with
- * keepalived, the peer link and `ha.replication` on. In order:
+ * keepalived, the peer link and `ha.replication` on, paired at the start (`ha pair --code` on
+ * n2, `ha pair --peer` on n1: the peer link becomes HTTPS with mutual authentication and
+ * everything below runs over it). In order:
  * 1. users and settings written through the active's API are on the standby when the
  *    API answers (sync); the standby refuses a change to a replicated table (409);
  * 2. kill -9 of the active while a client creates users one after another: the new
@@ -13,7 +15,7 @@
  * Bounded (≤ 3 min on a busy machine); the lab removes everything it made.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, type HaLab, type NodeName } from "./ha_lab.ts";
+import { createHaLab, type HaLab, LAB, type NodeName } from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
 import type { KwEvent } from "../../mod/events/mod.ts";
@@ -34,7 +36,7 @@ const userNames = async (lab: HaLab, n: NodeName) =>
 
 Deno.test({
   name:
-    "repl lab: API writes reach the standby; kill -9 of the active loses no acknowledged write; the ex-active's tail is set aside",
+    "repl lab: paired over HTTPS (mutual TLS), API writes reach the standby; kill -9 of the active loses no acknowledged write; the ex-active's tail is set aside",
   ignore: missing !== undefined,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -42,7 +44,7 @@ Deno.test({
     const started = Date.now();
     const lab = await createHaLab({
       extra: {
-        peerLink: { secret: "lab-pair-secret-0123456789", pairId: "lab", intervalMs: 300 },
+        peerLink: { pairId: "lab", intervalMs: 300 }, // no secret: the pairing makes one
         replication: { ackTimeoutMs: 1500 },
       },
     });
@@ -52,6 +54,20 @@ Deno.test({
       await lab.waitRole("n1", "active");
       await lab.startNode("n2");
       await lab.waitRole("n2", "standby");
+      // pairing: a code on n2, entered on n1
+      const offer = await lab.request("n2", "POST", "/api/ha/pair/code") as { code: string };
+      const paired = await lab.request("n1", "POST", "/api/ha/pair", {
+        peer: LAB.nodes.n2,
+        code: offer.code,
+      }) as { paired: boolean; peerFingerprint: string };
+      assert(paired.paired);
+      const p2 = await lab.get<{ paired: boolean; fingerprint: string }>("n2", "/api/ha/pair");
+      assertEquals([p2.paired, p2.fingerprint], [true, paired.peerFingerprint]);
+      await until(async () => {
+        const s1 = await lab.status("n1"), s2 = await lab.status("n2");
+        return !!s1?.peerLink?.url.startsWith("https:") && !!s1.peerLink.reachable &&
+          !!s2?.peerLink?.reachable;
+      }, "the paired link up over https");
       await until(
         async () => {
           const r = await repl(lab, "n2");
