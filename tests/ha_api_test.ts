@@ -165,6 +165,8 @@ Deno.test("ha page: disabled says so; enabled shows the role, keepalived's state
     assertStringIncludes(html, 'data-api="/api/ha/maintenance"');
     assert(!html.includes('data-api="/api/ha/failover"'), "no handover button unless active");
     assertStringIncludes(html, 'href="/ha"');
+    assertStringIncludes(html, 'data-repl="off"'); // replication card: ha.replication not set
+    assertStringIncludes(html, 'data-pair="unpaired"'); // pairing card
   } finally {
     await t.close();
   }

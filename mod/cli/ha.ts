@@ -32,19 +32,20 @@ export function registerHaCommands(program: Command): void {
       ).catch(() => null);
       const replication = await daemonRequest<ReplModuleStatus>(dataDir, "GET", "/api/repl/status")
         .catch(() => null);
+      const pair = await daemonRequest<PairStatus>(dataDir, "GET", "/api/ha/pair").catch(() =>
+        null
+      );
       if (opts.json) {
         return printJson({
           ...s,
           ...(sdk ? { handoff: sdk.subsystems } : {}),
           ...(replication ? { replication } : {}),
+          ...(pair ? { pairing: pair } : {}),
         });
       }
       printStatus(s);
       for (const l of handoffLines(sdk?.subsystems ?? [])) console.log(l);
       if (replication) printReplication(replication);
-      const pair = await daemonRequest<PairStatus>(dataDir, "GET", "/api/ha/pair").catch(() =>
-        null
-      );
       if (pair) printPair(pair);
     });
 

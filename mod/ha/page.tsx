@@ -11,6 +11,7 @@ import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
 import type { HaStatus } from "./types.ts";
 import type { ReplModuleStatus } from "../repl/module.ts";
+import type { PairStatus } from "./pair_routes.ts";
 
 /** The HA page body. */
 export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
@@ -28,6 +29,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
   }
   const t = s.track;
   const r = await d.internal<ReplModuleStatus>("/api/repl/status");
+  const pair = s.peerLink || s.peers.length ? await d.internal<PairStatus>("/api/ha/pair") : null;
   return (
     <>
       <h1>High availability</h1>
@@ -144,6 +146,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
           </p>
         </div>
         {replicationCard(r)}
+        {pairCard(pair)}
       </div>
       <h2>Last role changes</h2>
       <table>
@@ -226,6 +229,38 @@ function replicationCard(r: ReplModuleStatus | null): Child {
           </p>
         )
         : null}
+    </div>
+  );
+}
+
+/** The pairing (GET /api/ha/pair): the code itself is shown by `keepwire ha pair --code`. */
+function pairCard(p: PairStatus | null): Child {
+  if (!p) return null;
+  return (
+    <div class="card" data-pair={p.paired ? "paired" : "unpaired"}>
+      <h2>
+        Pairing <Badge value={p.paired ? "paired" : "not paired"} />
+      </h2>
+      {p.paired
+        ? (
+          <>
+            <p>
+              pair {p.pairId} · {p.node} ↔ {p.peerNode} · since{" "}
+              {fmtTime(p.pairedAt ? Date.parse(p.pairedAt) : null)}
+            </p>
+            <p class="muted">
+              peer link HTTPS, mutual authentication · this node <code>{p.fingerprint}</code>{" "}
+              · pinned peer <code>{p.peerFingerprint}</code>
+            </p>
+          </>
+        )
+        : (
+          <p class="muted">
+            {p.offering
+              ? `a pairing code is outstanding until ${p.offering.expiresAt}`
+              : "run keepwire ha pair --code on one node, then keepwire ha pair --peer HOST --code CODE on the other"}
+          </p>
+        )}
     </div>
   );
 }
