@@ -56,15 +56,18 @@ export function registerHaCommands(program: Command): void {
         "while a takeover is pending: take over (refused otherwise)",
     )
     .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--set <a|b>", "active-active: hand only this client set to the peer")
     .option("--json", "print JSON")
     .option("-c, --config <file>", "config file")
     .option("-d, --data <dir>", "data directory")
-    .action(async (opts: CommonOpts & { by: string; json?: boolean }) => {
+    .action(async (opts: CommonOpts & { by: string; set?: string; json?: boolean }) => {
       const dataDir = await commandDataDir(opts);
       const s = await daemonRequest<HaStatus>(dataDir, "POST", "/api/ha/failover", {
         by: opts.by,
+        ...(opts.set === undefined ? {} : { set: opts.set }),
       });
       if (opts.json) return printJson(s);
+      if (opts.set) return console.log(`set ${opts.set} handed over: the peer takes it over`);
       if (s.manual && s.role !== "active" && s.manual.releasedUntil) {
         console.log(`takeover confirmed: ${s.node} is ${s.role} and takes over`);
       } else console.log(`handover started: ${s.node} is ${s.role}; the peer takes over`);
@@ -210,6 +213,13 @@ function printStatus(s: HaStatus): void {
       s.policy.preempt ? "on" : "off"
     }, advert ${s.policy.advertMs} ms`,
   );
+  const aa = s.activeActive;
+  if (aa) {
+    console.log(
+      `active-active set b ${aa.virtualAddresses.join(", ")} (vrid ${aa.virtualRouterId}, ` +
+        `priority ${aa.priority}): ${aa.state ?? "unknown"}; failback ${aa.failback}`,
+    );
+  }
   for (const h of s.history.slice(-5)) {
     console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
   }

@@ -220,6 +220,23 @@ const baseSchema = z.strictObject({
     "a second heartbeat path (docs/ha.md): VRRP runs on ha.interface and on this link, and " +
       "the standby takes over only when the active is silent on both",
   ),
+  activeActive: z.strictObject({
+    virtualRouterId: z.number().int().min(1).max(255).describe(
+      "VRID of the second set, the same on both nodes, not ha.virtualRouterId",
+    ),
+    virtualAddresses: z.array(cidrSchema).min(1).describe(
+      "the second client set's addresses (the peer's set: this node is its standby)",
+    ),
+    failback: z.enum(["manual", "auto"]).default("manual").describe(
+      "manual: a set stays where it is until `ha failover --set`; auto: its owner takes it back",
+    ),
+    failbackDelayMs: z.number().int().min(0).max(1_000_000).multipleOf(1000).default(0)
+      .describe("auto failback: wait this long (whole seconds) before taking a set back"),
+  }).optional().describe(
+    "active-active: a second VRRP instance with mirrored priorities (this node's priority is " +
+      "ha.peers[0].priority there), so each node is active for one client set and standby for " +
+      "the other; the survivor serves both",
+  ),
   hook: z.strictObject({
     command: z.array(z.string().min(1).max(4096)).min(1).max(64).describe(
       "argv of the command run when this node's role becomes active, standby, fault or " +
@@ -367,6 +384,7 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
     );
   }
   if (ha.syncLink !== undefined) syncLinkProblems(ha, own, add);
+  if (ha.activeActive !== undefined) activeActiveProblems(ha, own, add);
   if (ha.replication?.enabled && ha.peerLink === undefined) {
     add(["replication"], "needs ha.peerLink (replication travels on the peer link)");
   }
@@ -392,6 +410,46 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
     }
   }
   return out;
+}
+
+/** The rules of `ha.activeActive` (a second client set with mirrored priorities). */
+function activeActiveProblems(
+  ha: HaBase,
+  own: ReturnType<typeof parseCidr>,
+  add: (path: PropertyKey[], msg: string) => void,
+): void {
+  const aa = ha.activeActive!;
+  if (aa.virtualRouterId === ha.virtualRouterId) {
+    add(["activeActive", "virtualRouterId"], `equal to ha.virtualRouterId (${aa.virtualRouterId})`);
+  }
+  if (ha.peers[0] !== undefined && ha.peers[0].priority === undefined) {
+    add(["peers", 0, "priority"], "required with ha.activeActive (the mirrored priority)");
+  }
+  if (ha.preempt) add(["preempt"], "use ha.activeActive.failback with active-active");
+  if (ha.syncLink !== undefined) add(["activeActive"], "not built together with ha.syncLink");
+  if (ha.witness !== undefined) add(["activeActive"], "not built together with ha.witness");
+  if (ha.failover === "manual") {
+    add(["activeActive"], 'not built together with ha.failover "manual"');
+  }
+  const setA = new Set(ha.virtualAddresses.map((v) => v.split("/")[0]));
+  aa.virtualAddresses.forEach((v, i) => {
+    const c = parseCidr(v);
+    if (!c) return;
+    const path = ["activeActive", "virtualAddresses", i];
+    if (setA.has(c.address)) add(path, `${c.address} is in ha.virtualAddresses too`);
+    if (own && !inPrefix(c.address, own)) {
+      add(path, `${c.address} is outside ${formatNetwork(own)} (the prefix of ha.node.address)`);
+    } else if (own && c.prefix !== own.prefix) {
+      add(path, `prefix /${c.prefix} differs from ha.node.address's /${own.prefix}`);
+    }
+    if (own && c.address === own.address) add(path, `${c.address} is this node's own address`);
+    if (ha.peers.some((p) => p.address === c.address)) {
+      add(path, `${c.address} is a peer's own address`);
+    }
+  });
+  if (aa.failbackDelayMs > 0 && aa.failback !== "auto") {
+    add(["activeActive", "failbackDelayMs"], 'only applies with failback "auto"');
+  }
 }
 
 /** The rules of `ha.syncLink` (a second heartbeat path). */

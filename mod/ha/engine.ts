@@ -155,6 +155,10 @@ export class KeepalivedEngine implements Engine {
     // keepalived starts in FAULT until keepwire has evaluated its conditions and writes 0
     writeAtomic(p.faultFile, "1\n");
     writeAtomic(p.priorityFile, "0\n");
+    if (this.#ha.activeActive) {
+      writeAtomic(p.releaseFile.a, "0\n");
+      writeAtomic(p.releaseFile.b, "0\n");
+    }
     // the heartbeat keepalived checks every second: written by this (main) event loop,
     // so a stuck keepwire stops it and keepalived goes to FAULT
     writeAtomic(p.aliveScript, ALIVE_SCRIPT);
@@ -236,6 +240,10 @@ export class KeepalivedEngine implements Engine {
   writeTrack(v: TrackValues): void {
     writeAtomic(this.#paths.faultFile, `${v.fault}\n`);
     writeAtomic(this.#paths.priorityFile, `${v.priority}\n`);
+    if (this.#ha.activeActive && v.release) {
+      writeAtomic(this.#paths.releaseFile.a, `${v.release.a}\n`);
+      writeAtomic(this.#paths.releaseFile.b, `${v.release.b}\n`);
+    }
   }
 
   async #openFifo(): Promise<void> {

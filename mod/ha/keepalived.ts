@@ -15,6 +15,10 @@ import type { EngineState } from "./role.ts";
 export const INSTANCE = "keepwire";
 /** The second heartbeat path's instance (with `ha.syncLink`): no address, same priority. */
 export const SYNC_INSTANCE = "keepwire_sync";
+/** The second client set's instance (with `ha.activeActive`). */
+export const INSTANCE_B = "keepwire_b";
+/** Per-set release track files (active-active: `ha failover --set a|b`). */
+export const RELEASE_TRACK = { a: "kw_release_a", b: "kw_release_b" } as const;
 /** The sync group of the two instances (with `ha.syncLink`). */
 export const PATHS_GROUP = "keepwire_paths";
 /** Name of the FAULT track file in keepalived's config. */
@@ -44,6 +48,8 @@ export interface KeepalivedPaths {
   faultFile: string;
   /** track_file with weight 1 (added to the priority). */
   priorityFile: string;
+  /** Active-active: per-set release files (weight 0: one set to FAULT). */
+  releaseFile: { a: string; b: string };
   /** Parent pid file. */
   pidFile: string;
   /** VRRP child pid file. */
@@ -77,6 +83,7 @@ export function keepalivedPaths(dataDir: string): KeepalivedPaths {
     fifo: `${dir}/notify.fifo`,
     faultFile: `${dir}/fault.track`,
     priorityFile: `${dir}/priority.track`,
+    releaseFile: { a: `${dir}/release_a.track`, b: `${dir}/release_b.track` },
     pidFile: `${dir}/keepalived.pid`,
     vrrpPidFile: `${dir}/keepalived_vrrp.pid`,
     aliveFile: `${dir}/alive`,
@@ -147,6 +154,15 @@ export function renderKeepalivedConf(
   L.push("  weight 1");
   L.push("  init_file 0");
   L.push("}");
+  if (ha.activeActive) {
+    for (const set of ["a", "b"] as const) {
+      L.push(`track_file ${RELEASE_TRACK[set]} {`);
+      L.push(`  file ${quote(paths.releaseFile[set])}`);
+      L.push("  weight 0");
+      L.push("  init_file 0");
+      L.push("}");
+    }
+  }
   L.push(`vrrp_script ${ALIVE_TRACK} {`);
   L.push(`  script ${quote(`${paths.aliveScript} ${paths.aliveFile} ${ha.aliveTimeoutMs}`)}`);
   L.push("  interval 1");
@@ -185,7 +201,26 @@ export function renderKeepalivedConf(
   const vips = ha.virtualAddresses.length > 0
     ? ha.virtualAddresses.map((v) => `${v} dev ${iface}`)
     : [`${markerAddress(ha.virtualRouterId)}/32 dev ${iface}`];
-  instance(L, ha, INSTANCE, iface, unicast, vips);
+  const aa = ha.activeActive;
+  const policy: Policy = aa
+    ? { preempt: aa.failback === "auto", delayMs: aa.failbackDelayMs }
+    : { preempt: ha.preempt, delayMs: ha.preemptDelayMs };
+  instance(L, ha, INSTANCE, iface, unicast, vips, policy, {
+    extraTracks: aa ? [RELEASE_TRACK.a] : [],
+  });
+  if (aa) {
+    // the second set: mirrored priority (this node's is the peer's), its own release file
+    instance(
+      L,
+      { ...ha, virtualRouterId: aa.virtualRouterId },
+      INSTANCE_B,
+      iface,
+      unicast,
+      aa.virtualAddresses.map((v) => `${v} dev ${iface}`),
+      policy,
+      { priority: ha.peers[0]?.priority ?? ha.node.priority, extraTracks: [RELEASE_TRACK.b] },
+    );
+  }
   if (ha.syncLink) {
     // the sync link: unicast to the peer's sync address, its carrier not tracked (a
     // pulled sync cable alone must move nothing; dont_track_primary)
@@ -200,10 +235,17 @@ export function renderKeepalivedConf(
         peers: [s.peerAddress],
       },
       [`${markerAddress(ha.virtualRouterId)}/32 dev ${s.interface}`],
-      true,
+      policy,
+      { dontTrackPrimary: true },
     );
   }
   return L.join("\n") + "\n";
+}
+
+/** Preemption of an instance: ha.preempt, or with active-active its failback. */
+interface Policy {
+  preempt: boolean;
+  delayMs: number;
 }
 
 function instance(
@@ -213,17 +255,18 @@ function instance(
   iface: string,
   unicast: { src: string; peers: string[] } | null,
   vips: string[],
-  dontTrackPrimary = false,
+  policy: Policy,
+  o: { dontTrackPrimary?: boolean; priority?: number; extraTracks?: string[] } = {},
 ): void {
   L.push(`vrrp_instance ${name} {`);
   L.push("  state BACKUP");
   L.push(`  interface ${iface}`);
-  if (dontTrackPrimary) L.push("  dont_track_primary");
+  if (o.dontTrackPrimary) L.push("  dont_track_primary");
   L.push(`  virtual_router_id ${ha.virtualRouterId}`);
-  L.push(`  priority ${ha.node.priority}`);
+  L.push(`  priority ${o.priority ?? ha.node.priority}`);
   L.push(`  advert_int ${seconds(ha.advertMs)}`);
-  if (!ha.preempt) L.push("  nopreempt");
-  else if (ha.preemptDelayMs > 0) L.push(`  preempt_delay ${ha.preemptDelayMs / 1000}`);
+  if (!policy.preempt) L.push("  nopreempt");
+  else if (policy.delayMs > 0) L.push(`  preempt_delay ${policy.delayMs / 1000}`);
   const adverts = downTimerAdverts(ha.holdDownMs, ha.advertMs);
   if (adverts !== 3) L.push(`  down_timer_adverts ${adverts}`);
   if (unicast) {
@@ -241,6 +284,7 @@ function instance(
   L.push("  track_file {");
   L.push(`    ${FAULT_TRACK}`);
   L.push(`    ${PRIORITY_TRACK}`);
+  for (const t of o.extraTracks ?? []) L.push(`    ${t}`);
   L.push("  }");
   L.push("  track_script {");
   L.push(`    ${ALIVE_TRACK}`);

@@ -39,7 +39,7 @@ import {
   KeepalivedEngine,
   type KeepalivedEngineOptions,
 } from "./engine.ts";
-import { INSTANCE, parseFifoLine, PATHS_GROUP, SYNC_INSTANCE } from "./keepalived.ts";
+import { INSTANCE, INSTANCE_B, parseFifoLine, PATHS_GROUP, SYNC_INSTANCE } from "./keepalived.ts";
 import { DUAL_ACTIVE_YIELD, DualActiveWatch } from "./dual.ts";
 import { HookRunner, type HookSpawn } from "./hook.ts";
 import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
@@ -99,7 +99,7 @@ export interface HaApi {
    * ha.failoverHoldMs; priority-0 advert). On a standby with `failover: manual` and a
    * takeover pending: confirm the takeover (the hold is released).
    */
-  failover(by: string): HaStatus;
+  failover(by: string, set?: "a" | "b"): HaStatus;
   /** Maintenance on/off (persisted; a node in maintenance never becomes active). */
   setMaintenance(on: boolean, by: string): HaStatus;
 }
@@ -163,6 +163,10 @@ export interface HaDeps {
 /** Body of POST /api/ha/failover. */
 export const haFailoverBodySchema = z.strictObject({
   by: z.string().min(1).max(64).optional(),
+  set: z.enum(["a", "b"]).optional().describe(
+    "active-active: hand only this client set to the peer (a: ha.virtualAddresses, b: " +
+      "ha.activeActive.virtualAddresses)",
+  ),
 });
 
 /** Body of POST /api/ha/maintenance. */
@@ -206,6 +210,8 @@ class HaModuleImpl implements HaModule {
   #log: string[] = [];
   #dual: DualActiveWatch | null = null;
   #hook: HookRunner | null = null;
+  /** Active-active: keepalived's last state of the second set's instance. */
+  #setB: string | null = null;
   #peer: PeerMonitor | null = null;
   #peerServer: { shutdown(): Promise<void> } | null = null;
   #peerTls: { close(): void } | null = null;
@@ -244,6 +250,7 @@ class HaModuleImpl implements HaModule {
     const node = this.#cfg.node.id;
     this.#track = new TrackControl({
       clock: this.#ctx.clock,
+      sets: !!this.#cfg.activeActive,
       readers: this.#deps.readers ?? {},
       write: (v, view) => {
         if (this.#running) {
@@ -683,6 +690,14 @@ class HaModuleImpl implements HaModule {
       if (l.type === "rx_lower_priority") this.#dual?.lowerAdvert(l.instance, l.priority);
       return;
     }
+    if (
+      l.type !== "other" && l.type !== "group" && this.#cfg.activeActive &&
+      l.instance === INSTANCE_B
+    ) {
+      if (l.type === "state") this.#setB = l.state;
+      else if (l.type === "rx_lower_priority") this.#dual?.lowerAdvert(l.instance, l.priority);
+      return;
+    }
     if (l.type === "other" || l.type === "group" || l.instance !== INSTANCE) {
       this.#refused++;
       if (this.#refused === 1 || this.#refused % 100 === 0) {
@@ -814,8 +829,9 @@ class HaModuleImpl implements HaModule {
     });
   }
 
-  failover(by: string): HaStatus {
+  failover(by: string, set?: "a" | "b"): HaStatus {
     if (!this.#cfg.enabled || !this.#track) throw new HaDisabledError();
+    if (set !== undefined) return this.#releaseSet(set, by);
     const role = this.#machine.role;
     if (role !== "active" && this.#cfg.failover === "manual" && role !== "maintenance") {
       this.#manualUpdate();
@@ -849,6 +865,33 @@ class HaModuleImpl implements HaModule {
       payload: { node: this.#cfg.node.id, by, holdMs: this.#cfg.failoverHoldMs },
     });
     this.#track.handover(this.#cfg.failoverHoldMs);
+    return this.status();
+  }
+
+  /**
+   * Active-active: hand one client set to the peer (its instance in FAULT for
+   * ha.failoverHoldMs: a priority-0 advert on that set only) — the manual failback.
+   */
+  #releaseSet(set: "a" | "b", by: string): HaStatus {
+    if (!this.#cfg.activeActive) {
+      throw new HaNotActiveError(`${this.#machine.role} (ha.activeActive is not configured)`);
+    }
+    const held = set === "a" ? this.#machine.role === "active" : this.#setB === "MASTER";
+    if (!held) {
+      const r = set === "a" ? this.#machine.role : (this.#setB ?? "unknown").toLowerCase();
+      throw new HaNotActiveError(`${r} for set ${set}`);
+    }
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.failover_manual",
+      severity: "notice",
+      payload: {
+        node: this.#cfg.node.id,
+        by: `${by} (set ${set})`,
+        holdMs: this.#cfg.failoverHoldMs,
+      },
+    });
+    this.#track!.release(set, this.#cfg.failoverHoldMs);
     return this.status();
   }
 
@@ -919,6 +962,15 @@ class HaModuleImpl implements HaModule {
       },
       peers: this.#cfg.peers.map((p) => ({ address: p.address, id: p.id ?? null })),
       hook: this.#hook?.view ?? null,
+      activeActive: this.#cfg.activeActive && enabled
+        ? {
+          virtualRouterId: this.#cfg.activeActive.virtualRouterId,
+          virtualAddresses: [...this.#cfg.activeActive.virtualAddresses],
+          priority: this.#cfg.peers[0]?.priority ?? this.#cfg.node.priority,
+          failback: this.#cfg.activeActive.failback,
+          state: this.#setB,
+        }
+        : null,
       manual: this.#cfg.failover === "manual" && enabled
         ? {
           held: this.#track?.view.manualHold ?? false,
@@ -1096,7 +1148,7 @@ export function haRoutes(api: HaApi): Hono {
   app.get("/ha/status", (c) => answer(c, haStatusSchema, api.status()));
   app.post("/ha/failover", async (c) => {
     const body = parseOr400(haFailoverBodySchema, await jsonBody(c), "failover request");
-    return answer(c, haStatusSchema, api.failover(body.by ?? "api"));
+    return answer(c, haStatusSchema, api.failover(body.by ?? "api", body.set));
   });
   app.post("/ha/maintenance", async (c) => {
     const body = parseOr400(haMaintenanceBodySchema, await jsonBody(c), "maintenance request");

@@ -70,6 +70,9 @@ export const haStatusSchema = haPublicStatusSchema.extend({
     manualHold: z.boolean(),
     witness: z.object({ fault: z.string().nullable(), hold: z.string().nullable() }).nullable()
       .describe("the witness's verdict and hold applied to the track file"),
+    released: z.array(z.enum(["a", "b"])).describe(
+      "active-active: sets released to the peer now (ha failover --set)",
+    ),
   }).nullable().describe("what forces FAULT or lowers the priority now"),
   policy: z.object({
     failover: z.string(),
@@ -79,6 +82,15 @@ export const haStatusSchema = haPublicStatusSchema.extend({
   }),
   peers: z.array(z.object({ address: z.string(), id: z.string().nullable() })),
   peerLink: peerViewSchema.nullable().describe("what the peer link knows (null without it)"),
+  activeActive: z.object({
+    virtualRouterId: z.number(),
+    virtualAddresses: z.array(z.string()),
+    priority: z.number().describe("this node's priority for the second set (the peer's)"),
+    failback: z.string(),
+    state: z.string().nullable().describe("keepalived's state of the second set's instance"),
+  }).nullable().describe(
+    "active-active: the second client set (set b; set a is virtualAddresses and the role)",
+  ),
   hook: z.object({
     running: z.string().nullable().describe("the role a run is in progress for, or null"),
     last: z.object({

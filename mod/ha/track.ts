@@ -93,6 +93,8 @@ export interface TrackView {
    * shown as fault) and `hold` (the peer may be active: FAULT shown as standby).
    */
   witness: { fault: string | null; hold: string | null } | null;
+  /** Active-active: sets released to the peer now (`ha failover --set`). */
+  released: ("a" | "b")[];
 }
 
 /** The fault reason of the manual-failover hold. */
@@ -115,6 +117,8 @@ export interface TrackValues {
   fault: number;
   /** ≤ 0. */
   priority: number;
+  /** Active-active: 1 while a set is released to the peer (`ha failover --set`). */
+  release?: { a: number; b: number };
 }
 
 /**
@@ -128,6 +132,8 @@ export class TrackControl {
   #maintenance = false;
   #manualHold = false;
   #holds = new Map<string, string>();
+  #released = new Map<"a" | "b", TimerId>();
+  #sets: boolean;
   #witness: TrackView["witness"] = null;
   #handoverUntil: number | null = null;
   #handoverTimer: TimerId | undefined;
@@ -142,7 +148,10 @@ export class TrackControl {
     clock: Clock;
     readers: Partial<Record<string, ConditionReader>>;
     write: (v: TrackValues, view: TrackView) => void;
+    /** Active-active: the values carry the per-set release flags. */
+    sets?: boolean;
   }) {
+    this.#sets = opts.sets ?? false;
     this.#clock = opts.clock;
     this.#readers = opts.readers;
     this.#write = opts.write;
@@ -186,6 +195,20 @@ export class TrackControl {
     this.evaluate();
   }
 
+  /** Active-active: put one set's instance in FAULT for `ms` so the peer takes it over. */
+  release(set: "a" | "b", ms: number): void {
+    const prev = this.#released.get(set);
+    if (prev !== undefined) this.#clock.clearTimeout(prev);
+    this.#released.set(
+      set,
+      this.#clock.setTimeout(() => {
+        this.#released.delete(set);
+        this.evaluate();
+      }, ms),
+    );
+    this.evaluate();
+  }
+
   /** Hold FAULT for `ms` so the peer takes over (graceful handover). */
   handover(ms: number): void {
     if (this.#handoverTimer !== undefined) this.#clock.clearTimeout(this.#handoverTimer);
@@ -201,8 +224,18 @@ export class TrackControl {
   /** Re-read every condition; writes the files when the values changed. */
   evaluate(): TrackView {
     this.#view = this.#compute();
-    const v: TrackValues = { fault: this.#view.fault ? 1 : 0, priority: this.#view.penalty };
-    if (!this.#last || this.#last.fault !== v.fault || this.#last.priority !== v.priority) {
+    const v: TrackValues = {
+      fault: this.#view.fault ? 1 : 0,
+      priority: this.#view.penalty,
+      ...(this.#sets
+        ? { release: { a: this.#released.has("a") ? 1 : 0, b: this.#released.has("b") ? 1 : 0 } }
+        : {}),
+    };
+    const l = this.#last;
+    if (
+      !l || l.fault !== v.fault || l.priority !== v.priority ||
+      l.release?.a !== v.release?.a || l.release?.b !== v.release?.b
+    ) {
       this.#write(v, this.#view);
       this.#last = v;
     }
@@ -218,6 +251,8 @@ export class TrackControl {
   close(): void {
     if (this.#handoverTimer !== undefined) this.#clock.clearTimeout(this.#handoverTimer);
     this.#handoverTimer = undefined;
+    for (const t of this.#released.values()) this.#clock.clearTimeout(t);
+    this.#released.clear();
   }
 
   #compute(): TrackView {
@@ -251,6 +286,7 @@ export class TrackControl {
       handoverUntil: this.#handoverUntil,
       manualHold: this.#manualHold,
       witness: this.#witness ? { ...this.#witness } : null,
+      released: [...this.#released.keys()].sort(),
     };
   }
 }

@@ -70,6 +70,18 @@ export interface HaStatus extends HaPublicStatus {
    * takeover is released.
    */
   /** The notify hook (ha.hook): last run, runs, failures (null without one). */
+  /**
+   * Active-active (`ha.activeActive`, null without): the second client set (set b; set a
+   * is `virtualAddresses`, and the role follows it), this node's mirrored priority for
+   * it, failback, and keepalived's state of its instance.
+   */
+  activeActive: {
+    virtualRouterId: number;
+    virtualAddresses: string[];
+    priority: number;
+    failback: string;
+    state: string | null;
+  } | null;
   hook: HookView | null;
   manual: {
     held: boolean;

@@ -54,6 +54,8 @@ const PROBER = `${REPO}tests/e2e/ha_prober.ts`;
 /** The lab's addresses. */
 export const LAB = {
   vip: "10.231.0.50",
+  /** Active-active (`activeActive`): the second client set's address (vrid 52). */
+  vipB: "10.231.0.51",
   client: "10.231.0.100",
   nodes: { n1: "10.231.0.11", n2: "10.231.0.12" },
   /**
@@ -163,7 +165,13 @@ export interface HaLab {
   /** Which nodes hold the virtual address now (ip addr in each namespace). */
   holders(): Promise<NodeName[]>;
   /** Run the prober for `ms` (0: until `during` ends); `during` runs once it is probing. */
-  probe(ms: number, during: () => Promise<void>): Promise<ProbeResult>;
+  probe(ms: number, during: () => Promise<void>, target?: string): Promise<ProbeResult>;
+  /** Active-active: which nodes hold the second set's address (LAB.vipB) now. */
+  holdersB(): Promise<NodeName[]>;
+  /** Active-active: ms both nodes held LAB.vipB within [from, to]. */
+  dualHoldMsB(from: number, to: number): number;
+  /** Active-active: LAB.vipB additions within [from, to]. */
+  vipAddsB(from: number, to: number): number;
   /** ms both nodes held the address within [from, to] (epoch ms), from ip monitor. */
   dualHoldMs(from: number, to: number): number;
   /** A node's virtual-address additions and deletions (ip monitor times, epoch ms). */
@@ -230,6 +238,11 @@ export async function createHaLab(
      * the service address (LAB.l3.service) to the node that becomes active.
      */
     l3?: boolean;
+    /**
+     * Active-active: a second set (LAB.vipB, vrid 52) with mirrored priorities
+     * (n1 owns set a, n2 set b), this failback.
+     */
+    activeActive?: "auto" | "manual";
   } = {},
 ): Promise<HaLab> {
   const p = `kwha${crypto.randomUUID().slice(0, 4)}`;
@@ -248,6 +261,7 @@ export async function createHaLab(
   const logs: Record<NodeName, string[]> = { n1: [], n2: [] };
   const qnetdLog: string[] = [];
   const vipEvents: Record<NodeName, { t: number; add: boolean }[]> = { n1: [], n2: [] };
+  const vipBEvents: Record<NodeName, { t: number; add: boolean }[]> = { n1: [], n2: [] };
   const dataDir = (n: NodeName) => `${dir}/${n}`;
 
   const close = async () => {
@@ -463,6 +477,15 @@ export async function createHaLab(
                 },
               }
               : {}),
+            ...(opts.activeActive
+              ? {
+                activeActive: {
+                  virtualRouterId: 52,
+                  virtualAddresses: [`${LAB.vipB}/24`],
+                  failback: opts.activeActive,
+                },
+              }
+              : {}),
             ...(opts.sync
               ? {
                 syncLink: {
@@ -520,9 +543,12 @@ export async function createHaLab(
               const line = pending.slice(0, i);
               pending = pending.slice(i + 1);
               // layer 3: no virtual address; keepalived's marker on eth0 shows who is MASTER
-              if (!line.includes(` ${l3 ? LAB.l3.marker : LAB.vip}/`)) continue;
+              const b = line.includes(` ${LAB.vipB}/`);
+              if (!b && !line.includes(` ${l3 ? LAB.l3.marker : LAB.vip}/`)) continue;
               const t = monitorTime(line);
-              if (t !== null) vipEvents[n].push({ t, add: !line.includes("] Deleted ") });
+              if (t !== null) {
+                (b ? vipBEvents : vipEvents)[n].push({ t, add: !line.includes("] Deleted ") });
+              }
             }
           }
         } catch { /* closed */ }
@@ -576,10 +602,15 @@ export async function createHaLab(
   };
 
   /** Hold intervals of one node within [from, to]. */
-  const intervals = (n: NodeName, from: number, to: number): [number, number][] => {
+  const intervals = (
+    n: NodeName,
+    from: number,
+    to: number,
+    events = vipEvents,
+  ): [number, number][] => {
     const out: [number, number][] = [];
     let held: number | null = null;
-    for (const e of vipEvents[n]) {
+    for (const e of events[n]) {
       if (e.add && held === null) held = e.t;
       if (!e.add && held !== null) {
         out.push([held, e.t]);
@@ -784,7 +815,28 @@ export async function createHaLab(
       }
       return out;
     },
-    async probe(ms, during) {
+    async holdersB() {
+      const out: NodeName[] = [];
+      for (const n of ["n1", "n2"] as const) {
+        const a = await run(["ip", "-n", ns[n], "-o", "-4", "addr", "show", "dev", "eth0"]);
+        if (a.includes(` ${LAB.vipB}/`)) out.push(n);
+      }
+      return out;
+    },
+    dualHoldMsB(from, to) {
+      let total = 0;
+      for (const [a1, b1] of intervals("n1", from, to, vipBEvents)) {
+        for (const [a2, b2] of intervals("n2", from, to, vipBEvents)) {
+          total += Math.max(0, Math.min(b1, b2) - Math.max(a1, a2));
+        }
+      }
+      return total;
+    },
+    vipAddsB(from, to) {
+      return [...vipBEvents.n1, ...vipBEvents.n2].filter((e) => e.add && e.t >= from && e.t <= to)
+        .length;
+    },
+    async probe(ms, during, target) {
       const c = new Deno.Command("ip", {
         args: [
           "netns",
@@ -795,7 +847,7 @@ export async function createHaLab(
           "-A",
           "--unstable-net",
           PROBER,
-          l3 ? LAB.l3.service : LAB.vip,
+          target ?? (l3 ? LAB.l3.service : LAB.vip),
           String(LAB.port),
           String(ms),
         ],
