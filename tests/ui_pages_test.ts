@@ -7,6 +7,7 @@ import { Runtime } from "../mod/runtime.ts";
 import { Users } from "../mod/web/users.ts";
 import { navigation } from "../mod/web/ui/pages.tsx";
 import type { Module, ModulePage } from "../mod/module.ts";
+import { RESERVED_HOLD_REASONS, supervisorHoldReason } from "../mod/bypass/hold_reasons.ts";
 
 function navOf(html: string): { href: string; label: string }[] {
   const nav = /<nav class="main">([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? "";
@@ -98,6 +99,11 @@ Deno.test("ui pages: a module's declared page is mounted and in the nav; built-i
       assert(declared.includes(p), `${p} is not declared by a module`);
     }
     assertEquals((await get("/nowhere")).status, 404);
+    // the bypass page names keepwire's own hold reasons from the one contract (hold_reasons.ts)
+    const bypass = await (await get("/bypass")).text();
+    for (const r of [...RESERVED_HOLD_REASONS, supervisorHoldReason("NAME")]) {
+      assert(bypass.includes(r), `the bypass page does not name the hold reason ${r}`);
+    }
   } finally {
     await rt.stop("test done");
     await Deno.remove(dir, { recursive: true });

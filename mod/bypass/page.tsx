@@ -9,6 +9,7 @@ import type { Child } from "hono/jsx";
 import type { ModulePage, PageDeps, PageViewer } from "../web/ui/contract.ts";
 import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
 import type { SegmentStatus } from "./types.ts";
+import { RESERVED_HOLD_REASONS, supervisorHoldReason } from "./hold_reasons.ts";
 
 /** Bypass segments with holds, hold/release. */
 export async function bypassPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
@@ -20,8 +21,8 @@ export async function bypassPage(d: PageDeps, who: PageViewer | null): Promise<C
       <p class="muted">
         A segment is in bypass (its two ports shorted into a wire) while any hold is active. Each
         hold has a reason: yours is free text (say why, e.g. "cabling work in rack 3"); keepwire's
-        own are update, shutdown, watchdog, startup and supervisor:NAME. Releasing the last hold
-        returns the segment to inline.
+        own are {RESERVED_HOLD_REASONS.join(", ")} and {supervisorHoldReason("NAME")}{" "}
+        (a subsystem that escalated). Releasing the last hold returns the segment to inline.
       </p>
       {!r ? <p class="muted">Bypass is not available on this appliance.</p> : (
         <div class="grid">
