@@ -6,7 +6,7 @@
  * @module
  */
 // @ts-types="@types/nodemailer"
-import nodemailer from "nodemailer";
+import type nodemailer from "nodemailer";
 import type { ChannelConfig } from "./config.ts";
 
 /** One message to deliver. */
@@ -83,27 +83,33 @@ export const ID_HEADER = "X-Keepwire-Alert-Id";
 
 function emailChannel(cfg: EmailCfg): Channel {
   // a pool keeps one connection open between mails (a backlog drains without a TCP and
-  // SMTP handshake per mail); it reconnects by itself when the server closed it
-  const transport = nodemailer.createTransport({
-    pool: true,
-    maxConnections: 1,
-    maxMessages: 100,
-    host: cfg.host,
-    port: cfg.port,
-    secure: cfg.security === "tls",
-    ignoreTLS: cfg.security === "none",
-    requireTLS: cfg.security === "starttls" && cfg.user !== undefined,
-    auth: cfg.user !== undefined ? { user: cfg.user, pass: cfg.password ?? "" } : undefined,
-    tls: { rejectUnauthorized: cfg.rejectUnauthorized },
-    connectionTimeout: cfg.timeoutMs,
-    greetingTimeout: cfg.timeoutMs,
-    socketTimeout: cfg.timeoutMs,
-  });
+  // SMTP handshake per mail); it reconnects by itself when the server closed it.
+  // nodemailer (and the node:net/tls/zlib it pulls in, ~10 MB) loads with the first mail,
+  // not at start-up.
+  const make = (nm: typeof nodemailer) =>
+    nm.createTransport({
+      pool: true,
+      maxConnections: 1,
+      maxMessages: 100,
+      host: cfg.host,
+      port: cfg.port,
+      secure: cfg.security === "tls",
+      ignoreTLS: cfg.security === "none",
+      requireTLS: cfg.security === "starttls" && cfg.user !== undefined,
+      auth: cfg.user !== undefined ? { user: cfg.user, pass: cfg.password ?? "" } : undefined,
+      tls: { rejectUnauthorized: cfg.rejectUnauthorized },
+      connectionTimeout: cfg.timeoutMs,
+      greetingTimeout: cfg.timeoutMs,
+      socketTimeout: cfg.timeoutMs,
+    });
+  let transport: Promise<ReturnType<typeof make>> | undefined;
+  const open = () =>
+    transport ??= import("nodemailer").then((m) => make(m.default as typeof nodemailer));
   return {
     async send(msg) {
       const host = cfg.from.slice(cfg.from.indexOf("@") + 1);
       try {
-        const info = await transport.sendMail({
+        const info = await (await open()).sendMail({
           from: cfg.from,
           to: msg.to,
           subject: msg.subject,
@@ -129,7 +135,7 @@ function emailChannel(cfg: EmailCfg): Channel {
         throw new DeliveryError(`${err.code ? err.code + ": " : ""}${oneLine(err.message)}`);
       }
     },
-    close: () => transport.close(),
+    close: () => void transport?.then((t) => t.close()),
   };
 }
 

@@ -306,7 +306,7 @@ export const supervisorConfigSchema = z.strictObject({
       "stops its systemd WATCHDOG=1 so systemd restarts it and reclaims the cores",
   ),
   workerSpares: z.number().int().min(0).max(16).default(1).describe(
-    "pre-started Worker isolates kept ready so a worker restarts in a few ms",
+    "Worker isolates kept ready, from the first worker restart on, so a worker restarts in a few ms",
   ),
 });
 

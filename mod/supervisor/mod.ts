@@ -191,10 +191,14 @@ export function createSupervisorModule(
         payload: { subsystem: g.name, pgid: g.pgid, pids: g.pids, forced: g.forced },
       });
     }
-    pool.warm();
     unsubscribe = ctx.bus.subscribe(() => void selfmon.ready(), { kindPrefix: "runtime.started" });
     unsubscribeRestarts = ctx.bus.subscribe((e) => {
-      if (e.payload.to === "restarting") lastRestartAt.set(String(e.payload.subsystem), e.time);
+      if (e.payload.to !== "restarting") return;
+      lastRestartAt.set(String(e.payload.subsystem), e.time);
+      // A spare isolate (~13 MB) is kept from the first worker restart on: start-up and a
+      // box whose workers never crash do without it; the first restart starts it while
+      // its backoff runs, and later restarts take it.
+      if (e.payload.kind === "worker") pool.warm();
     }, { kindPrefix: "supervisor.transition" });
     selfmon.start();
     await supervisor.startAll();

@@ -86,12 +86,16 @@ export function moduleUrl(module: string): string {
   return pathToFileURL(resolve(module)).href;
 }
 
-/** Pre-started Worker hosts, handed out one per (re)start and refilled in the background. */
+/**
+ * Pre-started Worker hosts, handed out one per (re)start and refilled in the background,
+ * once {@link WorkerPool.warm} was called (before, every Worker is made on demand).
+ */
 export class WorkerPool {
   readonly #spares: Worker[] = [];
   readonly #size: number;
   #closed = false;
   #filling = false;
+  #warm = false;
 
   /** Keep `size` spares (0 = create on demand). */
   constructor(size: number) {
@@ -101,12 +105,13 @@ export class WorkerPool {
   /** A started host Worker (a spare when one is ready). */
   take(): Worker {
     const w = this.#spares.shift() ?? WorkerPool.#create();
-    this.#fill();
+    if (this.#warm) this.#fill();
     return w;
   }
 
-  /** Start spares now (module start). */
+  /** Start spares now and keep them from now on (the supervisor: at the first worker restart). */
   warm(): void {
+    this.#warm = true;
     this.#fill(0);
   }
 
