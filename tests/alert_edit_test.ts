@@ -196,6 +196,30 @@ Deno.test("alert edits: validated with named fields, stored, kept over a restart
     const again = await a.testSend("siem");
     assertEquals(again.ok, true, again.answer);
     assertEquals(hook.rejected, []);
+    // edits arriving by replication (written into the store by the peer) are read when this
+    // node becomes active
+    restarted.store.setSetting("alert.rules", [{
+      kinds: ["peer.*"],
+      minSeverity: "warning",
+      recipients: ["siem"],
+    }]);
+    assertEquals(a.config.rules[0].kinds, ["test.*", "other.thing"]);
+    restarted.bus.publish({
+      module: "ha",
+      kind: "ha.role_changed",
+      severity: "warning",
+      payload: {
+        node: "n1",
+        from: "standby",
+        to: "active",
+        cause: "test",
+        reason: "peer gone",
+        afterMs: 1,
+        priority: 100,
+      },
+    });
+    assertEquals(a.config.rules[0].kinds, ["peer.*"]);
+
     // removing in order works: rule, recipient, channel
     a.deleteRule(0);
     a.deleteRecipient("siem");

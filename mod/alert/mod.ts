@@ -274,6 +274,12 @@ export class AlertModule implements Module, AlertApi {
 
   #onEvent(e: KwEvent): void {
     if (this.#stopping) return;
+    // edits made on the peer arrive by replication (settings replicate): a node that
+    // becomes the writer, or was resynced, reads them before it routes anything more
+    if (
+      e.kind === "repl.promoted" || e.kind === "repl.resync_finished" ||
+      (e.kind === "ha.role_changed" && e.payload.to === "active")
+    ) this.reloadEdits();
     this.#trackBypass(e);
     const queued = this.#route(e);
     if (e.id > 0) {
@@ -719,6 +725,18 @@ export class AlertModule implements Module, AlertApi {
       source: this.#edited.includes("recipients") ? "api" : "config",
       recipients: [...this.#recipients.values()],
     };
+  }
+
+  /**
+   * Read the stored edits again (they may have arrived by replication); applied when they
+   * differ from the section in force. True when something changed.
+   */
+  reloadEdits(): boolean {
+    const eff = applyAlertEdits(this.#file, (k) => this.#ctx.store.getSetting(k));
+    if (JSON.stringify(eff.config) === JSON.stringify(this.#cfg)) return false;
+    if (eff.problem) console.error(`alert: stored edits not used: ${eff.problem}`);
+    this.#setConfig(eff.config, eff.edited);
+    return true;
   }
 
   /** Parts of the section that come from run-time edits (the rest from the config file). */
