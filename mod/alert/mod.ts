@@ -29,12 +29,10 @@ import {
   type AlertEditPart,
   applyAlertEdits,
   type ChannelConfig,
-  channelSchema,
   checkAddress,
   defaultAlertConfig,
   type Recipient,
   recipientSchema,
-  ruleSchema,
   secretFields,
 } from "./config.ts";
 import { type Channel, createChannel, DeliveryError, type Message } from "./channels.ts";
@@ -43,6 +41,16 @@ import { defaultRuleMatches, describe, esc, render, renderSummary } from "./rend
 import { AlertInputError, AlertNotFoundError, AlertStateError } from "./errors.ts";
 import { zodFields } from "../web/errors.ts";
 import { alertRoutes } from "./routes.ts";
+import {
+  type AlertEdit,
+  channelDelete,
+  channelPut,
+  inputError,
+  recipientDelete,
+  recipientPut,
+  ruleAdd,
+  ruleDelete,
+} from "./edits.ts";
 import "./events.ts";
 import type { AlertApi, AlertStatus, TestSendResult } from "./types.ts";
 export type { AlertApi, AlertStatus, TestSendResult } from "./types.ts";
@@ -749,7 +757,7 @@ export class AlertModule implements Module, AlertApi {
    * channel must exist, a rule's recipients too); stored, so it outlives restarts.
    * Throws {@link AlertInputError} naming each bad field (`recipients[0].to`, ...).
    */
-  #edit(part: AlertEditPart, value: unknown, change: { name: string; action: "set" | "removed" }) {
+  #edit({ part, value, change }: AlertEdit): string {
     const r = alertConfigSchema.safeParse({ ...this.#cfg, [part]: value });
     if (!r.success) throw inputError(`alert ${part}`, r.error.issues);
     this.#ctx.store.setSetting(ALERT_EDIT_KEYS[part], r.data[part]);
@@ -763,116 +771,41 @@ export class AlertModule implements Module, AlertApi {
       severity: "notice",
       payload: { part, ...change },
     });
+    return change.name;
   }
 
   /**
-   * Add or replace one channel (`{name, type, ...}`). A secret field left out or empty
-   * keeps the channel's stored secret (secrets are never shown, so a form cannot send
-   * them back).
+   * Add or replace one channel (`{name, type, ...}`); a secret field left out or empty
+   * keeps the stored secret (edits.ts).
    */
   putChannel(input: unknown): { name: string } {
-    const body = asObject(input, "channel");
-    const name = parseField(nameField, body.name, "name");
-    const rest: Record<string, unknown> = { ...body };
-    delete rest.name;
-    const old = this.#cfg.channels[name];
-    if (old && old.type === rest.type) {
-      for (const k of secretFields(old.type)) {
-        const kept = (old as Record<string, unknown>)[k];
-        if ((rest[k] === undefined || rest[k] === "") && kept !== undefined) rest[k] = kept;
-      }
-    }
-    for (const [k, v] of Object.entries(rest)) if (v === "") delete rest[k];
-    const r = channelSchema.safeParse(rest);
-    if (!r.success) throw inputError(`channel ${name}`, r.error.issues);
-    this.#edit("channels", { ...this.#cfg.channels, [name]: r.data }, { name, action: "set" });
-    return { name };
+    return { name: this.#edit(channelPut(this.#cfg, input)) };
   }
 
   /** Remove a channel (refused while a recipient uses it). */
   deleteChannel(name: string): { name: string } {
-    if (!this.#cfg.channels[name]) throw new AlertNotFoundError("channel", name);
-    const users = this.#cfg.recipients.filter((r) => r.channel === name).map((r) => r.name);
-    if (users.length) {
-      throw new AlertInputError(
-        `channel ${name} is used by recipient(s) ${users.join(", ")}: remove them first`,
-        { channel: `used by ${users.join(", ")}` },
-      );
-    }
-    const rest = { ...this.#cfg.channels };
-    delete rest[name];
-    this.#edit("channels", rest, { name, action: "removed" });
-    return { name };
+    return { name: this.#edit(channelDelete(this.#cfg, name)) };
   }
 
   /** Add or replace one recipient (`{name, channel, to?, digest?}`), by name. */
   putRecipient(input: unknown): { name: string } {
-    const body = asObject(input, "recipient");
-    const r = recipientSchema.safeParse(body);
-    if (!r.success) throw inputError("recipient", r.error.issues);
-    const ch = this.#cfg.channels[r.data.channel];
-    if (!ch) {
-      throw new AlertInputError(`invalid recipient: channel: no channel named ${r.data.channel}`, {
-        channel: `no channel named ${r.data.channel}`,
-      });
-    }
-    const problem = checkAddress(ch.type, r.data.to);
-    if (problem) throw new AlertInputError(`invalid recipient: to: ${problem}`, { to: problem });
-    const list = this.#cfg.recipients.filter((x) => x.name !== r.data.name);
-    const at = this.#cfg.recipients.findIndex((x) => x.name === r.data.name);
-    list.splice(at < 0 ? list.length : at, 0, r.data);
-    this.#edit("recipients", list, { name: r.data.name, action: "set" });
-    return { name: r.data.name };
+    return { name: this.#edit(recipientPut(this.#cfg, input)) };
   }
 
   /** Remove a recipient (refused while a rule names it). */
   deleteRecipient(name: string): { name: string } {
-    if (!this.#recipients.has(name)) throw new AlertNotFoundError("recipient", name);
-    const rules = this.#cfg.rules.flatMap((r, i) => r.recipients.includes(name) ? [i] : []);
-    if (rules.length) {
-      throw new AlertInputError(
-        `recipient ${name} is named by rule(s) ${
-          rules.map((i) => `#${i + 1}`).join(", ")
-        }: remove them first`,
-        { name: `named by rule(s) ${rules.map((i) => `#${i + 1}`).join(", ")}` },
-      );
-    }
-    this.#edit("recipients", this.#cfg.recipients.filter((x) => x.name !== name), {
-      name,
-      action: "removed",
-    });
-    return { name };
+    return { name: this.#edit(recipientDelete(this.#cfg, name)) };
   }
 
-  /**
-   * Add a routing rule. Lists (`kinds`, `modules`, `recipients`) may come as arrays or as
-   * text separated by commas or spaces (what a form sends).
-   */
+  /** Add a routing rule (lists as arrays or comma-separated text). */
   addRule(input: unknown): { index: number } {
-    const r = ruleInputSchema.safeParse(asObject(input, "rule"));
-    if (!r.success) throw inputError("rule", r.error.issues);
-    const rule = ruleSchema.safeParse(r.data);
-    if (!rule.success) throw inputError("rule", rule.error.issues);
-    const missing = rule.data.recipients.filter((n) => !this.#recipients.has(n));
-    if (missing.length) {
-      throw new AlertInputError(`invalid rule: recipients: no recipient ${missing.join(", ")}`, {
-        recipients: `no recipient ${missing.join(", ")}`,
-      });
-    }
-    const rules = [...this.#cfg.rules, rule.data];
-    this.#edit("rules", rules, { name: `#${rules.length}`, action: "set" });
-    return { index: rules.length - 1 };
+    this.#edit(ruleAdd(this.#cfg, input));
+    return { index: this.#cfg.rules.length - 1 };
   }
 
   /** Remove the rule at `index` (0-based, as listed). */
   deleteRule(index: number): { index: number } {
-    if (!Number.isInteger(index) || index < 0 || index >= this.#cfg.rules.length) {
-      throw new AlertNotFoundError("rule", String(index));
-    }
-    this.#edit("rules", this.#cfg.rules.filter((_, i) => i !== index), {
-      name: `#${index + 1}`,
-      action: "removed",
-    });
+    this.#edit(ruleDelete(this.#cfg, index));
     return { index };
   }
 
@@ -941,7 +874,7 @@ export class AlertModule implements Module, AlertApi {
       });
     } else {
       const list = this.checkRecipients(input);
-      this.#edit("recipients", list, { name: "*", action: "set" });
+      this.#edit({ part: "recipients", value: list, change: { name: "*", action: "set" } });
     }
     if (this.#digestTimer === undefined && this.#outbox && this.#cfg.enabled) {
       this.#scheduleDigest();
@@ -1160,45 +1093,6 @@ export class AlertModule implements Module, AlertApi {
   enqueue(e: KwEvent): void {
     if (this.#route(e)) this.#wake(this.#ctx.clock.now());
   }
-}
-
-const nameField = recipientSchema.shape.name;
-
-/** A list field from a form: an array, or text separated by commas or spaces. */
-const listField = z.union([
-  z.array(z.string()),
-  z.string().transform((s) => s.split(/[\s,]+/).filter(Boolean)),
-]);
-
-/** A rule as a form or the API sends it (lists as arrays or text). */
-const ruleInputSchema = z.strictObject({
-  kinds: listField.optional(),
-  modules: listField.optional().transform((v) => v?.length ? v : undefined),
-  minSeverity: z.string().optional(),
-  recipients: listField,
-});
-
-function asObject(input: unknown, what: string): Record<string, unknown> {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new AlertInputError(`expected a JSON object (a ${what})`);
-  }
-  return input as Record<string, unknown>;
-}
-
-function parseField<T>(schema: z.ZodType<T>, v: unknown, field: string): T {
-  const r = schema.safeParse(v);
-  if (r.success) return r.data;
-  const m = r.error.issues.map((i) => i.message).join("; ");
-  throw new AlertInputError(`invalid ${field}: ${m}`, { [field]: m });
-}
-
-/** An input error naming each bad field (`url`, `recipients[0].to`). */
-function inputError(what: string, issues: readonly z.core.$ZodIssue[]): AlertInputError {
-  const fields = zodFields(issues);
-  return new AlertInputError(
-    `invalid ${what}: ${Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; ")}`,
-    fields,
-  );
 }
 
 /** Build the alert module. */
