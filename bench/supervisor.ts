@@ -232,6 +232,59 @@ async function coldWorker(dir: string, n: number): Promise<number[]> {
   return out;
 }
 
+/**
+ * A real systemd as the peer: a user manager (`systemd --user`) in a private mount
+ * namespace with a tmpfs on /run/systemd (so the manager believes the box booted with
+ * systemd, and nothing outside the namespace sees it), running a Type=notify service
+ * (`systemd-notify --ready; exec sleep`) with Restart=always, RestartSec=100ms. Each
+ * `kill -9` of its main process is timed until systemd shows it active again under a new
+ * pid (polled with `systemctl show` every 2 ms: an upper bound by a few ms).
+ * Null when it cannot run here (not root, no unshare or systemd).
+ */
+async function systemdRestart(dir: string, n: number): Promise<number[] | null> {
+  const script = join(dir, "systemd_peer.sh");
+  await Deno.writeTextFile(
+    script,
+    `set -e
+mount -t tmpfs none /run/systemd && mkdir -p /run/systemd/system
+export XDG_RUNTIME_DIR=$(mktemp -d); chmod 700 $XDG_RUNTIME_DIR
+/lib/systemd/systemd --user >/dev/null 2>&1 &
+mgr=$!
+trap 'kill $mgr 2>/dev/null' EXIT
+for i in $(seq 500); do systemctl --user is-system-running >/dev/null 2>&1 && break; sleep 0.02; done
+systemd-run --user --unit kwbench -p Type=notify -p NotifyAccess=all -p Restart=always \\
+  -p RestartSec=${SYSTEMD_RESTART_SEC_MS}ms -p StartLimitIntervalSec=0 \\
+  /bin/sh -c 'systemd-notify --ready; exec sleep 100000' >/dev/null
+st() { systemctl --user show kwbench -p MainPID -p ActiveState --value | tr '\\n' ' '; }
+for i in $(seq 500); do case "$(st)" in *" active "*) break;; esac; sleep 0.01; done
+for k in $(seq ${n}); do
+  old=$(systemctl --user show kwbench -p MainPID --value)
+  t0=$(date +%s%N); kill -9 $old
+  while :; do
+    read -r pid state <<<"$(st)"
+    [ "$pid" != "$old" ] && [ "$pid" != 0 ] && [ "$state" = active ] && break
+    sleep 0.002
+  done
+  t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 ))
+  sleep 0.2
+done
+systemctl --user stop kwbench >/dev/null 2>&1 || true
+`,
+  );
+  try {
+    const out = await new Deno.Command("unshare", {
+      args: ["-m", "bash", script],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const us = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean)
+      .map(Number);
+    return out.code === 0 && us.length === n ? us.map((u) => u / 1000) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Hang detection: overshoot of (detection − last heartbeat) over the timeout. */
 async function hang(
   dir: string,
@@ -388,6 +441,10 @@ export async function bench(): Promise<BenchRow[]> {
   const dir = await Deno.makeTempDir({ prefix: "kw-bench-sup-" });
   const rows: BenchRow[] = [];
   const only = Deno.env.get("KW_BENCH_ONLY");
+  if (only === "systemd") {
+    console.log(await systemdRestart(dir, 10));
+    return rows;
+  }
   if (only === "hang-process" || only === "hang-hub") {
     console.log(await hang(dir, "process", 15, 200, only === "hang-hub"));
     return rows;
@@ -408,7 +465,7 @@ export async function bench(): Promise<BenchRow[]> {
     rows.push({
       name: `worker crash-to-ready p50 (${w.length} crashes)`,
       ours: `${f(pct(w, 50))} ms`,
-      baseline: `${f(wRef)} ms (100 ms + cold Worker start ${f(coldP50)} ms)`,
+      baseline: `${f(wRef)} ms (computed: 100 ms + cold Worker start ${f(coldP50)} ms)`,
       ratio: (pct(w, 50) / wRef).toFixed(3),
     });
     rows.push({
@@ -424,7 +481,7 @@ export async function bench(): Promise<BenchRow[]> {
     rows.push({
       name: `process crash-to-ready p50 (${p.length} kill -9)`,
       ours: `${f(pct(p, 50))} ms`,
-      baseline: `${f(pRef)} ms (RestartSec=100ms + exec-to-READY ${f(execP50)} ms)`,
+      baseline: `${f(pRef)} ms (computed: RestartSec=100ms + exec-to-READY ${f(execP50)} ms)`,
       ratio: (pct(p, 50) / pRef).toFixed(3),
     });
     rows.push({
@@ -433,6 +490,15 @@ export async function bench(): Promise<BenchRow[]> {
       baseline: `≥ ${f(SYSTEMD_RESTART_SEC_MS + pct(execLat, 99))} ms`,
       ratio: (pct(p, 99) / (SYSTEMD_RESTART_SEC_MS + pct(execLat, 99))).toFixed(3),
       target: "≤ 100 ms (process start included)",
+    });
+    const sd = await systemdRestart(dir, 20);
+    rows.push({
+      name: "process crash-to-ready p50 / p99, real systemd (user manager, 20 kill -9)",
+      ours: `${f(pct(p, 50))} / ${f(pct(p, 99))} ms`,
+      baseline: sd
+        ? `${f(pct(sd, 50))} / ${f(pct(sd, 99))} ms (Type=notify, RestartSec=100ms, measured)`
+        : "systemd cannot run here: the computed floor above stands",
+      ratio: sd ? (pct(p, 50) / pct(sd, 50)).toFixed(3) : "-",
     });
 
     const cp = await idleCpu(dir, "process");
