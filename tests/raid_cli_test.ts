@@ -5,6 +5,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { runCli } from "../mod/cli/mod.ts";
+import { controlSocketPath } from "../mod/cli/client.ts";
 import { validateConfig } from "../mod/config/mod.ts";
 import { Runtime } from "../mod/runtime.ts";
 
@@ -224,6 +225,29 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("cli raid status: a daemon answer of another shape is named, not half-read", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "kw_raidcli_" });
+  // a stand-in daemon on the control socket answering /api/storage with a wrong field type
+  const server = Deno.serve(
+    { path: controlSocketPath(tmp), onListen: () => {} },
+    () =>
+      Response.json({
+        arrays: [{ name: "md0", health: 5 }],
+        disks: [],
+        updatedAt: null,
+        error: null,
+      }),
+  );
+  try {
+    const r = await cli(["raid", "status", "--json", "-d", tmp]);
+    assertEquals(r.code, 1, r.err);
+    assert(r.err.includes("/api/storage answer is not understood (arrays.0."), r.err);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
 
 Deno.test("cli raid status: real process exit code 2 on malformed input", async () => {

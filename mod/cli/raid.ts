@@ -14,6 +14,7 @@ import { describeUnknown, MdstatParseError, parseMdstat } from "../../hw/raid/md
 import { mergeSysfs, readMdSysfs } from "../../hw/raid/md_sysfs.ts";
 import type { MdArray, Mdstat } from "../../hw/raid/types.ts";
 import { arrayStatus, formatArrayLine, type RaidArrayStatus } from "../storage/health.ts";
+import { storageViewSchema } from "../storage/types.ts";
 
 /** Options of `raid status`. */
 const statusOptsSchema = z.object({
@@ -25,9 +26,6 @@ const statusOptsSchema = z.object({
 });
 
 /** Loose shape check of the daemon's GET /api/storage answer. */
-const daemonViewSchema = z.object({
-  arrays: z.array(z.object({ name: z.string(), health: z.string() }).loose()),
-}).loose();
 
 /** Register the raid commands. */
 export function registerRaidCommands(program: Command): void {
@@ -129,9 +127,17 @@ async function daemonArrays(dataDir: string): Promise<RaidArrayStatus[] | null> 
     if (e instanceof DaemonUnreachable) return null;
     throw e;
   }
-  const r = daemonViewSchema.safeParse(body);
+  // the route's own answer schema: a daemon of another version that answers differently is
+  // named, not half-read
+  const r = storageViewSchema.safeParse(body);
   if (!r.success) {
-    throw new CliError(EXIT.FAILURE, "the daemon's /api/storage answer is not understood");
+    const first = r.error.issues[0];
+    throw new CliError(
+      EXIT.FAILURE,
+      `the daemon's /api/storage answer is not understood (${
+        first.path.join(".") || "answer"
+      }: ${first.message})`,
+    );
   }
-  return r.data.arrays as unknown as RaidArrayStatus[];
+  return r.data.arrays;
 }
