@@ -92,6 +92,22 @@ row("ha.hook_failed", {
   advice: () =>
     "The service may not have moved (a route, a DNS record): check the hook's output in the event and run it by hand with the same KW_HA_* variables.",
 });
+row("ha.upgrade_stopped", {
+  thing: (p) => `rolling upgrade of ${p.node}`,
+  what: (p) =>
+    `The rolling upgrade of the HA pair${
+      p.target ? ` to ${p.target}` : ""
+    } STOPPED at step ${p.step}: ${p.reason}.`,
+  advice: () =>
+    "Both nodes still serve. Fix the cause (`keepwire ha status` shows the step and reason), then run `keepwire ha upgrade BUNDLE` again.",
+});
+row("ha.upgrade_done", {
+  quiet: true,
+  thing: (p) => `rolling upgrade of ${p.node}`,
+  what: (p) =>
+    `The rolling upgrade of the HA pair to ${p.target} is done (${Math.round(p.ms / 1000)} s).`,
+  advice: () => "Nothing to do.",
+});
 row("ha.quorum_lost", {
   thing: (p) => `quorum of ${p.node}`,
   what: (p) => `Node ${p.node} lost quorum: ${p.reason}.`,

@@ -87,6 +87,14 @@ declare module "../events/mod.ts" {
     "ha.witness_started": { node: string; pids: number[] };
     /** Quorum lost and keepalived still MASTER past demoteBoundMs: watchdog petting stops. */
     "ha.self_fence": { node: string; reason: string };
+    /** A rolling upgrade of the pair started on this (active) node (`ha upgrade`). */
+    "ha.upgrade_started": { node: string; bundle: string; by: string };
+    /** The rolling upgrade moved to `step` (mod/ha/upgrade.ts). */
+    "ha.upgrade_step": { node: string; step: string; target: string };
+    /** The rolling upgrade finished: both nodes run `target`, committed. */
+    "ha.upgrade_done": { node: string; target: string; ms: number };
+    /** The rolling upgrade stopped at `step` (both nodes left serving). */
+    "ha.upgrade_stopped": { node: string; step: string; reason: string; target: string };
   }
 }
 
@@ -114,4 +122,8 @@ export const HA_EVENTS = [
   "ha.witness_failed",
   "ha.witness_started",
   "ha.self_fence",
+  "ha.upgrade_started",
+  "ha.upgrade_step",
+  "ha.upgrade_done",
+  "ha.upgrade_stopped",
 ] as const;
