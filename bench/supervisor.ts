@@ -69,6 +69,8 @@ interface Timed {
     cause: string;
     reason: string;
     t: number;
+    /** The subsystem's status text when it went to restarting (its last words). */
+    status?: string;
   }[];
   close(): Promise<void>;
 }
@@ -99,6 +101,10 @@ async function supervise(specs: SubsystemSpec[], spares = 1, notifyThread = fals
         cause: p.cause,
         reason: p.reason,
         t: now(),
+        // read here, not by a poller that may lag behind the next run on a busy machine
+        status: p.to === "restarting"
+          ? sup.get(p.subsystem).info().statusText ?? undefined
+          : undefined,
       });
     },
     runners: defaultRunners(pool, undefined, undefined, hub),
@@ -145,9 +151,13 @@ async function workerCrash(dir: string): Promise<number[]> {
     for (let i = 0; i < KILLS; i++) {
       const seen = s.transitions.length;
       await until(() => s.transitions.slice(seen).some((t) => t.to === "restarting"));
-      crashAt = Number((sub.info().statusText ?? "").replace("crash@", ""));
-      await until(() => s.transitions.slice(seen).some((t) => t.to === "ready"));
-      const ready = s.transitions.slice(seen).find((t) => t.to === "ready")!;
+      // the ready that follows this restart (a lagging poll may have started between a
+      // restart and its ready: pair them by position, not by "first after")
+      const at = s.transitions.findIndex((t, j) => j >= seen && t.to === "restarting");
+      const down = s.transitions[at];
+      crashAt = Number((down.status ?? "").replace("crash@", ""));
+      await until(() => s.transitions.slice(at).some((t) => t.to === "ready"));
+      const ready = s.transitions.slice(at).find((t) => t.to === "ready")!;
       lat.push(ready.t - crashAt);
     }
   } finally {
@@ -441,6 +451,11 @@ export async function bench(): Promise<BenchRow[]> {
   const dir = await Deno.makeTempDir({ prefix: "kw-bench-sup-" });
   const rows: BenchRow[] = [];
   const only = Deno.env.get("KW_BENCH_ONLY");
+  if (only === "worker-crash") {
+    const w = await workerCrash(dir);
+    console.log(`p50 ${f(pct(w, 50))} p99 ${f(pct(w, 99))} min ${f(Math.min(...w))}`);
+    return rows;
+  }
   if (only === "systemd") {
     console.log(await systemdRestart(dir, 10));
     return rows;
