@@ -30,7 +30,7 @@ import { WatchdogModule } from "./watchdog/mod.ts";
 import { createUpdateModule, type UpdateModule } from "./update/mod.ts";
 import { createGovernorModule, type GovernorModule } from "./governor/mod.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
-import { createHaModule, type HaModule, haReaders } from "./ha/mod.ts";
+import { createHaModule, type HaModule, haReaders, updaterOf } from "./ha/mod.ts";
 import { createSdkModule, type SdkModule } from "./sdk/module.ts";
 import { createReplModule, type ReplModule } from "./repl/mod.ts";
 import { createAlertModule } from "./alert/mod.ts";
@@ -474,6 +474,7 @@ const MODULES: readonly ModuleEntry[] = [
       }),
       health: () => w.rt.health(),
       watchdog: w.get("watchdog"),
+      update: updaterOf(w.get("update")),
     })),
   entry("repl", (w) =>
     createReplModule(w.ctx, {

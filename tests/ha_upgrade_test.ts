@@ -107,7 +107,7 @@ function node(id: string, role: string): UpgradeNodeView {
     role,
     version: "1.0.0",
     compatible: "kw-x86",
-    schema: 7,
+    schema: "core:7",
     healthy: true,
     activation: "committed",
   };
@@ -204,7 +204,7 @@ const refusals: [string, (p: FakePair) => void, string][] = [
   ["not newer", (p) => p.bundleInfo.version = "1.0.0", "not newer than 1.0.0"],
   ["older than the peer", (p) => p.b.version = "1.2.0", "not newer than 1.2.0 on node b"],
   ["not a semver", (p) => p.bundleInfo.version = "abc", "not a semantic version"],
-  ["schema differs", (p) => p.b.schema = 8, "store schema differs"],
+  ["schema differs", (p) => p.b.schema = "core:8", "store schema differs"],
   ["peer unhealthy", (p) => p.b = { ...p.b, healthy: false, detail: "disk" }, "b is not healthy"],
   ["peer mid-update", (p) => p.b.activation = "pending", "update pending"],
   ["not active", (p) => p.a.role = "standby", "not active"],

@@ -1,10 +1,12 @@
 /**
- * `keepwire ha status [--json]`, `ha failover [--by WHO]`, `ha maintenance on|off [--by WHO]`:
- * the HA pair as this node sees it, a graceful handover, maintenance (persisted).
+ * `keepwire ha status [--json]`, `ha failover [--by WHO]`, `ha maintenance on|off [--by WHO]`,
+ * `ha upgrade BUNDLE`: the HA pair as this node sees it, a graceful handover, maintenance
+ * (persisted), a rolling upgrade of the pair (mod/ha/upgrade.ts).
  * They talk to the running daemon (exit 3 when none runs).
  * @module
  */
 import type { Command } from "commander";
+import { resolve } from "node:path";
 import { CliError, commandDataDir, type CommonOpts, EXIT, printJson } from "./common.ts";
 import { daemonRequest } from "./client.ts";
 import type { HaStatus } from "../ha/mod.ts";
@@ -138,6 +140,30 @@ export function registerHaCommands(program: Command): void {
       },
     );
 
+  ha.command("upgrade")
+    .description(
+      "on the active node: rolling upgrade of the pair with BUNDLE (a .kwb on this node): " +
+        "checks both nodes, installs and commits on the standby, hands over, then upgrades " +
+        "this node; any failure stops it with both nodes serving (see ha status)",
+    )
+    .argument("<bundle>", "path of the bundle on this node")
+    .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (bundle: string, opts: CommonOpts & { by: string; json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const s = await daemonRequest<HaStatus>(dataDir, "POST", "/api/ha/upgrade", {
+        bundle: resolve(bundle),
+        by: opts.by,
+      });
+      if (opts.json) return printJson(s);
+      console.log(
+        `rolling upgrade started on ${s.node}; follow it with keepwire ha status` +
+          (s.upgrade ? `\n${upgradeLine(s.upgrade)}` : ""),
+      );
+    });
+
   ha.command("maintenance")
     .description("maintenance on|off (persisted): a node in maintenance never becomes active")
     .argument("<state>", "on or off")
@@ -196,6 +222,8 @@ function printStatus(s: HaStatus): void {
     );
   }
   console.log(`virtual addresses: ${s.virtualAddresses.join(", ")}`);
+  const u = s.upgrade;
+  if (u && u.state !== "idle") console.log(upgradeLine(u));
   const e = s.engine;
   console.log(
     `keepalived: ${e.running ? `running (pid ${e.pid})` : "NOT running"}, state ${
@@ -223,6 +251,17 @@ function printStatus(s: HaStatus): void {
   for (const h of s.history.slice(-5)) {
     console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
   }
+}
+
+/** One line on the rolling upgrade: step, target, where it stopped and why. */
+export function upgradeLine(u: NonNullable<HaStatus["upgrade"]>): string {
+  const to = u.target ? ` to ${u.target}` : "";
+  const from = u.from.local
+    ? ` (from ${u.from.local} here, ${u.from.peer ?? "?"} on the peer)`
+    : "";
+  if (u.state === "stopped") return `rolling upgrade${to}: STOPPED at ${u.stoppedAt}: ${u.reason}`;
+  if (u.state === "done") return `rolling upgrade${to}: done${from}`;
+  return `rolling upgrade${to}: ${u.state}${from}`;
 }
 
 function printReplication(r: ReplModuleStatus): void {

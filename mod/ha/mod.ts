@@ -68,6 +68,15 @@ import {
 import { VERSION } from "../version.ts";
 import { type PairCredentials, Pairing } from "./pairing.ts";
 import { pairRoutes } from "./pair_routes.ts";
+import {
+  haUpgradeBodySchema,
+  HaUpgradeRefusedError,
+  type RollingUpgrade,
+  type UpgradeDriver,
+  type UpgradeStatus,
+} from "./upgrade.ts";
+import { createRollingUpgrade, type UpgradeUpdater } from "./upgrade_link.ts";
+export { updaterOf } from "./upgrade_link.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
 import "./events.ts";
 import type { EventMap } from "../events/mod.ts";
@@ -102,6 +111,8 @@ export interface HaApi {
   failover(by: string, set?: "a" | "b"): HaStatus;
   /** Maintenance on/off (persisted; a node in maintenance never becomes active). */
   setMaintenance(on: boolean, by: string): HaStatus;
+  /** On the active node: start a rolling upgrade of the pair (mod/ha/upgrade.ts). */
+  upgrade(bundle: string, by: string): UpgradeStatus;
 }
 
 /** The HA module. */
@@ -158,6 +169,10 @@ export interface HaDeps {
    * keepalived stays MASTER past witness.demoteBoundMs (self-fencing).
    */
   watchdog?: { addGate(name: string, gate: () => string | null): () => void };
+  /** The updater, for `ha upgrade` (absent: the rolling upgrade is refused). */
+  update?: UpgradeUpdater;
+  /** Drive the rolling upgrade with this instead of the updater and peer link (tests). */
+  upgradeDriver?: UpgradeDriver;
 }
 
 /** Body of POST /api/ha/failover. */
@@ -221,6 +236,7 @@ class HaModuleImpl implements HaModule {
   #peerUrl = "";
   #mounts: PeerMount[] = [];
   #peerFetch: typeof fetch | null = null;
+  #upgrade: RollingUpgrade | null = null;
   readonly peerAccess = {
     mount: (m: PeerMount) => void this.#mounts.push(m),
     fetch: () => this.#peerFetch,
@@ -317,6 +333,7 @@ class HaModuleImpl implements HaModule {
     const witnessStarted = this.#witness?.start();
     await this.#startEngine();
     await this.#startPeerLink();
+    if (this.#deps.update || this.#deps.upgradeDriver) this.#startUpgrade();
     await witnessStarted;
   }
 
@@ -927,6 +944,42 @@ class HaModuleImpl implements HaModule {
     };
   }
 
+  #startUpgrade(): void {
+    const update = this.#deps.update;
+    this.#upgrade = createRollingUpgrade({
+      ctx: this.#ctx,
+      node: this.#cfg.node.id,
+      compatible: this.#ctx.config.update.compatible,
+      updater: update ?? {
+        installFrom: () => Promise.reject(new Error("no updater")),
+        activate: () => Promise.reject(new Error("no updater")),
+        state: () => "idle",
+      },
+      role: () => this.#machine.role,
+      healthy: () => {
+        const h = this.#deps.health?.();
+        if (!h) return { ok: true };
+        const bad = Object.entries(h.parts).filter(([, p]) => !p.ok && p.essential);
+        return {
+          ok: h.ok,
+          detail: bad.map(([n, p]) => `${n}: ${p.detail ?? "failed"}`).join(", "),
+        };
+      },
+      handover: () => void this.failover("ha upgrade"),
+      peerFetch: () => this.#peerFetch,
+      peerOrigin: () => this.peerAccess.peerOrigin(),
+      mount: (m) => this.peerAccess.mount(m),
+      driver: this.#deps.upgradeDriver,
+    });
+  }
+
+  upgrade(bundle: string, by: string): UpgradeStatus {
+    if (!this.#cfg.enabled) throw new HaDisabledError();
+    if (!this.#upgrade) throw new HaUpgradeRefusedError("the updater is not wired on this node");
+    if (this.#machine.role !== "active") throw new HaNotActiveError(this.#machine.role);
+    return this.#upgrade.start(bundle, by);
+  }
+
   status(): HaStatus {
     const snap = this.#machine.snapshot();
     const iso = (t: number | null) => t === null ? null : new Date(t).toISOString();
@@ -983,6 +1036,7 @@ class HaModuleImpl implements HaModule {
         ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
         : null,
       witness: this.#witness?.status() ?? null,
+      upgrade: this.#upgrade?.status() ?? null,
       history: snap.history.map((t) => ({
         from: t.from,
         to: t.to,
@@ -1127,6 +1181,13 @@ apiDoc("POST", "/api/ha/failover", {
   response: haStatusSchema,
   errors: { 409: "not active (and no takeover pending), or HA disabled" },
 });
+apiDoc("POST", "/api/ha/upgrade", {
+  operationId: "haUpgrade",
+  summary: "rolling upgrade of the pair: the standby first, handover, then this node",
+  body: haUpgradeBodySchema,
+  response: haStatusSchema,
+  errors: { 409: "not active, HA disabled, a rollout running, or no updater" },
+});
 apiDoc("POST", "/api/ha/maintenance", {
   operationId: "haMaintenance",
   summary: "maintenance on/off (persisted; a node in maintenance never becomes active)",
@@ -1141,6 +1202,7 @@ apiDoc("POST", "/api/ha/maintenance", {
  * - GET  /ha/status      full status
  * - POST /ha/failover    {"by"?}         → full status; 409 when not active or disabled
  * - POST /ha/maintenance {"on","by"?}    → full status; 409 when disabled
+ * - POST /ha/upgrade     {"bundle","by"?} → full status (rollout in `upgrade`); 409 when refused
  */
 export function haRoutes(api: HaApi): Hono {
   const app = new Hono();
@@ -1149,6 +1211,11 @@ export function haRoutes(api: HaApi): Hono {
   app.post("/ha/failover", async (c) => {
     const body = parseOr400(haFailoverBodySchema, await jsonBody(c), "failover request");
     return answer(c, haStatusSchema, api.failover(body.by ?? "api", body.set));
+  });
+  app.post("/ha/upgrade", async (c) => {
+    const body = parseOr400(haUpgradeBodySchema, await jsonBody(c), "upgrade request");
+    api.upgrade(body.bundle, body.by ?? "api");
+    return answer(c, haStatusSchema, api.status());
   });
   app.post("/ha/maintenance", async (c) => {
     const body = parseOr400(haMaintenanceBodySchema, await jsonBody(c), "maintenance request");

@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import { upgradeStatusSchema } from "./upgrade.ts";
 import { sameType } from "../web/openapi.ts";
 import { ROLES } from "./role.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
@@ -125,6 +126,9 @@ export const haStatusSchema = haPublicStatusSchema.extend({
   })).describe("recent role transitions, newest last"),
   transitions: z.record(z.string(), z.number()).describe("transitions since start by role"),
   lastActiveAt: z.string().nullable(),
+  upgrade: upgradeStatusSchema.nullable().describe(
+    "the last rolling upgrade (ha upgrade): step, target, where it stopped and why",
+  ),
   witness: z.object({
     qnetd: z.string().describe("qnetd host:port"),
     running: z.boolean().describe("corosync + qdevice run"),

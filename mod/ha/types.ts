@@ -8,6 +8,7 @@ import type { TrackView } from "./track.ts";
 import type { PeerView } from "./peer.ts";
 import type { WitnessStatus } from "./witness_driver.ts";
 import type { HookView } from "./hook.ts";
+import type { UpgradeStatus } from "./upgrade.ts";
 
 /** What anyone may ask either node (GET /api/ha, no login): who is active. */
 export interface HaPublicStatus {
@@ -91,6 +92,8 @@ export interface HaStatus extends HaPublicStatus {
   } | null;
   /** The witness (corosync + qdevice, quorum), null without ha.witness. */
   witness: WitnessStatus | null;
+  /** The last rolling upgrade (`ha upgrade`), null when the updater is not wired. */
+  upgrade: UpgradeStatus | null;
   /** Recent role transitions, newest last. */
   history: {
     from: string;

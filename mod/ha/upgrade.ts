@@ -71,8 +71,8 @@ export interface UpgradeNodeView {
   version: string;
   /** The device's `update.compatible`. */
   compatible: string;
-  /** Store schema version. */
-  schema: number;
+  /** Store schema versions ("module:version,..."): both nodes must match. */
+  schema: string;
   /** All essential parts healthy. */
   healthy: boolean;
   /** The updater's activation: `committed` (or none), `pending` (health gate), `failed`. */
