@@ -76,6 +76,14 @@ const DEFAULTS: [string, KwEvent][] = [
   ["HA dual active", ev("ha.dual_active", { node: "n1", peer: "n2", resolvedBy: "priority" })],
   ["HA quorum lost", ev("ha.quorum_lost", { node: "n1", reason: "witness unreachable" })],
   [
+    "HA self-fence (quorum lost, could not demote: watchdog reset)",
+    ev("ha.self_fence", { node: "n1", reason: "still MASTER 600 ms after quorum loss" }),
+  ],
+  [
+    "HA witness engine failed (the node cannot be active)",
+    ev("ha.witness_failed", { node: "n1", reason: "corosync exited 1", restartInMs: 2000 }),
+  ],
+  [
     "RAID degraded",
     ev("storage.array_degraded", { ...array, degradedDisks: 1, mdadm: "DegradedArray" }),
   ],
@@ -167,6 +175,8 @@ const DEFAULTS: [string, KwEvent][] = [
 
 /** Neighbours that must stay quiet by default. */
 const QUIET: [string, KwEvent][] = [
+  ["quorum regained", ev("ha.quorum_regained", { node: "n1", members: [1, 2] }, "info")],
+  ["witness engine started", ev("ha.witness_started", { node: "n1", pids: [10, 11] }, "info")],
   [
     "role change to standby",
     ev("ha.role_changed", {

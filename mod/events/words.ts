@@ -5,9 +5,7 @@
  * event lists both read events through {@link describe}; kinds without a row get a
  * generic sentence made from their scalar fields.
  *
- * Kinds are matched by string. `ha.peer_lost`, `ha.peer_degraded` and `ha.quorum_lost` are
- * declared by the HA module but nothing publishes them yet (its peer monitor and witness are
- * not built); their rows are ready for when they are.
+ * Kinds are matched by string.
  * @module
  */
 import type { EventKind, EventMap, KwEvent, Payload } from "./mod.ts";
@@ -113,6 +111,37 @@ row("ha.quorum_lost", {
   what: (p) => `Node ${p.node} lost quorum: ${p.reason}.`,
   advice: () =>
     "Check the witness and the network to it; without quorum a failover may not happen.",
+});
+row("ha.quorum_regained", {
+  quiet: true,
+  thing: (p) => `quorum of ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} is quorate again (members ${p.members.join(", ") || "none listed"}).`,
+  advice: () => "Nothing to do: failover is possible again.",
+});
+row("ha.witness_failed", {
+  thing: (p) => `witness engine of ${p.node}`,
+  what: (p) =>
+    `corosync or its quorum device on ${p.node} stopped: ${p.reason}. This node cannot be active until it runs again${
+      p.restartInMs !== null && p.restartInMs !== undefined
+        ? ` (restart in ${Math.round(p.restartInMs / 1000)} s)`
+        : ""
+    }.`,
+  advice: () =>
+    "Check the HA part on the status page and the corosync configuration; `keepwire ha status` shows the witness state. The peer should carry traffic meanwhile.",
+});
+row("ha.witness_started", {
+  quiet: true,
+  thing: (p) => `witness engine of ${p.node}`,
+  what: (p) => `corosync and its quorum device started on ${p.node} (pids ${p.pids.join(", ")}).`,
+  advice: () => "Nothing to do.",
+});
+row("ha.self_fence", {
+  thing: (p) => `HA role of ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} lost quorum and could not give up the active role in time: it stopped petting the hardware watchdog and will be RESET (${p.reason}).`,
+  advice: () =>
+    "The board resets by itself; the peer takes over. After the reset, look at why this node's event loop or keepalived did not react (its journal before the reset).",
 });
 row("storage.array_degraded", {
   thing: (p) => `array ${p.array}`,
