@@ -125,7 +125,10 @@ export interface SmsgwOptions {
   tickMs?: number;
   /** Messages sent at once. */
   concurrency?: number;
-  /** Treat a send of another node-epoch with no outcome after this long as lost (ms). */
+  /**
+   * A claim of another node with no outcome after this long counts as lost, and its message
+   * is sent again (ms; longer than a send's timeout, which is this minus 5 s).
+   */
   staleMs?: number;
 }
 
@@ -165,6 +168,8 @@ export class Smsgw {
   #reportTimer: ReturnType<typeof setInterval> | undefined;
   #busy = false;
   #stopped = false;
+  /** Messages this process is sending now (never claimed again meanwhile). */
+  readonly #inflight = new Set<string>();
   /** Counters. */
   readonly counters: SmsgwCounters = {
     accepted: 0,
@@ -177,7 +182,7 @@ export class Smsgw {
   /** Build on the SDK surface. */
   constructor(sdk: SmsgwSdk, opts: SmsgwOptions) {
     this.#sdk = sdk;
-    this.#o = { tickMs: 100, concurrency: 8, staleMs: 5000, ...opts };
+    this.#o = { tickMs: 100, concurrency: 8, staleMs: 15_000, ...opts };
   }
 
   /** This node's id. */
@@ -445,6 +450,7 @@ export class Smsgw {
    */
   #claimStatements(ids: string[], node: string, epoch: string): Statement[] {
     const now = Date.now();
+    const stale = now - this.#o.staleMs;
     const st: Statement[] = [];
     for (const id of ids) {
       st.push({
@@ -454,8 +460,14 @@ export class Smsgw {
       });
       st.push({
         sql:
-          "UPDATE smsgw_messages SET status = 'sending', attempts = attempts + 1, updated = ? WHERE id = ? AND status IN ('queued', 'sending') AND changes() = 1 RETURNING id, to_addr, from_addr, body",
-        params: [now, id],
+          // queued; or sending with no outcome, claimed only by this node's earlier epochs
+          // (their process or role is gone) or long enough ago (another node's send is over)
+          `UPDATE smsgw_messages SET status = 'sending', attempts = attempts + 1, updated = ?
+           WHERE id = ? AND changes() = 1 AND (status = 'queued' OR (status = 'sending' AND
+             (updated < ? OR NOT EXISTS (SELECT 1 FROM smsgw_deliveries d
+               WHERE d.msg_id = smsgw_messages.id AND d.node <> ?))))
+           RETURNING id, to_addr, from_addr, body`,
+        params: [now, id, stale, node],
       });
     }
     return st;
@@ -507,12 +519,25 @@ export class Smsgw {
        ORDER BY m.created LIMIT 64`,
       [me, stale, me, epoch, me, stale],
     );
-    const claimed = await this.#claim(rows.map((r) => String(r.id)), me, epoch);
+    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#inflight.has(id));
+    const claimed = await this.#claim(ids, me, epoch);
     if (!claimed.length) return;
-    const results = await this.#send(claimed);
+    const results = await this.#sending(claimed);
     await this.#sdk.tables.write(
       this.#resultStatements(results.map((r) => ({ ...r, node: me, epoch }))),
     );
+  }
+
+  /** Send, keeping the ids in flight until this returns. */
+  async #sending(
+    msgs: Row[],
+  ): Promise<{ id: string; ok: boolean; smscId?: string; error?: string }[]> {
+    for (const m of msgs) this.#inflight.add(String(m.id));
+    try {
+      return await this.#send(msgs);
+    } finally {
+      for (const m of msgs) this.#inflight.delete(String(m.id));
+    }
   }
 
   async #send(
@@ -534,7 +559,7 @@ export class Smsgw {
               text: m.body,
               node: this.me,
             }),
-            signal: AbortSignal.timeout(10_000),
+            signal: AbortSignal.timeout(Math.max(1000, this.#o.staleMs - 5000)),
           });
           const b = await res.json().catch(() => ({})) as { smscId?: string; error?: string };
           if (res.ok) {
@@ -585,14 +610,12 @@ export class Smsgw {
       [me],
     );
     if (!rows.length) return;
-    const claimed = await this.#callActive("claim", {
-      ids: rows.map((r) => r.id),
-      node: me,
-      epoch,
-    });
+    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#inflight.has(id));
+    if (!ids.length) return;
+    const claimed = await this.#callActive("claim", { ids, node: me, epoch });
     const msgs = (claimed.messages ?? []) as Row[];
     if (!msgs.length) return;
-    const results = await this.#send(msgs);
+    const results = await this.#sending(msgs);
     this.counters.servedForPeer += results.filter((r) => r.ok).length;
     await this.#callActive("result", { node: me, epoch, results });
   }
