@@ -332,3 +332,11 @@ Deno.test("history: the default step is a round width, no finer than the samplin
   assertEquals(defaultStep(48 * 3_600_000, 10_000), 600_000);
   assertEquals(defaultStep(400 * 86_400_000, 10_000), 2 * 86_400_000);
 });
+
+Deno.test("history: the charts' polling is a background read the governor sheds first (deferrable), the series list too", async () => {
+  const { classify } = await import("../mod/governor/admission.ts");
+  const rules = validateConfig({}).governor.admission.routes;
+  assertEquals(classify(rules, "GET", "/api/history", "standard"), "deferrable");
+  assertEquals(classify(rules, "GET", "/api/history/series", "standard"), "deferrable");
+  assertEquals(classify(rules, "GET", "/api/storage", "standard"), "standard");
+});

@@ -158,6 +158,8 @@ export const DEFAULT_ROUTES: RouteRule[] = [
   { path: "/api/governor", priority: "vital" },
   { path: "/api/events/stream", priority: "bulk" },
   { path: "/api/events*", priority: "deferrable" },
+  // the charts' polling: background reads, shed before operations
+  { path: "/api/history*", priority: "deferrable" },
   { path: "/metrics", priority: "deferrable" },
 ];
 
