@@ -210,6 +210,12 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
       if (ok && res.status >= 300) {
         throw new Error(`${method} ${url} answered ${res.status}: ${await res.text()}`);
       }
+      if (!op.responses[String(res.status)] && res.status !== 500 && res.status !== 507) {
+        throw new Error(
+          `${method} ${url} (${op.operationId}) answered ${res.status}, a status its apiDoc ` +
+            `does not list (errors: {${res.status}: "..."}): ${await res.text()}`,
+        );
+      }
       const declared = op.responses[String(res.status)] ?? op.responses.default;
       const media = Object.keys(declared?.content ?? {})[0];
       const type = res.headers.get("content-type") ?? "";
@@ -297,6 +303,37 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
     // a wrong name is answered with the documented error shape too
     await check("GET", "/api/subsystems/{name}", "/api/subsystems/nosuch");
     await check("GET", "/api/alert/outbox/{id}", "/api/alert/outbox/nosuch");
+
+    // answers of commands match their schemas too (and documented errors the Error shape)
+    const body = (v: unknown) => ({ body: JSON.stringify(v) });
+    await check("POST", "/api/bypass/{segment}/release", "/api/bypass/seg0/release", {
+      ...body({ reason: "openapi test" }),
+    }, true);
+    await check("POST", "/api/bypass/{segment}/set", "/api/bypass/seg0/set", {
+      ...body({ mode: "inline" }),
+    }, true);
+    await check("PUT", "/api/settings", "/api/settings", body({ refreshMs: 2000 }), true);
+    const token = await check("POST", "/api/tokens", "/api/tokens", body({ name: "oa-t" }), true);
+    await check(
+      "DELETE",
+      "/api/tokens/{id}",
+      `/api/tokens/${(token as { id: string }).id}`,
+      {},
+      true,
+    );
+    await check("POST", "/api/alert/test", "/api/alert/test", body({ channel: "sms" }), true);
+    await check("POST", "/api/alert/retry-failed", "/api/alert/retry-failed", {}, true);
+    await check(
+      "POST",
+      "/api/subsystems/{name}/restart",
+      "/api/subsystems/engine/restart",
+      {},
+      true,
+    );
+    await check("POST", "/api/ha/maintenance", "/api/ha/maintenance", body({ on: true }));
+    await check("POST", "/api/bypass/{segment}/hold", "/api/bypass/nosuch/hold", {
+      ...body({ reason: "x" }),
+    });
   } finally {
     await t.close();
     await gw.stop();

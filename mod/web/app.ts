@@ -124,6 +124,7 @@ export function runtimeStatusSchema(): z.ZodType {
 }
 
 apiDoc("GET", "/api/health", {
+  tag: "runtime",
   operationId: "getHealth",
   summary: "health: 200 when every essential part is up, else 503",
   response: healthReportSchema,
@@ -132,11 +133,13 @@ apiDoc("GET", "/api/health", {
   },
 });
 apiDoc("GET", "/api/status", {
+  tag: "runtime",
   operationId: "getStatus",
   summary: "identity, version, uptime, health and each module's status",
   response: z.lazy(runtimeStatusSchema),
 });
 apiDoc("GET", "/api/openapi.json", {
+  tag: "runtime",
   operationId: "getOpenApi",
   summary: "this document: OpenAPI 3.1, generated from the route definitions",
   response: z.record(z.string(), z.unknown()),

@@ -233,6 +233,7 @@ const nameParam = z.object({ name: z.string() });
 const notFound = { 404: "no such user" };
 
 apiDoc("POST", "/api/login", {
+  tag: "auth",
   operationId: "login",
   summary: "sign in; sets the session cookie",
   body: loginBody,
@@ -240,11 +241,13 @@ apiDoc("POST", "/api/login", {
   errors: { 401: "wrong user name or password", 429: "too many failed logins (Retry-After)" },
 });
 apiDoc("POST", "/api/logout", {
+  tag: "auth",
   operationId: "logout",
   summary: "end the session",
   response: okSchema,
 });
 apiDoc("POST", "/api/setup", {
+  tag: "auth",
   operationId: "setup",
   summary: "set the first admin password (only while none exists, from loopback)",
   body: setupBody,
@@ -252,17 +255,20 @@ apiDoc("POST", "/api/setup", {
   errors: { 403: "not from loopback, or from another site", 409: "an admin exists already" },
 });
 apiDoc("GET", "/api/me", {
+  tag: "auth",
   operationId: "whoAmI",
   summary: "who am I",
   response: principalSchema,
 });
 const userListSchema = z.object({ users: z.array(userInfoSchema) });
 apiDoc("GET", "/api/users", {
+  tag: "auth",
   operationId: "listUsers",
   summary: "list users",
   response: userListSchema,
 });
 apiDoc("POST", "/api/users", {
+  tag: "auth",
   operationId: "createUser",
   summary: "create a user (admin)",
   body: userBody,
@@ -270,6 +276,7 @@ apiDoc("POST", "/api/users", {
   errors: { 409: "the user exists" },
 });
 apiDoc("POST", "/api/users/:name/password", {
+  tag: "auth",
   operationId: "setUserPassword",
   summary: "set a user's password",
   params: nameParam,
@@ -278,6 +285,7 @@ apiDoc("POST", "/api/users/:name/password", {
   errors: notFound,
 });
 apiDoc("DELETE", "/api/users/:name", {
+  tag: "auth",
   operationId: "deleteUser",
   summary: "delete a user (never the last admin)",
   params: nameParam,
@@ -286,11 +294,13 @@ apiDoc("DELETE", "/api/users/:name", {
 });
 const tokenListSchema = z.object({ tokens: z.array(tokenInfoSchema) });
 apiDoc("GET", "/api/tokens", {
+  tag: "auth",
   operationId: "listTokens",
   summary: "list API tokens (no secrets)",
   response: tokenListSchema,
 });
 apiDoc("POST", "/api/tokens", {
+  tag: "auth",
   operationId: "createToken",
   summary: "create an API token (its secret is shown once)",
   body: tokenBody,
@@ -298,6 +308,7 @@ apiDoc("POST", "/api/tokens", {
   errors: { 409: "a token of that name exists" },
 });
 apiDoc("DELETE", "/api/tokens/:id", {
+  tag: "auth",
   operationId: "revokeToken",
   summary: "revoke an API token (by id or name)",
   params: z.object({ id: z.string() }),
