@@ -13,6 +13,7 @@ import {
   figures,
   type HaLab,
   LAB,
+  MONITOR_SLACK_MS,
   type NodeName,
   type ProbeResult,
   type ScenarioFigures,
@@ -134,7 +135,10 @@ Deno.test({
       );
       all.push(f.a, f.b);
       assertEquals(f.a.lost, 0);
-      assertEquals(f.a.dualHoldMs + f.b.dualHoldMs, 0);
+      assert(
+        f.a.dualHoldMs + f.b.dualHoldMs <= MONITOR_SLACK_MS,
+        `both held an address: ${JSON.stringify([f.a, f.b])}`,
+      );
       await new Promise((r) => setTimeout(r, 2500)); // past failoverHoldMs: n1 back to BACKUP on b
       await holdersAre(lab, ["n1"], ["n2"]);
       assertEquals((await lab.status("n1"))!.activeActive?.state, "BACKUP");

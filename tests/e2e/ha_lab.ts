@@ -210,6 +210,14 @@ function drain(stream: ReadableStream<Uint8Array>, sink: string[]): void {
   })();
 }
 
+/**
+ * How far apart the two namespaces' `ip -ts monitor` clocks can read one hand-over: each
+ * monitor stamps an address change when it reads it, so on a saturated machine one monitor
+ * scheduled late shows the old holder's delete late. A graceful handover (the old active
+ * drops the address as it sends its priority-0 advert) is checked against this bound, not 0.
+ */
+export const MONITOR_SLACK_MS = 100;
+
 /** `[2026-12-02T04:06:30.232544] ...` → epoch ms (ip -ts prints local time). */
 function monitorTime(line: string): number | null {
   const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\d*\]/.exec(line);

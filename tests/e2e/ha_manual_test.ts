@@ -7,7 +7,14 @@
  * Prints the figures docs/ha.md reports.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, figures, holdersFor, type ScenarioFigures, showFigures } from "./ha_lab.ts";
+import {
+  createHaLab,
+  figures,
+  holdersFor,
+  MONITOR_SLACK_MS,
+  type ScenarioFigures,
+  showFigures,
+} from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
@@ -106,7 +113,7 @@ Deno.test({
       show(f);
       all.push(f);
       assert(f.answeredAfterMs !== null && f.answeredAfterMs < 5000, JSON.stringify(f));
-      assertEquals(f.dualHoldMs, 0);
+      assert(f.dualHoldMs <= MONITOR_SLACK_MS, `both held the address: ${JSON.stringify(f)}`);
       await lab.waitRole("n2", "standby");
       console.log(`HA-LAB-JSON ${JSON.stringify(all)}`);
     } catch (e) {

@@ -16,6 +16,7 @@ import {
   figures,
   type HaLab,
   holdersFor,
+  MONITOR_SLACK_MS,
   type ScenarioFigures,
   showFigures,
 } from "./ha_lab.ts";
@@ -56,7 +57,7 @@ Deno.test({
       all.push(f);
       assert(f.answeredAfterMs !== null && f.answeredAfterMs < 1500, JSON.stringify(f));
       assert(f.lost <= 50, JSON.stringify(f));
-      assertEquals(f.dualHoldMs, 0);
+      assert(f.dualHoldMs <= MONITOR_SLACK_MS, `both held the address: ${JSON.stringify(f)}`);
       assertEquals(f.flaps, 0);
 
       // 2. the old active comes back from its handover hold as standby and stays so
