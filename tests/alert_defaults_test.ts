@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import type { EventKind, KwEvent, Severity } from "../mod/events/mod.ts";
-import { DEFAULT_ALERT_KINDS, defaultRuleMatches } from "../mod/events/words.ts";
+import { DEFAULT_ALERT_KINDS, defaultRuleMatches, describe } from "../mod/events/words.ts";
 import { render } from "../mod/alert/render.ts";
 import { createAlertModule } from "../mod/alert/mod.ts";
 import { validateConfig } from "../mod/config/mod.ts";
@@ -275,4 +275,26 @@ Deno.test("alert defaults: with no rule of its own, an appliance sends each of t
     store.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("words: a subsystem's ordinary transition is not worded as a failure", () => {
+  const t = (from: string, to: string, reason: string, restarts: number) =>
+    describe(ev("supervisor.transition", {
+      subsystem: "flappy",
+      kind: "worker",
+      criticality: "important",
+      from,
+      to,
+      cause: "heartbeat",
+      reason,
+      restarts,
+    }, "info"));
+  const ready = t("starting", "ready", "ready", 13);
+  assertEquals(
+    ready.what,
+    "Subsystem flappy (important) went from starting to ready: ready (13 restart(s) so far).",
+  );
+  assertEquals(ready.advice, "Nothing to do.");
+  assert(!t("ready", "restarting", "crashed", 2).what.includes("FAILED"));
+  assert(t("restarting", "failed", "crashed 5 times", 5).what.includes("FAILED after 5"));
 });

@@ -187,9 +187,17 @@ row("supervisor.transition", {
   alert: (p) => p.to === "failed",
   thing: (p) => `subsystem ${p.subsystem}`,
   what: (p) =>
-    `Subsystem ${p.subsystem} (${p.criticality}) FAILED after ${p.restarts} restart(s): ${p.reason}.`,
-  advice: () =>
-    "Look at the subsystem's recent output on its page (or `keepwire sub status`); fix the cause, then restart it.",
+    p.to === "failed"
+      ? `Subsystem ${p.subsystem} (${p.criticality}) FAILED after ${p.restarts} restart(s): ${p.reason}.`
+      : `Subsystem ${p.subsystem} (${p.criticality}) went from ${p.from} to ${p.to}${
+        p.reason ? `: ${p.reason}` : ""
+      }${p.restarts ? ` (${p.restarts} restart(s) so far)` : ""}.`,
+  advice: (p) =>
+    p.to === "failed"
+      ? "Look at the subsystem's recent output on its page (or `keepwire sub status`); fix the cause, then restart it."
+      : p.to === "restarting"
+      ? "keepwire restarts it by itself. If it keeps restarting, look at its recent output on its page."
+      : "Nothing to do.",
 });
 row("supervisor.escalation", {
   thing: (p) => `subsystem ${p.subsystem}`,
