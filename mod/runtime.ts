@@ -277,6 +277,8 @@ export class Runtime implements RuntimeView {
 
   /** Replication's gate around API changes (when replication runs). */
   writeGate(): { before(): void; after(): Promise<boolean> } | undefined {
+    const ha = this.config.ha;
+    if (!ha.enabled || !ha.replication?.enabled) return undefined; // no middleware without it
     const r = this.#wired?.get("repl");
     if (!r) return undefined;
     return { before: () => r.admit(), after: () => r.barrier() };
