@@ -70,6 +70,16 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
               </p>
             )
             : <p class="muted">witness: not configured (ha.witness)</p>}
+          {s.upgrade && s.upgrade.state !== "idle"
+            ? (
+              <p data-ha-upgrade={s.upgrade.state}>
+                rolling upgrade{s.upgrade.target ? ` to ${s.upgrade.target}` : ""}:{" "}
+                {s.upgrade.state === "stopped"
+                  ? `STOPPED at ${s.upgrade.stoppedAt}: ${s.upgrade.reason}`
+                  : s.upgrade.state}
+              </p>
+            )
+            : null}
           {s.manual
             ? (
               <p data-ha-manual={s.manual.pending ? "pending" : s.manual.held ? "held" : "free"}>
