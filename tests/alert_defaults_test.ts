@@ -76,6 +76,21 @@ const DEFAULTS: [string, KwEvent][] = [
   ["HA dual active", ev("ha.dual_active", { node: "n1", peer: "n2", resolvedBy: "priority" })],
   ["HA quorum lost", ev("ha.quorum_lost", { node: "n1", reason: "witness unreachable" })],
   [
+    "replication to the standby lost",
+    ev("repl.standby_lost", { pairId: "p1", reason: "timeout", acked: 10, pending: 3 }, "warning"),
+  ],
+  [
+    "an ex-primary's tail set aside",
+    ev("repl.tail_saved", {
+      pairId: "p1",
+      file: "/var/lib/keepwire/repl/p1-e3.kwtail",
+      frames: 1,
+      fromSeq: 41,
+      toSeq: 41,
+      epoch: 3,
+    }, "warning"),
+  ],
+  [
     "HA self-fence (quorum lost, could not demote: watchdog reset)",
     ev("ha.self_fence", { node: "n1", reason: "still MASTER 600 ms after quorum loss" }),
   ],

@@ -20,6 +20,7 @@ import type {} from "../alert/events.ts";
 import type {} from "../bypass/events.ts";
 import type {} from "../runtime_events.ts";
 import type {} from "../sdk/events.ts";
+import type {} from "../repl/events.ts";
 
 /** How one kind reads. */
 interface Row<P> {
@@ -142,6 +143,44 @@ row("ha.self_fence", {
     `Node ${p.node} lost quorum and could not give up the active role in time: it stopped petting the hardware watchdog and will be RESET (${p.reason}).`,
   advice: () =>
     "The board resets by itself; the peer takes over. After the reset, look at why this node's event loop or keepalived did not react (its journal before the reset).",
+});
+row("repl.standby_lost", {
+  thing: (p) => `replication of pair ${p.pairId}`,
+  what: (p) =>
+    `Replication to the standby stopped: ${p.reason} (${p.pending} change(s) not yet on the standby).`,
+  advice: () =>
+    "Until the standby is back there is no up-to-date copy: a failover now would lose the changes since. Check the standby and the peer link; it resyncs by itself when it answers again.",
+});
+row("repl.standby_back", {
+  quiet: true,
+  thing: (p) => `replication of pair ${p.pairId}`,
+  what: (p) => `The standby answers again after ${Math.round(p.downMs / 1000)} s.`,
+  advice: () => "Nothing to do: it catches up by itself.",
+});
+row("repl.tail_saved", {
+  thing: (p) => `replication of pair ${p.pairId}`,
+  what: (p) =>
+    `This node was active before and had ${p.frames} change(s) the new active never received (seq ${p.fromSeq}–${p.toSeq}); they were set aside in ${p.file}, not merged.`,
+  advice: () =>
+    "Look at the file to decide whether anything in it must be entered again on the active node; nothing was applied from it.",
+});
+row("repl.refused", {
+  quiet: true,
+  thing: (p) => `replication of pair ${p.pairId}`,
+  what: (p) =>
+    `A replication frame (epoch ${p.epoch}, seq ${p.seq}) was refused: ${p.message}${
+      p.resync ? "; a full resync follows" : ""
+    }.`,
+  advice: () => "Nothing was applied from it. If this repeats, check both nodes' versions.",
+});
+row("repl.resync_finished", {
+  quiet: true,
+  thing: (p) => `replication of pair ${p.pairId}`,
+  what: (p) =>
+    `The standby installed a full copy (${(p.bytes / 1e6).toFixed(1)} MB, ${p.tables} tables) in ${
+      (p.ms / 1000).toFixed(1)
+    } s.`,
+  advice: () => "Nothing to do.",
 });
 row("storage.array_degraded", {
   thing: (p) => `array ${p.array}`,
