@@ -6,6 +6,7 @@
  * The module decides about restarts; this file only runs one keepalived at a time.
  * @module
  */
+import { stopEngineChild } from "./child.ts";
 import { HaEngineError } from "./errors.ts";
 import {
   ALIVE_SCRIPT,
@@ -215,23 +216,7 @@ export class KeepalivedEngine implements Engine {
     this.#aliveTimer = undefined;
     const child = this.#child;
     if (child) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = await Promise.race([
-        child.status.then(() => true),
-        new Promise<false>((res) =>
-          timer = setTimeout(() => res(false), this.#opts.stopTimeoutMs ?? 5000)
-        ),
-      ]);
-      clearTimeout(timer);
-      if (!done) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-        await child.status;
-      }
+      await stopEngineChild(child, this.#opts.stopTimeoutMs ?? 5000);
       this.#child = null;
     }
     await this.#closeFifo();

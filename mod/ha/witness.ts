@@ -29,6 +29,7 @@
  * cmap holds the membership but not the quorate flag.
  * @module
  */
+import { stopEngineChild } from "./child.ts";
 import { HaEngineError } from "./errors.ts";
 import type { HaConfig } from "./config.ts";
 import { promoteWaitMs } from "./config.ts";
@@ -410,23 +411,7 @@ export class CorosyncWitness implements Witness {
     this.#ready?.();
     // qdevice first (it is corosync's client), then corosync
     for (const child of [...this.#children].reverse()) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = await Promise.race([
-        child.status.then(() => true),
-        new Promise<false>((res) =>
-          timer = setTimeout(() => res(false), this.#opts.stopTimeoutMs ?? 5000)
-        ),
-      ]);
-      clearTimeout(timer);
-      if (!done) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-        await child.status;
-      }
+      await stopEngineChild(child, this.#opts.stopTimeoutMs ?? 5000);
     }
     this.#children = [];
     this.setActive(false);
