@@ -64,6 +64,12 @@ export interface ReplOptions {
   db: DatabaseSync;
   /** Identity of the pair (frames of another pair are refused). */
   pairId: string;
+  /**
+   * The channel: the client set whose role this engine follows (`a` by default; `b` in
+   * an active-active pair). Its frames, snapshots, sequence, epochs and tail files are its
+   * own; frames or snapshots of another channel are refused (`wrong_channel`).
+   */
+  channel?: string;
   /** Table groups by name. */
   groups: Record<string, GroupSpec>;
   /** Replicated tables → their group. Every table needs a PRIMARY KEY. */
@@ -104,6 +110,8 @@ export interface WriteResult<T> {
 
 /** Engine status (for `ha status`, metrics, the HA page). */
 export interface ReplStatus {
+  /** The channel (client set) this engine replicates. */
+  channel: string;
   /** Role of the engine. */
   role: "primary" | "standby" | "idle";
   /** Current epoch. */
@@ -133,12 +141,95 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+/**
+ * The engine's local tables, one row set per channel (`channel` is the client set: `a`,
+ * and `b` in an active-active pair). Version 1 had no `channel` column: see
+ * {@link migrateState}.
+ */
 const STATE_DDL = `
-CREATE TABLE IF NOT EXISTS repl_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS repl_log (seq INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,
-  made INTEGER NOT NULL, frame BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS repl_epochs (epoch INTEGER PRIMARY KEY, start_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS repl_state (channel TEXT NOT NULL DEFAULT 'a', key TEXT NOT NULL,
+  value INTEGER NOT NULL, PRIMARY KEY (channel, key));
+CREATE TABLE IF NOT EXISTS repl_log (channel TEXT NOT NULL DEFAULT 'a', seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL, made INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (channel, seq));
+CREATE TABLE IF NOT EXISTS repl_epochs (channel TEXT NOT NULL DEFAULT 'a', epoch INTEGER NOT NULL,
+  start_seq INTEGER NOT NULL, PRIMARY KEY (channel, epoch));
 `;
+
+/**
+ * Bring the engine's local tables to the per-channel shape, keeping what they hold: a
+ * store made before channels existed has `repl_state`/`repl_log`/`repl_epochs` without a
+ * `channel` column; their rows become channel `a`'s (the only channel there was). One
+ * transaction; idempotent.
+ */
+export function migrateState(db: DatabaseSync): void {
+  const old = ["repl_state", "repl_log", "repl_epochs"].filter((t) => {
+    const cols = tableColumns(db, t);
+    return cols.length > 0 && !cols.some((c) => c.name === "channel");
+  });
+  if (!old.length) {
+    db.exec(STATE_DDL);
+    return;
+  }
+  const copy: Record<string, string> = {
+    repl_state: "key, value",
+    repl_log: "seq, epoch, made, frame",
+    repl_epochs: "epoch, start_seq",
+  };
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO ${t}_v1`);
+    db.exec(STATE_DDL);
+    for (const t of old) {
+      db.exec(`INSERT INTO ${t} (channel, ${copy[t]}) SELECT 'a', ${copy[t]} FROM ${t}_v1`);
+      db.exec(`DROP TABLE ${t}_v1`);
+    }
+    db.exec("COMMIT");
+  } catch (e) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw e;
+  }
+}
+
+/** A channel's name: the client set it follows (`a`, `b`). */
+export const CHANNEL_RE = /^[a-z][a-z0-9]{0,15}$/;
+
+/**
+ * The standby guard is ONE SQLite authorizer per connection, shared by every channel's
+ * engine on it: a write to a table is refused when the engine owning the table's channel
+ * is the standby (guarded), unless some engine is applying (its own frames or snapshot,
+ * synchronous on the connection, so nothing else runs meanwhile).
+ */
+interface GuardEntry {
+  guarded: boolean;
+  applying: boolean;
+  owns(table: string): boolean;
+}
+const guards = new WeakMap<DatabaseSync, Set<GuardEntry>>();
+
+/** (Re)install the connection's authorizer; setting it expires prepared statements. */
+function installGuard(db: DatabaseSync): void {
+  if (!db.isOpen) return;
+  const set = guards.get(db);
+  const on = set ? [...set].some((g) => g.guarded) : false;
+  (db as unknown as AuthorizerDb).setAuthorizer(
+    on
+      ? (action: number, table: string | null) => {
+        if (
+          table === null ||
+          (action !== AUTH.insert && action !== AUTH.update && action !== AUTH.delete)
+        ) return AUTH.ok;
+        let deny = false;
+        for (const g of set!) {
+          if (g.applying) return AUTH.ok;
+          if (g.guarded && g.owns(table)) deny = true;
+        }
+        if (!deny) return AUTH.ok;
+        lastRefusal = { table, at: Date.now() };
+        return AUTH.deny;
+      }
+      : null,
+  );
+}
 /** Tables of the engine itself: local to each node, never replicated. */
 export const REPL_LOCAL_TABLES: readonly string[] = ["repl_state", "repl_log", "repl_epochs"];
 
@@ -237,8 +328,8 @@ export class Replicator implements ReplReceiver {
   #resync: { bytes: number; total: number } | null = null;
   #pendingTailFromEpoch: number | undefined;
   #epochFloor = 0;
-  #guarded = false;
-  #applying = false;
+  readonly #channel: string;
+  readonly #guard: GuardEntry;
 
   /**
    * Check the registry (every table exists and has a PRIMARY KEY, every group is
@@ -251,6 +342,10 @@ export class Replicator implements ReplReceiver {
     this.#pairId = opts.pairId;
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(opts.pairId)) {
       throw new ReplConfigError("pairId", "1–128 letters, digits, '.', '_' or '-'");
+    }
+    this.#channel = opts.channel ?? "a";
+    if (!CHANNEL_RE.test(this.#channel)) {
+      throw new ReplConfigError("channel", "a lower-case letter, then up to 15 letters or digits");
     }
     this.#groups = {};
     for (const [name, g] of Object.entries(opts.groups)) {
@@ -289,7 +384,12 @@ export class Replicator implements ReplReceiver {
     }
     this.#customSchema = opts.schemaVersion !== undefined;
     this.#transport = opts.transport;
-    this.#db.exec(STATE_DDL);
+    migrateState(this.#db);
+    const tableGroup = this.#tableGroup;
+    this.#guard = { guarded: false, applying: false, owns: (t) => t in tableGroup };
+    let set = guards.get(this.#db);
+    if (!set) guards.set(this.#db, set = new Set());
+    set.add(this.#guard);
     this.#epoch = this.#getState("epoch");
     this.#seq = this.#getState("seq");
     this.#acked = this.#getState("acked");
@@ -303,11 +403,12 @@ export class Replicator implements ReplReceiver {
   /** The engine's state. */
   status(): ReplStatus {
     const oldest = this.#role === "primary" && this.#seq > this.#acked
-      ? this.#db.prepare("SELECT made FROM repl_log WHERE seq > ? ORDER BY seq LIMIT 1").get(
-        this.#acked,
-      ) as { made: number } | undefined
+      ? this.#db.prepare(
+        "SELECT made FROM repl_log WHERE channel = ? AND seq > ? ORDER BY seq LIMIT 1",
+      ).get(this.#channel, this.#acked) as { made: number } | undefined
       : undefined;
     return {
+      channel: this.#channel,
       role: this.#role,
       epoch: this.#epoch,
       seq: this.#seq,
@@ -365,11 +466,10 @@ export class Replicator implements ReplReceiver {
     this.#epoch = top + 1;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      this.#db.prepare("INSERT OR REPLACE INTO repl_epochs (epoch, start_seq) VALUES (?, ?)").run(
-        this.#epoch,
-        this.#seq,
-      );
-      this.#db.exec("DELETE FROM repl_log");
+      this.#db.prepare(
+        "INSERT OR REPLACE INTO repl_epochs (channel, epoch, start_seq) VALUES (?, ?, ?)",
+      ).run(this.#channel, this.#epoch, this.#seq);
+      this.#db.prepare("DELETE FROM repl_log WHERE channel = ?").run(this.#channel);
       this.#acked = this.#seq;
       this.#setState("epoch", this.#epoch);
       this.#setState("acked", this.#acked);
@@ -423,21 +523,14 @@ export class Replicator implements ReplReceiver {
    * when the authorizer changes).
    */
   #setGuard(on: boolean): void {
-    if (on === this.#guarded || !this.#db.isOpen) return;
-    this.#guarded = on;
-    (this.#db as unknown as AuthorizerDb).setAuthorizer(
-      on
-        ? (action: number, table: string | null) => {
-          if (
-            this.#applying || table === null || !(table in this.#tableGroup) ||
-            (action !== AUTH.insert && action !== AUTH.update &&
-              action !== AUTH.delete)
-          ) return AUTH.ok;
-          lastRefusal = { table, at: Date.now() };
-          return AUTH.deny;
-        }
-        : null,
-    );
+    if (on === this.#guard.guarded || !this.#db.isOpen) return;
+    this.#guard.guarded = on;
+    installGuard(this.#db);
+  }
+
+  /** The channel (client set) this engine replicates. */
+  get channel(): string {
+    return this.#channel;
   }
 
   /**
@@ -496,6 +589,7 @@ export class Replicator implements ReplReceiver {
     this.#stopTimers();
     this.#closeSessions();
     this.#setGuard(false);
+    guards.get(this.#db)?.delete(this.#guard);
     this.#role = "idle";
     this.#failWaiters("replication stopped");
   }
@@ -625,7 +719,10 @@ export class Replicator implements ReplReceiver {
     if (this.#acked === this.#persistedAcked || this.#db.isTransaction) return;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      this.#db.prepare("DELETE FROM repl_log WHERE seq <= ?").run(this.#acked);
+      this.#db.prepare("DELETE FROM repl_log WHERE channel = ? AND seq <= ?").run(
+        this.#channel,
+        this.#acked,
+      );
       this.#setState("acked", this.#acked);
       this.#db.exec("COMMIT");
       this.#persistedAcked = this.#acked;
@@ -669,12 +766,16 @@ export class Replicator implements ReplReceiver {
     const seq = this.#seq + 1;
     const frame = encodeFrame({
       pairId: this.#pairId,
+      channel: this.#channel,
       epoch: this.#epoch,
       seq,
       schemaVersion: this.#schemaVersion(),
       changesets,
     });
-    this.#stmt("INSERT INTO repl_log (seq, epoch, made, frame) VALUES (?, ?, ?, ?)").run(
+    this.#stmt(
+      "INSERT INTO repl_log (channel, seq, epoch, made, frame) VALUES (?, ?, ?, ?, ?)",
+    ).run(
+      this.#channel,
       seq,
       this.#epoch,
       this.#clock.now(),
@@ -682,7 +783,10 @@ export class Replicator implements ReplReceiver {
     );
     if (seq - this.#acked > this.#maxLogFrames) {
       // the standby is too far behind for catch-up: it will get a snapshot
-      this.#db.prepare("DELETE FROM repl_log WHERE seq <= ?").run(seq - this.#maxLogFrames);
+      this.#db.prepare("DELETE FROM repl_log WHERE channel = ? AND seq <= ?").run(
+        this.#channel,
+        seq - this.#maxLogFrames,
+      );
     }
     this.#seq = seq;
     this.#setState("seq", seq);
@@ -721,8 +825,8 @@ export class Replicator implements ReplReceiver {
         }
         if (this.#acked >= this.#seq) return;
         const rows = this.#stmt(
-          "SELECT seq, frame FROM repl_log WHERE seq > ? ORDER BY seq LIMIT 256",
-        ).all(this.#acked) as { seq: number; frame: Uint8Array }[];
+          "SELECT seq, frame FROM repl_log WHERE channel = ? AND seq > ? ORDER BY seq LIMIT 256",
+        ).all(this.#channel, this.#acked) as { seq: number; frame: Uint8Array }[];
         if (!rows.length || rows[0].seq !== this.#acked + 1) {
           this.#needSnapshot = true; // the log no longer holds what the standby needs
           continue;
@@ -830,6 +934,8 @@ export class Replicator implements ReplReceiver {
     const bytes = this.#db.serialize();
     const meta: SnapshotMeta = {
       pairId: this.#pairId,
+      // named only off channel a: a peer from before channels reads channel a's as before
+      ...(this.#channel !== "a" ? { channel: this.#channel } : {}),
       epoch: this.#epoch,
       seq: this.#seq,
       schemaVersion: this.#schemaVersion(),
@@ -893,6 +999,13 @@ export class Replicator implements ReplReceiver {
       if (f.pairId !== this.#pairId) {
         return this.#refuse("other_pair", `frame of pair "${f.pairId}"`, false);
       }
+      if (f.channel !== this.#channel) {
+        return this.#refuse(
+          "wrong_channel",
+          `frame of channel ${f.channel} delivered to channel ${this.#channel}`,
+          false,
+        );
+      }
       if (f.schemaVersion !== sv) {
         return this.#refuse(
           "schema_mismatch",
@@ -926,7 +1039,7 @@ export class Replicator implements ReplReceiver {
   #applyFrame(f: Frame): string | ReplFrameError | undefined {
     let conflict = "";
     let unknown = "";
-    this.#applying = true;
+    this.#guard.applying = true;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       for (const cs of f.changesets) {
@@ -958,7 +1071,7 @@ export class Replicator implements ReplReceiver {
       if (e instanceof ReplFrameError) return e;
       return `frame seq ${f.seq} not applied: ${e instanceof Error ? e.message : e}`;
     } finally {
-      this.#applying = false;
+      this.#guard.applying = false;
     }
   }
 
@@ -993,6 +1106,13 @@ export class Replicator implements ReplReceiver {
     }
     if (meta.pairId !== this.#pairId) {
       return this.#refuse("other_pair", `snapshot of pair "${meta.pairId}"`, false);
+    }
+    if ((meta.channel ?? "a") !== this.#channel) {
+      return this.#refuse(
+        "wrong_channel",
+        `snapshot of channel ${meta.channel ?? "a"} delivered to channel ${this.#channel}`,
+        false,
+      );
     }
     const sv = this.#schemaVersion();
     if (meta.schemaVersion !== sv) {
@@ -1109,7 +1229,7 @@ export class Replicator implements ReplReceiver {
           message: `snapshot's schema_versions give ${snapSv}, this node ${this.#schemaVersion()}`,
         };
       }
-      this.#applying = true;
+      this.#guard.applying = true;
       db.exec("BEGIN IMMEDIATE");
       try {
         db.exec("PRAGMA defer_foreign_keys = ON");
@@ -1121,10 +1241,12 @@ export class Replicator implements ReplReceiver {
           db.exec(`DELETE FROM main.${q(t)}`);
           db.exec(`INSERT INTO main.${q(t)} (${cols}) SELECT ${cols} FROM kw_snapshot.${q(t)}`);
         }
-        db.exec("DELETE FROM repl_log");
-        db.exec("DELETE FROM repl_epochs");
-        const ins = db.prepare("INSERT INTO repl_epochs (epoch, start_seq) VALUES (?, ?)");
-        for (const h of meta.history) ins.run(h.epoch, h.startSeq);
+        db.prepare("DELETE FROM repl_log WHERE channel = ?").run(this.#channel);
+        db.prepare("DELETE FROM repl_epochs WHERE channel = ?").run(this.#channel);
+        const ins = db.prepare(
+          "INSERT INTO repl_epochs (channel, epoch, start_seq) VALUES (?, ?, ?)",
+        );
+        for (const h of meta.history) ins.run(this.#channel, h.epoch, h.startSeq);
         this.#setState("epoch", meta.epoch);
         this.#setState("seq", meta.seq);
         this.#setState("acked", meta.seq);
@@ -1134,7 +1256,7 @@ export class Replicator implements ReplReceiver {
         if (e instanceof ReplFrameError) return { reason: e.reason, message: e.message };
         return { reason: "corrupt", message: `snapshot not installed: ${e}` };
       } finally {
-        this.#applying = false;
+        this.#guard.applying = false;
       }
       this.#epoch = meta.epoch;
       this.#seq = meta.seq;
@@ -1154,8 +1276,8 @@ export class Replicator implements ReplReceiver {
    */
   #saveTail(history: EpochStart[]): void {
     const rows = this.#db.prepare(
-      "SELECT seq, epoch, frame FROM repl_log ORDER BY seq",
-    ).all() as { seq: number; epoch: number; frame: Uint8Array }[];
+      "SELECT seq, epoch, frame FROM repl_log WHERE channel = ? ORDER BY seq",
+    ).all(this.#channel) as { seq: number; epoch: number; frame: Uint8Array }[];
     if (!rows.length) return;
     const myEpoch = this.#pendingTailFromEpoch ?? this.#epoch;
     const next = history.filter((h) => h.epoch > myEpoch).sort((a, b) => a.epoch - b.epoch)[0];
@@ -1166,7 +1288,9 @@ export class Replicator implements ReplReceiver {
     const stamp = new Date(this.#clock.now()).toISOString().replaceAll(":", "");
     const file = join(
       this.#tailDir,
-      `tail-${this.#pairId}-e${myEpoch}-s${tail[0].seq}-${tail.at(-1)!.seq}-${stamp}.kwtail`,
+      `tail-${this.#pairId}${this.#channel === "a" ? "" : `-ch${this.#channel}`}-e${myEpoch}-s${
+        tail[0].seq
+      }-${tail.at(-1)!.seq}-${stamp}.kwtail`,
     );
     Deno.writeFileSync(file, concatFrames(tail.map((r) => r.frame)), { createNew: true });
     this.#publish("repl.tail_saved", "warning", {
@@ -1182,7 +1306,9 @@ export class Replicator implements ReplReceiver {
   // ---------------------------------------------------------------- state
 
   #history(): EpochStart[] {
-    return (this.#db.prepare("SELECT epoch, start_seq FROM repl_epochs ORDER BY epoch").all() as {
+    return (this.#db.prepare(
+      "SELECT epoch, start_seq FROM repl_epochs WHERE channel = ? ORDER BY epoch",
+    ).all(this.#channel) as {
       epoch: number;
       start_seq: number;
     }[]).map((r) => ({ epoch: Number(r.epoch), startSeq: Number(r.start_seq) }));
@@ -1198,7 +1324,10 @@ export class Replicator implements ReplReceiver {
   }
 
   #getState(key: string): number {
-    const r = this.#db.prepare("SELECT value FROM repl_state WHERE key = ?").get(key) as
+    const r = this.#db.prepare("SELECT value FROM repl_state WHERE channel = ? AND key = ?").get(
+      this.#channel,
+      key,
+    ) as
       | { value: number }
       | undefined;
     return r ? Number(r.value) : 0;
@@ -1206,8 +1335,8 @@ export class Replicator implements ReplReceiver {
 
   #setState(key: string, value: number): void {
     this.#stmt(
-      "INSERT INTO repl_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    ).run(key, value);
+      "INSERT INTO repl_state (channel, key, value) VALUES (?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value",
+    ).run(this.#channel, key, value);
   }
 
   #publish<
@@ -1227,7 +1356,12 @@ export class Replicator implements ReplReceiver {
     severity: "info" | "notice" | "warning" | "error",
     payload: import("../events/mod.ts").EventMap[K],
   ): void {
-    this.#bus?.publish({ module: "repl", kind, severity, payload });
+    this.#bus?.publish({
+      module: "repl",
+      kind,
+      severity,
+      payload: { ...payload, channel: this.#channel },
+    });
   }
 }
 

@@ -85,7 +85,8 @@ export type RefusalReason =
   | "conflict"
   | "snapshot_checksum"
   | "not_standby"
-  | "unauthorized";
+  | "unauthorized"
+  | "wrong_channel";
 
 /** A frame or snapshot that cannot be used. */
 export class ReplFrameError extends KeepwireError {

@@ -42,6 +42,7 @@ const ackSchema = z.object({
     "snapshot_checksum",
     "not_standby",
     "unauthorized",
+    "wrong_channel",
   ]).optional(),
   message: z.string().max(4000).optional(),
   needSnapshot: z.boolean().optional(),
@@ -49,6 +50,7 @@ const ackSchema = z.object({
 
 const metaSchema = z.strictObject({
   pairId: z.string().min(1).max(128),
+  channel: z.string().regex(/^[a-z][a-z0-9]{0,15}$/).optional(),
   epoch: z.number().int().nonnegative(),
   seq: z.number().int().nonnegative(),
   schemaVersion: z.string().min(1).max(200),

@@ -8,7 +8,7 @@
 export * from "./engine.ts";
 export * from "./errors.ts";
 export { REPL_EVENTS } from "./events.ts";
-export { decodeFrames, encodeFrame, type Frame } from "./frame.ts";
+export { decodeFrames, encodeFrame, type Frame, peekChannel } from "./frame.ts";
 export * from "./transport.ts";
 export * from "./registry.ts";
 export { type ReplConfig, replConfigSchema } from "./config.ts";

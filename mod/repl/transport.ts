@@ -38,6 +38,8 @@ export interface EpochStart {
 export interface SnapshotMeta {
   /** Pair identity. */
   pairId: string;
+  /** The channel (client set) it replaces; absent means `a` (peers from before channels). */
+  channel?: string;
   /** Epoch of the primary that made it. */
   epoch: number;
   /** Every frame up to this seq is in it. */
