@@ -352,7 +352,7 @@ export class Replicator implements ReplReceiver {
       if (g.durability !== "sync" && g.durability !== "async") {
         throw new ReplConfigError(`groups.${name}.durability`, "must be sync or async");
       }
-      this.#groups[name] = { onStandbyLost: "continue", ...g };
+      this.#groups[name] = { onStandbyLost: "continue", set: "a", ...g };
     }
     this.#tableGroup = { ...opts.tables };
     this.#tables = Object.keys(opts.tables);
@@ -360,6 +360,7 @@ export class Replicator implements ReplReceiver {
       if (!this.#groups[group]) {
         throw new ReplConfigError(`tables.${table}`, `unknown group "${group}"`);
       }
+      this.#checkSet(table, group);
       this.#checkTable(table);
     }
     this.#bus = opts.bus;
@@ -542,13 +543,16 @@ export class Replicator implements ReplReceiver {
    */
   addTables(group: string, tables: readonly string[], spec?: GroupSpec): void {
     // a group the config (or an earlier declaration) defined keeps its durability
-    if (spec && !this.#groups[group]) this.#groups[group] = { onStandbyLost: "continue", ...spec };
+    if (spec && !this.#groups[group]) {
+      this.#groups[group] = { onStandbyLost: "continue", set: "a", ...spec };
+    }
     if (!this.#groups[group]) throw new ReplConfigError(`tables`, `unknown group "${group}"`);
     for (const t of tables) {
       const had = this.#tableGroup[t];
       if (had !== undefined && had !== group) {
         throw new ReplConfigError(`tables.${t}`, `already replicated in group "${had}"`);
       }
+      this.#checkSet(t, group);
       this.#checkTable(t);
     }
     for (const t of tables) {
@@ -564,12 +568,27 @@ export class Replicator implements ReplReceiver {
     if (spec.durability !== "sync" && spec.durability !== "async") {
       throw new ReplConfigError(`groups.${name}.durability`, "must be sync or async");
     }
-    this.#groups[name] = { onStandbyLost: "continue", ...spec };
+    this.#groups[name] = {
+      onStandbyLost: "continue",
+      set: this.#groups[name]?.set ?? "a",
+      ...spec,
+    };
   }
 
   /** The groups and their durability. */
   groups(): Record<string, Required<GroupSpec>> {
     return Object.fromEntries(Object.entries(this.#groups).map(([n, g]) => [n, { ...g }]));
+  }
+
+  /** A table replicates on the channel of its group's client set. */
+  #checkSet(table: string, group: string): void {
+    const set = this.#groups[group].set;
+    if (set !== this.#channel) {
+      throw new ReplConfigError(
+        `tables.${table}`,
+        `group "${group}" is on set ${set}, this engine replicates channel ${this.#channel}`,
+      );
+    }
   }
 
   #checkTable(table: string): void {
@@ -605,6 +624,12 @@ export class Replicator implements ReplReceiver {
   async write<T>(group: string, fn: (db: DatabaseSync) => T): Promise<WriteResult<T>> {
     const g = this.#groups[group];
     if (!g) throw new ReplConfigError("group", `unknown group "${group}"`);
+    if (g.set !== this.#channel) {
+      throw new ReplConfigError(
+        "group",
+        `group "${group}" is on channel ${g.set}, not ${this.#channel}`,
+      );
+    }
     if (this.#role !== "primary") throw new ReplNotPrimaryError(this.#role);
     const refuse = g.durability === "sync" && g.onStandbyLost === "refuse";
     if (refuse && this.#link === "down") {
@@ -654,6 +679,7 @@ export class Replicator implements ReplReceiver {
     if (this.#role !== "primary") return;
     for (const [name, g] of Object.entries(this.#groups)) {
       if (group !== undefined && name !== group) continue;
+      if (g.set !== this.#channel) continue;
       if (g.durability !== "sync" || g.onStandbyLost !== "refuse") continue;
       if (this.#link === "down") throw new ReplStandbyLostError(name, "the last send to it failed");
       if (!this.#transport) throw new ReplStandbyLostError(name, "no link to a standby");

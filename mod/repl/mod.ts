@@ -11,6 +11,7 @@ export { REPL_EVENTS } from "./events.ts";
 export { decodeFrames, encodeFrame, type Frame, peekChannel } from "./frame.ts";
 export * from "./transport.ts";
 export * from "./registry.ts";
+export * from "./channels.ts";
 export { type ReplConfig, replConfigSchema } from "./config.ts";
 export {
   createReplModule,

@@ -30,6 +30,13 @@ export interface GroupSpec {
    * `refuse` refuses writes with {@link ReplStandbyLostError}.
    */
   onStandbyLost?: "continue" | "refuse";
+  /**
+   * The client set (replication channel) whose active node writes this group: `a`
+   * (default) or `b` in an active-active pair. The node active for set `b` writes the
+   * group's tables and replicates them to its peer on channel `b`; the built-in groups
+   * (the pair's configuration, users, logs) are on `a`: the configuration has one writer.
+   */
+  set?: "a" | "b";
 }
 
 /** The built-in groups and their default durability. */
@@ -73,6 +80,16 @@ export class ReplRegistry {
     if (spec.durability !== "sync" && spec.durability !== "async") {
       throw new ReplConfigError(`groups.${name}.durability`, "must be sync or async");
     }
+    if (spec.set !== undefined && spec.set !== "a" && spec.set !== "b") {
+      throw new ReplConfigError(`groups.${name}.set`, "must be a or b");
+    }
+    const had = this.#groups.get(name);
+    if (had && (had.set ?? "a") !== (spec.set ?? "a") && this.tablesOf(name).length) {
+      throw new ReplConfigError(
+        `groups.${name}.set`,
+        `the group has tables on set ${had.set ?? "a"}: a group keeps its set`,
+      );
+    }
     this.#groups.set(name, { ...spec });
   }
 
@@ -102,6 +119,11 @@ export class ReplRegistry {
   /** The groups (copies). */
   groups(): Record<string, GroupSpec> {
     return Object.fromEntries([...this.#groups].map(([n, g]) => [n, { ...g }]));
+  }
+
+  /** The tables of a group. */
+  tablesOf(group: string): string[] {
+    return [...this.#tables].filter(([, g]) => g === group).map(([t]) => t);
   }
 
   /** Table → group. */
