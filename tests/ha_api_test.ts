@@ -9,6 +9,7 @@ import { ignored } from "./helpers/tools.ts";
 import { startTestRuntime } from "./helpers/runtime.ts";
 import { kw } from "./helpers/cli.ts";
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
+import { encodeFrame } from "../mod/repl/frame.ts";
 
 /** A network interface of this namespace other than lo (config validation looks). */
 function someInterface(): string | undefined {
@@ -79,6 +80,9 @@ Deno.test({
       const st = await kw(["ha", "status", "-d", t.dataDir]);
       assertEquals(st.code, 0, st.stderr);
       assertStringIncludes(st.stdout, "node n1: FAULT since");
+      // no peer link configured: the state says so and what to do
+      assertStringIncludes(st.stdout, "state: HA is on, but there is no peer link");
+      assertStringIncludes(st.stdout, "next: add ha.peerLink");
       assertStringIncludes(st.stdout, "keepalived: NOT running");
       const js = JSON.parse((await kw(["ha", "status", "--json", "-d", t.dataDir])).stdout);
       assertEquals(js.engine.running, false);
@@ -144,6 +148,12 @@ Deno.test("ha page: disabled says so; enabled shows the role, keepalived's state
     const html = await r.text();
     assertStringIncludes(html, "High availability");
     assertStringIncludes(html, "HA is not enabled on this node");
+    // ha status on a node without HA: the state in plain words and what to run next
+    const st = await kw(["ha", "status", "-d", off.dataDir]);
+    assertEquals(st.code, 0, st.stderr);
+    assertStringIncludes(st.stdout, "state: HA is off on this node (ha.enabled is false)");
+    assertStringIncludes(st.stdout, "next: to make a pair: set ha.enabled");
+    assert(!st.stdout.includes("not configured"), st.stdout);
   } finally {
     await off.close();
   }
@@ -159,7 +169,19 @@ Deno.test("ha page: disabled says so; enabled shows the role, keepalived's state
     },
   });
   try {
+    // a set-aside tail is listed with its epoch and seq range and a download link
+    await Deno.mkdir(`${t.dataDir}/repl/tails`, { recursive: true });
+    await Deno.writeFile(
+      `${t.dataDir}/repl/tails/tail-p-e4-s9-9-x.kwtail`,
+      encodeFrame({ pairId: "p", schemaVersion: "1", epoch: 4, seq: 9, changesets: [] }),
+    );
     const html = await (await t.api("/ha")).text();
+    assertStringIncludes(html, 'data-repl-tail="tail-p-e4-s9-9-x.kwtail"');
+    assertStringIncludes(html, "/api/repl/tails/tail-p-e4-s9-9-x.kwtail/file");
+    assertStringIncludes(html, "<td>9–9</td>");
+    const dl = await t.api("/api/repl/tails/tail-p-e4-s9-9-x.kwtail/file");
+    assertEquals(dl.status, 200);
+    assertEquals((await dl.arrayBuffer()).byteLength > 40, true);
     assertStringIncludes(html, 'data-ha-role="fault"');
     assertStringIncludes(html, "NOT running");
     assertStringIncludes(html, "/nonexistent/keepalived");

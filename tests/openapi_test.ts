@@ -17,6 +17,7 @@ import { startTestRuntime, type TestRuntime } from "./helpers/runtime.ts";
 import { startSmsGateway, waitFor } from "./alert_servers.ts";
 import type { ConfigInput } from "../mod/config/mod.ts";
 import { apiDocOf, isDocumented } from "../mod/web/openapi.ts";
+import { encodeFrame } from "../mod/repl/frame.ts";
 
 const WORKER = new URL("../examples/heartbeat_worker.ts", import.meta.url).pathname;
 
@@ -261,7 +262,14 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
     await check("POST", "/api/update/mark-good", "/api/update/mark-good", { body: "{}" }, true);
 
     const delivery = (await (await t.api("/api/alert/outbox")).json()).deliveries[0].id;
+    // a set-aside tail to read (one empty frame)
+    await Deno.mkdir(`${t.dataDir}/repl/tails`, { recursive: true });
+    await Deno.writeFile(
+      `${t.dataDir}/repl/tails/tail-p-e1-s1-1-x.kwtail`,
+      encodeFrame({ pairId: "p", schemaVersion: "1", epoch: 1, seq: 1, changesets: [] }),
+    );
     const values: Record<string, string> = {
+      tail: "tail-p-e1-s1-1-x.kwtail",
       name: "engine",
       segment: "seg0",
       id: delivery,
@@ -285,6 +293,14 @@ Deno.test("openapi: real answers of every GET operation match their declared sch
         const first = new TextDecoder().decode((await res.body!.getReader().read()).value);
         assert(first.includes("event: hello"), first);
         ac.abort();
+        checked++;
+        continue;
+      }
+      if (media === "application/octet-stream") {
+        const res = await t.api(url);
+        assertEquals(res.status, 200, path);
+        assertEquals(res.headers.get("content-type"), media, path);
+        await res.body?.cancel();
         checked++;
         continue;
       }

@@ -13,6 +13,21 @@ import type { HaStatus } from "../ha/mod.ts";
 import { handoffLines, type HandoffOverviewEntry } from "../sdk/handoff.ts";
 import type { ReplModuleStatus } from "../repl/mod.ts";
 import type { PairStatus } from "../ha/pair_routes.ts";
+import { basename, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { KeepwireError } from "../errors.ts";
+import {
+  columnsOf,
+  listTails,
+  readTail,
+  ReplTailError,
+  type TailChange,
+  type TailContents,
+  tailDirOf,
+  tailPath,
+  type TailSummary,
+  type TailValue,
+} from "../repl/tail.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
@@ -45,6 +60,11 @@ export function registerHaCommands(program: Command): void {
           ...(pair ? { pairing: pair } : {}),
         });
       }
+      if (pair) {
+        console.log(`state: ${pair.summary}`);
+        if (pair.next) console.log(`next: ${pair.next}`);
+      }
+      if (!s.enabled) return; // HA off: the state says it all
       printStatus(s);
       for (const l of handoffLines(sdk?.subsystems ?? [])) console.log(l);
       if (replication) printReplication(replication);
@@ -139,6 +159,64 @@ export function registerHaCommands(program: Command): void {
         printPair(s);
       },
     );
+
+  const tail = ha.command("tail").description(
+    "tails a returning ex-primary set aside (<data>/repl/tails/*.kwtail): read them, " +
+      "nothing is applied; works without the daemon",
+  );
+  tail.command("list")
+    .description("the saved tails: epoch, seq range, tables and row counts")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const dir = tailDirOf(dataDir);
+      const tails = withColumns(dataDir, (cols) => listTails(dir, cols));
+      if (opts.json) return printJson({ dir, tails });
+      if (!tails.length) return console.log(`no saved tails in ${dir}`);
+      for (const t of tails) {
+        if (!t.summary) {
+          console.log(`${t.name}: UNREADABLE: ${t.error}`);
+          continue;
+        }
+        console.log(`${t.name} (${t.bytes} bytes, saved ${t.savedAt ?? "?"})`);
+        console.log(`  ${summaryLine(t.summary)}`);
+        for (const l of tableLines(t.summary)) console.log(`  ${l}`);
+      }
+    });
+  tail.command("show")
+    .description(
+      "what a saved tail holds, row by row (FILE: a name in the tail directory or a path)",
+    )
+    .argument("<file>", "the .kwtail file")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (file: string, opts: CommonOpts & { json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      let bytes: Uint8Array;
+      const name = basename(file);
+      try {
+        bytes = Deno.readFileSync(
+          file.includes("/") ? file : tailPath(tailDirOf(dataDir), file),
+        );
+      } catch (e) {
+        if (e instanceof KeepwireError) throw new CliError(EXIT.USAGE, e.message);
+        throw new CliError(EXIT.USAGE, `${file}: cannot read: ${(e as Error).message}`);
+      }
+      let t: TailContents;
+      try {
+        t = withColumns(dataDir, (columns) => readTail(bytes, { name, columns }));
+      } catch (e) {
+        if (e instanceof ReplTailError) throw new CliError(EXIT.FAILURE, e.message);
+        throw e;
+      }
+      if (opts.json) return printJson(t);
+      console.log(`${name}: ${summaryLine(t.summary)}`);
+      for (const l of tableLines(t.summary)) console.log(`  ${l}`);
+      for (const c of t.changes) console.log(changeLine(c));
+    });
 
   ha.command("upgrade")
     .description(
@@ -303,4 +381,59 @@ function printPair(p: PairStatus): void {
     `pairing: pair ${p.pairId}, ${p.node} <-> ${p.peerNode} since ${p.pairedAt}; ` +
       `peer link HTTPS, peer certificate ${p.peerFingerprint?.slice(0, 16)}… pinned`,
   );
+}
+
+/** Run `fn` with the local database's column names (read-only), or without them. */
+function withColumns<T>(
+  dataDir: string,
+  fn: (columns: ((table: string) => string[] | null) | undefined) => T,
+): T {
+  let db: DatabaseSync | null = null;
+  try {
+    db = new DatabaseSync(join(dataDir, "keepwire.db"), { readOnly: true });
+  } catch {
+    db = null; // no database here: columns are shown as c0, c1, …
+  }
+  try {
+    return fn(db ? columnsOf(db) : undefined);
+  } finally {
+    db?.close();
+  }
+}
+
+function summaryLine(s: TailSummary): string {
+  return `pair ${s.pairId}, epoch ${s.epochs.join(",")}${
+    s.channel ? `, channel ${s.channel}` : ""
+  }, seq ${s.fromSeq}–${s.toSeq} (${s.frames} frames, ${s.changes} changes), schema ${s.schemaVersion}`;
+}
+
+function tableLines(s: TailSummary): string[] {
+  return Object.entries(s.tables).map(([t, c]) =>
+    `${t}: ${c.rows} row(s): ${c.insert} inserted, ${c.update} updated, ${c.delete} deleted`
+  );
+}
+
+function fmtValue(v: TailValue): string {
+  if (v === null) return "NULL";
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v);
+  return "int" in v ? v.int : `x'${v.blob}'`;
+}
+
+function fmtRow(r: Record<string, TailValue> | undefined, skip: Record<string, TailValue>): string {
+  return Object.entries(r ?? {}).filter(([k]) => !(k in skip)).map(([k, v]) =>
+    `${k}=${fmtValue(v)}`
+  ).join(" ");
+}
+
+/** One change as a line: seq, table, operation, key, the values. */
+function changeLine(c: TailChange): string {
+  const key = Object.entries(c.key).map(([k, v]) => `${k}=${fmtValue(v)}`).join(" ");
+  const head = `seq ${c.seq} ${c.table} ${c.op.toUpperCase()} ${key}:`;
+  if (c.op === "insert") return `${head} ${fmtRow(c.new, c.key)}`;
+  if (c.op === "delete") return `${head} was ${fmtRow(c.old, c.key)}`;
+  const cols = Object.keys(c.new ?? {}).filter((k) => !(k in c.key));
+  return `${head} ${
+    cols.map((k) => `${k} ${fmtValue(c.old?.[k] ?? null)} -> ${fmtValue(c.new![k])}`).join(", ")
+  }`;
 }

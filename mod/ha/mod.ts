@@ -1071,6 +1071,12 @@ class HaModuleImpl implements HaModule {
       pairRoutes(() => this.#pairing, {
         port: () => this.#cfg.peerLink?.port ?? null,
         pairId: () => this.#pairId(),
+        config: () => ({
+          enabled: this.#cfg.enabled,
+          peerLink: !!this.#cfg.peerLink && this.#cfg.peers.length > 0,
+          secret: !!this.#cfg.peerLink?.secret,
+          peerUnpaired: null,
+        }),
       }),
     );
     return app;

@@ -12,6 +12,10 @@ import { Action, Badge, fmtTime } from "../web/ui/layout.tsx";
 import type { HaStatus } from "./types.ts";
 import type { ReplModuleStatus } from "../repl/module.ts";
 import type { PairStatus } from "./pair_routes.ts";
+import type { z } from "zod";
+import type { tailListSchema } from "../repl/tail_routes.ts";
+
+type TailList = z.output<typeof tailListSchema>;
 
 /** The HA page body. */
 export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child> {
@@ -30,6 +34,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
   const t = s.track;
   const r = await d.internal<ReplModuleStatus>("/api/repl/status");
   const pair = s.peerLink || s.peers.length ? await d.internal<PairStatus>("/api/ha/pair") : null;
+  const tails = await d.internal<TailList>("/api/repl/tails");
   return (
     <>
       <h1>High availability</h1>
@@ -158,6 +163,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
         {replicationCard(r)}
         {pairCard(pair)}
       </div>
+      {tailsSection(tails)}
       <h2>Last role changes</h2>
       <table>
         <thead>
@@ -272,5 +278,59 @@ function pairCard(p: PairStatus | null): Child {
           </p>
         )}
     </div>
+  );
+}
+
+/** Tails this node set aside as a returning ex-primary (GET /api/repl/tails). */
+function tailsSection(l: TailList | null): Child {
+  if (!l || !l.tails.length) return null;
+  return (
+    <>
+      <h2>Set-aside tails</h2>
+      <p class="muted">
+        Changes this node made as active that the peer never received; nothing in them was applied.
+        Read one with <code>keepwire ha tail show NAME</code>.
+      </p>
+      <table data-repl-tails>
+        <thead>
+          <tr>
+            <th>file</th>
+            <th>saved</th>
+            <th>epoch</th>
+            <th>seq</th>
+            <th>tables (rows)</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {l.tails.map((t) => (
+            <tr data-repl-tail={t.name}>
+              <td>
+                <code>{t.name}</code>
+              </td>
+              <td>{fmtTime(t.savedAt ? Date.parse(t.savedAt) : null)}</td>
+              {t.summary
+                ? (
+                  <>
+                    <td>{t.summary.epochs.join(", ")}</td>
+                    <td>{`${t.summary.fromSeq}–${t.summary.toSeq}`}</td>
+                    <td>
+                      {Object.entries(t.summary.tables).map(([n, c]) =>
+                        `${n} (${c.rows}: +${c.insert} ~${c.update} -${c.delete})`
+                      ).join(", ")}
+                    </td>
+                  </>
+                )
+                : <td colspan={3}>UNREADABLE: {t.error}</td>}
+              <td>
+                <a href={`/api/repl/tails/${encodeURIComponent(t.name)}/file`} download>
+                  download
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 }

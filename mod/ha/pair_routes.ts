@@ -20,8 +20,28 @@ export const pairRequestSchema = z.strictObject({
   ),
 });
 
+/**
+ * Where this node stands: `ha_off` (ha.enabled false), `no_peer_link` (HA on, no
+ * ha.peerLink: nothing to pair over), `unpaired` (HA on, not paired), `secret` (linked by
+ * the configured ha.peerLink.secret, no certificates), `paired`, `peer_unpaired` (paired
+ * here, but the peer removed the pair: see `next`).
+ */
+export const pairStateSchema = z.enum([
+  "ha_off",
+  "no_peer_link",
+  "unpaired",
+  "secret",
+  "paired",
+  "peer_unpaired",
+]);
+/** Where this node stands (see {@link pairStateSchema}). */
+export type PairState = z.infer<typeof pairStateSchema>;
+
 /** This node's pairing (GET /api/ha/pair, and the answer of POST /api/ha/pair). */
 export const pairStatusSchema = z.object({
+  state: pairStateSchema,
+  summary: z.string().describe("the state in a sentence"),
+  next: z.string().nullable().describe("what to run next (null: nothing to do)"),
   paired: z.boolean(),
   pairId: z.string().nullable(),
   node: z.string().nullable(),
@@ -59,10 +79,75 @@ apiDoc("POST", "/api/ha/pair", {
   response: pairStatusSchema,
 });
 
-/** The status of a pairing (null: HA or the peer link is off). */
-export function pairStatus(p: Pairing | null): PairStatus {
+/** What the routes know of the HA configuration (for the state). */
+export interface PairConfigView {
+  /** ha.enabled. */
+  enabled: boolean;
+  /** ha.peerLink is configured (and a peer). */
+  peerLink: boolean;
+  /** ha.peerLink.secret is configured. */
+  secret: boolean;
+  /** The peer removed the pair (learnt on the peer link), or null. */
+  peerUnpaired: { at: string; node: string } | null;
+}
+
+function stateOf(
+  paired: boolean,
+  v: PairConfigView,
+): { state: PairState; summary: string; next: string | null } {
+  if (!v.enabled) {
+    return {
+      state: "ha_off",
+      summary: "HA is off on this node (ha.enabled is false): it runs alone",
+      next:
+        "to make a pair: set ha.enabled, ha.node, ha.peers and ha.peerLink on both nodes (docs/ha.md), restart, then keepwire ha pair --code on one node",
+    };
+  }
+  if (!v.peerLink) {
+    return {
+      state: "no_peer_link",
+      summary: "HA is on, but there is no peer link (ha.peerLink): the nodes cannot pair",
+      next: "add ha.peerLink (and ha.peers) on both nodes, restart, then keepwire ha pair --code",
+    };
+  }
+  if (paired && v.peerUnpaired) {
+    return {
+      state: "peer_unpaired",
+      summary:
+        `HA is on and this node holds the pair's credentials, but the peer ${v.peerUnpaired.node} removed the pair at ${v.peerUnpaired.at}: nothing is replicated`,
+      next:
+        "keepwire ha unpair here (it says what would be lost), then keepwire ha pair --code on one node and --peer HOST --code CODE on the other",
+    };
+  }
+  if (paired) {
+    return {
+      state: "paired",
+      summary: "HA is on and this node is paired: the peer link is HTTPS with pinned certificates",
+      next: null,
+    };
+  }
+  if (v.secret) {
+    return {
+      state: "secret",
+      summary:
+        "HA is on and the nodes are linked by the configured ha.peerLink.secret (no certificates)",
+      next:
+        "for certificates and mutual TLS: keepwire ha pair --code on one node, --peer HOST --code CODE on the other",
+    };
+  }
+  return {
+    state: "unpaired",
+    summary: "HA is on but this node is NOT paired: the nodes do not talk, nothing is replicated",
+    next:
+      "keepwire ha pair --code on one node, then keepwire ha pair --peer <its address> --code CODE on the other",
+  };
+}
+
+/** The status of a pairing (`p` null: HA or the peer link is off). */
+export function pairStatus(p: Pairing | null, v: PairConfigView): PairStatus {
   const c = p?.credentials() ?? null;
   return {
+    ...stateOf(c !== null, v),
     paired: c !== null,
     pairId: c?.pairId ?? null,
     node: c?.node ?? null,
@@ -77,7 +162,7 @@ export function pairStatus(p: Pairing | null): PairStatus {
 /** The routes; `pairing()` is null without ha.peerLink. */
 export function pairRoutes(
   pairing: () => Pairing | null,
-  o: { port: () => number | null; pairId: () => string },
+  o: { port: () => number | null; pairId: () => string; config: () => PairConfigView },
 ): Hono {
   const app = new Hono();
   const need = () => {
@@ -87,7 +172,7 @@ export function pairRoutes(
     }
     return p;
   };
-  app.get("/ha/pair", (c) => answer(c, pairStatusSchema, pairStatus(pairing())));
+  app.get("/ha/pair", (c) => answer(c, pairStatusSchema, pairStatus(pairing(), o.config())));
   app.post("/ha/pair/code", async (c) => answer(c, pairCodeSchema, await need().offer()));
   app.post("/ha/pair", async (c) => {
     const body = parseOr400(pairRequestSchema, await jsonBody(c), "pairing request");
@@ -97,7 +182,7 @@ export function pairRoutes(
       ? `[${body.peer}]`
       : body.peer;
     await p.request(`http://${host}:${port}`, body.code, o.pairId());
-    return answer(c, pairStatusSchema, pairStatus(p));
+    return answer(c, pairStatusSchema, pairStatus(p, o.config()));
   });
   return app;
 }

@@ -102,14 +102,18 @@ export function decodeFrames(buf: Uint8Array): Frame[] {
   const out: Frame[] = [];
   let o = 0;
   while (o < buf.length) {
-    const [f, n] = decodeOne(buf.subarray(o));
+    const [f, n] = decodeFrame(buf.subarray(o));
     out.push(f);
     o += n;
   }
   return out;
 }
 
-function decodeOne(buf: Uint8Array): [Frame, number] {
+/**
+ * Decode the one frame at the start of `buf`: the frame and its length in bytes (the
+ * next frame starts there). Throws {@link ReplFrameError} like {@link decodeFrames}.
+ */
+export function decodeFrame(buf: Uint8Array): [Frame, number] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let o = 0;
   const need = (n: number, what: string) => {

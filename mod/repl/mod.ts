@@ -20,3 +20,13 @@ export {
   type ReplModule,
   type ReplModuleStatus,
 } from "./module.ts";
+export {
+  listTails,
+  readTail,
+  ReplTailError,
+  type TailChange,
+  type TailContents,
+  tailDirOf,
+  type TailListEntry,
+  type TailSummary,
+} from "./tail.ts";

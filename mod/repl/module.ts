@@ -25,6 +25,8 @@ import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
 import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
 import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
 import { ReplNotPrimaryError } from "./errors.ts";
+import { columnsOf, tailDirOf } from "./tail.ts";
+import { tailRoutes } from "./tail_routes.ts";
 import "./events.ts";
 
 /** What the HA module lends replication: its peer link. */
@@ -170,7 +172,7 @@ class ReplModuleImpl implements ReplModule {
         pairId: peer.pairId(),
         groups,
         tables: reg.tables(),
-        tailDir: join(this.#ctx.config.dataDir, "repl", "tails"),
+        tailDir: tailDirOf(this.#ctx.config.dataDir),
         stagingDir: join(this.#ctx.config.dataDir, "repl"),
         // read per request: pairing moves the link to https with other credentials
         transport: new HttpTransport({
@@ -282,6 +284,11 @@ class ReplModuleImpl implements ReplModule {
   routes(): Hono {
     const app = new Hono();
     app.get("/repl/status", (c) => c.json(this.status()));
+    // tails are read whether or not replication runs now (a node unpaired since keeps them)
+    app.route(
+      "/",
+      tailRoutes(tailDirOf(this.#ctx.config.dataDir), () => columnsOf(this.#ctx.store.db)),
+    );
     return app;
   }
 
