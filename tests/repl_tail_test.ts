@@ -61,6 +61,7 @@ Deno.test("repl tail: a saved tail reads row by row: epoch, seq range, tables, c
     assertEquals(t.summary.toSeq - t.summary.fromSeq, 4);
     assertEquals(t.summary.epochs.length, 1);
     assertEquals(t.summary.pairId, "pair-test");
+    assertEquals(t.summary.channel, "a");
     assertEquals(t.summary.tables.users, { insert: 2, update: 1, delete: 1, rows: 4 });
     assertEquals(t.summary.tables.msglog, { insert: 1, update: 0, delete: 0, rows: 1 });
     const ops = t.changes.map((c) => `${c.table} ${c.op} ${JSON.stringify(c.key)}`);

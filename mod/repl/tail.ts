@@ -16,8 +16,8 @@
  * schema ({@link ReadTailOptions.columns}); otherwise they are `c0`, `c1`, …. A file
  * that is not frames, is cut short, fails a frame checksum or holds a changeset that does
  * not parse is refused with {@link ReplTailError} naming the frame, the byte offset and
- * what is wrong. Fields a later frame version adds (a replication channel) are shown
- * when the frame decoder reports them.
+ * what is wrong. The frames' replication channel (client set; `a` for version-1 frames)
+ * is part of the summary.
  * @module
  */
 import { basename, join } from "node:path";
@@ -87,7 +87,7 @@ export interface TailSummary {
   schemaVersion: string;
   /** The epoch(s) of the frames (normally one: the ex-primary's). */
   epochs: number[];
-  /** The replication channel, when the frames carry one. */
+  /** The replication channel (client set) of the frames (`a` before channels). */
   channel: string | null;
   /** Frames in the file. */
   frames: number;
@@ -152,8 +152,7 @@ export function readTail(bytes: Uint8Array, o: ReadTailOptions): TailContents {
     last = f;
     frames++;
     epochs.add(f.epoch);
-    const ch = (f as Frame & { channel?: unknown }).channel;
-    if (typeof ch === "string") channel = ch;
+    channel ??= f.channel;
     f.changesets.forEach((cs, i) => {
       const where = `frame ${frames} (seq ${f.seq}) at byte ${off}, changeset ${i + 1}`;
       for (const c of parseChangeset(cs, o.name, where, o.columns)) {

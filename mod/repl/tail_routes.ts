@@ -25,7 +25,7 @@ export const tailSummarySchema = z.object({
   pairId: z.string(),
   schemaVersion: z.string(),
   epochs: z.array(z.number().int()).describe("epoch(s) of the frames: the ex-primary's"),
-  channel: z.string().nullable().describe("replication channel, when the frames carry one"),
+  channel: z.string().nullable().describe("replication channel (client set) of the frames"),
   frames: z.number().int(),
   fromSeq: z.number().int(),
   toSeq: z.number().int(),
