@@ -279,6 +279,16 @@ export interface PeerTls {
   key: string;
   /** The peer's certificate (PEM): the only one accepted, as client and as server. */
   peerCert: string;
+  /**
+   * The peer's next certificate during a rotation (`ha rotate-cert` on the peer): accepted
+   * alongside `peerCert` until the peer confirms it switched.
+   */
+  peerCertNext?: string;
+}
+
+/** The peer certificates a TLS identity accepts (the pinned one, the next during a rotation). */
+function peerCerts(tls: PeerTls): string[] {
+  return tls.peerCertNext ? [tls.peerCert, tls.peerCertNext] : [tls.peerCert];
 }
 
 /**
@@ -291,14 +301,19 @@ export async function servePeerTls(
   listen: { hostname: string; port: number },
   tls: PeerTls,
   handler: (req: Request) => Response | Promise<Response>,
-): Promise<{ addr: { hostname: string; port: number }; shutdown(): Promise<void> }> {
+): Promise<{
+  addr: { hostname: string; port: number };
+  shutdown(): Promise<void>;
+  /** Switch the identity or the accepted peers (new handshakes; open connections stay). */
+  update(tls: PeerTls): void;
+}> {
   const https = await import("node:https");
   const { Readable } = await import("node:stream");
-  const pinned = certSha256(tls.peerCert);
+  let pinned = new Set(peerCerts(tls).map(certSha256));
   const server = https.createServer({
     key: tls.key,
     cert: tls.cert,
-    ca: [tls.peerCert],
+    ca: peerCerts(tls),
     requestCert: true,
     rejectUnauthorized: true,
   }, async (req, res) => {
@@ -308,7 +323,7 @@ export async function servePeerTls(
       };
       const fp = (sock.getPeerCertificate?.().fingerprint256 ?? "").replaceAll(":", "")
         .toLowerCase();
-      if (fp !== pinned) {
+      if (!pinned.has(fp)) {
         res.writeHead(403, { "content-type": "application/json" });
         res.end(
           JSON.stringify({ error: { code: "peer_unpinned", message: "not the pinned peer" } }),
@@ -344,6 +359,10 @@ export async function servePeerTls(
   const a = server.address() as { address: string; port: number };
   return {
     addr: { hostname: a.address, port: a.port },
+    update: (t) => {
+      server.setSecureContext({ key: t.key, cert: t.cert, ca: peerCerts(t) });
+      pinned = new Set(peerCerts(t).map(certSha256));
+    },
     shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -354,13 +373,29 @@ export async function servePeerTls(
 
 /**
  * A fetch over HTTPS that trusts only the peer's certificate and presents this node's
- * (mutual authentication); `close()` releases its connections.
+ * (mutual authentication); `update()` switches to another identity or accepted peer
+ * certificates for the next requests (rotation); `close()` releases its connections.
  */
-export function peerTlsFetch(tls: PeerTls): { fetch: typeof fetch; close(): void } {
-  const client = Deno.createHttpClient({ caCerts: [tls.peerCert], cert: tls.cert, key: tls.key });
+export function peerTlsFetch(
+  tls: PeerTls,
+): { fetch: typeof fetch; close(): void; update(tls: PeerTls): void } {
+  const make = (t: PeerTls) =>
+    Deno.createHttpClient({ caCerts: peerCerts(t), cert: t.cert, key: t.key });
+  let client = make(tls);
+  const old = new Map<Deno.HttpClient, ReturnType<typeof setTimeout>>();
   return {
     fetch: (input, init) => fetch(input, { ...init, client }),
-    close: () => client.close(),
+    // requests in flight keep the client they started on; it is closed a minute later
+    update: (t) => {
+      const prev = client;
+      client = make(t);
+      old.set(prev, setTimeout(() => old.delete(prev) && prev.close(), 60_000));
+    },
+    close: () => {
+      client.close();
+      for (const [c, timer] of old) clearTimeout(timer), c.close();
+      old.clear();
+    },
   };
 }
 
