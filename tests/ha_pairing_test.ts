@@ -180,7 +180,12 @@ Deno.test("ha pairing: a wrong or expired code stores nothing; the right one pai
     await until(() => n1.repl.status().role === "primary", "n1 primary");
     n1.store.setSetting("ui", { refreshMs: 1234, banner: "paired" });
     await until(() => n2.store.getSetting<{ banner: string }>("ui")?.banner === "paired", "synced");
-    assertEquals(n2.repl.status().config, n1.repl.status().config);
+    // the same synced configuration on both (the version is the replication sequence, which
+    // async frames of the pair journal also move: wait until the standby applied them)
+    await until(
+      () => JSON.stringify(n2.repl.status().config) === JSON.stringify(n1.repl.status().config),
+      "the same config version and hash on both",
+    );
   } finally {
     await n1.stop();
     await n2.stop();

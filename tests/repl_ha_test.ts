@@ -59,6 +59,7 @@ interface Node {
   users: Users;
   engine: FakeEngine;
   events: KwEvent[];
+  bus: EventBus;
   stop(): Promise<void>;
 }
 
@@ -111,6 +112,7 @@ async function node(
     users,
     engine,
     events,
+    bus,
     async stop() {
       if (!store.db.isOpen) return;
       await repl.stop();
@@ -118,6 +120,10 @@ async function node(
       store.close();
     },
   };
+}
+
+function sameConfig(a: Node, b: Node): boolean {
+  return JSON.stringify(a.repl.status().config) === JSON.stringify(b.repl.status().config);
 }
 
 async function pair(replication: Record<string, unknown> = {}) {
@@ -155,8 +161,9 @@ Deno.test("repl + ha: the active's writes reach the standby; the standby refuses
     assertEquals(n2.store.getSetting("ha.maintenance"), undefined, "node-local never syncs");
     assertEquals(n2.users.list().map((u) => u.name), ["ops"]);
     // both show the same synced configuration
+    // (async frames of the pair journal move the version too: wait until the standby has them)
+    await until(() => sameConfig(n1, n2), "the same config version and hash on both");
     const s1 = n1.repl.status(), s2 = n2.repl.status();
-    assertEquals(s2.config, s1.config);
     assertEquals(s1.syncMode, "sync");
     assertEquals([s1.link, s2.role, s2.seq], ["up", "standby", s1.seq]);
     // the standby refuses a replicated write, clearly; its own settings stay writable
@@ -189,8 +196,49 @@ Deno.test("repl + ha: the active's writes reach the standby; the standby refuses
     assertEquals(n1.store.getSetting("ui"), { refreshMs: 3000, banner: "after failover" });
     assertEquals(n1.users.list().map((u) => u.name), ["ops"]);
     assertEquals(n1.store.getSetting("ha.maintenance"), { on: false, by: "n1" });
-    assertEquals(n1.repl.status().config, n2.repl.status().config);
+    await until(() => sameConfig(n1, n2), "the same config version and hash after the failover");
     assert(n2.events.some((e) => e.kind === "repl.promoted"));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl + ha: the active's journal reaches the standby as the pair journal and continues across a failover", async () => {
+  const p = await pair();
+  const { n1, n2 } = p;
+  const marks = (n: Node) =>
+    (n.store.db.prepare("SELECT node, kind FROM pair_journal WHERE kind LIKE 'test.%' ORDER BY id")
+      .all() as { node: string; kind: string }[]).map((r) => `${r.node}:${r.kind}`);
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await until(() => n1.repl.status().role === "primary", "n1 primary");
+    await until(() => n2.repl.status().role === "standby", "n2 standby");
+    n1.bus.publishUntyped({ module: "test", kind: "test.on_active", payload: { n: 1 } });
+    n2.bus.publishUntyped({ module: "test", kind: "test.on_standby", payload: { n: 2 } });
+    assertEquals(await n1.repl.barrier(), true);
+    await until(() => marks(n2).length === 1, "the active's event on the standby");
+    assertEquals(marks(n2), ["n1:test.on_active"], "the standby copies none of its own");
+    assertEquals(marks(n1), ["n1:test.on_active"]);
+    // the standby's own journal still has its own event, the pair journal is read-only there
+    assertEquals(n2.store.events({ kind: "test.on_standby" }).length, 1);
+    assertThrows(() => n2.store.db.prepare("DELETE FROM pair_journal").run());
+    // failover: n2 continues the pair journal, n1 gets it back
+    n1.engine.line("FAULT", 0);
+    n2.engine.line("MASTER", 100);
+    await until(() => n2.repl.status().role === "primary", "n2 primary");
+    await until(() => n1.repl.status().role === "standby", "n1 standby");
+    n2.bus.publishUntyped({ module: "test", kind: "test.after_failover", payload: { n: 3 } });
+    assertEquals(await n2.repl.barrier(), true);
+    await until(() => marks(n1).length === 2, "n2's event on n1");
+    assertEquals(marks(n1), ["n1:test.on_active", "n2:test.after_failover"]);
+    assertEquals(marks(n2), marks(n1));
+    // the API: newest first, filtered by kind; a bad query is refused naming the field
+    const res = await n1.repl.routes!().request("/repl/journal?kind=test.&limit=5");
+    assertEquals(res.status, 200);
+    const body = await res.json() as { role: string; rows: { node: string; kind: string }[] };
+    assertEquals(body.role, "standby");
+    assertEquals(body.rows.map((r) => r.kind), ["test.after_failover", "test.on_active"]);
   } finally {
     await p.close();
   }

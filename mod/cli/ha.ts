@@ -1,7 +1,8 @@
 /**
  * `keepwire ha status [--json]`, `ha failover [--by WHO]`, `ha maintenance on|off [--by WHO]`,
- * `ha upgrade BUNDLE`: the HA pair as this node sees it, a graceful handover, maintenance
- * (persisted), a rolling upgrade of the pair (mod/ha/upgrade.ts).
+ * `ha upgrade BUNDLE`, `ha journal`: the HA pair as this node sees it, a graceful handover,
+ * maintenance (persisted), a rolling upgrade of the pair (mod/ha/upgrade.ts), the pair
+ * journal (the active's events, replicated: mod/repl/journal.ts).
  * They talk to the running daemon (exit 3 when none runs).
  * @module
  */
@@ -28,6 +29,8 @@ import {
   type TailSummary,
   type TailValue,
 } from "../repl/tail.ts";
+import type { PairJournalRow } from "../repl/journal.ts";
+import { formatEvent } from "./events.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
@@ -260,6 +263,46 @@ export function registerHaCommands(program: Command): void {
       });
       if (opts.json) return printJson(s);
       console.log(`maintenance ${state}: ${s.node} is ${s.role}`);
+    });
+
+  ha.command("journal")
+    .description(
+      "the pair journal: the events the active journalled, replicated to the standby " +
+        "(on either node, across failovers; newest last)",
+    )
+    .option("--kind <prefix>", "only kinds starting with this, e.g. update.")
+    .option("-n, --limit <n>", "rows at most (1..1000)", "50")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { kind?: string; limit: string; json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const q = new URLSearchParams({ limit: opts.limit });
+      if (opts.kind) q.set("kind", opts.kind);
+      const r = await daemonRequest<
+        { replicating: boolean; role?: string; count: number; rows: PairJournalRow[] }
+      >(dataDir, "GET", `/api/repl/journal?${q}`);
+      if (opts.json) return printJson(r);
+      const where = r.role === "standby"
+        ? "the active's copy on this standby"
+        : r.role === "primary"
+        ? "written by this node (active)"
+        : "replication is not running";
+      console.log(`pair journal: ${r.count} rows (${where})`);
+      for (const row of [...r.rows].reverse()) {
+        console.log(
+          `${row.node.padEnd(8)} ${
+            formatEvent({
+              id: row.id,
+              time: row.time,
+              module: row.module,
+              kind: row.kind,
+              severity: row.severity,
+              payload: row.payload,
+            })
+          }`,
+        );
+      }
     });
 }
 

@@ -24,6 +24,8 @@ import { Replicator, tableDigest, type WriteResult } from "./engine.ts";
 import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
 import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
 import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
+import { PairJournal, pairJournalQuerySchema, pairJournalRowSchema } from "./journal.ts";
+import { parseOr400 } from "../web/errors.ts";
 import { ReplNotPrimaryError } from "./errors.ts";
 import { columnsOf, tailDirOf } from "./tail.ts";
 import { tailRoutes } from "./tail_routes.ts";
@@ -78,7 +80,10 @@ export const replStatusSchema = z.object({
   syncMode: z.enum(["sync", "async"]).optional()
     .describe("sync when any group is sync (writes wait for the standby)"),
   config: z.object({ version: z.number().int(), hash: z.string() }).optional()
-    .describe("the synced configuration: last seq and a hash of the config group's rows"),
+    .describe(
+      "the synced configuration: the last replication seq (any group's frames move it) " +
+        "and a hash of the config group's rows",
+    ),
 });
 
 /** Status for `ha status`, the HA page and `/api/repl/status`. */
@@ -89,6 +94,20 @@ apiDoc("GET", "/api/repl/status", {
   operationId: "getReplStatus",
   summary: "replication: role, epoch, sequence, lag, resync, sync mode, synced configuration",
   response: replStatusSchema,
+});
+
+const pairJournalAnswerSchema = z.object({
+  replicating: z.boolean().describe("replication runs (the active copies its events here)"),
+  role: z.enum(["primary", "standby", "idle"]).optional()
+    .describe("primary: this node writes it; standby: it holds the active's copy"),
+  count: z.number().int().describe("rows held"),
+  rows: z.array(pairJournalRowSchema).describe("newest first"),
+});
+apiDoc("GET", "/api/repl/journal", {
+  operationId: "getPairJournal",
+  summary: "the pair journal: the active's events as replicated to the standby",
+  query: pairJournalQuerySchema,
+  response: pairJournalAnswerSchema,
 });
 
 /** The module's API for other modules (the web's write barrier, the SDK). */
@@ -119,6 +138,7 @@ class ReplModuleImpl implements ReplModule {
   #off: string | null = null;
   #firstRole = true;
   #buildError: string | null = null;
+  #journal: PairJournal | null = null;
 
   constructor(ctx: ModuleContext, deps: ReplDeps) {
     this.#ctx = ctx;
@@ -136,6 +156,15 @@ class ReplModuleImpl implements ReplModule {
   start(): Promise<void> {
     const ha = this.#ctx.config.ha;
     const rc = ha.replication;
+    const ret = this.#ctx.config.store.retention;
+    this.#journal = new PairJournal({
+      db: this.#ctx.store.db,
+      node: ha.node.id,
+      isPrimary: () => this.#repl?.status().role === "primary",
+      maxRows: ret.maxEvents,
+      maxAgeDays: ret.maxAgeDays,
+      now: () => this.#ctx.clock.now(),
+    });
     if (!ha.enabled) this.#off = "ha is not enabled";
     else if (!rc || !rc.enabled) this.#off = "ha.replication is not configured";
     else if (!this.#deps.peer || !ha.peerLink) this.#off = "no peer link (ha.peerLink)";
@@ -205,6 +234,7 @@ class ReplModuleImpl implements ReplModule {
       }
     }));
     this.#follow(peer.role());
+    this.#unsubs.push(this.#journal!.follow(this.#ctx.bus));
     try {
       this.#deps.onBuilt?.(this.#repl);
     } catch (e) {
@@ -289,6 +319,17 @@ class ReplModuleImpl implements ReplModule {
       "/",
       tailRoutes(tailDirOf(this.#ctx.config.dataDir), () => columnsOf(this.#ctx.store.db)),
     );
+    app.get("/repl/journal", (c) => {
+      const q = parseOr400(pairJournalQuerySchema, c.req.query(), "pair journal query");
+      const j = this.#journal;
+      const role = this.#repl?.status().role;
+      return c.json({
+        replicating: this.#repl !== null,
+        ...(role ? { role } : {}),
+        count: j?.count() ?? 0,
+        rows: j?.rows(q) ?? [],
+      });
+    });
     return app;
   }
 

@@ -51,7 +51,8 @@ export const BUILTIN_GROUPS: Readonly<Record<string, GroupSpec>> = {
  * records, API tokens and the revocation generation. Node-local on purpose: the event
  * journal (each node journals its own life), `settings_local`, sessions and login
  * throttling (a sign-in is on one node), update records (each node's own slots and
- * firmware history), bypass holds, the alert outbox.
+ * firmware history), bypass holds, the alert outbox. The active's journal reaches the
+ * standby as {@link CORE_LOG_TABLES}.
  */
 export const CORE_REPLICATED_TABLES: readonly string[] = [
   "settings",
@@ -59,6 +60,12 @@ export const CORE_REPLICATED_TABLES: readonly string[] = [
   "tokens",
   "auth_generation",
 ];
+
+/**
+ * The core tables of group `logs` (async): the pair journal, the active's events as it
+ * journalled them (mod/repl/journal.ts; the store's core migrations make it).
+ */
+export const CORE_LOG_TABLES: readonly string[] = ["pair_journal"];
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -71,7 +78,10 @@ export class ReplRegistry {
   /** A registry with the built-in groups (and, unless `core: false`, the core tables). */
   constructor(opts: { core?: boolean } = {}) {
     for (const [n, g] of Object.entries(BUILTIN_GROUPS)) this.#groups.set(n, { ...g });
-    if (opts.core !== false) this.registerTables("config", CORE_REPLICATED_TABLES);
+    if (opts.core !== false) {
+      this.registerTables("config", CORE_REPLICATED_TABLES);
+      this.registerTables("logs", CORE_LOG_TABLES);
+    }
   }
 
   /** Declare a group (or change a declared one's durability). */

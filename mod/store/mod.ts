@@ -7,7 +7,8 @@
  *
  * The event journal (`events`) is node-local: each node journals its own life (the
  * standby writes its own events), so it is never a replicated table (docs/ha.md,
- * "What replicates").
+ * "What replicates"). The active copies its events into `pair_journal` (made here, written
+ * by mod/repl/journal.ts), which replicates: the standby holds the active's journal too.
  *
  * Retention keeps a separate count budget per class of event, so a flood of one class
  * can never push another out: the audit trail (`auth.*`, `update.*`, `runtime.*`) has
@@ -152,6 +153,18 @@ const CORE_MIGRATIONS: Migration[] = [
    INSERT INTO settings_local (key, value, updated)
      SELECT key, value, updated FROM settings WHERE ${localKeySql()};
    DELETE FROM settings WHERE ${localKeySql()};`,
+  // the pair journal: the active's events, replicated to the standby (mod/repl/journal.ts)
+  `CREATE TABLE pair_journal (
+     id INTEGER PRIMARY KEY,
+     node TEXT NOT NULL,
+     event_id INTEGER NOT NULL,
+     time INTEGER NOT NULL,
+     module TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     severity TEXT NOT NULL,
+     payload TEXT NOT NULL
+   );
+   CREATE INDEX pair_journal_time ON pair_journal(time);`,
 ];
 
 /**
