@@ -267,7 +267,14 @@ Deno.test("SMS: the Ozeki NG preset sends the documented query; a refusal in the
   });
   try {
     await t.mod.start();
-    t.publish("ha.dual_active", { node: "gw-west", peer: "gw-east", resolvedBy: "priority" });
+    t.publish("ha.dual_active", {
+      node: "gw-west",
+      peer: "gw-east",
+      via: "vrrp",
+      seen: "the peer's advert while this node is MASTER",
+      resolvedBy: "priority",
+      yields: false,
+    });
     await waitFor("sent", () => t.mod.status().counts.sent === 1);
     const r = gw.requests[0];
     assertEquals(r.method, "GET");
