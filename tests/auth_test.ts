@@ -6,6 +6,10 @@ import { addressKey, LoginThrottle } from "../mod/web/login_throttle.ts";
 import { Store } from "../mod/store/mod.ts";
 import { kw } from "./helpers/cli.ts";
 import { fmtTime } from "../mod/web/ui/layout.tsx";
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import { CSP } from "../mod/web/app.ts";
+import { securityHeaderPairs } from "../mod/web/secure_headers.ts";
 
 Deno.test("auth: scrypt hashes are salted per user and verify only the right password", async () => {
   const a = await hashPassword("correct horse battery");
@@ -332,6 +336,37 @@ Deno.test("auth: a token revoked from the CLI stops working on the very next req
   }
 });
 
+Deno.test("auth: a token revoked through another connection is refused on the next check; the generation is read only after a commit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-perfweb-gen-" });
+  const a = new Store({ path: `${dir}/kw.db` }), b = new Store({ path: `${dir}/kw.db` });
+  try {
+    const ua = new Users(a), ub = new Users(b);
+    const { token } = ua.createToken("gone", "viewer");
+    const keep = ua.createToken("kept", "viewer").token;
+    assertEquals(ua.tokenUser(token)?.name, "token:gone");
+    assertEquals(ua.tokenUser(token)?.name, "token:gone", "from the verification cache");
+    assert(ub.revokeToken("gone"));
+    assertEquals(ua.tokenUser(token), null, "revoked by another connection, still accepted");
+    assertEquals(ua.tokenUser(keep)?.name, "token:kept");
+    // the probe behind it: false while nobody commits, true after a commit by either side
+    const probe = a.commitProbe();
+    probe();
+    assertEquals(probe(), false);
+    b.setSetting("perfweb.probe", 1);
+    assertEquals(probe(), true, "a commit by another connection went unseen");
+    assertEquals(probe(), false);
+    a.setSetting("perfweb.probe", 2);
+    assertEquals(probe(), true, "a commit by this connection went unseen");
+    const mem = new Store({ path: ":memory:" });
+    assertEquals([mem.commitProbe()(), mem.commitProbe()()], [true, true], "no WAL index: unsure");
+    mem.close();
+  } finally {
+    a.close();
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("auth: API tokens may expire: CLI --expires, API expires, refused after expiry", async () => {
   let now = 10_000_000;
   const store = new Store({ path: ":memory:" });
@@ -422,6 +457,45 @@ Deno.test("auth: security headers: CSP without inline scripts, no framing, nosni
     assertStringIncludes(csp, "frame-ancestors 'none'");
     assertEquals(r.headers.get("x-content-type-options"), "nosniff");
     assertEquals(r.headers.get("x-frame-options"), "DENY");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("auth: security headers are the set hono's secureHeaders sends for our options, prebuilt answers included", async () => {
+  // the values are built once in secure_headers.ts: they must not drift from hono's
+  for (const tls of [false, true]) {
+    const probe = new Hono();
+    probe.use(
+      "*",
+      secureHeaders({
+        contentSecurityPolicy: CSP,
+        xFrameOptions: "DENY",
+        referrerPolicy: "same-origin",
+        strictTransportSecurity: tls ? "max-age=31536000" : false,
+      }),
+    );
+    probe.get("/", (c) => c.text("x"));
+    const want = [...(await probe.request("/")).headers].filter(([k]) => k !== "content-type");
+    const ours = new Headers(securityHeaderPairs(CSP, tls));
+    assertEquals([...ours], want, `tls ${tls}`);
+  }
+  const t = await startTestRuntime();
+  try {
+    // /api/status is prebuilt and copied per request; /api/health gets the headers set
+    const health = await t.api("/api/health");
+    await health.body?.cancel();
+    const sec = (r: Response) =>
+      [...r.headers].filter(([k]) =>
+        k !== "content-type" && k !== "date" && k !== "content-length" && k !== "vary"
+      );
+    for (let i = 0; i < 3; i++) {
+      const status = await t.api("/api/status");
+      assertEquals((await status.json()).running, true);
+      assertEquals(sec(status), sec(health));
+      assertEquals(status.headers.get("content-type"), "application/json");
+    }
+    assertEquals(sec(health), [...new Headers(securityHeaderPairs(CSP, false))]);
   } finally {
     await t.close();
   }

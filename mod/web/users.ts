@@ -162,6 +162,8 @@ export class Users {
     { principal: Principal; until: number; expires: number | null; gen: number }
   >();
   #genStmt;
+  #gen: number | undefined;
+  #committed: () => boolean;
   /** Login throttle (per address, per user, per device). */
   readonly throttle: LoginThrottle;
   /** Bound on concurrent password hashing (logins, setup, password changes). */
@@ -186,14 +188,24 @@ export class Users {
     this.throttle = new LoginThrottle(store, { now: this.#now, policy: opts.throttle });
     this.hashGate = opts.hashGate ?? new HashGate(2, 6);
     this.#genStmt = store.db.prepare("SELECT gen FROM auth_generation WHERE id = 1");
+    // read per token request: a row as an array skips building an object (~5 of ~16 µs);
+    // the method is in the runtime's node:sqlite but not yet in its type declarations
+    (this.#genStmt as unknown as { setReturnArrays?(on: boolean): void }).setReturnArrays?.(true);
+    this.#committed = store.commitProbe();
   }
 
   /** Revocation generation: bumped by every token revocation, in any process. */
   generation(): number {
-    return Number((this.#genStmt.get() as { gen: number }).gen);
+    // read again only when some connection may have committed since the last read
+    if (this.#gen === undefined || this.#committed()) {
+      const row = this.#genStmt.get() as unknown;
+      this.#gen = Number(Array.isArray(row) ? row[0] : (row as { gen: number }).gen);
+    }
+    return this.#gen;
   }
 
   #bumpGeneration(): void {
+    this.#gen = undefined;
     this.#store.db.prepare("UPDATE auth_generation SET gen = gen + 1 WHERE id = 1").run();
   }
 
