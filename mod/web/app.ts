@@ -4,7 +4,6 @@ import { staticType, vendorFiles } from "./ui/vendor.ts";
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { secureHeaders } from "hono/secure-headers";
 import type { Config } from "../config/mod.ts";
 import type { EventBus } from "../events/mod.ts";
 import { isStorageFull, type Store } from "../store/mod.ts";
@@ -33,6 +32,7 @@ import { allowedHosts, hostGuard } from "./host_check.ts";
 import { splitListen } from "../config/mod.ts";
 import { bodyLimit } from "hono/body-limit";
 import { isPublic } from "./public_paths.ts";
+import { SecureHeaders } from "./secure_headers.ts";
 
 /** Environment of the app (bindings from the server, variables from middleware). */
 export type WebEnv = AuthEnv;
@@ -238,16 +238,9 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
   // load shedding next: a rejected request costs nothing else
   const admission = view.admission?.();
   if (admission) app.use("*", admission);
-  app.use(
-    "*",
-    // hono builds these header values once, when the middleware is made (not per request)
-    secureHeaders({
-      contentSecurityPolicy: CSP,
-      xFrameOptions: "DENY",
-      referrerPolicy: "same-origin",
-      strictTransportSecurity: tls ? "max-age=31536000" : false,
-    }),
-  );
+  // the values are built once; prebuilt answers carry them already (secure_headers.ts)
+  const secure = new SecureHeaders(CSP, tls);
+  app.use("*", secure.middleware());
   app.use("*", csrfGuard());
   app.use("*", authMiddleware({ users, bus: view.bus, tls }));
   const gate = view.writeGate?.();
@@ -272,6 +265,7 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     });
   const limiters = new Map<number, ReturnType<typeof tooLarge>>();
   app.use("*", async (c, next) => {
+    if (!c.req.raw.body) return await next(); // no body (most GETs): nothing to bound
     const declared = declaredBodyLimit(c.req.method, c.req.path);
     const type = (c.req.header("content-type") ?? "").toLowerCase();
     const structured = /json|form|text\//.test(type) || type === "";
@@ -298,15 +292,18 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     return c.json(h, h.ok ? 200 : 503);
   });
   // Status is assembled at most every 200 ms: monitoring polls it hard, and a
-  // snapshot 200 ms old is as good as a fresh one.
-  let statusJson = "", statusAt = -Infinity;
-  app.get("/api/status", (c) => {
+  // snapshot 200 ms old is as good as a fresh one (its uptimeMs tells its age). The
+  // answer is built with it, security headers included, and copied per request.
+  let statusAnswer: (() => Response) | undefined, statusAt = -Infinity;
+  app.get("/api/status", () => {
     const now = performance.now();
-    if (now - statusAt > 200) {
-      statusJson = JSON.stringify(view.status());
+    if (!statusAnswer || now - statusAt > 200) {
+      statusAnswer = secure.prebuilt(JSON.stringify(view.status()), 200, {
+        "content-type": "application/json",
+      });
       statusAt = now;
     }
-    return c.body(statusJson, 200, { "content-type": "application/json" });
+    return statusAnswer();
   });
   app.route(
     "/api",
