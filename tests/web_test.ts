@@ -7,6 +7,7 @@ import { validateConfig } from "../mod/config/mod.ts";
 import { Users } from "../mod/web/users.ts";
 import { allowedHosts, hostOf } from "../mod/web/host_check.ts";
 import { safeNext } from "../mod/web/redirect.ts";
+import { scanHeadEnd } from "../mod/web/front.ts";
 
 Deno.test("web: /api/health is 200 JSON when essential parts are up, /api/status describes the box", async () => {
   const t = await startTestRuntime({ identity: { name: "gw-test" } });
@@ -416,4 +417,23 @@ Deno.test("web: connections get a header timeout, an idle timeout and a cap", as
   } finally {
     await t.close();
   }
+});
+
+Deno.test("web: the front finds the end of a request head however the bytes are split", () => {
+  const head = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  for (let cut = 0; cut <= head.length; cut++) {
+    for (let cut2 = cut; cut2 <= head.length; cut2++) {
+      let m = 0;
+      for (const part of [head.subarray(0, cut), head.subarray(cut, cut2), head.subarray(cut2)]) {
+        if (m !== 4) m = scanHeadEnd(part, m);
+      }
+      assertEquals(m, 4, `split at ${cut}, ${cut2}`);
+    }
+  }
+  // no blank line yet: not the end, however it is split
+  const partial = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r");
+  assert(scanHeadEnd(partial, 0) < 4);
+  assertEquals(scanHeadEnd(new TextEncoder().encode("\n"), scanHeadEnd(partial, 0)), 4);
+  assert(scanHeadEnd(new TextEncoder().encode("a\r\n\r\r\nb\n\r\n"), 0) < 4);
+  assertEquals(scanHeadEnd(new TextEncoder().encode("a\r\r\n\r\n"), 0), 4);
 });
