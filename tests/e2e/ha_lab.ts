@@ -123,7 +123,10 @@ export interface HaLab {
   bareHandover(n: NodeName, ms: number): Promise<void>;
   /** Start keepwire on a node (its keepalived with it); resolves once its API answers. */
   startNode(n: NodeName): Promise<void>;
-  /** Kill keepwire on a node with a signal (SIGKILL: no clean stop at all). */
+  /**
+   * Kill keepwire on a node with a signal (SIGKILL: no clean stop at all); with `launcher`
+   * this signals the launcher only (close() still ends everything in the namespaces).
+   */
   killNode(n: NodeName, signal?: Deno.Signal): Promise<void>;
   /** Full HA status of a node through its control socket, or null when it does not answer. */
   status(n: NodeName): Promise<HaStatus | null>;
@@ -238,8 +241,17 @@ export async function createHaLab(
      * /var/lib/corosync and /dev/shm (two corosyncs cannot share them).
      */
     witness?: boolean | Record<string, unknown>;
-    /** More top-level config of a node (e.g. its `subsystems`). */
-    config?: (n: NodeName) => Record<string, unknown>;
+    /**
+     * More top-level config of a node (e.g. its `subsystems`, its `update`); `file` is the
+     * path of the node's config file.
+     */
+    config?: (n: NodeName, file: string) => Record<string, unknown>;
+    /**
+     * Start each node's keepwire under the restart-mode update launcher (`keepwire update
+     * launch`): the launcher runs the primary slot's entry (the node's `update.launcher`),
+     * which runs keepwire; an activation in restart mode swaps the running code.
+     */
+    launcher?: boolean;
     /**
      * Layer 3: a router instead of the bridge, each node on its own subnet, unicast
      * VRRP through the router, no virtual address; ha.hook moves the router's route to
@@ -450,7 +462,7 @@ export async function createHaLab(
           // layer 3: clients ask either node who is active (GET /api/ha) over the lab
           web: { listen: l3 ? "0.0.0.0:18080" : "127.0.0.1:18080" },
           governor: { enabled: false },
-          ...opts.config?.(n),
+          ...opts.config?.(n, `${dir}/${n}.json`),
           ha: {
             enabled: opts.ha ?? true,
             node: { id: n, priority: n === "n1" ? 150 : 100, address: `${LAB.nodes[n]}/24` },
@@ -708,7 +720,7 @@ export async function createHaLab(
           "run",
           "-A",
           MAIN,
-          "run",
+          ...(opts.launcher ? ["update", "launch"] : ["run"]),
           "-c",
           `${dir}/${n}.json`,
         ],

@@ -25,6 +25,12 @@ let inflight = 0;
 let stopping = false;
 let duplicateAnswers = 0;
 let errors = 0;
+/** When submits failed (the first 2000). */
+const errorTimes: number[] = [];
+const failed = () => {
+  errors++;
+  if (errorTimes.length < 2000) errorTimes.push(Date.now());
+};
 
 async function submitOne(i: number): Promise<void> {
   inflight++;
@@ -47,9 +53,9 @@ async function submitOne(i: number): Promise<void> {
           ackTimes.push(Date.now());
           return;
         }
-        errors++;
+        failed();
       } catch {
-        errors++;
+        failed();
       }
       if (tries > 600) return; // ~2 min of retries: give up (counted as not acknowledged)
       await new Promise((res) => setTimeout(res, 200));
@@ -142,6 +148,7 @@ await Deno.writeTextFile(
     retriedSubmits: [...acked.values()].filter((a) => a.tries > 1).length,
     duplicateAnswers,
     errors,
+    errorTimes,
     missing,
     missingIds,
     undelivered,

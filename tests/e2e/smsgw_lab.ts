@@ -55,7 +55,66 @@ export interface SmsgwPairFigures {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(cond: () => Promise<boolean>, what: string, ms: number): Promise<void> {
+/** GET /api/repl/status (the parts the lab reads). */
+export interface ReplView {
+  role?: string;
+  epoch?: number;
+  link?: string;
+  pending?: number;
+}
+
+/** The client's progress file (written every 250 ms). */
+export interface SmsgwProgress {
+  acked: number;
+  lastAckAt: number;
+  byNode: Record<string, number>;
+}
+
+/** What the client wrote at the end (smsgw_client.ts). */
+export interface SmsgwClientResult {
+  submitted: number;
+  acked: number;
+  ackedLocalOnly: number;
+  retriedSubmits: number;
+  duplicateAnswers: number;
+  errors: number;
+  /** When submits failed (epoch ms; a refused or timed-out try, retried). */
+  errorTimes: number[];
+  missing: number;
+  missingIds: string[];
+  undelivered: number;
+  smsc: { duplicates: number };
+  /** When each acknowledgement arrived (epoch ms). */
+  ackTimes: number[];
+}
+
+/** A running smsgw pair with its client submitting to the service address. */
+export interface SmsgwPair {
+  lab: HaLab;
+  /** Submits per second. */
+  rate: number;
+  /** GET /api/repl/status of a node. */
+  repl(n: NodeName): Promise<ReplView>;
+  /** The smsgw subsystem of a node is ready. */
+  smsgwReady(n: NodeName): Promise<boolean>;
+  /** The standby is a resynced copy, the active's link to it is up, smsgw ready on it. */
+  paired(active: NodeName, standby: NodeName): Promise<boolean>;
+  /** The client's progress. */
+  progress(): Promise<SmsgwProgress>;
+  /** Where the client writes (the driver slows the SMSC through `${out}.smsc_delay`). */
+  out: string;
+  /** Stop submitting; resolves with the client's result once it checked every message. */
+  finish(): Promise<SmsgwClientResult>;
+  /** Kill the client, close the lab, remove the files (also after a failure). */
+  close(): Promise<void>;
+}
+
+/** Poll `cond` every 100 ms until true; throws naming `what` after `ms`. */
+export async function until(
+  cond: () => Promise<boolean>,
+  what: string,
+  ms: number,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond().catch(() => false))) {
     if (Date.now() > end) throw new Error(`timed out (${ms} ms) waiting for ${what}`);
@@ -63,17 +122,18 @@ async function until(cond: () => Promise<boolean>, what: string, ms: number): Pr
   }
 }
 
-interface ReplView {
-  role?: string;
-  epoch?: number;
-  link?: string;
-  pending?: number;
-}
-
-/** Run the scenario. */
-export async function runSmsgwPair(
-  opts: { kills: number; rate?: number; handoff?: boolean; log?: (s: string) => void },
-): Promise<SmsgwPairFigures> {
+/**
+ * Build the lab, start n1 (active) then n2 (a resynced standby), both running smsgw, and
+ * the client in the client namespace; resolves after the first `rate` acknowledgements.
+ * `config` adds top-level config per node, `launcher` runs each keepwire under the update
+ * launcher (ha_lab.ts).
+ */
+export async function startSmsgwPair(opts: {
+  rate?: number;
+  log?: (s: string) => void;
+  config?: (n: NodeName, file: string) => Record<string, unknown>;
+  launcher?: boolean;
+}): Promise<SmsgwPair> {
   const log = opts.log ?? (() => {});
   const rate = opts.rate ?? 20;
   const started = Date.now();
@@ -82,7 +142,8 @@ export async function runSmsgwPair(
       peerLink: { secret: "lab-pair-secret-0123456789", pairId: "lab", intervalMs: 300 },
       replication: { ackTimeoutMs: 1500 },
     },
-    config: () => ({
+    launcher: opts.launcher,
+    config: (n, file) => ({
       subsystems: [{
         name: "smsgw",
         kind: "worker",
@@ -96,51 +157,39 @@ export async function runSmsgwPair(
           SMSGW_PEER_KEY: "lab-internal-key",
         },
       }],
+      ...opts.config?.(n, file),
     }),
   });
   const dir = await Deno.makeTempDir({ prefix: "kw-smsgw-lab-" });
   const stop = `${dir}/STOP`;
   const out = `${dir}/out.json`;
   let client: Deno.ChildProcess | undefined;
+  const clientLog: string[] = [];
+  const close = async () => {
+    try {
+      client?.kill("SIGKILL");
+    } catch { /* gone */ }
+    await client?.status.catch(() => {});
+    await lab.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
   const repl = (n: NodeName) => lab.get<ReplView>(n, "/api/repl/status");
   const smsgwReady = async (n: NodeName) => {
     const r = await lab.get<{ subsystem: { state: string } }>(n, "/api/subsystems/smsgw");
     return r.subsystem.state === "ready";
   };
-  /** The standby is a resynced copy and the active's link to it is up. */
   const paired = async (active: NodeName, standby: NodeName) => {
     const [a, s] = [await repl(active), await repl(standby)];
     return a.role === "primary" && a.link === "up" && s.role === "standby" &&
       s.epoch === a.epoch && (await smsgwReady(standby));
   };
   const progress = async () =>
-    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as {
-      acked: number;
-      lastAckAt: number;
-      byNode: Record<string, number>;
-    };
-  type Handoff = { target: string; to: string; reason: string };
-  const handoffOf = (n: NodeName) => lab.get<Handoff>(n, "/api/sdk/smsgw/handoff");
-  const figures: SmsgwPairFigures = {
-    kills: 0,
-    survivedKills: 0,
-    submitted: 0,
-    acked: 0,
-    ackedLocalOnly: 0,
-    missing: 0,
-    undelivered: 0,
-    duplicates: 0,
-    duplicateAnswers: 0,
-    failoverMs: [],
-    problems: [],
-    seconds: 0,
-  };
-  const killTimes: number[] = [];
+    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as SmsgwProgress;
   try {
     await lab.startNode("n1");
-    await lab.waitRole("n1", "active");
+    await lab.waitRole("n1", "active", 60_000);
     await lab.startNode("n2");
-    await lab.waitRole("n2", "standby");
+    await lab.waitRole("n2", "standby", 60_000);
     await until(() => paired("n1", "n2"), "n2 a resynced standby running smsgw", 60_000);
     await until(() => smsgwReady("n1"), "smsgw ready on n1", 30_000);
     log(`pair up after ${Math.round((Date.now() - started) / 1000)} s`);
@@ -165,21 +214,67 @@ export async function runSmsgwPair(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const clientLog: string[] = [];
+    const c = client;
     void (async () => {
       const dec = new TextDecoder();
-      for await (const c of client!.stderr) clientLog.push(dec.decode(c));
+      for await (const chunk of c.stderr) clientLog.push(dec.decode(chunk));
     })();
-    void client.stdout.cancel();
-    let seen = 0;
-    await until(
-      async () => (seen = (await progress()).acked) >= rate,
-      "the first acknowledgements",
-      60_000,
-    )
+    void c.stdout.cancel();
+    await until(async () => (await progress()).acked >= rate, "the first acknowledgements", 60_000)
       .catch((e) => {
         throw new Error(`${e.message}; client: ${clientLog.join("").slice(-800)}`);
       });
+  } catch (e) {
+    for (const n of ["n1", "n2"] as const) log(`${n} log tail: ${lab.log(n).slice(-1500)}`);
+    await close();
+    throw e;
+  }
+  return {
+    lab,
+    rate,
+    repl,
+    smsgwReady,
+    paired,
+    progress,
+    out,
+    async finish() {
+      await Deno.writeTextFile(stop, "");
+      const st = await Promise.race([client!.status, sleep(180_000).then(() => null)]);
+      if (!st?.success) {
+        throw new Error(`client did not finish: ${clientLog.join("").slice(-800)}`);
+      }
+      return JSON.parse(await Deno.readTextFile(out)) as SmsgwClientResult;
+    },
+    close,
+  };
+}
+
+/** Run the scenario. */
+export async function runSmsgwPair(
+  opts: { kills: number; rate?: number; handoff?: boolean; log?: (s: string) => void },
+): Promise<SmsgwPairFigures> {
+  const log = opts.log ?? (() => {});
+  const started = Date.now();
+  const pair = await startSmsgwPair({ rate: opts.rate, log });
+  const { lab, rate, paired, progress, out } = pair;
+  type Handoff = { target: string; to: string; reason: string };
+  const handoffOf = (n: NodeName) => lab.get<Handoff>(n, "/api/sdk/smsgw/handoff");
+  const figures: SmsgwPairFigures = {
+    kills: 0,
+    survivedKills: 0,
+    submitted: 0,
+    acked: 0,
+    ackedLocalOnly: 0,
+    missing: 0,
+    undelivered: 0,
+    duplicates: 0,
+    duplicateAnswers: 0,
+    failoverMs: [],
+    problems: [],
+    seconds: 0,
+  };
+  const killTimes: number[] = [];
+  try {
     if (opts.handoff) {
       // the active's queue past the threshold (a slow SMSC): new messages go to the standby
       // node, which sends them; below the off mark they stay on the active again
@@ -240,19 +335,14 @@ export async function runSmsgwPair(
         break;
       }
     }
-    seen = (await progress()).acked;
+    const seen = (await progress()).acked;
     await until(
       async () => (await progress()).acked >= seen + rate,
       "traffic after the last kill",
       30_000,
     )
       .catch(() => {});
-    await Deno.writeTextFile(stop, "");
-    const st = await Promise.race([client.status, sleep(180_000).then(() => null)]);
-    if (!st?.success) {
-      throw new Error(`client did not finish: ${clientLog.join("").slice(-800)}`);
-    }
-    const r = JSON.parse(await Deno.readTextFile(out));
+    const r = await pair.finish();
     Object.assign(figures, {
       submitted: r.submitted,
       acked: r.acked,
@@ -262,7 +352,7 @@ export async function runSmsgwPair(
       duplicates: r.smsc.duplicates,
       duplicateAnswers: r.duplicateAnswers,
     });
-    const acks: number[] = r.ackTimes;
+    const acks = r.ackTimes;
     figures.failoverMs = killTimes.map((t) => {
       const next = acks.find((a) => a > t);
       return next === undefined ? -1 : next - t;
@@ -272,12 +362,7 @@ export async function runSmsgwPair(
     figures.problems.push((e as Error).message);
     for (const n of ["n1", "n2"] as const) log(`${n} log tail: ${lab.log(n).slice(-1500)}`);
   } finally {
-    try {
-      client?.kill("SIGKILL");
-    } catch { /* gone */ }
-    await client?.status.catch(() => {});
-    await lab.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await pair.close();
     figures.seconds = Math.round((Date.now() - started) / 1000);
   }
   return figures;
