@@ -477,6 +477,7 @@ const MODULES: readonly ModuleEntry[] = [
       health: () => w.rt.health(),
       watchdog: w.get("watchdog"),
       update: updaterOf(w.get("update")),
+      replication: () => w.get("repl").status(),
     })),
   entry("repl", (w) =>
     createReplModule(w.ctx, {

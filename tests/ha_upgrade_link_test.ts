@@ -6,6 +6,7 @@ import { systemClock } from "../mod/module.ts";
 import { createPeerFetch, peerRoutes } from "../mod/ha/peer.ts";
 import {
   activationOf,
+  handoverBlocker,
   upgradeDriver,
   type UpgradeLinkOptions,
   upgradePeerMount,
@@ -184,4 +185,24 @@ Deno.test("ha upgrade link: updater states map to committed, pending, failed", (
     "gate-failed": "failed",
   };
   for (const [s, w] of Object.entries(want)) assertEquals(activationOf(s as UpdateState), w, s);
+});
+
+Deno.test("ha upgrade link: the handover waits for a caught-up standby and a ready peer", () => {
+  const up = { enabled: true, role: "primary", link: "up", pending: 3, lagMs: 40 };
+  assertEquals(handoverBlocker(up, []), null);
+  assertEquals(handoverBlocker({ enabled: false }, []), null);
+  assertEquals(handoverBlocker({ ...up, role: "standby", link: "unknown" }, []), null);
+  assertEquals(
+    handoverBlocker({ ...up, link: "down" }, []),
+    "replication: the standby does not answer yet",
+  );
+  // back after its restart, not resynced: everything since it went away is unconfirmed
+  assertEquals(
+    handoverBlocker({ ...up, pending: 118, lagMs: 5900 }, []),
+    "replication: the standby is 118 changes (5900 ms) behind",
+  );
+  assertEquals(
+    handoverBlocker(up, ["supervisor: smsgw starting"]),
+    "the peer is not ready: supervisor: smsgw starting",
+  );
 });

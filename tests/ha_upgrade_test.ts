@@ -75,6 +75,11 @@ class FakePair implements UpgradeDriver {
     }, 6000);
     return Promise.resolve();
   }
+  /** Why the pair cannot hand over yet (null: it can). */
+  notReady: string | null = null;
+  ready() {
+    return Promise.resolve(this.notReady);
+  }
   handover() {
     this.calls.push("handover");
     if (this.fail === "handover") {
@@ -309,4 +314,64 @@ Deno.test("ha upgrade: resume after a rollback at this node's restart stops with
   assertEquals(m.status().state, "stopped");
   assertEquals(m.status().stoppedAt, "local_activating");
   assert(m.status().reason!.includes("rolled back to 1.0.0"));
+});
+
+Deno.test("ha upgrade: the handover waits until the pair is ready (the standby caught up)", async () => {
+  const { clock, pair, m } = rig();
+  pair.notReady = "the standby is 120 frames (4000 ms) behind";
+  m.start("/tmp/x.kwb", "alice");
+  // the peer is back committed after 6 s; still not ready at 20 s: no handover yet
+  for (let i = 0; i < 40; i++) await clock.advance(500);
+  assertEquals(m.status().state, "peer_activating");
+  assert(!pair.calls.includes("handover"), pair.calls.join(","));
+  assertEquals(pair.a.role, "active");
+  pair.notReady = null;
+  await settle(clock, m);
+  assertEquals(m.status().state, "done");
+});
+
+Deno.test("ha upgrade: a pair never ready stops before the handover, with the reason", async () => {
+  const { clock, pair, m } = rig();
+  pair.notReady = "the standby is 120 frames (4000 ms) behind";
+  m.start("/tmp/x.kwb", "alice");
+  await settle(clock, m);
+  const s = m.status();
+  assertEquals([s.state, s.stoppedAt], ["stopped", "peer_activating"]);
+  assert(s.reason!.includes("120 frames"), s.reason!);
+  assert(!pair.calls.includes("handover"));
+  assertEquals([pair.a.role, pair.b.role], ["active", "standby"]);
+});
+
+Deno.test("ha upgrade: a status that cannot be saved stops the rollout, never the process", async () => {
+  const { clock, pair, store, events, m } = rig();
+  // the step after the handover cannot be saved (before the fix this rejected unhandled
+  // and ended the process)
+  store.save = (st: UpgradeStatus) => {
+    if (st.state === "local_installing") throw new Error("not authorized");
+    store.saved = structuredClone(st);
+  };
+  m.start("/tmp/x.kwb", "alice");
+  await settle(clock, m);
+  const s = m.status();
+  assertEquals([s.state, s.stoppedAt], ["stopped", "local_installing"]);
+  assert(s.reason!.includes("not authorized"), s.reason!);
+  assert(!pair.calls.includes("localInstall"));
+  assertEquals(kinds(events).at(-1), "ha.upgrade_stopped");
+});
+
+Deno.test("ha upgrade: a new version with another store schema stops before the handover", async () => {
+  const { clock, pair, m } = rig();
+  const install = pair.peerInstall.bind(pair);
+  pair.peerInstall = async () => {
+    await install();
+    // the new version ran a migration on the peer
+    clock.setTimeout(() => pair.b = { ...pair.b, schema: "core:8" }, 3000);
+  };
+  m.start("/tmp/x.kwb", "alice");
+  await settle(clock, m);
+  const s = m.status();
+  assertEquals([s.state, s.stoppedAt], ["stopped", "peer_activating"]);
+  assert(s.reason!.includes("changes the store schema (core:7 here, core:8 on b)"), s.reason!);
+  assert(!pair.calls.includes("handover"));
+  assertEquals([pair.a.role, pair.b.role], ["active", "standby"]);
 });

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
 import { isNodeLocalSetting, Store } from "../mod/store/mod.ts";
+import { UPGRADE_KEY } from "../mod/ha/upgrade_link.ts";
 import { burstAndKill } from "./helpers/journal_kill.ts";
 import { EventBus } from "../mod/events/mod.ts";
 
@@ -159,6 +160,20 @@ Deno.test("store: node-local settings live in settings_local, shared ones in set
   s.deleteSetting("alert.stopped.mail");
   assertEquals(s.getSetting("alert.stopped.mail"), undefined);
   assert(isNodeLocalSetting("node.hostname") && !isNodeLocalSetting("nodes"));
+  s.close();
+});
+
+Deno.test("store: the rolling upgrade's saved step is node-local (a standby saves it)", () => {
+  // the HA rollout saves its step on the node that runs it, also after it handed the active
+  // role over; on a standby the shared table is read-only (the replication guard refuses
+  // the write, here a trigger), so a shared key crashed the rollout at local_installing
+  const s = new Store({ path: ":memory:" });
+  s.db.exec(
+    "CREATE TRIGGER ro BEFORE INSERT ON settings BEGIN SELECT RAISE(ABORT, 'not authorized'); END",
+  );
+  s.setSetting(UPGRADE_KEY, { state: "local_installing" });
+  assertEquals(s.getSetting(UPGRADE_KEY), { state: "local_installing" });
+  assert(isNodeLocalSetting(UPGRADE_KEY));
   s.close();
 });
 

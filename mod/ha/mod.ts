@@ -75,7 +75,12 @@ import {
   type UpgradeDriver,
   type UpgradeStatus,
 } from "./upgrade.ts";
-import { createRollingUpgrade, type UpgradeUpdater } from "./upgrade_link.ts";
+import {
+  createRollingUpgrade,
+  handoverBlocker,
+  type ReplSyncView,
+  type UpgradeUpdater,
+} from "./upgrade_link.ts";
 export { updaterOf } from "./upgrade_link.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
 import "./events.ts";
@@ -169,6 +174,11 @@ export interface HaDeps {
    * keepalived stays MASTER past witness.demoteBoundMs (self-fencing).
    */
   watchdog?: { addGate(name: string, gate: () => string | null): () => void };
+  /**
+   * Replication's status (the repl module is built after this one): `ha upgrade` hands
+   * over only once the standby caught up.
+   */
+  replication?: () => ReplSyncView;
   /** The updater, for `ha upgrade` (absent: the rolling upgrade is refused). */
   update?: UpgradeUpdater;
   /** Drive the rolling upgrade with this instead of the updater and peer link (tests). */
@@ -965,6 +975,8 @@ class HaModuleImpl implements HaModule {
           detail: bad.map(([n, p]) => `${n}: ${p.detail ?? "failed"}`).join(", "),
         };
       },
+      ready: () =>
+        handoverBlocker(this.#deps.replication?.() ?? null, this.#peer?.view.degraded ?? []),
       handover: () => void this.failover("ha upgrade"),
       peerFetch: () => this.#peerFetch,
       peerOrigin: () => this.peerAccess.peerOrigin(),

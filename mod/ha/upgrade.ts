@@ -104,6 +104,12 @@ export interface UpgradeDriver {
   send(path: string): Promise<void>;
   /** Ask the peer to install what it received and activate it (returns once it accepted). */
   peerInstall(): Promise<void>;
+  /**
+   * Null when the pair can hand over without losing anything, else why not (checked after
+   * the peer is back committed, before the handover): the peer caught up with this node's
+   * replication, every part of both nodes healthy (its subsystems ready). Absent: ready.
+   */
+  ready?(): Promise<string | null>;
   /** `ha failover` on this node (hand the active role to the peer). */
   handover(): Promise<void>;
   /** Install the bundle here and activate it: this process or machine goes away. */
@@ -246,7 +252,7 @@ export class RollingUpgrade {
       payload: { node: this.#o.node, bundle, by },
     });
     this.#go("checking");
-    this.#run = this.#rollout(bundle).finally(() => this.#run = null);
+    this.#run = this.#rollout(bundle).catch((e) => this.#abort(e)).finally(() => this.#run = null);
     return this.status();
   }
 
@@ -261,7 +267,39 @@ export class RollingUpgrade {
     if (st === "local_installing") this.#go("local_activating");
     this.#run = this.#step(() => this.#localBack()).then((ok) => {
       if (ok) this.#finish();
-    }).finally(() => this.#run = null);
+    }).catch((e) => this.#abort(e)).finally(() => this.#run = null);
+  }
+
+  /**
+   * A failure outside a step (the status could not be saved): stopped, in memory at least.
+   * Never rethrown: a rejected rollout must not end the process.
+   */
+  #abort(e: unknown): void {
+    const reason = `the rollout failed: ${msg(e)}`;
+    try {
+      this.#stop(reason);
+    } catch {
+      const now = this.#o.clock.now();
+      this.#s = {
+        ...this.#s,
+        stoppedAt: this.#s.state === "stopped" ? this.#s.stoppedAt : this.#s.state,
+        state: "stopped",
+        reason,
+        updatedAt: now,
+        steps: [...this.#s.steps, { state: "stopped", at: now }],
+      };
+      this.#o.bus.publish({
+        module: "ha",
+        kind: "ha.upgrade_stopped",
+        severity: "error",
+        payload: {
+          node: this.#o.node,
+          step: this.#s.stoppedAt ?? "idle",
+          reason,
+          target: this.#s.target ?? "",
+        },
+      });
+    }
   }
 
   #go(state: UpgradeState): void {
@@ -419,8 +457,24 @@ export class RollingUpgrade {
               `the peer ${p.node} rolled back to ${p.version}${p.detail ? `: ${p.detail}` : ""}`,
             );
           }
-          return p.version === target && p.activation === "committed" && p.healthy &&
-            p.role === "standby";
+          if (
+            !(p.version === target && p.activation === "committed" && p.healthy &&
+              p.role === "standby")
+          ) return false;
+          const l = await d.local();
+          if (p.schema !== l.schema) {
+            // replication refuses frames across store schemas: the upgraded standby can
+            // never catch up with this node, and a handover would lose what it missed
+            throw new StepFailed(
+              `the new version changes the store schema (${l.schema} here, ${p.schema} on ` +
+                `${p.node}): the upgraded standby cannot replicate from this node; ` +
+                `this node stays active`,
+            );
+          }
+          // back on the new version: hand over only to a standby that caught up
+          const why = await d.ready?.();
+          if (why) throw new Error(why);
+          return true;
         })
       )
     ) return;

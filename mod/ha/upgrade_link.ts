@@ -57,6 +57,8 @@ export interface UpgradeLinkOptions {
   healthy(): { ok: boolean; detail?: string };
   /** Store schema versions ("module:version,..."). */
   schema(): string;
+  /** Null when the pair can hand over, else why not ({@link handoverBlocker}). */
+  ready?(): string | null;
   /** `ha failover` here. */
   handover(): void;
   /** The peer-link fetch and the peer's origin (null before the link is up). */
@@ -81,6 +83,41 @@ const metaSchema = z.strictObject({
   size: z.number().int().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
+
+/** What {@link handoverBlocker} reads of replication (GET /api/repl/status). */
+export interface ReplSyncView {
+  enabled: boolean;
+  role?: string;
+  link?: string;
+  pending?: number;
+  lagMs?: number;
+}
+
+/** Oldest change the standby may not have confirmed yet when the handover starts. */
+export const HANDOVER_LAG_MS = 2000;
+
+/**
+ * Why the active cannot hand over yet, or null: while this node replicates, the standby
+ * answers and has confirmed every change older than {@link HANDOVER_LAG_MS} (a standby
+ * that just restarted is behind by its restart until its resync, and a handover then
+ * would lose what it missed); and the peer reports every part healthy (its subsystems
+ * ready to serve).
+ */
+export function handoverBlocker(
+  repl: ReplSyncView | null,
+  peerDegraded: readonly string[],
+): string | null {
+  if (repl?.enabled && repl.role === "primary") {
+    if (repl.link !== "up") return "replication: the standby does not answer yet";
+    if ((repl.lagMs ?? 0) > HANDOVER_LAG_MS) {
+      return `replication: the standby is ${repl.pending ?? "?"} changes (${
+        Math.round(repl.lagMs ?? 0)
+      } ms) behind`;
+    }
+  }
+  if (peerDegraded.length > 0) return `the peer is not ready: ${peerDegraded.join("; ")}`;
+  return null;
+}
 
 /** Map the updater's lifecycle to the rollout's view. */
 export function activationOf(s: UpdateState): UpgradeNodeView["activation"] {
@@ -233,6 +270,7 @@ export function upgradeDriver(o: UpgradeLinkOptions): UpgradeDriver {
       const res = await f(`${origin}${UPGRADE_PEER_PREFIX}/install`, { method: "POST", body: "" });
       await answerOf(res, "install on the peer");
     },
+    ready: () => Promise.resolve(o.ready?.() ?? null),
     handover: () => Promise.resolve(o.handover()),
     async localInstall(path) {
       await installThenActivate(o, path);

@@ -99,6 +99,7 @@ export interface EventQuery {
  */
 export const NODE_LOCAL_SETTINGS: readonly string[] = [
   "ha.maintenance", // maintenance is per node
+  "ha.upgrade", // this node's part of a rolling upgrade (saved on the standby too; resumed here)
   "alert.cursor", // how far this node's alert module has read its own journal
   "alert.stopped.", // channels this node's outbox stopped (its own delivery state)
   "node.", // anything node-specific a module keeps (addresses, hostname, priority...)
