@@ -18,6 +18,8 @@ export interface ProbeStep {
   rssMb: number;
   /** V8 heap in use after a full GC (MB). */
   heapMb: number;
+  /** zod schema instances built so far (every `z.*()` call and every method returning a copy). */
+  zodSchemas: number;
 }
 
 /** What the probe prints. */
@@ -33,11 +35,23 @@ export interface ProbeResult {
 if (import.meta.main) {
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
   const steps: ProbeStep[] = [];
+  // zod calls this hook of its global config on every schema it constructs (zod/compile uses
+  // it); counting there says how many schemas each step builds
+  let zodSchemas = 0;
+  (globalThis as { __zod_globalConfig?: unknown }).__zod_globalConfig = {
+    postProcessor: () => zodSchemas++,
+  };
   const mark = (step: string) => {
     const atMs = performance.now();
     gc();
     const m = Deno.memoryUsage();
-    steps.push({ step, atMs, rssMb: m.rss / 1048576, heapMb: m.heapUsed / 1048576 });
+    steps.push({
+      step,
+      atMs,
+      rssMb: m.rss / 1048576,
+      heapMb: m.heapUsed / 1048576,
+      zodSchemas,
+    });
   };
   mark("deno");
   const { loadConfig } = await import("../mod/config/mod.ts");

@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { V8_FLAGS } from "./bundle.ts";
 
 /**
  * Where deno keeps downloaded denort archives for this version and target, given the
@@ -70,6 +71,7 @@ if (import.meta.main) {
     args: [
       "compile",
       "-A",
+      `--v8-flags=${V8_FLAGS}`,
       "--unstable-net",
       "--target",
       values.target!,

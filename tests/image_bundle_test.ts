@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { join } from "node:path";
-import { buildBundle, LAUNCHER } from "../image/bundle.ts";
+import { buildBundle, LAUNCHER, V8_FLAGS } from "../image/bundle.ts";
 import { workerHostUrl } from "../mod/supervisor/worker.ts";
 
 Deno.test("bundle: the Worker host URL is worker_host.ts from source, worker_host.js bundled", () => {
@@ -18,6 +18,15 @@ Deno.test("bundle: the Worker host URL is worker_host.ts from source, worker_hos
     "file:///usr/lib/keepwire/worker_host.js",
   );
   assertEquals(LAUNCHER.trim().split("\n").length, 2);
+});
+
+Deno.test("bundle: the launcher, the checkout's ./keepwire and `deno task start` pass the same V8 flags", async () => {
+  const flag = `--v8-flags=${V8_FLAGS}`;
+  assertStringIncludes(LAUNCHER, flag);
+  const root = new URL("..", import.meta.url);
+  assertStringIncludes(await Deno.readTextFile(new URL("keepwire", root)), flag);
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).tasks;
+  assertStringIncludes(tasks.start, flag);
 });
 
 Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker subsystem beats", async () => {
