@@ -21,7 +21,9 @@ import {
 } from "../mod/repl/mod.ts";
 import { Users } from "../mod/web/users.ts";
 import { systemClock } from "../mod/module.ts";
-import { assert, assertEquals, assertThrows } from "./helpers/assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import { haPage } from "../mod/ha/page.tsx";
+import type { PageDeps } from "../mod/web/ui/contract.ts";
 import { until } from "./repl_rig.ts";
 
 const SECRET = "pair-secret-0123456789";
@@ -118,6 +120,25 @@ async function node(
       await repl.stop();
       await ha.stop();
       store.close();
+    },
+  };
+}
+
+/** What the HA page is rendered with: in-process calls to the node's HA and replication routes. */
+function pageDeps(n: Node): PageDeps {
+  const apps = [n.ha.routes!(), n.repl.routes!()];
+  return {
+    appliance: "test",
+    refreshMs: () => 2000,
+    hasAdmin: () => true,
+    config: () => ({}),
+    version: "0",
+    internal: async <T>(path: string) => {
+      for (const app of apps) {
+        const r = await app.request(path.replace(/^\/api/, ""));
+        if (r.status !== 404) return r.ok ? await r.json() as T : null;
+      }
+      return null;
     },
   };
 }
@@ -239,6 +260,13 @@ Deno.test("repl + ha: the active's journal reaches the standby as the pair journ
     const body = await res.json() as { role: string; rows: { node: string; kind: string }[] };
     assertEquals(body.role, "standby");
     assertEquals(body.rows.map((r) => r.kind), ["test.after_failover", "test.on_active"]);
+    const bad = await n1.repl.routes!().request("/repl/journal?limit=0");
+    assert(bad.status >= 400, `limit=0 is refused (${bad.status})`);
+    // the HA page shows it: on the standby, the active's events
+    const html = String(await haPage(pageDeps(n1), { name: "admin", role: "admin" }));
+    assertStringIncludes(html, "data-pair-journal");
+    assertStringIncludes(html, "The active&#39;s events, replicated to this node");
+    assertStringIncludes(html, "test.after_failover");
   } finally {
     await p.close();
   }

@@ -14,6 +14,8 @@ import type { ReplModuleStatus } from "../repl/module.ts";
 import type { PairStatus } from "./pair_routes.ts";
 import type { z } from "zod";
 import type { tailListSchema } from "../repl/tail_routes.ts";
+import { pairJournalAnswerSchema } from "../repl/journal.ts";
+import { readApi } from "../web/ui/data.ts";
 
 type TailList = z.output<typeof tailListSchema>;
 
@@ -35,6 +37,9 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
   const r = await d.internal<ReplModuleStatus>("/api/repl/status");
   const pair = s.peerLink || s.peers.length ? await d.internal<PairStatus>("/api/ha/pair") : null;
   const tails = await d.internal<TailList>("/api/repl/tails");
+  const journal = r?.enabled
+    ? await readApi(d, "/api/repl/journal?limit=15", pairJournalAnswerSchema)
+    : null;
   return (
     <>
       <h1>High availability</h1>
@@ -164,6 +169,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
         {pairCard(pair)}
       </div>
       {tailsSection(tails)}
+      {journalSection(journal)}
       <h2>Last role changes</h2>
       <table>
         <thead>
@@ -326,6 +332,46 @@ function tailsSection(l: TailList | null): Child {
                 <a href={`/api/repl/tails/${encodeURIComponent(t.name)}/file`} download>
                   download
                 </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+/** The pair journal's last rows: what the active journalled (GET /api/repl/journal). */
+function journalSection(j: z.output<typeof pairJournalAnswerSchema> | null): Child {
+  if (!j || !j.rows.length) return null;
+  return (
+    <>
+      <h2>Pair journal</h2>
+      <p class="muted">
+        {j.role === "standby"
+          ? "The active's events, replicated to this node"
+          : "Events this node journalled as active, replicated to the peer"} ({String(j.count)}{" "}
+        rows; all of them: <code>keepwire ha journal</code>).
+      </p>
+      <table data-pair-journal>
+        <thead>
+          <tr>
+            <th>at</th>
+            <th>node</th>
+            <th>severity</th>
+            <th>kind</th>
+          </tr>
+        </thead>
+        <tbody>
+          {j.rows.map((e) => (
+            <tr>
+              <td>{fmtTime(e.time)}</td>
+              <td>{e.node}</td>
+              <td>
+                <Badge value={e.severity} />
+              </td>
+              <td>
+                <code>{e.kind}</code>
               </td>
             </tr>
           ))}

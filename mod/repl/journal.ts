@@ -39,6 +39,15 @@ export const pairJournalRowSchema = z.object({
 /** One row of the pair journal. */
 export type PairJournalRow = z.output<typeof pairJournalRowSchema>;
 
+/** The answer of GET /api/repl/journal. */
+export const pairJournalAnswerSchema = z.object({
+  replicating: z.boolean().describe("replication runs (the active copies its events here)"),
+  role: z.enum(["primary", "standby", "idle"]).optional()
+    .describe("primary: this node writes it; standby: it holds the active's copy"),
+  count: z.number().int().describe("rows held"),
+  rows: z.array(pairJournalRowSchema).describe("newest first"),
+});
+
 /** Query of {@link PairJournal.rows}. */
 export const pairJournalQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).optional().describe("only rows with id above this"),

@@ -24,7 +24,7 @@ import { Replicator, tableDigest, type WriteResult } from "./engine.ts";
 import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
 import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
 import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
-import { PairJournal, pairJournalQuerySchema, pairJournalRowSchema } from "./journal.ts";
+import { PairJournal, pairJournalAnswerSchema, pairJournalQuerySchema } from "./journal.ts";
 import { parseOr400 } from "../web/errors.ts";
 import { ReplNotPrimaryError } from "./errors.ts";
 import { columnsOf, tailDirOf } from "./tail.ts";
@@ -96,13 +96,6 @@ apiDoc("GET", "/api/repl/status", {
   response: replStatusSchema,
 });
 
-const pairJournalAnswerSchema = z.object({
-  replicating: z.boolean().describe("replication runs (the active copies its events here)"),
-  role: z.enum(["primary", "standby", "idle"]).optional()
-    .describe("primary: this node writes it; standby: it holds the active's copy"),
-  count: z.number().int().describe("rows held"),
-  rows: z.array(pairJournalRowSchema).describe("newest first"),
-});
 apiDoc("GET", "/api/repl/journal", {
   operationId: "getPairJournal",
   summary: "the pair journal: the active's events as replicated to the standby",

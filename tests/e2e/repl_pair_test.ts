@@ -92,8 +92,23 @@ Deno.test({
         .then(() => null, (e) => e as { status?: number; body?: unknown });
       assertEquals(refused?.status, 409, JSON.stringify(refused));
       assert(JSON.stringify(refused?.body).includes("repl_standby_read_only"));
+      // both nodes show the same synced configuration (once the async frames of the pair
+      // journal, which move the sequence too, are applied)
+      await until(
+        async () =>
+          JSON.stringify((await repl(lab, "n1")).config) ===
+            JSON.stringify((await repl(lab, "n2")).config),
+        "the same synced configuration on both nodes",
+      );
       const [r1, r2] = [await repl(lab, "n1"), await repl(lab, "n2")];
-      assertEquals(r2.config, r1.config, "both nodes show the same synced configuration");
+      // the pair journal: the standby holds the active's events (here its user creations)
+      await until(async () => {
+        const j = await lab.get<{ role: string; rows: { node: string; kind: string }[] }>(
+          "n2",
+          "/api/repl/journal?kind=auth.&limit=100",
+        );
+        return j.role === "standby" && j.rows.filter((e) => e.node === "n1").length >= 3;
+      }, "the active's auth events in the standby's pair journal");
       console.log(
         `repl lab: n1 ${r1.role} epoch ${r1.epoch} seq ${r1.seq}, n2 ${r2.role} seq ${r2.seq}, config ${r1.config?.hash}`,
       );
