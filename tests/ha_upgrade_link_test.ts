@@ -11,6 +11,7 @@ import {
   type UpgradeLinkOptions,
   upgradePeerMount,
   type UpgradeUpdater,
+  upgradeViewSchema,
 } from "../mod/ha/upgrade_link.ts";
 import type { UpdateState } from "../mod/update/state.ts";
 import { VERSION } from "../mod/version.ts";
@@ -205,4 +206,22 @@ Deno.test("ha upgrade link: the handover waits for a caught-up standby and a rea
     handoverBlocker(up, ["supervisor: smsgw starting"]),
     "the peer is not ready: supervisor: smsgw starting",
   );
+});
+
+Deno.test("ha upgrade link: the old node reads a newer peer's view with a field it does not know", () => {
+  // mid-rollout the old active reads the upgraded standby's view; a strict schema refused
+  // any field a newer version adds and stopped every rollout to that version
+  const v = {
+    node: "b",
+    role: "standby",
+    version: "0.3.0",
+    compatible: "acme-gw",
+    schema: "core:3",
+    healthy: true,
+    activation: "committed",
+    synced: true,
+  };
+  const { synced: _, ...known } = v;
+  assertEquals(upgradeViewSchema.parse(v), known);
+  assert(!upgradeViewSchema.safeParse({ ...v, healthy: "yes" }).success);
 });

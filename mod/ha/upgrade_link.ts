@@ -68,7 +68,12 @@ export interface UpgradeLinkOptions {
   activateDelayMs?: number;
 }
 
-const viewSchema = z.strictObject({
+/**
+ * A node's view as its peer reads it. Not strict: in a rolling upgrade the old active reads
+ * the upgraded peer's view, and a field a newer version adds must not stop the rollout
+ * (unknown fields are dropped; the known ones are checked).
+ */
+export const upgradeViewSchema = z.object({
   node: z.string(),
   role: z.string(),
   version: z.string(),
@@ -241,7 +246,7 @@ export function upgradeDriver(o: UpgradeLinkOptions): UpgradeDriver {
       const res = await f(`${origin}${UPGRADE_PEER_PREFIX}/view`, {
         signal: AbortSignal.timeout(5000),
       });
-      return viewSchema.parse(await answerOf(res, "peer view"));
+      return upgradeViewSchema.parse(await answerOf(res, "peer view"));
     },
     async send(path) {
       const { f, origin } = peer();
