@@ -120,6 +120,8 @@ export interface HttpRigPair {
   a: RigNode;
   /** The standby. */
   b: RigNode;
+  /** The primary's link to the standby. */
+  transport: HttpTransport;
   /** Stop both engines, shut the server, close both stores (the caller removes `dir`). */
   close(): Promise<void>;
 }
@@ -137,6 +139,10 @@ export function httpRigPair(dir: string, opts: {
   now?: () => number;
   extra?: Partial<ReplOptions>;
   fill?: (a: RigNode) => void;
+  /** Frames over one `/stream` (default) or one POST each (false). */
+  stream?: boolean;
+  /** The port the primary connects to, given the standby's (a proxy in between). */
+  via?: (port: number) => number;
 }): HttpRigPair {
   const a = rigNode(dir, "a", opts.extra);
   const b = rigNode(dir, "b", opts.extra);
@@ -154,24 +160,28 @@ export function httpRigPair(dir: string, opts: {
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const clock = opts.now ? { ...systemClock, now: opts.now } : systemClock;
-  a.repl.setTransport(
-    new HttpTransport({
-      baseUrl: `http://127.0.0.1:${server.addr.port}${REPL_PEER_PREFIX}`,
-      fetch: createPeerFetch({
-        secret: opts.clientSecret ?? opts.serverSecret,
-        pairId: "pair-test",
-        node: "a",
-        clock,
-      }),
+  const transport = new HttpTransport({
+    baseUrl: `http://127.0.0.1:${
+      opts.via?.(server.addr.port) ?? server.addr.port
+    }${REPL_PEER_PREFIX}`,
+    fetch: createPeerFetch({
+      secret: opts.clientSecret ?? opts.serverSecret,
+      pairId: "pair-test",
+      node: "a",
+      clock,
     }),
-  );
+    stream: opts.stream,
+  });
+  a.repl.setTransport(transport);
   a.repl.promote();
   return {
     a,
     b,
+    transport,
     async close() {
       a.repl.stop();
       b.repl.stop();
+      transport.close();
       await server.shutdown();
       a.store.close();
       b.store.close();

@@ -18,6 +18,17 @@
  * not hashed whole before it is handed on: the request says `x-kw-peer-body: stream`,
  * the signature covers its `x-kw-peer-meta` header instead, and only paths a mount
  * declares `streamed` accept it (the route checks the stream against the meta itself).
+ *
+ * A duplex request (`x-kw-peer-body: stream` and `x-kw-peer-duplex: 1`, paths a mount declares
+ * in `duplex`) is one
+ * long-lived request whose body and answer are both streams of messages (replication's
+ * frames one way, acks the other). Its opening is signed like any request (the signature
+ * covers `x-kw-peer-meta`), the answer's headers are signed (status bound to the nonce),
+ * and every message in either direction is
+ * `u32 length | payload | HMAC-SHA256(key, direction | u64 counter | payload)` with
+ * `key = HMAC(secret, "duplex\n" + nonce)`: a message cannot be forged, replayed,
+ * reordered, reflected or moved to another request, and a request cut inside a message
+ * delivers nothing of it. The mount sees (and answers with) one stream chunk per message.
  * {@link createPeerFetch} is the client side of all of this.
  *
  * {@link PeerMonitor} polls the peer and turns what it learns into `ha.peer_lost`,
@@ -48,16 +59,124 @@ const H = {
   auth: "x-kw-peer-auth",
   body: "x-kw-peer-body",
   meta: "x-kw-peer-meta",
+  duplex: "x-kw-peer-duplex",
 } as const;
 
 /** Header a streamed request carries its description in (signed instead of the body). */
 export const PEER_META_HEADER = H.meta;
 /** Header marking a streamed request body (`stream`). */
 export const PEER_BODY_HEADER = H.body;
+/**
+ * Header (`1`, with `x-kw-peer-body: stream`) opening a duplex request. A node of a version
+ * without duplex requests refuses it at once (401, "takes no streamed body") instead of
+ * waiting for a body that never ends.
+ */
+export const PEER_DUPLEX_HEADER = H.duplex;
 
 /** What is signed for a streamed body: its meta header, never the bytes. */
 function streamDigestInput(meta: string): string {
   return `stream\n${meta}`;
+}
+
+/** What is signed when a duplex request opens: its meta header. */
+function duplexDigestInput(meta: string): string {
+  return `duplex\n${meta}`;
+}
+
+/** The largest message of a duplex request (a bound on what a peer can make this node buffer). */
+export const PEER_DUPLEX_MAX_MESSAGE = 257 * 1024 * 1024;
+
+/** Direction byte of a duplex message's MAC: client → server, server → client. */
+const TO_SERVER = 0, TO_CLIENT = 1;
+
+function duplexKey(secret: string, nonce: string): Buffer {
+  return createHmac("sha256", secret).update(`duplex\n${nonce}`).digest();
+}
+
+function messageMac(key: Buffer, dir: number, n: bigint, payload: Uint8Array): Buffer {
+  const head = new Uint8Array(9);
+  head[0] = dir;
+  new DataView(head.buffer).setBigUint64(1, n);
+  return createHmac("sha256", key).update(head).update(payload).digest();
+}
+
+/** Each chunk written is one message: it leaves as `length | payload | MAC`. */
+function sealMessages(key: Buffer, dir: number): TransformStream<Uint8Array, Uint8Array> {
+  let n = 0n;
+  return new TransformStream({
+    transform(payload, ctl) {
+      const out = new Uint8Array(4 + payload.length + 32);
+      new DataView(out.buffer).setUint32(0, payload.length);
+      out.set(payload, 4);
+      out.set(messageMac(key, dir, n++, payload), 4 + payload.length);
+      ctl.enqueue(out);
+    },
+  });
+}
+
+/**
+ * Bytes as they arrive → one chunk per verified message. Errors the stream on a bad MAC,
+ * a message over the bound, or bytes that end inside a message (nothing of it is passed).
+ */
+function openMessages(key: Buffer, dir: number): TransformStream<Uint8Array, Uint8Array> {
+  let n = 0n;
+  const parts: Uint8Array[] = [];
+  let have = 0;
+  const take = (len: number): Uint8Array => {
+    if (len === 0) return new Uint8Array(0);
+    const out = parts[0].length >= len ? null : new Uint8Array(len);
+    if (!out) {
+      const head = parts[0].subarray(0, len);
+      if (parts[0].length === len) parts.shift();
+      else parts[0] = parts[0].subarray(len);
+      have -= len;
+      return head;
+    }
+    let o = 0;
+    while (o < len) {
+      const p = parts[0];
+      const k = Math.min(p.length, len - o);
+      out.set(p.subarray(0, k), o);
+      o += k;
+      if (k === p.length) parts.shift();
+      else parts[0] = p.subarray(k);
+    }
+    have -= len;
+    return out;
+  };
+  const peek4 = (): Uint8Array => {
+    const out = new Uint8Array(4);
+    let o = 0;
+    for (const p of parts) {
+      const k = Math.min(p.length, 4 - o);
+      out.set(p.subarray(0, k), o);
+      if ((o += k) === 4) break;
+    }
+    return out;
+  };
+  return new TransformStream({
+    transform(chunk, ctl) {
+      if (chunk.length) parts.push(chunk), have += chunk.length;
+      while (have >= 4) {
+        const h = parts[0].length >= 4 ? parts[0] : peek4();
+        const len = new DataView(h.buffer, h.byteOffset, 4).getUint32(0);
+        if (len > PEER_DUPLEX_MAX_MESSAGE) {
+          throw new Error(`duplex message of ${len} bytes is over the bound`);
+        }
+        if (have < 4 + len + 32) return;
+        take(4);
+        const payload = take(len);
+        const mac = take(32);
+        if (!timingSafeEqual(messageMac(key, dir, n++, payload), mac)) {
+          throw new Error("duplex message not signed with the pair secret");
+        }
+        ctl.enqueue(payload);
+      }
+    },
+    flush() {
+      if (have) throw new Error(`duplex request ended inside a message (${have} bytes)`);
+    },
+  });
 }
 
 /** Routes another module serves on the peer link (behind its authentication). */
@@ -68,6 +187,8 @@ export interface PeerMount {
   fetch: (req: Request) => Response | Promise<Response>;
   /** Full paths that take a streamed body (see the module doc). */
   streamed?: string[];
+  /** Full paths that open a duplex request (see the module doc). */
+  duplex?: string[];
 }
 
 function sha(b: Uint8Array | string): string {
@@ -219,12 +340,26 @@ export function peerRoutes(o: PeerServerOptions): Hono {
       return refuse("unauthenticated", "missing or malformed authentication headers", 401);
     }
     const path = new URL(c.req.url).pathname;
-    const streamed = h(H.body) === "stream";
+    const isDuplex = h(H.body) === "stream" && h(H.duplex) === "1";
+    const streamed = h(H.body) === "stream" && !isDuplex;
     if (streamed && !(o.mounts ?? []).some((m) => m.streamed?.includes(path))) {
       return refuse("malformed", `${path} takes no streamed body`, 401);
     }
+    const duplexMount = isDuplex
+      ? (o.mounts ?? []).find((m) => m.duplex?.includes(path))
+      : undefined;
+    if (isDuplex && !duplexMount) {
+      // worded as a node without duplex requests words it: the client falls back the same way
+      return refuse(
+        "malformed",
+        `${path} opens no duplex request (it takes no streamed body)`,
+        401,
+      );
+    }
     const body = streamed
       ? streamDigestInput(h(H.meta))
+      : isDuplex
+      ? duplexDigestInput(h(H.meta))
       : new Uint8Array(await c.req.arrayBuffer());
     const want = signPeerRequest(o.secret, {
       method: c.req.method,
@@ -245,6 +380,27 @@ export function peerRoutes(o: PeerServerOptions): Hono {
       return refuse("stale", `time ${time} is more than 30 s off this node's clock`, 401);
     }
     if (!nonces.add(nonce, now)) return refuse("replay", `nonce ${nonce} seen before`, 401);
+    if (duplexMount) {
+      const raw = c.req.raw;
+      const key = duplexKey(o.secret, nonce);
+      const res = await duplexMount.fetch(
+        new Request(raw.url, {
+          method: raw.method,
+          headers: raw.headers,
+          body: raw.body?.pipeThrough(openMessages(key, TO_SERVER)),
+          // @ts-ignore: a streamed request body needs duplex "half" (not in the DOM types)
+          duplex: "half",
+        }),
+      );
+      const headers = new Headers(res.headers);
+      if (res.status !== 200 || !res.body) {
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        headers.set(H.auth, signPeerAnswer(o.secret, nonce, bytes));
+        return new Response(bytes, { status: res.status, headers });
+      }
+      headers.set(H.auth, signPeerAnswer(o.secret, nonce, duplexDigestInput("200")));
+      return new Response(res.body.pipeThrough(sealMessages(key, TO_CLIENT)), { headers });
+    }
     await next();
     // every answer is signed, bound to the request's nonce
     const res = c.res;
@@ -345,7 +501,14 @@ export async function servePeerTls(
         }),
       );
       res.writeHead(r.status, Object.fromEntries(r.headers));
-      if (r.body) { for await (const chunk of r.body) res.write(chunk); }
+      res.flushHeaders();
+      if (r.body) {
+        for await (const chunk of r.body) {
+          // back-pressure: a peer that does not read is not buffered without bound
+          if (!res.write(chunk)) await new Promise((ok) => res.once("drain", ok));
+          if (res.destroyed) break;
+        }
+      }
       res.end();
     } catch (e) {
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
@@ -423,6 +586,12 @@ export interface PeerFetchOptions {
  * refuses (throws) an answer that is not signed with the pair secret for this request.
  * A body given as a stream must come with `x-kw-peer-body: stream` and its
  * `x-kw-peer-meta`; other bodies must be bytes or a string.
+ *
+ * A duplex request (`x-kw-peer-body: stream`, `x-kw-peer-duplex: 1`, body a stream whose every
+ * chunk is one message):
+ * the messages are sealed on the way out, and a 200 answer's body is the peer's
+ * messages, verified, one chunk each (it errors at the first that is not). The answer
+ * resolves as soon as its headers arrive, while the body still flows.
  */
 export function createPeerFetch(o: PeerFetchOptions): typeof fetch {
   const base = o.fetch ?? fetch;
@@ -431,9 +600,14 @@ export function createPeerFetch(o: PeerFetchOptions): typeof fetch {
     const method = (init.method ?? "GET").toUpperCase();
     const headers = new Headers(init.headers);
     let digestInput: Uint8Array | string;
-    if (headers.get(H.body) === "stream") {
+    const isDuplex = headers.get(H.body) === "stream" && headers.get(H.duplex) === "1";
+    if (isDuplex && !(init.body instanceof ReadableStream)) {
+      throw new TypeError("peer fetch: a duplex request's body must be a stream of messages");
+    }
+    if (headers.get(H.body) === "stream" && !isDuplex) {
       digestInput = streamDigestInput(headers.get(H.meta) ?? "");
-    } else if (init.body === undefined || init.body === null) digestInput = "";
+    } else if (isDuplex) digestInput = duplexDigestInput(headers.get(H.meta) ?? "");
+    else if (init.body === undefined || init.body === null) digestInput = "";
     else if (typeof init.body === "string") digestInput = init.body;
     else if (init.body instanceof Uint8Array) digestInput = init.body;
     else throw new TypeError("peer fetch: body must be bytes, a string, or a declared stream");
@@ -454,7 +628,26 @@ export function createPeerFetch(o: PeerFetchOptions): typeof fetch {
         node: o.node,
       }, digestInput),
     );
-    const res = await base(url, { ...init, method, headers });
+    let res: Response;
+    if (isDuplex) {
+      const key = duplexKey(o.secret, nonce);
+      const body = (init.body as ReadableStream<Uint8Array>).pipeThrough(
+        sealMessages(key, TO_SERVER),
+      );
+      // @ts-ignore: a streamed request body needs duplex "half" (not in the DOM types)
+      res = await base(url, { ...init, method, headers, body, duplex: "half" });
+      if (res.status === 200 && res.body) {
+        const want = signPeerAnswer(o.secret, nonce, duplexDigestInput("200"));
+        if (!sameHex(res.headers.get(H.auth) ?? "", want)) {
+          await res.body.cancel().catch(() => {});
+          throw new Error(`duplex answer from ${url.host} not signed with the pair secret`);
+        }
+        return new Response(res.body.pipeThrough(openMessages(key, TO_CLIENT)), {
+          status: 200,
+          headers: res.headers,
+        });
+      }
+    } else res = await base(url, { ...init, method, headers });
     const bytes = new Uint8Array(await res.arrayBuffer());
     if (res.status === 401 || res.status === 403) {
       throw new Error(

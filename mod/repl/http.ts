@@ -8,15 +8,25 @@
  * through the link's authenticating middleware, and every answer is signed by it. These
  * routes authenticate nothing themselves: never serve them anywhere else.
  *
- * Routes: `POST /frames` (octet-stream body of frames back to back → {@link ReplAck}),
- * `POST /snapshot` (streamed octet-stream body; its meta, base64url JSON, in
- * `x-kw-peer-meta`, which the link signs in place of the streamed bytes; the engine
- * checks the bytes against the meta's SHA-256) → {@link ReplAck}).
+ * Routes: `POST /stream` (a duplex request of the link, see mod/ha/peer.ts: one long-lived
+ * request; each message of its body is a body of frames, each message of the answer the
+ * {@link ReplAck} for it, in order — what {@link HttpTransport} sends frames over),
+ * `POST /frames` (one body of frames → {@link ReplAck}; the fallback for a peer without
+ * `/stream`, i.e. an older version during a rolling upgrade), `POST /snapshot` (streamed
+ * octet-stream body; its meta, base64url JSON, in `x-kw-peer-meta`, which the link signs
+ * in place of the streamed bytes; the engine checks the bytes against the meta's
+ * SHA-256) → {@link ReplAck}).
  * @module
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { PEER_BODY_HEADER, PEER_META_HEADER, type PeerMount } from "../ha/peer.ts";
+import {
+  PEER_BODY_HEADER,
+  PEER_DUPLEX_HEADER,
+  PEER_META_HEADER,
+  type PeerMount,
+} from "../ha/peer.ts";
+import type { Clock } from "../module.ts";
 import { MAX_FRAME_BYTES } from "./frame.ts";
 import {
   type ReplAck,
@@ -86,15 +96,117 @@ export interface HttpTransportOptions {
   baseUrl: string | (() => string);
   /** The peer link's authenticating fetch (`createPeerFetch`). */
   fetch: typeof fetch;
+  /**
+   * Send frames over one long-lived stream (`/stream`; default true); false: one POST
+   * per body, as a peer without `/stream` is served anyway.
+   */
+  stream?: boolean;
+  /** After a peer answered that it has no `/stream`: POST only, for this long (60 s). */
+  fallbackMs?: number;
+  /** Time (the fallback's clock). */
+  clock?: Pick<Clock, "now">;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function parseAck(text: string, what: string): ReplAck {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new TransportDownError(`${what}: not JSON: ${text.slice(0, 200)}`);
+  }
+  const parsed = ackSchema.safeParse(json);
+  if (!parsed.success) throw new TransportDownError(`${what}: not an ack: ${text.slice(0, 200)}`);
+  return parsed.data;
+}
+
+/**
+ * One open `/stream`: bodies of frames go out as they are sent, acks come back
+ * in the same order. Dead (for good) once it ends, errors or a send is abandoned; the
+ * transport then opens a new one on the next send.
+ */
+class FrameStream {
+  /** Why it is dead, or null while it is usable. */
+  dead: string | null = null;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #abort: AbortController;
+  readonly #waiting: { resolve: (a: ReplAck) => void; reject: (e: Error) => void }[] = [];
+
+  constructor(
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+    acks: ReadableStream<Uint8Array>,
+    abort: AbortController,
+  ) {
+    this.#writer = writer;
+    this.#abort = abort;
+    void this.#read(acks);
+  }
+
+  async #read(acks: ReadableStream<Uint8Array>): Promise<void> {
+    try {
+      for await (const msg of acks) {
+        const w = this.#waiting.shift();
+        if (!w) throw new Error("an ack nobody waits for");
+        try {
+          w.resolve(parseAck(dec.decode(msg), "/stream"));
+        } catch (e) {
+          w.reject(e as Error);
+          throw e;
+        }
+      }
+      this.kill("the peer closed the stream");
+    } catch (e) {
+      this.kill(`stream broken: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+
+  /** Send one body; resolves with its ack. A send abandoned (signal) kills the stream. */
+  async send(body: Uint8Array, signal?: AbortSignal): Promise<ReplAck> {
+    if (this.dead) throw new TransportDownError(this.dead);
+    const ack = new Promise<ReplAck>((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+    });
+    // an ack given up on would pair every later ack with the wrong send
+    const onAbort = () => this.kill("a send was abandoned (no ack in time)");
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.#writer.ready; // back-pressure: the peer reads what was sent before
+      this.#writer.write(body).catch((e) => this.kill(`write failed: ${e}`));
+      return await ack;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** End it: pending sends fail with {@link TransportDownError}. */
+  kill(reason: string): void {
+    if (!this.dead) this.dead = reason;
+    for (const w of this.#waiting.splice(0)) w.reject(new TransportDownError(this.dead));
+    this.#writer.close().catch(() => {});
+    this.#abort.abort();
+  }
 }
 
 /** The primary's side over HTTP. */
 export class HttpTransport implements ReplTransport {
-  readonly #o: Required<HttpTransportOptions>;
+  readonly #o: HttpTransportOptions;
+  #stream: FrameStream | null = null;
+  #opening: Promise<FrameStream | null> | null = null;
+  #postUntil = 0;
+  /** Streams opened so far (a reconnect opens one more). */
+  opened = 0;
 
   /** Build one. */
   constructor(o: HttpTransportOptions) {
     this.#o = o;
+  }
+
+  /** Close the open stream, if any (shutdown; a later send opens a new one). */
+  close(): void {
+    this.#stream?.kill("closed by this node");
+    this.#stream = null;
   }
 
   #base(): string {
@@ -102,14 +214,76 @@ export class HttpTransport implements ReplTransport {
     return (typeof b === "string" ? b : b()).replace(/\/+$/, "");
   }
 
-  /** POST frames; the answer is the standby's ack. */
+  /**
+   * Send frames over the stream (opened on first use and after it broke); POST them
+   * when the peer has no `/stream`. The answer is the standby's ack.
+   */
   async sendFrames(body: Uint8Array, signal?: AbortSignal): Promise<ReplAck> {
+    const now = (this.#o.clock ?? Date).now();
+    if (this.#o.stream !== false && now >= this.#postUntil) {
+      const ch = this.#stream?.dead === null ? this.#stream : await this.#open(signal);
+      if (ch) return await ch.send(body, signal);
+    }
     return await this.#post(
       "/frames",
       { "content-type": "application/octet-stream" },
       body as Uint8Array<ArrayBuffer>,
       signal,
     );
+  }
+
+  #open(signal?: AbortSignal): Promise<FrameStream | null> {
+    this.#opening ??= this.#openNow(signal).finally(() => this.#opening = null);
+    return this.#opening;
+  }
+
+  async #openNow(signal?: AbortSignal): Promise<FrameStream | null> {
+    this.#stream?.kill("replaced");
+    this.#stream = null;
+    const pipe = new TransformStream<Uint8Array, Uint8Array>();
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // a stream not opened ends its request body (the peer's server waits for it else)
+    const drop = () => {
+      abort.abort();
+      pipe.writable.close().catch(() => {});
+    };
+    let res: Response;
+    try {
+      res = await this.#o.fetch(this.#base() + "/stream", {
+        method: "POST",
+        headers: {
+          "content-type": "application/octet-stream",
+          [PEER_BODY_HEADER]: "stream",
+          [PEER_DUPLEX_HEADER]: "1",
+          [META]: b64url(JSON.stringify({ stream: "frames", v: 1 })),
+        },
+        body: pipe.readable,
+        signal: abort.signal,
+      });
+    } catch (e) {
+      drop();
+      const msg = e instanceof Error ? e.message : String(e);
+      if (msg.includes("takes no streamed body")) return this.#olderPeer();
+      throw new TransportDownError(`/stream: ${msg}`);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (res.status !== 200 || !res.body) {
+      const text = await res.text().catch(() => "");
+      drop();
+      if (res.status === 404) return this.#olderPeer();
+      throw new TransportDownError(`/stream: HTTP ${res.status}: ${text.slice(0, 200)}`);
+    }
+    this.opened++;
+    return this.#stream = new FrameStream(pipe.writable.getWriter(), res.body, abort);
+  }
+
+  /** A peer of a version without `/stream` (a rolling upgrade): POST for a while. */
+  #olderPeer(): null {
+    this.#postUntil = (this.#o.clock ?? Date).now() + (this.#o.fallbackMs ?? 60_000);
+    return null;
   }
 
   /** POST a snapshot as a streamed body. */
@@ -175,6 +349,35 @@ export class HttpTransport implements ReplTransport {
  */
 export function replRoutes(receiver: ReplReceiver): Hono {
   const app = new Hono();
+  app.post("/stream", (c) => {
+    const body = c.req.raw.body;
+    if (!body) return c.json({ ok: false, epoch: 0, seq: 0, message: "no body" }, 400);
+    const frames = body.getReader();
+    // one ack per message, in order; the next message is read only when the ack before
+    // it was taken (back-pressure to the sender)
+    const acks = new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await frames.read();
+        } catch {
+          // cut (inside a message or not), or a message that failed its check: nothing of
+          // it was applied; the sender reconnects
+          ctl.close();
+          return;
+        }
+        if (r.done) return ctl.close();
+        const ack = r.value.length > MAX_FRAME_BYTES
+          ? { ok: false, epoch: 0, seq: 0, message: "body too large" }
+          : receiver.receiveFrames(r.value);
+        ctl.enqueue(enc.encode(JSON.stringify(ack)));
+      },
+      cancel(reason) {
+        return frames.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+    return c.body(acks, 200, { "content-type": "application/octet-stream" });
+  });
   app.post("/frames", async (c) => {
     const len = Number(c.req.header("content-length") ?? "0");
     if (len > MAX_FRAME_BYTES) {
@@ -200,9 +403,14 @@ export function replRoutes(receiver: ReplReceiver): Hono {
   return app;
 }
 
-/** The routes as a mount of the peer link (`/peer/v1/repl`, snapshot streamed). */
+/** The routes as a mount of the peer link (`/peer/v1/repl`, snapshot streamed, `/stream` duplex). */
 export function replPeerMount(receiver: ReplReceiver, prefix = REPL_PEER_PREFIX): PeerMount {
   const app = new Hono().basePath(prefix);
   app.route("/", replRoutes(receiver));
-  return { prefix, fetch: (req) => app.fetch(req), streamed: [`${prefix}/snapshot`] };
+  return {
+    prefix,
+    fetch: (req) => app.fetch(req),
+    streamed: [`${prefix}/snapshot`],
+    duplex: [`${prefix}/stream`],
+  };
 }

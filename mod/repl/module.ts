@@ -127,6 +127,8 @@ class ReplModuleImpl implements ReplModule {
   #ctx: ModuleContext;
   #deps: ReplDeps;
   #repl: Replicator | null = null;
+  /** The link to the standby (its stream is closed on stop and when this node stands by). */
+  #link: HttpTransport | null = null;
   #unsubs: (() => void)[] = [];
   #off: string | null = null;
   #firstRole = true;
@@ -196,8 +198,9 @@ class ReplModuleImpl implements ReplModule {
         tables: reg.tables(),
         tailDir: tailDirOf(this.#ctx.config.dataDir),
         stagingDir: join(this.#ctx.config.dataDir, "repl"),
-        // read per request: pairing moves the link to https with other credentials
-        transport: new HttpTransport({
+        // read per request (per stream opened): pairing moves the link to https with
+        // other credentials, and restarts it, which cuts the open stream
+        transport: this.#link = new HttpTransport({
           baseUrl: () => (peer.peerOrigin() ?? "http://peer-link-not-started") + REPL_PEER_PREFIX,
           fetch: (input, init) => {
             const f = peer.fetch();
@@ -249,11 +252,13 @@ class ReplModuleImpl implements ReplModule {
       return;
     }
     if (r.status().role !== "standby") r.demote();
+    this.#link?.close(); // a standby sends nothing: no stream held open to the primary
   }
 
   stop(): Promise<void> {
     for (const u of this.#unsubs.splice(0)) u();
     if (this.#ctx.store.db.isOpen) this.#repl?.stop();
+    this.#link?.close();
     return Promise.resolve();
   }
 
