@@ -478,6 +478,7 @@ const MODULES: readonly ModuleEntry[] = [
       watchdog: w.get("watchdog"),
       update: updaterOf(w.get("update")),
       replication: () => w.get("repl").status(),
+      unacknowledged: () => w.get("repl").unacknowledged(),
     })),
   entry("repl", (w) =>
     createReplModule(w.ctx, {

@@ -91,6 +91,26 @@ const DEFAULTS: [string, KwEvent][] = [
     }, "warning"),
   ],
   [
+    "HA peer link certificate about to expire",
+    ev("ha.cert_expiring", {
+      node: "n1",
+      whose: "peer",
+      holder: "n2",
+      fingerprint: "ab".repeat(32),
+      notAfter: "2027-01-01T00:00:00.000Z",
+      daysLeft: 29,
+    }, "warning"),
+  ],
+  [
+    "the HA peer left the pair",
+    ev("ha.peer_unpaired", {
+      node: "n1",
+      peer: "n2",
+      pairId: "lab",
+      unpairedAt: "2026-12-02T07:00:00.000Z",
+    }, "warning"),
+  ],
+  [
     "HA self-fence (quorum lost, could not demote: watchdog reset)",
     ev("ha.self_fence", { node: "n1", reason: "still MASTER 600 ms after quorum loss" }),
   ],
@@ -191,6 +211,17 @@ const DEFAULTS: [string, KwEvent][] = [
 /** Neighbours that must stay quiet by default. */
 const QUIET: [string, KwEvent][] = [
   ["quorum regained", ev("ha.quorum_regained", { node: "n1", members: [1, 2] }, "info")],
+  [
+    "a peer link certificate rotated",
+    ev("ha.cert_rotated", {
+      node: "n1",
+      peer: "n2",
+      by: "cli",
+      fingerprint: "ab".repeat(32),
+      previous: "cd".repeat(32),
+      notAfter: null,
+    }, "notice"),
+  ],
   ["witness engine started", ev("ha.witness_started", { node: "n1", pids: [10, 11] }, "info")],
   [
     "role change to standby",

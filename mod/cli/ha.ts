@@ -34,7 +34,9 @@ import { formatEvent } from "./events.ts";
 
 /** Register the `ha` command group. */
 export function registerHaCommands(program: Command): void {
-  const ha = program.command("ha").description("HA pair: status, handover, maintenance");
+  const ha = program.command("ha").description(
+    "HA pair: status, handover, maintenance, pairing, certificates, set-aside tails",
+  );
 
   ha.command("status")
     .description("this node's role and why, keepalived, what forces FAULT or lowers the priority")
@@ -162,6 +164,53 @@ export function registerHaCommands(program: Command): void {
         printPair(s);
       },
     );
+
+  ha.command("unpair")
+    .description(
+      "leave the pair: this node's pair credentials (key, certificates, link secret) are " +
+        "removed, replication stops, the peer link serves pairing only; the peer learns it on " +
+        "its next contact. Refused while this node is the only copy of changes the peer has " +
+        "not acknowledged (it says which) unless --force. Run it on both nodes to pair again",
+    )
+    .option("--force", "unpair even though unacknowledged changes stay only on this node")
+    .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { force?: boolean; by: string; json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const r = await daemonRequest<{ lost: string | null; pairing: PairStatus }>(
+        dataDir,
+        "POST",
+        "/api/ha/unpair",
+        { by: opts.by, force: !!opts.force },
+      );
+      if (opts.json) return printJson(r);
+      console.log("unpaired: this node's pair credentials are removed; replication stopped");
+      if (r.lost) console.log(`forced: ${r.lost}`);
+      console.log(`state: ${r.pairing.summary}`);
+      if (r.pairing.next) console.log(`next: ${r.pairing.next}`);
+    });
+
+  ha.command("rotate-cert")
+    .description(
+      "make a new peer link certificate for this node and switch to it without dropping the " +
+        "link: the peer gets it over the authenticated link first and accepts both until this " +
+        "node confirms the switch (the peer must be reachable; otherwise nothing changes)",
+    )
+    .option("--by <who>", "who asks (journalled)", "cli")
+    .option("--json", "print JSON")
+    .option("-c, --config <file>", "config file")
+    .option("-d, --data <dir>", "data directory")
+    .action(async (opts: CommonOpts & { by: string; json?: boolean }) => {
+      const dataDir = await commandDataDir(opts);
+      const s = await daemonRequest<PairStatus>(dataDir, "POST", "/api/ha/pair/rotate", {
+        by: opts.by,
+      });
+      if (opts.json) return printJson(s);
+      console.log(`certificate rotated: this node now ${s.fingerprint}`);
+      console.log(`valid until ${s.certExpiresAt ?? "?"}; the peer ${s.peerNode} accepted it`);
+    });
 
   const tail = ha.command("tail").description(
     "tails a returning ex-primary set aside (<data>/repl/tails/*.kwtail): read them, " +
@@ -423,6 +472,14 @@ function printPair(p: PairStatus): void {
   console.log(
     `pairing: pair ${p.pairId}, ${p.node} <-> ${p.peerNode} since ${p.pairedAt}; ` +
       `peer link HTTPS, peer certificate ${p.peerFingerprint?.slice(0, 16)}… pinned`,
+  );
+  console.log(
+    `certificates: this node ${p.fingerprint?.slice(0, 16)}… expires ${p.certExpiresAt ?? "?"}${
+      p.rotatedAt ? ` (rotated ${p.rotatedAt})` : ""
+    }; peer expires ${p.peerCertExpiresAt ?? "?"}` +
+      (p.peerNextFingerprint
+        ? `; the peer is rotating: ${p.peerNextFingerprint.slice(0, 16)}… accepted too`
+        : ""),
   );
 }
 

@@ -70,6 +70,54 @@ row("ha.peer_lost", {
   advice: () =>
     "Check the peer's power and the HA link between the nodes. Until it is back there is no standby.",
 });
+row("ha.paired", {
+  quiet: true,
+  thing: (p) => `pair ${p.pairId}`,
+  what: (p) => `Node ${p.node} is paired with ${p.peer} (pair ${p.pairId}).`,
+  advice: () => "Nothing to do.",
+});
+row("ha.unpaired", {
+  thing: (p) => `pair ${p.pairId}`,
+  what: (p) =>
+    `Node ${p.node} left the HA pair ${p.pairId} with ${p.peer} (by ${p.by}): its pair credentials are removed and nothing is replicated${
+      p.forced && p.lost ? `; forced although ${p.lost}` : ""
+    }.`,
+  advice: () =>
+    "Run keepwire ha unpair on the other node too; to make a pair again run keepwire ha pair --code on one node and --peer HOST --code CODE on the other.",
+});
+row("ha.peer_unpaired", {
+  thing: (p) => `pair ${p.pairId}`,
+  what: (p) =>
+    `The peer ${p.peer} left the HA pair ${p.pairId} at ${p.unpairedAt}; node ${p.node} still holds the pair's credentials but nothing is replicated.`,
+  advice: () =>
+    "If that was intended, run keepwire ha unpair here (it says what would be lost), then pair again; otherwise find out who unpaired the peer.",
+});
+row("ha.cert_rotated", {
+  quiet: true,
+  thing: (p) => `peer link certificate of ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} replaced its peer link certificate (by ${p.by}): now ${
+      p.fingerprint.slice(0, 16)
+    }…, valid until ${p.notAfter ?? "?"}; the peer ${p.peer} accepted it.`,
+  advice: () => "Nothing to do.",
+});
+row("ha.peer_cert_rotated", {
+  quiet: true,
+  thing: (p) => `peer link certificate of ${p.peer}`,
+  what: (p) =>
+    `The peer ${p.peer} replaced its peer link certificate; node ${p.node} now pins ${
+      p.fingerprint.slice(0, 16)
+    }….`,
+  advice: () => "Nothing to do.",
+});
+row("ha.cert_expiring", {
+  thing: (p) => `peer link certificate of ${p.holder}`,
+  what: (p) =>
+    `The peer link certificate of ${
+      p.whose === "peer" ? `the peer ${p.holder}` : `this node ${p.holder}`
+    } expires on ${p.notAfter} (in ${p.daysLeft} day(s)); once it has expired the nodes no longer accept each other.`,
+  advice: (p) => `Run keepwire ha rotate-cert on ${p.holder} while the peer link is up.`,
+});
 row("ha.peer_degraded", {
   thing: (p) => `peer ${p.peer}`,
   what: (p) => `The HA peer ${p.peer} reports unhealthy parts: ${p.parts.join(", ")}.`,

@@ -40,3 +40,30 @@ export class HaEngineError extends KeepwireError {
     super(503, "ha_engine_unavailable", `keepalived is not usable: ${reason}`, { cause });
   }
 }
+
+/**
+ * `ha unpair` refused: this node is the only copy of changes the peer never acknowledged
+ * (the message says which); `--force` unpairs anyway.
+ */
+export class HaUnpairLossError extends KeepwireError {
+  /** Build one saying what would be lost. */
+  constructor(lost: string) {
+    super(
+      409,
+      "ha_unpair_would_lose",
+      `refusing to unpair: ${lost}. Let the peer catch up first, or unpair with --force (ha unpair --force) to accept that`,
+    );
+  }
+}
+
+/** `ha rotate-cert` could not hand the new certificate to the peer: nothing changed. */
+export class HaRotateError extends KeepwireError {
+  /** Build one with the reason. */
+  constructor(reason: string) {
+    super(
+      502,
+      "ha_rotate_failed",
+      `certificate rotation failed, nothing changed: ${reason}`,
+    );
+  }
+}

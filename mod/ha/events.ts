@@ -95,6 +95,41 @@ declare module "../events/mod.ts" {
     "ha.upgrade_done": { node: string; target: string; ms: number };
     /** The rolling upgrade stopped at `step` (both nodes left serving). */
     "ha.upgrade_stopped": { node: string; step: string; reason: string; target: string };
+    /** This node was paired (`ha pair`): credentials stored, the peer link restarts on them. */
+    "ha.paired": { node: string; peer: string; pairId: string };
+    /** This node left the pair (`ha unpair`): credentials removed, peer link back to pairing. */
+    "ha.unpaired": {
+      node: string;
+      peer: string;
+      pairId: string;
+      by: string;
+      /** `--force` was needed: what only this node holds and the peer never acknowledged. */
+      forced: boolean;
+      lost: string | null;
+    };
+    /** The peer says it left the pair (`ha unpair` on it): nothing is replicated any more. */
+    "ha.peer_unpaired": { node: string; peer: string; pairId: string; unpairedAt: string };
+    /** This node's peer link certificate was replaced (`ha rotate-cert`). */
+    "ha.cert_rotated": {
+      node: string;
+      peer: string;
+      by: string;
+      fingerprint: string;
+      previous: string;
+      notAfter: string | null;
+    };
+    /** The peer replaced its certificate; this node now pins the new one. */
+    "ha.peer_cert_rotated": { node: string; peer: string; fingerprint: string };
+    /** A peer link certificate (this node's or the pinned peer's) expires within the warning time. */
+    "ha.cert_expiring": {
+      node: string;
+      /** Whose certificate: this node's or the peer's. */
+      whose: "this node" | "peer";
+      holder: string;
+      fingerprint: string;
+      notAfter: string;
+      daysLeft: number;
+    };
   }
 }
 
@@ -126,4 +161,10 @@ export const HA_EVENTS = [
   "ha.upgrade_step",
   "ha.upgrade_done",
   "ha.upgrade_stopped",
+  "ha.paired",
+  "ha.unpaired",
+  "ha.peer_unpaired",
+  "ha.cert_rotated",
+  "ha.peer_cert_rotated",
+  "ha.cert_expiring",
 ] as const;

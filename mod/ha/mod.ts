@@ -57,17 +57,30 @@ import {
   createPeerFetch,
   PEER_HEALTH_PATH,
   PEER_PROTOCOL,
+  PEER_UNPAIRED_PATH,
   type PeerHealth,
   PeerMonitor,
   type PeerMount,
   type PeerRefusal,
   peerRoutes,
+  type PeerTls,
   peerTlsFetch,
   servePeerTls,
 } from "./peer.ts";
 import { VERSION } from "../version.ts";
-import { type PairCredentials, Pairing } from "./pairing.ts";
+import {
+  certFingerprint,
+  certNotAfter,
+  checkUnpairNotice,
+  loadUnpaired,
+  type PairCredentials,
+  PairError,
+  Pairing,
+  unpairNoticeMac,
+} from "./pairing.ts";
 import { pairRoutes } from "./pair_routes.ts";
+import { expiryWarnings, type PairCert, type UnackedChanges, unpairLoss } from "./pair_ops.ts";
+import { HaRotateError, HaUnpairLossError } from "./errors.ts";
 import {
   haUpgradeBodySchema,
   HaUpgradeRefusedError,
@@ -118,6 +131,16 @@ export interface HaApi {
   setMaintenance(on: boolean, by: string): HaStatus;
   /** On the active node: start a rolling upgrade of the pair (mod/ha/upgrade.ts). */
   upgrade(bundle: string, by: string): UpgradeStatus;
+  /**
+   * Leave the pair (`ha unpair`): refused with {@link HaUnpairLossError} while this node is
+   * the only copy of changes the peer never acknowledged, unless `force`.
+   */
+  unpair(by: string, force: boolean): Promise<{ lost: string | null }>;
+  /**
+   * Replace this node's peer link certificate (`ha rotate-cert`): the peer gets the new one
+   * over the link first and accepts both until this node confirms it switched.
+   */
+  rotateCert(by: string): Promise<void>;
 }
 
 /** The HA module. */
@@ -183,6 +206,13 @@ export interface HaDeps {
   update?: UpgradeUpdater;
   /** Drive the rolling upgrade with this instead of the updater and peer link (tests). */
   upgradeDriver?: UpgradeDriver;
+  /**
+   * Changes this node made as primary that the peer has not acknowledged (replication;
+   * `ha unpair` refuses to drop them without `--force`).
+   */
+  unacknowledged?: () => UnackedChanges | null;
+  /** Validity of certificates a rotation makes (tests of the expiry warning; default 10 years). */
+  certValidDays?: number;
 }
 
 /** Body of POST /api/ha/failover. */
@@ -208,6 +238,23 @@ const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 10_000;
 const LOG_LINES = 40;
+
+/** Path of the certificate rotation on the peer link (`/commit` confirms the switch). */
+const PEER_CERT_PATH = "/peer/v1/pair/cert";
+
+const peerCertBodySchema = z.union([
+  z.strictObject({ cert: z.string().min(1).max(8192) }),
+  z.strictObject({ fingerprint: z.string().regex(/^[0-9a-f]{64}$/) }),
+]);
+
+function tlsOf(c: PairCredentials): PeerTls {
+  return {
+    cert: c.cert,
+    key: c.key,
+    peerCert: c.peerCert,
+    ...(c.peerCertNext ? { peerCertNext: c.peerCertNext } : {}),
+  };
+}
 
 /** Build the HA module (inert when ha.enabled is false). */
 export function createHaModule(ctx: ModuleContext, deps: HaDeps = {}): HaModule {
@@ -238,8 +285,16 @@ class HaModuleImpl implements HaModule {
   /** Active-active: keepalived's last state of the second set's instance. */
   #setB: string | null = null;
   #peer: PeerMonitor | null = null;
-  #peerServer: { shutdown(): Promise<void> } | null = null;
-  #peerTls: { close(): void } | null = null;
+  #peerServer: { shutdown(): Promise<void>; update?(tls: PeerTls): void } | null = null;
+  #peerTls: { close(): void; update(tls: PeerTls): void } | null = null;
+  /** The peer said it left the pair (signed notice), or null. */
+  #peerUnpaired: { at: string; node: string } | null = null;
+  #probeAt = 0;
+  /** A rotation this node still has to confirm to the peer (the new fingerprint). */
+  #commitPending: string | null = null;
+  #certExpiry = new Map<string, Date | null>();
+  #certWarned = new Map<string, number>();
+  #expiryCheckAt = 0;
   #pairing: Pairing | null = null;
   #paired: PairCredentials | null = null;
   #peerListening: string | null = null;
@@ -268,6 +323,7 @@ class HaModuleImpl implements HaModule {
     this.#cfg = ctx.config.ha;
     this.#deps = deps;
     this.#machine = new RoleMachine(ctx.clock, (t) => this.#onTransition(t));
+    this.#mounts.push({ prefix: PEER_CERT_PATH, fetch: (r) => this.#peerCertRoute(r) });
   }
 
   async start(): Promise<void> {
@@ -320,6 +376,7 @@ class HaModuleImpl implements HaModule {
         this.#witness?.update();
         this.#track?.evaluate();
         this.#reapplyEngineState();
+        this.#pairUpkeep();
       },
       this.#deps.pollMs ?? 1000,
     );
@@ -507,7 +564,15 @@ class HaModuleImpl implements HaModule {
       ips: [ownIp, ...(link.bind ? [link.bind] : []), "127.0.0.1"],
       now: () => this.#ctx.clock.now(),
       // answer first (over the link as it is), then restart it with the credentials
-      onPaired: () => void setTimeout(() => void this.#restartPeerLink(), 300),
+      onPaired: (c) => {
+        this.#peerUnpaired = null;
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.paired",
+          payload: { node, peer: c.peerNode, pairId: c.pairId },
+        });
+        setTimeout(() => void this.#restartPeerLink(), 300);
+      },
     });
     try {
       this.#paired = this.#pairing.credentials();
@@ -527,6 +592,7 @@ class HaModuleImpl implements HaModule {
       health: () => this.#peerHealth(),
       mounts: this.#mounts,
       pair: paired ? undefined : (b) => this.#pairing!.answer(b),
+      unpaired: paired ? undefined : (nonce) => this.#unpairNotice(nonce),
       onRefused: (reason, detail) => {
         inbound++;
         this.#peer?.countInbound();
@@ -535,7 +601,8 @@ class HaModuleImpl implements HaModule {
     });
     const listen = this.#deps.peerListen ??
       { hostname: link.bind ?? ownIp, port: link.port };
-    const tls = paired ? { cert: paired.cert, key: paired.key, peerCert: paired.peerCert } : null;
+    const tls = paired ? tlsOf(paired) : null;
+    void this.#refreshCertExpiry();
     try {
       if (tls) {
         const srv = await servePeerTls(listen, tls, app.fetch);
@@ -619,6 +686,275 @@ class HaModuleImpl implements HaModule {
       },
     });
     this.#peer.start();
+  }
+
+  /** The pairing, or a 409 naming why there is none. */
+  #paired409(): { p: Pairing; c: PairCredentials } {
+    const p = this.#pairing;
+    const c = p?.credentials() ?? null;
+    if (!p || !c) throw new PairError(409, "pair_not_paired", "this node is not paired");
+    return { p, c };
+  }
+
+  async unpair(by: string, force: boolean): Promise<{ lost: string | null }> {
+    const { p, c } = this.#paired409();
+    const lost = unpairLoss(this.#deps.unacknowledged?.() ?? null, c.peerNode);
+    if (lost && !force) throw new HaUnpairLossError(lost);
+    p.unpair(by);
+    this.#peerUnpaired = null;
+    this.#commitPending = null;
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.unpaired",
+      severity: "warning",
+      payload: {
+        node: this.#cfg.node.id,
+        peer: c.peerNode,
+        pairId: c.pairId,
+        by,
+        forced: lost !== null,
+        lost,
+      },
+    });
+    await this.#restartPeerLink();
+    return { lost };
+  }
+
+  /** This node's signed "left the pair" for the peer's probe (null while paired). */
+  #unpairNotice(nonce: string): unknown | null {
+    const u = loadUnpaired(this.#ctx.config.dataDir);
+    if (!u) return null;
+    const n = { pairId: u.pairId, node: u.node, unpairedAt: u.unpairedAt };
+    return { ...n, mac: unpairNoticeMac(u.key, { ...n, nonce }) };
+  }
+
+  /**
+   * Paired and the peer does not answer on the link: ask it in plain HTTP whether it left
+   * the pair (a signed notice; anything else proves nothing and is ignored).
+   */
+  async #probeUnpaired(): Promise<void> {
+    const c = this.#paired;
+    if (!c || !this.#peerUrl) return;
+    const nonce = Array.from(
+      crypto.getRandomValues(new Uint8Array(16)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const url = new URL(PEER_UNPAIRED_PATH, this.#peerUrl.replace(/^https:/, "http:"));
+    url.searchParams.set("nonce", nonce);
+    let body: unknown;
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      body = r.ok ? await r.json() : (await r.body?.cancel(), null);
+    } catch {
+      return;
+    }
+    if (!body || !checkUnpairNotice(c, body, nonce) || this.#peerUnpaired) return;
+    const at = (body as { unpairedAt: string }).unpairedAt;
+    this.#peerUnpaired = { at, node: c.peerNode };
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.peer_unpaired",
+      severity: "warning",
+      payload: { node: this.#cfg.node.id, peer: c.peerNode, pairId: c.pairId, unpairedAt: at },
+    });
+  }
+
+  /** Timer work of the pair: the unpaired probe, a rotation to confirm, expiry warnings. */
+  #pairUpkeep(): void {
+    const now = this.#ctx.clock.now();
+    const interval = Math.max(2000, (this.#cfg.peerLink?.intervalMs ?? 1000) * 3);
+    if (this.#paired && this.#peer?.view.lastError && now - this.#probeAt >= interval) {
+      this.#probeAt = now;
+      void this.#probeUnpaired();
+    }
+    if (this.#commitPending && now - this.#probeAt >= interval) {
+      this.#probeAt = now;
+      void this.#confirmRotation();
+    }
+    if (now - this.#expiryCheckAt >= 3_600_000) {
+      this.#expiryCheckAt = now;
+      this.#checkExpiry();
+    }
+  }
+
+  /** The certificates of the pair with their expiry (cached per certificate). */
+  async #refreshCertExpiry(): Promise<void> {
+    const c = this.#paired;
+    if (!c) return;
+    for (const pem of [c.cert, c.peerCert, c.peerCertNext]) {
+      if (!pem) continue;
+      const fp = certFingerprint(pem);
+      if (!this.#certExpiry.has(fp)) this.#certExpiry.set(fp, await certNotAfter(pem));
+    }
+    this.#checkExpiry();
+  }
+
+  /** Expiry of a certificate (ISO), or null when unknown. */
+  #expiryOf(pem: string): string | null {
+    return this.#certExpiry.get(certFingerprint(pem))?.toISOString() ?? null;
+  }
+
+  #checkExpiry(): void {
+    const c = this.#paired;
+    if (!c) return;
+    const certs: PairCert[] = [];
+    for (
+      const [whose, holder, pem] of [
+        ["this node", c.node, c.cert],
+        ["peer", c.peerNode, c.peerCert],
+      ] as const
+    ) {
+      const fp = certFingerprint(pem);
+      const notAfter = this.#certExpiry.get(fp);
+      if (notAfter) certs.push({ whose, holder, fingerprint: fp, notAfter });
+    }
+    for (const w of expiryWarnings(certs, this.#ctx.clock.now(), this.#certWarned)) {
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind: "ha.cert_expiring",
+        severity: "warning",
+        payload: {
+          node: this.#cfg.node.id,
+          whose: w.whose,
+          holder: w.holder,
+          fingerprint: w.fingerprint,
+          notAfter: w.notAfter.toISOString(),
+          daysLeft: w.daysLeft,
+        },
+      });
+    }
+  }
+
+  /** Apply the stored credentials to the running link (no restart; see servePeerTls). */
+  #applyTls(): void {
+    const c = this.#pairing?.credentials() ?? null;
+    if (!c) return;
+    this.#paired = c;
+    this.#peerServer?.update?.(tlsOf(c));
+    this.#peerTls?.update(tlsOf(c));
+    void this.#refreshCertExpiry();
+  }
+
+  async rotateCert(by: string): Promise<void> {
+    const { p, c } = this.#paired409();
+    const f = this.#peerFetch;
+    const origin = this.peerAccess.peerOrigin();
+    if (!f || !origin || !this.#peerTls) {
+      throw new HaRotateError("the peer link is not running");
+    }
+    const next = await p.makeCert(this.#deps.certValidDays);
+    const fp = certFingerprint(next.cert);
+    // 1. the peer accepts the new certificate alongside the old one
+    let res: Response;
+    try {
+      res = await f(`${origin}${PEER_CERT_PATH}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ cert: next.cert }),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (e) {
+      throw new HaRotateError(
+        `the peer ${c.peerNode} did not take the new certificate: ${
+          (e as Error).message.split("\n")[0]
+        }`,
+      );
+    }
+    if (!res.ok) {
+      throw new HaRotateError(
+        `the peer ${c.peerNode} refused the new certificate (HTTP ${res.status}: ${
+          (await res.text()).slice(0, 200)
+        })`,
+      );
+    }
+    // 2. switch here: new handshakes present the new certificate
+    const previous = certFingerprint(c.cert);
+    p.update((x) => ({
+      ...x,
+      cert: next.cert,
+      key: next.key,
+      rotatedAt: new Date(this.#ctx.clock.now()).toISOString(),
+    }));
+    this.#applyTls();
+    await this.#refreshCertExpiry();
+    this.#ctx.bus.publish({
+      module: "ha",
+      kind: "ha.cert_rotated",
+      severity: "notice",
+      payload: {
+        node: this.#cfg.node.id,
+        peer: c.peerNode,
+        by,
+        fingerprint: fp,
+        previous,
+        notAfter: this.#expiryOf(next.cert),
+      },
+    });
+    // 3. tell the peer (over the new identity) to drop the old one; retried until it does
+    this.#commitPending = fp;
+    await this.#confirmRotation();
+  }
+
+  async #confirmRotation(): Promise<void> {
+    const fp = this.#commitPending;
+    const f = this.#peerFetch;
+    const origin = this.peerAccess.peerOrigin();
+    if (!fp || !f || !origin) return;
+    try {
+      const r = await f(`${origin}${PEER_CERT_PATH}/commit`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ fingerprint: fp }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await r.body?.cancel();
+      if (r.ok && this.#commitPending === fp) this.#commitPending = null;
+    } catch {
+      // the peer accepts both certificates until it hears this; the timer asks again
+    }
+  }
+
+  /** The peer's side of a rotation (`/peer/v1/pair/cert`, behind the link's authentication). */
+  async #peerCertRoute(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    const fail = (status: number, code: string, message: string) =>
+      Response.json({ error: { code, message } }, { status });
+    const p = this.#pairing;
+    if (!p?.credentials()) return fail(409, "pair_not_paired", "this node is not paired");
+    if (req.method !== "POST") return fail(405, "method_not_allowed", "POST only");
+    const body = peerCertBodySchema.safeParse(await req.json().catch(() => null));
+    if (!body.success) return fail(400, "bad_request", "expected {cert} or {fingerprint}");
+    if (path === PEER_CERT_PATH && "cert" in body.data) {
+      const cert = body.data.cert;
+      const notAfter = await certNotAfter(cert);
+      if (!notAfter || notAfter.getTime() <= this.#ctx.clock.now()) {
+        return fail(400, "bad_certificate", "not a certificate, or expired");
+      }
+      p.update((c) => ({ ...c, peerCertNext: cert }));
+      this.#applyTls();
+      return Response.json({ ok: true, fingerprint: certFingerprint(cert) });
+    }
+    if (path === `${PEER_CERT_PATH}/commit` && "fingerprint" in body.data) {
+      const fp = body.data.fingerprint;
+      const c = p.credentials()!;
+      if (certFingerprint(c.peerCert) === fp) return Response.json({ ok: true });
+      if (!c.peerCertNext || certFingerprint(c.peerCertNext) !== fp) {
+        return fail(409, "unknown_certificate", "no such certificate was announced");
+      }
+      p.update((x) => {
+        const { peerCertNext: _, ...rest } = x;
+        return { ...rest, peerCert: x.peerCertNext! };
+      });
+      this.#applyTls();
+      this.#ctx.bus.publish({
+        module: "ha",
+        kind: "ha.peer_cert_rotated",
+        severity: "notice",
+        payload: { node: this.#cfg.node.id, peer: c.peerNode, fingerprint: fp },
+      });
+      return Response.json({ ok: true });
+    }
+    return fail(404, "not_found", `no route ${path}`);
   }
 
   async stop(): Promise<void> {
@@ -1087,8 +1423,11 @@ class HaModuleImpl implements HaModule {
           enabled: this.#cfg.enabled,
           peerLink: !!this.#cfg.peerLink && this.#cfg.peers.length > 0,
           secret: !!this.#cfg.peerLink?.secret,
-          peerUnpaired: null,
+          peerUnpaired: this.#peerUnpaired,
         }),
+        expiry: (pem) => this.#expiryOf(pem),
+        unpair: (by, force) => this.unpair(by, force),
+        rotate: (by) => this.rotateCert(by),
       }),
     );
     return app;

@@ -166,7 +166,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
           </p>
         </div>
         {replicationCard(r)}
-        {pairCard(pair)}
+        {pairCard(pair, admin, who?.name ?? "ui")}
       </div>
       {tailsSection(tails)}
       {journalSection(journal)}
@@ -256,13 +256,17 @@ function replicationCard(r: ReplModuleStatus | null): Child {
 }
 
 /** The pairing (GET /api/ha/pair): the code itself is shown by `keepwire ha pair --code`. */
-function pairCard(p: PairStatus | null): Child {
+function pairCard(p: PairStatus | null, admin: boolean, who: string): Child {
   if (!p) return null;
   return (
     <div class="card" data-pair={p.paired ? "paired" : "unpaired"}>
       <h2>
         Pairing <Badge value={p.paired ? "paired" : "not paired"} />
       </h2>
+      <p data-pair-state={p.state}>
+        {p.summary}
+        {p.next ? <span class="muted">{` · next: ${p.next}`}</span> : null}
+      </p>
       {p.paired
         ? (
           <>
@@ -273,6 +277,32 @@ function pairCard(p: PairStatus | null): Child {
             <p class="muted">
               peer link HTTPS, mutual authentication · this node <code>{p.fingerprint}</code>{" "}
               · pinned peer <code>{p.peerFingerprint}</code>
+            </p>
+            <p data-pair-expiry>
+              certificates expire: this node {p.certExpiresAt ?? "?"} · peer{" "}
+              {p.peerCertExpiresAt ?? "?"}
+              {p.peerNextFingerprint ? " · the peer is rotating its certificate" : ""}
+            </p>
+            <p>
+              <Action
+                allowed={admin}
+                api="/api/ha/pair/rotate"
+                body={{ by: who }}
+                confirm="Make a new certificate for this node? The peer gets it over the link first; replication keeps running."
+                done="certificate rotated"
+              >
+                Rotate certificate
+              </Action>{" "}
+              <Action
+                allowed={admin}
+                api="/api/ha/unpair"
+                body={{ by: who }}
+                confirm={`Unpair ${p.node} from ${p.peerNode}? This node's pair credentials are removed and replication stops; refused if this node holds changes the peer never acknowledged. To pair again, unpair the peer too.`}
+                done="unpaired"
+                cls="danger"
+              >
+                Unpair
+              </Action>
             </p>
           </>
         )

@@ -49,6 +49,12 @@ export const pairStatusSchema = z.object({
   fingerprint: z.string().nullable().describe("SHA-256 of this node's certificate"),
   peerFingerprint: z.string().nullable().describe("SHA-256 of the pinned peer certificate"),
   pairedAt: z.string().nullable(),
+  certExpiresAt: z.string().nullable().describe("when this node's certificate expires"),
+  peerCertExpiresAt: z.string().nullable().describe("when the pinned peer certificate expires"),
+  peerNextFingerprint: z.string().nullable().describe(
+    "the peer's next certificate, accepted too while it rotates",
+  ),
+  rotatedAt: z.string().nullable().describe("when this node's certificate was last rotated"),
   offering: z.object({ expiresAt: z.string() }).nullable()
     .describe("a code is outstanding until then"),
 });
@@ -62,6 +68,38 @@ export const pairCodeSchema = z.object({
   fingerprint: z.string().describe("SHA-256 of the certificate this node made for the pair"),
 });
 
+/** Body of POST /api/ha/unpair. */
+export const unpairRequestSchema = z.strictObject({
+  by: z.string().min(1).max(64).optional(),
+  force: z.boolean().optional().describe(
+    "unpair although this node is the only copy of changes the peer has not acknowledged",
+  ),
+});
+/** Answer of POST /api/ha/unpair. */
+export const unpairAnswerSchema = z.object({
+  lost: z.string().nullable().describe("what only this node holds (forced), or null"),
+  pairing: pairStatusSchema,
+});
+/** Body of POST /api/ha/pair/rotate. */
+export const rotateRequestSchema = z.strictObject({ by: z.string().min(1).max(64).optional() });
+
+apiDoc("POST", "/api/ha/unpair", {
+  operationId: "haUnpair",
+  summary: "leave the pair: this node's credentials removed, the peer link back to pairing only",
+  body: unpairRequestSchema,
+  response: unpairAnswerSchema,
+  errors: {
+    409: "not paired, or this node is the only copy of changes the peer has not acknowledged " +
+      "(ha_unpair_would_lose: the message says which; force to unpair anyway)",
+  },
+});
+apiDoc("POST", "/api/ha/pair/rotate", {
+  operationId: "haRotateCert",
+  summary: "new certificate for this node: handed to the peer over the link, then switched",
+  body: rotateRequestSchema,
+  response: pairStatusSchema,
+  errors: { 409: "not paired", 502: "the peer did not take the certificate: nothing changed" },
+});
 apiDoc("GET", "/api/ha/pair", {
   operationId: "getHaPair",
   summary: "this node's pairing: pair id, peer, certificate fingerprints, outstanding code",
@@ -144,7 +182,11 @@ function stateOf(
 }
 
 /** The status of a pairing (`p` null: HA or the peer link is off). */
-export function pairStatus(p: Pairing | null, v: PairConfigView): PairStatus {
+export function pairStatus(
+  p: Pairing | null,
+  v: PairConfigView,
+  expiry: (pem: string) => string | null = () => null,
+): PairStatus {
   const c = p?.credentials() ?? null;
   return {
     ...stateOf(c !== null, v),
@@ -155,6 +197,10 @@ export function pairStatus(p: Pairing | null, v: PairConfigView): PairStatus {
     fingerprint: c ? certFingerprint(c.cert) : null,
     peerFingerprint: c ? certFingerprint(c.peerCert) : null,
     pairedAt: c?.pairedAt ?? null,
+    certExpiresAt: c ? expiry(c.cert) : null,
+    peerCertExpiresAt: c ? expiry(c.peerCert) : null,
+    peerNextFingerprint: c?.peerCertNext ? certFingerprint(c.peerCertNext) : null,
+    rotatedAt: c?.rotatedAt ?? null,
     offering: p?.offering ?? null,
   };
 }
@@ -162,7 +208,14 @@ export function pairStatus(p: Pairing | null, v: PairConfigView): PairStatus {
 /** The routes; `pairing()` is null without ha.peerLink. */
 export function pairRoutes(
   pairing: () => Pairing | null,
-  o: { port: () => number | null; pairId: () => string; config: () => PairConfigView },
+  o: {
+    port: () => number | null;
+    pairId: () => string;
+    config: () => PairConfigView;
+    expiry: (pem: string) => string | null;
+    unpair: (by: string, force: boolean) => Promise<{ lost: string | null }>;
+    rotate: (by: string) => Promise<void>;
+  },
 ): Hono {
   const app = new Hono();
   const need = () => {
@@ -172,7 +225,10 @@ export function pairRoutes(
     }
     return p;
   };
-  app.get("/ha/pair", (c) => answer(c, pairStatusSchema, pairStatus(pairing(), o.config())));
+  app.get(
+    "/ha/pair",
+    (c) => answer(c, pairStatusSchema, pairStatus(pairing(), o.config(), o.expiry)),
+  );
   app.post("/ha/pair/code", async (c) => answer(c, pairCodeSchema, await need().offer()));
   app.post("/ha/pair", async (c) => {
     const body = parseOr400(pairRequestSchema, await jsonBody(c), "pairing request");
@@ -182,7 +238,17 @@ export function pairRoutes(
       ? `[${body.peer}]`
       : body.peer;
     await p.request(`http://${host}:${port}`, body.code, o.pairId());
-    return answer(c, pairStatusSchema, pairStatus(p, o.config()));
+    return answer(c, pairStatusSchema, pairStatus(p, o.config(), o.expiry));
+  });
+  app.post("/ha/unpair", async (c) => {
+    const body = parseOr400(unpairRequestSchema, await jsonBody(c), "unpair request");
+    const { lost } = await o.unpair(body.by ?? "api", body.force ?? false);
+    return answer(c, unpairAnswerSchema, { lost, pairing: pairStatus(pairing(), o.config()) });
+  });
+  app.post("/ha/pair/rotate", async (c) => {
+    const body = parseOr400(rotateRequestSchema, await jsonBody(c), "rotation request");
+    await o.rotate(body.by ?? "api");
+    return answer(c, pairStatusSchema, pairStatus(pairing(), o.config(), o.expiry));
   });
   return app;
 }

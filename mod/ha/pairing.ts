@@ -34,8 +34,12 @@ export const pairCredentialsSchema = z.strictObject({
   key: z.string().min(1),
   cert: z.string().min(1),
   peerCert: z.string().min(1),
+  /** The peer's next certificate while it rotates (accepted alongside `peerCert`). */
+  peerCertNext: z.string().min(1).optional(),
   secret: z.string().regex(/^[0-9a-f]{64}$/),
   pairedAt: z.string(),
+  /** When this node's certificate was last rotated (absent: made at pairing). */
+  rotatedAt: z.string().optional(),
 });
 /** The pair's credentials on one node. */
 export type PairCredentials = z.infer<typeof pairCredentialsSchema>;
@@ -57,11 +61,95 @@ export function loadPair(dataDir: string): PairCredentials | null {
   return pairCredentialsSchema.parse(JSON.parse(text));
 }
 
-function savePair(dataDir: string, c: PairCredentials): void {
-  Deno.mkdirSync(join(dataDir, "ha"), { recursive: true, mode: 0o700 });
-  const tmp = pairFile(dataDir) + ".tmp";
-  Deno.writeTextFileSync(tmp, JSON.stringify(c, null, 2) + "\n", { mode: 0o600 });
-  Deno.renameSync(tmp, pairFile(dataDir));
+/** Store this node's credentials (atomically; mode 0600); a pairing ends an unpaired record. */
+export function savePair(dataDir: string, c: PairCredentials): void {
+  writeJson(pairFile(dataDir), c);
+  try {
+    Deno.removeSync(unpairedFile(dataDir));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+function writeJson(path: string, v: unknown): void {
+  Deno.mkdirSync(join(path, ".."), { recursive: true, mode: 0o700 });
+  const tmp = path + ".tmp";
+  Deno.writeTextFileSync(tmp, JSON.stringify(v, null, 2) + "\n", { mode: 0o600 });
+  Deno.renameSync(tmp, path);
+}
+
+/**
+ * What a node keeps after `ha unpair` (`<dataDir>/ha/unpaired.json`): the pair it left and
+ * a key derived from the old link secret, good only for signing "this node left the pair"
+ * to the peer (who derives the same key from its own copy of the secret). The private key,
+ * the certificates and the secret itself are gone.
+ */
+export const unpairedSchema = z.strictObject({
+  version: z.literal(1),
+  pairId: z.string().min(1).max(128),
+  node: z.string().min(1).max(64),
+  peerNode: z.string().min(1).max(64),
+  unpairedAt: z.string(),
+  by: z.string().max(64),
+  key: z.string().regex(/^[0-9a-f]{64}$/),
+});
+/** What a node keeps after `ha unpair`. */
+export type Unpaired = z.infer<typeof unpairedSchema>;
+
+/** Where the unpaired record is kept. */
+export function unpairedFile(dataDir: string): string {
+  return join(dataDir, "ha", "unpaired.json");
+}
+
+/** The unpaired record, or null (also when damaged: it only serves a notice). */
+export function loadUnpaired(dataDir: string): Unpaired | null {
+  try {
+    return unpairedSchema.parse(JSON.parse(Deno.readTextFileSync(unpairedFile(dataDir))));
+  } catch {
+    return null;
+  }
+}
+
+/** The notice key both nodes derive from the pair's link secret. */
+export function unpairNoticeKey(secret: string): string {
+  return createHmac("sha256", secret).update("kw-unpaired-key").digest("hex");
+}
+
+/** The MAC of an unpaired notice, bound to the asker's nonce. */
+export function unpairNoticeMac(
+  key: string,
+  n: { pairId: string; node: string; unpairedAt: string; nonce: string },
+): string {
+  return createHmac("sha256", key).update(
+    `kw-unpaired\n${n.pairId}\n${n.node}\n${n.unpairedAt}\n${n.nonce}`,
+  ).digest("hex");
+}
+
+/** The notice a node that left the pair answers on `GET /peer/v1/unpaired?nonce=`. */
+export const unpairNoticeSchema = z.strictObject({
+  pairId: z.string().min(1).max(128),
+  node: z.string().min(1).max(64),
+  unpairedAt: z.string().max(64),
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** Is `notice` a genuine "left the pair" from the peer of `c` for `nonce`? */
+export function checkUnpairNotice(c: PairCredentials, notice: unknown, nonce: string): boolean {
+  const n = unpairNoticeSchema.safeParse(notice);
+  if (!n.success || n.data.pairId !== c.pairId || n.data.node !== c.peerNode) return false;
+  const want = unpairNoticeMac(unpairNoticeKey(c.secret), { ...n.data, nonce });
+  return sameHex(n.data.mac, want);
+}
+
+/** When a certificate (PEM) expires, or null when it does not parse. */
+export async function certNotAfter(pem: string): Promise<Date | null> {
+  try {
+    await import("reflect-metadata");
+    const x509 = await import("@peculiar/x509");
+    return new x509.X509Certificate(pem).notAfter;
+  } catch {
+    return null;
+  }
 }
 
 /** SHA-256 of a PEM certificate's DER, hex (what both sides show). */
@@ -73,11 +161,12 @@ export function certFingerprint(pem: string): string {
 /**
  * A node certificate for the peer link: ECDSA P-256, self-signed, not a CA (so nothing
  * can chain to it: pinning it accepts exactly it), server and client use, the given
- * IP addresses as its names, valid 10 years.
+ * IP addresses as its names, valid 10 years (`validDays`: tests of the expiry warning).
  */
 export async function makeNodeCert(
   node: string,
   ips: string[],
+  validDays = 3650,
 ): Promise<{ cert: string; key: string }> {
   await import("reflect-metadata");
   const x509 = await import("@peculiar/x509");
@@ -88,7 +177,7 @@ export async function makeNodeCert(
     serialNumber: `7e${serial}`,
     name: `CN=keepwire ${node}, O=keepwire peer link`,
     notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3650 * 86_400_000),
+    notAfter: new Date(Date.now() + validDays * 86_400_000),
     signingAlgorithm: alg,
     keys,
     extensions: [
@@ -207,11 +296,45 @@ export class Pairing {
       throw new PairError(
         409,
         "pair_already_paired",
-        `this node is paired (pair ${c.pairId} with ${c.peerNode}); remove ${
-          pairFile(this.#o.dataDir)
-        } on both nodes to pair again`,
+        `this node is paired (pair ${c.pairId} with ${c.peerNode}); run keepwire ha unpair on both nodes to pair again`,
       );
     }
+  }
+
+  /**
+   * Leave the pair: the credentials are removed (private key, certificates, secret) and
+   * the unpaired record kept (see {@link unpairedSchema}); answers what was removed.
+   */
+  unpair(by: string): PairCredentials {
+    const c = this.credentials();
+    if (!c) throw new PairError(409, "pair_not_paired", "this node is not paired");
+    const record: Unpaired = {
+      version: 1,
+      pairId: c.pairId,
+      node: c.node,
+      peerNode: c.peerNode,
+      unpairedAt: new Date(this.#o.now()).toISOString(),
+      by,
+      key: unpairNoticeKey(c.secret),
+    };
+    writeJson(unpairedFile(this.#o.dataDir), record);
+    Deno.removeSync(pairFile(this.#o.dataDir));
+    this.#offer = null;
+    return c;
+  }
+
+  /** Replace the credentials with `f(credentials)` (rotation); throws when unpaired. */
+  update(f: (c: PairCredentials) => PairCredentials): PairCredentials {
+    const c = this.credentials();
+    if (!c) throw new PairError(409, "pair_not_paired", "this node is not paired");
+    const next = pairCredentialsSchema.parse(f(c));
+    writeJson(pairFile(this.#o.dataDir), next);
+    return next;
+  }
+
+  /** The certificate a rotation makes for this node (same names as at pairing). */
+  makeCert(validDays?: number): Promise<{ cert: string; key: string }> {
+    return makeNodeCert(this.#o.node, this.#o.ips, validDays);
   }
 
   /** Make a one-time code (and this node's certificate); a new code replaces an old one. */

@@ -296,7 +296,15 @@ export interface PeerServerOptions {
    * authenticates it); answers or throws a KeepwireError.
    */
   pair?: (body: unknown) => unknown;
+  /**
+   * A node that left the pair: its signed notice for `GET /peer/v1/unpaired?nonce=`
+   * (unauthenticated like pairing: the notice carries its own MAC), or null.
+   */
+  unpaired?: (nonce: string) => unknown | null;
 }
+
+/** Path of the unpaired notice (see {@link PeerServerOptions.unpaired}). */
+export const PEER_UNPAIRED_PATH = "/peer/v1/unpaired";
 
 /** Path of the pairing exchange. */
 export const PEER_PAIR_PATH = "/peer/v1/pair";
@@ -324,6 +332,12 @@ export function peerRoutes(o: PeerServerOptions): Hono {
         err.status as 400 | 403 | 409 | 410,
       );
     }
+  });
+  app.get(PEER_UNPAIRED_PATH, (c) => {
+    const nonce = c.req.query("nonce") ?? "";
+    const n = /^[0-9a-f]{32}$/.test(nonce) ? o.unpaired?.(nonce) ?? null : null;
+    if (!n) return c.json({ error: { code: "not_found", message: "no unpaired notice" } }, 404);
+    return c.json(n as Record<string, unknown>);
   });
   app.use("*", async (c, next) => {
     const h = (k: string) => c.req.header(k) ?? "";

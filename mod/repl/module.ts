@@ -27,7 +27,11 @@ import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
 import { PairJournal, pairJournalAnswerSchema, pairJournalQuerySchema } from "./journal.ts";
 import { parseOr400 } from "../web/errors.ts";
 import { ReplNotPrimaryError } from "./errors.ts";
-import { columnsOf, tailDirOf } from "./tail.ts";
+import { columnsOf, readTail, tailDirOf } from "./tail.ts";
+import { concatFrames } from "./frame.ts";
+
+/** Why replication is off after `ha unpair`. */
+const UNPAIRED = "this node left the pair (ha unpair); pair again to replicate";
 import { tailRoutes } from "./tail_routes.ts";
 import "./events.ts";
 
@@ -115,6 +119,19 @@ export interface ReplModule extends Module {
   barrier(): Promise<boolean>;
   /** Status. */
   status(): ReplModuleStatus;
+  /**
+   * On the primary: the changes the standby has not acknowledged (frames, seq range, per
+   * table the rows), or null when there are none (`ha unpair` says what it would drop).
+   */
+  unacknowledged(): UnackedChanges | null;
+}
+
+/** Changes the standby has not acknowledged (see {@link ReplModule.unacknowledged}). */
+export interface UnackedChanges {
+  frames: number;
+  fromSeq: number;
+  toSeq: number;
+  tables: Record<string, { rows: number; insert: number; update: number; delete: number }>;
 }
 
 /** Build the module (one line in the runtime). */
@@ -176,6 +193,11 @@ class ReplModuleImpl implements ReplModule {
         if (e.kind === "runtime.started") this.#build();
       }, { kindPrefix: "runtime." }),
       this.#ctx.bus.subscribe((e) => {
+        if (e.kind === "ha.unpaired") return this.#unpaired();
+        if (e.kind === "ha.paired" && this.#off === UNPAIRED) {
+          this.#off = null;
+          return this.#build();
+        }
         if (e.kind !== "ha.role_changed" || !this.#repl) return;
         this.#follow(String((e.payload as { to?: unknown }).to));
       }, { kindPrefix: "ha." }),
@@ -235,6 +257,38 @@ class ReplModuleImpl implements ReplModule {
       this.#deps.onBuilt?.(this.#repl);
     } catch (e) {
       this.#buildError = `tables declared through the SDK: ${(e as Error).message}`;
+    }
+  }
+
+  /** This node left the pair: replication stops until it is paired again. */
+  #unpaired(): void {
+    if (this.#off) return;
+    this.#off = UNPAIRED;
+    if (this.#ctx.store.db.isOpen) this.#repl?.stop();
+    this.#repl = null;
+  }
+
+  unacknowledged(): UnackedChanges | null {
+    const r = this.#repl;
+    const s = r?.status();
+    if (!r || !s || s.role !== "primary" || s.pending === 0) return null;
+    const rows = this.#ctx.store.db.prepare(
+      "SELECT frame FROM repl_log WHERE channel = ? AND seq > ? ORDER BY seq",
+    ).all(s.channel, s.acked) as { frame: Uint8Array }[];
+    const fallback = { frames: s.pending, fromSeq: s.acked + 1, toSeq: s.seq, tables: {} };
+    if (!rows.length) return fallback;
+    try {
+      const t = readTail(concatFrames(rows.map((x) => x.frame)), {
+        name: "unacknowledged changes",
+      });
+      return {
+        frames: t.summary.frames,
+        fromSeq: t.summary.fromSeq,
+        toSeq: t.summary.toSeq,
+        tables: t.summary.tables,
+      };
+    } catch {
+      return fallback;
     }
   }
 

@@ -1,0 +1,114 @@
+/** Two HA modules (fake keepalived) with replication, peer links on loopback, no secret. */
+import { validateConfig } from "../mod/config/mod.ts";
+import { EventBus, type KwEvent } from "../mod/events/mod.ts";
+import { Store } from "../mod/store/mod.ts";
+import { setInterfaceCheck } from "../mod/ha/config.ts";
+import { createHaModule, type HaDeps, type HaModule } from "../mod/ha/mod.ts";
+import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
+import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
+import { systemClock } from "../mod/module.ts";
+import { Users } from "../mod/web/users.ts";
+
+/** keepalived stand-in: the test says which state it reports. */
+export class FakeEngine implements Engine {
+  pid: number | null = null;
+  config = "fake";
+  constructor(public ev: EngineEvents) {}
+  start(): Promise<{ pid: number }> {
+    this.pid = 4242;
+    return Promise.resolve({ pid: 4242 });
+  }
+  stop(): Promise<void> {
+    this.pid = null;
+    return Promise.resolve();
+  }
+  writeTrack(): void {}
+  line(state: string, prio: number): void {
+    this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
+  }
+}
+
+/** A free loopback port. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+/** One node of the rig. */
+export interface Node {
+  store: Store;
+  ha: HaModule;
+  repl: ReplModule;
+  engine: FakeEngine;
+  dataDir: string;
+  /** Events it published. */
+  events: KwEvent[];
+  stop(): Promise<void>;
+}
+
+/** Build and start node `id` in `dir`, its link on `own`, the peer's on `peer`. */
+export async function node(
+  dir: string,
+  id: "n1" | "n2",
+  own: number,
+  peer: number,
+  deps: Partial<HaDeps> = {},
+): Promise<Node> {
+  const prev = setInterfaceCheck(() => true);
+  let config;
+  try {
+    config = validateConfig({
+      dataDir: `${dir}/${id}`,
+      ha: {
+        enabled: true,
+        node: {
+          id,
+          priority: id === "n1" ? 150 : 100,
+          address: `10.233.0.${id === "n1" ? 11 : 12}/24`,
+        },
+        interface: "kwtest0",
+        virtualAddresses: ["10.233.0.50/24"],
+        peers: [{ address: id === "n1" ? "10.233.0.12" : "10.233.0.11" }],
+        peerLink: { intervalMs: 200, port: own }, // no secret: pairing makes the credentials
+        replication: { batchMs: 10, ackTimeoutMs: 1500 },
+      },
+    });
+  } finally {
+    setInterfaceCheck(prev);
+  }
+  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  const bus = new EventBus({ journal: store });
+  const events: KwEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  new Users(store); // the auth tables (replicated)
+  const ctx = { config, store, bus, clock: systemClock };
+  let engine!: FakeEngine;
+  const ha = createHaModule(ctx, {
+    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
+    peerListen: { hostname: "127.0.0.1", port: own },
+    peerUrl: `http://127.0.0.1:${peer}${PEER_HEALTH_PATH}`,
+    unacknowledged: () => repl.unacknowledged(),
+    ...deps,
+  });
+  const repl = createReplModule(ctx, { peer: ha.peerAccess, registry: new ReplRegistry() });
+  await ha.start();
+  await repl.start();
+  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
+  return {
+    store,
+    ha,
+    repl,
+    engine,
+    events,
+    dataDir: `${dir}/${id}`,
+    async stop() {
+      if (!store.db.isOpen) return;
+      await repl.stop();
+      await ha.stop();
+      store.close();
+    },
+  };
+}
