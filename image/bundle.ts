@@ -32,6 +32,26 @@ export const LAUNCHER = `#!/bin/sh
 here=$(dirname "$(readlink -f "$0")"); exec "\${KEEPWIRE_DENO:-$here/deno}" run -A --v8-flags=${V8_FLAGS} --unstable-net --no-config --no-lock "$here/keepwire.js" "$@"
 `;
 
+const WORKER_HOST = "mod/supervisor/worker_host.ts";
+
+/**
+ * Rewrite every non-ASCII character of a bundled file as its `\uXXXX` escape. esbuild escapes
+ * them in string literals already; what is left are comments ("→", "—" in doc comments), and
+ * one of those makes V8 hold the whole source as a two-byte string: 8 MB of heap for the 4 MB
+ * keepwire.js, for as long as the process lives (V8 keeps a script's source for lazy
+ * compilation), against 4 MB as ASCII. The escape means the same character in a string,
+ * template, regular expression or identifier, and is plain text in a comment.
+ * (`deno bundle --minify` drops the comments too but breaks `require` of CommonJS packages.)
+ */
+export async function asciiOnly(path: string): Promise<void> {
+  const text = await Deno.readTextFile(path);
+  if (!/[^\x00-\x7f]/.test(text)) return;
+  await Deno.writeTextFile(
+    path,
+    text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
+  );
+}
+
 /** What buildBundle made. */
 export interface BundleResult {
   dir: string;
@@ -63,15 +83,10 @@ export async function buildBundle(
   await Deno.mkdir(dir, { recursive: true });
   const deno = Deno.execPath();
   // two runs, each one entry: with two entries esbuild keeps the source tree's layout
-  await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, "keepwire.js"), "main.ts"]);
-  await run(deno, [
-    "bundle",
-    "--platform",
-    "deno",
-    "-o",
-    join(dir, "worker_host.js"),
-    "mod/supervisor/worker_host.ts",
-  ]);
+  for (const [out, entry] of [["keepwire.js", "main.ts"], ["worker_host.js", WORKER_HOST]]) {
+    await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, out), entry]);
+    await asciiOnly(join(dir, out));
+  }
   const copies: [string, string][] = [
     ["mod/web/static/app.css", "static/app.css"],
     ["mod/web/static/app.js", "static/app.js"],

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
 import { join } from "node:path";
-import { buildBundle, LAUNCHER, V8_FLAGS } from "../image/bundle.ts";
+import { asciiOnly, buildBundle, LAUNCHER, V8_FLAGS } from "../image/bundle.ts";
 import { workerHostUrl } from "../mod/supervisor/worker.ts";
 
 Deno.test("bundle: the Worker host URL is worker_host.ts from source, worker_host.js bundled", () => {
@@ -29,12 +29,32 @@ Deno.test("bundle: the launcher, the checkout's ./keepwire and `deno task start`
   assertStringIncludes(tasks.start, flag);
 });
 
+Deno.test("bundle: asciiOnly escapes what is not ASCII and the module means the same", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-bundle-ascii-" });
+  try {
+    const f = join(dir, "m.js");
+    await Deno.writeTextFile(
+      f,
+      '/** a \u2192 b \u2014 c */\nexport const s = "\u2192 \u00e9 \u00d7";\nexport const t = `\u2264${1}`;\nexport const r = /\u00b5s/.test("3 \u00b5s");\n',
+    );
+    await asciiOnly(f);
+    const text = await Deno.readTextFile(f);
+    assert(!/[^\x00-\x7f]/.test(text), text);
+    const m = await import(`file://${f}`);
+    assertEquals([m.s, m.t, m.r], ["\u2192 \u00e9 \u00d7", "\u22641", true]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker subsystem beats", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-bundle-" });
   const bundle = join(dir, "lib");
   const data = join(dir, "data");
   const r = await buildBundle(bundle, { deno: null });
   assert(r.jsBytes > 100_000, `keepwire.js is only ${r.jsBytes} bytes`);
+  // ASCII only: V8 then keeps the 4 MB source as one byte per character, not two
+  assert(!/[^\x00-\x7f]/.test(await Deno.readTextFile(join(bundle, "keepwire.js"))));
   // no source tree next to the bundle: only what the image carries
   for (const f of ["keepwire", "keepwire.js", "worker_host.js", "static/app.css"]) {
     await Deno.stat(join(bundle, f));
