@@ -45,10 +45,10 @@ const WORKER_HOST = "mod/supervisor/worker_host.ts";
  */
 export async function asciiOnly(path: string): Promise<void> {
   const text = await Deno.readTextFile(path);
-  if (!/[^\x00-\x7f]/.test(text)) return;
+  if (!/[\u0080-\uffff]/.test(text)) return;
   await Deno.writeTextFile(
     path,
-    text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
+    text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
   );
 }
 
