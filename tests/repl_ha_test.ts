@@ -41,8 +41,8 @@ class FakeEngine implements Engine {
     return Promise.resolve();
   }
   writeTrack(): void {}
-  line(state: string, prio: number): void {
-    this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
+  line(state: string, prio: number, instance = "keepwire"): void {
+    this.ev.onLine(`INSTANCE "${instance}" ${state} ${prio}`);
   }
 }
 
@@ -70,6 +70,7 @@ async function node(
   id: "n1" | "n2",
   ports: { own: number; peer: number },
   replication: Record<string, unknown> = {},
+  opts: { activeActive?: boolean; registry?: ReplRegistry; migrate?: string[] } = {},
 ): Promise<Node> {
   const prev = setInterfaceCheck(() => true);
   const own = id === "n1" ? "10.232.0.11" : "10.232.0.12";
@@ -82,7 +83,13 @@ async function node(
         node: { id, priority: id === "n1" ? 150 : 100, address: `${own}/24` },
         interface: "kwtest0",
         virtualAddresses: ["10.232.0.50/24"],
-        peers: [{ address: id === "n1" ? "10.232.0.12" : "10.232.0.11" }],
+        peers: [{
+          address: id === "n1" ? "10.232.0.12" : "10.232.0.11",
+          ...(opts.activeActive ? { priority: id === "n1" ? 100 : 150 } : {}),
+        }],
+        ...(opts.activeActive
+          ? { activeActive: { virtualRouterId: 52, virtualAddresses: ["10.232.0.60/24"] } }
+          : {}),
         peerLink: { secret: SECRET, pairId: "lab", intervalMs: 200 },
         replication: { batchMs: 10, ackTimeoutMs: 1500, ...replication },
       },
@@ -91,6 +98,7 @@ async function node(
     setInterfaceCheck(prev);
   }
   const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  if (opts.migrate) store.migrate("test_b", opts.migrate);
   const bus = new EventBus({ journal: store });
   const events: KwEvent[] = [];
   bus.subscribe((e) => events.push(e));
@@ -102,7 +110,10 @@ async function node(
     peerListen: { hostname: "127.0.0.1", port: ports.own },
     peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
   });
-  const repl = createReplModule(ctx, { peer: ha.peerAccess, registry: new ReplRegistry() });
+  const repl = createReplModule(ctx, {
+    peer: ha.peerAccess,
+    registry: opts.registry ?? new ReplRegistry(),
+  });
   await ha.start();
   await repl.start();
   bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
@@ -147,12 +158,16 @@ function sameConfig(a: Node, b: Node): boolean {
   return JSON.stringify(a.repl.status().config) === JSON.stringify(b.repl.status().config);
 }
 
-async function pair(replication: Record<string, unknown> = {}) {
+async function pair(
+  replication: Record<string, unknown> = {},
+  opts: { activeActive?: boolean; registry?: () => ReplRegistry; migrate?: string[] } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "kw-repl-ha-" });
   const p1 = freePort();
   const p2 = freePort();
-  const n1 = await node(dir, "n1", { own: p1, peer: p2 }, replication);
-  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, replication);
+  const o = (): Parameters<typeof node>[4] => ({ ...opts, registry: opts.registry?.() });
+  const n1 = await node(dir, "n1", { own: p1, peer: p2 }, replication, o());
+  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, replication, o());
   return {
     n1,
     n2,
@@ -293,6 +308,77 @@ Deno.test("repl + ha: a sync group set to refuse refuses changes while the stand
       refused = e;
     }
     assertEquals((refused as { code?: string })?.code, "repl_standby_lost");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl + ha, active-active: channel b follows set b's instance; each node writes its set and replicates it to the other; the survivor takes both", async () => {
+  const registry = () => {
+    const r = new ReplRegistry();
+    r.defineGroup("data_b", { durability: "sync", set: "b" });
+    r.registerTables("data_b", ["msgs_b"]);
+    return r;
+  };
+  const p = await pair({}, {
+    activeActive: true,
+    registry,
+    migrate: ["CREATE TABLE msgs_b (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"],
+  });
+  const { n1, n2 } = p;
+  const chan = (n: Node, ch: "a" | "b") => n.repl.status().channels?.find((c) => c.channel === ch);
+  const insB = (n: Node, id: number) =>
+    n.repl.write(
+      "data_b",
+      (db) => db.prepare("INSERT INTO msgs_b (id, body) VALUES (?, ?)").run(id, `m${id}`),
+    );
+  try {
+    n1.engine.line("MASTER", 150);
+    n1.engine.line("BACKUP", 100, "keepwire_b");
+    n2.engine.line("BACKUP", 100);
+    n2.engine.line("MASTER", 150, "keepwire_b");
+    await until(
+      () =>
+        chan(n1, "a")?.role === "primary" && chan(n1, "b")?.role === "standby" &&
+        chan(n2, "a")?.role === "standby" && chan(n2, "b")?.role === "primary",
+      "each node primary of its own set",
+    );
+    // both write at once: n1 the configuration (set a), n2 set b's messages
+    n1.store.setSetting("ui", { banner: "aa" });
+    const [w, a] = await Promise.all([insB(n2, 1), n1.repl.barrier()]);
+    assert(w.replicated && a, "both confirmed by the other node");
+    assertEquals(n2.store.getSetting("ui"), { banner: "aa" });
+    assertEquals(n1.store.db.prepare("SELECT body FROM msgs_b").all().map((r) => r.body), ["m1"]);
+    // each node refuses writes to the other set's tables only
+    assertThrows(() => n1.store.db.prepare("INSERT INTO msgs_b (id, body) VALUES (9, 'x')").run());
+    assertThrows(() => n2.store.setSetting("ui", { banner: "no" }));
+    // status, metrics and the health detail name both channels
+    assertEquals(chan(n2, "b")?.tables, ["msgs_b"]);
+    const seq = n1.repl.metrics!().find((f) => f.name === "repl_seq")!;
+    assertEquals(seq.samples.map((x) => x.labels?.channel), ["a", "b"]);
+    // n1 fails: n2 becomes active for set a too and serves both sets
+    n1.engine.line("FAULT", 0);
+    n1.engine.line("FAULT", 0, "keepwire_b");
+    n2.engine.line("MASTER", 100);
+    await until(() => chan(n2, "a")?.role === "primary", "n2 primary of set a");
+    assertEquals(chan(n2, "a")?.epoch, 2);
+    n2.store.setSetting("ui", { banner: "survivor" });
+    assert((await insB(n2, 2)).replicated, "n1's channel b standby still answers");
+    assert(await n2.repl.barrier());
+    await until(
+      () => (n1.store.getSetting("ui") as { banner?: string } | undefined)?.banner === "survivor",
+      "n1 resynced set a",
+    );
+    // set b comes back to n1 (ha failover --set b on n2): a new epoch of channel b
+    n2.engine.line("BACKUP", 100, "keepwire_b");
+    n1.engine.line("MASTER", 150, "keepwire_b");
+    await until(() => chan(n1, "b")?.role === "primary", "n1 primary of set b");
+    assert((await insB(n1, 3)).replicated);
+    assertEquals(
+      n2.store.db.prepare("SELECT id FROM msgs_b ORDER BY id").all().map((r) => r.id),
+      [1, 2, 3],
+    );
+    assert(n1.events.some((e) => e.kind === "ha.set_changed" && e.payload.to === "active"));
   } finally {
     await p.close();
   }

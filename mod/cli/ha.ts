@@ -440,8 +440,9 @@ function printReplication(r: ReplModuleStatus): void {
     return;
   }
   const mode = r.syncMode === "sync" ? "sync (writes wait for the standby)" : "async";
+  const sets = (r.channels ?? []).length > 1;
   console.log(
-    `replication: ${r.role}, epoch ${r.epoch}, ${
+    `replication${sets ? " set a" : ""}: ${r.role}, epoch ${r.epoch}, ${
       r.role === "primary" ? `last seq ${r.seq}, acked ${r.acked}` : `last applied seq ${r.seq}`
     }, mode ${mode}` +
       (r.role === "primary"
@@ -455,6 +456,25 @@ function printReplication(r: ReplModuleStatus): void {
         }% of ${r.resync.total} bytes`
         : ""),
   );
+  // active-active: set b's channel (its own role, epoch, sequence)
+  for (const c of (r.channels ?? []).filter((c) => c.channel !== "a")) {
+    console.log(
+      `replication set ${c.channel}: ${c.role}, epoch ${c.epoch}, ${
+        c.role === "primary" ? `last seq ${c.seq}, acked ${c.acked}` : `last applied seq ${c.seq}`
+      }` +
+        (c.role === "primary"
+          ? `, standby ${
+            c.link === "up" ? "up" : c.link === "down" ? "GONE" : "unknown"
+          }, lag ${c.lagMs} ms, ${c.pending} frames pending`
+          : "") +
+        (c.resync
+          ? `, RESYNC ${
+            Math.floor((c.resync.bytes / Math.max(1, c.resync.total)) * 100)
+          }% of ${c.resync.total} bytes`
+          : "") +
+        ` (${c.tables.length} tables)`,
+    );
+  }
   if (r.config) {
     console.log(`synced configuration: version ${r.config.version}, hash ${r.config.hash}`);
   }

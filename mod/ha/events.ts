@@ -16,6 +16,12 @@ declare module "../events/mod.ts" {
       afterMs: number;
       priority: number | null;
     };
+    /**
+     * Active-active: this node's role for client set `b` changed (its VRRP instance's
+     * state: MASTER → active, anything else → standby); the replication channel of set b
+     * follows it.
+     */
+    "ha.set_changed": { node: string; set: "b"; from: string | null; to: string };
     /** What keepwire tells keepalived changed: FAULT or a priority penalty. */
     "ha.track_changed": {
       node: string;
@@ -136,6 +142,7 @@ declare module "../events/mod.ts" {
 /** Every kind this module declares (docs, UI). */
 export const HA_EVENTS = [
   "ha.role_changed",
+  "ha.set_changed",
   "ha.track_changed",
   "ha.engine_failed",
   "ha.engine_started",

@@ -164,6 +164,11 @@ export interface HaModule extends Module, HaApi {
     peerOrigin(): string | null;
     pairId(): string;
     role(): string;
+    /**
+     * Active-active: this node's role for client set `b` (`active` while its instance is
+     * MASTER, else `standby`); null without ha.activeActive or before keepalived said.
+     */
+    setRole(set: "b"): "active" | "standby" | null;
   };
 }
 
@@ -308,6 +313,12 @@ class HaModuleImpl implements HaModule {
     peerOrigin: () => this.#peerUrl ? new URL(this.#peerUrl).origin : null,
     pairId: () => this.#pairId(),
     role: () => this.#machine.role as string,
+    setRole: (_set: "b") =>
+      !this.#cfg.activeActive || this.#setB === null
+        ? null
+        : this.#setB === "MASTER"
+        ? "active" as const
+        : "standby" as const,
   };
   // failover: manual
   #peerKnown = false;
@@ -1057,8 +1068,23 @@ class HaModuleImpl implements HaModule {
       l.type !== "other" && l.type !== "group" && this.#cfg.activeActive &&
       l.instance === INSTANCE_B
     ) {
-      if (l.type === "state") this.#setB = l.state;
-      else if (l.type === "rx_lower_priority") this.#dual?.lowerAdvert(l.instance, l.priority);
+      if (l.type === "state") {
+        const from = this.#setB;
+        this.#setB = l.state;
+        if (from !== l.state) {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.set_changed",
+            severity: "info",
+            payload: {
+              node: this.#cfg.node.id,
+              set: "b",
+              from: from === null ? null : from === "MASTER" ? "active" : "standby",
+              to: l.state === "MASTER" ? "active" : "standby",
+            },
+          });
+        }
+      } else if (l.type === "rx_lower_priority") this.#dual?.lowerAdvert(l.instance, l.priority);
       return;
     }
     if (l.type === "other" || l.type === "group" || l.instance !== INSTANCE) {

@@ -243,6 +243,19 @@ function replicationCard(r: ReplModuleStatus | null): Child {
           </p>
         )
         : null}
+      {(r.channels ?? []).filter((c) => c.channel !== "a").map((c) => (
+        <p data-repl-channel={c.channel} data-repl-channel-role={c.role}>
+          set {c.channel}: <Badge value={c.role} /> epoch {String(c.epoch)} ·{" "}
+          {c.role === "primary" ? "last seq" : "last applied seq"} {String(c.seq)}
+          {c.role === "primary"
+            ? ` · acked ${c.acked} · standby ${
+              c.link === "up" ? "up" : c.link === "down" ? "GONE" : "unknown"
+            } · lag ${c.lagMs} ms · ${c.pending} frames pending`
+            : ""}
+          {c.resync ? ` · resync ${c.resync.bytes} / ${c.resync.total} bytes` : ""}
+          {` · ${c.tables.length} tables`}
+        </p>
+      ))}
       {r.config
         ? (
           <p class="muted">

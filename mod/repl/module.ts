@@ -7,6 +7,11 @@
  * read-only; a returning ex-primary's tail is set aside when the new primary's snapshot
  * comes).
  *
+ * Active-active (`ha.activeActive`): one engine per client set — channel `a` follows
+ * `ha.role_changed`, channel `b` follows set b's instance (`ha.set_changed`); each
+ * replicates the tables of the groups on its set (channels.ts). Without
+ * `ha.activeActive` every group is on channel `a`.
+ *
  * Built once the runtime has started (`runtime.started`): by then every module's
  * migrations have run, so every registered table exists. Tables registered later (an
  * SDK subsystem) are added as they come.
@@ -20,10 +25,11 @@ import { createHash } from "node:crypto";
 import type { Module, ModuleContext, PartHealth } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import type { PeerMount } from "../ha/peer.ts";
-import { Replicator, tableDigest, type WriteResult } from "./engine.ts";
+import { Replicator, type ReplStatus, tableDigest, type WriteResult } from "./engine.ts";
+import { type Channel, channelReceiver } from "./channels.ts";
 import { HttpTransport, REPL_PEER_PREFIX, replPeerMount } from "./http.ts";
 import { type GroupSpec, type ReplRegistry, replRegistry } from "./registry.ts";
-import type { ReplAck, ReplReceiver, SnapshotMeta } from "./transport.ts";
+import type { ReplAck, ReplReceiver } from "./transport.ts";
 import { PairJournal, pairJournalAnswerSchema, pairJournalQuerySchema } from "./journal.ts";
 import { parseOr400 } from "../web/errors.ts";
 import { ReplNotPrimaryError } from "./errors.ts";
@@ -47,6 +53,26 @@ export interface PeerLinkAccess {
   pairId(): string;
   /** This node's HA role now. */
   role(): string;
+  /** Active-active: this node's role for set b, null when unknown or not active-active. */
+  setRole?(set: "b"): "active" | "standby" | null;
+}
+
+/**
+ * The replication the SDK's table service uses (mod/sdk `TableReplication`): every
+ * channel behind one face, a group's writes going to the engine of its set.
+ */
+export interface ChannelSet {
+  /** Replicate `tables` in `group` (on the channel of the group's set). */
+  addTables(group: string, tables: readonly string[], spec?: GroupSpec): void;
+  /** One transaction on the group's channel, with the group's durability. */
+  write<T>(
+    group: string,
+    fn: Parameters<Replicator["write"]>[1],
+  ): Promise<{ value: T; seq?: number; replicated: boolean }>;
+  /** Channel a's role (the node's). */
+  status(): { role: "primary" | "standby" | "idle" };
+  /** The role of the channel a group writes on. */
+  groupRole(group: string): "primary" | "standby" | "idle";
 }
 
 /** Dependencies of {@link createReplModule}. */
@@ -55,9 +81,24 @@ export interface ReplDeps {
   peer?: PeerLinkAccess;
   /** Registry (default: the process's). */
   registry?: ReplRegistry;
-  /** Called once the engine is built (the SDK host replicates its tables through it). */
-  onBuilt?: (r: Replicator) => void;
+  /** Called once the engines are built (the SDK host replicates its tables through them). */
+  onBuilt?: (r: ChannelSet) => void;
 }
+
+/** One channel's part of the status. */
+export const replChannelStatusSchema = z.object({
+  channel: z.enum(["a", "b"]).describe("the client set whose role it follows"),
+  role: z.enum(["primary", "standby", "idle"]),
+  epoch: z.number().int(),
+  seq: z.number().int().describe("primary: last frame made; standby: last applied"),
+  acked: z.number().int().describe("last frame the standby confirmed"),
+  link: z.enum(["up", "down", "unknown"]).describe("primary: does the standby answer"),
+  pending: z.number().int().describe("frames made and not confirmed"),
+  lagMs: z.number().describe("age of the oldest unconfirmed change"),
+  resync: z.object({ bytes: z.number(), total: z.number() }).nullable()
+    .describe("standby: snapshot being installed"),
+  tables: z.array(z.string()).describe("its replicated tables"),
+});
 
 /** The answer of GET /api/repl/status (`ha status`, the HA page). */
 export const replStatusSchema = z.object({
@@ -88,6 +129,9 @@ export const replStatusSchema = z.object({
       "the synced configuration: the last replication seq (any group's frames move it) " +
         "and a hash of the config group's rows",
     ),
+  channels: z.array(replChannelStatusSchema).optional().describe(
+    "every channel (a; and b in an active-active pair); the top-level fields are channel a's",
+  ),
 });
 
 /** Status for `ha status`, the HA page and `/api/repl/status`. */
@@ -109,8 +153,10 @@ apiDoc("GET", "/api/repl/journal", {
 
 /** The module's API for other modules (the web's write barrier, the SDK). */
 export interface ReplModule extends Module {
-  /** The engine, once built. */
+  /** Channel a's engine, once built. */
   readonly replicator: Replicator | null;
+  /** A channel's engine (null before it is built, or `b` without ha.activeActive). */
+  channel(ch: Channel): Replicator | null;
   /** Replicated write in one transaction (see {@link Replicator.write}). */
   write<T>(group: string, fn: Parameters<Replicator["write"]>[1]): Promise<WriteResult<T>>;
   /** Refuse a change up front when a `refuse` sync group has lost its standby. */
@@ -143,14 +189,15 @@ class ReplModuleImpl implements ReplModule {
   readonly name = "repl";
   #ctx: ModuleContext;
   #deps: ReplDeps;
-  #repl: Replicator | null = null;
-  /** The link to the standby (its stream is closed on stop and when this node stands by). */
-  #link: HttpTransport | null = null;
+  #repls = new Map<Channel, Replicator>();
+  /** Each channel's link to the standby (its stream is closed on stop and when it stands by). */
+  #links = new Map<Channel, HttpTransport>();
   #unsubs: (() => void)[] = [];
   #off: string | null = null;
-  #firstRole = true;
+  #firstRole = new Set<Channel>(["a", "b"]);
   #buildError: string | null = null;
   #journal: PairJournal | null = null;
+  #built = false;
 
   constructor(ctx: ModuleContext, deps: ReplDeps) {
     this.#ctx = ctx;
@@ -158,11 +205,32 @@ class ReplModuleImpl implements ReplModule {
   }
 
   get replicator(): Replicator | null {
-    return this.#repl;
+    return this.#repls.get("a") ?? null;
+  }
+
+  channel(ch: Channel): Replicator | null {
+    return this.#repls.get(ch) ?? null;
   }
 
   #registry(): ReplRegistry {
     return this.#deps.registry ?? replRegistry;
+  }
+
+  /** Active-active: is there a set b (and so a channel b)? */
+  #activeActive(): boolean {
+    return !!this.#ctx.config.ha.activeActive;
+  }
+
+  /** A group's spec as this node replicates it: the config's durability, the code's set. */
+  #spec(group: string, declared?: GroupSpec): GroupSpec | undefined {
+    const rc = this.#ctx.config.ha.replication!;
+    const code = this.#registry().groups()[group] ?? declared;
+    const conf = rc.groups[group] as GroupSpec | undefined;
+    if (!code && !conf) return undefined;
+    const spec = { ...code, ...conf } as GroupSpec;
+    // without set b, the whole pair is one set: every group is on channel a
+    spec.set = this.#activeActive() ? (code?.set ?? "a") : "a";
+    return spec;
   }
 
   start(): Promise<void> {
@@ -172,7 +240,7 @@ class ReplModuleImpl implements ReplModule {
     this.#journal = new PairJournal({
       db: this.#ctx.store.db,
       node: ha.node.id,
-      isPrimary: () => this.#repl?.status().role === "primary",
+      isPrimary: () => this.#repls.get("a")?.status().role === "primary",
       maxRows: ret.maxEvents,
       maxAgeDays: ret.maxAgeDays,
       now: () => this.#ctx.clock.now(),
@@ -182,11 +250,13 @@ class ReplModuleImpl implements ReplModule {
     else if (!this.#deps.peer || !ha.peerLink) this.#off = "no peer link (ha.peerLink)";
     if (this.#off) return Promise.resolve();
     // the standby's side is reachable from the start; it answers not_standby until built
-    const receiver: ReplReceiver = {
-      receiveFrames: (body) => this.#repl?.receiveFrames(body) ?? notReady(),
-      receiveSnapshot: (meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>) =>
-        this.#repl ? this.#repl.receiveSnapshot(meta, chunks) : Promise.resolve(notReady()),
+    const waiting: ReplReceiver = {
+      receiveFrames: () => notReady(),
+      receiveSnapshot: () => Promise.resolve(notReady()),
     };
+    const receiver = channelReceiver((ch) =>
+      this.#repls.get(ch as Channel) ?? (this.#built ? undefined : waiting)
+    );
     this.#deps.peer!.mount(replPeerMount(receiver));
     this.#unsubs.push(
       this.#ctx.bus.subscribe((e) => {
@@ -198,63 +268,86 @@ class ReplModuleImpl implements ReplModule {
           this.#off = null;
           return this.#build();
         }
-        if (e.kind !== "ha.role_changed" || !this.#repl) return;
-        this.#follow(String((e.payload as { to?: unknown }).to));
+        if (!this.#built) return;
+        if (e.kind === "ha.role_changed") {
+          this.#follow("a", String((e.payload as { to?: unknown }).to));
+        } else if (e.kind === "ha.set_changed") {
+          this.#follow("b", String((e.payload as { to?: unknown }).to));
+        }
       }, { kindPrefix: "ha." }),
     );
     return Promise.resolve();
   }
 
   #build(): void {
-    if (this.#repl || this.#off) return;
+    if (this.#built || this.#off) return;
     const rc = this.#ctx.config.ha.replication!;
     const peer = this.#deps.peer!;
     const reg = this.#registry();
-    const groups = reg.groups();
-    for (const [n, g] of Object.entries(rc.groups)) groups[n] = g as GroupSpec;
+    const groups: Record<string, GroupSpec> = {};
+    for (const n of new Set([...Object.keys(reg.groups()), ...Object.keys(rc.groups)])) {
+      groups[n] = this.#spec(n)!;
+    }
+    const channels: Channel[] = this.#activeActive() ? ["a", "b"] : ["a"];
     try {
-      this.#repl = new Replicator({
-        db: this.#ctx.store.db,
-        pairId: peer.pairId(),
-        groups,
-        tables: reg.tables(),
-        tailDir: tailDirOf(this.#ctx.config.dataDir),
-        stagingDir: join(this.#ctx.config.dataDir, "repl"),
-        // read per request (per stream opened): pairing moves the link to https with
-        // other credentials, and restarts it, which cuts the open stream
-        transport: this.#link = new HttpTransport({
-          baseUrl: () => (peer.peerOrigin() ?? "http://peer-link-not-started") + REPL_PEER_PREFIX,
-          fetch: (input, init) => {
-            const f = peer.fetch();
-            if (!f) {
-              return Promise.reject(
-                new Error("the peer link has no credentials (not paired, no ha.peerLink.secret)"),
-              );
-            }
-            return f(input, init);
-          },
-        }),
-        bus: this.#ctx.bus,
-        clock: this.#ctx.clock,
-        batchMs: rc.batchMs,
-        ackTimeoutMs: rc.ackTimeoutMs,
-      });
+      for (const ch of channels) {
+        const tables = Object.fromEntries(
+          Object.entries(reg.tables()).filter(([, g]) => (groups[g]?.set ?? "a") === ch),
+        );
+        this.#repls.set(
+          ch,
+          new Replicator({
+            db: this.#ctx.store.db,
+            pairId: peer.pairId(),
+            channel: ch,
+            groups,
+            tables,
+            tailDir: tailDirOf(this.#ctx.config.dataDir),
+            stagingDir: join(this.#ctx.config.dataDir, "repl"),
+            // read per request (per stream opened): pairing moves the link to https with
+            // other credentials, and restarts it, which cuts the open stream
+            transport: this.#linkOf(ch, {
+              baseUrl: () =>
+                (peer.peerOrigin() ?? "http://peer-link-not-started") + REPL_PEER_PREFIX,
+              fetch: (input, init) => {
+                const f = peer.fetch();
+                if (!f) {
+                  return Promise.reject(
+                    new Error(
+                      "the peer link has no credentials (not paired, no ha.peerLink.secret)",
+                    ),
+                  );
+                }
+                return f(input, init);
+              },
+            }),
+            bus: this.#ctx.bus,
+            clock: this.#ctx.clock,
+            batchMs: rc.batchMs,
+            ackTimeoutMs: rc.ackTimeoutMs,
+          }),
+        );
+      }
     } catch (e) {
+      for (const r of this.#repls.values()) r.stop();
+      this.#repls.clear();
       this.#buildError = (e as Error).message;
       return;
     }
+    this.#built = true;
     this.#unsubs.push(reg.onRegister((group, tables) => {
       try {
-        const spec = rc.groups[group] ?? reg.groups()[group];
-        this.#repl?.addTables(group, tables, spec);
+        this.#addTables(group, tables);
       } catch (e) {
         this.#buildError = (e as Error).message;
       }
     }));
-    this.#follow(peer.role());
+    this.#follow("a", peer.role());
+    const b = peer.setRole?.("b");
+    if (b) this.#follow("b", b);
     this.#unsubs.push(this.#journal!.follow(this.#ctx.bus));
     try {
-      this.#deps.onBuilt?.(this.#repl);
+      this.#deps.onBuilt?.(this.#channelSet());
     } catch (e) {
       this.#buildError = `tables declared through the SDK: ${(e as Error).message}`;
     }
@@ -264,14 +357,34 @@ class ReplModuleImpl implements ReplModule {
   #unpaired(): void {
     if (this.#off) return;
     this.#off = UNPAIRED;
-    if (this.#ctx.store.db.isOpen) this.#repl?.stop();
-    this.#repl = null;
+    if (this.#ctx.store.db.isOpen) { for (const r of this.#repls.values()) r.stop(); }
+    for (const l of this.#links.values()) l.close();
+    this.#repls.clear();
+    this.#links.clear();
+    this.#built = false;
   }
 
   unacknowledged(): UnackedChanges | null {
-    const r = this.#repl;
-    const s = r?.status();
-    if (!r || !s || s.role !== "primary" || s.pending === 0) return null;
+    // every channel this node is the primary of (active-active: both after a failover)
+    let out: UnackedChanges | null = null;
+    for (const r of this.#repls.values()) {
+      const u = this.#unackedOf(r);
+      if (!u) continue;
+      if (!out) {
+        out = u;
+        continue;
+      }
+      out.frames += u.frames;
+      out.toSeq = Math.max(out.toSeq, u.toSeq);
+      out.fromSeq = Math.min(out.fromSeq, u.fromSeq);
+      out.tables = { ...out.tables, ...u.tables };
+    }
+    return out;
+  }
+
+  #unackedOf(r: Replicator): UnackedChanges | null {
+    const s = r.status();
+    if (s.role !== "primary" || s.pending === 0) return null;
     const rows = this.#ctx.store.db.prepare(
       "SELECT frame FROM repl_log WHERE channel = ? AND seq > ? ORDER BY seq",
     ).all(s.channel, s.acked) as { frame: Uint8Array }[];
@@ -292,11 +405,47 @@ class ReplModuleImpl implements ReplModule {
     }
   }
 
-  #follow(role: string): void {
-    const r = this.#repl!;
-    const first = this.#firstRole;
+  #linkOf(ch: Channel, o: ConstructorParameters<typeof HttpTransport>[0]): HttpTransport {
+    const l = new HttpTransport(o);
+    this.#links.set(ch, l);
+    return l;
+  }
+
+  /** The engine a group writes through (its set's channel). */
+  #engineOf(group: string, declared?: GroupSpec): Replicator {
+    const ch = (this.#spec(group, declared)?.set ?? "a") as Channel;
+    const r = this.#repls.get(ch);
+    if (!r) throw new ReplNotPrimaryError(`not replicating channel ${ch}`);
+    return r;
+  }
+
+  #addTables(group: string, tables: readonly string[], declared?: GroupSpec): void {
+    const spec = this.#spec(group, declared);
+    this.#engineOf(group, declared).addTables(group, tables, spec);
+  }
+
+  #channelSet(): ChannelSet {
+    return {
+      addTables: (group, tables, spec) => this.#addTables(group, tables, spec),
+      write: <T>(group: string, fn: Parameters<Replicator["write"]>[1]) =>
+        this.#engineOf(group).write(group, fn) as Promise<WriteResult<T>>,
+      status: () => ({ role: this.#repls.get("a")?.status().role ?? "idle" }),
+      groupRole: (group) => {
+        try {
+          return this.#engineOf(group).status().role;
+        } catch {
+          return "idle";
+        }
+      },
+    };
+  }
+
+  #follow(ch: Channel, role: string): void {
+    const r = this.#repls.get(ch);
+    if (!r) return;
+    const first = this.#firstRole.has(ch);
     if (role === "stopped") return;
-    this.#firstRole = false;
+    this.#firstRole.delete(ch);
     if (role === "active") {
       if (r.status().role === "primary") return;
       // a restart of this process with no failover between keeps the epoch (resume
@@ -306,60 +455,81 @@ class ReplModuleImpl implements ReplModule {
       return;
     }
     if (r.status().role !== "standby") r.demote();
-    this.#link?.close(); // a standby sends nothing: no stream held open to the primary
+    this.#links.get(ch)?.close(); // a standby sends nothing: no stream held open to the primary
   }
 
   stop(): Promise<void> {
     for (const u of this.#unsubs.splice(0)) u();
-    if (this.#ctx.store.db.isOpen) this.#repl?.stop();
-    this.#link?.close();
+    if (this.#ctx.store.db.isOpen) { for (const r of this.#repls.values()) r.stop(); }
+    for (const l of this.#links.values()) l.close();
     return Promise.resolve();
   }
 
   health(): PartHealth {
     if (this.#off) return { ok: true, essential: false, detail: `off: ${this.#off}` };
     if (this.#buildError) return { ok: false, essential: false, detail: this.#buildError };
-    const s = this.#repl?.status();
-    if (!s) return { ok: true, essential: false, detail: "waiting for the runtime to start" };
-    if (s.role === "primary" && s.link === "down") {
-      return { ok: false, essential: false, detail: `standby gone; ${s.pending} frames pending` };
+    if (!this.#built) {
+      return { ok: true, essential: false, detail: "waiting for the runtime to start" };
     }
-    return { ok: true, essential: false, detail: `${s.role}, epoch ${s.epoch}, seq ${s.seq}` };
+    const all = [...this.#repls.values()].map((r) => r.status());
+    const lost = all.filter((s) => s.role === "primary" && s.link === "down");
+    if (lost.length) {
+      return {
+        ok: false,
+        essential: false,
+        detail: lost.map((s) => `channel ${s.channel}: standby gone; ${s.pending} frames pending`)
+          .join("; "),
+      };
+    }
+    const detail = all.map((s) =>
+      `${all.length > 1 ? `channel ${s.channel} ` : ""}${s.role}, epoch ${s.epoch}, seq ${s.seq}`
+    ).join("; ");
+    return { ok: true, essential: false, detail };
   }
 
   write<T>(group: string, fn: Parameters<Replicator["write"]>[1]): Promise<WriteResult<T>> {
-    if (!this.#repl) throw new ReplNotPrimaryError("not replicating");
-    return this.#repl.write(group, fn) as Promise<WriteResult<T>>;
+    if (!this.#built) throw new ReplNotPrimaryError("not replicating");
+    return this.#engineOf(group).write(group, fn) as Promise<WriteResult<T>>;
   }
 
   admit(): void {
-    this.#repl?.admit();
+    for (const r of this.#repls.values()) r.admit();
   }
 
   async barrier(): Promise<boolean> {
-    return this.#repl ? await this.#repl.barrier() : false;
+    if (!this.#repls.size) return false;
+    const all = await Promise.all(
+      [...this.#repls.values()].filter((r) => r.status().role === "primary").map((r) =>
+        r.barrier()
+      ),
+    );
+    return all.length > 0 && all.every((x) => x);
   }
 
   status(): ReplModuleStatus {
     if (this.#off) return { enabled: false, reason: this.#off };
-    if (!this.#repl) return { enabled: false, reason: this.#buildError ?? "starting" };
-    const s = this.#repl.status();
-    const groups = this.#repl.groups();
-    const tables = Object.fromEntries(
-      this.#repl.tables.map((t) => [t, this.#repl!.tableGroup(t) ?? ""]),
-    );
+    const a = this.#repls.get("a");
+    if (!a) return { enabled: false, reason: this.#buildError ?? "starting" };
+    const s = a.status();
+    const groups = a.groups();
+    const tables: Record<string, string> = {};
+    for (const r of this.#repls.values()) {
+      for (const t of r.tables) tables[t] = r.tableGroup(t) ?? "";
+    }
     const h = createHash("sha256");
     for (const t of Object.keys(tables).filter((t) => tables[t] === "config").sort()) {
       h.update(`${t}:${tableDigest(this.#ctx.store.db, t)}\n`);
     }
+    const { channel: _ch, ...top } = s;
     return {
       enabled: true,
-      ...s,
+      ...top,
       ...(this.#buildError ? { reason: this.#buildError } : {}),
       tables,
       groups,
       syncMode: Object.values(groups).some((g) => g.durability === "sync") ? "sync" : "async",
       config: { version: s.seq, hash: h.digest("hex").slice(0, 16) },
+      channels: [...this.#repls.values()].map((r) => channelStatus(r.status(), r.tables)),
     };
   }
 
@@ -374,9 +544,9 @@ class ReplModuleImpl implements ReplModule {
     app.get("/repl/journal", (c) => {
       const q = parseOr400(pairJournalQuerySchema, c.req.query(), "pair journal query");
       const j = this.#journal;
-      const role = this.#repl?.status().role;
+      const role = this.#repls.get("a")?.status().role;
       return c.json({
-        replicating: this.#repl !== null,
+        replicating: this.#repls.size > 0,
         ...(role ? { role } : {}),
         count: j?.count() ?? 0,
         rows: j?.rows(q) ?? [],
@@ -386,66 +556,91 @@ class ReplModuleImpl implements ReplModule {
   }
 
   metrics(): MetricFamily[] {
-    const s = this.#repl?.status();
-    if (!s) return [];
+    const all = [...this.#repls.values()].map((r) => r.status());
+    if (!all.length) return [];
     const roles = ["primary", "standby", "idle"] as const;
+    const per = (f: (s: ReplStatus) => number) =>
+      all.map((s) => ({ labels: { channel: s.channel }, value: f(s) }));
     return [
       {
         name: "repl_role",
-        help: "replication role of this node (1 for the current one)",
+        help: "replication role of this node per channel (1 for the current one)",
         type: "gauge",
-        samples: roles.map((r) => ({ labels: { role: r }, value: s.role === r ? 1 : 0 })),
+        samples: all.flatMap((s) =>
+          roles.map((r) => ({
+            labels: { channel: s.channel, role: r },
+            value: s.role === r ? 1 : 0,
+          }))
+        ),
       },
       {
         name: "repl_epoch",
         help: "replication epoch",
         type: "gauge",
-        samples: [{ value: s.epoch }],
+        samples: per((s) => s.epoch),
       },
       {
         name: "repl_seq",
         help: "primary: last frame made; standby: last frame applied",
         type: "gauge",
-        samples: [{ value: s.seq }],
+        samples: per((s) => s.seq),
       },
       {
         name: "repl_acked_seq",
         help: "last frame the standby confirmed (primary)",
         type: "gauge",
-        samples: [{ value: s.acked }],
+        samples: per((s) => s.acked),
       },
       {
         name: "repl_pending_frames",
         help: "frames made and not confirmed by the standby",
         type: "gauge",
-        samples: [{ value: s.pending }],
+        samples: per((s) => s.pending),
       },
       {
         name: "repl_lag_seconds",
         help: "age of the oldest change the standby has not confirmed",
         type: "gauge",
-        samples: [{ value: s.lagMs / 1000 }],
+        samples: per((s) => s.lagMs / 1000),
       },
       {
         name: "repl_link_up",
         help: "1 when the standby answers (primary)",
         type: "gauge",
-        samples: [{ value: s.link === "up" ? 1 : 0 }],
+        samples: per((s) => s.link === "up" ? 1 : 0),
       },
       {
         name: "repl_resync_bytes",
         help: "bytes of the snapshot being installed so far (standby; 0 when none)",
         type: "gauge",
-        samples: [{ value: s.resync?.bytes ?? 0 }],
+        samples: per((s) => s.resync?.bytes ?? 0),
       },
       {
         name: "repl_resync_total_bytes",
         help: "size of the snapshot being installed (standby; 0 when none)",
         type: "gauge",
-        samples: [{ value: s.resync?.total ?? 0 }],
+        samples: per((s) => s.resync?.total ?? 0),
       },
     ];
   }
+}
+
+function channelStatus(
+  s: ReplStatus,
+  tables: readonly string[],
+): z.output<typeof replChannelStatusSchema> {
+  return {
+    channel: s.channel as Channel,
+    role: s.role,
+    epoch: s.epoch,
+    seq: s.seq,
+    acked: s.acked,
+    link: s.link,
+    pending: s.pending,
+    lagMs: s.lagMs,
+    resync: s.resync,
+    tables: [...tables],
+  };
 }
 
 function notReady(): ReplAck {

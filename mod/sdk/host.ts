@@ -58,8 +58,10 @@ export interface TableReplication {
     group: string,
     fn: (db: DatabaseSync) => T,
   ): Promise<{ value: T; seq?: number; replicated: boolean }>;
-  /** The engine's role. */
+  /** The engine's role (channel a's). */
   status(): { role: "primary" | "standby" | "idle" };
+  /** Active-active: the role of the channel a group writes on (its set's). */
+  groupRole?(group: string): "primary" | "standby" | "idle";
 }
 
 /** The HA view the SDK shows a subsystem. */
@@ -148,6 +150,7 @@ export const tablesSpecSchema = z.strictObject({
   group: z.string().regex(NAME_RE, "letters, digits and _ (max 63), starting with a letter"),
   durability: z.enum(["sync", "async"]),
   onStandbyLost: z.enum(["continue", "refuse"]).optional(),
+  set: z.enum(["a", "b"]).optional(),
   tables: z.array(tableSpecSchema).min(1).max(64),
   migrations: z.array(z.string().min(1).max(100_000)).max(1000).optional(),
 });
@@ -307,7 +310,21 @@ export class SdkHost {
     const role = ha.role === "disabled" ? "single" : ha.role === "active" ? "active" : "standby";
     const replRole = this.#repl?.status().role;
     const writable = role !== "standby" && (replRole === undefined || replRole === "primary");
-    return { role, ha: ha.role, node: ha.node, peer: ha.peer, writable };
+    const sets: ("a" | "b")[] = writable ? ["a"] : [];
+    if (this.#setBWritable()) sets.push("b");
+    return { role, ha: ha.role, node: ha.node, peer: ha.peer, writable, writableSets: sets };
+  }
+
+  /** Does this node write set b's groups now (its channel b is the primary)? */
+  #setBWritable(): boolean {
+    const r = this.#repl;
+    if (!r?.groupRole) return false;
+    for (const m of this.#groups.values()) {
+      for (const g of m.values()) {
+        if (g.spec.set === "b") return r.groupRole(g.replName) === "primary";
+      }
+    }
+    return false;
   }
 
   /** Re-read the role; tells listeners when it changed. */
@@ -531,14 +548,12 @@ export class SdkHost {
     const spec = {
       durability: g.spec.durability,
       onStandbyLost: g.spec.onStandbyLost ?? "continue",
+      set: g.spec.set ?? "a",
     } as const;
     this.#registry.defineGroup(g.replName, spec);
     this.#registry.registerTables(g.replName, [...g.tables]);
     if (!this.#repl) return;
-    this.#repl.addTables(g.replName, [...g.tables], {
-      durability: g.spec.durability,
-      onStandbyLost: g.spec.onStandbyLost ?? "continue",
-    });
+    this.#repl.addTables(g.replName, [...g.tables], spec);
     g.registered = true;
   }
 
@@ -766,7 +781,14 @@ export class SdkHost {
   ): Promise<WriteResult> {
     const g = this.#group(subsystem, group);
     const n = this.node();
-    if (!n.writable) throw new SdkNotActiveError(n.ha === "active" ? "not yet primary" : n.ha);
+    const setB = g.spec.set === "b" && this.#repl?.groupRole && g.registered;
+    if (setB) {
+      // active-active: set b's groups are written where channel b is the primary
+      const r = this.#repl!.groupRole!(g.replName);
+      if (r !== "primary") throw new SdkNotActiveError(`${r} for set b`);
+    } else if (!n.writable) {
+      throw new SdkNotActiveError(n.ha === "active" ? "not yet primary" : n.ha);
+    }
     const read = this.#readable(subsystem);
     const prepared = statements.map((s) => ({
       st: this.#prepare(s.sql, read, g.tables, `${subsystem}\0w\0${group}`),

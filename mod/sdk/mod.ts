@@ -73,6 +73,12 @@ export interface TablesSpec {
   durability: "sync" | "async";
   /** `sync` with the standby gone: commit locally (`continue`, default) or refuse the write. */
   onStandbyLost?: "continue" | "refuse";
+  /**
+   * The client set whose active node writes the group (`a`, default; `b` in an
+   * active-active pair: the node active for set b writes it and replicates it to its peer).
+   * Without active-active every group is written by the one active node.
+   */
+  set?: "a" | "b";
   /** The tables, as they are at the latest version. */
   tables: TableSpec[];
   /**
@@ -136,8 +142,13 @@ export interface NodeInfo {
   node: string;
   /** The peer's id, when configured. */
   peer: string | null;
-  /** Writes to replicated tables are accepted here now. */
+  /** Writes to replicated tables (of set a's groups) are accepted here now. */
   writable: boolean;
+  /**
+   * The client sets whose groups this node writes now (`["a"]` on a single or active
+   * node; in an active-active pair also `"b"` while it is active for set b).
+   */
+  writableSets?: ("a" | "b")[];
 }
 
 /** Where new work of this subsystem goes (queue handoff). */

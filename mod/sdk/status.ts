@@ -17,6 +17,9 @@ export const nodeInfoSchema = z.object({
   node: z.string(),
   peer: z.string().nullable(),
   writable: z.boolean().describe("writes to replicated tables are accepted here now"),
+  writableSets: z.array(z.enum(["a", "b"])).optional().describe(
+    "the client sets whose groups this node writes now (active-active: b too while active for it)",
+  ),
 });
 
 /** One table group a subsystem declared. */
