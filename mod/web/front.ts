@@ -177,6 +177,10 @@ export class Front {
     try {
       if (this.#tls) await (client as Deno.TlsConn).handshake();
       upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.#upstreamPort });
+      // a relay passes on what it got at once: no Nagle delay on either side (Deno leaves
+      // it on for accepted and connected sockets)
+      upstream.setNoDelay(true);
+      if ("setNoDelay" in client) (client as Deno.TcpConn).setNoDelay(true);
       const port = (upstream.localAddr as Deno.NetAddr).port;
       this.#byPort.set(port, remote);
       try {
