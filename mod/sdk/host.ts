@@ -311,11 +311,14 @@ export class SdkHost {
     const replRole = this.#repl?.status().role;
     const writable = role !== "standby" && (replRole === undefined || replRole === "primary");
     const sets: ("a" | "b")[] = writable ? ["a"] : [];
-    if (this.#setBWritable()) sets.push("b");
+    if (this.#repl?.groupRole ? this.#setBWritable() : writable) sets.push("b");
     return { role, ha: ha.role, node: ha.node, peer: ha.peer, writable, writableSets: sets };
   }
 
-  /** Does this node write set b's groups now (its channel b is the primary)? */
+  /**
+   * Does this node write set b's groups now (the engine they write on is the primary:
+   * channel b in an active-active pair, else the one channel)?
+   */
   #setBWritable(): boolean {
     const r = this.#repl;
     if (!r?.groupRole) return false;
