@@ -12,6 +12,7 @@ import { defaultRunners } from "../mod/supervisor/mod.ts";
 import { WorkerPool } from "../mod/supervisor/worker.ts";
 import type { SubsystemSpec } from "../mod/supervisor/config.ts";
 import { SdkHost } from "../mod/sdk/host.ts";
+import type { HandoffInfo, NodeInfo } from "../mod/sdk/mod.ts";
 import { SdkSockets } from "../mod/sdk/socket.ts";
 import { ReplRegistry } from "../mod/repl/registry.ts";
 import { missingTools } from "./helpers/tools.ts";
@@ -23,7 +24,12 @@ const SDK = new URL("../mod/sdk/mod.ts", import.meta.url).href;
 async function withRig(
   specs: (dir: string) => SubsystemSpec[],
   fn: (
-    ctx: { host: SdkHost; sup: Supervisor; dir: string; setRole: (r: string) => void },
+    ctx: {
+      host: SdkHost;
+      sup: Supervisor;
+      dir: string;
+      setRole: (r: string) => void;
+    },
   ) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kw-sdk-sub-" });
@@ -191,6 +197,70 @@ setInterval(() => {}, 1000);
       // the socket is the subsystem's own: mode 0600
       const st = Deno.statSync(join(dir, "sdk", "ptab.sock"));
       assertEquals((st.mode ?? 0) & 0o777, 0o600);
+    });
+  },
+});
+
+Deno.test({
+  name: "sdk push: a process subsystem's event stream gets role and handoff changes",
+  ignore: missingTools(["setsid"]) !== undefined,
+  fn: async () => {
+    await withRig((dir) => {
+      const script = join(dir, "events.ts");
+      // reads GET /v1/events line by line and appends each message to a file
+      Deno.writeTextFileSync(
+        script,
+        `const client = Deno.createHttpClient({
+  proxy: { transport: "unix", path: Deno.env.get("KEEPWIRE_SDK_SOCKET") },
+});
+const r = await fetch("http://kw/v1/events", { client });
+const out = ${JSON.stringify(join(dir, "events.ndjson"))};
+Deno.writeTextFileSync(out, "", { append: true });
+const dec = new TextDecoder();
+let buf = "";
+for await (const chunk of r.body) {
+  buf += dec.decode(chunk, { stream: true });
+  let i;
+  while ((i = buf.indexOf("\\n")) >= 0) {
+    Deno.writeTextFileSync(out, buf.slice(0, i + 1), { append: true });
+    buf = buf.slice(i + 1);
+  }
+}
+setInterval(() => {}, 1000);
+`,
+      );
+      return [spec({
+        name: "pev",
+        kind: "process",
+        module: undefined,
+        command: Deno.execPath(),
+        args: ["run", "-A", "--no-config", script],
+      })];
+    }, async ({ dir, host, setRole }) => {
+      const seen = () => {
+        try {
+          return Deno.readTextFileSync(join(dir, "events.ndjson")).split("\n").filter(Boolean)
+            .map((l) => JSON.parse(l) as { kw: string; node?: NodeInfo; handoff?: HandoffInfo });
+        } catch {
+          return [];
+        }
+      };
+      const nodes = () => seen().filter((m) => m.kw === "node").map((m) => m.node!);
+      const handoffs = () => seen().filter((m) => m.kw === "handoff").map((m) => m.handoff!);
+      // at once: the node and the handoff state
+      await waitFor(() => nodes().length === 1 && handoffs().length === 1, 30_000, "first push");
+      assertEquals(nodes()[0].role, "active");
+      assertEquals(handoffs()[0].target, "local");
+      // a handoff change is pushed
+      await host.setHandoff("pev", { enabled: true, onAt: 10, offAt: 2 }, "test");
+      host.queue("pev", 50);
+      await waitFor(() => handoffs().some((h) => h.target === "peer"), 30_000, "handoff push");
+      assertEquals(handoffs().at(-1)!.to, "n2");
+      // the node's role is pushed
+      setRole("standby");
+      await waitFor(() => nodes().at(-1)!.role === "standby", 30_000, "role push");
+      assertEquals(nodes().at(-1)!.writable, false);
+      assertEquals(nodes().at(-1)!.writableSets, []);
     });
   },
 });

@@ -10,6 +10,13 @@
  * `write` ({group, statements: [{sql, params}]}), `node`, `handoff`, `queue` ({depth}).
  * `GET /v1/node` and `GET /v1/handoff` read without a body. BLOB values travel as
  * `{"$base64": "..."}` both ways.
+ *
+ * Pushes: `GET /v1/events` answers a stream that never ends (`application/x-ndjson`,
+ * one JSON object a line), the same messages a worker subsystem gets over postMessage:
+ * `{"kw":"node","node":NodeInfo}` at once and whenever this node's role changes (per
+ * client set too: `node.writableSets`), and `{"kw":"handoff","handoff":HandoffInfo}`
+ * at once and whenever this subsystem's handoff state changes. A subsystem keeps it open
+ * instead of polling `/v1/node`; it ends when keepwire stops (reconnect then).
  * @module
  */
 import { join } from "node:path";
@@ -57,6 +64,8 @@ export class SdkSockets {
   readonly #host: SdkHost;
   readonly #dir: string;
   readonly #servers = new Map<string, Deno.HttpServer<Deno.UnixAddr>>();
+  /** Open event streams (closed before the servers shut down: they never end). */
+  readonly #streams = new Set<() => void>();
 
   /** Sockets go to `dir` (created 0711: others may pass through to their own socket only). */
   constructor(host: SdkHost, dir: string) {
@@ -98,6 +107,12 @@ export class SdkSockets {
       new Response(toJson(body), { status, headers: { "content-type": "application/json" } });
     if (!m) return answer(404, { error: { code: "not_found", message: "POST /v1/<op>" } });
     const op = m[1];
+    if (op === "events") {
+      if (req.method !== "GET") {
+        return answer(405, { error: { code: "method", message: "GET /v1/events" } });
+      }
+      return this.#events(name);
+    }
     let args: unknown = {};
     if (req.method === "POST") {
       const text = await req.text();
@@ -125,8 +140,48 @@ export class SdkSockets {
     }
   }
 
+  /** The push stream of `name` (see the module doc). */
+  #events(name: string): Response {
+    const enc = new TextEncoder();
+    let end = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start: (ctl) => {
+        let last = { node: "", handoff: "" };
+        const push = (kw: "node" | "handoff", v: unknown) => {
+          const line = toJson({ kw, [kw]: v });
+          if (last[kw] === line) return; // unchanged: a re-evaluation, not a change
+          last = { ...last, [kw]: line };
+          try {
+            ctl.enqueue(enc.encode(line + "\n"));
+          } catch {
+            end();
+          }
+        };
+        push("node", this.#host.node());
+        push("handoff", this.#host.handoff(name));
+        const unsubs = [
+          this.#host.onNode((n) => push("node", n)),
+          this.#host.onHandoff((sub, h) => sub === name && push("handoff", h)),
+        ];
+        end = () => {
+          for (const u of unsubs) u();
+          this.#streams.delete(end);
+          try {
+            ctl.close();
+          } catch { /* closed already */ }
+        };
+        this.#streams.add(end);
+      },
+      cancel: () => end(),
+    });
+    return new Response(body, {
+      headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" },
+    });
+  }
+
   /** Close every socket. */
   async close(): Promise<void> {
+    for (const end of [...this.#streams]) end();
     const all = [...this.#servers.entries()];
     this.#servers.clear();
     await Promise.allSettled(all.map(([n, s]) =>
