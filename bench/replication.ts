@@ -1,13 +1,15 @@
 /**
  * `deno task bench replication`: the replication engine (mod/repl) over HTTP on loopback,
  * primary and standby in this one process (the standby's apply shares the event loop, so
- * latencies are, if anything, pessimistic).
+ * latencies are, if anything, pessimistic), then the sync write on the lab link (two
+ * processes in two network namespaces over veth, mutual TLS: bench/replication_lab.ts).
  *
  * - changeset apply rows/s (100,000 rows in one changeset, file database, WAL) next to
  *   inserting the same rows plainly;
  * - async lag p50/p99 at 1,000 messages/s (write → applied on the standby) next to the
  *   batch window;
- * - sync write latency p50/p99 next to the same write local-only, same run;
+ * - sync write latency p50/p99 next to the same write local-only, same run, frames on the
+ *   link's stream, and the same with one POST per body (how frames travelled before);
  * - resync of a ~100 MB store (snapshot streamed over HTTP, installed) next to copying the
  *   database file.
  */
@@ -22,11 +24,33 @@ import {
   until,
 } from "../tests/repl_rig.ts";
 import { type BenchRow, percentile } from "./types.ts";
+import { labRows } from "./replication_lab.ts";
 
 const SECRET = "bench-secret-0123456789";
 
-function pair(dir: string, fill?: (a: RigNode) => void): HttpRigPair {
-  return httpRigPair(dir, { serverSecret: SECRET, extra: { batchMs: 50 }, fill });
+function pair(dir: string, fill?: (a: RigNode) => void, stream = true): HttpRigPair {
+  return httpRigPair(dir, { serverSecret: SECRET, extra: { batchMs: 50 }, fill, stream });
+}
+
+/** p50/p99 of N sync writes over `p`, each next to the same write local-only. */
+async function syncRun(p: HttpRigPair, N: number, from: number) {
+  const sync: number[] = [], local: number[] = [];
+  for (let i = from; i < from + N; i++) {
+    // local-only: the same write in its own transaction on a table nobody replicates
+    let t = now();
+    p.a.store.transaction(() =>
+      p.a.store.db.prepare("INSERT INTO local_only (k, v) VALUES (?, ?)").run(`k${i}`, `v${i}`)
+    );
+    local.push(now() - t);
+    t = now();
+    const r = await p.a.repl.write(
+      "config",
+      (db) => db.prepare("INSERT INTO users (id, name, role) VALUES (?, ?, 'op')").run(i, `u${i}`),
+    );
+    sync.push(now() - t);
+    if (!r.replicated) throw new Error(`sync write ${i} not confirmed`);
+  }
+  return { sync, local };
 }
 
 const fmt = (n: number, d = 2) => n.toFixed(d);
@@ -121,25 +145,18 @@ async function asyncLag(dir: string): Promise<BenchRow> {
 
 async function syncLatency(dir: string): Promise<BenchRow[]> {
   const p = pair(dir);
+  const q = pair(`${dir}-post`, undefined, false);
   try {
-    await p.a.repl.write("config", (db) => db.exec("INSERT INTO users VALUES (0, 'x', 'y')"));
+    for (const x of [p, q]) {
+      await x.a.repl.write("config", (db) => db.exec("INSERT INTO users VALUES (0, 'x', 'y')"));
+    }
     const N = 2000;
-    const sync: number[] = [], local: number[] = [];
-    for (let i = 1; i <= N; i++) {
-      // local-only: the same write in its own transaction on a table nobody replicates
-      let t = now();
-      p.a.store.transaction(() =>
-        p.a.store.db.prepare("INSERT INTO local_only (k, v) VALUES (?, ?)").run(`k${i}`, `v${i}`)
-      );
-      local.push(now() - t);
-      t = now();
-      const r = await p.a.repl.write(
-        "config",
-        (db) =>
-          db.prepare("INSERT INTO users (id, name, role) VALUES (?, ?, 'op')").run(i, `u${i}`),
-      );
-      sync.push(now() - t);
-      if (!r.replicated) throw new Error(`sync write ${i} not confirmed`);
+    // the two modes alternate in blocks, so a busy moment of the machine hits both
+    const s: number[] = [], l: number[] = [], ps: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      const r = await syncRun(p, N / 4, 1 + k * (N / 4));
+      s.push(...r.sync), l.push(...r.local);
+      ps.push(...(await syncRun(q, N / 4, 1 + k * (N / 4))).sync);
     }
     if (count(p.b, "users") !== N + 1) throw new Error("standby is missing confirmed writes");
     // the floor on this machine: a bare POST round trip on the same loopback, same process
@@ -158,10 +175,10 @@ async function syncLatency(dir: string): Promise<BenchRow[]> {
     }
     await server.shutdown();
     const b50 = percentile(bare, 50), b99 = percentile(bare, 99);
-    const s50 = percentile(sync, 50), s99 = percentile(sync, 99);
-    const l50 = percentile(local, 50), l99 = percentile(local, 99);
+    const s50 = percentile(s, 50), s99 = percentile(s, 99);
+    const l50 = percentile(l, 50), l99 = percentile(l, 99);
     return [{
-      name: "sync write latency p50 (HTTP loopback)",
+      name: "sync write latency p50 (HTTP loopback, one stream)",
       ours: `${fmt(s50, 3)} ms`,
       baseline: `${fmt(l50, 3)} ms local-only`,
       ratio: fmt(s50 / l50, 1),
@@ -172,6 +189,11 @@ async function syncLatency(dir: string): Promise<BenchRow[]> {
       ratio: `${fmt(s99 / l99, 1)} (+${fmt(s99 - l99, 2)} ms)`,
       target: "≤ local + 2 ms",
     }, {
+      name: "sync write p50 / p99, one POST per body (before)",
+      ours: `${fmt(percentile(ps, 50), 3)} / ${fmt(percentile(ps, 99), 3)} ms`,
+      baseline: `stream ${fmt(s50, 3)} / ${fmt(s99, 3)} ms`,
+      ratio: fmt(percentile(ps, 50) / s50, 1),
+    }, {
       name: "bare HTTP POST round trip p50 / p99 (floor)",
       ours: `${fmt(b50, 3)} / ${fmt(b99, 3)} ms`,
       baseline: "—",
@@ -179,6 +201,7 @@ async function syncLatency(dir: string): Promise<BenchRow[]> {
     }];
   } finally {
     await p.close();
+    await q.close();
   }
 }
 
@@ -232,6 +255,7 @@ export async function bench(): Promise<BenchRow[]> {
     rows.push(await asyncLag(`${dir}/2`));
     rows.push(...await syncLatency(`${dir}/3`));
     rows.push(await resync(`${dir}/4`));
+    rows.push(...await labRows(`${dir}/5`));
     return rows;
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

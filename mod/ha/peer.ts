@@ -89,19 +89,32 @@ export const PEER_DUPLEX_MAX_MESSAGE = 257 * 1024 * 1024;
 /** Direction byte of a duplex message's MAC: client → server, server → client. */
 const TO_SERVER = 0, TO_CLIENT = 1;
 
-function duplexKey(secret: string, nonce: string): Buffer {
-  return createHmac("sha256", secret).update(`duplex\n${nonce}`).digest();
+/**
+ * HMAC-SHA256 under one key (RFC 2104), its padded key blocks computed once: two plain
+ * SHA-256 runs per message, several times cheaper here than a `createHmac` per message.
+ */
+interface MessageKey {
+  inner: Uint8Array;
+  outer: Uint8Array;
 }
 
-function messageMac(key: Buffer, dir: number, n: bigint, payload: Uint8Array): Buffer {
+function duplexKey(secret: string, nonce: string): MessageKey {
+  const k = createHmac("sha256", secret).update(`duplex\n${nonce}`).digest();
+  const inner = new Uint8Array(64).fill(0x36), outer = new Uint8Array(64).fill(0x5c);
+  for (let i = 0; i < k.length; i++) inner[i] ^= k[i], outer[i] ^= k[i];
+  return { inner, outer };
+}
+
+function messageMac(key: MessageKey, dir: number, n: bigint, payload: Uint8Array): Uint8Array {
   const head = new Uint8Array(9);
   head[0] = dir;
   new DataView(head.buffer).setBigUint64(1, n);
-  return createHmac("sha256", key).update(head).update(payload).digest();
+  const ih = createHash("sha256").update(key.inner).update(head).update(payload).digest();
+  return createHash("sha256").update(key.outer).update(ih).digest();
 }
 
 /** Each chunk written is one message: it leaves as `length | payload | MAC`. */
-function sealMessages(key: Buffer, dir: number): TransformStream<Uint8Array, Uint8Array> {
+function sealMessages(key: MessageKey, dir: number): TransformStream<Uint8Array, Uint8Array> {
   let n = 0n;
   return new TransformStream({
     transform(payload, ctl) {
@@ -118,7 +131,7 @@ function sealMessages(key: Buffer, dir: number): TransformStream<Uint8Array, Uin
  * Bytes as they arrive → one chunk per verified message. Errors the stream on a bad MAC,
  * a message over the bound, or bytes that end inside a message (nothing of it is passed).
  */
-function openMessages(key: Buffer, dir: number): TransformStream<Uint8Array, Uint8Array> {
+function openMessages(key: MessageKey, dir: number): TransformStream<Uint8Array, Uint8Array> {
   let n = 0n;
   const parts: Uint8Array[] = [];
   let have = 0;
@@ -528,6 +541,10 @@ export async function servePeerTls(
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { code: "internal", message: String(e).slice(0, 200) } }));
     }
+  });
+  // small messages (a replication ack) leave at once, not when the last one was acked
+  server.on("secureConnection", (sock: { setNoDelay?: (on: boolean) => void }) => {
+    sock.setNoDelay?.(true);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
