@@ -83,6 +83,12 @@ Deno.test({
       // no peer link configured: the state says so and what to do
       assertStringIncludes(st.stdout, "state: HA is on, but there is no peer link");
       assertStringIncludes(st.stdout, "next: add ha.peerLink");
+      // nothing to unpair or rotate: refused, named
+      for (const cmd of [["ha", "unpair"], ["ha", "rotate-cert"]]) {
+        const r = await kw([...cmd, "-d", t.dataDir]);
+        assertEquals(r.code, 1, cmd.join(" "));
+        assertStringIncludes(r.stderr, "this node is not paired");
+      }
       assertStringIncludes(st.stdout, "keepalived: NOT running");
       const js = JSON.parse((await kw(["ha", "status", "--json", "-d", t.dataDir])).stdout);
       assertEquals(js.engine.running, false);

@@ -12,9 +12,31 @@ import { HaUnpairLossError } from "../mod/ha/errors.ts";
 import { CERT_WARN_DAYS, expiryWarnings } from "../mod/ha/pair_ops.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { until } from "./repl_rig.ts";
+import { Hono } from "hono";
+import { haPage } from "../mod/ha/page.tsx";
+import type { PageViewer } from "../mod/web/ui/contract.ts";
 
 async function pairStatus(n: Node): Promise<Record<string, unknown>> {
   return await (await n.ha.routes!().request("/ha/pair")).json();
+}
+
+/** The HA page as an admin sees it, its API calls answered by the node's routes. */
+async function page(n: Node): Promise<string> {
+  const app = new Hono();
+  app.route("/api", n.ha.routes!());
+  app.route("/api", n.repl.routes!());
+  const deps = {
+    appliance: "t",
+    refreshMs: () => 1000,
+    hasAdmin: () => true,
+    config: () => ({}),
+    version: "t",
+    internal: async <T>(path: string) => {
+      const r = await app.request(path);
+      return r.ok ? await r.json() as T : null;
+    },
+  };
+  return String(await haPage(deps, { name: "admin", role: "admin" } as PageViewer));
 }
 
 async function pair(a: Node, b: Node, bPort: number, id: string): Promise<void> {
@@ -54,6 +76,13 @@ Deno.test("ha pair upkeep: rotate-cert keeps replication; unpair refuses to drop
     await synced(n1, n2, "paired");
     const st = await pairStatus(n1);
     assertEquals(st.state, "paired");
+    // the HA page: expiry, and Rotate / Unpair buttons with a confirmation for an admin
+    const html = await page(n1);
+    assertStringIncludes(html, 'data-pair-state="paired"');
+    assertStringIncludes(html, "certificates expire: this node 20");
+    assertStringIncludes(html, 'data-api="/api/ha/unpair"');
+    assertStringIncludes(html, 'data-confirm="Unpair n1 from n2?');
+    assertStringIncludes(html, 'data-api="/api/ha/pair/rotate"');
     assert(Date.parse(String(st.certExpiresAt)) > Date.now() + 3000 * 86_400_000, "10 years");
 
     // --- rotation: n1 makes a new certificate; replication keeps running over the switch
