@@ -8,7 +8,7 @@
  */
 import { freePort, type Node, node } from "./ha_pair_rig.ts";
 import { certFingerprint, loadPair, loadUnpaired } from "../mod/ha/pairing.ts";
-import { HaUnpairLossError } from "../mod/ha/errors.ts";
+import { HaRotateError, HaUnpairLossError } from "../mod/ha/errors.ts";
 import { CERT_WARN_DAYS, expiryWarnings } from "../mod/ha/pair_ops.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { until } from "./repl_rig.ts";
@@ -115,6 +115,10 @@ Deno.test("ha pair upkeep: rotate-cert keeps replication; unpair refuses to drop
 
     // --- unpair: n2 gone, n1 writes: n1 is the only copy → refused, says what
     await n2.stop();
+    // a rotation needs the peer: refused, nothing changed
+    const before2 = loadPair(n1.dataDir)!.cert;
+    await assertRejects(() => n1.ha.rotateCert("test"), HaRotateError, "nothing changed");
+    assertEquals(loadPair(n1.dataDir)!.cert, before2);
     n1.store.setSetting("ui", { refreshMs: 1000, banner: "only on n1" });
     await until(() => (n1.repl.status().pending ?? 0) > 0, "an unacknowledged change");
     const e = await assertRejects(() => n1.ha.unpair("test", false), HaUnpairLossError);
