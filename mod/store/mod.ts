@@ -464,7 +464,10 @@ export class Store implements Journal {
     };
   }
 
-  /** The WAL index, opened on first use (this connection keeps it in place). */
+  /**
+   * The WAL index, opened on first use (this connection keeps it in place) and closed only
+   * after the database (see close()).
+   */
   #walIndex(): Deno.FsFile | undefined {
     if (this.#walIndexFile !== undefined) return this.#walIndexFile || undefined;
     this.#walIndexFile = false;
@@ -477,9 +480,11 @@ export class Store implements Journal {
 
   /** Close the database (checkpoints the WAL). */
   close(): void {
+    if (this.db.isOpen) this.db.close();
+    // Only now: closing any descriptor of a file drops every POSIX lock this process holds
+    // on it, and the connection holds its WAL-index locks until it closes.
     if (this.#walIndexFile) this.#walIndexFile.close();
     this.#walIndexFile = false;
-    if (this.db.isOpen) this.db.close();
   }
 }
 
