@@ -3,6 +3,7 @@ import { kw } from "./helpers/cli.ts";
 import { MemoryTransport } from "../mod/repl/mod.ts";
 import { listTails, readTail, ReplTailError } from "../mod/repl/tail.ts";
 import { tailRoutes } from "../mod/repl/tail_routes.ts";
+import { Hono } from "hono";
 import { rigPair } from "./repl_rig.ts";
 import type { DatabaseSync } from "node:sqlite";
 
@@ -52,6 +53,19 @@ async function makeTail(): Promise<{ bytes: Uint8Array; name: string; dir: strin
 
 const cols = (t: string) =>
   ({ users: ["id", "name", "role"], msglog: ["id", "ts", "line"] })[t] ?? null;
+
+/** The tail routes behind a signed-in `role` (what the web app's auth middleware sets). */
+function signedIn(dir: string, role: string, columns: typeof cols = cols): Hono {
+  const app = new Hono();
+  app.use("*", async (c, next) => {
+    (c.set as (k: string, v: unknown) => void)("principal", { name: `a ${role}`, role });
+    await next();
+  });
+  app.route("/", tailRoutes(dir, () => columns));
+  // the web app's error handler answers a KeepwireError with its status
+  app.onError((e) => Response.json({}, { status: (e as ReplTailError).status ?? 500 }));
+  return app;
+}
 
 Deno.test("repl tail: a saved tail reads row by row: epoch, seq range, tables, counts", async () => {
   const { bytes, name, dir } = await makeTail();
@@ -119,7 +133,7 @@ Deno.test("repl tail: a truncated or corrupt file is refused naming what is wron
 Deno.test("repl tail: API lists, reads and downloads; refuses paths and unknown names", async () => {
   const { bytes, name, dir } = await makeTail();
   try {
-    const app = tailRoutes(dir, () => cols);
+    const app = signedIn(dir, "admin");
     let r = await app.request("/repl/tails");
     assertEquals(r.status, 200);
     const list = await r.json();
@@ -130,12 +144,40 @@ Deno.test("repl tail: API lists, reads and downloads; refuses paths and unknown 
     r = await app.request(`/repl/tails/${name}/file`);
     assertEquals(r.headers.get("content-type"), "application/octet-stream");
     assertEquals(new Uint8Array(await r.arrayBuffer()), bytes);
-    // the web app's error handler answers a KeepwireError with its status
-    app.onError((e) => Response.json({}, { status: (e as ReplTailError).status ?? 500 }));
     for (const [bad, status] of [["..%2Fkeepwire.db", 400], ["x.txt", 400], ["n.kwtail", 404]]) {
       r = await app.request(`/repl/tails/${bad}`);
       assertEquals(r.status, status, `${bad}`);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("repl tail: API read redacts password and token hashes; the raw file is for admins only", async () => {
+  const { name, dir } = await makeTail();
+  try {
+    // the rig's users table has no hash column: name its third column as the store's
+    // users table names it (the API takes the names from the local schema)
+    const hashed = (t: string) => t === "users" ? ["id", "name", "hash"] : cols(t);
+    for (const role of ["viewer", "admin"]) {
+      const r = await signedIn(dir, role, hashed).request(`/repl/tails/${name}`);
+      assertEquals(r.status, 200);
+      const changes = (await r.json()).changes as { table: string; [k: string]: unknown }[];
+      const rows = changes.filter((c) => c.table === "users")
+        .flatMap((c) => [c.key, c.old, c.new].filter(Boolean)) as Record<string, unknown>[];
+      const seen = rows.filter((x) => "hash" in x).map((x) => x.hash);
+      assert(seen.length >= 3, `${seen.length}`);
+      assertEquals(new Set(seen), new Set(["(redacted)"]), `${role} saw a hash`);
+    }
+    let r = await signedIn(dir, "viewer").request(`/repl/tails/${name}/file`);
+    assertEquals(r.status, 403, "a viewer downloaded the raw tail (password hashes in it)");
+    await r.body?.cancel();
+    r = await tailRoutes(dir, () => cols).request(`/repl/tails/${name}/file`);
+    assert(r.status !== 200, "downloaded without a principal");
+    await r.body?.cancel();
+    r = await signedIn(dir, "admin").request(`/repl/tails/${name}/file`);
+    assertEquals(r.status, 200);
+    await r.body?.cancel();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,13 +1,47 @@
 /**
  * Set-aside tails on the API: `GET /api/repl/tails` (the files with what each holds),
- * `GET /api/repl/tails/:tail` (one read row by row), `GET /api/repl/tails/:tail/file`
- * (the file itself). Nothing here applies a tail. See tail.ts.
+ * `GET /api/repl/tails/:tail` (one read row by row, credential columns redacted),
+ * `GET /api/repl/tails/:tail/file` (the file itself, admins only: it holds the
+ * replicated user and token rows with their hashes). Nothing here applies a tail. See
+ * tail.ts.
  * @module
  */
 import { Hono } from "hono";
 import { z } from "zod";
 import { answer, apiDoc } from "../web/openapi.ts";
-import { listTails, readTail, tailPath } from "./tail.ts";
+import { ApiError } from "../web/errors.ts";
+import { listTails, readTail, type TailChange, tailPath, type TailValue } from "./tail.ts";
+
+/**
+ * Columns a tail read over the API never shows: the password hashes of `users` and the
+ * token hashes of `tokens` (group `config` replicates both). Any signed-in role may read
+ * a tail; a viewer must not get a hash to crack offline.
+ */
+export const TAIL_CREDENTIAL_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  users: ["hash"],
+  tokens: ["hash"],
+};
+
+/** What a redacted value reads as. */
+const REDACTED = "(redacted)";
+
+/** `changes` with the {@link TAIL_CREDENTIAL_COLUMNS} values replaced. */
+export function redactTailChanges(changes: TailChange[]): TailChange[] {
+  const hide = (cols: readonly string[], row?: Record<string, TailValue>) => {
+    if (!row) return row;
+    const out = { ...row };
+    for (const c of cols) if (c in out) out[c] = REDACTED;
+    return out;
+  };
+  return changes.map((ch) => {
+    const cols = TAIL_CREDENTIAL_COLUMNS[ch.table];
+    if (!cols) return ch;
+    const out: TailChange = { ...ch, key: hide(cols, ch.key)! };
+    if (ch.old) out.old = hide(cols, ch.old);
+    if (ch.new) out.new = hide(cols, ch.new);
+    return out;
+  });
+}
 
 const valueSchema = z.union([
   z.null(),
@@ -76,7 +110,7 @@ apiDoc("GET", "/api/repl/tails", {
 });
 apiDoc("GET", "/api/repl/tails/:tail", {
   operationId: "getReplTail",
-  summary: "one set-aside tail row by row (nothing is applied)",
+  summary: "one set-aside tail row by row (nothing is applied; password and token hashes redacted)",
   params: tailParams,
   response: tailContentsSchema,
   errors: {
@@ -87,7 +121,7 @@ apiDoc("GET", "/api/repl/tails/:tail", {
 });
 apiDoc("GET", "/api/repl/tails/:tail/file", {
   operationId: "downloadReplTail",
-  summary: "download a set-aside tail file as it is",
+  summary: "download a set-aside tail file as it is (admin only)",
   params: tailParams,
   responses: {
     200: {
@@ -96,7 +130,7 @@ apiDoc("GET", "/api/repl/tails/:tail/file", {
       schemaText: "replication frames back to back (docs/ha.md, Set-aside tails)",
     },
   },
-  errors: { 400: "not a tail file name", 404: "no such tail" },
+  errors: { 400: "not a tail file name", 403: "not an admin", 404: "no such tail" },
 });
 
 /** The routes, reading `dir`; `columns` names a table's columns from the local schema. */
@@ -112,9 +146,15 @@ export function tailRoutes(
   app.get("/repl/tails/:tail", (c) => {
     const name = c.req.param("tail");
     const bytes = Deno.readFileSync(tailPath(dir, name));
-    return answer(c, tailContentsSchema, readTail(bytes, { name, columns: columns() }));
+    const t = readTail(bytes, { name, columns: columns() });
+    return answer(c, tailContentsSchema, { ...t, changes: redactTailChanges(t.changes) });
   });
   app.get("/repl/tails/:tail/file", (c) => {
+    // the raw file cannot be redacted (see TAIL_CREDENTIAL_COLUMNS)
+    const who = (c.get as (k: string) => { role?: string } | undefined)("principal");
+    if (who?.role !== "admin") {
+      throw new ApiError(403, "forbidden", "downloading a tail file needs the admin role");
+    }
     const name = c.req.param("tail");
     const bytes = Deno.readFileSync(tailPath(dir, name));
     return c.body(bytes, 200, {

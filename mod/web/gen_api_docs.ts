@@ -9,6 +9,9 @@ import { apiDocs, isDocumented } from "./openapi.ts";
 import { isPublic } from "./public_paths.ts";
 import { SELF_SERVICE } from "./auth.ts";
 
+// reads a route refuses to any role but admin (the route checks; listed here for the table)
+const ADMIN_READS = new Set(["/api/repl/tails/:tail/file"]);
+
 /** Render the API reference as markdown. */
 export function renderApiDocs(): string {
   const byTag = new Map<string, string[]>();
@@ -26,6 +29,8 @@ export function renderApiDocs(): string {
     const errors = Object.keys(doc.errors ?? {}).join(", ") || "—";
     const access = isPublic(path)
       ? "public"
+      : ADMIN_READS.has(path)
+      ? "admin"
       : method === "GET" || SELF_SERVICE.has(path)
       ? "viewer"
       : "admin";
