@@ -103,6 +103,7 @@ export async function makeBundle(
     seed?: number;
     images?: { slotClass: string; path: string }[];
     hooks?: Manifest["hooks"];
+    storeSchema?: string;
   },
 ): Promise<{ path: string; image: string; manifest: Manifest }> {
   const name = opts.name ?? `b-${crypto.randomUUID().slice(0, 6)}`;
@@ -116,6 +117,7 @@ export async function makeBundle(
     keys: opts.keys,
     out: path,
     hooks: opts.hooks,
+    storeSchema: opts.storeSchema,
   });
   return { path, image, manifest };
 }

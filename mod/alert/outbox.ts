@@ -15,7 +15,8 @@ export const DELIVERY_STATES = ["pending", "sent", "failed", "suppressed", "dige
  * flap summary), digest (waits for the daily digest). */
 export type DeliveryState = typeof DELIVERY_STATES[number];
 
-const MIGRATIONS: Migration[] = [
+/** The `alert` store migrations (their count is the module's schema version; a bundle declares it: mod/update/bundle_schema.ts). */
+export const ALERT_MIGRATIONS: Migration[] = [
   `CREATE TABLE alert_outbox (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
@@ -159,7 +160,7 @@ export class Outbox {
   constructor(store: Store, now: () => number) {
     this.#store = store;
     this.#now = now;
-    store.migrate("alert", MIGRATIONS);
+    store.migrate("alert", ALERT_MIGRATIONS);
   }
 
   /** Run `fn` in one transaction. */

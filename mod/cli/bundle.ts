@@ -7,6 +7,7 @@ import {
   loadKeyring,
   loadPrivateKey,
   readBundleInfo,
+  STORE_SCHEMA_RE,
   verifyBundleFile,
 } from "../update/bundle.ts";
 import { UpdateError, type UpdateErrorCode } from "../update/errors.ts";
@@ -55,6 +56,8 @@ const createSchema = z.strictObject({
   key: z.array(z.string().min(1)).min(1, "at least one --key"),
   output: z.string().min(1),
   description: z.string().optional(),
+  storeSchema: z.union([z.literal("none"), z.string().regex(STORE_SCHEMA_RE, "module:version,...")])
+    .optional(),
   json: z.boolean().optional(),
 });
 
@@ -91,6 +94,12 @@ export function registerBundleCommands(program: Command): void {
     )
     .option("-o, --output <file.kwb>", "output bundle")
     .option("--description <text>", "free text stored in the manifest")
+    .option(
+      "--store-schema <module:version,...|none>",
+      "store schema of the code in the images (default: this keepwire's own, which is right " +
+        "when the bundle is made by the keepwire it ships); none: not declared (a rolling " +
+        "upgrade refuses the bundle)",
+    )
     .option("--json", "print the manifest as JSON")
     .action(async (raw: Record<string, unknown>) => {
       const r = createSchema.safeParse(raw);
@@ -98,7 +107,9 @@ export function registerBundleCommands(program: Command): void {
         throw new CliError(
           EXIT.USAGE,
           `bundle create: ${
-            r.error.issues.map((i) => `--${String(i.path[0])}: ${i.message}`).join("; ")
+            r.error.issues.map((i) =>
+              `--${String(i.path[0]).replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}: ${i.message}`
+            ).join("; ")
           }`,
         );
       }
@@ -107,6 +118,9 @@ export function registerBundleCommands(program: Command): void {
         const keys = [];
         for (const k of o.key) keys.push(await loadPrivateKey(k));
         const images = o.image.map(parseImageArg);
+        const storeSchema = o.storeSchema === "none"
+          ? undefined
+          : o.storeSchema ?? (await import("../update/bundle_schema.ts")).codeStoreSchema();
         const manifest = await createBundle({
           images,
           compatible: o.compatible,
@@ -114,6 +128,7 @@ export function registerBundleCommands(program: Command): void {
           keys,
           out: o.output,
           description: o.description,
+          storeSchema,
         });
         if (o.json) return printJson(manifest);
         console.log(
@@ -124,6 +139,7 @@ export function registerBundleCommands(program: Command): void {
         for (const i of manifest.images) {
           console.log(`  ${i.slotClass}: ${i.filename} ${mib(i.size)} sha256 ${i.sha256}`);
         }
+        console.log(`  store schema: ${manifest.storeSchema ?? "(not declared)"}`);
       } catch (e) {
         throw cliErrorOf(e);
       }
@@ -150,6 +166,7 @@ export function registerBundleCommands(program: Command): void {
         console.log(`  version     ${m.version}`);
         console.log(`  built       ${m.buildTime}`);
         if (m.description) console.log(`  description ${m.description}`);
+        console.log(`  store schema ${m.storeSchema ?? "(not declared)"}`);
         console.log(`  signed by   ${i.keyIds.length ? i.keyIds.join(", ") : "(unsigned)"}`);
         for (const img of m.images) {
           console.log(

@@ -184,7 +184,8 @@ interface Group {
   registered: boolean;
 }
 
-const SDK_MIGRATIONS = [
+/** The `sdk` store migrations (their count is the module's schema version; a bundle declares it: mod/update/bundle_schema.ts). */
+export const SDK_MIGRATIONS = [
   `CREATE TABLE sdk_tables (
      name TEXT PRIMARY KEY,
      subsystem TEXT NOT NULL,

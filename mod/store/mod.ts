@@ -120,7 +120,8 @@ function localKeySql(): string {
 /** One migration step: SQL run once, in order, per module. */
 export type Migration = string;
 
-const CORE_MIGRATIONS: Migration[] = [
+/** The `core` store migrations (their count is the module's schema version; a bundle declares it: mod/update/bundle_schema.ts). */
+export const CORE_MIGRATIONS: Migration[] = [
   `CREATE TABLE events (
      id INTEGER PRIMARY KEY AUTOINCREMENT,
      time INTEGER NOT NULL,

@@ -65,6 +65,30 @@ export const imageSchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits"),
 });
 
+/**
+ * A store schema: `module:version` of each module's store migrations, sorted by module,
+ * comma-separated (`core:9,history:3,...`): the form a node reports in its rolling-upgrade
+ * view and the replication engine digests into its schema version.
+ */
+export const STORE_SCHEMA_RE =
+  /^[a-z][a-z0-9_]{0,63}:\d{1,6}(,[a-z][a-z0-9_]{0,63}:\d{1,6}){0,255}$/;
+
+/** Parse a store schema (`module:version,...`) into a map; parts without `:` are skipped. */
+export function parseStoreSchema(s: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const part of s.split(",")) {
+    const i = part.lastIndexOf(":");
+    if (i > 0) m.set(part.slice(0, i), Number(part.slice(i + 1)));
+  }
+  return m;
+}
+
+/** Format a store schema map as `module:version,...` sorted by module (byte order, as SQLite). */
+export function formatStoreSchema(m: ReadonlyMap<string, number>): string {
+  return [...m].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([k, v]) => `${k}:${v}`)
+    .join(",");
+}
+
 /** The manifest (what the signature covers). */
 export const manifestSchema = z.strictObject({
   format: z.literal(MANIFEST_FORMAT),
@@ -77,6 +101,11 @@ export const manifestSchema = z.strictObject({
     "each slot class at most once",
   ),
   hooks: z.strictObject({ postInstall: hookSchema.optional() }).optional(),
+  storeSchema: z.string().regex(STORE_SCHEMA_RE, "module:version,... sorted by module").optional()
+    .describe(
+      "store schema of the keepwire code in the images (mod/update/bundle_schema.ts); " +
+        "a rolling upgrade refuses a bundle whose schema differs from the pair's",
+    ),
 });
 
 /** A bundle manifest. */
@@ -425,6 +454,12 @@ export interface CreateBundleOptions {
   description?: string;
   /** Hooks. */
   hooks?: Manifest["hooks"];
+  /**
+   * Store schema of the code in the images (`module:version,...`, {@link STORE_SCHEMA_RE}),
+   * usually `codeStoreSchema()` of that code (mod/update/bundle_schema.ts). Absent: the
+   * bundle installs on a single node, and a rolling upgrade refuses it.
+   */
+  storeSchema?: string;
   /** Chunk size of the copy (default 4 MiB). */
   chunkSize?: number;
 }
@@ -498,6 +533,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<Manifest>
     ...(opts.description !== undefined ? { description: opts.description } : {}),
     images,
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
+    ...(opts.storeSchema !== undefined ? { storeSchema: opts.storeSchema } : {}),
   };
   const checked = manifestSchema.safeParse(manifest);
   if (!checked.success) {

@@ -62,7 +62,8 @@ export interface HistoryEntry {
   detail: string | null;
 }
 
-const MIGRATIONS = [
+/** The `update` store migrations (their count is the module's schema version; a bundle declares it: mod/update/bundle_schema.ts). */
+export const UPDATE_MIGRATIONS = [
   `CREATE TABLE update_slots (
      bootname TEXT NOT NULL,
      slot_class TEXT NOT NULL,
@@ -127,7 +128,7 @@ export class UpdateRecords {
   constructor(store: Store, now: () => number = Date.now) {
     this.#store = store;
     this.#now = now;
-    store.migrate("update", MIGRATIONS);
+    store.migrate("update", UPDATE_MIGRATIONS);
   }
 
   /** All slot records. */

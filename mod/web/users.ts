@@ -76,7 +76,8 @@ export interface Principal {
   via: "session" | "token" | "socket";
 }
 
-const MIGRATIONS = [
+/** The `auth` store migrations (their count is the module's schema version; a bundle declares it: mod/update/bundle_schema.ts). */
+export const AUTH_MIGRATIONS = [
   `CREATE TABLE users (
      name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
      created INTEGER NOT NULL, updated INTEGER NOT NULL);
@@ -184,7 +185,7 @@ export class Users {
     this.#store = store;
     this.#now = opts.now ?? Date.now;
     this.session = opts.session ?? { idleMs: 8 * 3600_000, maxMs: 7 * 86_400_000 };
-    store.migrate("auth", MIGRATIONS);
+    store.migrate("auth", AUTH_MIGRATIONS);
     this.throttle = new LoginThrottle(store, { now: this.#now, policy: opts.throttle });
     this.hashGate = opts.hashGate ?? new HashGate(2, 6);
     this.#genStmt = store.db.prepare("SELECT gen FROM auth_generation WHERE id = 1");
