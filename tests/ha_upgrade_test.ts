@@ -4,7 +4,9 @@
 import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import {
   RollingUpgrade,
+  storeSchemaMismatch,
   UPGRADE_TRANSITIONS,
+  type UpgradeBundleInfo,
   type UpgradeDriver,
   type UpgradeNodeView,
   type UpgradeState,
@@ -30,7 +32,7 @@ class FakePair implements UpgradeDriver {
   b: UpgradeNodeView = node("b", "standby");
   received = false;
   calls: string[] = [];
-  bundleInfo = { version: "1.1.0", compatible: "kw-x86" };
+  bundleInfo: UpgradeBundleInfo = { version: "1.1.0", compatible: "kw-x86", storeSchema: "core:7" };
   constructor(public clock: FakeClock, public fail: Fail | null = null) {}
   bundle(path: string) {
     this.calls.push("bundle");
@@ -210,6 +212,32 @@ const refusals: [string, (p: FakePair) => void, string][] = [
   ["older than the peer", (p) => p.b.version = "1.2.0", "not newer than 1.2.0 on node b"],
   ["not a semver", (p) => p.bundleInfo.version = "abc", "not a semantic version"],
   ["schema differs", (p) => p.b.schema = "core:8", "store schema differs"],
+  [
+    "the bundle changes the schema",
+    (p) => p.bundleInfo.storeSchema = "core:8",
+    "(core 7 → 8): it declares core:8, node a runs core:7",
+  ],
+  [
+    "the bundle adds a module with tables",
+    (p) => {
+      p.bundleInfo.storeSchema = "core:7,fax:1";
+      p.a.codeSchema = "core:7";
+    },
+    "(fax 0 → 1)",
+  ],
+  [
+    "the bundle migrates a module not enabled here",
+    (p) => {
+      p.bundleInfo.storeSchema = "bypass:2,core:7";
+      p.a.codeSchema = p.b.codeSchema = "bypass:1,core:7";
+    },
+    "(bypass 1 → 2)",
+  ],
+  [
+    "the bundle does not declare its schema",
+    (p) => delete p.bundleInfo.storeSchema,
+    "the bundle does not declare its store schema",
+  ],
   ["peer unhealthy", (p) => p.b = { ...p.b, healthy: false, detail: "disk" }, "b is not healthy"],
   ["peer mid-update", (p) => p.b.activation = "pending", "update pending"],
   ["not active", (p) => p.a.role = "standby", "not active"],
@@ -374,4 +402,32 @@ Deno.test("ha upgrade: a new version with another store schema stops before the 
   assert(s.reason!.includes("changes the store schema (core:7 here, core:8 on b)"), s.reason!);
   assert(!pair.calls.includes("handover"));
   assertEquals([pair.a.role, pair.b.role], ["active", "standby"]);
+});
+
+Deno.test("ha upgrade: a bundle of the same store schema rolls out; SDK groups and disabled modules are not compared", async () => {
+  const { clock, pair, m } = rig();
+  // a subsystem's table group migrated at run time, a module not enabled (bypass) on either
+  pair.a = { ...pair.a, schema: "core:7,sdk_smsgw_queue:2", codeSchema: "bypass:1,core:7" };
+  pair.b = { ...pair.b, schema: "core:7,sdk_smsgw_queue:2" }; // an older peer: no codeSchema
+  pair.bundleInfo.storeSchema = "bypass:1,core:7";
+  m.start("/tmp/x.kwb", "alice");
+  await settle(clock, m);
+  assertEquals(m.status().state, "done", m.status().reason ?? "");
+});
+
+Deno.test("ha upgrade: storeSchemaMismatch names both schemas and the modules that differ", () => {
+  const n = (schema: string, codeSchema?: string): UpgradeNodeView => ({
+    ...node("n1", "active"),
+    schema,
+    ...(codeSchema ? { codeSchema } : {}),
+  });
+  assertEquals(storeSchemaMismatch("alert:1,core:4", [n("alert:1,core:4")]), null);
+  const why = storeSchemaMismatch("alert:2,core:5", [n("alert:1,core:4")])!;
+  assert(why.includes("(alert 1 → 2, core 4 → 5): it declares alert:2,core:5"), why);
+  assert(why.includes("node n1 runs alert:1,core:4"), why);
+  // a module the node never migrated and whose code it does not report: not compared
+  assertEquals(storeSchemaMismatch("alert:1,core:4", [n("core:4")]), null);
+  // ... but compared with what its code declares when it reports it
+  assert(storeSchemaMismatch("alert:1,core:4", [n("core:4", "core:4")])!.includes("alert 0 → 1"));
+  assert(storeSchemaMismatch(undefined, [n("core:4")])!.includes("does not declare"));
 });

@@ -7,7 +7,10 @@
  *
  * - checking: the peer answers on the peer link and is healthy, both nodes are healthy, the
  *   bundle's `compatible` matches both nodes, its version is newer than both, both nodes run
- *   the same store schema. Anything else stops here, before anything is touched.
+ *   the same store schema, and the bundle declares that same store schema
+ *   ({@link storeSchemaMismatch}: replication refuses changes across schemas, so a standby
+ *   upgraded to another schema could never catch up). Anything else stops here, before
+ *   anything is sent or installed.
  * - sending / peer_installing / peer_activating: the standby receives the bundle, installs it
  *   in its other slot and activates it (restart or reboot, its own `update.activation`); its
  *   health gate commits it. Done when the peer answers with the new version, healthy and
@@ -27,6 +30,7 @@
 import type { Clock } from "../module.ts";
 import type { EventBus } from "../events/mod.ts";
 import { compareSemver } from "../update/semver.ts";
+import { parseStoreSchema } from "../update/bundle.ts";
 import { KeepwireError } from "../errors.ts";
 import { z } from "zod";
 import type {} from "./events.ts";
@@ -73,6 +77,11 @@ export interface UpgradeNodeView {
   compatible: string;
   /** Store schema versions ("module:version,..."): both nodes must match. */
   schema: string;
+  /**
+   * The store schema this node's code declares (`codeStoreSchema()`, the form a bundle
+   * declares), including modules not enabled here; absent from nodes of older versions.
+   */
+  codeSchema?: string;
   /** All essential parts healthy. */
   healthy: boolean;
   /** The updater's activation: `committed` (or none), `pending` (health gate), `failed`. */
@@ -87,6 +96,48 @@ export interface UpgradeBundleInfo {
   version: string;
   /** Device family it is for. */
   compatible: string;
+  /** The store schema of its code (`module:version,...`); absent in older bundles. */
+  storeSchema?: string;
+}
+
+/**
+ * Why a bundle's declared store schema does not fit the pair, or null when it does. For
+ * each module the bundle declares, each node's version must equal it: the version in the
+ * node's running `schema` (its store's `schema_versions`), or for a module not migrated on
+ * the node (not enabled there) the version its code declares (`codeSchema`; a node that
+ * does not report one is not compared on such modules). A module the bundle adds counts
+ * as version 0 on a node whose code lacks it. Modules the bundle does not name (the
+ * subsystems' SDK table groups, a module the new code dropped) are left alone: the new
+ * code does not migrate them. A bundle that declares no schema is refused: a schema
+ * change would only show after the standby activated it.
+ */
+export function storeSchemaMismatch(
+  bundleSchema: string | undefined,
+  nodes: readonly UpgradeNodeView[],
+): string | null {
+  if (bundleSchema === undefined) {
+    return "the bundle does not declare its store schema (made by an older keepwire or " +
+      "with --store-schema none): a store migration in it would only show after the " +
+      "standby activated it; rebuild it with `keepwire bundle create` of the version it " +
+      "ships, or install it one node at a time (docs/ha.md, rolling upgrade)";
+  }
+  const want = parseStoreSchema(bundleSchema);
+  for (const n of nodes) {
+    const code = n.codeSchema === undefined ? null : parseStoreSchema(n.codeSchema);
+    const running = parseStoreSchema(n.schema);
+    const diffs: string[] = [];
+    for (const [mod, v] of want) {
+      const have = running.get(mod) ?? (code ? code.get(mod) ?? 0 : undefined);
+      if (have !== undefined && have !== v) diffs.push(`${mod} ${have} → ${v}`);
+    }
+    if (diffs.length) {
+      return `the bundle changes the store schema (${diffs.join(", ")}): it declares ` +
+        `${bundleSchema}, node ${n.node} runs ${n.schema}; replication refuses changes ` +
+        `across store schemas, so the upgraded standby could never catch up: a store ` +
+        `migration is rolled out one node at a time (docs/ha.md, rolling upgrade)`;
+    }
+  }
+  return null;
 }
 
 /**
@@ -438,6 +489,8 @@ export class RollingUpgrade {
           `store schema differs: ${local.node} ${local.schema}, ${peer.node} ${peer.schema}`,
         );
       }
+      const why = storeSchemaMismatch(info.storeSchema, [local, peer]);
+      if (why) throw new Error(why);
     });
     if (!ok) return;
     const target = this.#s.target!;

@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { readBundleInfo } from "../update/bundle.ts";
+import { codeStoreSchema } from "../update/bundle_schema.ts";
 import type { UpdateState } from "../update/state.ts";
 import type { UpdateModule } from "../update/types.ts";
 import { VERSION } from "../version.ts";
@@ -79,6 +80,7 @@ export const upgradeViewSchema = z.object({
   version: z.string(),
   compatible: z.string(),
   schema: z.string(),
+  codeSchema: z.string().max(16_384).optional(),
   healthy: z.boolean(),
   activation: z.enum(["committed", "pending", "failed"]),
   detail: z.string().optional(),
@@ -141,6 +143,7 @@ function view(o: UpgradeLinkOptions): UpgradeNodeView {
     version: VERSION,
     compatible: o.compatible,
     schema: o.schema(),
+    codeSchema: codeStoreSchema(),
     healthy: h.ok,
     activation: activationOf(o.updater.state()),
     ...(h.detail ? { detail: h.detail } : {}),
@@ -238,7 +241,11 @@ export function upgradeDriver(o: UpgradeLinkOptions): UpgradeDriver {
   return {
     async bundle(path) {
       const { manifest } = await readBundleInfo(path);
-      return { version: manifest.version, compatible: manifest.compatible };
+      return {
+        version: manifest.version,
+        compatible: manifest.compatible,
+        ...(manifest.storeSchema ? { storeSchema: manifest.storeSchema } : {}),
+      };
     },
     local: () => Promise.resolve(view(o)),
     async peer() {

@@ -7,8 +7,10 @@
  * mod/version.ts bumped (the version a node reports is that constant), signed into a
  * bundle here. While the client submits at a steady rate to the service address:
  *
- * 1. two refused bundles (another device's `compatible`; the running version) stop the
- *    rollout at `checking`, both nodes serving, nothing installed;
+ * 1. three refused bundles (another device's `compatible`; the running version; a tree with
+ *    one more store migration, bundled by that tree's own `keepwire bundle create`, which
+ *    declares its store schema) stop the rollout at `checking`, both nodes serving, nothing
+ *    installed on either;
  * 2. `POST /api/ha/upgrade` on the active: the standby installs and restarts into the new
  *    version, the active hands over, then installs and restarts itself; waited until
  *    `done`. Asserted: both nodes run the new version committed from slot B, exactly one
@@ -24,6 +26,7 @@ import { missingTools } from "../helpers/tools.ts";
 import { type SmsgwClientResult, type SmsgwPair, startSmsgwPair, until } from "./smsgw_lab.ts";
 import type { NodeName } from "./ha_lab.ts";
 import { createBundle, generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
+import { codeStoreSchema } from "../../mod/update/bundle_schema.ts";
 import type { UpdateStatusView } from "../../mod/update/service.ts";
 import type { ActivationStatus } from "../../mod/update/activation.ts";
 import type { UpgradeStatus } from "../../mod/ha/upgrade.ts";
@@ -47,6 +50,19 @@ async function codeTree(to: string, version: string): Promise<void> {
     `${to}/mod/version.ts`,
     `/** keepwire's version (semver); the updater compares bundle versions against it. */\n` +
       `export const VERSION = "${version}";\n`,
+  );
+}
+
+/** A code tree as `codeTree` makes it, with one more migration of the `history` tables. */
+async function migratedTree(to: string, version: string): Promise<void> {
+  await codeTree(to, version);
+  const f = `${to}/mod/history/store.ts`;
+  const src = await Deno.readTextFile(f);
+  const end = src.indexOf("\n];", src.indexOf("export const HISTORY_MIGRATIONS"));
+  if (end < 0) throw new Error(`${f}: no HISTORY_MIGRATIONS array`);
+  await Deno.writeTextFile(
+    f,
+    `${src.slice(0, end)}\n  "CREATE TABLE history_lab_extra (x INTEGER)",${src.slice(end)}`,
   );
 }
 
@@ -111,12 +127,30 @@ Deno.test({
           version,
           keys: [signer],
           out,
+          // the trees are copies of this checkout: its migrations
+          storeSchema: codeStoreSchema(),
         });
         return out;
       };
       const v2 = await bundle("v2", TARGET, COMPATIBLE, `${dir}/v2`);
       const alien = await bundle("alien", TARGET, "another-device", `${dir}/v2`);
       const same = await bundle("same", VERSION, COMPATIBLE, REPO);
+      // a new version with a store migration, bundled by its own CLI (declares its schema)
+      await migratedTree(`${dir}/v3`, TARGET);
+      await Deno.writeTextFile(`${dir}/v3.sh`, image(`${dir}/v3`, TARGET));
+      await Deno.writeTextFile(`${dir}/key.pem`, kp.privatePem, { mode: 0o600 });
+      const migrated = `${dir}/v3.kwb`;
+      const made = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${dir}/v3/main.ts`, "bundle", "create"].concat(
+          ["--image", `app=${dir}/v3.sh`, "--compatible", COMPATIBLE, "--version", TARGET],
+          ["--key", `${dir}/key.pem`, "-o", migrated],
+        ),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      assert(made.success, `bundle create in v3: ${dec.decode(made.stderr)}`);
+      assert(dec.decode(made.stdout).includes("history:2"), dec.decode(made.stdout));
 
       pair = await startSmsgwPair({
         rate: 20,
@@ -155,7 +189,11 @@ Deno.test({
 
       // 1. refused bundles: stopped at checking, nothing changed, both serving
       for (
-        const [b, why] of [[alien, "incompatible bundle"], [same, "is not newer"]] as const
+        const [b, why] of [
+          [alien, "incompatible bundle"],
+          [same, "is not newer"],
+          [migrated, "changes the store schema (history 1 → 2)"],
+        ] as const
       ) {
         await lab.post("n1", "/api/ha/upgrade", { bundle: b, by: "lab" });
         await until(
