@@ -1,6 +1,7 @@
 // The rolling upgrade's real driver over a real peer link on loopback (mod/ha/upgrade_link.ts):
 // the peer's view, the bundle streamed and checked (size + sha256), install then activate on
 // the peer, refusals with a clear error; and the updater state mapping.
+import { codeStoreSchema } from "../mod/update/bundle_schema.ts";
 import { join } from "node:path";
 import { systemClock } from "../mod/module.ts";
 import { createPeerFetch, peerRoutes } from "../mod/ha/peer.ts";
@@ -97,8 +98,17 @@ Deno.test("ha upgrade link: view, streamed bundle, install then activate on the 
       }),
     );
     const key = await opensslKey(dir, "k");
-    const b = await makeBundle(dir, { version: "9.9.9", keys: [key.signer], size: 200_000 });
-    assertEquals(await a.bundle(b.path), { version: "9.9.9", compatible: "acme-gw" });
+    const b = await makeBundle(dir, {
+      version: "9.9.9",
+      keys: [key.signer],
+      size: 200_000,
+      storeSchema: "core:3",
+    });
+    assertEquals(await a.bundle(b.path), {
+      version: "9.9.9",
+      compatible: "acme-gw",
+      storeSchema: "core:3",
+    });
     await assertRejects(() => a.bundle(join(dir, "missing.kwb")));
 
     const v = await a.peer();
@@ -108,6 +118,7 @@ Deno.test("ha upgrade link: view, streamed bundle, install then activate on the 
       version: VERSION,
       compatible: "acme-gw",
       schema: "core:3",
+      codeSchema: codeStoreSchema(),
       healthy: true,
       activation: "committed",
     });
