@@ -11,7 +11,8 @@
  * (`name:key,...`, created on the active), `SMSGW_ACTIVE_URL` and `SMSGW_PEER_KEY` (queue
  * handoff: the service address's API and the nodes' shared internal key),
  * `SMSGW_SET_B_HOSTS` (active-active: set b's service addresses, comma-separated; a
- * request sent to one of them is stored in set b's tables — sets.ts).
+ * request sent to one of them is stored in set b's tables — sets.ts) and
+ * `SMSGW_SMSC_URL_B` (the SMSC set b's messages go to; default `SMSGW_SMSC_URL`).
  * @module
  */
 import {
@@ -44,7 +45,9 @@ const setBHosts = new Set(
   (env.SMSGW_SET_B_HOSTS ?? "").split(",").map((h) => h.trim()).filter(Boolean),
 );
 const laneB = setBHosts.size
-  ? new Smsgw(laneSdk(sdk, await tables(SMSGW_TABLES_B)), { smscUrl })
+  ? new Smsgw(laneSdk(sdk, await tables(SMSGW_TABLES_B)), {
+    smscUrl: env.SMSGW_SMSC_URL_B ?? smscUrl,
+  })
   : null;
 const accounts = (env.SMSGW_ACCOUNTS ?? "").split(",").filter(Boolean).map((p) => {
   const [name, key] = p.split(":");

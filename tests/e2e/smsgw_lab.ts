@@ -88,6 +88,74 @@ export interface SmsgwClientResult {
   ackTimes: number[];
 }
 
+/** One client process (smsgw_client.ts) in the client namespace. */
+interface LabClient {
+  /** Its progress (`${out}.progress`). */
+  progress(): Promise<SmsgwProgress>;
+  /** Stop submitting; resolves with its result once it checked every message. */
+  finish(): Promise<SmsgwClientResult>;
+  /** Kill it (close). */
+  kill(): Promise<void>;
+  /** Its stderr so far. */
+  log(): string;
+}
+
+/** Start smsgw_client.ts in the client namespace against `service` (its SMSC on `smscPort`). */
+function startClient(
+  lab: HaLab,
+  service: string,
+  smscPort: number,
+  rate: number,
+  dir: string,
+  name: string,
+): LabClient {
+  const stop = `${dir}/STOP-${name}`;
+  const out = `${dir}/${name}.json`;
+  const lines: string[] = [];
+  const c = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      lab.ns.cl,
+      Deno.execPath(),
+      "run",
+      "-A",
+      CLIENT,
+      service,
+      `${LAB.client}:${smscPort}`,
+      String(rate),
+      KEY,
+      stop,
+      out,
+    ],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of c.stderr) lines.push(dec.decode(chunk));
+  })();
+  void c.stdout.cancel();
+  return {
+    progress: async () => JSON.parse(await Deno.readTextFile(`${out}.progress`)) as SmsgwProgress,
+    async finish() {
+      await Deno.writeTextFile(stop, "");
+      const st = await Promise.race([c.status, sleep(180_000).then(() => null)]);
+      if (!st?.success) throw new Error(`client did not finish: ${lines.join("").slice(-800)}`);
+      return JSON.parse(await Deno.readTextFile(out)) as SmsgwClientResult;
+    },
+    async kill() {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* gone */ }
+      await c.status.catch(() => {});
+    },
+    log: () => lines.join(""),
+  };
+}
+
 /** A running smsgw pair with its client submitting to the service address. */
 export interface SmsgwPair {
   lab: HaLab;
@@ -105,6 +173,11 @@ export interface SmsgwPair {
   out: string;
   /** Stop submitting; resolves with the client's result once it checked every message. */
   finish(): Promise<SmsgwClientResult>;
+  /**
+   * Active-active (`activeActive`): set b's client, submitting to set b's address
+   * (LAB.vipB; its own SMSC); set b is handed to n2 before the clients start.
+   */
+  b?: { progress(): Promise<SmsgwProgress>; finish(): Promise<SmsgwClientResult> };
   /** Kill the client, close the lab, remove the files (also after a failure). */
   close(): Promise<void>;
 }
@@ -133,6 +206,8 @@ export async function startSmsgwPair(opts: {
   log?: (s: string) => void;
   config?: (n: NodeName, file: string) => Record<string, unknown>;
   launcher?: boolean;
+  /** Active-active with this failback: smsgw serves set b on LAB.vipB, a client per set. */
+  activeActive?: "manual" | "auto";
 }): Promise<SmsgwPair> {
   const log = opts.log ?? (() => {});
   const rate = opts.rate ?? 20;
@@ -143,6 +218,7 @@ export async function startSmsgwPair(opts: {
       replication: { ackTimeoutMs: 1500 },
     },
     launcher: opts.launcher,
+    activeActive: opts.activeActive,
     config: (n, file) => ({
       subsystems: [{
         name: "smsgw",
@@ -155,21 +231,24 @@ export async function startSmsgwPair(opts: {
           SMSGW_ACCOUNTS: `lab:${KEY}`,
           SMSGW_ACTIVE_URL: `http://${LAB.vip}:${PORT}`,
           SMSGW_PEER_KEY: "lab-internal-key",
+          ...(opts.activeActive
+            ? {
+              SMSGW_SET_B_HOSTS: LAB.vipB,
+              SMSGW_SMSC_URL_B: `http://${LAB.client}:${SMSC_PORT + 1}/submit`,
+            }
+            : {}),
         },
       }],
       ...opts.config?.(n, file),
     }),
   });
   const dir = await Deno.makeTempDir({ prefix: "kw-smsgw-lab-" });
-  const stop = `${dir}/STOP`;
-  const out = `${dir}/out.json`;
-  let client: Deno.ChildProcess | undefined;
-  const clientLog: string[] = [];
+  const out = `${dir}/a.json`;
+  let client: LabClient | undefined;
+  let clientB: LabClient | undefined;
   const close = async () => {
-    try {
-      client?.kill("SIGKILL");
-    } catch { /* gone */ }
-    await client?.status.catch(() => {});
+    await client?.kill();
+    await clientB?.kill();
     await lab.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -183,8 +262,7 @@ export async function startSmsgwPair(opts: {
     return a.role === "primary" && a.link === "up" && s.role === "standby" &&
       s.epoch === a.epoch && (await smsgwReady(standby));
   };
-  const progress = async () =>
-    JSON.parse(await Deno.readTextFile(`${out}.progress`)) as SmsgwProgress;
+  const progress = () => client!.progress();
   try {
     await lab.startNode("n1");
     await lab.waitRole("n1", "active", 60_000);
@@ -192,43 +270,39 @@ export async function startSmsgwPair(opts: {
     await lab.waitRole("n2", "standby", 60_000);
     await until(() => paired("n1", "n2"), "n2 a resynced standby running smsgw", 60_000);
     await until(() => smsgwReady("n1"), "smsgw ready on n1", 30_000);
+    if (opts.activeActive) {
+      // set b to its owner (manual failback: the first node up took both), channel b with it
+      if (opts.activeActive === "manual") {
+        await lab.post("n1", "/api/ha/failover", { by: "lab", set: "b" });
+      }
+      await until(
+        async () => (await lab.holdersB())[0] === "n2" && await channelsPaired(repl, "n2", "n1"),
+        "n2 active for set b, primary of channel b with n1 its standby",
+        60_000,
+      );
+    }
     log(`pair up after ${Math.round((Date.now() - started) / 1000)} s`);
-    client = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        lab.ns.cl,
-        Deno.execPath(),
-        "run",
-        "-A",
-        CLIENT,
-        `${LAB.vip}:${PORT}`,
-        `${LAB.client}:${SMSC_PORT}`,
-        String(rate),
-        KEY,
-        stop,
-        out,
-      ],
-      cwd: REPO,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const c = client;
-    void (async () => {
-      const dec = new TextDecoder();
-      for await (const chunk of c.stderr) clientLog.push(dec.decode(chunk));
-    })();
-    void c.stdout.cancel();
-    await until(async () => (await progress()).acked >= rate, "the first acknowledgements", 60_000)
-      .catch((e) => {
-        throw new Error(`${e.message}; client: ${clientLog.join("").slice(-800)}`);
-      });
+    client = startClient(lab, `${LAB.vip}:${PORT}`, SMSC_PORT, rate, dir, "a");
+    if (opts.activeActive) {
+      clientB = startClient(lab, `${LAB.vipB}:${PORT}`, SMSC_PORT + 1, rate, dir, "b");
+    }
+    for (const c of [client, clientB]) {
+      if (!c) continue;
+      await until(
+        async () => (await c.progress()).acked >= rate,
+        "the first acknowledgements",
+        60_000,
+      )
+        .catch((e) => {
+          throw new Error(`${e.message}; client: ${c.log().slice(-800)}`);
+        });
+    }
   } catch (e) {
     for (const n of ["n1", "n2"] as const) log(`${n} log tail: ${lab.log(n).slice(-1500)}`);
     await close();
     throw e;
   }
+  const b = clientB;
   return {
     lab,
     rate,
@@ -237,16 +311,48 @@ export async function startSmsgwPair(opts: {
     paired,
     progress,
     out,
-    async finish() {
-      await Deno.writeTextFile(stop, "");
-      const st = await Promise.race([client!.status, sleep(180_000).then(() => null)]);
-      if (!st?.success) {
-        throw new Error(`client did not finish: ${clientLog.join("").slice(-800)}`);
-      }
-      return JSON.parse(await Deno.readTextFile(out)) as SmsgwClientResult;
-    },
+    finish: () => client!.finish(),
+    ...(b ? { b: { progress: () => b.progress(), finish: () => b.finish() } } : {}),
     close,
   };
+}
+
+/** One channel's part of GET /api/repl/status. */
+export interface ChannelView {
+  channel: string;
+  role: string;
+  epoch: number;
+  seq: number;
+  link: string;
+  resync: { bytes: number; total: number } | null;
+}
+
+/** The channels of a node (active-active). */
+export async function channelsOf(
+  repl: (n: NodeName) => Promise<ReplView>,
+  n: NodeName,
+): Promise<Record<string, ChannelView>> {
+  const r = await repl(n) as ReplView & { channels?: ChannelView[] };
+  return Object.fromEntries((r.channels ?? []).map((c) => [c.channel, c]));
+}
+
+/**
+ * Channel b's primary is `bOwner` and the other node its standby at the same epoch with
+ * the link up; channel a likewise with the other node as primary.
+ */
+export async function channelsPaired(
+  repl: (n: NodeName) => Promise<ReplView>,
+  bOwner: NodeName,
+  aOwner: NodeName,
+): Promise<boolean> {
+  const other = (n: NodeName): NodeName => n === "n1" ? "n2" : "n1";
+  for (const [ch, p] of [["a", aOwner], ["b", bOwner]] as const) {
+    const P = (await channelsOf(repl, p))[ch];
+    const S = (await channelsOf(repl, other(p)))[ch];
+    if (!P || !S || P.role !== "primary" || P.link !== "up" || S.role !== "standby") return false;
+    if (S.epoch !== P.epoch || S.seq !== P.seq || S.resync) return false;
+  }
+  return true;
 }
 
 /** Run the scenario. */
