@@ -149,6 +149,18 @@ Deno.test("ha pair upkeep: rotate-cert keeps replication; unpair refuses to drop
     assertEquals(loadPair(n1.dataDir)!.pairId, "lab2");
     assertEquals(loadUnpaired(n1.dataDir), null);
     await synced(n1, n2, "paired again");
+    // n1 left and rejoined in the same process: its journal copies each event once, not
+    // once per pairing (an event after the re-pairing: a rotation's ha.cert_rotated)
+    await n1.ha.rotateCert("after re-pairing");
+    const rotatedId = n1.events.findLast((e) => e.kind === "ha.cert_rotated")!.id;
+    const copies = () =>
+      Number(
+        (n1.store.db.prepare(
+          "SELECT COUNT(*) AS n FROM pair_journal WHERE node = 'n1' AND event_id = ?",
+        ).get(rotatedId) as { n: number }).n,
+      );
+    await until(() => copies() > 0, "the rotation journalled");
+    assertEquals(copies(), 1, "the event was journalled once per pairing since start");
   } finally {
     await n1.stop();
     await n2.stop();

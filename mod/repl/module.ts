@@ -193,6 +193,8 @@ class ReplModuleImpl implements ReplModule {
   /** Each channel's link to the standby (its stream is closed on stop and when it stands by). */
   #links = new Map<Channel, HttpTransport>();
   #unsubs: (() => void)[] = [];
+  // subscriptions of one build (dropped on unpair: a pairing again builds anew)
+  #buildUnsubs: (() => void)[] = [];
   #off: string | null = null;
   #firstRole = new Set<Channel>(["a", "b"]);
   #buildError: string | null = null;
@@ -335,7 +337,7 @@ class ReplModuleImpl implements ReplModule {
       return;
     }
     this.#built = true;
-    this.#unsubs.push(reg.onRegister((group, tables) => {
+    this.#buildUnsubs.push(reg.onRegister((group, tables) => {
       try {
         this.#addTables(group, tables);
       } catch (e) {
@@ -345,7 +347,7 @@ class ReplModuleImpl implements ReplModule {
     this.#follow("a", peer.role());
     const b = peer.setRole?.("b");
     if (b) this.#follow("b", b);
-    this.#unsubs.push(this.#journal!.follow(this.#ctx.bus));
+    this.#buildUnsubs.push(this.#journal!.follow(this.#ctx.bus));
     try {
       this.#deps.onBuilt?.(this.#channelSet());
     } catch (e) {
@@ -357,6 +359,7 @@ class ReplModuleImpl implements ReplModule {
   #unpaired(): void {
     if (this.#off) return;
     this.#off = UNPAIRED;
+    for (const u of this.#buildUnsubs.splice(0)) u();
     if (this.#ctx.store.db.isOpen) { for (const r of this.#repls.values()) r.stop(); }
     for (const l of this.#links.values()) l.close();
     this.#repls.clear();
@@ -460,6 +463,7 @@ class ReplModuleImpl implements ReplModule {
 
   stop(): Promise<void> {
     for (const u of this.#unsubs.splice(0)) u();
+    for (const u of this.#buildUnsubs.splice(0)) u();
     if (this.#ctx.store.db.isOpen) { for (const r of this.#repls.values()) r.stop(); }
     for (const l of this.#links.values()) l.close();
     return Promise.resolve();
