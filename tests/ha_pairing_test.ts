@@ -150,3 +150,46 @@ Deno.test("ha pairing: an expired code is refused, nothing stored; five wrong tr
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("ha pairing: replication keeps running when a node restarts after the first pairing (both use the pair's id)", async () => {
+  // before the fix the engines built before pairing kept the unpaired id ("vrid-…") while a
+  // restarted peer built its engines with the pair's: every frame was refused as another pair's
+  const dir = await Deno.makeTempDir({ prefix: "kw-pair-" });
+  const [p1, p2] = [freePort(), freePort()];
+  const n1 = await node(dir, "n1", p1, p2);
+  let n2 = await node(dir, "n2", p2, p1);
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    const offer = await n2.ha.pairing!.offer();
+    await n1.ha.pairing!.request(`http://127.0.0.1:${p2}`, offer.code, "lab");
+    await until(
+      () =>
+        !!n1.ha.status().peerLink?.url.startsWith("https:") &&
+        !!n1.ha.status().peerLink?.reachable && !!n2.ha.status().peerLink?.reachable,
+      "both peers reachable over https",
+    );
+    await until(() => n1.repl.status().role === "primary", "n1 primary");
+    n1.store.setSetting("ui", { refreshMs: 1000, banner: "before restart" });
+    await until(
+      () => n2.store.getSetting<{ banner: string }>("ui")?.banner === "before restart",
+      "replicated before the restart",
+    );
+    await n2.stop();
+    n2 = await node(dir, "n2", p2, p1);
+    n2.engine.line("BACKUP", 100);
+    n1.store.setSetting("ui", { refreshMs: 1000, banner: "after restart" });
+    await until(
+      () => n2.store.getSetting<{ banner: string }>("ui")?.banner === "after restart",
+      "replicated after the restart",
+    );
+    assertEquals(
+      n2.events.filter((e) => e.kind === "repl.refused" && e.payload.reason === "other_pair"),
+      [],
+    );
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -577,6 +577,7 @@ class HaModuleImpl implements HaModule {
       // answer first (over the link as it is), then restart it with the credentials
       onPaired: (c) => {
         this.#peerUnpaired = null;
+        this.#paired = c; // the pair's id from now on (replication rebuilds under it)
         this.#ctx.bus.publish({
           module: "ha",
           kind: "ha.paired",

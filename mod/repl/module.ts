@@ -266,10 +266,7 @@ class ReplModuleImpl implements ReplModule {
       }, { kindPrefix: "runtime." }),
       this.#ctx.bus.subscribe((e) => {
         if (e.kind === "ha.unpaired") return this.#unpaired();
-        if (e.kind === "ha.paired" && this.#off === UNPAIRED) {
-          this.#off = null;
-          return this.#build();
-        }
+        if (e.kind === "ha.paired") return this.#paired();
         if (!this.#built) return;
         if (e.kind === "ha.role_changed") {
           this.#follow("a", String((e.payload as { to?: unknown }).to));
@@ -353,6 +350,20 @@ class ReplModuleImpl implements ReplModule {
     } catch (e) {
       this.#buildError = `tables declared through the SDK: ${(e as Error).message}`;
     }
+  }
+
+  /**
+   * This node was paired: the engines are rebuilt under the pair's id. Engines built
+   * before (unpaired, or on a configured secret) carry the old id in their frames, and a
+   * peer that restarts builds its engines with the pair's: every frame would then be
+   * refused as another pair's.
+   */
+  #paired(): void {
+    if (this.#off === UNPAIRED) this.#off = null;
+    else if (this.#off || !this.#built) return; // not built yet: built under the pair's id
+    else this.#unpaired();
+    this.#off = null;
+    this.#build();
   }
 
   /** This node left the pair: replication stops until it is paired again. */
