@@ -53,6 +53,8 @@ interface LabResult {
   floorPost: { p50: number; p99: number };
   /** A 300-byte message echoed on a duplex request of the peer link (HMAC both ways). */
   linkEcho: { p50: number; p99: number };
+  /** The same echo, one before each sync write (the processes busy with replication). */
+  echoBetween: { p50: number; p99: number };
   /** The standby's receiveFrames (verify + apply + commit), reported by its process. */
   apply?: { p50: number; p99: number };
   /** On the standby: a message whole and verified → its ack handed to the server. */
@@ -150,6 +152,30 @@ async function standby(dir: string, certs: Certs, host: string): Promise<void> {
   b.store.close();
 }
 
+/** A duplex request of the peer link to the standby's echo mount. */
+async function openEcho(peerFetch: typeof fetch, url: string) {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const res = await peerFetch(url + "/peer/v1/echo/x", {
+    method: "POST",
+    headers: { [PEER_BODY_HEADER]: "stream", [PEER_DUPLEX_HEADER]: "1", [PEER_META_HEADER]: "e" },
+    body: pipe.readable,
+  });
+  const w = pipe.writable.getWriter();
+  const rd = res.body!.getReader();
+  return {
+    async roundTrip(): Promise<number> {
+      const s = now();
+      await w.write(new Uint8Array(300));
+      await rd.read();
+      return now() - s;
+    },
+    async close() {
+      await w.close();
+      await rd.cancel().catch(() => {});
+    },
+  };
+}
+
 async function primary(dir: string, certs: Certs, url: string, floorUrl: string, n: number) {
   const a = rigNode(dir, "a", { batchMs: 50 });
   const client = peerTlsFetch({ ...certs.a, peerCert: certs.b.cert });
@@ -182,8 +208,13 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
   a.repl.promote();
   await a.repl.write("config", (db) => db.exec("INSERT INTO users VALUES (0, 'x', 'y')"));
   const sync: number[] = [], local: number[] = [], primaryLocal: number[] = [];
+  // the link's duplex echo between the writes: the same round trip, made by these busy
+  // processes at the same moments (apart, below, it is made by idle ones)
+  const echo = await openEcho(peerFetch, url);
+  const echoBetween: number[] = [];
   sendAck.length = 0;
   for (let i = 1; i <= n; i++) {
+    echoBetween.push(await echo.roundTrip());
     let s = now();
     a.store.transaction(() =>
       a.store.db.prepare("INSERT INTO local_only (k, v) VALUES (?, ?)").run(`k${i}`, `v${i}`)
@@ -202,24 +233,8 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
   }
   // the floor, in the same process over the same link
   const floorStream: number[] = [], floorPost: number[] = [], linkEcho: number[] = [];
-  {
-    const pipe = new TransformStream<Uint8Array, Uint8Array>();
-    const res = await peerFetch(url + "/peer/v1/echo/x", {
-      method: "POST",
-      headers: { [PEER_BODY_HEADER]: "stream", [PEER_DUPLEX_HEADER]: "1", [PEER_META_HEADER]: "e" },
-      body: pipe.readable,
-    });
-    const w = pipe.writable.getWriter();
-    const rd = res.body!.getReader();
-    for (let i = 0; i < n; i++) {
-      const s = now();
-      await w.write(new Uint8Array(300));
-      await rd.read();
-      linkEcho.push(now() - s);
-    }
-    await w.close();
-    await rd.cancel().catch(() => {});
-  }
+  for (let i = 0; i < n; i++) linkEcho.push(await echo.roundTrip());
+  await echo.close();
   const pipe = new TransformStream<Uint8Array, Uint8Array>();
   const res = await client.fetch(floorUrl + "/stream", {
     method: "POST",
@@ -252,6 +267,7 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
     floorStream: pp(floorStream),
     floorPost: pp(floorPost),
     linkEcho: pp(linkEcho),
+    echoBetween: pp(echoBetween),
   };
   console.log(JSON.stringify(out));
   a.repl.stop();
@@ -398,6 +414,11 @@ export async function labRows(dir: string, n = 2000): Promise<BenchRow[]> {
       ours: f(r.linkEcho),
       baseline: `floor ${f(r.floorStream)}`,
       ratio: fmt(r.linkEcho.p50 / r.floorStream.p50, 1),
+    }, {
+      name: "  breakdown: the same echo, between the sync writes",
+      ours: f(r.echoBetween),
+      baseline: `apart ${f(r.linkEcho)}`,
+      ratio: fmt(r.echoBetween.p50 / r.linkEcho.p50, 1),
     }, {
       name: "  breakdown: primary's part (capture, frame, log, commit)",
       ours: f(r.primaryLocal),
