@@ -496,3 +496,33 @@ Deno.test("repl: the registry holds the core tables, refuses a table in two grou
   assertEquals(seen, ["data:sms,accounts", "bulk:b"]);
   assertEquals(new ReplRegistry({ core: false }).tables(), {});
 });
+
+Deno.test("repl: a send still in flight when the primary is demoted says nothing about the standby: no repl.standby_lost on the new standby", async () => {
+  const p = await rigPair();
+  try {
+    assertEquals((await p.a.repl.write("config", addUser(1))).replicated, true);
+    // the next send is held, then fails as the closed link fails it (ha.ts closes the
+    // link right after the demotion of a handover)
+    let fail!: () => void;
+    const held = new Promise<never>((_, reject) =>
+      fail = () => reject(new Error("closed by this node"))
+    );
+    held.catch(() => {});
+    const sent = p.link.sent;
+    p.link.sendFrames = () => (p.link.sent++, held);
+    const w = p.a.repl.write("config", addUser(2));
+    await until(() => p.link.sent > sent, "the send in flight");
+    p.a.repl.demote();
+    // the demotion fails the write's wait at once (this node is no longer the primary)
+    assert((await w.catch((e) => e)) instanceof Error);
+    fail();
+    // the failure reaches the pump through promise callbacks only: one task turn runs them
+    await new Promise((r) => setTimeout(r, 0));
+    assertEquals(p.a.repl.status().role, "standby");
+    const lost = p.a.events.filter((e) => e.kind === "repl.standby_lost");
+    assertEquals(lost.length, 0, `a demoted node raised: ${JSON.stringify(lost[0]?.payload)}`);
+    assertEquals(p.a.repl.status().link, "unknown", "the demoted node's link state was touched");
+  } finally {
+    await p.close();
+  }
+});

@@ -874,6 +874,9 @@ export class Replicator implements ReplReceiver {
           return this.#lost(`refused: ${ack.reason}: ${ack.message ?? ""}`);
         }
       } catch (e) {
+        // a send that failed after this node was demoted (or its link replaced) says
+        // nothing about the standby: no repl.standby_lost from a node that is one now
+        if (this.#role !== "primary" || this.#transport !== t) return;
         return this.#lost(e instanceof Error ? e.message : String(e));
       }
     }
