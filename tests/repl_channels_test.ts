@@ -154,9 +154,9 @@ Deno.test("repl channels: two channels in opposite directions; survivor takes bo
     assertEquals([ack.ok, ack.reason], [false, "wrong_channel"]);
     // the state rows are per channel
     const st = n1.store.db.prepare(
-      "SELECT channel, key, value FROM repl_state WHERE key = 'epoch' ORDER BY channel",
-    ).all() as { channel: string; value: number }[];
-    assertEquals(st.map((r) => r.channel), ["a", "b"]);
+      "SELECT key FROM repl_state WHERE key IN ('epoch', 'b:epoch') ORDER BY key",
+    ).all() as { key: string }[];
+    assertEquals(st.map((r) => r.key), ["b:epoch", "epoch"]);
 
     // n1 dies with writes of set a its peer never took (the link is cut first)
     n2.link.down = true;
@@ -246,6 +246,10 @@ Deno.test("repl channels: a store from before channels keeps its epoch, seq and 
       2,
     );
     migrateState(store.db); // idempotent
+    // repl_state keeps its shape: an older build (a rollback) still upserts by key
+    store.db.prepare(
+      "INSERT INTO repl_state (key, value) VALUES ('epoch', 7) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ).run();
     const b = new Replicator({
       db: store.db,
       pairId: "p",
@@ -255,10 +259,41 @@ Deno.test("repl channels: a store from before channels keeps its epoch, seq and 
       tailDir: `${dir}/tails`,
     });
     assertEquals([b.status().epoch, b.status().seq], [0, 0], "channel b starts empty");
+    b.demote();
+    b.promote();
+    assertEquals(
+      Number(
+        (store.db.prepare("SELECT value FROM repl_state WHERE key = 'b:epoch'").get() as {
+          value: number;
+        }).value,
+      ),
+      1,
+    );
     // a table of a set-a group cannot go on channel b
     assertThrows(() => b.addTables("config", ["users"]), Error, "is on set a");
     r.stop();
     b.stop();
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("repl channels: a store keyed by (channel, key) in repl_state goes back to key with b: prefixes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-repl-mig2-" });
+  const store = new Store({ path: `${dir}/store.db` });
+  try {
+    store.db.exec(`
+      CREATE TABLE repl_state (channel TEXT NOT NULL DEFAULT 'a', key TEXT NOT NULL,
+        value INTEGER NOT NULL, PRIMARY KEY (channel, key));
+      INSERT INTO repl_state VALUES ('a', 'epoch', 3), ('b', 'epoch', 5), ('b', 'seq', 9);`);
+    migrateState(store.db);
+    const rows = store.db.prepare("SELECT key, value FROM repl_state ORDER BY key").all();
+    assertEquals(rows.map((r) => ({ ...r })), [
+      { key: "b:epoch", value: 5 },
+      { key: "b:seq", value: 9 },
+      { key: "epoch", value: 3 },
+    ]);
   } finally {
     store.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -142,13 +142,14 @@ interface Waiter {
 }
 
 /**
- * The engine's local tables, one row set per channel (`channel` is the client set: `a`,
- * and `b` in an active-active pair). Version 1 had no `channel` column: see
- * {@link migrateState}.
+ * The engine's local tables, per channel (`channel` is the client set: `a`, and `b` in an
+ * active-active pair). `repl_log` and `repl_epochs` have a `channel` column (version 1 had
+ * none: see {@link migrateState}); `repl_state` keeps its version-1 shape (`key` primary
+ * key, so an older build rolled back to still writes it) and channel b's keys are prefixed
+ * `b:` ({@link stateKey}).
  */
 const STATE_DDL = `
-CREATE TABLE IF NOT EXISTS repl_state (channel TEXT NOT NULL DEFAULT 'a', key TEXT NOT NULL,
-  value INTEGER NOT NULL, PRIMARY KEY (channel, key));
+CREATE TABLE IF NOT EXISTS repl_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS repl_log (channel TEXT NOT NULL DEFAULT 'a', seq INTEGER NOT NULL,
   epoch INTEGER NOT NULL, made INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (channel, seq));
 CREATE TABLE IF NOT EXISTS repl_epochs (channel TEXT NOT NULL DEFAULT 'a', epoch INTEGER NOT NULL,
@@ -162,32 +163,46 @@ CREATE TABLE IF NOT EXISTS repl_epochs (channel TEXT NOT NULL DEFAULT 'a', epoch
  * transaction; idempotent.
  */
 export function migrateState(db: DatabaseSync): void {
-  const old = ["repl_state", "repl_log", "repl_epochs"].filter((t) => {
+  const old = ["repl_log", "repl_epochs"].filter((t) => {
     const cols = tableColumns(db, t);
     return cols.length > 0 && !cols.some((c) => c.name === "channel");
   });
-  if (!old.length) {
+  // a development build keyed repl_state by (channel, key): back to key, prefixed
+  const keyed = tableColumns(db, "repl_state").some((c) => c.name === "channel");
+  if (!old.length && !keyed) {
     db.exec(STATE_DDL);
     return;
   }
   const copy: Record<string, string> = {
-    repl_state: "key, value",
     repl_log: "seq, epoch, made, frame",
     repl_epochs: "epoch, start_seq",
   };
   db.exec("BEGIN IMMEDIATE");
   try {
     for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO ${t}_v1`);
+    if (keyed) db.exec("ALTER TABLE repl_state RENAME TO repl_state_ch");
     db.exec(STATE_DDL);
     for (const t of old) {
       db.exec(`INSERT INTO ${t} (channel, ${copy[t]}) SELECT 'a', ${copy[t]} FROM ${t}_v1`);
       db.exec(`DROP TABLE ${t}_v1`);
+    }
+    if (keyed) {
+      db.exec(
+        `INSERT INTO repl_state (key, value) SELECT CASE channel WHEN 'a' THEN key
+           ELSE channel || ':' || key END, value FROM repl_state_ch`,
+      );
+      db.exec("DROP TABLE repl_state_ch");
     }
     db.exec("COMMIT");
   } catch (e) {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw e;
   }
+}
+
+/** The `repl_state` key of a channel's `key`: as is for channel a, `b:key` for b. */
+export function stateKey(channel: string, key: string): string {
+  return channel === "a" ? key : `${channel}:${key}`;
 }
 
 /** A channel's name: the client set it follows (`a`, `b`). */
@@ -1353,9 +1368,8 @@ export class Replicator implements ReplReceiver {
   }
 
   #getState(key: string): number {
-    const r = this.#db.prepare("SELECT value FROM repl_state WHERE channel = ? AND key = ?").get(
-      this.#channel,
-      key,
+    const r = this.#db.prepare("SELECT value FROM repl_state WHERE key = ?").get(
+      stateKey(this.#channel, key),
     ) as
       | { value: number }
       | undefined;
@@ -1364,8 +1378,8 @@ export class Replicator implements ReplReceiver {
 
   #setState(key: string, value: number): void {
     this.#stmt(
-      "INSERT INTO repl_state (channel, key, value) VALUES (?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value",
-    ).run(this.#channel, key, value);
+      "INSERT INTO repl_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ).run(stateKey(this.#channel, key), value);
   }
 
   #publish<
