@@ -325,3 +325,26 @@ Deno.test("repl stream: over the paired link's HTTPS with mutual authentication,
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("repl stream: a close while the stream is being opened leaves no stream held open; the next send opens one", async () => {
+  const p = await proxiedPair();
+  try {
+    // the first send opens the stream; the link is closed before it is open (a demotion)
+    const first = p.t.sendFrames(encodeFrame({
+      pairId: "pair-test",
+      schemaVersion: "x",
+      epoch: 1,
+      seq: 1,
+      changesets: [],
+    }));
+    p.t.close();
+    const r = await first.then(() => null, (e) => e);
+    assertEquals(r?.name, "TransportDownError", "a send across the close was answered");
+    assertEquals(p.t.opened, 0, "a stream was opened after the close and is held");
+    // replication goes on over a new stream
+    assertEquals((await p.a.repl.write("config", addUser(1))).replicated, true);
+    assertEquals(p.t.opened, 1);
+  } finally {
+    await p.close();
+  }
+});

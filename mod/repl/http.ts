@@ -195,6 +195,9 @@ export class HttpTransport implements ReplTransport {
   #stream: FrameStream | null = null;
   #opening: Promise<FrameStream | null> | null = null;
   #postUntil = 0;
+  // bumped by close(): an opening begun before it must not leave a stream behind
+  #closes = 0;
+  #openAbort: AbortController | null = null;
   /** Streams opened so far (a reconnect opens one more). */
   opened = 0;
 
@@ -205,6 +208,8 @@ export class HttpTransport implements ReplTransport {
 
   /** Close the open stream, if any (shutdown; a later send opens a new one). */
   close(): void {
+    this.#closes++;
+    this.#openAbort?.abort(); // a stream being opened is not held either
     this.#stream?.kill("closed by this node");
     this.#stream = null;
   }
@@ -242,6 +247,8 @@ export class HttpTransport implements ReplTransport {
     this.#stream = null;
     const pipe = new TransformStream<Uint8Array, Uint8Array>();
     const abort = new AbortController();
+    const closes = this.#closes;
+    this.#openAbort = abort;
     const onAbort = () => abort.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
     // a stream not opened ends its request body (the peer's server waits for it else)
@@ -269,6 +276,13 @@ export class HttpTransport implements ReplTransport {
       throw new TransportDownError(`/stream: ${msg}`);
     } finally {
       signal?.removeEventListener("abort", onAbort);
+      if (this.#openAbort === abort) this.#openAbort = null;
+    }
+    if (closes !== this.#closes) {
+      // closed while it opened (this node became the standby, or stops)
+      await res.body?.cancel().catch(() => {});
+      drop();
+      throw new TransportDownError("closed by this node");
     }
     if (res.status !== 200 || !res.body) {
       const text = await res.text().catch(() => "");
