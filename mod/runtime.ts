@@ -478,6 +478,8 @@ const MODULES: readonly ModuleEntry[] = [
       watchdog: w.get("watchdog"),
       update: updaterOf(w.get("update")),
       replication: () => w.get("repl").status(),
+      prepareHandover: (ms, channels) => w.get("repl").prepareHandover(ms, channels),
+      cancelHandover: () => w.get("repl").cancelHandover(),
       unacknowledged: () => w.get("repl").unacknowledged(),
     })),
   entry("repl", (w) =>

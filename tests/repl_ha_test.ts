@@ -21,7 +21,15 @@ import {
 } from "../mod/repl/mod.ts";
 import { Users } from "../mod/web/users.ts";
 import { systemClock } from "../mod/module.ts";
-import { assert, assertEquals, assertStringIncludes, assertThrows } from "./helpers/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./helpers/assert.ts";
+import { HaHandoverNotReadyError } from "../mod/ha/errors.ts";
+import { ReplHandingOverError } from "../mod/repl/errors.ts";
 import { haPage } from "../mod/ha/page.tsx";
 import type { PageDeps } from "../mod/web/ui/contract.ts";
 import { until } from "./repl_rig.ts";
@@ -105,12 +113,17 @@ async function node(
   const users = new Users(store); // the auth tables (replicated: users, tokens)
   const ctx = { config, store, bus, clock: systemClock };
   let engine!: FakeEngine;
+  // deno-lint-ignore prefer-const
+  let repl: ReplModule;
   const ha = createHaModule(ctx, {
     engine: (_h, _d, ev) => engine = new FakeEngine(ev),
     peerListen: { hostname: "127.0.0.1", port: ports.own },
     peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
+    // as the runtime wires it: a graceful handover drains replication first
+    prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
+    cancelHandover: () => repl.cancelHandover(),
   });
-  const repl = createReplModule(ctx, {
+  repl = createReplModule(ctx, {
     peer: ha.peerAccess,
     registry: opts.registry ?? new ReplRegistry(),
   });
@@ -282,6 +295,50 @@ Deno.test("repl + ha: the active's journal reaches the standby as the pair journ
     assertStringIncludes(html, "data-pair-journal");
     assertStringIncludes(html, "The active&#39;s events, replicated to this node");
     assertStringIncludes(html, "test.after_failover");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("repl + ha: a graceful handover drains replication first: refused while the standby lacks acknowledged changes; once drained, writes wait for the demotion", async () => {
+  const p = await pair();
+  const { n1, n2 } = p;
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await until(() => n1.repl.status().role === "primary", "n1 primary");
+    await until(() => n2.repl.status().role === "standby", "n2 standby");
+    // 1. the standby drained: the handover goes ahead, and new writes are refused until
+    //    this node is demoted (nothing is acknowledged here that the peer would not have)
+    n1.store.setSetting("ui", { refreshMs: 2000, banner: "before" });
+    const st = await n1.ha.handOver("test");
+    assertEquals(st.node, "n1");
+    assertThrows(() => n1.repl.admit(), ReplHandingOverError);
+    await assertRejects(
+      () => n1.repl.write("config", (db) => db.exec("DELETE FROM settings WHERE key = 'x'")),
+      ReplHandingOverError,
+    );
+    assertEquals(n2.store.getSetting("ui"), { refreshMs: 2000, banner: "before" });
+    // keepalived reports the handover: n2 active, n1 standby; writes are n2's now
+    n1.engine.line("BACKUP", 150);
+    n2.engine.line("MASTER", 100);
+    await until(() => n2.repl.status().role === "primary", "n2 primary");
+    await until(() => n1.repl.status().role === "standby", "n1 standby");
+    n2.repl.admit();
+    // 2. back to n1, then the standby goes away with a change acknowledged only here:
+    //    the handover is refused and n1 stays active, taking writes again
+    n2.engine.line("BACKUP", 100);
+    n1.engine.line("MASTER", 150);
+    await until(() => n1.repl.status().role === "primary", "n1 primary again");
+    await until(() => n2.repl.status().role === "standby", "n2 standby again");
+    await n2.stop();
+    n1.store.setSetting("ui", { refreshMs: 2000, banner: "only on n1" });
+    await n1.repl.barrier(); // the standby is gone: acknowledged locally (continue)
+    const e = await assertRejects(() => n1.ha.handOver("test"), HaHandoverNotReadyError);
+    assertStringIncludes(e.message, "stays active");
+    assertEquals(n1.ha.status().role, "active");
+    n1.repl.admit(); // writes are taken again
+    await n1.repl.write("config", (db) => db.exec("DELETE FROM settings WHERE key = 'x'"));
   } finally {
     await p.close();
   }

@@ -67,3 +67,14 @@ export class HaRotateError extends KeepwireError {
     );
   }
 }
+
+/**
+ * A graceful handover was refused before it started: the standby had not confirmed every
+ * change this node acknowledged (handing over would lose them); this node stays active.
+ */
+export class HaHandoverNotReadyError extends KeepwireError {
+  /** Build one with what replication said. */
+  constructor(why: string) {
+    super(503, "ha_handover_not_ready", `handover refused, this node stays active: ${why}`);
+  }
+}

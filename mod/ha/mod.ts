@@ -80,7 +80,7 @@ import {
 } from "./pairing.ts";
 import { pairRoutes } from "./pair_routes.ts";
 import { expiryWarnings, type PairCert, type UnackedChanges, unpairLoss } from "./pair_ops.ts";
-import { HaRotateError, HaUnpairLossError } from "./errors.ts";
+import { HaHandoverNotReadyError, HaRotateError, HaUnpairLossError } from "./errors.ts";
 import {
   haUpgradeBodySchema,
   HaUpgradeRefusedError,
@@ -127,6 +127,14 @@ export interface HaApi {
    * takeover pending: confirm the takeover (the hold is released).
    */
   failover(by: string, set?: "a" | "b"): HaStatus;
+  /**
+   * {@link failover} after replication drained: when this node gives up the active role
+   * (of `set`, or of the node), new replicated writes are refused and the standby must
+   * confirm everything acknowledged here first ({@link HANDOVER_DRAIN_MS}), else
+   * {@link HaHandoverNotReadyError} and nothing changes. The API, the CLI and the rolling
+   * upgrade hand over through this.
+   */
+  handOver(by: string, set?: "a" | "b"): Promise<HaStatus>;
   /** Maintenance on/off (persisted; a node in maintenance never becomes active). */
   setMaintenance(on: boolean, by: string): HaStatus;
   /** On the active node: start a rolling upgrade of the pair (mod/ha/upgrade.ts). */
@@ -142,6 +150,9 @@ export interface HaApi {
    */
   rotateCert(by: string): Promise<void>;
 }
+
+/** How long a graceful handover waits for the standby to confirm every change. */
+export const HANDOVER_DRAIN_MS = 5000;
 
 /** The HA module. */
 export interface HaModule extends Module, HaApi {
@@ -207,6 +218,13 @@ export interface HaDeps {
    * over only once the standby caught up.
    */
   replication?: () => ReplSyncView;
+  /**
+   * Replication's drain before a graceful handover (see ReplModule.prepareHandover): null
+   * when the standby confirmed everything (writes stay refused until the demotion).
+   */
+  prepareHandover?: (ms: number, channels?: readonly ("a" | "b")[]) => Promise<string | null>;
+  /** A prepared handover that did not happen: writes are taken again. */
+  cancelHandover?: () => void;
   /** The updater, for `ha upgrade` (absent: the rolling upgrade is refused). */
   update?: UpgradeUpdater;
   /** Drive the rolling upgrade with this instead of the updater and peer link (tests). */
@@ -1258,6 +1276,24 @@ class HaModuleImpl implements HaModule {
     return this.status();
   }
 
+  async handOver(by: string, set?: "a" | "b"): Promise<HaStatus> {
+    if (!this.#cfg.enabled || !this.#track) throw new HaDisabledError();
+    const giving = set === undefined
+      ? this.#machine.role === "active"
+      : set === "a"
+      ? this.#machine.role === "active"
+      : this.#setB === "MASTER";
+    if (!giving || !this.#deps.prepareHandover) return this.failover(by, set);
+    const why = await this.#deps.prepareHandover(HANDOVER_DRAIN_MS, set ? [set] : undefined);
+    if (why) throw new HaHandoverNotReadyError(why);
+    try {
+      return this.failover(by, set);
+    } catch (e) {
+      this.#deps.cancelHandover?.();
+      throw e;
+    }
+  }
+
   /**
    * Active-active: hand one client set to the peer (its instance in FAULT for
    * ha.failoverHoldMs: a priority-0 advert on that set only) — the manual failback.
@@ -1340,7 +1376,7 @@ class HaModuleImpl implements HaModule {
       },
       ready: () =>
         handoverBlocker(this.#deps.replication?.() ?? null, this.#peer?.view.degraded ?? []),
-      handover: () => void this.failover("ha upgrade"),
+      handover: async () => void await this.handOver("ha upgrade"),
       peerFetch: () => this.#peerFetch,
       peerOrigin: () => this.peerAccess.peerOrigin(),
       mount: (m) => this.peerAccess.mount(m),
@@ -1594,7 +1630,7 @@ export function haRoutes(api: HaApi): Hono {
   app.get("/ha/status", (c) => answer(c, haStatusSchema, api.status()));
   app.post("/ha/failover", async (c) => {
     const body = parseOr400(haFailoverBodySchema, await jsonBody(c), "failover request");
-    return answer(c, haStatusSchema, api.failover(body.by ?? "api", body.set));
+    return answer(c, haStatusSchema, await api.handOver(body.by ?? "api", body.set));
   });
   app.post("/ha/upgrade", async (c) => {
     const body = parseOr400(haUpgradeBodySchema, await jsonBody(c), "upgrade request");

@@ -60,8 +60,8 @@ export interface UpgradeLinkOptions {
   schema(): string;
   /** Null when the pair can hand over, else why not ({@link handoverBlocker}). */
   ready?(): string | null;
-  /** `ha failover` here. */
-  handover(): void;
+  /** `ha failover` here (after replication drained: HaModule.handOver). */
+  handover(): void | Promise<void>;
   /** The peer-link fetch and the peer's origin (null before the link is up). */
   peerFetch(): typeof fetch | null;
   peerOrigin(): string | null;

@@ -19,6 +19,7 @@ import {
   ReplAckTimeoutError,
   ReplConfigError,
   ReplFrameError,
+  ReplHandingOverError,
   ReplNoPrimaryKeyError,
   ReplNotPrimaryError,
   ReplReadOnlyError,
@@ -476,6 +477,7 @@ export class Replicator implements ReplReceiver {
    * dropped: its changes are in this node's data.
    */
   promote(): number {
+    this.#handingOver = false;
     this.#stopTimers();
     const history = this.#history();
     const top = Math.max(this.#epoch, this.#epochFloor, ...history.map((h) => h.epoch));
@@ -519,6 +521,7 @@ export class Replicator implements ReplReceiver {
    * took; those are then set aside ({@link ReplStatus}, `repl.tail_saved`).
    */
   demote(): void {
+    this.#handingOver = false;
     if (this.#role === "primary") {
       this.#flush();
       this.#persistAcked();
@@ -646,6 +649,7 @@ export class Replicator implements ReplReceiver {
       );
     }
     if (this.#role !== "primary") throw new ReplNotPrimaryError(this.#role);
+    if (this.#handingOver) throw new ReplHandingOverError();
     const refuse = g.durability === "sync" && g.onStandbyLost === "refuse";
     if (refuse && this.#link === "down") {
       throw new ReplStandbyLostError(group, "the last send to it failed");
@@ -692,6 +696,7 @@ export class Replicator implements ReplReceiver {
    */
   admit(group?: string): void {
     if (this.#role !== "primary") return;
+    if (this.#handingOver) throw new ReplHandingOverError();
     for (const [name, g] of Object.entries(this.#groups)) {
       if (group !== undefined && name !== group) continue;
       if (g.set !== this.#channel) continue;
@@ -708,6 +713,38 @@ export class Replicator implements ReplReceiver {
    * the standby is gone (the changes stay committed locally and are shipped when it
    * returns). Never rejects on the standby's account.
    */
+  #handingOver = false;
+
+  /**
+   * A graceful handover begins (primary only): from now on writes are refused
+   * ({@link ReplHandingOverError}) until this node is demoted (or {@link endHandover});
+   * resolves true once the standby confirmed everything made before, false when it did
+   * not within `ms` or is gone (the handover must then not happen: call endHandover).
+   */
+  async beginHandover(ms: number): Promise<boolean> {
+    if (this.#role !== "primary") return true;
+    this.#handingOver = true;
+    let timer: TimerId | undefined;
+    try {
+      return await Promise.race([
+        this.barrier(),
+        new Promise<boolean>((r) => timer = this.#clock.setTimeout(() => r(false), ms)),
+      ]);
+    } finally {
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+    }
+  }
+
+  /** Writes are taken again (a handover that did not happen). */
+  endHandover(): void {
+    this.#handingOver = false;
+  }
+
+  /** True between {@link beginHandover} and the demotion (or {@link endHandover}). */
+  get handingOver(): boolean {
+    return this.#handingOver;
+  }
+
   async barrier(): Promise<boolean> {
     if (this.#role !== "primary") return false;
     const seq = this.#flush() ?? this.#seq;

@@ -59,6 +59,23 @@ export class ReplStandbyLostError extends KeepwireError {
 }
 
 /**
+ * This node is handing the active role to its peer (a graceful handover: `ha failover`,
+ * the rolling upgrade): new replicated writes are refused until the peer has taken over,
+ * so nothing is acknowledged here that the peer would not have. Retry on the service
+ * address (the peer answers there in a moment).
+ */
+export class ReplHandingOverError extends KeepwireError {
+  /** Build one. */
+  constructor() {
+    super(
+      503,
+      "repl_handing_over",
+      "this node is handing the active role to its peer: write refused, nothing stored; retry in a moment",
+    );
+  }
+}
+
+/**
  * The standby did not confirm a `sync` write of a refusing group in time. The write IS
  * committed locally; it is not confirmed on the standby.
  */

@@ -22,7 +22,7 @@ import { z } from "zod";
 import { apiDoc, statusDoc } from "../web/openapi.ts";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import type { Module, ModuleContext, PartHealth } from "../module.ts";
+import type { Module, ModuleContext, PartHealth, TimerId } from "../module.ts";
 import type { MetricFamily } from "../web/metrics.ts";
 import type { PeerMount } from "../ha/peer.ts";
 import { Replicator, type ReplStatus, tableDigest, type WriteResult } from "./engine.ts";
@@ -170,6 +170,15 @@ export interface ReplModule extends Module {
    * table the rows), or null when there are none (`ha unpair` says what it would drop).
    */
   unacknowledged(): UnackedChanges | null;
+  /**
+   * Before a graceful handover: refuse new writes on every channel this node is the
+   * primary of and wait (≤ `ms`) until the standby confirmed everything. Null when it did
+   * (hand over now: the writes stay refused until the demotion), else why not (writes are
+   * taken again; do not hand over, or what was acknowledged here is lost).
+   */
+  prepareHandover(ms: number, channels?: readonly Channel[]): Promise<string | null>;
+  /** A prepared handover that did not happen: take writes again. */
+  cancelHandover(): void;
 }
 
 /** Changes the standby has not acknowledged (see {@link ReplModule.unacknowledged}). */
@@ -179,6 +188,9 @@ export interface UnackedChanges {
   toSeq: number;
   tables: Record<string, { rows: number; insert: number; update: number; delete: number }>;
 }
+
+/** Writes refused for a handover are taken again after this, if this node is still primary. */
+export const HANDOVER_GIVE_UP_MS = 60_000;
 
 /** Build the module (one line in the runtime). */
 export function createReplModule(ctx: ModuleContext, deps: ReplDeps = {}): ReplModule {
@@ -190,6 +202,7 @@ class ReplModuleImpl implements ReplModule {
   #ctx: ModuleContext;
   #deps: ReplDeps;
   #repls = new Map<Channel, Replicator>();
+  #giveUp: TimerId | undefined;
   /** Each channel's link to the standby (its stream is closed on stop and when it stands by). */
   #links = new Map<Channel, HttpTransport>();
   #unsubs: (() => void)[] = [];
@@ -473,6 +486,8 @@ class ReplModuleImpl implements ReplModule {
   }
 
   stop(): Promise<void> {
+    if (this.#giveUp !== undefined) this.#ctx.clock.clearTimeout(this.#giveUp);
+    this.#giveUp = undefined;
     for (const u of this.#unsubs.splice(0)) u();
     for (const u of this.#buildUnsubs.splice(0)) u();
     if (this.#ctx.store.db.isOpen) { for (const r of this.#repls.values()) r.stop(); }
@@ -509,6 +524,31 @@ class ReplModuleImpl implements ReplModule {
 
   admit(): void {
     for (const r of this.#repls.values()) r.admit();
+  }
+
+  async prepareHandover(ms: number, channels?: readonly Channel[]): Promise<string | null> {
+    const prim = [...this.#repls.entries()].filter(([ch, r]) =>
+      r.status().role === "primary" && (!channels || channels.includes(ch))
+    );
+    const done = await Promise.all(prim.map(([, r]) => r.beginHandover(ms)));
+    // a handover that never completes (the peer did not take over) must not leave writes
+    // refused for good: take them again after the longest hold
+    if (this.#giveUp !== undefined) this.#ctx.clock.clearTimeout(this.#giveUp);
+    this.#giveUp = this.#ctx.clock.setTimeout(() => {
+      this.#giveUp = undefined;
+      for (const [, r] of prim) if (r.status().role === "primary") r.endHandover();
+    }, HANDOVER_GIVE_UP_MS);
+    const behind = prim.filter((_, i) => !done[i]).map(([ch, r]) => {
+      const s = r.status();
+      return `channel ${ch}: ${s.pending} frames unconfirmed, link ${s.link}`;
+    });
+    if (!behind.length) return null;
+    this.cancelHandover();
+    return `the standby did not confirm every change within ${ms} ms (${behind.join("; ")})`;
+  }
+
+  cancelHandover(): void {
+    for (const r of this.#repls.values()) r.endHandover();
   }
 
   async barrier(): Promise<boolean> {
