@@ -14,6 +14,7 @@ import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
 import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import {
   createReplModule,
+  encodeFrame,
   replicaRefusal,
   type ReplModule,
   ReplReadOnlyError,
@@ -184,6 +185,7 @@ async function pair(
   return {
     n1,
     n2,
+    dir,
     async close() {
       await n1.stop();
       await n2.stop();
@@ -295,6 +297,20 @@ Deno.test("repl + ha: the active's journal reaches the standby as the pair journ
     assertStringIncludes(html, "data-pair-journal");
     assertStringIncludes(html, "The active&#39;s events, replicated to this node");
     assertStringIncludes(html, "test.after_failover");
+    // a set-aside tail: listed to everyone, its raw file (hashes in it) offered to admins only
+    const name = "tail-p-e4-s9-9-x.kwtail";
+    await Deno.mkdir(`${p.dir}/n1/repl/tails`, { recursive: true });
+    await Deno.writeFile(
+      `${p.dir}/n1/repl/tails/${name}`,
+      encodeFrame({ pairId: "p", schemaVersion: "1", epoch: 4, seq: 9, changesets: [] }),
+    );
+    const link = `/api/repl/tails/${name}/file`;
+    const asAdmin = String(await haPage(pageDeps(n1), { name: "admin", role: "admin" }));
+    assertStringIncludes(asAdmin, `data-repl-tail="${name}"`);
+    assertStringIncludes(asAdmin, link);
+    const asViewer = String(await haPage(pageDeps(n1), { name: "v", role: "viewer" }));
+    assertStringIncludes(asViewer, `data-repl-tail="${name}"`);
+    assert(!asViewer.includes(link), "a viewer is offered a download the API refuses it");
   } finally {
     await p.close();
   }

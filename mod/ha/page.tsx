@@ -168,7 +168,7 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
         {replicationCard(r)}
         {pairCard(pair, admin, who?.name ?? "ui")}
       </div>
-      {tailsSection(tails)}
+      {tailsSection(tails, admin)}
       {journalSection(journal)}
       <h2>Last role changes</h2>
       <table>
@@ -331,7 +331,7 @@ function pairCard(p: PairStatus | null, admin: boolean, who: string): Child {
 }
 
 /** Tails this node set aside as a returning ex-primary (GET /api/repl/tails). */
-function tailsSection(l: TailList | null): Child {
+function tailsSection(l: TailList | null, admin: boolean): Child {
   if (!l || !l.tails.length) return null;
   return (
     <>
@@ -372,9 +372,12 @@ function tailsSection(l: TailList | null): Child {
                 )
                 : <td colspan={3}>UNREADABLE: {t.error}</td>}
               <td>
-                <a href={`/api/repl/tails/${encodeURIComponent(t.name)}/file`} download>
-                  download
-                </a>
+                {admin && (
+                  // the raw file holds password and token hashes: admins only (tail_routes.ts)
+                  <a href={`/api/repl/tails/${encodeURIComponent(t.name)}/file`} download>
+                    download
+                  </a>
+                )}
               </td>
             </tr>
           ))}
