@@ -341,6 +341,15 @@ Deno.test("repl + ha: a graceful handover drains replication first: refused whil
     await until(() => n2.repl.status().role === "primary", "n2 primary");
     await until(() => n1.repl.status().role === "standby", "n1 standby");
     n2.repl.admit();
+    // the handover's own events were not copied into the pair journal after the drain, so
+    // the demoted node has nothing unconfirmed to set aside (no tail, no alert)
+    n2.store.setSetting("ui", { refreshMs: 2000, banner: "on n2" });
+    assertEquals(await n2.repl.barrier(), true);
+    await until(
+      () => n1.store.getSetting<{ banner: string }>("ui")?.banner === "on n2",
+      "n1 in sync",
+    );
+    assertEquals(n1.events.filter((e) => e.kind === "repl.tail_saved").length, 0);
     // 2. back to n1, then the standby goes away with a change acknowledged only here:
     //    the handover is refused and n1 stays active, taking writes again
     n2.engine.line("BACKUP", 100);

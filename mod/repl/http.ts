@@ -168,6 +168,9 @@ class FrameStream {
     const ack = new Promise<ReplAck>((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
     });
+    // a kill while this send waits for back-pressure rejects `ack` before it is awaited:
+    // mark it handled (the await below still sees the rejection) so it cannot end the process
+    ack.catch(() => {});
     // an ack given up on would pair every later ack with the wrong send
     const onAbort = () => this.kill("a send was abandoned (no ack in time)");
     signal?.addEventListener("abort", onAbort, { once: true });

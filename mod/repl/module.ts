@@ -255,7 +255,12 @@ class ReplModuleImpl implements ReplModule {
     this.#journal = new PairJournal({
       db: this.#ctx.store.db,
       node: ha.node.id,
-      isPrimary: () => this.#repls.get("a")?.status().role === "primary",
+      // not while handing over: the handover's own events made after the drain would be a
+      // frame the peer never gets, set aside (and alerted on) at every planned handover
+      isPrimary: () => {
+        const a = this.#repls.get("a");
+        return a?.status().role === "primary" && !a.handingOver;
+      },
       maxRows: ret.maxEvents,
       maxAgeDays: ret.maxAgeDays,
       now: () => this.#ctx.clock.now(),
