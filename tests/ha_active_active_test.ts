@@ -74,6 +74,16 @@ Deno.test("active-active config: each bad field is named", () => {
     ],
     [{ preempt: true }, "ha.preempt: use ha.activeActive.failback with active-active"],
     [
+      {
+        activeActive: { ...AA, failback: "auto" },
+        peerLink: { secret: "0123456789abcdef" },
+        replication: {},
+      },
+      'ha.activeActive.failback: "auto" is not built together with ha.replication (the ' +
+      "returning owner would take its set back before its resync, and the survivor's rows of " +
+      'that set would be set aside): use "manual" and ha failover --set',
+    ],
+    [
       { activeActive: { ...AA, failbackDelayMs: 2000 } },
       'ha.activeActive.failbackDelayMs: only applies with failback "auto"',
     ],

@@ -146,6 +146,12 @@ Deno.test("ha config: each bad field is named", () => {
       },
       "ha.witness.syncTimeoutMs: Too small: expected number to be >=1000",
     ],
+    [
+      { ...GOOD, preempt: true, peerLink: { secret: "0123456789abcdef" }, replication: {} },
+      "ha.preempt: not built together with ha.replication (a returning node would take over " +
+      "before its resync, and the survivor's changes would be set aside): keep it off and " +
+      "hand back with ha failover",
+    ],
     [{ ...GOOD, bogus: 1 }, "ha.bogus: unknown field"],
   ];
   for (const [ha, line] of cases) {

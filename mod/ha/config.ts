@@ -388,6 +388,24 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
   if (ha.replication?.enabled && ha.peerLink === undefined) {
     add(["replication"], "needs ha.peerLink (replication travels on the peer link)");
   }
+  // a returning node that takes the address back at once would promote its stale copy before
+  // its resync: what the survivor stored meanwhile would be set aside (docs/ha.md)
+  if (ha.replication?.enabled && ha.preempt) {
+    add(
+      ["preempt"],
+      "not built together with ha.replication (a returning node would take over before its " +
+        "resync, and the survivor's changes would be set aside): keep it off and hand back " +
+        "with ha failover",
+    );
+  }
+  if (ha.replication?.enabled && ha.activeActive?.failback === "auto") {
+    add(
+      ["activeActive", "failback"],
+      '"auto" is not built together with ha.replication (the returning owner would take its ' +
+        "set back before its resync, and the survivor's rows of that set would be set aside): " +
+        'use "manual" and ha failover --set',
+    );
+  }
   if (ha.witness !== undefined) {
     const w = ha.witness;
     const bad = hostCheck(w.host);
