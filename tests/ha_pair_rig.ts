@@ -24,8 +24,8 @@ export class FakeEngine implements Engine {
     return Promise.resolve();
   }
   writeTrack(): void {}
-  line(state: string, prio: number): void {
-    this.ev.onLine(`INSTANCE "keepwire" ${state} ${prio}`);
+  line(state: string, prio: number, instance = "keepwire"): void {
+    this.ev.onLine(`INSTANCE "${instance}" ${state} ${prio}`);
   }
 }
 

@@ -10,7 +10,6 @@ import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
 import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
-import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
 import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import {
   createReplModule,
@@ -34,33 +33,9 @@ import { ReplHandingOverError } from "../mod/repl/errors.ts";
 import { haPage } from "../mod/ha/page.tsx";
 import type { PageDeps } from "../mod/web/ui/contract.ts";
 import { until } from "./repl_rig.ts";
+import { FakeEngine, freePort } from "./ha_pair_rig.ts";
 
 const SECRET = "pair-secret-0123456789";
-
-class FakeEngine implements Engine {
-  pid: number | null = null;
-  config = "fake";
-  constructor(public ev: EngineEvents) {}
-  start(): Promise<{ pid: number }> {
-    this.pid = 4242;
-    return Promise.resolve({ pid: 4242 });
-  }
-  stop(): Promise<void> {
-    this.pid = null;
-    return Promise.resolve();
-  }
-  writeTrack(): void {}
-  line(state: string, prio: number, instance = "keepwire"): void {
-    this.ev.onLine(`INSTANCE "${instance}" ${state} ${prio}`);
-  }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 interface Node {
   id: string;
