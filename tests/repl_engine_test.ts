@@ -526,3 +526,50 @@ Deno.test("repl: a send still in flight when the primary is demoted says nothing
     await p.close();
   }
 });
+
+Deno.test("repl: an ack that arrives after the primary was demoted moves nothing: link, acknowledged position, events", async () => {
+  const p = await rigPair();
+  try {
+    assertEquals((await p.a.repl.write("config", addUser(1))).replicated, true);
+    const before = p.a.repl.status();
+    assertEquals(before.link, "up");
+    // the next send reaches the standby (which applies it) but its answer is held
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const send = p.link.sendFrames.bind(p.link);
+    const sent = p.link.sent;
+    p.link.sendFrames = async (body) => {
+      const ack = await send(body);
+      await gate;
+      return ack;
+    };
+    const w = p.a.repl.write("config", addUser(2));
+    w.catch(() => {});
+    await until(() => p.link.sent > sent && count(p.b, "users") === 2, "frame 2 applied");
+    p.a.repl.demote();
+    assert((await w.catch((e) => e)) instanceof Error, "the wait was not failed at demotion");
+    const events = p.a.events.length;
+    release();
+    // the ack reaches the pump through promise callbacks only: one task turn runs them
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    const s = p.a.repl.status();
+    assertEquals(s.role, "standby");
+    assertEquals(s.link, "unknown", "a demoted node took a late ack as its link being up");
+    assertEquals(
+      p.a.events.slice(events).map((e) => e.kind),
+      [],
+      "a demoted node published on a late ack",
+    );
+    // resumed at the same epoch, the acknowledged position is still the one at demotion
+    // (the late ack belongs to the old term; the standby confirms frame 2 again)
+    p.link.sendFrames = send;
+    p.a.repl.resume();
+    assertEquals(p.a.repl.status().acked, before.acked, "the late ack moved the acked position");
+    assertEquals(p.a.repl.status().link, "unknown");
+    await until(() => p.a.repl.status().acked === before.acked + 1, "frame 2 confirmed again");
+    assertEquals(p.link.snapshots, 1, "the resumed primary resynced instead of catching up");
+  } finally {
+    await p.close();
+  }
+});

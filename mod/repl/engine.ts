@@ -344,6 +344,11 @@ export class Replicator implements ReplReceiver {
   #resync: { bytes: number; total: number } | null = null;
   #pendingTailFromEpoch: number | undefined;
   #epochFloor = 0;
+  /**
+   * Bumped at every role change (promote, resume, demote, stop): a send made in an earlier
+   * term whose answer arrives late moves nothing (link, acked, waiters, snapshot flag).
+   */
+  #term = 0;
   readonly #channel: string;
   readonly #guard: GuardEntry;
 
@@ -461,6 +466,7 @@ export class Replicator implements ReplReceiver {
     }
     this.#stopTimers();
     this.#setGuard(false);
+    this.#term++;
     this.#role = "primary";
     this.#link = "unknown";
     this.#needSnapshot = false;
@@ -499,6 +505,7 @@ export class Replicator implements ReplReceiver {
     }
     this.#persistedAcked = this.#acked;
     this.#setGuard(false);
+    this.#term++;
     this.#role = "primary";
     this.#link = "unknown";
     // the standby is at another epoch: it needs this epoch's snapshot (which is also
@@ -529,6 +536,7 @@ export class Replicator implements ReplReceiver {
     }
     this.#stopTimers();
     this.#closeSessions();
+    this.#term++;
     this.#role = "standby";
     this.#link = "unknown";
     this.#setGuard(true);
@@ -627,6 +635,7 @@ export class Replicator implements ReplReceiver {
     this.#closeSessions();
     this.#setGuard(false);
     guards.get(this.#db)?.delete(this.#guard);
+    this.#term++;
     this.#role = "idle";
     this.#failWaiters("replication stopped");
   }
@@ -890,13 +899,18 @@ export class Replicator implements ReplReceiver {
 
   async #pumpLoop(): Promise<void> {
     const t = this.#transport!;
+    const term = this.#term;
+    // an answer to a send of an earlier term (this node was demoted meanwhile, perhaps
+    // promoted again) or over a replaced link says nothing about the standby now
+    const stale = () => this.#term !== term || this.#role !== "primary" || this.#transport !== t;
     // a lost standby is tried again by the retry timer only
     if (this.#link === "down" && !this.#retryDue) return;
     this.#retryDue = false;
-    while (this.#role === "primary" && this.#transport === t) {
+    while (!stale()) {
       try {
         if (this.#needSnapshot) {
-          const ack = await this.#sendSnapshot(t);
+          const ack = await this.#sendSnapshot(t, stale);
+          if (stale()) return;
           this.#onAck(ack);
           if (!ack.ok) return this.#lost(`snapshot refused: ${ack.reason}: ${ack.message}`);
           continue;
@@ -912,6 +926,7 @@ export class Replicator implements ReplReceiver {
         const ack = await this.#withTimeout((signal) =>
           t.sendFrames(concatFrames(rows.map((r) => r.frame)), signal)
         );
+        if (stale()) return;
         this.#onAck(ack);
         if (!ack.ok && ack.reason === "stale_epoch" && ack.epoch >= this.#epoch) {
           // the standby saw a newer epoch than ours (it was promoted while this node's
@@ -928,7 +943,7 @@ export class Replicator implements ReplReceiver {
       } catch (e) {
         // a send that failed after this node was demoted (or its link replaced) says
         // nothing about the standby: no repl.standby_lost from a node that is one now
-        if (this.#role !== "primary" || this.#transport !== t) return;
+        if (stale()) return;
         return this.#lost(e instanceof Error ? e.message : String(e));
       }
     }
@@ -1009,7 +1024,7 @@ export class Replicator implements ReplReceiver {
     }
   }
 
-  async #sendSnapshot(t: ReplTransport): Promise<ReplAck> {
+  async #sendSnapshot(t: ReplTransport, stale: () => boolean): Promise<ReplAck> {
     const started = this.#clock.now();
     this.#flush();
     const bytes = this.#db.serialize();
@@ -1033,7 +1048,7 @@ export class Replicator implements ReplReceiver {
       (signal) => t.sendSnapshot(meta, chunks(), signal),
       this.#ackTimeoutMs + Math.ceil(bytes.length / (1024 * 1024)) * 1000,
     );
-    if (ack.ok) {
+    if (ack.ok && !stale()) {
       this.#needSnapshot = false;
       this.#publish("repl.snapshot_sent", "notice", {
         pairId: this.#pairId,
