@@ -367,6 +367,45 @@ Deno.test("auth: a token revoked through another connection is refused on the ne
   }
 });
 
+Deno.test("auth: a revocation that rolls back leaves the generation where the store has it: a later real revocation elsewhere still ends the cached token", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-gen-rollback-" });
+  const a = new Store({ path: `${dir}/kw.db` }), b = new Store({ path: `${dir}/kw.db` });
+  try {
+    const ua = new Users(a), ub = new Users(b);
+    const { token } = ua.createToken("t1", "viewer");
+    const g0 = ua.generation();
+    assertEquals(ua.tokenUser(token)?.name, "token:t1");
+    // the revocation's transaction fails after the generation was bumped in it: rolled back
+    a.db.exec(
+      `CREATE TEMP TRIGGER kw_fail_gen AFTER UPDATE ON auth_generation
+       BEGIN SELECT RAISE(ABORT, 'injected'); END`,
+    );
+    let failed: unknown;
+    try {
+      ua.revokeToken("t1");
+    } catch (e) {
+      failed = e;
+    }
+    assert(String(failed).includes("injected"), `the revocation did not fail: ${failed}`);
+    a.db.exec("DROP TRIGGER kw_fail_gen");
+    assertEquals(a.db.isTransaction, false);
+    assertEquals(ua.generation(), g0, "the cached generation is ahead of the store's");
+    assertEquals(ub.generation(), g0);
+    // the token still works, and is cached again at the store's generation
+    assertEquals(ua.tokenUser(token)?.name, "token:t1");
+    assertEquals(ua.tokenUser(token)?.name, "token:t1");
+    // a real revocation by another connection (g0 + 1) must end it on the next request
+    assert(ub.revokeToken("t1"));
+    assertEquals(ub.generation(), g0 + 1);
+    assertEquals(ua.tokenUser(token), null, "a revoked token accepted from the cache");
+    assertEquals(ua.generation(), g0 + 1);
+  } finally {
+    a.close();
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("auth: API tokens may expire: CLI --expires, API expires, refused after expiry", async () => {
   let now = 10_000_000;
   const store = new Store({ path: ":memory:" });
