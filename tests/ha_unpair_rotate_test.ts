@@ -189,3 +189,94 @@ Deno.test("ha pair upkeep: expiry warnings start N days before, once a day per c
     [`f${CERT_WARN_DAYS + 5}`, `f${CERT_WARN_DAYS - 1}`].sort(),
   );
 });
+
+/** A self-signed certificate with the given extensions (what a bad rotation would offer). */
+async function oddCert(
+  kind: "ca" | "no-signature" | "server-only",
+): Promise<{ cert: string; key: string }> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
+  const F = x509.KeyUsageFlags;
+  const ext = {
+    ca: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(F.digitalSignature | F.keyCertSign, true),
+    ],
+    "no-signature": [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(F.keyEncipherment, true),
+    ],
+    "server-only": [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(F.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    ],
+  }[kind];
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: "01",
+    name: `CN=odd ${kind}`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: alg,
+    keys,
+    extensions: [
+      ...ext,
+      new x509.SubjectAlternativeNameExtension([{ type: "ip", value: "127.0.0.1" }]),
+    ],
+  });
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
+}
+
+Deno.test("ha pair upkeep: a rotation to a CA certificate or one without the peer link's key usage is refused by the peer, naming what is wrong; both nodes keep their certificates", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-rotate-bad-" });
+  const [p1, p2] = [freePort(), freePort()];
+  const n1 = await node(dir, "n1", p1, p2);
+  const n2 = await node(dir, "n2", p2, p1);
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await pair(n1, n2, p2, "lab");
+    await synced(n1, n2, "paired");
+    const c1 = loadPair(n1.dataDir)!, c2 = loadPair(n2.dataDir)!;
+    const cases: [Parameters<typeof oddCert>[0], string][] = [
+      ["ca", "CA"],
+      ["no-signature", "digitalSignature"],
+      ["server-only", "clientAuth"],
+    ];
+    const pairing = n1.ha.pairing!;
+    const make = pairing.makeCert;
+    try {
+      for (const [kind, named] of cases) {
+        const odd = await oddCert(kind);
+        pairing.makeCert = () => Promise.resolve(odd);
+        const e = await assertRejects(() => n1.ha.rotateCert("test"), HaRotateError);
+        assertStringIncludes(e.message, "refused the new certificate");
+        assertStringIncludes(e.message, named);
+        assertEquals(loadPair(n1.dataDir)!.cert, c1.cert, `${kind}: n1 switched anyway`);
+        const now2 = loadPair(n2.dataDir)!;
+        assertEquals(now2.peerCert, c2.peerCert, `${kind}: n2 pins another certificate`);
+        assertEquals(now2.peerCertNext, undefined, `${kind}: n2 accepts it alongside`);
+      }
+    } finally {
+      pairing.makeCert = make;
+    }
+    assert(!n1.events.some((e) => e.kind === "ha.cert_rotated"));
+    // the link still works on the old certificates, and a good rotation still goes through
+    await synced(n1, n2, "after the refusals");
+    await n1.ha.rotateCert("test");
+    await until(
+      () =>
+        certFingerprint(loadPair(n2.dataDir)!.peerCert) ===
+          certFingerprint(loadPair(n1.dataDir)!.cert),
+      "n2 pins the good new certificate",
+    );
+    await synced(n1, n2, "after a good rotation");
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

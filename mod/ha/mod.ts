@@ -76,6 +76,7 @@ import {
   type PairCredentials,
   PairError,
   Pairing,
+  peerCertProblem,
   unpairNoticeMac,
 } from "./pairing.ts";
 import { pairRoutes } from "./pair_routes.ts";
@@ -891,10 +892,14 @@ class HaModuleImpl implements HaModule {
       );
     }
     if (!res.ok) {
+      const text = await res.text();
+      let why = text.slice(0, 300);
+      try {
+        const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+        if (typeof m === "string") why = m.slice(0, 300);
+      } catch { /* not JSON: the text as it came */ }
       throw new HaRotateError(
-        `the peer ${c.peerNode} refused the new certificate (HTTP ${res.status}: ${
-          (await res.text()).slice(0, 200)
-        })`,
+        `the peer ${c.peerNode} refused the new certificate (HTTP ${res.status}: ${why})`,
       );
     }
     // 2. switch here: new handshakes present the new certificate
@@ -956,10 +961,9 @@ class HaModuleImpl implements HaModule {
     if (!body.success) return fail(400, "bad_request", "expected {cert} or {fingerprint}");
     if (path === PEER_CERT_PATH && "cert" in body.data) {
       const cert = body.data.cert;
-      const notAfter = await certNotAfter(cert);
-      if (!notAfter || notAfter.getTime() <= this.#ctx.clock.now()) {
-        return fail(400, "bad_certificate", "not a certificate, or expired");
-      }
+      // kept as it is (the old certificate stays pinned) when the new one is unfit
+      const problem = await peerCertProblem(cert, this.#ctx.clock.now());
+      if (problem) return fail(400, "bad_certificate", `certificate refused: ${problem}`);
       p.update((c) => ({ ...c, peerCertNext: cert }));
       this.#applyTls();
       return Response.json({ ok: true, fingerprint: certFingerprint(cert) });

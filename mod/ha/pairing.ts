@@ -152,6 +152,58 @@ export async function certNotAfter(pem: string): Promise<Date | null> {
   }
 }
 
+/**
+ * Why `pem` cannot be pinned as the peer's certificate, or null when it can. Pinned
+ * certificates are the peer link's trust anchors (the TLS `ca` list), so one that is a CA
+ * (basicConstraints CA:TRUE) or may sign certificates (keyCertSign, cRLSign) would accept
+ * every certificate made with its key; and a certificate whose key usage rules out the
+ * link's use (a TLS signature: digitalSignature; both server and client authentication)
+ * would break every handshake once the switch is made. Absent usage extensions allow
+ * every use, as in TLS. The sentence names what is wrong.
+ */
+export async function peerCertProblem(pem: string, now: number): Promise<string | null> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  let c: InstanceType<typeof x509.X509Certificate>;
+  try {
+    c = new x509.X509Certificate(pem);
+  } catch {
+    return "not a certificate (PEM X.509)";
+  }
+  if (c.notAfter.getTime() <= now) return `it expired on ${c.notAfter.toISOString()}`;
+  const bc = c.getExtension(x509.BasicConstraintsExtension);
+  if (bc?.ca) {
+    return "it is a CA certificate (basicConstraints CA:TRUE): pinned, it would accept every " +
+      "certificate its key signs; a node certificate is not a CA";
+  }
+  const F = x509.KeyUsageFlags;
+  const ku = c.getExtension(x509.KeyUsagesExtension);
+  if (ku) {
+    const signs = [[F.keyCertSign, "keyCertSign"], [F.cRLSign, "cRLSign"]] as const;
+    const bad = signs.filter(([f]) => ku.usages & f).map(([, n]) => n);
+    if (bad.length) {
+      return `its key usage allows signing certificates (${bad.join(", ")}): ` +
+        "pinned, it would act as a CA";
+    }
+    if (!(ku.usages & F.digitalSignature)) {
+      return "its key usage lacks digitalSignature: the peer link's TLS handshakes need it";
+    }
+  }
+  const eku = c.getExtension(x509.ExtendedKeyUsageExtension);
+  if (eku) {
+    const want = [
+      [x509.ExtendedKeyUsage.serverAuth, "serverAuth"],
+      [x509.ExtendedKeyUsage.clientAuth, "clientAuth"],
+    ] as const;
+    const lacks = want.filter(([oid]) => !eku.usages.map(String).includes(oid)).map(([, n]) => n);
+    if (lacks.length) {
+      return `its extended key usage lacks ${lacks.join(" and ")}: ` +
+        "a node is both the server and the client of the peer link";
+    }
+  }
+  return null;
+}
+
 /** SHA-256 of a PEM certificate's DER, hex (what both sides show). */
 export function certFingerprint(pem: string): string {
   const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
