@@ -1,11 +1,17 @@
 /**
- * One executable without `denort`: `deno bundle` of main.ts into keepwire.js, the Worker host
- * bundled beside it as worker_host.js (mod/supervisor/worker.ts picks it when it runs bundled),
- * the web UI's static files, the SDK and the examples (vendor worker modules import
+ * One executable without `denort`: `deno bundle` of main.ts into keepwire.js and its chunks, the
+ * Worker host bundled beside it as worker_host.js (mod/supervisor/worker.ts picks it when it runs
+ * bundled), the web UI's static files, the SDK and the examples (vendor worker modules import
  * `mod/sdk/mod.ts` as source), the pinned `deno` binary and a two-line launcher `keepwire`.
  *
+ * main.ts is bundled with code splitting: what the start path loads with `await import()` only
+ * when it is used (the other CLI commands and commander, nodemailer, @peculiar/x509, prom-client,
+ * jsonc-parser, ...) lands in chunk files beside keepwire.js, read when first imported. In one
+ * file, every start read, scanned and kept the source of all of it (4 MB; 2.3 MB are not used
+ * by a running appliance).
+ *
  * Layout of the output directory (the image installs it as /usr/lib/keepwire):
- *   keepwire  keepwire.js  worker_host.js  deno  static/  mod/sdk/mod.ts  examples/
+ *   keepwire  keepwire.js  *.js (chunks)  worker_host.js  deno  static/  mod/sdk/mod.ts  examples/
  *
  * Usage: deno run -A image/bundle.ts [--out DIR] [--deno PATH|--no-deno]
  * @module
@@ -40,7 +46,7 @@ const WORKER_HOST = "mod/supervisor/worker_host.ts";
  * Rewrite every non-ASCII character of a bundled file as its `\uXXXX` escape. esbuild escapes
  * them in string literals already; what is left are comments ("→", "—" in doc comments), and
  * one of those makes V8 hold the whole source as a two-byte string: 8 MB of heap for the 4 MB
- * keepwire.js, for as long as the process lives (V8 keeps a script's source for lazy
+ * keepwire.js of one file, for as long as the process lives (V8 keeps a script's source for lazy
  * compilation), against 4 MB as ASCII. The escape means the same character in a string,
  * template, regular expression or identifier, and is plain text in a comment.
  * (`deno bundle --minify` drops the comments too but breaks `require` of CommonJS packages.)
@@ -57,8 +63,10 @@ export async function asciiOnly(path: string): Promise<void> {
 /** What buildBundle made. */
 export interface BundleResult {
   dir: string;
-  /** bytes of keepwire.js */
+  /** bytes of keepwire.js and its chunks (worker_host.js not counted) */
   jsBytes: number;
+  /** JavaScript files of main.ts: keepwire.js and its chunks */
+  jsFiles: number;
   ms: number;
 }
 
@@ -84,11 +92,37 @@ export async function buildBundle(
   const t0 = performance.now();
   await Deno.mkdir(dir, { recursive: true });
   const deno = Deno.execPath();
-  // two runs, each one entry: with two entries esbuild keeps the source tree's layout
-  for (const [out, entry] of [["keepwire.js", "main.ts"], ["worker_host.js", WORKER_HOST]]) {
-    await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, out), entry]);
-    await asciiOnly(join(dir, out));
+  // the JavaScript of an earlier build goes: chunk names carry a hash of their content
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.endsWith(".js")) await Deno.remove(join(dir, e.name));
   }
+  // two runs, each one entry: with two entries esbuild keeps the source tree's layout
+  const split = await Deno.makeTempDir({ dir, prefix: ".split-" });
+  let jsBytes = 0, jsFiles = 0;
+  try {
+    await run(deno, [
+      "bundle",
+      "--platform",
+      "deno",
+      "--code-splitting",
+      "--outdir",
+      split,
+      "main.ts",
+    ]);
+    for await (const e of Deno.readDir(split)) {
+      if (!e.isFile || !e.name.endsWith(".js")) continue;
+      // chunks import each other as ./name.js: all of them stay in one directory
+      const to = join(dir, e.name === "main.js" ? "keepwire.js" : e.name);
+      await Deno.rename(join(split, e.name), to);
+      await asciiOnly(to);
+      jsBytes += (await Deno.stat(to)).size;
+      jsFiles++;
+    }
+  } finally {
+    await Deno.remove(split, { recursive: true });
+  }
+  await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, "worker_host.js"), WORKER_HOST]);
+  await asciiOnly(join(dir, "worker_host.js"));
   const copies: [string, string][] = [
     ["mod/web/static/app.css", "static/app.css"],
     ["mod/web/static/app.js", "static/app.js"],
@@ -114,8 +148,8 @@ export async function buildBundle(
     await Deno.copyFile(denoSrc, join(dir, "deno"));
     await Deno.chmod(join(dir, "deno"), 0o755);
   }
-  const jsBytes = (await Deno.stat(join(dir, "keepwire.js"))).size;
-  return { dir, jsBytes, ms: Math.round(performance.now() - t0) };
+  await Deno.stat(join(dir, "keepwire.js")); // main.ts's entry, named for the launcher
+  return { dir, jsBytes, jsFiles, ms: Math.round(performance.now() - t0) };
 }
 
 if (import.meta.main) {
@@ -133,7 +167,9 @@ if (import.meta.main) {
       deno: values["no-deno"] ? null : values.deno ?? Deno.execPath(),
     });
     console.log(
-      `bundle: ${r.dir}/keepwire (keepwire.js ${(r.jsBytes / 1e6).toFixed(1)} MB) in ${r.ms} ms`,
+      `bundle: ${r.dir}/keepwire (keepwire.js and ${r.jsFiles - 1} chunks, ${
+        (r.jsBytes / 1e6).toFixed(1)
+      } MB) in ${r.ms} ms`,
     );
   } catch (e) {
     console.error(`bundle: ${e instanceof Error ? e.message : e}`);

@@ -1,6 +1,6 @@
 /**
  * The one-executable form (image/bundle.ts): the launcher runs the pinned deno on the bundled
- * keepwire.js, which serves /api/health and starts a worker subsystem through the bundled
+ * keepwire.js (its chunks beside it), which serves /api/health and starts a worker subsystem through the bundled
  * Worker host (worker_host.js beside it), the SDK shared with the vendor module.
  */
 import { assert, assertEquals, assertStringIncludes } from "./helpers/assert.ts";
@@ -52,9 +52,22 @@ Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker
   const bundle = join(dir, "lib");
   const data = join(dir, "data");
   const r = await buildBundle(bundle, { deno: null });
-  assert(r.jsBytes > 100_000, `keepwire.js is only ${r.jsBytes} bytes`);
-  // ASCII only: V8 then keeps the 4 MB source as one byte per character, not two
-  assert(!/[\u0080-\uffff]/.test(await Deno.readTextFile(join(bundle, "keepwire.js"))));
+  assert(r.jsBytes > 100_000, `the bundle's JavaScript is only ${r.jsBytes} bytes`);
+  // code splitting: keepwire.js and the chunks it and the others import, side by side
+  const js = [...Deno.readDirSync(bundle)].filter((e) => e.isFile && e.name.endsWith(".js"))
+    .map((e) => e.name);
+  assertEquals(js.length, r.jsFiles + 1, js.join(" ")); // + worker_host.js
+  assert(r.jsFiles > 2, `only ${r.jsFiles} files: the bundle was not split`);
+  // ASCII only: V8 then keeps each source as one byte per character, not two
+  for (const f of js) {
+    assert(!/[\u0080-\uffff]/.test(await Deno.readTextFile(join(bundle, f))), f);
+  }
+  // a second build into the same directory leaves no chunk of the first behind
+  const again = await buildBundle(bundle, { deno: null });
+  assertEquals(
+    [...Deno.readDirSync(bundle)].filter((e) => e.isFile && e.name.endsWith(".js")).length,
+    again.jsFiles + 1,
+  );
   // no source tree next to the bundle: only what the image carries
   for (const f of ["keepwire", "keepwire.js", "worker_host.js", "static/app.css"]) {
     await Deno.stat(join(bundle, f));
