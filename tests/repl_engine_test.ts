@@ -192,6 +192,29 @@ Deno.test("repl: a short outage catches up from the log without a snapshot", asy
   }
 });
 
+Deno.test("repl: after a promotion the barrier and a handover's drain wait for the standby's snapshot, even with no frame made since", async () => {
+  const p = await rigPair();
+  try {
+    await p.a.repl.write("config", addUser(1));
+    // the standby is away while this node becomes the primary of a new epoch (a failover
+    // and back): nothing was written since, so acked is at seq; the standby's copy is not
+    p.link.down = true;
+    p.a.repl.demote();
+    p.a.repl.promote();
+    assertEquals(p.a.repl.status().snapshotDue, true);
+    assertEquals(p.a.repl.status().pending, 0);
+    assertEquals(await p.a.repl.barrier(), false, "not confirmed: the standby has no snapshot");
+    assertEquals(await p.a.repl.beginHandover(200), false, "no drained handover either");
+    p.a.repl.endHandover();
+    p.link.down = false; // the retry timer sends the snapshot
+    await until(() => !p.a.repl.status().snapshotDue, "the snapshot installed");
+    assertEquals(await p.a.repl.barrier(), true, "confirmed once the snapshot is installed");
+    assertEquals(p.b.repl.status().epoch, p.a.repl.status().epoch);
+  } finally {
+    await p.close();
+  }
+});
+
 /** A standby at epoch 1 seq 1 (users row 1), and a helper to build frames against it. */
 async function standbyAt(): Promise<
   Awaited<ReturnType<typeof rigPair>> & {

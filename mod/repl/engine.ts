@@ -129,6 +129,12 @@ export interface ReplStatus {
   lagMs: number;
   /** Standby: a snapshot is being installed (bytes so far / total). */
   resync: { bytes: number; total: number } | null;
+  /**
+   * Primary: the standby has not installed this epoch's snapshot yet (after a promotion,
+   * or when the log no longer holds what it misses): its copy is not this one, whatever
+   * `pending` says.
+   */
+  snapshotDue: boolean;
   /** Schema version. */
   schemaVersion: string;
 }
@@ -439,6 +445,7 @@ export class Replicator implements ReplReceiver {
       pending: this.#role === "primary" ? this.#seq - this.#acked : 0,
       lagMs: oldest ? Math.max(0, this.#clock.now() - oldest.made) : 0,
       resync: this.#resync ? { ...this.#resync } : null,
+      snapshotDue: this.#role === "primary" && this.#needSnapshot,
       schemaVersion: this.#schemaVersion(),
     };
   }
@@ -757,7 +764,9 @@ export class Replicator implements ReplReceiver {
   async barrier(): Promise<boolean> {
     if (this.#role !== "primary") return false;
     const seq = this.#flush() ?? this.#seq;
-    if (seq <= this.#acked) return true;
+    // a standby still owed this epoch's snapshot has confirmed nothing of this epoch, even
+    // when no frame was made since the promotion (acked starts at the promotion's seq)
+    if (seq <= this.#acked && !this.#needSnapshot) return true;
     if (!this.#transport || this.#link === "down") return false;
     return await new Promise<boolean>((resolve) => {
       this.#waiters.push({ seq, group: "", resolve, reject: () => resolve(false) });
@@ -985,15 +994,19 @@ export class Replicator implements ReplReceiver {
       }
       this.#link = "up";
     }
-    if (ack.ok && ack.epoch === this.#epoch && ack.seq > this.#acked && ack.seq <= this.#seq) {
+    if (ack.ok && ack.epoch === this.#epoch && ack.seq <= this.#seq) {
       // the log is pruned and `acked` persisted by the next tick (one transaction per
       // batch window, not per ack: a lagging persisted `acked` only keeps acked frames
       // in the log a little longer; the tail of an ex-primary is cut at the new epoch's
       // start seq, not at `acked`)
-      this.#acked = ack.seq;
-      const done = this.#waiters.filter((w) => w.seq <= ack.seq);
-      this.#waiters = this.#waiters.filter((w) => w.seq > ack.seq);
-      for (const w of done) w.resolve(true);
+      if (ack.seq > this.#acked) this.#acked = ack.seq;
+      // waiters resolve once the standby holds this epoch's copy (a snapshot's ack with no
+      // frame made since the promotion moves no `acked`, and still confirms the barrier)
+      if (!this.#needSnapshot) {
+        const done = this.#waiters.filter((w) => w.seq <= this.#acked);
+        this.#waiters = this.#waiters.filter((w) => w.seq > this.#acked);
+        for (const w of done) w.resolve(true);
+      }
     }
   }
 

@@ -97,6 +97,9 @@ export const replChannelStatusSchema = z.object({
   lagMs: z.number().describe("age of the oldest unconfirmed change"),
   resync: z.object({ bytes: z.number(), total: z.number() }).nullable()
     .describe("standby: snapshot being installed"),
+  snapshotDue: z.boolean().describe(
+    "primary: the standby has not installed this epoch's snapshot yet (its copy is not this one)",
+  ),
   tables: z.array(z.string()).describe("its replicated tables"),
 });
 
@@ -699,6 +702,7 @@ function channelStatus(
     pending: s.pending,
     lagMs: s.lagMs,
     resync: s.resync,
+    snapshotDue: s.snapshotDue,
     tables: [...tables],
   };
 }
