@@ -74,16 +74,6 @@ Deno.test("active-active config: each bad field is named", () => {
     ],
     [{ preempt: true }, "ha.preempt: use ha.activeActive.failback with active-active"],
     [
-      {
-        activeActive: { ...AA, failback: "auto" },
-        peerLink: { secret: "0123456789abcdef" },
-        replication: {},
-      },
-      'ha.activeActive.failback: "auto" is not built together with ha.replication (the ' +
-      "returning owner would take its set back before its resync, and the survivor's rows of " +
-      'that set would be set aside): use "manual" and ha failover --set',
-    ],
-    [
       { activeActive: { ...AA, failbackDelayMs: 2000 } },
       'ha.activeActive.failbackDelayMs: only applies with failback "auto"',
     ],
@@ -125,6 +115,15 @@ Deno.test("active-active keepalived.conf: a second instance with the mirrored pr
     paths,
   );
   assert(!auto.includes("nopreempt") && auto.split("preempt_delay 3").length === 3, auto);
+  // with replication keepwire fails back once the set's channel caught up: keepalived
+  // never preempts (the config accepts the combination: it is built)
+  const repl = cfg({
+    activeActive: { ...AA, failback: "auto", failbackDelayMs: 3000 },
+    peerLink: { secret: "0123456789abcdef" },
+    replication: {},
+  }).ha;
+  const gated = renderKeepalivedConf(repl, paths);
+  assert(gated.split("  nopreempt\n").length === 3 && !gated.includes("preempt_delay"), gated);
 });
 
 Deno.test({

@@ -147,10 +147,15 @@ Deno.test("ha config: each bad field is named", () => {
       "ha.witness.syncTimeoutMs: Too small: expected number to be >=1000",
     ],
     [
-      { ...GOOD, preempt: true, peerLink: { secret: "0123456789abcdef" }, replication: {} },
-      "ha.preempt: not built together with ha.replication (a returning node would take over " +
-      "before its resync, and the survivor's changes would be set aside): keep it off and " +
-      "hand back with ha failover",
+      {
+        ...GOOD,
+        preempt: true,
+        peers: [{ address: "10.231.0.12" }],
+        peerLink: { secret: "0123456789abcdef" },
+        replication: {},
+      },
+      "ha.peers[0].priority: required with ha.preempt and ha.replication (the node with the " +
+      "higher priority takes the address back once its replication caught up)",
     ],
     [{ ...GOOD, bogus: 1 }, "ha.bogus: unknown field"],
   ];

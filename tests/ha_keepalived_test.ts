@@ -107,6 +107,21 @@ Deno.test("keepalived.conf: unicast peers, preempt delay, hold-down, ping tracks
   assert(!lines.includes("  nopreempt"));
 });
 
+Deno.test("keepalived.conf: preempt with replication renders nopreempt (keepwire fails back once caught up)", () => {
+  const conf = renderKeepalivedConf(
+    ha({
+      preempt: true,
+      preemptDelayMs: 2000,
+      peers: [{ address: "10.231.0.12", priority: 100 }],
+      peerLink: { secret: "0123456789abcdef" },
+      replication: {},
+    }),
+    paths,
+  );
+  const lines = conf.split("\n");
+  assert(lines.includes("  nopreempt") && !conf.includes("preempt_delay"), conf);
+});
+
 Deno.test("keepalived.conf: two heartbeat paths are a sync group of the LAN instance and the sync link's", () => {
   const conf = renderKeepalivedConf(
     ha({

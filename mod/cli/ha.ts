@@ -372,6 +372,7 @@ function printStatus(s: HaStatus): void {
         (m.pending ? `, TAKEOVER PENDING (${m.reason}): run ha failover here to take over` : ""),
     );
   }
+  for (const f of s.failback ?? []) console.log(failbackLine(f));
   const l = s.peerLink;
   if (l) {
     console.log(
@@ -421,6 +422,19 @@ function printStatus(s: HaStatus): void {
   for (const h of s.history.slice(-5)) {
     console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
   }
+}
+
+/** One line on the automatic failback of a set (with replication). */
+export function failbackLine(f: NonNullable<HaStatus["failback"]>[number]): string {
+  const what = f.state === "holding"
+    ? "this node holds it"
+    : f.state === "delay"
+    ? `caught up; asks the holder at ${f.askAt}`
+    : f.state === "waiting"
+    ? `WAITING since ${f.since}: ${f.reason}`
+    : f.reason;
+  return `failback of set ${f.set}: ${what}` +
+    (f.lastRefusal && f.state !== "holding" ? ` (last refusal: ${f.lastRefusal})` : "");
 }
 
 /** One line on the rolling upgrade: step, target, where it stopped and why. */

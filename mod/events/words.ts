@@ -64,6 +64,29 @@ row("ha.failover_pending", {
   advice: () =>
     "Check the active node. To move traffic here, run `keepwire ha failover` on this node (or use its HA page); until then this node does not take over by itself.",
 });
+row("ha.failback_waiting", {
+  quiet: true,
+  thing: (p) => `failback of set ${p.set} to ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} owns client set ${p.set} and is back, but does not take it back yet: ${p.reason}.`,
+  advice: () =>
+    "Nothing to do: it takes the set back by a graceful handover once its replication caught up with the holder (ha status shows what it waits for).",
+});
+row("ha.failback_requested", {
+  quiet: true,
+  thing: (p) => `failback of set ${p.set} to ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} asked the holder of client set ${p.set} to hand it back (${p.reason}); the holder drains replication first.`,
+  advice: () => "Nothing to do.",
+});
+row("ha.failback_refused", {
+  quiet: true,
+  thing: (p) => `failback of set ${p.set} to ${p.node}`,
+  what: (p) =>
+    `The holder of client set ${p.set} refused to hand it back to ${p.node}: ${p.reason}. It asks again later.`,
+  advice: () =>
+    "If this repeats, check replication on both nodes (ha status: the channel's link, lag and epoch).",
+});
 row("ha.peer_lost", {
   thing: (p) => `peer ${p.peer}`,
   what: (p) => `The HA peer ${p.peer} stopped answering node ${p.node}: ${p.reason}.`,

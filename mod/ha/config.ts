@@ -199,10 +199,12 @@ const baseSchema = z.strictObject({
     "the active must be silent this long before the standby takes over (0: 3 adverts)",
   ),
   preempt: z.boolean().default(false).describe(
-    "a returning higher-priority node takes the address back (default off: no flapping)",
+    "a returning higher-priority node takes the address back (default off: no flapping); " +
+      "with ha.replication only once its replication caught up, by a graceful handover",
   ),
   preemptDelayMs: z.number().int().min(0).max(1_000_000).multipleOf(1000).default(0).describe(
-    "with preempt: wait this long (whole seconds) before taking the address back",
+    "with preempt: wait this long (whole seconds) before taking the address back (with " +
+      "ha.replication: counted from when its replication caught up)",
   ),
   aliveTimeoutMs: z.number().int().min(1000).max(60_000).default(3000).describe(
     "keepwire's main loop writes a heartbeat every 500 ms; keepalived goes to FAULT when it " +
@@ -228,10 +230,14 @@ const baseSchema = z.strictObject({
       "the second client set's addresses (the peer's set: this node is its standby)",
     ),
     failback: z.enum(["manual", "auto"]).default("manual").describe(
-      "manual: a set stays where it is until `ha failover --set`; auto: its owner takes it back",
+      "manual: a set stays where it is until `ha failover --set`; auto: its owner takes it " +
+        "back (with ha.replication once that set's channel caught up, by a graceful handover)",
     ),
     failbackDelayMs: z.number().int().min(0).max(1_000_000).multipleOf(1000).default(0)
-      .describe("auto failback: wait this long (whole seconds) before taking a set back"),
+      .describe(
+        "auto failback: wait this long (whole seconds) before taking a set back (with " +
+          "ha.replication: counted from when its channel caught up)",
+      ),
   }).optional().describe(
     "active-active: a second VRRP instance with mirrored priorities (this node's priority is " +
       "ha.peers[0].priority there), so each node is active for one client set and standby for " +
@@ -388,23 +394,16 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
   if (ha.replication?.enabled && ha.peerLink === undefined) {
     add(["replication"], "needs ha.peerLink (replication travels on the peer link)");
   }
-  // a returning node that takes the address back at once would promote its stale copy before
-  // its resync: what the survivor stored meanwhile would be set aside (docs/ha.md)
-  if (ha.replication?.enabled && ha.preempt) {
-    add(
-      ["preempt"],
-      "not built together with ha.replication (a returning node would take over before its " +
-        "resync, and the survivor's changes would be set aside): keep it off and hand back " +
-        "with ha failover",
-    );
-  }
-  if (ha.replication?.enabled && ha.activeActive?.failback === "auto") {
-    add(
-      ["activeActive", "failback"],
-      '"auto" is not built together with ha.replication (the returning owner would take its ' +
-        "set back before its resync, and the survivor's rows of that set would be set aside): " +
-        'use "manual" and ha failover --set',
-    );
+  // with replication keepwire fails back (failback.ts), not keepalived: it must know which
+  // node owns the address (the higher priority) to have that one take it back
+  if (ha.replication?.enabled && ha.preempt && !ha.activeActive && ha.peers[0] !== undefined) {
+    if (ha.peers[0].priority === undefined) {
+      add(
+        ["peers", 0, "priority"],
+        "required with ha.preempt and ha.replication (the node with the higher priority takes " +
+          "the address back once its replication caught up)",
+      );
+    }
   }
   if (ha.witness !== undefined) {
     const w = ha.witness;

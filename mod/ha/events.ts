@@ -40,6 +40,16 @@ declare module "../events/mod.ts" {
     "ha.failover_pending": { node: string; peer: string; reason: string };
     /** failover manual: an operator confirmed the takeover on this standby. */
     "ha.takeover_confirmed": { node: string; by: string; reason: string };
+    /**
+     * Automatic failback with replication: this node owns `set` and the peer holds it;
+     * it does not take it back yet (`reason`: its channel not caught up, ...). Once per
+     * episode; `ha status` has the reason now.
+     */
+    "ha.failback_waiting": { node: string; set: "a" | "b"; reason: string };
+    /** Automatic failback: caught up (and the delay passed): this node asked the holder to hand over. */
+    "ha.failback_requested": { node: string; set: "a" | "b"; reason: string };
+    /** Automatic failback: the holder refused to hand over (it asks again later). */
+    "ha.failback_refused": { node: string; set: "a" | "b"; reason: string };
     /** An operator turned maintenance on or off. */
     "ha.maintenance_changed": { node: string; on: boolean; by: string };
     /** A notify FIFO line keepwire could not use (counted, never acted on). */
@@ -150,6 +160,9 @@ export const HA_EVENTS = [
   "ha.maintenance_changed",
   "ha.failover_pending",
   "ha.takeover_confirmed",
+  "ha.failback_waiting",
+  "ha.failback_requested",
+  "ha.failback_refused",
   "ha.engine_line_refused",
   "ha.peer_lost",
   "ha.peer_degraded",

@@ -9,6 +9,7 @@
  */
 import type { HaConfig } from "./config.ts";
 import { downTimerAdverts } from "./config.ts";
+import { failbackGated } from "./failback.ts";
 import type { EngineState } from "./role.ts";
 
 /** The VRRP instance name keepwire renders (what the FIFO lines carry). */
@@ -202,7 +203,11 @@ export function renderKeepalivedConf(
     ? ha.virtualAddresses.map((v) => `${v} dev ${iface}`)
     : [`${markerAddress(ha.virtualRouterId)}/32 dev ${iface}`];
   const aa = ha.activeActive;
-  const policy: Policy = aa
+  // with replication keepwire fails back (failback.ts: once the returning owner's channel
+  // caught up, the holder drains and hands over): keepalived never preempts there
+  const policy: Policy = failbackGated(ha)
+    ? { preempt: false, delayMs: 0 }
+    : aa
     ? { preempt: aa.failback === "auto", delayMs: aa.failbackDelayMs }
     : { preempt: ha.preempt, delayMs: ha.preemptDelayMs };
   instance(L, ha, INSTANCE, iface, unicast, vips, policy, {

@@ -20,7 +20,9 @@
  * With `ha.syncLink`, heartbeats run over two paths (keepalived.ts: a sync group); with
  * `ha.hook`, a command moves the service on role changes (hook.ts: layer-3 pairs).
  *
- * Not built yet (docs/ha.md): TLS on the peer link.
+ * With `ha.replication`, `ha.preempt` and `ha.activeActive.failback: "auto"` are done by
+ * keepwire, not keepalived (failback.ts): the returning owner waits until its channel of
+ * the set caught up with the holder's, then the holder hands over gracefully.
  * @module
  */
 import { Hono } from "hono";
@@ -53,6 +55,20 @@ import {
 } from "./track.ts";
 import type { CorosyncWitnessOptions, WitnessFactory } from "./witness.ts";
 import { WitnessDriver } from "./witness_driver.ts";
+import {
+  FAILBACK_PEER_PATH,
+  type FailbackChannel,
+  failbackDelayMs,
+  FailbackDriver,
+  failbackGated,
+  failbackRequestSchema,
+  type FailbackSet,
+  failbackSets,
+  type FailbackView,
+  failbackViewSchema,
+  holderBlocker,
+} from "./failback.ts";
+import { KeepwireError } from "../errors.ts";
 import {
   createPeerFetch,
   PEER_HEALTH_PATH,
@@ -347,6 +363,8 @@ class HaModuleImpl implements HaModule {
   #pending: string | null = null;
   #manualBusy = false;
   #witness: WitnessDriver | null = null;
+  /** Automatic failback with replication (this node owns a set it takes back), or null. */
+  #failback: FailbackDriver | null = null;
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -354,6 +372,7 @@ class HaModuleImpl implements HaModule {
     this.#deps = deps;
     this.#machine = new RoleMachine(ctx.clock, (t) => this.#onTransition(t));
     this.#mounts.push({ prefix: PEER_CERT_PATH, fetch: (r) => this.#peerCertRoute(r) });
+    this.#mounts.push({ prefix: FAILBACK_PEER_PATH, fetch: (r) => this.#failbackRoute(r) });
   }
 
   async start(): Promise<void> {
@@ -430,6 +449,11 @@ class HaModuleImpl implements HaModule {
     const witnessStarted = this.#witness?.start();
     await this.#startEngine();
     await this.#startPeerLink();
+    const sets = this.#cfg.peerLink ? failbackSets(this.#cfg) : [];
+    if (sets.length > 0 && !this.#stopping) {
+      this.#failback = this.#failbackDriver(sets, this.#cfg.peerLink!.intervalMs);
+      this.#failback.start();
+    }
     if (this.#deps.update || this.#deps.upgradeDriver) this.#startUpgrade();
     await witnessStarted;
   }
@@ -468,7 +492,8 @@ class HaModuleImpl implements HaModule {
         address: this.#cfg.node.address?.split("/")[0] ?? "",
       },
       peer: { name: peerName, priority: peer?.priority ?? null, address: peer?.address ?? "" },
-      preempt: this.#cfg.preempt,
+      // with replication keepalived does not preempt (keepwire fails back by a handover)
+      preempt: this.#cfg.preempt && !failbackGated(this.#cfg),
       report: (r) =>
         this.#ctx.bus.publish({
           module: "ha",
@@ -991,6 +1016,169 @@ class HaModuleImpl implements HaModule {
     return fail(404, "not_found", `no route ${path}`);
   }
 
+  /** Is this node active for a client set (a: the node's role; b: set b's instance)? */
+  #holds(set: FailbackSet): boolean {
+    return set === "a" ? this.#machine.role === "active" : this.#setB === "MASTER";
+  }
+
+  /** This node's replication channel of a set (null when replication does not run). */
+  #channelOf(set: FailbackSet): FailbackChannel | null {
+    const r = this.#deps.replication?.();
+    if (!r?.enabled) return null;
+    return r.channels?.find((c) => c.channel === set) ?? null;
+  }
+
+  /** This node's view of a set for a returning owner (`GET /peer/v1/failback?set=`). */
+  #failbackView(set: FailbackSet): FailbackView {
+    const v = this.#track?.view;
+    return {
+      node: this.#cfg.node.id,
+      set,
+      holding: this.#holds(set),
+      handingOver: !!v && (v.maintenance || v.handoverUntil !== null || v.released.includes(set)),
+      channel: this.#channelOf(set),
+    };
+  }
+
+  /**
+   * The holder's side of the automatic failback (behind the peer link's authentication):
+   * GET answers {@link failbackView}; POST {set, node} hands the set over gracefully
+   * (handOver: replication drained first) when this node holds it and its channel of the
+   * set is caught up ({@link holderBlocker}), else 409 saying why.
+   */
+  async #failbackRoute(req: Request): Promise<Response> {
+    const fail = (status: number, code: string, message: string) =>
+      Response.json({ error: { code, message } }, { status });
+    const url = new URL(req.url);
+    if (url.pathname !== FAILBACK_PEER_PATH) return fail(404, "not_found", `no ${url.pathname}`);
+    if (!this.#cfg.enabled || !this.#track) return fail(409, "ha_disabled", "HA is not running");
+    if (req.method === "GET") {
+      const set = url.searchParams.get("set");
+      if (set !== "a" && set !== "b") return fail(400, "bad_request", "expected set=a or set=b");
+      return Response.json(this.#failbackView(set));
+    }
+    if (req.method !== "POST") return fail(405, "method_not_allowed", "GET or POST");
+    const body = failbackRequestSchema.safeParse(await req.json().catch(() => null));
+    if (!body.success) return fail(400, "bad_request", "expected {set, node}");
+    const { set, node } = body.data;
+    if (set === "b" && !this.#cfg.activeActive) {
+      return fail(
+        409,
+        "failback_no_set",
+        "no set b on this node (ha.activeActive is not configured)",
+      );
+    }
+    if (!this.#holds(set)) {
+      return fail(409, "failback_not_holding", `${this.#cfg.node.id} is not active for set ${set}`);
+    }
+    const why = holderBlocker(this.#channelOf(set));
+    if (why !== null) return fail(409, "failback_not_ready", why);
+    try {
+      await this.handOver(`failback to ${node}`, this.#cfg.activeActive ? set : undefined);
+    } catch (e) {
+      if (e instanceof KeepwireError) return fail(409, e.code, e.message);
+      throw e;
+    }
+    return Response.json({ ok: true });
+  }
+
+  /** A request to the peer's failback route; rejects with the peer's reason. */
+  async #failbackCall(path: string, init: RequestInit, ms: number): Promise<unknown> {
+    const f = this.#peerFetch;
+    const origin = this.peerAccess.peerOrigin();
+    if (!f || !origin) throw new Error("the peer link is not up");
+    let res: Response;
+    try {
+      res = await f(`${origin}${path}`, { ...init, signal: AbortSignal.timeout(ms) });
+    } catch (e) {
+      throw new Error((e as Error).message.split("\n")[0]);
+    }
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch { /* not JSON */ }
+    if (res.status === 404) {
+      throw new Error("the peer does not know the automatic failback (an older keepwire?)");
+    }
+    if (!res.ok) {
+      const m = (json as { error?: { message?: string } } | null)?.error?.message ?? text;
+      throw new Error(`${m.slice(0, 300)} (HTTP ${res.status})`);
+    }
+    return json;
+  }
+
+  /** The returning owner's side of the automatic failback (failback.ts). */
+  #failbackDriver(sets: FailbackSet[], pollMs: number): FailbackDriver {
+    const node = this.#cfg.node.id;
+    return new FailbackDriver({
+      clock: this.#ctx.clock,
+      sets,
+      delayMs: failbackDelayMs(this.#cfg),
+      pollMs,
+      // the holder's drain, its FAULT advert, keepalived's skew time here, with margin
+      takeMs: HANDOVER_DRAIN_MS + this.#cfg.failoverHoldMs + 10 * this.#cfg.advertMs,
+      holding: (set) => this.#holds(set),
+      local: () => {
+        if (!this.#running) {
+          return `keepalived is not running here (${this.#lastError ?? "starting"})`;
+        }
+        const role = this.#machine.role;
+        if (role === "maintenance") return "maintenance is on here";
+        const v = this.#track?.view;
+        if (v?.fault && !onlyHeld(v)) return `held in FAULT here: ${v.faultReasons.join(", ")}`;
+        if (role !== "standby" && role !== "active") return `this node is ${role}`;
+        return null;
+      },
+      peer: () => {
+        if (!this.#peerFetch) return "the peer link is not up (not paired, no ha.peerLink.secret)";
+        const v = this.#peer?.view;
+        if (!v?.reachable) {
+          return `the peer does not answer on the peer link${
+            v?.lastError ? `: ${v.lastError}` : ""
+          }`;
+        }
+        return null;
+      },
+      own: (set) => this.#channelOf(set),
+      ask: async (set) =>
+        failbackViewSchema.parse(
+          await this.#failbackCall(`${FAILBACK_PEER_PATH}?set=${set}`, {}, 5000),
+        ),
+      request: async (set) =>
+        void await this.#failbackCall(FAILBACK_PEER_PATH, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ set, node }),
+        }, HANDOVER_DRAIN_MS + 10_000),
+      publish: (kind, set, reason) => {
+        const payload = { node, set, reason };
+        if (kind === "waiting") {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.failback_waiting",
+            severity: "notice",
+            payload,
+          });
+        } else if (kind === "requested") {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.failback_requested",
+            severity: "notice",
+            payload,
+          });
+        } else {
+          this.#ctx.bus.publish({
+            module: "ha",
+            kind: "ha.failback_refused",
+            severity: "warning",
+            payload,
+          });
+        }
+      },
+    });
+  }
+
   async stop(): Promise<void> {
     if (!this.#cfg.enabled) return;
     this.#stopping = true;
@@ -999,6 +1187,7 @@ class HaModuleImpl implements HaModule {
     for (const u of this.#unsubs) u();
     this.#unsubs = [];
     this.#peer?.stop();
+    this.#failback?.stop();
     this.#setRelease(null);
     if (this.#peerServer) {
       await this.#peerServer.shutdown().catch(() => {});
@@ -1450,6 +1639,7 @@ class HaModuleImpl implements HaModule {
       peerLink: this.#peer
         ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
         : null,
+      failback: this.#failback?.status() ?? null,
       witness: this.#witness?.status() ?? null,
       upgrade: this.#upgrade?.status() ?? null,
       history: snap.history.map((t) => ({

@@ -90,6 +90,15 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
               </p>
             )
             : null}
+          {(s.failback ?? []).filter((f) => f.state !== "holding").map((f) => (
+            <p data-ha-failback={f.state}>
+              failback of set {f.set}: {f.state === "delay"
+                ? `caught up; asking the holder at ${f.askAt}`
+                : f.state === "waiting"
+                ? `WAITING: ${f.reason}`
+                : f.reason}
+            </p>
+          ))}
           {s.manual
             ? (
               <p data-ha-manual={s.manual.pending ? "pending" : s.manual.held ? "held" : "free"}>

@@ -92,6 +92,17 @@ export const haStatusSchema = haPublicStatusSchema.extend({
   }).nullable().describe(
     "active-active: the second client set (set b; set a is virtualAddresses and the role)",
   ),
+  failback: z.array(z.object({
+    set: z.enum(["a", "b"]),
+    state: z.enum(["holding", "waiting", "delay", "requesting", "taking"]),
+    reason: z.string().describe("what it waits for, or does"),
+    since: z.string(),
+    askAt: z.string().nullable().describe("when it asks the holder (delay, or after a refusal)"),
+    lastRefusal: z.string().nullable().describe("the holder's last refusal"),
+  })).nullable().describe(
+    "automatic failback with replication (ha.preempt / activeActive.failback auto with " +
+      "ha.replication): per set this node takes back, what it waits for (null otherwise)",
+  ),
   hook: z.object({
     running: z.string().nullable().describe("the role a run is in progress for, or null"),
     last: z.object({

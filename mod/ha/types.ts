@@ -4,6 +4,7 @@
  * @module
  */
 import type { HaRole } from "./role.ts";
+import type { FailbackStatus } from "./failback.ts";
 import type { TrackView } from "./track.ts";
 import type { PeerView } from "./peer.ts";
 import type { WitnessStatus } from "./witness_driver.ts";
@@ -90,6 +91,11 @@ export interface HaStatus extends HaPublicStatus {
     reason: string | null;
     releasedUntil: string | null;
   } | null;
+  /**
+   * Automatic failback with replication (ha.preempt / activeActive.failback "auto" with
+   * ha.replication; null otherwise): per set this node takes back, what it waits for.
+   */
+  failback: FailbackStatus[] | null;
   /** The witness (corosync + qdevice, quorum), null without ha.witness. */
   witness: WitnessStatus | null;
   /** The last rolling upgrade (`ha upgrade`), null when the updater is not wired. */

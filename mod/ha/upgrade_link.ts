@@ -17,6 +17,7 @@ import type { UpdateModule } from "../update/types.ts";
 import { VERSION } from "../version.ts";
 import { PEER_BODY_HEADER, PEER_META_HEADER, type PeerMount } from "./peer.ts";
 import type { ModuleContext } from "../module.ts";
+import type { FailbackChannel } from "./failback.ts";
 import {
   RollingUpgrade,
   type UpgradeDriver,
@@ -98,6 +99,8 @@ export interface ReplSyncView {
   link?: string;
   pending?: number;
   lagMs?: number;
+  /** Every channel (the automatic failback reads the one of its set). */
+  channels?: readonly ({ channel: string } & FailbackChannel)[];
 }
 
 /** Oldest change the standby may not have confirmed yet when the handover starts. */

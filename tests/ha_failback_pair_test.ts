@@ -1,0 +1,348 @@
+/**
+ * Automatic failback with replication, two nodes in one process: each an HA module (fake
+ * keepalived, played by the test) and a replication module on its own store, linked by the
+ * HA peer link over real HTTP on loopback. The owner of a set is killed, the survivor takes
+ * it over and takes writes, the owner returns: it does not take the set back before its
+ * channel has the survivor's writes; then it asks, the survivor drains and releases, and
+ * no acknowledged write is lost (and nothing is set aside on the survivor).
+ * Plain pair (ha.preempt) and active-active (set b, activeActive.failback "auto").
+ */
+import { validateConfig } from "../mod/config/mod.ts";
+import { EventBus, type KwEvent } from "../mod/events/mod.ts";
+import { Store } from "../mod/store/mod.ts";
+import { setInterfaceCheck } from "../mod/ha/config.ts";
+import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
+import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
+import { Users } from "../mod/web/users.ts";
+import { systemClock } from "../mod/module.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { until } from "./repl_rig.ts";
+import { FakeEngine, freePort } from "./ha_pair_rig.ts";
+
+const SECRET = "pair-secret-0123456789";
+
+interface Node {
+  id: "n1" | "n2";
+  store: Store;
+  ha: HaModule;
+  repl: ReplModule;
+  engine: FakeEngine;
+  events: KwEvent[];
+  bus: EventBus;
+  stop(): Promise<void>;
+}
+
+async function node(
+  dir: string,
+  id: "n1" | "n2",
+  ports: { own: number; peer: number },
+  aa: boolean,
+  /** Listen here instead of `ports.own` (behind the test's relay). */
+  listen?: number,
+): Promise<Node> {
+  const prev = setInterfaceCheck(() => true);
+  const own = id === "n1" ? "10.234.0.11" : "10.234.0.12";
+  let config;
+  try {
+    config = validateConfig({
+      dataDir: `${dir}/${id}`,
+      ha: {
+        enabled: true,
+        node: { id, priority: id === "n1" ? 150 : 100, address: `${own}/24` },
+        interface: "kwtest0",
+        virtualAddresses: ["10.234.0.50/24"],
+        peers: [{
+          address: id === "n1" ? "10.234.0.12" : "10.234.0.11",
+          priority: id === "n1" ? 100 : 150,
+        }],
+        failoverHoldMs: 2000,
+        ...(aa
+          ? {
+            activeActive: {
+              virtualRouterId: 52,
+              virtualAddresses: ["10.234.0.60/24"],
+              failback: "auto",
+              failbackDelayMs: 1000,
+            },
+          }
+          : { preempt: true, preemptDelayMs: 1000 }),
+        peerLink: { secret: SECRET, pairId: "lab", intervalMs: 200 },
+        replication: { batchMs: 10, ackTimeoutMs: 1500 },
+      },
+    });
+  } finally {
+    setInterfaceCheck(prev);
+  }
+  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  store.migrate("test_fb", ["CREATE TABLE fb_data (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"]);
+  // the set's data: a sync group on the set that fails back (b with active-active)
+  const registry = new ReplRegistry();
+  registry.defineGroup("fb", { durability: "sync", set: aa ? "b" : "a" });
+  registry.registerTables("fb", ["fb_data"]);
+  const bus = new EventBus({ journal: store });
+  const events: KwEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  new Users(store); // the auth tables (replicated)
+  const ctx = { config, store, bus, clock: systemClock };
+  let engine!: FakeEngine;
+  // deno-lint-ignore prefer-const
+  let repl: ReplModule;
+  const ha = createHaModule(ctx, {
+    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
+    peerListen: { hostname: "127.0.0.1", port: listen ?? ports.own },
+    peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
+    // as the runtime wires it
+    replication: () => repl.status(),
+    prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
+    cancelHandover: () => repl.cancelHandover(),
+  });
+  repl = createReplModule(ctx, { peer: ha.peerAccess, registry });
+  await ha.start();
+  await repl.start();
+  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
+  return {
+    id,
+    store,
+    ha,
+    repl,
+    engine,
+    events,
+    bus,
+    async stop() {
+      if (!store.db.isOpen) return;
+      await repl.stop();
+      await ha.stop();
+      store.close();
+    },
+  };
+}
+
+/**
+ * A TCP relay from `port` to `to` on loopback: while `cut`, new connections are closed at
+ * once (the peer's requests to this node fail).
+ */
+function relay(port: number, to: number) {
+  const l = Deno.listen({ hostname: "127.0.0.1", port });
+  const open = new Set<Deno.Conn>();
+  const r = {
+    cut: false,
+    close() {
+      l.close();
+      for (const c of open) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      open.clear();
+    },
+  };
+  (async () => {
+    for await (const c of l) {
+      if (r.cut) {
+        c.close();
+        continue;
+      }
+      let u: Deno.Conn;
+      try {
+        u = await Deno.connect({ hostname: "127.0.0.1", port: to });
+      } catch {
+        c.close();
+        continue;
+      }
+      open.add(c);
+      open.add(u);
+      const pipe = (a: Deno.Conn, b: Deno.Conn) =>
+        a.readable.pipeTo(b.writable).catch(() => {}).finally(() => {
+          for (const x of [a, b]) {
+            try {
+              x.close();
+            } catch { /* closed */ }
+            open.delete(x);
+          }
+        });
+      void pipe(c, u);
+      void pipe(u, c);
+    }
+  })().catch(() => {});
+  return r;
+}
+
+/** The keys of the set's table on a node. */
+function keys(n: Node): Set<string> {
+  const rows = n.store.db.prepare("SELECT k FROM fb_data").all() as { k: string }[];
+  return new Set(rows.map((r) => r.k));
+}
+
+/** One write of the set's data (resolves once acknowledged: the sync group's rule). */
+function put(n: Node, k: string): Promise<unknown> {
+  return n.repl.write(
+    "fb",
+    (db) => db.prepare("INSERT INTO fb_data (k, v) VALUES (?, 1)").run(k),
+  );
+}
+
+/** The channel of a set on a node. */
+function chan(n: Node, set: "a" | "b") {
+  return n.repl.status().channels?.find((c) => c.channel === set);
+}
+
+async function scenario(aa: boolean): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kw-failback-" });
+  const p1 = freePort();
+  const p2 = freePort();
+  // the owner of the set that fails back: n1 owns a (plain pair); n2 owns b (active-active)
+  const set = aa ? "b" : "a";
+  const inst = aa ? "keepwire_b" : "keepwire";
+  const ownerId = aa ? "n2" : "n1";
+  const prio = { owner: 150, holder: 100 };
+  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, aa);
+  let n2 = await node(dir, "n2", { own: p2, peer: p1 }, aa);
+  const owner = () => ownerId === "n1" ? n1 : n2;
+  const holder = () => ownerId === "n1" ? n2 : n1;
+  let writer: Promise<void> | null = null;
+  let stopRelay = () => {};
+  let writing = true;
+  try {
+    // 1. the owner holds its set; the other node is its standby
+    if (aa) {
+      n1.engine.line("MASTER", 150);
+      n2.engine.line("BACKUP", 100);
+      n1.engine.line("BACKUP", 100, "keepwire_b");
+      n2.engine.line("MASTER", 150, "keepwire_b");
+    } else {
+      n1.engine.line("MASTER", 150);
+      n2.engine.line("BACKUP", 100);
+    }
+    await until(() => chan(owner(), set)?.role === "primary", "the owner primary of its set");
+    await until(() => chan(holder(), set)?.role === "standby", "the peer its standby");
+    assertEquals((await put(owner(), "fb.before") as { replicated: boolean }).replicated, true);
+    // 2. the owner dies; the survivor takes its set over and takes writes (acknowledged
+    //    here alone: the owner is gone)
+    await owner().stop();
+    holder().engine.line("MASTER", prio.holder, inst);
+    await until(() => chan(holder(), set)?.role === "primary", "the survivor primary of the set");
+    const acked: string[] = ["fb.before"];
+    for (let i = 0; i < 40; i++) {
+      await put(holder(), `fb.gone.${i}`); // the standby is gone: acknowledged here (continue)
+      acked.push(`fb.gone.${i}`);
+    }
+    // 3. the owner returns (its keepalived BACKUP: nopreempt) while the survivor keeps
+    //    taking writes; a write counts once it resolved (sync: the owner confirmed it)
+    const before = new Set(acked);
+    // the survivor reaches it through a relay, cut at first: the owner reads the survivor
+    // (its view of the set), the survivor cannot replicate to it, so it cannot catch up
+    const real = freePort();
+    const link = relay(ownerId === "n1" ? p1 : p2, real);
+    link.cut = true;
+    stopRelay = () => link.close();
+    const fresh = await node(
+      dir,
+      ownerId,
+      {
+        own: ownerId === "n1" ? p1 : p2,
+        peer: ownerId === "n1" ? p2 : p1,
+      },
+      aa,
+      real,
+    );
+    if (ownerId === "n1") n1 = fresh;
+    else n2 = fresh;
+    const requested: { missing: string[]; epoch: [number, number] }[] = [];
+    fresh.bus.subscribe((e) => {
+      if (e.kind !== "ha.failback_requested") return;
+      const have = keys(fresh);
+      requested.push({
+        missing: [...before].filter((k) => !have.has(k)),
+        epoch: [chan(fresh, set)?.epoch ?? -1, chan(holder(), set)?.epoch ?? -2],
+      });
+    }, { kindPrefix: "ha." });
+    if (aa) {
+      fresh.engine.line("BACKUP", 150, "keepwire_b");
+      fresh.engine.line("BACKUP", 100);
+    } else fresh.engine.line("BACKUP", 150);
+    const h = holder();
+    let i = 0;
+    writer = (async () => {
+      while (writing) {
+        const k = `fb.back.${i++}`;
+        try {
+          await put(h, k);
+          acked.push(k);
+        } catch { /* refused: handing over, or no longer primary */ }
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    // the owner waits: well past the delay and many polls, it has not asked
+    const fb = () => fresh.ha.status().failback?.find((f) => f.set === set);
+    await until(
+      () => fb()?.state === "waiting" && fb()?.reason !== "starting" && keys(h).size > 45,
+      "the owner waiting",
+      30_000,
+    );
+    const t0 = Date.now();
+    await until(() => Date.now() - t0 > 3000, "3 s");
+    assertEquals(fb()?.state, "waiting", JSON.stringify(fb()));
+    const reason = fb()!.reason;
+    assertEquals(requested.length, 0, "not asked while behind");
+    assert(chan(h, set)?.role === "primary" && !h.ha.status().track?.fault, "the holder holds");
+    assert(/epoch|snapshot|not caught up/.test(reason), `waits for its channel: ${reason}`);
+    const waiting = fresh.events.filter((e) => e.kind === "ha.failback_waiting");
+    assertEquals(waiting.length, 1, "one ha.failback_waiting for the episode");
+    const res = await fresh.ha.routes!().request("/ha/status");
+    const api = await res.json() as { failback: { state: string }[] };
+    assertEquals(api.failback[0].state, "waiting", "GET /api/ha/status says so");
+    // the link back: the channel catches up (snapshot, frames), then the owner asks
+    link.cut = false;
+    await until(
+      () => h.ha.status().track?.fault === true || !!h.ha.status().track?.released.includes(set),
+      "the holder released the set (a graceful handover)",
+      60_000,
+    );
+    assertEquals(requested.length, 1, "asked once");
+    assertEquals(requested[0].missing, [], "the owner had every write made while it was away");
+    assertEquals(requested[0].epoch[0], requested[0].epoch[1], "at the holder's epoch");
+    const waited = fresh.events.filter((e) => e.kind.startsWith("ha.failback_"))
+      .map((e) => e.kind);
+    assertEquals(waited.at(-1), "ha.failback_requested", waited.join(", "));
+    // keepalived: the holder's priority-0 advert; the owner (BACKUP) becomes MASTER
+    h.engine.line("FAULT", 0, inst);
+    fresh.engine.line("MASTER", prio.owner, inst);
+    await until(() => chan(fresh, set)?.role === "primary", "the owner primary again");
+    await until(() => chan(h, set)?.role === "standby", "the holder its standby");
+    writing = false;
+    await writer;
+    writer = null;
+    h.engine.line("BACKUP", prio.holder, inst);
+    // every acknowledged write is on the owner; nothing was set aside on the holder
+    const have = keys(fresh);
+    const lost = acked.filter((k) => !have.has(k));
+    assertEquals(lost, [], `acknowledged writes missing on the owner (${acked.length} acked)`);
+    assert(acked.length > 41, `writes during the return were acknowledged (${acked.length})`);
+    assertEquals(h.events.filter((e) => e.kind === "repl.tail_saved").length, 0);
+    await until(
+      () => fresh.ha.status().failback?.find((f) => f.set === set)?.state === "holding",
+      "the owner's failback status: holding",
+    );
+    const hand = h.events.find((e) => e.kind === "ha.failover_manual");
+    assert(
+      String((hand?.payload as { by?: string } | undefined)?.by).includes(`failback to ${ownerId}`),
+      JSON.stringify(hand?.payload),
+    );
+  } finally {
+    writing = false;
+    await writer?.catch(() => {});
+    await n1.stop();
+    await n2.stop();
+    stopRelay();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("ha failback (preempt + replication): the returning owner waits for the survivor's writes, then takes the address back by a drained handover; nothing acknowledged is lost", async () => {
+  await scenario(false);
+});
+
+Deno.test("ha failback (active-active, failback auto + replication): set b goes back to its owner once its channel caught up; nothing acknowledged is lost", async () => {
+  await scenario(true);
+});
