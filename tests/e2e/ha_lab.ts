@@ -138,6 +138,13 @@ export interface HaLab {
   request(n: NodeName, method: string, path: string, body?: unknown): Promise<unknown>;
   /** Wait until a node reports `role` (throws with both nodes' states after `ms`). */
   waitRole(n: NodeName, role: string, ms?: number): Promise<void>;
+  /**
+   * Hold back (or let through again) the TCP connections a node opens to the peer link port
+   * (ha.peerLink.port, default 7440) on its eth0: an htb class at 8 bit/s (the lab's kernel has
+   * no drop action, no netem); VRRP and everything else pass. The node's replication to the
+   * peer and its polls of the peer stall; the peer's requests to it are unaffected.
+   */
+  holdPeerLink(n: NodeName, on: boolean, port?: number): Promise<void>;
   /** The node's switch port down or up (its cable pulled). */
   link(n: NodeName, up: boolean): Promise<void>;
   /**
@@ -763,6 +770,67 @@ export async function createHaLab(
     },
     async link(n, up) {
       await run(["ip", "-n", ns.sw, "link", "set", `sw_${n}`, up ? "up" : "down"]);
+    },
+    async holdPeerLink(n, on, port = 7440) {
+      const tc = (...a: string[]) => run(["ip", "netns", "exec", ns[n], "tc", ...a]);
+      if (!on) {
+        await tc("qdisc", "del", "dev", "eth0", "root");
+        return;
+      }
+      await tc("qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1");
+      await tc(
+        "class",
+        "add",
+        "dev",
+        "eth0",
+        "parent",
+        "1:",
+        "classid",
+        "1:1",
+        "htb",
+        "rate",
+        "10gbit",
+      );
+      await tc(
+        "class",
+        "add",
+        "dev",
+        "eth0",
+        "parent",
+        "1:",
+        "classid",
+        "1:2",
+        "htb",
+        "rate",
+        "8bit",
+        "ceil",
+        "8bit",
+      );
+      await tc(
+        "filter",
+        "add",
+        "dev",
+        "eth0",
+        "parent",
+        "1:",
+        "protocol",
+        "ip",
+        "prio",
+        "1",
+        "u32",
+        "match",
+        "ip",
+        "protocol",
+        "6",
+        "0xff",
+        "match",
+        "ip",
+        "dport",
+        String(port),
+        "0xffff",
+        "flowid",
+        "1:2",
+      );
     },
     async partition(n, cut) {
       await run([

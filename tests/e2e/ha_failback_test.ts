@@ -1,0 +1,155 @@
+/**
+ * Automatic failback with replication in the HA lab (tests/e2e/ha_lab.ts): two real
+ * `keepwire run` nodes with keepalived, `ha.preempt` (n1, priority 150, owns the address),
+ * `preemptDelayMs` 2000 and `ha.replication` on (keepalived is rendered nopreempt; keepwire
+ * fails back). In order:
+ * 1. n1 active, n2 standby; kill -9 of n1: n2 takes over and takes writes (users created
+ *    through its API, acknowledged with n1 gone);
+ * 2. n2's connections to the peer link held back (tc), n1 started again: it comes back
+ *    BACKUP, cannot catch up (n2 cannot replicate to it) and does NOT take the address back:
+ *    for 6 s (3 x the delay) n2 stays active, n1 standby and says why it waits, while n2 keeps
+ *    taking writes;
+ * 3. the hold lifted: n1's channel catches up, n1 asks after the delay, n2 drains and hands
+ *    over, n1 is active by itself; every write n2 acknowledged is on n1, nothing set aside.
+ * Bounded (≤ 3 min on a busy machine); the lab removes everything it made.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { createHaLab, type HaLab, type NodeName } from "./ha_lab.ts";
+import { missingTools } from "../helpers/tools.ts";
+import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
+import type { KwEvent } from "../../mod/events/mod.ts";
+
+const missing = missingTools(["ip", "keepalived", "setpriv", "tc"], { root: true });
+
+async function until(cond: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const repl = (lab: HaLab, n: NodeName) => lab.get<ReplModuleStatus>(n, "/api/repl/status");
+const userNames = async (lab: HaLab, n: NodeName) =>
+  (await lab.get<{ users: { name: string }[] }>(n, "/api/users")).users.map((u) => u.name);
+const events = async (lab: HaLab, n: NodeName, kind: string) =>
+  (await lab.get<{ events: KwEvent[] }>(n, `/api/events?kind=${kind}&limit=50`)).events;
+
+Deno.test({
+  name:
+    "failback lab: the returning owner (preempt + replication) does not take the address back before it has the survivor's writes, then does by itself; no acknowledged write lost",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const started = Date.now();
+    const lab = await createHaLab({
+      extra: {
+        preempt: true,
+        preemptDelayMs: 2000,
+        peerLink: { secret: "keepwire-lab-pair-secret", pairId: "lab", intervalMs: 300 },
+        replication: { ackTimeoutMs: 1500 },
+      },
+    });
+    let held = false;
+    try {
+      await lab.startNode("n1");
+      await lab.waitRole("n1", "active");
+      await lab.startNode("n2");
+      await lab.waitRole("n2", "standby");
+      await until(async () => {
+        const r = await repl(lab, "n2");
+        return r.role === "standby" && (r.epoch ?? 0) > 0;
+      }, "n2 resynced as standby");
+      const st1 = await lab.status("n1");
+      assertEquals(st1?.failback?.[0]?.state, "holding", JSON.stringify(st1?.failback));
+
+      // 1. kill -9 of n1; n2 takes over and takes writes
+      const acked: string[] = [];
+      await lab.killNode("n1", "SIGKILL");
+      await lab.waitRole("n2", "active");
+      await until(async () => (await repl(lab, "n2")).role === "primary", "n2 primary");
+      let stop = false;
+      let tries = 0;
+      const writer = (async () => {
+        for (let i = 0; !stop; i++) {
+          tries++;
+          try {
+            await lab.post("n2", "/api/users", {
+              username: `w${i}`,
+              password: "a long enough password",
+              role: "viewer",
+            });
+            acked.push(`w${i}`);
+          } catch { /* refused (handing over, standby): not acknowledged */ }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      await until(() => Promise.resolve(acked.length >= 10), "10 writes on n2 alone");
+
+      // 2. n2 cannot replicate to n1: n1 returns and must not take the address back
+      await lab.holdPeerLink("n2", true);
+      held = true;
+      await lab.startNode("n1");
+      await lab.waitRole("n1", "standby", 30_000);
+      const back = Date.now();
+      const before = acked.length;
+      const reasons = new Set<string>();
+      while (Date.now() - back < 6000) {
+        const [s1, s2] = [await lab.status("n1"), await lab.status("n2")];
+        assertEquals(s1?.role, "standby", "n1 took over while behind");
+        assertEquals(s2?.role, "active");
+        const f = s1?.failback?.[0];
+        if (f) reasons.add(`${f.state}: ${f.reason}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const f = (await lab.status("n1"))?.failback?.[0];
+      assertEquals(f?.state, "waiting", JSON.stringify(f));
+      assert(acked.length > before, "n2 kept taking writes meanwhile");
+      assertEquals((await events(lab, "n1", "ha.failback_requested")).length, 0);
+      console.log(
+        `failback lab: n1 back ${Date.now() - back} ms, waiting: ${[...reasons].join(" | ")}`,
+      );
+
+      // 3. the hold lifted: n1 catches up, asks after the delay, n2 drains and hands over
+      await lab.holdPeerLink("n2", false);
+      held = false;
+      const lifted = Date.now();
+      await lab.waitRole("n1", "active", 60_000);
+      const tookMs = Date.now() - lifted;
+      await until(async () => (await repl(lab, "n1")).role === "primary", "n1 primary");
+      stop = true;
+      await writer;
+      const on1 = new Set(await userNames(lab, "n1"));
+      const lost = acked.filter((u) => !on1.has(u));
+      const req = await events(lab, "n1", "ha.failback_requested");
+      const hand = await events(lab, "n2", "ha.failover_manual");
+      const tails = await events(lab, "n2", "repl.tail_saved");
+      console.log(
+        `failback lab: n1 active ${tookMs} ms after the hold was lifted (delay 2000 ms); ` +
+          `${acked.length} of ${tries} writes acknowledged by n2, ${lost.length} missing on n1; ` +
+          `n2 set aside ${tails.length} tail(s); whole run ${Date.now() - started} ms`,
+      );
+      assertEquals(lost, [], "acknowledged writes missing on n1 after the failback");
+      assertEquals(req.length, 1, "n1 asked once");
+      assert(
+        hand.some((e) => String((e.payload as { by?: string }).by).includes("failback to n1")),
+        JSON.stringify(hand.map((e) => e.payload)),
+      );
+      assertEquals(tails.length, 0, "nothing set aside on n2");
+      assert(tookMs >= 2000, `the delay was kept (${tookMs} ms)`);
+      await lab.waitRole("n2", "standby", 30_000);
+    } catch (e) {
+      console.log(`n1 log:\n${lab.log("n1").slice(-3000)}\nn2 log:\n${lab.log("n2").slice(-3000)}`);
+      for (const n of ["n1", "n2"] as const) {
+        const s = await lab.status(n).catch(() => null);
+        console.log(`${n}: ${s?.role} failback ${JSON.stringify(s?.failback)}`);
+        console.log(`${n} repl: ${JSON.stringify(await repl(lab, n).catch((x) => String(x)))}`);
+      }
+      throw e;
+    } finally {
+      if (held) await lab.holdPeerLink("n2", false).catch(() => {});
+      await lab.close();
+    }
+  },
+});
