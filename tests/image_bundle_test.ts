@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { asciiOnly, buildBundle, LAUNCHER, V8_FLAGS } from "../image/bundle.ts";
 import { workerHostUrl } from "../mod/supervisor/worker.ts";
 
+const WORKER_HOST = "mod/supervisor/worker_host.ts";
+
 Deno.test("bundle: the Worker host URL is worker_host.ts from source, worker_host.js bundled", () => {
   assertEquals(
     workerHostUrl("file:///src/mod/supervisor/worker.ts"),
@@ -42,6 +44,45 @@ Deno.test("bundle: asciiOnly escapes what is not ASCII and the module means the 
     assert(!/[\u0080-\uffff]/.test(text), text);
     const m = await import(`file://${f}`);
     assertEquals([m.s, m.t, m.r], ["\u2192 \u00e9 \u00d7", "\u22641", true]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bundle: what deno bundle leaves non-ASCII is comments only, so the ASCII rewrite cannot change a raw template string", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-bundle-raw-" });
+  try {
+    // why this matters: esbuild escapes strings and plain templates itself, but leaves a
+    // tagged template's text as written (its .raw would change), and asciiOnly escapes it
+    const f = join(dir, "raw.js");
+    // (the TypeScript string holds the arrow itself: the file gets it as one character)
+    await Deno.writeTextFile(f, "export const raw = String.raw`\u2192`.length;\n");
+    assertEquals((await import(`file://${f}`)).raw, 1);
+    await asciiOnly(f);
+    assertEquals((await import(`file://${f}?ascii`)).raw, 6, "asciiOnly kept a raw template");
+    // so keepwire's bundles must carry no non-ASCII outside comments (none is a template)
+    const root = new URL("..", import.meta.url).pathname;
+    for (const [out, entry] of [["keepwire.js", "main.ts"], ["worker_host.js", WORKER_HOST]]) {
+      const o = await new Deno.Command(Deno.execPath(), {
+        args: ["bundle", "--platform", "deno", "-o", join(dir, out), entry],
+        cwd: root,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assertEquals(o.code, 0, new TextDecoder().decode(o.stderr));
+      const lines = (await Deno.readTextFile(join(dir, out))).split("\n");
+      const bad = lines.flatMap((l, i) =>
+        /[\u0080-\uffff]/.test(l) && (!/^\s*(\/\/|\/\*|\*)/.test(l) || /[\u2028\u2029]/.test(l))
+          ? [`${out}:${i + 1}: ${l.trim().slice(0, 120)}`]
+          : []
+      );
+      assertEquals(
+        bad,
+        [],
+        "non-ASCII outside a comment line (a tagged template, String.raw or a regular " +
+          "expression?): asciiOnly would rewrite it; write the \\u escape in the source",
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
