@@ -35,6 +35,23 @@ const SECRET = "bench-lab-secret-0123456789";
  */
 const RAISED = Deno.env.get("REPL_LAB_NICE") === "1";
 const now = () => performance.now();
+/**
+ * REPL_LAB_TRACE=FILE: each process writes the wall-clock moments (ms, sub-ms precision;
+ * one machine, one clock) its side saw of every body of frames on the stream — the
+ * primary `FILE.a` (send, ack), the standby `FILE.b` (message whole and verified, ack
+ * out), in the same order — and the primary `FILE.w` each sync write's start and end: which
+ * leg a slow write spent its time in (match them with `strace -f -tt -T -e fsync` of each
+ * process, as docs/ha.md's benchmark section did).
+ */
+const TRACE = Deno.env.get("REPL_LAB_TRACE");
+const wall = () => performance.timeOrigin + performance.now();
+/**
+ * REPL_LAB_NO_AUTOCHECKPOINT=1 (both), `a` (the primary) or `b` (the standby): those stores
+ * with `wal_autocheckpoint = 0`, so no WAL checkpoint (and its fsyncs) runs inside a commit
+ * there. An experiment, not a configuration: the WAL then grows for the whole run.
+ */
+const NO_CKPT = Deno.env.get("REPL_LAB_NO_AUTOCHECKPOINT") ?? "";
+const noCheckpoints = (side: "a" | "b") => NO_CKPT === "1" || NO_CKPT === side;
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
 interface Certs {
@@ -67,6 +84,9 @@ interface LabResult {
   residence?: { p50: number; p99: number };
 }
 
+/** REPL_LAB_TRACE: the standby's moments per message, one list per stream. */
+const traces: number[][][] = [];
+
 /**
  * The mount with each message's time on the standby recorded: from the moment it is
  * whole and verified to the moment its ack is sealed and handed to the server.
@@ -77,10 +97,14 @@ function timed(m: PeerMount, out: number[]): PeerMount {
     fetch: async (req) => {
       if (!req.url.endsWith("/stream") || !req.body) return await m.fetch(req);
       const arrived: number[] = [];
+      const trace: number[][] = [];
+      let acked = 0;
+      traces.push(trace);
       const body = req.body.pipeThrough(
         new TransformStream<Uint8Array, Uint8Array>({
           transform(c, ctl) {
             arrived.push(now());
+            if (TRACE) trace.push([wall()]);
             ctl.enqueue(c);
           },
         }),
@@ -93,6 +117,7 @@ function timed(m: PeerMount, out: number[]): PeerMount {
         new TransformStream<Uint8Array, Uint8Array>({
           transform(c, ctl) {
             out.push(now() - (arrived.shift() ?? now()));
+            if (TRACE) trace[acked++]?.push(wall());
             ctl.enqueue(c);
           },
         }),
@@ -104,6 +129,7 @@ function timed(m: PeerMount, out: number[]): PeerMount {
 
 async function standby(dir: string, certs: Certs, host: string): Promise<void> {
   const b = rigNode(dir, "b", { batchMs: 50 });
+  if (noCheckpoints("b")) b.store.db.exec("PRAGMA wal_autocheckpoint = 0");
   b.repl.demote();
   const applies: number[] = [], residence: number[] = [];
   const recv = b.repl.receiveFrames.bind(b.repl);
@@ -152,6 +178,7 @@ async function standby(dir: string, certs: Certs, host: string): Promise<void> {
   console.log(
     JSON.stringify({ apply: pp(applies), residence: pp(residence), users: count(b, "users") }),
   );
+  if (TRACE) await Deno.writeTextFile(`${TRACE}.b`, JSON.stringify(traces.flat()));
   await floor.shutdown();
   await srv.shutdown();
   b.repl.stop();
@@ -184,6 +211,7 @@ async function openEcho(peerFetch: typeof fetch, url: string) {
 
 async function primary(dir: string, certs: Certs, url: string, floorUrl: string, n: number) {
   const a = rigNode(dir, "a", { batchMs: 50 });
+  if (noCheckpoints("a")) a.store.db.exec("PRAGMA wal_autocheckpoint = 0");
   const client = peerTlsFetch({ ...certs.a, peerCert: certs.b.cert });
   const t = new HttpTransport({
     baseUrl: url + REPL_PEER_PREFIX,
@@ -196,11 +224,13 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
     }),
   });
   const sendAck: number[] = [];
+  const trace: number[][] = [];
   const send = t.sendFrames.bind(t);
   t.sendFrames = async (body, signal) => {
-    const s = now();
+    const s = now(), w = wall();
     const ack = await send(body, signal);
     sendAck.push(now() - s);
+    if (TRACE) trace.push([w, wall()]);
     return ack;
   };
   const peerFetch = createPeerFetch({
@@ -218,6 +248,7 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
   // processes at the same moments (apart, below, it is made by idle ones)
   const echo = await openEcho(peerFetch, url);
   const echoBetween: number[] = [];
+  const writes: number[][] = [];
   sendAck.length = 0;
   for (let i = 1; i <= n; i++) {
     echoBetween.push(await echo.roundTrip());
@@ -227,6 +258,7 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
     );
     local.push(now() - s);
     s = now();
+    const ws = wall();
     const w = a.repl.write(
       "config",
       (db: DatabaseSync) =>
@@ -235,6 +267,7 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
     primaryLocal.push(now() - s);
     const r = await w;
     sync.push(now() - s);
+    if (TRACE) writes.push([ws, wall()]);
     if (!r.replicated) throw new Error(`sync write ${i} not confirmed`);
   }
   // the floor, in the same process over the same link
@@ -276,6 +309,10 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
     echoBetween: pp(echoBetween),
   };
   console.log(JSON.stringify(out));
+  if (TRACE) {
+    await Deno.writeTextFile(`${TRACE}.a`, JSON.stringify(trace));
+    await Deno.writeTextFile(`${TRACE}.w`, JSON.stringify(writes));
+  }
   a.repl.stop();
   t.close();
   client.close();
