@@ -127,10 +127,26 @@ export interface SmsgwOptions {
   concurrency?: number;
   /**
    * A claim of another node with no outcome after this long counts as lost, and its message
-   * is sent again (ms; longer than a send's timeout, which is this minus 5 s).
+   * is sent again (ms). The claimer keeps within it: it starts sends for `staleMs / 6`
+   * after its claim (the rest are released), a send times out after `staleMs * 2 / 3`,
+   * which leaves `staleMs / 6` to record the outcome.
    */
   staleMs?: number;
 }
+
+/** The outcome of one send, until it is recorded in the tables. */
+interface Outcome {
+  id: string;
+  ok: boolean;
+  smscId?: string;
+  error?: string;
+  /** The claim it was sent under. */
+  node: string;
+  epoch: string;
+}
+
+/** Most messages one node claims at once (what a failover can send twice is at most this). */
+export const DELIVERY_BATCH = 64;
 
 type Json = Record<string, unknown>;
 
@@ -170,6 +186,14 @@ export class Smsgw {
   #stopped = false;
   /** Messages this process is sending now (never claimed again meanwhile). */
   readonly #inflight = new Set<string>();
+  /**
+   * Outcomes of sends not recorded yet (the write or the report to the active failed or is
+   * under way): recorded as each send completes, retried every pass, written here once this
+   * node is the active; never claimed again meanwhile.
+   */
+  readonly #unrecorded = new Map<string, Outcome>();
+  #recording: Promise<void> | null = null;
+  #recordAgain = false;
   /** Counters. */
   readonly counters: SmsgwCounters = {
     accepted: 0,
@@ -228,12 +252,18 @@ export class Smsgw {
     );
   }
 
-  /** Stop the delivery loop (waits for a running pass). */
+  /** Stop the delivery loop (waits for a running pass, then records what it can). */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#reportTimer !== undefined) clearInterval(this.#reportTimer);
     while (this.#busy) await new Promise((r) => setTimeout(r, 10));
+    await this.#record();
+  }
+
+  /** Outcomes of sends this process has not recorded yet. */
+  get unrecorded(): number {
+    return this.#unrecorded.size;
   }
 
   /** The HTTP API. */
@@ -411,6 +441,7 @@ export class Smsgw {
     if (this.#busy || this.#stopped) return;
     this.#busy = true;
     try {
+      await this.#record(); // outcomes of earlier sends first
       const n = this.#sdk.node();
       if (n?.writable ?? true) await this.#deliverAsActive();
       else if (this.#o.activeUrl && this.#o.peerKey) await this.#deliverAsPeer();
@@ -479,16 +510,7 @@ export class Smsgw {
     return w.results.filter((_, i) => i % 2 === 1).flatMap((r) => r.rows);
   }
 
-  #resultStatements(
-    results: {
-      id: string;
-      ok: boolean;
-      smscId?: string;
-      error?: string;
-      node: string;
-      epoch: string;
-    }[],
-  ): Statement[] {
+  #resultStatements(results: Outcome[]): Statement[] {
     const now = Date.now();
     return results.flatMap((r) => [
       {
@@ -504,6 +526,31 @@ export class Smsgw {
     ]);
   }
 
+  /**
+   * Give claimed messages back (never sent): queued again, this claim's record removed so
+   * this node-epoch may claim them again.
+   */
+  #releaseStatements(ids: string[], node: string, epoch: string): Statement[] {
+    const now = Date.now();
+    return ids.flatMap((id) => [
+      {
+        sql:
+          "DELETE FROM smsgw_deliveries WHERE msg_id = ? AND node = ? AND epoch = ? AND result = 'sending'",
+        params: [id, node, epoch],
+      },
+      {
+        sql:
+          "UPDATE smsgw_messages SET status = 'queued', attempts = max(attempts - 1, 0), updated = ? WHERE id = ? AND status = 'sending' AND changes() = 1",
+        params: [now, id],
+      },
+    ]);
+  }
+
+  /** Not sent now: in flight, or sent with the outcome not recorded yet. */
+  #busyWith(id: string): boolean {
+    return this.#inflight.has(id) || this.#unrecorded.has(id);
+  }
+
   async #deliverAsActive(): Promise<void> {
     const me = this.me;
     const epoch = this.epoch();
@@ -516,25 +563,41 @@ export class Smsgw {
           OR (m.status = 'sending' AND NOT EXISTS (SELECT 1 FROM smsgw_deliveries d
                 WHERE d.msg_id = m.id AND d.node = ? AND d.epoch = ?)
               AND (m.assigned = ? OR m.updated < ?))
-       ORDER BY m.created LIMIT 64`,
+       ORDER BY m.created LIMIT ${DELIVERY_BATCH}`,
       [me, stale, me, epoch, me, stale],
     );
-    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#inflight.has(id));
+    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#busyWith(id));
+    if (!ids.length) return;
+    const startBy = Date.now() + this.#o.staleMs / 6;
     const claimed = await this.#claim(ids, me, epoch);
     if (!claimed.length) return;
-    const results = await this.#sending(claimed);
-    await this.#sdk.tables.write(
-      this.#resultStatements(results.map((r) => ({ ...r, node: me, epoch }))),
+    // stop starting sends once this node is no longer the active one
+    const unsent = await this.#sending(
+      claimed,
+      startBy,
+      epoch,
+      () => this.#sdk.node()?.writable ?? true,
     );
+    await this.#record();
+    if (unsent.length && (this.#sdk.node()?.writable ?? true)) {
+      await this.#sdk.tables.write(this.#releaseStatements(unsent, me, epoch));
+    }
   }
 
-  /** Send, keeping the ids in flight until this returns. */
+  /**
+   * Send under a claim made just before `startBy` was set: no send starts after `startBy`
+   * or once `entitled()` is false (the ids not sent are returned); each outcome is
+   * recorded as it comes. The ids are in flight until this returns.
+   */
   async #sending(
     msgs: Row[],
-  ): Promise<{ id: string; ok: boolean; smscId?: string; error?: string }[]> {
+    startBy: number,
+    epoch: string,
+    entitled: () => boolean,
+  ): Promise<string[]> {
     for (const m of msgs) this.#inflight.add(String(m.id));
     try {
-      return await this.#send(msgs);
+      return await this.#send(msgs, startBy, epoch, entitled);
     } finally {
       for (const m of msgs) this.#inflight.delete(String(m.id));
     }
@@ -542,11 +605,18 @@ export class Smsgw {
 
   async #send(
     msgs: Row[],
-  ): Promise<{ id: string; ok: boolean; smscId?: string; error?: string }[]> {
-    const out: { id: string; ok: boolean; smscId?: string; error?: string }[] = [];
+    startBy: number,
+    epoch: string,
+    entitled: () => boolean,
+  ): Promise<string[]> {
     let i = 0;
+    const node = this.me;
+    const done = (o: Omit<Outcome, "node" | "epoch">) => {
+      this.#unrecorded.set(o.id, { ...o, node, epoch });
+      void this.#record();
+    };
     const worker = async () => {
-      while (i < msgs.length) {
+      while (i < msgs.length && Date.now() < startBy && entitled()) {
         const m = msgs[i++];
         try {
           const res = await fetch(this.#o.smscUrl, {
@@ -557,21 +627,17 @@ export class Smsgw {
               to: m.to_addr,
               from: m.from_addr,
               text: m.body,
-              node: this.me,
+              node,
             }),
-            signal: AbortSignal.timeout(Math.max(1000, this.#o.staleMs - 5000)),
+            signal: AbortSignal.timeout(Math.max(1000, (this.#o.staleMs * 2) / 3)),
           });
           const b = await res.json().catch(() => ({})) as { smscId?: string; error?: string };
           if (res.ok) {
             this.counters.sent++;
-            out.push({ id: String(m.id), ok: true, smscId: b.smscId ?? "" });
+            done({ id: String(m.id), ok: true, smscId: b.smscId ?? "" });
           } else {
             this.counters.failed++;
-            out.push({
-              id: String(m.id),
-              ok: false,
-              error: `SMSC ${res.status}: ${b.error ?? ""}`,
-            });
+            done({ id: String(m.id), ok: false, error: `SMSC ${res.status}: ${b.error ?? ""}` });
           }
         } catch (e) {
           // outcome unknown: the message stays "sending" for this node-epoch (never
@@ -582,7 +648,48 @@ export class Smsgw {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, msgs.length) }, worker));
-    return out;
+    return msgs.slice(i).map((m) => String(m.id));
+  }
+
+  /**
+   * Record the outcomes not recorded yet: in the tables on the active, through the active's
+   * internal API on the peer. One recording at a time; a failure leaves them for the next
+   * pass (this node never sends them again meanwhile).
+   */
+  #record(): Promise<void> {
+    this.#recordAgain = true;
+    if (!this.#recording) {
+      const p: Promise<void> = this.#recordAll().then((ok) => {
+        this.#recording = null;
+        // an outcome that came in as the last write ended: its own write now
+        if (ok && this.#recordAgain && this.#unrecorded.size) void this.#record();
+      });
+      this.#recording = p;
+    }
+    return this.#recording;
+  }
+
+  async #recordAll(): Promise<boolean> {
+    try {
+      while (this.#recordAgain && this.#unrecorded.size) {
+        this.#recordAgain = false;
+        const batch = [...this.#unrecorded.values()];
+        if (this.#sdk.node()?.writable ?? true) {
+          await this.#sdk.tables.write(this.#resultStatements(batch));
+        } else if (this.#o.activeUrl && this.#o.peerKey) {
+          for (const [epoch, os] of Map.groupBy(batch, (o) => o.epoch)) {
+            await this.#callActive("result", { node: this.me, epoch, results: os });
+          }
+        } else return false;
+        for (const o of batch) {
+          if (this.#unrecorded.get(o.id) === o) this.#unrecorded.delete(o.id);
+        }
+      }
+      return true;
+    } catch (e) {
+      this.#sdk.status(`outcomes not recorded yet: ${e instanceof Error ? e.message : e}`);
+      return false;
+    }
   }
 
   // ---------------------------------------------------------------- handed-off work
@@ -606,18 +713,21 @@ export class Smsgw {
     const me = this.me;
     const epoch = this.epoch();
     const rows = await this.#sdk.tables.query(
-      "SELECT id FROM smsgw_messages WHERE status = 'queued' AND assigned = ? ORDER BY created LIMIT 64",
+      `SELECT id FROM smsgw_messages WHERE status = 'queued' AND assigned = ? ORDER BY created LIMIT ${DELIVERY_BATCH}`,
       [me],
     );
-    if (!rows.length) return;
-    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#inflight.has(id));
+    const ids = rows.map((r) => String(r.id)).filter((id) => !this.#busyWith(id));
     if (!ids.length) return;
+    // the active stamps the claim after this: our window ends before its staleMs does
+    const startBy = Date.now() + this.#o.staleMs / 6;
     const claimed = await this.#callActive("claim", { ids, node: me, epoch });
     const msgs = (claimed.messages ?? []) as Row[];
     if (!msgs.length) return;
-    const results = await this.#sending(msgs);
-    this.counters.servedForPeer += results.filter((r) => r.ok).length;
-    await this.#callActive("result", { node: me, epoch, results });
+    const before = this.counters.sent;
+    const unsent = await this.#sending(msgs, startBy, epoch, () => true);
+    this.counters.servedForPeer += this.counters.sent - before;
+    await this.#record();
+    if (unsent.length) await this.#callActive("release", { node: me, epoch, ids: unsent });
   }
 
   async #internal(req: Request, op: string): Promise<Response> {
@@ -646,6 +756,11 @@ export class Smsgw {
           this.#resultStatements(results.map((r) => ({ ...r, node, epoch }))),
         );
       }
+      return Response.json({ ok: true });
+    }
+    if (op === "release") {
+      const ids = z.array(z.string().max(64)).max(256).parse(body.ids);
+      if (ids.length) await this.#sdk.tables.write(this.#releaseStatements(ids, node, epoch));
       return Response.json({ ok: true });
     }
     return err(404, "not_found", `no internal op ${op}`);

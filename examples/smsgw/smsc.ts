@@ -29,6 +29,8 @@ export interface Smsc {
   seen: Map<string, number>;
   /** Node that first sent each id. */
   sender: Map<string, string>;
+  /** Every receipt of an id received more than once: who sent it, when (epoch ms). */
+  repeats(): { id: string; sends: { node: string; at: number }[] }[];
   /** The counts. */
   stats(): SmscStats;
   /** Answer this many ms later (a slow SMSC builds a queue). */
@@ -43,6 +45,7 @@ export interface Smsc {
 export function startSmsc(port = 0, hostname = "127.0.0.1"): Smsc {
   const seen = new Map<string, number>();
   const sender = new Map<string, string>();
+  const receipts = new Map<string, { node: string; at: number }[]>();
   let received = 0;
   const byNode: Record<string, number> = {};
   const smsc: Smsc = {
@@ -50,6 +53,8 @@ export function startSmsc(port = 0, hostname = "127.0.0.1"): Smsc {
     port: 0,
     seen,
     sender,
+    repeats: () =>
+      [...receipts].filter(([, r]) => r.length > 1).map(([id, r]) => ({ id, sends: [...r] })),
     delayMs: 0,
     failing: false,
     stats: () => ({
@@ -73,6 +78,9 @@ export function startSmsc(port = 0, hostname = "127.0.0.1"): Smsc {
     received++;
     seen.set(b.id, (seen.get(b.id) ?? 0) + 1);
     if (!sender.has(b.id)) sender.set(b.id, b.node ?? "?");
+    const r = receipts.get(b.id) ?? [];
+    r.push({ node: b.node ?? "?", at: Date.now() });
+    receipts.set(b.id, r);
     byNode[b.node ?? "?"] = (byNode[b.node ?? "?"] ?? 0) + 1;
     return Response.json({ smscId: `smsc-${received}` });
   });
