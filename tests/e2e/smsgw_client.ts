@@ -113,6 +113,8 @@ while (ids.some((id) => !smsc.seen.has(id)) && Date.now() < deliverBy) {
 // each acknowledged message on the survivor (through the service address)
 let missing = 0;
 const missingIds: string[] = [];
+/** The missing ones' acknowledgements: when, how durable the gateway said they were. */
+const missingAcks: { id: string; at: number; durable: string; tries: number }[] = [];
 const statuses: Record<string, number> = {};
 for (const a of acked.values()) {
   let status = "";
@@ -133,6 +135,9 @@ for (const a of acked.values()) {
   if (status === "missing" || !status) {
     missing++;
     if (missingIds.length < 10) missingIds.push(a.id);
+    if (missingAcks.length < 200) {
+      missingAcks.push({ id: a.id, at: a.at, durable: a.durable, tries: a.tries });
+    }
   }
   statuses[status || "unknown"] = (statuses[status || "unknown"] ?? 0) + 1;
 }
@@ -151,9 +156,11 @@ await Deno.writeTextFile(
     errorTimes,
     missing,
     missingIds,
+    missingAcks,
     undelivered,
     statuses,
     smsc: smsc.stats(),
+    repeats: smsc.repeats().slice(0, 500),
     ackTimes,
   }),
 );

@@ -38,6 +38,12 @@ export interface SmsgwPairFigures {
   undelivered: number;
   /** Extra copies the SMSC received (a message sent again by a new node-epoch). */
   duplicates: number;
+  /**
+   * The SMSC's extra copies by what lay between a copy and the one before it: a kill
+   * (`acrossKill`, per kill in `perKill`), or none (`noKill`: a bug unless explained), and
+   * the first few as `id: node@ms, node@ms` (ms since the run's start) to read.
+   */
+  duplicateSends?: { acrossKill: number; perKill: number[]; noKill: number; sample: string[] };
   /** Submits answered with an earlier message (a retry with the same clientRef). */
   duplicateAnswers: number;
   /** Per kill: ms from the kill to the next acknowledged submit. */
@@ -82,8 +88,12 @@ export interface SmsgwClientResult {
   errorTimes: number[];
   missing: number;
   missingIds: string[];
+  /** The missing ones' acknowledgements (first 200): when, and `durable` as answered. */
+  missingAcks?: { id: string; at: number; durable: string; tries: number }[];
   undelivered: number;
   smsc: { duplicates: number };
+  /** Ids the SMSC received more than once, with each receipt's node and time (first 500). */
+  repeats: { id: string; sends: { node: string; at: number }[] }[];
   /** When each acknowledgement arrived (epoch ms). */
   ackTimes: number[];
 }
@@ -380,6 +390,8 @@ export async function runSmsgwPair(
     seconds: 0,
   };
   const killTimes: number[] = [];
+  /** Per kill: from just before the signal until the killed process was reaped (+ 500 ms). */
+  const killWindows: { from: number; to: number }[] = [];
   try {
     if (opts.handoff) {
       // the active's queue past the threshold (a slow SMSC): new messages go to the standby
@@ -409,7 +421,7 @@ export async function runSmsgwPair(
         activeSaid: `to ${a.to}: ${a.reason}`,
         standbySaid: `to ${b.to}: ${b.reason}`,
       };
-      log(`handoff: ${JSON.stringify(figures.handoff)}`);
+      log(`handoff: ${JSON.stringify(figures.handoff)}, until +${Date.now() - started} ms`);
     }
     for (let k = 0; k < opts.kills; k++) {
       const holders = await lab.holders();
@@ -419,10 +431,14 @@ export async function runSmsgwPair(
       // traffic flows through this active for a moment
       const before = (await progress()).acked;
       await until(async () => (await progress()).acked >= before + rate / 2, "traffic", 30_000);
+      const view = await pair.repl(active).catch(() => ({}));
       const at = Date.now();
       killTimes.push(at);
+      log(`kill ${k + 1} at +${at - started} ms; ${active}'s replication ${JSON.stringify(view)}`);
       figures.kills++;
       await lab.killNode(active, "SIGKILL");
+      // + 500 ms: a request the node sent before it died is taken by the SMSC a little later
+      killWindows.push({ from: at, to: Date.now() + 500 });
       try {
         await lab.waitRole(peer, "active", 20_000);
         await until(
@@ -449,6 +465,23 @@ export async function runSmsgwPair(
     )
       .catch(() => {});
     const r = await pair.finish();
+    // role changes on either node (a node-epoch each): what a duplicate with no kill follows
+    for (const n of ["n1", "n2"] as const) {
+      for (
+        const kind of ["ha.role_changed", "repl.promoted", "repl.standby_lost", "repl.standby_back"]
+      ) {
+        const ev = await lab.get<{ events: { time: number; payload: Record<string, unknown> }[] }>(
+          n,
+          `/api/events?kind=${kind}&limit=50`,
+        ).catch(() => ({ events: [] }));
+        const at = ev.events.map((e) =>
+          `+${e.time - started}${e.payload.to ? ` ${e.payload.from}→${e.payload.to}` : ""}${
+            e.payload.epoch ? ` epoch ${e.payload.epoch}` : ""
+          }`
+        ).reverse();
+        if (at.length) log(`${n} ${kind}: ${at.join(", ")}`);
+      }
+    }
     Object.assign(figures, {
       submitted: r.submitted,
       acked: r.acked,
@@ -457,6 +490,7 @@ export async function runSmsgwPair(
       undelivered: r.undelivered,
       duplicates: r.smsc.duplicates,
       duplicateAnswers: r.duplicateAnswers,
+      duplicateSends: classifyRepeats(r.repeats ?? [], killWindows, started),
     });
     const acks = r.ackTimes;
     figures.failoverMs = killTimes.map((t) => {
@@ -474,12 +508,52 @@ export async function runSmsgwPair(
   return figures;
 }
 
+/**
+ * Sort the SMSC's extra copies (`repeats`) by whether a kill (`kills`: from just before the
+ * signal until the process was reaped) lies between a copy and the copy before it (the dead
+ * node's send whose outcome it could not record).
+ */
+export function classifyRepeats(
+  repeats: SmsgwClientResult["repeats"],
+  kills: { from: number; to: number }[],
+  t0: number,
+): NonNullable<SmsgwPairFigures["duplicateSends"]> {
+  const out = { acrossKill: 0, perKill: kills.map(() => 0), noKill: 0, sample: [] as string[] };
+  for (const r of repeats) {
+    let noKill = false;
+    const sends = [...r.sends].sort((a, b) => a.at - b.at);
+    for (let i = 1; i < sends.length; i++) {
+      const k = kills.findIndex((w) => sends[i - 1].at <= w.to && sends[i].at >= w.from);
+      if (k >= 0) {
+        out.acrossKill++;
+        out.perKill[k]++;
+      } else {
+        out.noKill++;
+        noKill = true;
+      }
+    }
+    const line = `${r.id.slice(0, 8)}: ${sends.map((x) => `${x.node}@${x.at - t0}`).join(", ")}`;
+    // those with no kill in between first: they are the ones to explain
+    if (noKill) out.sample.unshift(line);
+    else out.sample.push(line);
+  }
+  out.sample = out.sample.slice(0, 12);
+  return out;
+}
+
 /** One line of figures. */
 export function smsgwFiguresLine(f: SmsgwPairFigures): string {
   const fo = f.failoverMs.filter((x) => x >= 0).sort((a, b) => a - b);
   return `smsgw pair: ${f.kills} kills (${f.survivedKills} survived), ${f.acked}/${f.submitted} acknowledged ` +
     `(${f.ackedLocalOnly} local only), missing ${f.missing}, undelivered ${f.undelivered}, ` +
-    `SMSC duplicates ${f.duplicates}, retried submits answered with the first message ${f.duplicateAnswers}, ` +
+    `SMSC duplicates ${f.duplicates}` +
+    (f.duplicateSends
+      ? ` (across a kill ${f.duplicateSends.acrossKill}: ${
+        f.duplicateSends.perKill.join("/")
+      } per kill, ` +
+        `no kill between ${f.duplicateSends.noKill})`
+      : "") +
+    `, retried submits answered with the first message ${f.duplicateAnswers}, ` +
     `failover ms median ${fo[Math.floor(fo.length / 2)] ?? "-"} max ${
       fo.at(-1) ?? "-"
     }, ${f.seconds} s` +

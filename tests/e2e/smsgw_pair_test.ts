@@ -4,12 +4,15 @@
  * address; first the queue handoff (a slow SMSC builds the active's queue past the threshold
  * set through the API: the standby sends new messages, both nodes say why; back below the off
  * mark), then the active is killed with SIGKILL 3 times; every acknowledged message is on
- * the survivor (sync replication) and reaches the SMSC. tests/e2e/smsgw_lab.ts does the
- * work; bounded ≤ 3 min; the lab removes everything it made.
+ * the survivor (sync replication) and reaches the SMSC. The SMSC's duplicates are counted
+ * and printed: each must follow a kill (a send of the dead node whose outcome it had not
+ * recorded), at most one claimed batch (`DELIVERY_BATCH`) per kill.
+ * tests/e2e/smsgw_lab.ts does the work; bounded ≤ 3 min; the lab removes everything it made.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { missingTools } from "../helpers/tools.ts";
 import { runSmsgwPair, smsgwFiguresLine } from "./smsgw_lab.ts";
+import { DELIVERY_BATCH } from "../../examples/smsgw/app.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
 
@@ -27,6 +30,11 @@ Deno.test({
     assertEquals([f.kills, f.survivedKills], [3, 3], ctx);
     assertEquals(f.missing, 0, ctx);
     assertEquals(f.undelivered, 0, ctx);
+    // duplicates only across a kill (the dead node's sends whose outcome it could not
+    // record), each kill at most one claimed batch; none with no failover in between
+    const d = f.duplicateSends!;
+    assertEquals(d.noKill, 0, `sent twice with no kill in between: ${d.sample.join("; ")}${ctx}`);
+    for (const n of d.perKill) assert(n <= DELIVERY_BATCH, `${n} duplicates at one kill${ctx}`);
     // the handoff: the standby sent messages for the active, and both nodes said why
     assert((f.handoff?.servedByPeer ?? 0) > 0, ctx);
     assert(f.handoff!.activeSaid.startsWith("to n2: queue"), ctx);
