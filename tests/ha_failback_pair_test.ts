@@ -12,7 +12,12 @@ import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
 import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
-import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import { createPeerFetch, PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import { FAILBACK_PEER_PATH } from "../mod/ha/failback.ts";
+import { haPage } from "../mod/ha/page.tsx";
+import { failbackLine } from "../mod/cli/ha.ts";
+import type { HaStatus } from "../mod/ha/types.ts";
+import type { PageDeps } from "../mod/web/ui/contract.ts";
 import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
 import { Users } from "../mod/web/users.ts";
 import { systemClock } from "../mod/module.ts";
@@ -168,6 +173,25 @@ function relay(port: number, to: number) {
   return r;
 }
 
+/** The HA page's data: the node's own routes, in process. */
+function pageDeps(n: Node): PageDeps {
+  const apps = [n.ha.routes!(), n.repl.routes!()];
+  return {
+    appliance: "test",
+    refreshMs: () => 2000,
+    hasAdmin: () => true,
+    config: () => ({}),
+    version: "0",
+    internal: async <T>(path: string) => {
+      for (const app of apps) {
+        const r = await app.request(path.replace(/^\/api/, ""));
+        if (r.status !== 404) return r.ok ? await r.json() as T : null;
+      }
+      return null;
+    },
+  } as PageDeps;
+}
+
 /** The keys of the set's table on a node. */
 function keys(n: Node): Set<string> {
   const rows = n.store.db.prepare("SELECT k FROM fb_data").all() as { k: string }[];
@@ -292,6 +316,12 @@ async function scenario(aa: boolean): Promise<void> {
     const res = await fresh.ha.routes!().request("/ha/status");
     const api = await res.json() as { failback: { state: string }[] };
     assertEquals(api.failback[0].state, "waiting", "GET /api/ha/status says so");
+    // the HA page and keepwire ha status say why
+    const html = String(await haPage(pageDeps(fresh), { name: "admin", role: "admin" }));
+    assert(html.includes(`data-ha-failback="waiting"`), html);
+    assert(html.includes(`failback of set ${set}: WAITING: `), html);
+    const line = failbackLine(fresh.ha.status().failback![0]);
+    assert(line.startsWith(`failback of set ${set}: WAITING since `), line);
     // the link back: the channel catches up (snapshot, frames), then the owner asks
     link.cut = false;
     await until(
@@ -345,4 +375,43 @@ Deno.test("ha failback (preempt + replication): the returning owner waits for th
 
 Deno.test("ha failback (active-active, failback auto + replication): set b goes back to its owner once its channel caught up; nothing acknowledged is lost", async () => {
   await scenario(true);
+});
+
+Deno.test("ha failback, the holder's side: its view of a set over the peer link; it refuses a set it does not hold, and one its own config says it owns", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-failback-" });
+  const p1 = freePort();
+  const n1 = await node(dir, "n1", { own: p1, peer: freePort() }, false);
+  const f = createPeerFetch({ secret: SECRET, pairId: "lab", node: "n2", clock: systemClock });
+  const url = `http://127.0.0.1:${p1}${FAILBACK_PEER_PATH}`;
+  const post = async (body: unknown) => {
+    const r = await f(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() as { error?: { code: string } } };
+  };
+  try {
+    const notHeld = await post({ set: "a", node: "n2" });
+    assertEquals([notHeld.status, notHeld.body.error?.code], [409, "failback_not_holding"]);
+    n1.engine.line("MASTER", 150);
+    await until(() => chan(n1, "a")?.role === "primary", "n1 primary");
+    const v = await (await f(`${url}?set=a`)).json() as {
+      node: string;
+      holding: boolean;
+      channel: { role: string } | null;
+    };
+    assertEquals([v.node, v.holding, v.channel?.role], ["n1", true, "primary"]);
+    // n1 owns set a by its own config (150 above 100): the two configs disagree
+    const conflict = await post({ set: "a", node: "n2" });
+    assertEquals([conflict.status, conflict.body.error?.code], [409, "failback_conflict"]);
+    const noB = await post({ set: "b", node: "n2" });
+    assertEquals([noB.status, noB.body.error?.code], [409, "failback_no_set"]);
+    assertEquals(n1.ha.status().role, "active", "nothing handed over");
+    const owner: HaStatus["failback"] = n1.ha.status().failback;
+    assertEquals(owner?.map((x) => x.state), ["holding"]);
+  } finally {
+    await n1.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

@@ -240,8 +240,13 @@ export class FailbackDriver {
     this.#timer = undefined;
   }
 
-  /** Each set's state. */
+  /** Each set's state (a set this node holds now shows so before the next look). */
   status(): FailbackStatus[] {
+    for (const st of this.#sets.values()) {
+      if (st.status.state !== "holding" && this.#o.holding(st.status.set)) {
+        this.#go(st, "holding", "this node is active for the set", null);
+      }
+    }
     return [...this.#sets.values()].map(({ status: s }) => ({
       set: s.set,
       state: s.state,

@@ -1071,6 +1071,16 @@ class HaModuleImpl implements HaModule {
     if (!this.#holds(set)) {
       return fail(409, "failback_not_holding", `${this.#cfg.node.id} is not active for set ${set}`);
     }
+    if (failbackSets(this.#cfg).includes(set)) {
+      // both configs name their own node the owner (the priorities differ between the two
+      // files): handing over would flap the set between them at every delay
+      return fail(
+        409,
+        "failback_conflict",
+        `${this.#cfg.node.id} owns set ${set} by its own config too (ha.node.priority ` +
+          `${this.#cfg.node.priority} above ha.peers[0].priority): the two configs disagree`,
+      );
+    }
     const why = holderBlocker(this.#channelOf(set));
     if (why !== null) return fail(409, "failback_not_ready", why);
     try {
