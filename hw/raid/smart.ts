@@ -19,37 +19,39 @@ const rawAttr = z.object({
 }).loose();
 
 /** The fields of `smartctl --json -a` output this reader uses (everything else passes through). */
-export const smartctlJsonSchema = z.object({
-  smartctl: z.object({
-    exit_status: z.number().int().min(0).max(255),
-    messages: z.array(z.object({ string: z.string(), severity: z.string().optional() }).loose())
-      .optional(),
-  }).loose(),
-  device: z.object({
-    name: z.string().optional(),
-    protocol: z.string().optional(),
-    type: z.string().optional(),
-  }).loose().optional(),
-  model_name: z.string().optional(),
-  /** SCSI/SAS disks name the model here instead of `model_name`. */
-  scsi_model_name: z.string().optional(),
-  /** SCSI/SAS: sectors remapped since manufacture (the counterpart of ATA attribute 5). */
-  scsi_grown_defect_list: num.optional(),
-  serial_number: z.string().optional(),
-  smart_status: z.object({ passed: z.boolean().optional() }).loose().optional(),
-  temperature: z.object({ current: num.optional() }).loose().optional(),
-  power_on_time: z.object({ hours: num.optional() }).loose().optional(),
-  ata_smart_attributes: z.object({ table: z.array(rawAttr) }).loose().optional(),
-  nvme_smart_health_information_log: z.object({
-    critical_warning: z.number().int().optional(),
-    temperature: num.optional(),
-    media_errors: num.optional(),
-    percentage_used: num.optional(),
-    power_on_hours: num.optional(),
-    available_spare: num.optional(),
-    available_spare_threshold: num.optional(),
-  }).loose().optional(),
-}).loose();
+export const smartctlJsonSchema = z.lazy(() =>
+  z.object({
+    smartctl: z.object({
+      exit_status: z.number().int().min(0).max(255),
+      messages: z.array(z.object({ string: z.string(), severity: z.string().optional() }).loose())
+        .optional(),
+    }).loose(),
+    device: z.object({
+      name: z.string().optional(),
+      protocol: z.string().optional(),
+      type: z.string().optional(),
+    }).loose().optional(),
+    model_name: z.string().optional(),
+    /** SCSI/SAS disks name the model here instead of `model_name`. */
+    scsi_model_name: z.string().optional(),
+    /** SCSI/SAS: sectors remapped since manufacture (the counterpart of ATA attribute 5). */
+    scsi_grown_defect_list: num.optional(),
+    serial_number: z.string().optional(),
+    smart_status: z.object({ passed: z.boolean().optional() }).loose().optional(),
+    temperature: z.object({ current: num.optional() }).loose().optional(),
+    power_on_time: z.object({ hours: num.optional() }).loose().optional(),
+    ata_smart_attributes: z.object({ table: z.array(rawAttr) }).loose().optional(),
+    nvme_smart_health_information_log: z.object({
+      critical_warning: z.number().int().optional(),
+      temperature: num.optional(),
+      media_errors: num.optional(),
+      percentage_used: num.optional(),
+      power_on_hours: num.optional(),
+      available_spare: num.optional(),
+      available_spare_threshold: num.optional(),
+    }).loose().optional(),
+  }).loose()
+);
 
 /** Validated smartctl JSON. */
 export type SmartctlJson = z.infer<typeof smartctlJsonSchema>;

@@ -47,69 +47,79 @@ export function redactAlert<T>(v: T): T {
 }
 
 /** Body of POST /alert/test. */
-export const testBodySchema = z.strictObject({
-  channel: z.string().min(1).max(40),
-  to: z.string().min(1).max(254).optional(),
-});
+export const testBodySchema = z.lazy(() =>
+  z.strictObject({
+    channel: z.string().min(1).max(40),
+    to: z.string().min(1).max(254).optional(),
+  })
+);
 
-const listQuerySchema = z.object({
-  status: z.enum(DELIVERY_STATES).optional(),
-  recipient: z.string().max(40).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).optional(),
-});
+const listQuerySchema = z.lazy(() =>
+  z.object({
+    status: z.enum(DELIVERY_STATES).optional(),
+    recipient: z.string().max(40).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+);
 
 /** One delivery of the outbox. */
-export const deliverySchema = z.object({
-  id: z.string().describe("stable id (the receivers' dedupe key)"),
-  seq: z.number(),
-  created: z.number(),
-  eventId: z.number().describe("journal id of the event (0: synthetic)"),
-  kind: z.string(),
-  severity: z.string(),
-  thing: z.string().describe("what it is about (flap key)"),
-  recipient: z.string(),
-  channel: z.string(),
-  address: z.string().nullable(),
-  subject: z.string(),
-  text: z.string(),
-  html: z.string(),
-  short: z.string(),
-  eventTime: z.number(),
-  status: z.enum(DELIVERY_STATES),
-  attempts: z.number(),
-  nextAt: z.number(),
-  inflight: z.boolean(),
-  lastError: z.string().nullable(),
-  answer: z.string().nullable(),
-  doneAt: z.number().nullable(),
-  foldedInto: z.string().nullable(),
-});
+export const deliverySchema = z.lazy(() =>
+  z.object({
+    id: z.string().describe("stable id (the receivers' dedupe key)"),
+    seq: z.number(),
+    created: z.number(),
+    eventId: z.number().describe("journal id of the event (0: synthetic)"),
+    kind: z.string(),
+    severity: z.string(),
+    thing: z.string().describe("what it is about (flap key)"),
+    recipient: z.string(),
+    channel: z.string(),
+    address: z.string().nullable(),
+    subject: z.string(),
+    text: z.string(),
+    html: z.string(),
+    short: z.string(),
+    eventTime: z.number(),
+    status: z.enum(DELIVERY_STATES),
+    attempts: z.number(),
+    nextAt: z.number(),
+    inflight: z.boolean(),
+    lastError: z.string().nullable(),
+    answer: z.string().nullable(),
+    doneAt: z.number().nullable(),
+    foldedInto: z.string().nullable(),
+  })
+);
 
 const cfg = alertConfigSchema.shape;
 /** GET /alert/config. */
-export const alertConfigViewSchema = z.object({
-  enabled: z.boolean(),
-  channels: z.record(z.string(), z.record(z.string(), z.unknown())).describe(
-    "channels by name; secrets redacted (writeOnly in the config schema)",
-  ),
-  recipients: z.array(recipientSchema),
-  defaultRules: z.boolean(),
-  rules: z.array(ruleSchema),
-  retry: cfg.retry.unwrap(),
-  rateLimit: cfg.rateLimit.unwrap(),
-  flap: cfg.flap.unwrap(),
-  digestAt: z.string(),
-  edited: z.array(z.enum(["channels", "recipients", "rules"])).readonly().describe(
-    "parts that come from run-time edits (stored) rather than the config file",
-  ),
-});
+export const alertConfigViewSchema = z.lazy(() =>
+  z.object({
+    enabled: z.boolean(),
+    channels: z.record(z.string(), z.record(z.string(), z.unknown())).describe(
+      "channels by name; secrets redacted (writeOnly in the config schema)",
+    ),
+    recipients: z.array(recipientSchema),
+    defaultRules: z.boolean(),
+    rules: z.array(ruleSchema),
+    retry: cfg.retry.unwrap(),
+    rateLimit: cfg.rateLimit.unwrap(),
+    flap: cfg.flap.unwrap(),
+    digestAt: z.string(),
+    edited: z.array(z.enum(["channels", "recipients", "rules"])).readonly().describe(
+      "parts that come from run-time edits (stored) rather than the config file",
+    ),
+  })
+);
 /** GET/PUT/DELETE /alert/recipients. */
-export const alertRecipientsSchema = z.object({
-  source: z.enum(["config", "api"]),
-  recipients: z.array(recipientSchema),
-});
-const deliveriesSchema = z.object({ deliveries: z.array(deliverySchema) });
-const deliveryAnswerSchema = z.object({ delivery: deliverySchema });
+export const alertRecipientsSchema = z.lazy(() =>
+  z.object({
+    source: z.enum(["config", "api"]),
+    recipients: z.array(recipientSchema),
+  })
+);
+const deliveriesSchema = z.lazy(() => z.object({ deliveries: z.array(deliverySchema) }));
+const deliveryAnswerSchema = z.lazy(() => z.object({ delivery: deliverySchema }));
 const idParam = z.object({ id: z.string() });
 
 statusDoc("alert", alertStatusSchema);
@@ -172,8 +182,8 @@ apiDoc("PUT", "/api/alert/recipients", {
   body: z.object({ recipients: z.array(recipientSchema) }),
   response: alertRecipientsSchema,
 });
-const namedSchema = z.object({ name: z.string() });
-const indexSchema = z.object({ index: z.number().describe("the rule's index") });
+const namedSchema = z.lazy(() => z.object({ name: z.string() }));
+const indexSchema = z.lazy(() => z.object({ index: z.number().describe("the rule's index") }));
 apiDoc("POST", "/api/alert/recipients", {
   operationId: "putAlertRecipient",
   summary: "add or replace one recipient (stored; applied at once)",

@@ -4,38 +4,42 @@ import { z } from "zod";
 import { type Delivery, DELIVERY_STATES, type DeliveryState } from "./outbox.ts";
 
 /** Result of a test send. */
-export const testSendResultSchema = z.object({
-  ok: z.boolean().describe("accepted by the server"),
-  channel: z.string(),
-  to: z.string().nullable().describe("address used"),
-  answer: z.string().describe("the server's answer, or the error"),
-  ms: z.number().describe("time taken"),
-});
+export const testSendResultSchema = z.lazy(() =>
+  z.object({
+    ok: z.boolean().describe("accepted by the server"),
+    channel: z.string(),
+    to: z.string().nullable().describe("address used"),
+    answer: z.string().describe("the server's answer, or the error"),
+    ms: z.number().describe("time taken"),
+  })
+);
 /** Result of a test send. */
 export type TestSendResult = z.infer<typeof testSendResultSchema>;
 
 /** Status of the module (GET /api/alert and /api/status). */
-export const alertStatusSchema = z.object({
-  enabled: z.boolean(),
-  counts: z.object(
-    Object.fromEntries(DELIVERY_STATES.map((s) => [s, z.number()])) as Record<
-      DeliveryState,
-      z.ZodNumber
-    >,
-  ).describe("deliveries per state"),
-  oldestPendingMs: z.number().nullable().describe("age of the oldest pending delivery"),
-  sent: z.number().describe("sent since start"),
-  failedAttempts: z.number().describe("attempts that failed since start"),
-  failed: z.number().describe("deliveries given up since start"),
-  resent: z.number().describe("sent again after a restart (possible duplicates) since start"),
-  stopped: z.array(z.string()).describe("channels whose endpoint answered 410"),
-  channels: z.array(z.object({
-    name: z.string(),
-    type: z.string(),
-    target: z.string().describe("address shown"),
-    inWindow: z.number().describe("deliveries in the current rate window"),
-  })),
-});
+export const alertStatusSchema = z.lazy(() =>
+  z.object({
+    enabled: z.boolean(),
+    counts: z.object(
+      Object.fromEntries(DELIVERY_STATES.map((s) => [s, z.number()])) as Record<
+        DeliveryState,
+        z.ZodNumber
+      >,
+    ).describe("deliveries per state"),
+    oldestPendingMs: z.number().nullable().describe("age of the oldest pending delivery"),
+    sent: z.number().describe("sent since start"),
+    failedAttempts: z.number().describe("attempts that failed since start"),
+    failed: z.number().describe("deliveries given up since start"),
+    resent: z.number().describe("sent again after a restart (possible duplicates) since start"),
+    stopped: z.array(z.string()).describe("channels whose endpoint answered 410"),
+    channels: z.array(z.object({
+      name: z.string(),
+      type: z.string(),
+      target: z.string().describe("address shown"),
+      inWindow: z.number().describe("deliveries in the current rate window"),
+    })),
+  })
+);
 /** Status of the module (GET /api/alert and /api/status). */
 export type AlertStatus = z.infer<typeof alertStatusSchema>;
 

@@ -26,36 +26,46 @@ import {
 import { BypassInputError } from "./errors.ts";
 import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
 
-const bySchema = z.string().min(1).max(64).optional();
+const bySchema = z.lazy(() => z.string().min(1).max(64).optional());
 
 /** Body of POST /bypass/:segment/hold. */
-export const bypassHoldBodySchema = z.strictObject({
-  reason: operatorHoldReasonSchema,
-  by: bySchema,
-});
+export const bypassHoldBodySchema = z.lazy(() =>
+  z.strictObject({
+    reason: operatorHoldReasonSchema,
+    by: bySchema,
+  })
+);
 
 /** Body of POST /bypass/:segment/release. */
-export const bypassReleaseBodySchema = z.strictObject({
-  reason: holdReasonSchema,
-  by: bySchema,
-  force: z.boolean().optional(),
-});
+export const bypassReleaseBodySchema = z.lazy(() =>
+  z.strictObject({
+    reason: holdReasonSchema,
+    by: bySchema,
+    force: z.boolean().optional(),
+  })
+);
 
 /** Body of POST /bypass/:segment/set. */
-export const bypassSetBodySchema = z.strictObject({
-  mode: z.enum(["inline", "bypass", "disconnect"]),
-  by: bySchema,
-});
+export const bypassSetBodySchema = z.lazy(() =>
+  z.strictObject({
+    mode: z.enum(["inline", "bypass", "disconnect"]),
+    by: bySchema,
+  })
+);
 
 /** GET /bypass, the POSTs, and the bypass module's part of /api/status. */
-export const bypassSegmentsSchema = z.object({ segments: z.array(segmentStatusSchema) });
+export const bypassSegmentsSchema = z.lazy(() =>
+  z.object({ segments: z.array(segmentStatusSchema) })
+);
 /** GET /bypass/:segment. */
-export const bypassSegmentSchema = z.object({ segment: segmentStatusSchema });
+export const bypassSegmentSchema = z.lazy(() => z.object({ segment: segmentStatusSchema }));
 /** POST /bypass/:segment/release. */
-export const bypassReleaseAnswerSchema = z.object({
-  segments: z.array(segmentStatusSchema),
-  released: z.array(releaseResultSchema).describe("what the release did on each segment"),
-});
+export const bypassReleaseAnswerSchema = z.lazy(() =>
+  z.object({
+    segments: z.array(segmentStatusSchema),
+    released: z.array(releaseResultSchema).describe("what the release did on each segment"),
+  })
+);
 /** The bypass module's part of /api/status. */
 export type BypassStatus = z.infer<typeof bypassSegmentsSchema>;
 

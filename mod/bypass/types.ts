@@ -17,16 +17,20 @@ import {
 import { holdReasonProblem, operatorHoldReasonProblem } from "./hold_reasons.ts";
 
 /** Any hold reason (what can be held can be released): printable text, at most 120 characters. */
-export const holdReasonSchema: z.ZodType<string> = z.string().superRefine((r, ctx) => {
-  const p = holdReasonProblem(r);
-  if (p) ctx.addIssue({ code: "custom", message: p });
-});
+export const holdReasonSchema: z.ZodType<string> = z.lazy(() =>
+  z.string().superRefine((r, ctx) => {
+    const p = holdReasonProblem(r);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  })
+);
 
 /** A reason an operator takes a hold under: free text, not a reserved reason. */
-export const operatorHoldReasonSchema: z.ZodType<string> = z.string().superRefine((r, ctx) => {
-  const p = operatorHoldReasonProblem(r);
-  if (p) ctx.addIssue({ code: "custom", message: p });
-});
+export const operatorHoldReasonSchema: z.ZodType<string> = z.lazy(() =>
+  z.string().superRefine((r, ctx) => {
+    const p = operatorHoldReasonProblem(r);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  })
+);
 
 /** One named hold on a segment. */
 export interface BypassHold {
@@ -52,72 +56,82 @@ export interface SegmentHoldStore {
   remove(segment: string, reason: string): void;
 }
 
-const bypassModeSchema = z.enum(BYPASS_MODES);
+const bypassModeSchema = z.lazy(() => z.enum(BYPASS_MODES));
 
-const policyCapabilitySchema = z.object({
-  settable: z.array(bypassModeSchema).describe("modes software can choose"),
-  fixed: bypassModeSchema.nullable().describe("the mode fixed by the hardware, or null"),
-});
+const policyCapabilitySchema = z.lazy(() =>
+  z.object({
+    settable: z.array(bypassModeSchema).describe("modes software can choose"),
+    fixed: bypassModeSchema.nullable().describe("the mode fixed by the hardware, or null"),
+  })
+);
 
 /** What a driver (and the card behind it) supports, as the API shows it. */
-export const bypassCapabilitiesSchema = z.object({
-  modes: z.array(bypassModeSchema),
-  policies: z.object({
-    powerOff: policyCapabilitySchema,
-    powerUp: policyCapabilitySchema,
-    watchdogExpiry: policyCapabilitySchema,
-  }),
-  watchdog: z.boolean().describe("the card has its own watchdog"),
-  watchdogRangeMs: z.object({ min: z.number(), max: z.number() }).optional(),
-  readBack: z.enum(["hardware", "kernel", "process", "memory"]),
-});
+export const bypassCapabilitiesSchema = z.lazy(() =>
+  z.object({
+    modes: z.array(bypassModeSchema),
+    policies: z.object({
+      powerOff: policyCapabilitySchema,
+      powerUp: policyCapabilitySchema,
+      watchdogExpiry: policyCapabilitySchema,
+    }),
+    watchdog: z.boolean().describe("the card has its own watchdog"),
+    watchdogRangeMs: z.object({ min: z.number(), max: z.number() }).optional(),
+    readBack: z.enum(["hardware", "kernel", "process", "memory"]),
+  })
+);
 
 /** The card watchdog as a segment reports it. */
-export const segmentWatchdogStatusSchema = z.object({
-  supported: z.boolean().describe("the driver/card has a watchdog"),
-  timeoutMs: z.number().describe("configured timeout (0 = not used)"),
-  effectiveMs: z.number().nullable().describe("timeout the card uses (after rounding)"),
-  armed: z.boolean(),
-  expired: z.boolean().describe("expired: the card went to its expiry mode"),
-  remainingMs: z.number().nullable().describe("time left at the last reading"),
-  petBy: z.enum(["supervisor", "module"]),
-  pets: z.number().describe("pets since start"),
-  lastPetAt: z.string().nullable().describe("last successful pet (ISO time)"),
-});
+export const segmentWatchdogStatusSchema = z.lazy(() =>
+  z.object({
+    supported: z.boolean().describe("the driver/card has a watchdog"),
+    timeoutMs: z.number().describe("configured timeout (0 = not used)"),
+    effectiveMs: z.number().nullable().describe("timeout the card uses (after rounding)"),
+    armed: z.boolean(),
+    expired: z.boolean().describe("expired: the card went to its expiry mode"),
+    remainingMs: z.number().nullable().describe("time left at the last reading"),
+    petBy: z.enum(["supervisor", "module"]),
+    pets: z.number().describe("pets since start"),
+    lastPetAt: z.string().nullable().describe("last successful pet (ISO time)"),
+  })
+);
 /** The card watchdog as a segment reports it. */
 export type SegmentWatchdogStatus = z.infer<typeof segmentWatchdogStatusSchema>;
 
 /** A hold as the API shows it. */
-export const segmentHoldStatusSchema = z.object({
-  reason: z.string(),
-  count: z.number().describe("times taken and not yet released"),
-  mode: bypassModeSchema.describe("the mode it asks for"),
-  by: z.string().describe("who took it last"),
-  since: z.string().describe("first taken (ISO time)"),
-});
+export const segmentHoldStatusSchema = z.lazy(() =>
+  z.object({
+    reason: z.string(),
+    count: z.number().describe("times taken and not yet released"),
+    mode: bypassModeSchema.describe("the mode it asks for"),
+    by: z.string().describe("who took it last"),
+    since: z.string().describe("first taken (ISO time)"),
+  })
+);
 /** A hold as the API shows it. */
 export type SegmentHoldStatus = z.infer<typeof segmentHoldStatusSchema>;
 
 /** Status of one segment (GET /api/bypass, `keepwire bypass status --json`). */
-export const segmentStatusSchema = z.object({
-  name: z.string(),
-  ports: z.tuple([z.string(), z.string()]),
-  driver: z.string().describe("driver kind"),
-  mode: z.enum([...BYPASS_MODES, "unknown"]).describe(
-    "mode read back from the driver, or unknown while it cannot be trusted",
-  ),
-  desired: bypassModeSchema.describe("mode the holds ask for"),
-  readBack: bypassModeSchema.nullable().describe("last mode the driver reported"),
-  holds: z.array(segmentHoldStatusSchema).describe("active holds, oldest first"),
-  watchdog: segmentWatchdogStatusSchema,
-  capabilities: bypassCapabilitiesSchema.nullable().describe("null until the driver answered"),
-  switching: z.boolean().describe("a switch is running"),
-  failures: z.number().describe("failed attempts in a row"),
-  lastError: z.string().nullable(),
-  lastSwitchMs: z.number().nullable().describe("duration of the last successful switch"),
-  lastChangeAt: z.string().nullable().describe("time of the last mode change (ISO)"),
-  description: z.string().optional(),
-});
+export const segmentStatusSchema = z.lazy(() =>
+  z.object({
+    name: z.string(),
+    ports: z.tuple([z.string(), z.string()]),
+    driver: z.string().describe("driver kind"),
+    mode: z.enum([...BYPASS_MODES, "unknown"]).describe(
+      "mode read back from the driver, or unknown while it cannot be trusted",
+    ),
+    desired: bypassModeSchema.describe("mode the holds ask for"),
+    readBack: bypassModeSchema.nullable().describe("last mode the driver reported"),
+    holds: z.array(segmentHoldStatusSchema).describe("active holds, oldest first"),
+    watchdog: segmentWatchdogStatusSchema,
+    capabilities: bypassCapabilitiesSchema.nullable().describe("null until the driver answered"),
+    switching: z.boolean().describe("a switch is running"),
+    failures: z.number().describe("failed attempts in a row"),
+    lastError: z.string().nullable(),
+    lastSwitchMs: z.number().nullable().describe("duration of the last successful switch"),
+    lastChangeAt: z.string().nullable().describe("time of the last mode change (ISO)"),
+    description: z.string().optional(),
+  })
+);
 /** Status of one segment (GET /api/bypass, `keepwire bypass status --json`). */
 export type SegmentStatus = z.infer<typeof segmentStatusSchema>;
 
@@ -137,11 +151,13 @@ export interface SwitchOutcome {
 export type BypassSetMode = "inline" | "bypass" | "disconnect";
 
 /** What one release did on one segment. */
-export const releaseResultSchema = z.object({
-  segment: z.string(),
-  released: z.boolean().describe("the segment had the hold"),
-  remaining: z.number().describe("count left (0 when gone)"),
-});
+export const releaseResultSchema = z.lazy(() =>
+  z.object({
+    segment: z.string(),
+    released: z.boolean().describe("the segment had the hold"),
+    remaining: z.number().describe("count left (0 when gone)"),
+  })
+);
 /** What one release did on one segment. */
 export type ReleaseResult = z.infer<typeof releaseResultSchema>;
 

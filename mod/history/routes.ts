@@ -27,70 +27,84 @@ const durationOrTime = (what: string) =>
   );
 
 /** Query of GET /api/history. */
-export const historyQuerySchema = z.strictObject({
-  series: z.string().regex(
-    /^[A-Za-z0-9_.:\/-]{1,200}\*?$/,
-    "expected a series name (letters, digits, _ . : / -) or a prefix ending in . or *",
-  ).describe(
-    "a series name (e.g. governor.signal.eventLoopLagMs), or a prefix ending in . or * for every series under it (e.g. storage.temperature.)",
-  ),
-  since: durationOrTime("the window's start").optional().describe(
-    "start of the window: ms since the epoch, an ISO date, or a duration ago (15m, 6h, 2d); default 1h",
-  ),
-  until: durationOrTime("the window's end").optional().describe(
-    "end of the window (same forms as since); default now",
-  ),
-  step: z.string().max(20).refine(
-    (s) => {
-      const ms = parseDuration(s);
-      return ms !== null && ms >= 1000 && ms <= 86_400_000;
-    },
-    "expected a bucket width from 1s to 1d, e.g. 10s, 1m, 5m (or ms)",
-  ).optional().describe(
-    "bucket width: 10s, 1m, 5m ... (or ms); default: the window in at most 360 buckets, a multiple of the sampling interval",
-  ),
-});
+export const historyQuerySchema = z.lazy(() =>
+  z.strictObject({
+    series: z.string().regex(
+      /^[A-Za-z0-9_.:\/-]{1,200}\*?$/,
+      "expected a series name (letters, digits, _ . : / -) or a prefix ending in . or *",
+    ).describe(
+      "a series name (e.g. governor.signal.eventLoopLagMs), or a prefix ending in . or * for every series under it (e.g. storage.temperature.)",
+    ),
+    since: durationOrTime("the window's start").optional().describe(
+      "start of the window: ms since the epoch, an ISO date, or a duration ago (15m, 6h, 2d); default 1h",
+    ),
+    until: durationOrTime("the window's end").optional().describe(
+      "end of the window (same forms as since); default now",
+    ),
+    step: z.string().max(20).refine(
+      (s) => {
+        const ms = parseDuration(s);
+        return ms !== null && ms >= 1000 && ms <= 86_400_000;
+      },
+      "expected a bucket width from 1s to 1d, e.g. 10s, 1m, 5m (or ms)",
+    ).optional().describe(
+      "bucket width: 10s, 1m, 5m ... (or ms); default: the window in at most 360 buckets, a multiple of the sampling interval",
+    ),
+  })
+);
 
-const seriesSchema = z.object({
-  name: z.string(),
-  label: z.string(),
-  unit: z.string(),
-  kind: z.enum(["gauge", "counter"]).describe(
-    "gauge: a bucket holds its highest sample; counter: the sum of increases in it",
-  ),
-  thresholds: z.record(z.string(), z.number()).nullable().describe(
-    "lines drawn across the series (e.g. a governor signal's level thresholds)",
-  ),
-});
+const seriesSchema = z.lazy(() =>
+  z.object({
+    name: z.string(),
+    label: z.string(),
+    unit: z.string(),
+    kind: z.enum(["gauge", "counter"]).describe(
+      "gauge: a bucket holds its highest sample; counter: the sum of increases in it",
+    ),
+    thresholds: z.record(z.string(), z.number()).nullable().describe(
+      "lines drawn across the series (e.g. a governor signal's level thresholds)",
+    ),
+  })
+);
 
 /** Response of GET /api/history. */
-export const historyResponseSchema = z.object({
-  since: z.number().describe("window start (ms)"),
-  until: z.number().describe("window end (ms, exclusive)"),
-  step: z.number().describe("bucket width (ms)"),
-  intervalMs: z.number().describe("the sampling interval (ms)"),
-  times: z.array(z.number()).describe(
-    "start of each bucket that holds a sample of any series (ms), oldest first",
-  ),
-  series: z.array(seriesSchema.extend({
-    values: z.array(z.number().nullable()).describe("one per entry of times; null: no sample"),
-  })),
-});
+export const historyResponseSchema = z.lazy(() =>
+  z.object({
+    since: z.number().describe("window start (ms)"),
+    until: z.number().describe("window end (ms, exclusive)"),
+    step: z.number().describe("bucket width (ms)"),
+    intervalMs: z.number().describe("the sampling interval (ms)"),
+    times: z.array(z.number()).describe(
+      "start of each bucket that holds a sample of any series (ms), oldest first",
+    ),
+    series: z.array(
+      seriesSchema.unwrap().extend({
+        values: z.array(z.number().nullable()).describe("one per entry of times; null: no sample"),
+      }),
+    ),
+  })
+);
 
 /** Response of GET /api/history/series. */
-export const historySeriesResponseSchema = z.object({
-  intervalMs: z.number(),
-  series: z.array(seriesSchema.extend({ lastT: z.number().describe("newest sample (ms)") })),
-});
+export const historySeriesResponseSchema = z.lazy(() =>
+  z.object({
+    intervalMs: z.number(),
+    series: z.array(
+      seriesSchema.unwrap().extend({ lastT: z.number().describe("newest sample (ms)") }),
+    ),
+  })
+);
 
 /** The history module's part of /api/status. */
-export const historyStatusSchema = z.object({
-  enabled: z.boolean(),
-  intervalMs: z.number(),
-  series: z.number().describe("series kept"),
-  dropped: z.number().describe("samples dropped by the bounds"),
-  errors: z.record(z.string(), z.string()).describe("source → last sampling error"),
-});
+export const historyStatusSchema = z.lazy(() =>
+  z.object({
+    enabled: z.boolean(),
+    intervalMs: z.number(),
+    series: z.number().describe("series kept"),
+    dropped: z.number().describe("samples dropped by the bounds"),
+    errors: z.record(z.string(), z.string()).describe("source → last sampling error"),
+  })
+);
 statusDoc("history", historyStatusSchema);
 
 apiDoc("GET", "/api/history", {

@@ -8,7 +8,9 @@ import { z } from "zod";
 import type { MdArray, SmartDiskHealth, SmartReport } from "../../hw/raid/types.ts";
 
 /** Health of one array. */
-export const raidHealthSchema = z.enum(["ok", "degraded", "rebuilding", "failed", "inactive"]);
+export const raidHealthSchema = z.lazy(() =>
+  z.enum(["ok", "degraded", "rebuilding", "failed", "inactive"])
+);
 /** Health of one array. */
 export type RaidHealth = z.infer<typeof raidHealthSchema>;
 
@@ -22,68 +24,76 @@ export const RAID_HEALTHS: readonly RaidHealth[] = [
 ];
 
 /** A sync in the status shape. */
-export const raidSyncStatusSchema = z.object({
-  action: z.string().describe("resync | recovery | check | repair | reshape"),
-  progress: z.number().describe("0..1; 0 while queued (DELAYED/PENDING/REMOTE)"),
-  finishSeconds: z.number().nullable().describe("estimated seconds to finish"),
-  speedKiBps: z.number().nullable().describe("KiB/s; null while queued or not printed"),
-});
+export const raidSyncStatusSchema = z.lazy(() =>
+  z.object({
+    action: z.string().describe("resync | recovery | check | repair | reshape"),
+    progress: z.number().describe("0..1; 0 while queued (DELAYED/PENDING/REMOTE)"),
+    finishSeconds: z.number().nullable().describe("estimated seconds to finish"),
+    speedKiBps: z.number().nullable().describe("KiB/s; null while queued or not printed"),
+  })
+);
 /** A sync in the status shape. */
 export type RaidSyncStatus = z.infer<typeof raidSyncStatusSchema>;
 
 /** One member in the status shape. */
-export const raidMemberStatusSchema = z.object({
-  name: z.string().describe("device name"),
-  index: z.number().describe("the number in brackets (superblock descriptor number)"),
-  flags: z.array(z.string()).describe(
-    "flags as mdstat prints them: F faulty, S spare, W write-mostly, R replacement, J journal",
-  ),
-});
+export const raidMemberStatusSchema = z.lazy(() =>
+  z.object({
+    name: z.string().describe("device name"),
+    index: z.number().describe("the number in brackets (superblock descriptor number)"),
+    flags: z.array(z.string()).describe(
+      "flags as mdstat prints them: F faulty, S spare, W write-mostly, R replacement, J journal",
+    ),
+  })
+);
 /** One member in the status shape. */
 export type RaidMemberStatus = z.infer<typeof raidMemberStatusSchema>;
 
 /** One array as `raid status --json` and GET /api/storage show it. */
-export const raidArrayStatusSchema = z.object({
-  name: z.string().describe("md device name"),
-  level: z.string().nullable().describe("personality, or null for an inactive array"),
-  active: z.boolean().describe("a personality runs"),
-  readOnly: z.boolean().describe("read-only or auto-read-only"),
-  health: raidHealthSchema,
-  raidDisks: z.number().describe(
-    "n of [n/m]; without it (raid0, linear, inactive) the members that are not spares or journal",
-  ),
-  activeDisks: z.number().describe("working (in-sync) devices; 0 for an inactive array"),
-  degradedDisks: z.number().describe("raidDisks - activeDisks (0 for an inactive array)"),
-  failed: z.array(z.string()).describe("members flagged (F)"),
-  spares: z.array(z.string()).describe("members flagged (S) and not (F)"),
-  replacements: z.array(z.string()).describe("members flagged (R) and not (F)"),
-  writeMostly: z.array(z.string()).describe("members flagged (W)"),
-  members: z.array(raidMemberStatusSchema).describe("members in printed order"),
-  sync: raidSyncStatusSchema.nullable().describe("running or queued sync"),
-});
+export const raidArrayStatusSchema = z.lazy(() =>
+  z.object({
+    name: z.string().describe("md device name"),
+    level: z.string().nullable().describe("personality, or null for an inactive array"),
+    active: z.boolean().describe("a personality runs"),
+    readOnly: z.boolean().describe("read-only or auto-read-only"),
+    health: raidHealthSchema,
+    raidDisks: z.number().describe(
+      "n of [n/m]; without it (raid0, linear, inactive) the members that are not spares or journal",
+    ),
+    activeDisks: z.number().describe("working (in-sync) devices; 0 for an inactive array"),
+    degradedDisks: z.number().describe("raidDisks - activeDisks (0 for an inactive array)"),
+    failed: z.array(z.string()).describe("members flagged (F)"),
+    spares: z.array(z.string()).describe("members flagged (S) and not (F)"),
+    replacements: z.array(z.string()).describe("members flagged (R) and not (F)"),
+    writeMostly: z.array(z.string()).describe("members flagged (W)"),
+    members: z.array(raidMemberStatusSchema).describe("members in printed order"),
+    sync: raidSyncStatusSchema.nullable().describe("running or queued sync"),
+  })
+);
 /** One array as `raid status --json` and GET /api/storage show it. */
 export type RaidArrayStatus = z.infer<typeof raidArrayStatusSchema>;
 
 /** Disk health in the API shape. */
-export const diskStatusSchema = z.object({
-  device: z.string().describe("device path"),
-  health: z.enum(["ok", "warning", "failing", "unknown"]) satisfies z.ZodType<SmartDiskHealth>,
-  reasons: z.array(z.string()).describe("why not ok"),
-  model: z.string().nullable(),
-  serial: z.string().nullable(),
-  protocol: z.string().nullable().describe("ATA, NVMe, SCSI"),
-  passed: z.boolean().nullable().describe("smart_status.passed"),
-  temperatureC: z.number().nullable(),
-  powerOnHours: z.number().nullable(),
-  reallocatedSectors: z.number().nullable().describe("ATA 5"),
-  pendingSectors: z.number().nullable().describe("ATA 197"),
-  uncorrectableSectors: z.number().nullable().describe("ATA 198"),
-  nvmeCriticalWarning: z.number().nullable(),
-  nvmeMediaErrors: z.number().nullable(),
-  exitStatus: z.number().nullable().describe("smartctl exit status; null when it could not run"),
-  updatedAt: z.number().nullable().describe("when read (ms since epoch)"),
-  error: z.string().nullable().describe("why smartctl could not be run"),
-});
+export const diskStatusSchema = z.lazy(() =>
+  z.object({
+    device: z.string().describe("device path"),
+    health: z.enum(["ok", "warning", "failing", "unknown"]) satisfies z.ZodType<SmartDiskHealth>,
+    reasons: z.array(z.string()).describe("why not ok"),
+    model: z.string().nullable(),
+    serial: z.string().nullable(),
+    protocol: z.string().nullable().describe("ATA, NVMe, SCSI"),
+    passed: z.boolean().nullable().describe("smart_status.passed"),
+    temperatureC: z.number().nullable(),
+    powerOnHours: z.number().nullable(),
+    reallocatedSectors: z.number().nullable().describe("ATA 5"),
+    pendingSectors: z.number().nullable().describe("ATA 197"),
+    uncorrectableSectors: z.number().nullable().describe("ATA 198"),
+    nvmeCriticalWarning: z.number().nullable(),
+    nvmeMediaErrors: z.number().nullable(),
+    exitStatus: z.number().nullable().describe("smartctl exit status; null when it could not run"),
+    updatedAt: z.number().nullable().describe("when read (ms since epoch)"),
+    error: z.string().nullable().describe("why smartctl could not be run"),
+  })
+);
 /** Disk health in the API shape. */
 export type DiskStatus = z.infer<typeof diskStatusSchema>;
 

@@ -7,37 +7,41 @@
 import { z } from "zod";
 
 /** Criticality of a subsystem: the governor never suspends `essential`. */
-export const criticalitySchema = z.enum(["essential", "important", "optional"]);
+export const criticalitySchema = z.lazy(() => z.enum(["essential", "important", "optional"]));
 /** Criticality of a subsystem: the governor never suspends `essential`. */
 export type Criticality = z.infer<typeof criticalitySchema>;
 
 /** States of a subsystem. */
-export const subsystemStateSchema = z.enum([
-  "stopped",
-  "starting",
-  "ready",
-  "unhealthy",
-  "restarting",
-  "failed",
-  "suspended",
-]);
+export const subsystemStateSchema = z.lazy(() =>
+  z.enum([
+    "stopped",
+    "starting",
+    "ready",
+    "unhealthy",
+    "restarting",
+    "failed",
+    "suspended",
+  ])
+);
 /** States of a subsystem. */
 export type SubsystemState = z.infer<typeof subsystemStateSchema>;
 
 /** What `sub list` and GET /api/subsystems show per subsystem. */
-export const subsystemInfoSchema = z.object({
-  name: z.string(),
-  kind: z.enum(["worker", "process", "probe"]),
-  state: subsystemStateSchema,
-  criticality: criticalitySchema,
-  pid: z.number().nullable().describe("process id (process kind) or null"),
-  restarts: z.number().describe("restarts since keepwire started"),
-  lastHeartbeatMs: z.number().nullable().describe("milliseconds since the last heartbeat"),
-  lastFailure: z.string().nullable().describe("last failure reason"),
-  statusText: z.string().nullable().optional().describe("last STATUS= / status() text"),
-  queue: z.object({ depth: z.number(), oldestAgeMs: z.number() }).nullable().optional()
-    .describe("queue depth last reported through the SDK"),
-});
+export const subsystemInfoSchema = z.lazy(() =>
+  z.object({
+    name: z.string(),
+    kind: z.enum(["worker", "process", "probe"]),
+    state: subsystemStateSchema,
+    criticality: criticalitySchema,
+    pid: z.number().nullable().describe("process id (process kind) or null"),
+    restarts: z.number().describe("restarts since keepwire started"),
+    lastHeartbeatMs: z.number().nullable().describe("milliseconds since the last heartbeat"),
+    lastFailure: z.string().nullable().describe("last failure reason"),
+    statusText: z.string().nullable().optional().describe("last STATUS= / status() text"),
+    queue: z.object({ depth: z.number(), oldestAgeMs: z.number() }).nullable().optional()
+      .describe("queue depth last reported through the SDK"),
+  })
+);
 /** What `sub list` and GET /api/subsystems show per subsystem. */
 export type SubsystemInfo = z.infer<typeof subsystemInfoSchema>;
 

@@ -47,23 +47,27 @@ export const MAX_SIGNATURES = 64 * 1024;
 export const MANIFEST_FORMAT = 1;
 
 /** A post-install hook: a command run after the images are written and verified. */
-export const hookSchema = z.strictObject({
-  command: z.array(z.string().min(1)).min(1).describe(
-    "argv; KEEPWIRE_* variables name the target slot and devices",
-  ),
-  timeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
-});
+export const hookSchema = z.lazy(() =>
+  z.strictObject({
+    command: z.array(z.string().min(1)).min(1).describe(
+      "argv; KEEPWIRE_* variables name the target slot and devices",
+    ),
+    timeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  })
+);
 
 /** One image of a bundle. */
-export const imageSchema = z.strictObject({
-  slotClass: z.string().regex(SLOT_CLASS_RE, SLOT_CLASS_RULE),
-  filename: z.string().min(1).max(255).refine(
-    (f) => !f.includes("/") && f !== "." && f !== "..",
-    "a file name, not a path",
-  ),
-  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits"),
-});
+export const imageSchema = z.lazy(() =>
+  z.strictObject({
+    slotClass: z.string().regex(SLOT_CLASS_RE, SLOT_CLASS_RULE),
+    filename: z.string().min(1).max(255).refine(
+      (f) => !f.includes("/") && f !== "." && f !== "..",
+      "a file name, not a path",
+    ),
+    size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits"),
+  })
+);
 
 /**
  * A store schema: `module:version` of each module's store migrations, sorted by module,
@@ -90,23 +94,25 @@ export function formatStoreSchema(m: ReadonlyMap<string, number>): string {
 }
 
 /** The manifest (what the signature covers). */
-export const manifestSchema = z.strictObject({
-  format: z.literal(MANIFEST_FORMAT),
-  compatible: z.string().min(1).max(255),
-  version: z.string().regex(SEMVER_RE, "a semantic version like 1.2.3 or 2.0.0-rc.1"),
-  buildTime: z.iso.datetime({ offset: true }),
-  description: z.string().max(4096).optional(),
-  images: z.array(imageSchema).min(1).max(64).refine(
-    (imgs) => new Set(imgs.map((i) => i.slotClass)).size === imgs.length,
-    "each slot class at most once",
-  ),
-  hooks: z.strictObject({ postInstall: hookSchema.optional() }).optional(),
-  storeSchema: z.string().regex(STORE_SCHEMA_RE, "module:version,... sorted by module").optional()
-    .describe(
-      "store schema of the keepwire code in the images (mod/update/bundle_schema.ts); " +
-        "a rolling upgrade refuses a bundle whose schema differs from the pair's",
+export const manifestSchema = z.lazy(() =>
+  z.strictObject({
+    format: z.literal(MANIFEST_FORMAT),
+    compatible: z.string().min(1).max(255),
+    version: z.string().regex(SEMVER_RE, "a semantic version like 1.2.3 or 2.0.0-rc.1"),
+    buildTime: z.iso.datetime({ offset: true }),
+    description: z.string().max(4096).optional(),
+    images: z.array(imageSchema).min(1).max(64).refine(
+      (imgs) => new Set(imgs.map((i) => i.slotClass)).size === imgs.length,
+      "each slot class at most once",
     ),
-});
+    hooks: z.strictObject({ postInstall: hookSchema.optional() }).optional(),
+    storeSchema: z.string().regex(STORE_SCHEMA_RE, "module:version,... sorted by module").optional()
+      .describe(
+        "store schema of the keepwire code in the images (mod/update/bundle_schema.ts); " +
+          "a rolling upgrade refuses a bundle whose schema differs from the pair's",
+      ),
+  })
+);
 
 /** A bundle manifest. */
 export type Manifest = z.infer<typeof manifestSchema>;
@@ -114,13 +120,15 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestImage = z.infer<typeof imageSchema>;
 
 /** The signature block. */
-export const signatureBlockSchema = z.strictObject({
-  signatures: z.array(z.strictObject({
-    algorithm: z.literal("ed25519"),
-    keyId: z.string().regex(/^[0-9a-f]{16}$/),
-    signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, "base64 of 64 bytes"),
-  })).min(1).max(16),
-});
+export const signatureBlockSchema = z.lazy(() =>
+  z.strictObject({
+    signatures: z.array(z.strictObject({
+      algorithm: z.literal("ed25519"),
+      keyId: z.string().regex(/^[0-9a-f]{16}$/),
+      signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, "base64 of 64 bytes"),
+    })).min(1).max(16),
+  })
+);
 
 /** Header, manifest and signature block as read from the front of a bundle. */
 export interface BundleHead {

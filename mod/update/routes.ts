@@ -30,18 +30,24 @@ const flag = z.union([
   z.enum(["1", "0", "true", "false"]).transform((v) => v === "1" || v === "true"),
 ]);
 
-const urlBodySchema = z.strictObject({
-  url: z.string().regex(/^https?:\/\//i, "an http:// or https:// URL"),
-  allowDowngrade: z.boolean().default(false),
-});
+const urlBodySchema = z.lazy(() =>
+  z.strictObject({
+    url: z.string().regex(/^https?:\/\//i, "an http:// or https:// URL"),
+    allowDowngrade: z.boolean().default(false),
+  })
+);
 
-const markSchema = z.strictObject({
-  slot: z.string().min(1).optional(),
-});
+const markSchema = z.lazy(() =>
+  z.strictObject({
+    slot: z.string().min(1).optional(),
+  })
+);
 
-const querySchema = z.strictObject({
-  allowDowngrade: flag.optional(),
-});
+const querySchema = z.lazy(() =>
+  z.strictObject({
+    allowDowngrade: flag.optional(),
+  })
+);
 
 statusDoc("update", updateModuleStatusSchema);
 apiDoc("GET", "/api/update", {

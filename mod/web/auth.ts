@@ -200,35 +200,43 @@ const tokenBody = z.strictObject({
 
 const roleOut = z.enum(["admin", "viewer"]);
 /** Who signed in (answer of login and setup). */
-export const signedInSchema = z.object({ user: z.string(), role: roleOut });
+export const signedInSchema = z.lazy(() => z.object({ user: z.string(), role: roleOut }));
 /** The caller (GET /api/me). */
-export const principalSchema = z.object({
-  name: z.string().describe("user name, `token:NAME`, or `local` (control socket)"),
-  role: roleOut,
-  via: z.enum(["session", "token", "socket"]),
-});
+export const principalSchema = z.lazy(() =>
+  z.object({
+    name: z.string().describe("user name, `token:NAME`, or `local` (control socket)"),
+    role: roleOut,
+    via: z.enum(["session", "token", "socket"]),
+  })
+);
 /** A user as listed (no secrets). */
-export const userInfoSchema = z.object({
-  name: z.string(),
-  role: roleOut,
-  created: z.number().describe("ms since the epoch"),
-  updated: z.number().describe("password last changed (ms)"),
-});
+export const userInfoSchema = z.lazy(() =>
+  z.object({
+    name: z.string(),
+    role: roleOut,
+    created: z.number().describe("ms since the epoch"),
+    updated: z.number().describe("password last changed (ms)"),
+  })
+);
 /** An API token as listed (no secret). */
-export const tokenInfoSchema = z.object({
-  id: z.string().describe("public part"),
-  name: z.string(),
-  role: roleOut,
-  created: z.number(),
-  lastUsed: z.number().nullable(),
-  expires: z.number().nullable().describe("ms since the epoch; null: never"),
-});
+export const tokenInfoSchema = z.lazy(() =>
+  z.object({
+    id: z.string().describe("public part"),
+    name: z.string(),
+    role: roleOut,
+    created: z.number(),
+    lastUsed: z.number().nullable(),
+    expires: z.number().nullable().describe("ms since the epoch; null: never"),
+  })
+);
 /** A new token: the secret is in this answer only. */
-export const newTokenSchema = tokenInfoSchema.extend({
-  token: z.string().describe("the bearer secret, shown once"),
-});
+export const newTokenSchema = z.lazy(() =>
+  tokenInfoSchema.unwrap().extend({
+    token: z.string().describe("the bearer secret, shown once"),
+  })
+);
 /** `{"ok": true}`. */
-export const okSchema = z.object({ ok: z.literal(true) });
+export const okSchema = z.lazy(() => z.object({ ok: z.literal(true) }));
 const nameParam = z.object({ name: z.string() });
 const notFound = { 404: "no such user" };
 
@@ -260,7 +268,7 @@ apiDoc("GET", "/api/me", {
   summary: "who am I",
   response: principalSchema,
 });
-const userListSchema = z.object({ users: z.array(userInfoSchema) });
+const userListSchema = z.lazy(() => z.object({ users: z.array(userInfoSchema) }));
 apiDoc("GET", "/api/users", {
   tag: "auth",
   operationId: "listUsers",
@@ -292,7 +300,7 @@ apiDoc("DELETE", "/api/users/:name", {
   response: okSchema,
   errors: { ...notFound, 409: "the last admin" },
 });
-const tokenListSchema = z.object({ tokens: z.array(tokenInfoSchema) });
+const tokenListSchema = z.lazy(() => z.object({ tokens: z.array(tokenInfoSchema) }));
 apiDoc("GET", "/api/tokens", {
   tag: "auth",
   operationId: "listTokens",

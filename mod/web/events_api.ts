@@ -22,30 +22,36 @@ const intParam = (min: number, max: number) =>
   );
 
 /** Query of GET /api/events. */
-export const eventsQuerySchema = z.strictObject({
-  since: intParam(0, Number.MAX_SAFE_INTEGER).optional().describe("only events with id > since"),
-  before: intParam(1, Number.MAX_SAFE_INTEGER).optional().describe("only events with id < before"),
-  from: timeParam.optional().describe("only events at or after this time"),
-  to: timeParam.optional().describe("only events before this time"),
-  kind: z.string().regex(/^[a-z0-9_.*-]+$/i, "letters, digits, . _ - and a trailing *").max(100)
-    .optional(),
-  module: z.string().regex(/^[a-z0-9_-]+$/i).max(50).optional(),
-  severity: z.enum(SEVERITIES).optional().describe("minimum severity"),
-  limit: intParam(1, 1000).optional(),
-  order: z.enum(["asc", "desc"]).optional(),
-});
+export const eventsQuerySchema = z.lazy(() =>
+  z.strictObject({
+    since: intParam(0, Number.MAX_SAFE_INTEGER).optional().describe("only events with id > since"),
+    before: intParam(1, Number.MAX_SAFE_INTEGER).optional().describe(
+      "only events with id < before",
+    ),
+    from: timeParam.optional().describe("only events at or after this time"),
+    to: timeParam.optional().describe("only events before this time"),
+    kind: z.string().regex(/^[a-z0-9_.*-]+$/i, "letters, digits, . _ - and a trailing *").max(100)
+      .optional(),
+    module: z.string().regex(/^[a-z0-9_-]+$/i).max(50).optional(),
+    severity: z.enum(SEVERITIES).optional().describe("minimum severity"),
+    limit: intParam(1, 1000).optional(),
+    order: z.enum(["asc", "desc"]).optional(),
+  })
+);
 
 /** One journalled event (GET /api/events, and the `data` of each SSE `event`). */
-export const kwEventSchema = z.object({
-  id: z.number().describe("journal id (monotonic)"),
-  time: z.number().describe("ms since the epoch"),
-  module: z.string(),
-  kind: z.string().describe("`<module>.<snake_case>`, e.g. storage.array_degraded"),
-  severity: z.enum(SEVERITIES),
-  payload: z.record(z.string(), z.unknown()).describe("fields of the kind (docs/events.md)"),
-});
+export const kwEventSchema = z.lazy(() =>
+  z.object({
+    id: z.number().describe("journal id (monotonic)"),
+    time: z.number().describe("ms since the epoch"),
+    module: z.string(),
+    kind: z.string().describe("`<module>.<snake_case>`, e.g. storage.array_degraded"),
+    severity: z.enum(SEVERITIES),
+    payload: z.record(z.string(), z.unknown()).describe("fields of the kind (docs/events.md)"),
+  })
+);
 /** GET /api/events. */
-export const eventListSchema = z.object({ events: z.array(kwEventSchema) });
+export const eventListSchema = z.lazy(() => z.object({ events: z.array(kwEventSchema) }));
 
 apiDoc("GET", "/api/events", {
   operationId: "listEvents",

@@ -8,18 +8,20 @@ import { answer, apiDoc } from "./openapi.ts";
 import type {} from "./events.ts";
 
 /** Run-time UI settings. */
-export const uiSettingsSchema = z.strictObject({
-  refreshMs: z.number().int().min(250).max(60_000).default(1500).describe(
-    "live refresh interval of UI pages (the governor slows it further under load)",
-  ),
-  banner: z.string().max(500).default("").describe("text shown on the sign-in page"),
-});
+export const uiSettingsSchema = z.lazy(() =>
+  z.strictObject({
+    refreshMs: z.number().int().min(250).max(60_000).default(1500).describe(
+      "live refresh interval of UI pages (the governor slows it further under load)",
+    ),
+    banner: z.string().max(500).default("").describe("text shown on the sign-in page"),
+  })
+);
 /** UI settings. */
 export type UiSettings = z.infer<typeof uiSettingsSchema>;
 
-const putBody = uiSettingsSchema.partial();
+const putBody = z.lazy(() => uiSettingsSchema.unwrap().partial());
 /** GET and PUT /api/settings. */
-export const settingsAnswerSchema = z.object({ ui: uiSettingsSchema });
+export const settingsAnswerSchema = z.lazy(() => z.object({ ui: uiSettingsSchema }));
 apiDoc("GET", "/api/settings", {
   operationId: "getSettings",
   summary: "run-time settings",
