@@ -51,26 +51,30 @@ export interface TcBypassOptions {
 /** Handle of the switch-point filter (first node of u32 hash table 800:). */
 export const TC_BYPASS_HANDLE = "800::800";
 
-const filterListSchema = z.array(z.looseObject({
-  pref: z.number().optional(),
-  kind: z.string().optional(),
-  options: z.looseObject({
-    fh: z.string().optional(),
-    actions: z.array(z.looseObject({
-      kind: z.string(),
-      mirred_action: z.string().optional(),
-      direction: z.string().optional(),
-      to_dev: z.string().optional(),
-    })).optional(),
-  }).optional(),
-}));
+const filterListSchema = z.lazy(() =>
+  z.array(z.looseObject({
+    pref: z.number().optional(),
+    kind: z.string().optional(),
+    options: z.looseObject({
+      fh: z.string().optional(),
+      actions: z.array(z.looseObject({
+        kind: z.string(),
+        mirred_action: z.string().optional(),
+        direction: z.string().optional(),
+        to_dev: z.string().optional(),
+      })).optional(),
+    }).optional(),
+  }))
+);
 
-const qdiscListSchema = z.array(z.looseObject({ kind: z.string() }));
+const qdiscListSchema = z.lazy(() => z.array(z.looseObject({ kind: z.string() })));
 
-const linkListSchema = z.array(z.looseObject({
-  ifname: z.string(),
-  flags: z.array(z.string()).default([]),
-}));
+const linkListSchema = z.lazy(() =>
+  z.array(z.looseObject({
+    ifname: z.string(),
+    flags: z.array(z.string()).default([]),
+  }))
+);
 
 /** The tc software-bypass driver. */
 export class TcBypassDriver implements BypassDriver {

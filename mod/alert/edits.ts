@@ -148,12 +148,14 @@ const listField = z.union([
 ]);
 
 /** A rule as a form or the API sends it (lists as arrays or text). */
-const ruleInputSchema = z.strictObject({
-  kinds: listField.optional(),
-  modules: listField.optional().transform((v) => v?.length ? v : undefined),
-  minSeverity: z.string().optional(),
-  recipients: listField,
-});
+const ruleInputSchema = z.lazy(() =>
+  z.strictObject({
+    kinds: listField.optional(),
+    modules: listField.optional().transform((v) => v?.length ? v : undefined),
+    minSeverity: z.string().optional(),
+    recipients: listField,
+  })
+);
 
 function asObject(input: unknown, what: string): Record<string, unknown> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {

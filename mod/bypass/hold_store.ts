@@ -24,14 +24,16 @@ export const BYPASS_MIGRATIONS: string[] = [
    );`,
 ];
 
-const rowSchema = z.object({
-  segment: z.string().min(1),
-  reason: holdReasonSchema,
-  count: z.number().int().min(1),
-  mode: z.enum(BYPASS_MODES).refine((m) => m !== "inline", "a hold cannot ask for inline"),
-  by: z.string(),
-  since: z.number().int(),
-});
+const rowSchema = z.lazy(() =>
+  z.object({
+    segment: z.string().min(1),
+    reason: holdReasonSchema,
+    count: z.number().int().min(1),
+    mode: z.enum(BYPASS_MODES).refine((m) => m !== "inline", "a hold cannot ask for inline"),
+    by: z.string(),
+    since: z.number().int(),
+  })
+);
 
 /** A row that did not validate. */
 export interface BadHoldRow {

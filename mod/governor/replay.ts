@@ -13,17 +13,21 @@ import { TraceError } from "./errors.ts";
 
 export { TraceError } from "./errors.ts";
 
-const signalsSchema = z.strictObject(
-  Object.fromEntries(SIGNAL_NAMES.map((n) => [n, z.number().finite().optional()])) as {
-    [K in SignalName]: z.ZodOptional<z.ZodNumber>;
-  },
+const signalsSchema = z.lazy(() =>
+  z.strictObject(
+    Object.fromEntries(SIGNAL_NAMES.map((n) => [n, z.number().finite().optional()])) as {
+      [K in SignalName]: z.ZodOptional<z.ZodNumber>;
+    },
+  )
 );
 
 /** One line of a trace. */
-export const traceLineSchema = z.strictObject({
-  t: z.number().finite().min(0).describe("time in ms"),
-  signals: signalsSchema.default({}),
-});
+export const traceLineSchema = z.lazy(() =>
+  z.strictObject({
+    t: z.number().finite().min(0).describe("time in ms"),
+    signals: signalsSchema.default({}),
+  })
+);
 
 /** One sample of a trace. */
 export interface TraceSample {

@@ -12,13 +12,15 @@ import { answer, apiDoc } from "../web/openapi.ts";
 import { certFingerprint, PairError, type Pairing } from "./pairing.ts";
 
 /** Body of POST /api/ha/pair. */
-export const pairRequestSchema = z.strictObject({
-  peer: z.string().min(1).max(253).describe("the other node's address (host or IP)"),
-  code: z.string().min(8).max(32).describe("the one-time code the other node shows"),
-  port: z.number().int().min(1).max(65535).optional().describe(
-    "its peer link port (default: this node's ha.peerLink.port)",
-  ),
-});
+export const pairRequestSchema = z.lazy(() =>
+  z.strictObject({
+    peer: z.string().min(1).max(253).describe("the other node's address (host or IP)"),
+    code: z.string().min(8).max(32).describe("the one-time code the other node shows"),
+    port: z.number().int().min(1).max(65535).optional().describe(
+      "its peer link port (default: this node's ha.peerLink.port)",
+    ),
+  })
+);
 
 /**
  * Where this node stands: `ha_off` (ha.enabled false), `no_peer_link` (HA on, no
@@ -26,62 +28,74 @@ export const pairRequestSchema = z.strictObject({
  * the configured ha.peerLink.secret, no certificates), `paired`, `peer_unpaired` (paired
  * here, but the peer removed the pair: see `next`).
  */
-export const pairStateSchema = z.enum([
-  "ha_off",
-  "no_peer_link",
-  "unpaired",
-  "secret",
-  "paired",
-  "peer_unpaired",
-]);
+export const pairStateSchema = z.lazy(() =>
+  z.enum([
+    "ha_off",
+    "no_peer_link",
+    "unpaired",
+    "secret",
+    "paired",
+    "peer_unpaired",
+  ])
+);
 /** Where this node stands (see {@link pairStateSchema}). */
 export type PairState = z.infer<typeof pairStateSchema>;
 
 /** This node's pairing (GET /api/ha/pair, and the answer of POST /api/ha/pair). */
-export const pairStatusSchema = z.object({
-  state: pairStateSchema,
-  summary: z.string().describe("the state in a sentence"),
-  next: z.string().nullable().describe("what to run next (null: nothing to do)"),
-  paired: z.boolean(),
-  pairId: z.string().nullable(),
-  node: z.string().nullable(),
-  peerNode: z.string().nullable(),
-  fingerprint: z.string().nullable().describe("SHA-256 of this node's certificate"),
-  peerFingerprint: z.string().nullable().describe("SHA-256 of the pinned peer certificate"),
-  pairedAt: z.string().nullable(),
-  certExpiresAt: z.string().nullable().describe("when this node's certificate expires"),
-  peerCertExpiresAt: z.string().nullable().describe("when the pinned peer certificate expires"),
-  peerNextFingerprint: z.string().nullable().describe(
-    "the peer's next certificate, accepted too while it rotates",
-  ),
-  rotatedAt: z.string().nullable().describe("when this node's certificate was last rotated"),
-  offering: z.object({ expiresAt: z.string() }).nullable()
-    .describe("a code is outstanding until then"),
-});
+export const pairStatusSchema = z.lazy(() =>
+  z.object({
+    state: pairStateSchema,
+    summary: z.string().describe("the state in a sentence"),
+    next: z.string().nullable().describe("what to run next (null: nothing to do)"),
+    paired: z.boolean(),
+    pairId: z.string().nullable(),
+    node: z.string().nullable(),
+    peerNode: z.string().nullable(),
+    fingerprint: z.string().nullable().describe("SHA-256 of this node's certificate"),
+    peerFingerprint: z.string().nullable().describe("SHA-256 of the pinned peer certificate"),
+    pairedAt: z.string().nullable(),
+    certExpiresAt: z.string().nullable().describe("when this node's certificate expires"),
+    peerCertExpiresAt: z.string().nullable().describe("when the pinned peer certificate expires"),
+    peerNextFingerprint: z.string().nullable().describe(
+      "the peer's next certificate, accepted too while it rotates",
+    ),
+    rotatedAt: z.string().nullable().describe("when this node's certificate was last rotated"),
+    offering: z.object({ expiresAt: z.string() }).nullable()
+      .describe("a code is outstanding until then"),
+  })
+);
 /** This node's pairing. */
 export type PairStatus = z.infer<typeof pairStatusSchema>;
 
 /** A fresh code (POST /api/ha/pair/code). */
-export const pairCodeSchema = z.object({
-  code: z.string(),
-  expiresAt: z.string(),
-  fingerprint: z.string().describe("SHA-256 of the certificate this node made for the pair"),
-});
+export const pairCodeSchema = z.lazy(() =>
+  z.object({
+    code: z.string(),
+    expiresAt: z.string(),
+    fingerprint: z.string().describe("SHA-256 of the certificate this node made for the pair"),
+  })
+);
 
 /** Body of POST /api/ha/unpair. */
-export const unpairRequestSchema = z.strictObject({
-  by: z.string().min(1).max(64).optional(),
-  force: z.boolean().optional().describe(
-    "unpair although this node is the only copy of changes the peer has not acknowledged",
-  ),
-});
+export const unpairRequestSchema = z.lazy(() =>
+  z.strictObject({
+    by: z.string().min(1).max(64).optional(),
+    force: z.boolean().optional().describe(
+      "unpair although this node is the only copy of changes the peer has not acknowledged",
+    ),
+  })
+);
 /** Answer of POST /api/ha/unpair. */
-export const unpairAnswerSchema = z.object({
-  lost: z.string().nullable().describe("what only this node holds (forced), or null"),
-  pairing: pairStatusSchema,
-});
+export const unpairAnswerSchema = z.lazy(() =>
+  z.object({
+    lost: z.string().nullable().describe("what only this node holds (forced), or null"),
+    pairing: pairStatusSchema,
+  })
+);
 /** Body of POST /api/ha/pair/rotate. */
-export const rotateRequestSchema = z.strictObject({ by: z.string().min(1).max(64).optional() });
+export const rotateRequestSchema = z.lazy(() =>
+  z.strictObject({ by: z.string().min(1).max(64).optional() })
+);
 
 apiDoc("POST", "/api/ha/unpair", {
   operationId: "haUnpair",

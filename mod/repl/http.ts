@@ -36,41 +36,45 @@ import {
   TransportDownError,
 } from "./transport.ts";
 
-const ackSchema = z.object({
-  ok: z.boolean(),
-  epoch: z.number().int().nonnegative(),
-  seq: z.number().int().nonnegative(),
-  reason: z.enum([
-    "corrupt",
-    "truncated",
-    "other_pair",
-    "epoch_mismatch",
-    "stale_epoch",
-    "gap",
-    "schema_mismatch",
-    "conflict",
-    "snapshot_checksum",
-    "not_standby",
-    "unauthorized",
-    "wrong_channel",
-  ]).optional(),
-  message: z.string().max(4000).optional(),
-  needSnapshot: z.boolean().optional(),
-});
-
-const metaSchema = z.strictObject({
-  pairId: z.string().min(1).max(128),
-  channel: z.string().regex(/^[a-z][a-z0-9]{0,15}$/).optional(),
-  epoch: z.number().int().nonnegative(),
-  seq: z.number().int().nonnegative(),
-  schemaVersion: z.string().min(1).max(200),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  bytes: z.number().int().nonnegative().max(64 * 1024 ** 3),
-  history: z.array(z.strictObject({
+const ackSchema = z.lazy(() =>
+  z.object({
+    ok: z.boolean(),
     epoch: z.number().int().nonnegative(),
-    startSeq: z.number().int().nonnegative(),
-  })).max(100_000),
-});
+    seq: z.number().int().nonnegative(),
+    reason: z.enum([
+      "corrupt",
+      "truncated",
+      "other_pair",
+      "epoch_mismatch",
+      "stale_epoch",
+      "gap",
+      "schema_mismatch",
+      "conflict",
+      "snapshot_checksum",
+      "not_standby",
+      "unauthorized",
+      "wrong_channel",
+    ]).optional(),
+    message: z.string().max(4000).optional(),
+    needSnapshot: z.boolean().optional(),
+  })
+);
+
+const metaSchema = z.lazy(() =>
+  z.strictObject({
+    pairId: z.string().min(1).max(128),
+    channel: z.string().regex(/^[a-z][a-z0-9]{0,15}$/).optional(),
+    epoch: z.number().int().nonnegative(),
+    seq: z.number().int().nonnegative(),
+    schemaVersion: z.string().min(1).max(200),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    bytes: z.number().int().nonnegative().max(64 * 1024 ** 3),
+    history: z.array(z.strictObject({
+      epoch: z.number().int().nonnegative(),
+      startSeq: z.number().int().nonnegative(),
+    })).max(100_000),
+  })
+);
 
 const META = PEER_META_HEADER;
 

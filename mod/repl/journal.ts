@@ -26,35 +26,41 @@ export const PAIR_JOURNAL_TABLE = "pair_journal";
 export const PAIR_JOURNAL_GROUP = "logs";
 
 /** One row of the pair journal as the API answers it. */
-export const pairJournalRowSchema = z.object({
-  id: z.number().int().describe("position in the pair journal (continues across failovers)"),
-  node: z.string().describe("the node that was active and journalled it"),
-  eventId: z.number().int().describe("the event's id in that node's own journal"),
-  time: z.number().describe("ms since the epoch"),
-  module: z.string(),
-  kind: z.string(),
-  severity: z.enum(SEVERITIES),
-  payload: z.record(z.string(), z.unknown()),
-});
+export const pairJournalRowSchema = z.lazy(() =>
+  z.object({
+    id: z.number().int().describe("position in the pair journal (continues across failovers)"),
+    node: z.string().describe("the node that was active and journalled it"),
+    eventId: z.number().int().describe("the event's id in that node's own journal"),
+    time: z.number().describe("ms since the epoch"),
+    module: z.string(),
+    kind: z.string(),
+    severity: z.enum(SEVERITIES),
+    payload: z.record(z.string(), z.unknown()),
+  })
+);
 /** One row of the pair journal. */
 export type PairJournalRow = z.output<typeof pairJournalRowSchema>;
 
 /** The answer of GET /api/repl/journal. */
-export const pairJournalAnswerSchema = z.object({
-  replicating: z.boolean().describe("replication runs (the active copies its events here)"),
-  role: z.enum(["primary", "standby", "idle"]).optional()
-    .describe("primary: this node writes it; standby: it holds the active's copy"),
-  count: z.number().int().describe("rows held"),
-  rows: z.array(pairJournalRowSchema).describe("newest first"),
-});
+export const pairJournalAnswerSchema = z.lazy(() =>
+  z.object({
+    replicating: z.boolean().describe("replication runs (the active copies its events here)"),
+    role: z.enum(["primary", "standby", "idle"]).optional()
+      .describe("primary: this node writes it; standby: it holds the active's copy"),
+    count: z.number().int().describe("rows held"),
+    rows: z.array(pairJournalRowSchema).describe("newest first"),
+  })
+);
 
 /** Query of {@link PairJournal.rows}. */
-export const pairJournalQuerySchema = z.strictObject({
-  after: z.coerce.number().int().min(0).optional().describe("only rows with id above this"),
-  before: z.coerce.number().int().min(1).optional().describe("only rows with id below this"),
-  limit: z.coerce.number().int().min(1).max(1000).default(100).describe("rows at most"),
-  kind: z.string().max(64).optional().describe("kind prefix, e.g. update."),
-});
+export const pairJournalQuerySchema = z.lazy(() =>
+  z.strictObject({
+    after: z.coerce.number().int().min(0).optional().describe("only rows with id above this"),
+    before: z.coerce.number().int().min(1).optional().describe("only rows with id below this"),
+    limit: z.coerce.number().int().min(1).max(1000).default(100).describe("rows at most"),
+    kind: z.string().max(64).optional().describe("kind prefix, e.g. update."),
+  })
+);
 /** A query of the pair journal. */
 export type PairJournalQuery = z.input<typeof pairJournalQuerySchema>;
 

@@ -43,63 +43,71 @@ export function redactTailChanges(changes: TailChange[]): TailChange[] {
   });
 }
 
-const valueSchema = z.union([
-  z.null(),
-  z.number(),
-  z.string(),
-  z.object({ int: z.string().describe("an integer beyond 2^53, in decimal") }),
-  z.object({ blob: z.string().describe("hex") }),
-]);
-const rowSchema = z.record(z.string(), valueSchema);
+const valueSchema = z.lazy(() =>
+  z.union([
+    z.null(),
+    z.number(),
+    z.string(),
+    z.object({ int: z.string().describe("an integer beyond 2^53, in decimal") }),
+    z.object({ blob: z.string().describe("hex") }),
+  ])
+);
+const rowSchema = z.lazy(() => z.record(z.string(), valueSchema));
 
 /** What a tail holds (its rows aside). */
-export const tailSummarySchema = z.object({
-  name: z.string(),
-  bytes: z.number().int(),
-  pairId: z.string(),
-  schemaVersion: z.string(),
-  epochs: z.array(z.number().int()).describe("epoch(s) of the frames: the ex-primary's"),
-  channel: z.string().nullable().describe("replication channel (client set) of the frames"),
-  frames: z.number().int(),
-  fromSeq: z.number().int(),
-  toSeq: z.number().int(),
-  changes: z.number().int(),
-  tables: z.record(
-    z.string(),
-    z.object({
-      insert: z.number().int(),
-      update: z.number().int(),
-      delete: z.number().int(),
-      rows: z.number().int().describe("distinct rows (primary keys) touched"),
-    }),
-  ),
-});
-
-/** GET /api/repl/tails. */
-export const tailListSchema = z.object({
-  dir: z.string().describe("the tail directory on this node"),
-  tails: z.array(z.object({
+export const tailSummarySchema = z.lazy(() =>
+  z.object({
     name: z.string(),
     bytes: z.number().int(),
-    savedAt: z.string().nullable(),
-    summary: tailSummarySchema.nullable().describe("null when the file cannot be read"),
-    error: z.string().nullable().describe("why the file cannot be read"),
-  })),
-});
+    pairId: z.string(),
+    schemaVersion: z.string(),
+    epochs: z.array(z.number().int()).describe("epoch(s) of the frames: the ex-primary's"),
+    channel: z.string().nullable().describe("replication channel (client set) of the frames"),
+    frames: z.number().int(),
+    fromSeq: z.number().int(),
+    toSeq: z.number().int(),
+    changes: z.number().int(),
+    tables: z.record(
+      z.string(),
+      z.object({
+        insert: z.number().int(),
+        update: z.number().int(),
+        delete: z.number().int(),
+        rows: z.number().int().describe("distinct rows (primary keys) touched"),
+      }),
+    ),
+  })
+);
+
+/** GET /api/repl/tails. */
+export const tailListSchema = z.lazy(() =>
+  z.object({
+    dir: z.string().describe("the tail directory on this node"),
+    tails: z.array(z.object({
+      name: z.string(),
+      bytes: z.number().int(),
+      savedAt: z.string().nullable(),
+      summary: tailSummarySchema.nullable().describe("null when the file cannot be read"),
+      error: z.string().nullable().describe("why the file cannot be read"),
+    })),
+  })
+);
 
 /** GET /api/repl/tails/:name. */
-export const tailContentsSchema = z.object({
-  summary: tailSummarySchema,
-  changes: z.array(z.object({
-    seq: z.number().int(),
-    epoch: z.number().int(),
-    table: z.string(),
-    op: z.enum(["insert", "update", "delete"]),
-    key: rowSchema.describe("primary key columns"),
-    old: rowSchema.optional().describe("the row before (delete; update: changed columns)"),
-    new: rowSchema.optional().describe("the row after (insert; update: changed columns)"),
-  })),
-});
+export const tailContentsSchema = z.lazy(() =>
+  z.object({
+    summary: tailSummarySchema,
+    changes: z.array(z.object({
+      seq: z.number().int(),
+      epoch: z.number().int(),
+      table: z.string(),
+      op: z.enum(["insert", "update", "delete"]),
+      key: rowSchema.describe("primary key columns"),
+      old: rowSchema.optional().describe("the row before (delete; update: changed columns)"),
+      new: rowSchema.optional().describe("the row after (insert; update: changed columns)"),
+    })),
+  })
+);
 
 const tailParams = z.object({ tail: z.string().describe("file name, e.g. tail-….kwtail") });
 

@@ -134,31 +134,37 @@ const sqlValue = z.union([
   z.boolean().transform((b) => (b ? 1 : 0)),
 ]);
 
-const tableSpecSchema = z.strictObject({
-  name: z.string().regex(NAME_RE, "letters, digits and _ (max 63), starting with a letter")
-    .refine((n) => !RESERVED.test(n), "sqlite_, repl_ and sdk_ names belong to keepwire"),
-  columns: z.record(
-    z.string().regex(NAME_RE, "column names: letters, digits and _, starting with a letter"),
-    z.string().regex(COLDEF_RE, 'a type and constraints, e.g. "TEXT NOT NULL" (no ";")'),
-  ).refine((c) => Object.keys(c).length > 0, "at least one column"),
-  primaryKey: z.array(z.string()).max(16).optional(),
-  indexes: z.record(z.string().regex(NAME_RE), z.array(z.string()).min(1).max(16)).optional(),
-});
+const tableSpecSchema = z.lazy(() =>
+  z.strictObject({
+    name: z.string().regex(NAME_RE, "letters, digits and _ (max 63), starting with a letter")
+      .refine((n) => !RESERVED.test(n), "sqlite_, repl_ and sdk_ names belong to keepwire"),
+    columns: z.record(
+      z.string().regex(NAME_RE, "column names: letters, digits and _, starting with a letter"),
+      z.string().regex(COLDEF_RE, 'a type and constraints, e.g. "TEXT NOT NULL" (no ";")'),
+    ).refine((c) => Object.keys(c).length > 0, "at least one column"),
+    primaryKey: z.array(z.string()).max(16).optional(),
+    indexes: z.record(z.string().regex(NAME_RE), z.array(z.string()).min(1).max(16)).optional(),
+  })
+);
 
 /** What a subsystem may declare (validated: the subsystem is vendor code). */
-export const tablesSpecSchema = z.strictObject({
-  group: z.string().regex(NAME_RE, "letters, digits and _ (max 63), starting with a letter"),
-  durability: z.enum(["sync", "async"]),
-  onStandbyLost: z.enum(["continue", "refuse"]).optional(),
-  set: z.enum(["a", "b"]).optional(),
-  tables: z.array(tableSpecSchema).min(1).max(64),
-  migrations: z.array(z.string().min(1).max(100_000)).max(1000).optional(),
-});
+export const tablesSpecSchema = z.lazy(() =>
+  z.strictObject({
+    group: z.string().regex(NAME_RE, "letters, digits and _ (max 63), starting with a letter"),
+    durability: z.enum(["sync", "async"]),
+    onStandbyLost: z.enum(["continue", "refuse"]).optional(),
+    set: z.enum(["a", "b"]).optional(),
+    tables: z.array(tableSpecSchema).min(1).max(64),
+    migrations: z.array(z.string().min(1).max(100_000)).max(1000).optional(),
+  })
+);
 
-const statementSchema = z.strictObject({
-  sql: z.string().min(1).max(100_000),
-  params: z.union([z.array(sqlValue).max(999), z.record(z.string(), sqlValue)]).optional(),
-});
+const statementSchema = z.lazy(() =>
+  z.strictObject({
+    sql: z.string().min(1).max(100_000),
+    params: z.union([z.array(sqlValue).max(999), z.record(z.string(), sqlValue)]).optional(),
+  })
+);
 
 const queryArgs = statementSchema;
 const writeArgs = z.strictObject({

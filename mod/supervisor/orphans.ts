@@ -22,14 +22,16 @@ import { sessionMembers } from "./procfs.ts";
 /** File name of the record inside the data directory. */
 export const GROUPS_FILE = "process-groups.json";
 
-const recordSchema = z.object({
-  bootId: z.string(),
-  groups: z.array(z.object({
-    name: z.string(),
-    pgid: z.number().int().positive(),
-    start: z.string().regex(/^\d+$/),
-  })),
-});
+const recordSchema = z.lazy(() =>
+  z.object({
+    bootId: z.string(),
+    groups: z.array(z.object({
+      name: z.string(),
+      pgid: z.number().int().positive(),
+      start: z.string().regex(/^\d+$/),
+    })),
+  })
+);
 
 /** One recorded process group. */
 export type RecordedGroup = { name: string; pgid: number; start: string };

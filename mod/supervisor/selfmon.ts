@@ -22,19 +22,23 @@ import { NotifyClient } from "./notify.ts";
 export const HARDWARE_WATCHDOG_PETTER = "hardware-watchdog";
 
 /** Self-monitoring in /api/status (`modules.supervisor.selfmon`). */
-export const selfMonitorStatusSchema = z.object({
-  petting: z.boolean().describe("the watchdogs are being petted (loop responsive, essentials up)"),
-  lastLagMs: z.number().describe("event-loop lag at the last probe"),
-  maxLoopLagMs: z.number(),
-  watchdogOwner: z.enum(["keepwire", "systemd", "none"]),
-  petters: z.array(z.string()),
-  pets: z.number(),
-  skipped: z.number().describe("pets skipped because keepwire was not healthy"),
-  petErrors: z.record(z.string(), z.string()).describe("petter → last error"),
-  leakedWorkerThreads: z.number(),
-  systemd: z.object({ ready: z.boolean(), watchdogMs: z.number().nullable() }).nullable()
-    .describe("the systemd notify state, or null when not under systemd"),
-});
+export const selfMonitorStatusSchema = z.lazy(() =>
+  z.object({
+    petting: z.boolean().describe(
+      "the watchdogs are being petted (loop responsive, essentials up)",
+    ),
+    lastLagMs: z.number().describe("event-loop lag at the last probe"),
+    maxLoopLagMs: z.number(),
+    watchdogOwner: z.enum(["keepwire", "systemd", "none"]),
+    petters: z.array(z.string()),
+    pets: z.number(),
+    skipped: z.number().describe("pets skipped because keepwire was not healthy"),
+    petErrors: z.record(z.string(), z.string()).describe("petter → last error"),
+    leakedWorkerThreads: z.number(),
+    systemd: z.object({ ready: z.boolean(), watchdogMs: z.number().nullable() }).nullable()
+      .describe("the systemd notify state, or null when not under systemd"),
+  })
+);
 /** Self-monitoring in /api/status. */
 export type SelfMonitorStatus = z.infer<typeof selfMonitorStatusSchema>;
 

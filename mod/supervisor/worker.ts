@@ -30,29 +30,31 @@ export function workerHostUrl(moduleUrl: string): string {
 const REFILL_DELAY_MS = 30;
 
 /** Messages a worker may send (validated: the worker is vendor code). */
-export const workerMessageSchema = z.discriminatedUnion("kw", [
-  z.object({ kw: z.literal("ready") }),
-  z.object({ kw: z.literal("heartbeat") }),
-  z.object({ kw: z.literal("status"), text: z.string().max(2000) }),
-  z.object({
-    kw: z.literal("queue"),
-    depth: z.number().finite().min(0),
-    oldestAgeMs: z.number().finite().min(0),
-  }),
-  z.object({ kw: z.literal("stopped") }),
-  z.object({ kw: z.literal("suspended") }),
-  z.object({ kw: z.literal("resumed") }),
-  z.object({ kw: z.literal("exit"), code: z.number().int().min(0).max(255) }),
-  z.object({ kw: z.literal("fatal"), error: z.string() }),
-  z.object({ kw: z.literal("thread"), tid: z.number().int().positive() }),
-  // a call of the SDK's table service (host.ts validates op and args)
-  z.object({
-    kw: z.literal("call"),
-    id: z.number().int().positive(),
-    op: z.string().max(32),
-    args: z.unknown(),
-  }),
-]);
+export const workerMessageSchema = z.lazy(() =>
+  z.discriminatedUnion("kw", [
+    z.object({ kw: z.literal("ready") }),
+    z.object({ kw: z.literal("heartbeat") }),
+    z.object({ kw: z.literal("status"), text: z.string().max(2000) }),
+    z.object({
+      kw: z.literal("queue"),
+      depth: z.number().finite().min(0),
+      oldestAgeMs: z.number().finite().min(0),
+    }),
+    z.object({ kw: z.literal("stopped") }),
+    z.object({ kw: z.literal("suspended") }),
+    z.object({ kw: z.literal("resumed") }),
+    z.object({ kw: z.literal("exit"), code: z.number().int().min(0).max(255) }),
+    z.object({ kw: z.literal("fatal"), error: z.string() }),
+    z.object({ kw: z.literal("thread"), tid: z.number().int().positive() }),
+    // a call of the SDK's table service (host.ts validates op and args)
+    z.object({
+      kw: z.literal("call"),
+      id: z.number().int().positive(),
+      op: z.string().max(32),
+      args: z.unknown(),
+    }),
+  ])
+);
 
 /** Worker threads that kept running after terminate() (see `watchLeak`). */
 const leaked = new Map<number, { subsystem: string; since: number }>();

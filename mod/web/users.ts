@@ -18,7 +18,7 @@ import {
 } from "./errors.ts";
 
 /** A token name: what `token create --name` and `POST /api/tokens` accept. */
-const tokenNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/);
+const tokenNameSchema = z.lazy(() => z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/));
 
 export { AlreadySetUpError, LastAdminError, TokenExistsError, UserExistsError };
 import { LoginThrottle, type ThrottlePolicy } from "./login_throttle.ts";
@@ -26,7 +26,7 @@ import { LoginThrottle, type ThrottlePolicy } from "./login_throttle.ts";
 /** Roles: admin may change things, viewer may only look. */
 export type Role = "admin" | "viewer";
 /** Zod schema of a role. */
-export const roleSchema: z.ZodType<Role> = z.enum(["admin", "viewer"]);
+export const roleSchema: z.ZodType<Role> = z.lazy(() => z.enum(["admin", "viewer"]));
 /** Zod schema of a user name. */
 export const usernameSchema: z.ZodString = z.string().regex(
   /^[a-z_][a-z0-9_.-]{0,31}$/,
@@ -141,10 +141,12 @@ export function parseDuration(s: string): number {
 }
 
 /** Zod schema of a duration written `30d`, `12h` or `45m`, as milliseconds. */
-export const durationSchema: z.ZodType<number, string> = z.string().regex(
-  /^[1-9][0-9]{0,5}[dhm]$/,
-  "a duration such as 30d, 12h or 45m",
-).transform(parseDuration);
+export const durationSchema: z.ZodType<number, string> = z.lazy(() =>
+  z.string().regex(
+    /^[1-9][0-9]{0,5}[dhm]$/,
+    "a duration such as 30d, 12h or 45m",
+  ).transform(parseDuration)
+);
 
 /** Session policy. */
 export interface SessionPolicy {

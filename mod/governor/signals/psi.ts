@@ -30,12 +30,14 @@ export interface PsiRecord {
   full?: PsiLine;
 }
 
-const lineSchema = z.object({
-  avg10: z.number().min(0),
-  avg60: z.number().min(0),
-  avg300: z.number().min(0),
-  total: z.number().int().min(0),
-});
+const lineSchema = z.lazy(() =>
+  z.object({
+    avg10: z.number().min(0),
+    avg60: z.number().min(0),
+    avg300: z.number().min(0),
+    total: z.number().int().min(0),
+  })
+);
 
 /** Parse a pressure file; returns null when it has no valid `some` line. */
 export function parsePsi(text: string): PsiRecord | null {
