@@ -64,6 +64,10 @@ Deno.test("failback gate: the owner is caught up only at the holder's epoch, sna
   );
   assertEquals(catchUpBlocker(null, view()), "replication does not run on this node yet");
   assertEquals(
+    catchUpBlocker(standby({ snapshotDue: true }), view()),
+    "a table was registered here after the holder's snapshot: waiting for a new one",
+  );
+  assertEquals(
     catchUpBlocker(standby({ role: "primary" }), view()),
     "this node's channel is primary, not standby",
   );

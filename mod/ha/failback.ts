@@ -40,41 +40,50 @@ export const FAILBACK_LAG_MS = 1000;
 /** After a refused request the owner asks again after this (each try refuses writes there). */
 export const FAILBACK_RETRY_MS = 10_000;
 
-/** A channel of replication as the gate reads it (the repl module's channel status). */
-export const failbackChannelSchema = z.object({
-  role: z.enum(["primary", "standby", "idle"]),
-  epoch: z.number().int(),
-  seq: z.number().int(),
-  pending: z.number().int(),
-  lagMs: z.number(),
-  link: z.enum(["up", "down", "unknown"]),
-  resync: z.object({ bytes: z.number(), total: z.number() }).nullable(),
-  snapshotDue: z.boolean().optional(),
-});
+/**
+ * A channel of replication as the gate reads it (the repl module's channel status). The
+ * schemas here are z.lazy: built on their first parse, not at import (the start path).
+ */
+export const failbackChannelSchema = z.lazy(() =>
+  z.object({
+    role: z.enum(["primary", "standby", "idle"]),
+    epoch: z.number().int(),
+    seq: z.number().int(),
+    pending: z.number().int(),
+    lagMs: z.number(),
+    link: z.enum(["up", "down", "unknown"]),
+    resync: z.object({ bytes: z.number(), total: z.number() }).nullable(),
+    snapshotDue: z.boolean().optional(),
+  })
+);
 
 /** A channel as the gate reads it. */
 export type FailbackChannel = z.infer<typeof failbackChannelSchema>;
 
 /** The holder's answer to `GET /peer/v1/failback?set=` (read tolerantly: newer fields dropped). */
-export const failbackViewSchema = z.object({
-  node: z.string().max(64),
-  set: z.enum(["a", "b"]),
-  /** The answering node is active for the set. */
-  holding: z.boolean(),
-  /** It hands over (ha failover, maintenance, a release of the set). */
-  handingOver: z.boolean(),
-  /** Its replication channel of the set, null when replication does not run there. */
-  channel: failbackChannelSchema.nullable(),
-});
+export const failbackViewSchema = z.lazy(() =>
+  z.object({
+    node: z.string().max(64),
+    set: z.enum(["a", "b"]),
+    /** The answering node is active for the set. */
+    holding: z.boolean(),
+    /** It hands over (ha failover, maintenance, a release of the set). */
+    handingOver: z.boolean(),
+    /** Its replication channel of the set, null when replication does not run there. */
+    channel: failbackChannelSchema.nullable(),
+  })
+);
 
 /** The holder's view of a set. */
 export type FailbackView = z.infer<typeof failbackViewSchema>;
 
 /** Body of `POST /peer/v1/failback`. */
-export const failbackRequestSchema = z.strictObject({
-  set: z.enum(["a", "b"]),
-  node: z.string().min(1).max(64),
-});
+export const failbackRequestSchema = z.lazy(() =>
+  z.strictObject({
+    set: z.enum(["a", "b"]),
+    node: z.string().min(1).max(64),
+  })
+);
 
 /**
  * The sets this node takes back automatically once caught up (empty: none, or keepalived
@@ -127,6 +136,9 @@ export function catchUpBlocker(own: FailbackChannel | null, holder: FailbackView
   if (own.role !== "standby") return `this node's channel is ${own.role}, not standby`;
   if (own.resync) {
     return `installing the holder's snapshot (${own.resync.bytes} of ${own.resync.total} bytes)`;
+  }
+  if (own.snapshotDue) {
+    return "a table was registered here after the holder's snapshot: waiting for a new one";
   }
   const h = holder.channel;
   if (h === null) return `replication does not run on ${holder.node}`;

@@ -132,7 +132,8 @@ export interface ReplStatus {
   /**
    * Primary: the standby has not installed this epoch's snapshot yet (after a promotion,
    * or when the log no longer holds what it misses): its copy is not this one, whatever
-   * `pending` says.
+   * `pending` says. Standby: it needs a new snapshot (a table registered after the last
+   * one, which held none of its rows here).
    */
   snapshotDue: boolean;
   /** Schema version. */
@@ -445,7 +446,9 @@ export class Replicator implements ReplReceiver {
       pending: this.#role === "primary" ? this.#seq - this.#acked : 0,
       lagMs: oldest ? Math.max(0, this.#clock.now() - oldest.made) : 0,
       resync: this.#resync ? { ...this.#resync } : null,
-      snapshotDue: this.#role === "primary" && this.#needSnapshot,
+      snapshotDue: this.#role === "primary"
+        ? this.#needSnapshot
+        : this.#role === "standby" && this.#snapshotWanted !== null,
       schemaVersion: this.#schemaVersion(),
     };
   }
@@ -593,8 +596,16 @@ export class Replicator implements ReplReceiver {
       this.#tableGroup[t] = group;
       this.#tables.push(t);
       if (this.#role === "primary") this.#sessions.set(t, this.#db.createSession({ table: t }));
+      // a snapshot installed before copied none of this table's rows: this copy of it is
+      // not the primary's, and frames only carry later changes; ask for a new snapshot
+      else if (this.#snapshotInstalled) this.#snapshotWanted = t;
     }
   }
+
+  /** A snapshot was installed by this process (the tables it copied: those known then). */
+  #snapshotInstalled = false;
+  /** A table registered after that snapshot: the next frames are answered with a resync. */
+  #snapshotWanted: string | null = null;
 
   /** Change a group's durability (config). */
   setGroup(name: string, spec: GroupSpec): void {
@@ -1096,6 +1107,14 @@ export class Replicator implements ReplReceiver {
     if (this.#role !== "standby") {
       return this.#refuse("not_standby", `this node is ${this.#role}`, false);
     }
+    if (this.#snapshotWanted !== null) {
+      return this.#refuse(
+        "schema_mismatch",
+        `table "${this.#snapshotWanted}" was registered after the last snapshot (which held none ` +
+          "of its rows here): a new snapshot is needed",
+        true,
+      );
+    }
     let frames: Frame[];
     try {
       frames = decodeFrames(body);
@@ -1371,6 +1390,8 @@ export class Replicator implements ReplReceiver {
       this.#seq = meta.seq;
       this.#acked = meta.seq;
       this.#pendingTailFromEpoch = undefined;
+      this.#snapshotInstalled = true;
+      this.#snapshotWanted = null;
       return null;
     } finally {
       db.exec("DETACH DATABASE kw_snapshot");

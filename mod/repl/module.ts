@@ -98,7 +98,8 @@ export const replChannelStatusSchema = z.object({
   resync: z.object({ bytes: z.number(), total: z.number() }).nullable()
     .describe("standby: snapshot being installed"),
   snapshotDue: z.boolean().describe(
-    "primary: the standby has not installed this epoch's snapshot yet (its copy is not this one)",
+    "primary: the standby has not installed this epoch's snapshot yet (its copy is not this " +
+      "one); standby: it needs a new snapshot (a table registered after the last one)",
   ),
   tables: z.array(z.string()).describe("its replicated tables"),
 });
