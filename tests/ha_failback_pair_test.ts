@@ -322,6 +322,11 @@ async function scenario(aa: boolean): Promise<void> {
     assert(html.includes(`failback of set ${set}: WAITING: `), html);
     const line = failbackLine(fresh.ha.status().failback![0]);
     assert(line.startsWith(`failback of set ${set}: WAITING since `), line);
+    const metric = fresh.ha.metrics!().find((m) => m.name === "ha_failback_state");
+    assertEquals(
+      metric?.samples.filter((x) => x.value === 1).map((x) => x.labels),
+      [{ set, state: "waiting" }],
+    );
     // the link back: the channel catches up (snapshot, frames), then the owner asks
     link.cut = false;
     await until(

@@ -1776,6 +1776,20 @@ class HaModuleImpl implements HaModule {
           ],
         }]
         : []),
+      ...(this.#failback
+        ? [{
+          name: "ha_failback_state",
+          help: "automatic failback with replication: 1 for the state of each set this node " +
+            "takes back (waiting: not caught up, or the peer cannot be asked)",
+          type: "gauge" as const,
+          samples: this.#failback.status().flatMap((f) =>
+            (["holding", "waiting", "delay", "requesting", "taking"] as const).map((st) => ({
+              labels: { set: f.set, state: st },
+              value: f.state === st ? 1 : 0,
+            }))
+          ),
+        }]
+        : []),
       ...(this.#witness?.metrics() ?? []),
       {
         name: "ha_engine_lines_refused_total",
