@@ -625,3 +625,41 @@ Deno.test("repl: an ack that arrives after the primary was demoted moves nothing
     await p.close();
   }
 });
+
+Deno.test("repl: a snapshot of an earlier term answered late leaves the new epoch's snapshot due; the barrier waits for it", async () => {
+  const p = await rigPair();
+  try {
+    assertEquals((await p.a.repl.write("config", addUser(1))).replicated, true);
+    // snapshots are held from now on until released
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const snap = p.link.sendSnapshot.bind(p.link);
+    let held = 0;
+    p.link.sendSnapshot = async (m, c) => (held++, await gate, snap(m, c));
+    p.a.repl.demote();
+    p.a.repl.promote(); // epoch 2: its snapshot is sent and held
+    await until(() => held === 1, "epoch 2's snapshot in flight");
+    p.a.repl.demote();
+    const epoch = p.a.repl.promote(); // epoch 3 while epoch 2's snapshot is still out
+    assertEquals(epoch, 3);
+    release();
+    // the standby installs epoch 2's snapshot, then must get epoch 3's: until then the
+    // barrier must not say it holds this epoch's copy (nor wait for good: taking the old
+    // ack as this epoch's left nothing to send and the barrier unanswered)
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bounded = await Promise.race([
+      p.a.repl.barrier(),
+      new Promise<string>((r) => timer = setTimeout(() => r("no answer in 30 s"), 30_000)),
+    ]).finally(() => clearTimeout(timer));
+    assertEquals(bounded, true);
+    assertEquals(
+      p.b.repl.status().epoch,
+      3,
+      "the barrier passed with the standby at an older epoch",
+    );
+    assertEquals(p.a.repl.status().snapshotDue, false);
+    assertEquals(digests(p.a), digests(p.b));
+  } finally {
+    await p.close();
+  }
+});
