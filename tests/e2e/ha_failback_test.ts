@@ -11,10 +11,14 @@
  *    taking writes;
  * 3. the hold lifted: n1's channel catches up, n1 asks after the delay, n2 drains and hands
  *    over, n1 is active by itself; every write n2 acknowledged is on n1, nothing set aside.
- * Bounded (≤ 3 min on a busy machine); the lab removes everything it made.
+ * Then active-active (`activeActive.failback: "auto"` + replication): the second node up
+ * gets its set b by itself once channel b caught up (both instances rendered nopreempt); kill
+ * -9 of n2 → n1 holds both; n2 back with n1's connections to it held back does not take set b
+ * (channel b behind the epoch n1 started when it took b) until the hold is lifted, then does.
+ * Each bounded (≤ 3 min on a busy machine); the lab removes everything it made.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, type HaLab, type NodeName } from "./ha_lab.ts";
+import { createHaLab, type HaLab, LAB, type NodeName } from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
 import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
 import type { KwEvent } from "../../mod/events/mod.ts";
@@ -149,6 +153,91 @@ Deno.test({
       throw e;
     } finally {
       if (held) await lab.holdPeerLink("n2", false).catch(() => {});
+      await lab.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "failback lab, active-active (failback auto + replication): set b goes to its owner once channel b caught up, never before",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const started = Date.now();
+    const lab = await createHaLab({
+      activeActive: "auto",
+      extra: {
+        activeActive: {
+          virtualRouterId: 52,
+          virtualAddresses: [`${LAB.vipB}/24`],
+          failback: "auto",
+          failbackDelayMs: 1000,
+        },
+        peerLink: { secret: "keepwire-lab-pair-secret", pairId: "lab", intervalMs: 300 },
+        replication: { ackTimeoutMs: 1500 },
+      },
+    });
+    const setB = async (n: NodeName) => (await lab.status(n))?.activeActive?.state;
+    const fb = async (n: NodeName) => (await lab.status(n))?.failback?.[0];
+    let held = false;
+    try {
+      await lab.startNode("n1");
+      await lab.waitRole("n1", "active");
+      await until(async () => (await lab.holdersB())[0] === "n1", "n1 holds both sets");
+      // n2 (owner of set b) comes up: nopreempt, then keepwire's failback hands b over
+      await lab.startNode("n2");
+      await lab.waitRole("n2", "standby");
+      await until(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
+      assertEquals(await lab.holders(), ["n1"], "set a stays on n1");
+      assertEquals((await fb("n2"))?.state, "holding");
+      // kill -9 of n2: n1 serves both
+      await lab.killNode("n2", "SIGKILL");
+      await until(async () => (await lab.holdersB()).join() === "n1", "n1 holds set b");
+      // n2 back while n1 cannot replicate to it
+      await lab.holdPeerLink("n1", true);
+      held = true;
+      await lab.startNode("n2");
+      await lab.waitRole("n2", "standby", 30_000);
+      const back = Date.now();
+      const reasons = new Set<string>();
+      while (Date.now() - back < 5000) {
+        assertEquals(await setB("n2"), "BACKUP", "n2 took set b while behind");
+        assertEquals((await lab.holdersB()).join(), "n1");
+        const f = await fb("n2");
+        if (f) reasons.add(`${f.state}: ${f.reason}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assertEquals((await fb("n2"))?.state, "waiting");
+      await lab.holdPeerLink("n1", false);
+      held = false;
+      const lifted = Date.now();
+      await until(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
+      const tookMs = Date.now() - lifted;
+      assertEquals(await lab.holders(), ["n1"], "set a never moved");
+      const hand = await events(lab, "n1", "ha.failover_manual");
+      assert(
+        hand.some((e) => String((e.payload as { by?: string }).by).includes("failback to n2")),
+        JSON.stringify(hand.map((e) => e.payload)),
+      );
+      console.log(
+        `failback lab, active-active: n2 back, waiting: ${[...reasons].join(" | ")}; set b on n2 ` +
+          `${tookMs} ms after the hold was lifted (delay 1000 ms); whole run ${
+            Date.now() - started
+          } ms`,
+      );
+    } catch (e) {
+      console.log(`n1 log:\n${lab.log("n1").slice(-3000)}\nn2 log:\n${lab.log("n2").slice(-3000)}`);
+      for (const n of ["n1", "n2"] as const) {
+        const s = await lab.status(n).catch(() => null);
+        console.log(
+          `${n}: ${s?.role} b ${s?.activeActive?.state} failback ${JSON.stringify(s?.failback)}`,
+        );
+      }
+      throw e;
+    } finally {
+      if (held) await lab.holdPeerLink("n1", false).catch(() => {});
       await lab.close();
     }
   },
