@@ -23,7 +23,13 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { missingTools } from "../helpers/tools.ts";
-import { type SmsgwClientResult, type SmsgwPair, startSmsgwPair, until } from "./smsgw_lab.ts";
+import {
+  explainRun,
+  type SmsgwClientResult,
+  type SmsgwPair,
+  startSmsgwPair,
+  until,
+} from "./smsgw_lab.ts";
 import type { NodeName } from "./ha_lab.ts";
 import { createBundle, generateKeyPem, parsePrivateKey } from "../../mod/update/bundle.ts";
 import { codeStoreSchema } from "../../mod/update/bundle_schema.ts";
@@ -261,6 +267,9 @@ Deno.test({
       }
 
       const r: SmsgwClientResult = await p.finish();
+      // on a failure, the context says when the missing ones were acknowledged and how
+      // durable, and both nodes' role changes, dual actives, tails set aside
+      await explainRun(lab, r, started, log);
       const wins = errorWindows(r.errorTimes.filter((t) => t >= t0 && t <= t1));
       const figures = {
         rolloutMs: t1 - t0,

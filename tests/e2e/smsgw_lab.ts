@@ -465,23 +465,7 @@ export async function runSmsgwPair(
     )
       .catch(() => {});
     const r = await pair.finish();
-    // role changes on either node (a node-epoch each): what a duplicate with no kill follows
-    for (const n of ["n1", "n2"] as const) {
-      for (
-        const kind of ["ha.role_changed", "repl.promoted", "repl.standby_lost", "repl.standby_back"]
-      ) {
-        const ev = await lab.get<{ events: { time: number; payload: Record<string, unknown> }[] }>(
-          n,
-          `/api/events?kind=${kind}&limit=50`,
-        ).catch(() => ({ events: [] }));
-        const at = ev.events.map((e) =>
-          `+${e.time - started}${e.payload.to ? ` ${e.payload.from}→${e.payload.to}` : ""}${
-            e.payload.epoch ? ` epoch ${e.payload.epoch}` : ""
-          }`
-        ).reverse();
-        if (at.length) log(`${n} ${kind}: ${at.join(", ")}`);
-      }
-    }
+    await explainRun(lab, r, started, log);
     Object.assign(figures, {
       submitted: r.submitted,
       acked: r.acked,
@@ -506,6 +490,67 @@ export async function runSmsgwPair(
     figures.seconds = Math.round((Date.now() - started) / 1000);
   }
   return figures;
+}
+
+/**
+ * Log what tells why acknowledged messages went missing or were sent twice: when the
+ * missing ones were acknowledged (spans, with `durable` as the gateway answered) and both
+ * nodes' role changes, dual actives, promotions, standby lost/back and tails set aside
+ * (times in ms since `t0`). Both nodes must answer (call before closing the lab).
+ */
+export async function explainRun(
+  lab: HaLab,
+  r: SmsgwClientResult,
+  t0: number,
+  log: (s: string) => void,
+): Promise<void> {
+  const started = t0;
+  // when the missing ones were acknowledged, and how durable the gateway said they were
+  const lost = [...(r.missingAcks ?? [])].sort((a, b) => a.at - b.at);
+  const spans: { from: number; to: number; n: number; durable: Record<string, number> }[] = [];
+  for (const a of lost) {
+    const last = spans.at(-1);
+    const span = last && a.at - last.to <= 1000
+      ? last
+      : { from: a.at, to: a.at, n: 0, durable: {} };
+    if (span !== last) spans.push(span);
+    span.to = a.at;
+    span.n++;
+    span.durable[a.durable] = (span.durable[a.durable] ?? 0) + 1;
+  }
+  for (const sp of spans) {
+    log(
+      `missing: ${sp.n} acknowledged +${sp.from - started}..+${sp.to - started} ms, durable ${
+        JSON.stringify(sp.durable)
+      }`,
+    );
+  }
+  // role changes on either node (a node-epoch each): what a duplicate with no kill follows
+  for (const n of ["n1", "n2"] as const) {
+    for (
+      const kind of [
+        "ha.role_changed",
+        "ha.dual_active",
+        "repl.promoted",
+        "repl.standby_lost",
+        "repl.standby_back",
+        "repl.tail_saved",
+      ]
+    ) {
+      const ev = await lab.get<{ events: { time: number; payload: Record<string, unknown> }[] }>(
+        n,
+        `/api/events?kind=${kind}&limit=50`,
+      ).catch(() => ({ events: [] }));
+      const at = ev.events.map((e) => {
+        const p = e.payload;
+        return `+${e.time - started}` + (p.to ? ` ${p.from}→${p.to}` : "") +
+          (p.epoch ? ` epoch ${p.epoch}` : "") + (p.frames ? ` ${p.frames} frames` : "") +
+          (p.yields !== undefined ? ` yields ${p.yields}` : "") +
+          (p.to === "fault" ? ` (${String(p.reason).slice(0, 80)})` : "");
+      }).reverse();
+      if (at.length) log(`${n} ${kind}: ${at.join(", ")}`);
+    }
+  }
 }
 
 /**
