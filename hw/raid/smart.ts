@@ -7,16 +7,18 @@
 import { z } from "zod";
 import type { SmartDiskHealth, SmartExitBits, SmartReader, SmartReport } from "./types.ts";
 
-const num = z.number();
-const rawAttr = z.object({
-  id: z.number().int(),
-  name: z.string().optional(),
-  value: num.optional(),
-  worst: num.optional(),
-  thresh: num.optional(),
-  when_failed: z.string().optional(),
-  raw: z.object({ value: num, string: z.string().optional() }).loose().optional(),
-}).loose();
+const num = z.lazy(() => z.number());
+const rawAttr = z.lazy(() =>
+  z.object({
+    id: z.number().int(),
+    name: z.string().optional(),
+    value: num.optional(),
+    worst: num.optional(),
+    thresh: num.optional(),
+    when_failed: z.string().optional(),
+    raw: z.object({ value: num, string: z.string().optional() }).loose().optional(),
+  }).loose()
+);
 
 /** The fields of `smartctl --json -a` output this reader uses (everything else passes through). */
 export const smartctlJsonSchema = z.lazy(() =>

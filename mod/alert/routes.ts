@@ -120,7 +120,7 @@ export const alertRecipientsSchema = z.lazy(() =>
 );
 const deliveriesSchema = z.lazy(() => z.object({ deliveries: z.array(deliverySchema) }));
 const deliveryAnswerSchema = z.lazy(() => z.object({ delivery: deliverySchema }));
-const idParam = z.object({ id: z.string() });
+const idParam = z.lazy(() => z.object({ id: z.string() }));
 
 statusDoc("alert", alertStatusSchema);
 apiDoc("GET", "/api/alert", {

@@ -70,9 +70,11 @@ export const bypassReleaseAnswerSchema = z.lazy(() =>
 export type BypassStatus = z.infer<typeof bypassSegmentsSchema>;
 
 statusDoc("bypass", bypassSegmentsSchema);
-const segmentParam = z.object({
-  segment: z.string().describe("segment name, or `all` for every segment"),
-});
+const segmentParam = z.lazy(() =>
+  z.object({
+    segment: z.string().describe("segment name, or `all` for every segment"),
+  })
+);
 const segmentErrors = { 404: "no such segment" };
 apiDoc("GET", "/api/bypass", {
   operationId: "listBypassSegments",

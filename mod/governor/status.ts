@@ -12,11 +12,13 @@ import type { AdmissionStats } from "./admission.ts";
 import type { Suspension } from "./actions.ts";
 
 const levelSchema = z.lazy(() => z.enum(LEVELS));
-const perPriority = z.object(
-  Object.fromEntries(PRIORITIES.map((p) => [p, z.number()])) as Record<
-    typeof PRIORITIES[number],
-    z.ZodNumber
-  >,
+const perPriority = z.lazy(() =>
+  z.object(
+    Object.fromEntries(PRIORITIES.map((p) => [p, z.number()])) as Record<
+      typeof PRIORITIES[number],
+      z.ZodNumber
+    >,
+  )
 );
 
 /** State of one signal as the level machine sees it. */

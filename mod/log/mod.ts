@@ -13,13 +13,15 @@ import { severityRank } from "../events/mod.ts";
 import { createOsLog, type OsLogSinks } from "./os_log.ts";
 
 /** The log module's part of /api/status: where events go. */
-export const logStatusSchema = z.object({
-  stderr: z.object({
-    journal: z.boolean().describe("stderr is the journal (priority prefixes)"),
-    lines: z.number().describe("lines written"),
-  }),
-  syslog: z.object({ target: z.string(), sent: z.number(), failed: z.number() }).nullable(),
-});
+export const logStatusSchema = z.lazy(() =>
+  z.object({
+    stderr: z.object({
+      journal: z.boolean().describe("stderr is the journal (priority prefixes)"),
+      lines: z.number().describe("lines written"),
+    }),
+    syslog: z.object({ target: z.string(), sent: z.number(), failed: z.number() }).nullable(),
+  })
+);
 /** The log module's part of /api/status. */
 export type LogStatus = z.infer<typeof logStatusSchema>;
 statusDoc("log", logStatusSchema);

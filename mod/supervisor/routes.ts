@@ -15,21 +15,25 @@ import { answer, apiDoc, statusDoc } from "../web/openapi.ts";
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** GET /subsystems. */
-export const subsystemListSchema = z.object({ subsystems: z.array(subsystemInfoSchema) });
+export const subsystemListSchema = z.lazy(() =>
+  z.object({ subsystems: z.array(subsystemInfoSchema) })
+);
 /** GET /subsystems. */
 export type SubsystemList = z.infer<typeof subsystemListSchema>;
 /** GET /subsystems/:name and the answer of every command. */
-export const subsystemAnswerSchema = z.object({ subsystem: subsystemInfoSchema });
+export const subsystemAnswerSchema = z.lazy(() => z.object({ subsystem: subsystemInfoSchema }));
 /** The supervisor's part of /api/status. */
-export const supervisorStatusSchema = z.object({
-  subsystems: z.array(subsystemInfoSchema),
-  selfmon: selfMonitorStatusSchema,
-});
+export const supervisorStatusSchema = z.lazy(() =>
+  z.object({
+    subsystems: z.array(subsystemInfoSchema),
+    selfmon: selfMonitorStatusSchema,
+  })
+);
 /** The supervisor's part of /api/status. */
 export type SupervisorStatus = z.infer<typeof supervisorStatusSchema>;
 
 statusDoc("supervisor", supervisorStatusSchema);
-const nameParam = z.object({ name: z.string().regex(NAME).max(64) });
+const nameParam = z.lazy(() => z.object({ name: z.string().regex(NAME).max(64) }));
 const unknown = {
   400: "bad subsystem name",
   404: "no such subsystem",

@@ -25,10 +25,12 @@ import {
   updateModuleStatusSchema,
 } from "./status.ts";
 
-const flag = z.union([
-  z.boolean(),
-  z.enum(["1", "0", "true", "false"]).transform((v) => v === "1" || v === "true"),
-]);
+const flag = z.lazy(() =>
+  z.union([
+    z.boolean(),
+    z.enum(["1", "0", "true", "false"]).transform((v) => v === "1" || v === "true"),
+  ])
+);
 
 const urlBodySchema = z.lazy(() =>
   z.strictObject({

@@ -18,20 +18,22 @@ export { WATCHDOG_EVENTS } from "./events.ts";
 export type PetGate = () => string | null;
 
 /** The watchdog module's part of /api/status (the driver's WatchdogInfo). */
-export const watchdogStatusSchema = z.object({
-  driver: z.enum(["none", "mock", "dev"]),
-  device: z.string().nullable(),
-  open: z.boolean().describe("open (and so running) now"),
-  identity: z.string().nullable(),
-  timeoutSec: z.number().nullable(),
-  timeoutSource: z.enum(["ioctl", "sysfs", "mock"]).nullable(),
-  magicClose: z.boolean().nullable(),
-  nowayout: z.boolean().nullable(),
-  lastResetByWatchdog: z.boolean().nullable(),
-  pets: z.number(),
-  lastPetAt: z.number().nullable(),
-  warning: z.string().nullable(),
-});
+export const watchdogStatusSchema = z.lazy(() =>
+  z.object({
+    driver: z.enum(["none", "mock", "dev"]),
+    device: z.string().nullable(),
+    open: z.boolean().describe("open (and so running) now"),
+    identity: z.string().nullable(),
+    timeoutSec: z.number().nullable(),
+    timeoutSource: z.enum(["ioctl", "sysfs", "mock"]).nullable(),
+    magicClose: z.boolean().nullable(),
+    nowayout: z.boolean().nullable(),
+    lastResetByWatchdog: z.boolean().nullable(),
+    pets: z.number(),
+    lastPetAt: z.number().nullable(),
+    warning: z.string().nullable(),
+  })
+);
 statusDoc("watchdog", watchdogStatusSchema);
 
 /** The watchdog module. */

@@ -81,16 +81,20 @@ export interface RuntimeView {
 }
 
 /** Health of one part. */
-export const partHealthSchema = z.object({
-  ok: z.boolean(),
-  essential: z.boolean().describe("essential parts make /api/health answer 503 when not ok"),
-  detail: z.string().optional(),
-});
+export const partHealthSchema = z.lazy(() =>
+  z.object({
+    ok: z.boolean(),
+    essential: z.boolean().describe("essential parts make /api/health answer 503 when not ok"),
+    detail: z.string().optional(),
+  })
+);
 /** GET /api/health. */
-export const healthReportSchema = z.object({
-  ok: z.boolean().describe("every essential part is ok"),
-  parts: z.record(z.string(), partHealthSchema),
-});
+export const healthReportSchema = z.lazy(() =>
+  z.object({
+    ok: z.boolean().describe("every essential part is ok"),
+    parts: z.record(z.string(), partHealthSchema),
+  })
+);
 
 /**
  * GET /api/status: the runtime's identity and each module's status document, each

@@ -181,24 +181,32 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<AuthEnv> {
   };
 }
 
-const loginBody = z.strictObject({
-  username: z.string().min(1).max(64),
-  password: z.string().max(1024),
-});
-const setupBody = z.strictObject({ username: usernameSchema, password: passwordSchema });
-const userBody = z.strictObject({
-  username: usernameSchema,
-  password: passwordSchema,
-  role: roleSchema.default("viewer"),
-});
-const passwordBody = z.strictObject({ password: passwordSchema });
-const tokenBody = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -"),
-  role: roleSchema.default("viewer"),
-  expires: durationSchema.optional().describe("lifetime, e.g. 30d, 12h, 45m (default: none)"),
-});
+const loginBody = z.lazy(() =>
+  z.strictObject({
+    username: z.string().min(1).max(64),
+    password: z.string().max(1024),
+  })
+);
+const setupBody = z.lazy(() =>
+  z.strictObject({ username: usernameSchema, password: passwordSchema })
+);
+const userBody = z.lazy(() =>
+  z.strictObject({
+    username: usernameSchema,
+    password: passwordSchema,
+    role: roleSchema.default("viewer"),
+  })
+);
+const passwordBody = z.lazy(() => z.strictObject({ password: passwordSchema }));
+const tokenBody = z.lazy(() =>
+  z.strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters: letters, digits, _ . -"),
+    role: roleSchema.default("viewer"),
+    expires: durationSchema.optional().describe("lifetime, e.g. 30d, 12h, 45m (default: none)"),
+  })
+);
 
-const roleOut = z.enum(["admin", "viewer"]);
+const roleOut = z.lazy(() => z.enum(["admin", "viewer"]));
 /** Who signed in (answer of login and setup). */
 export const signedInSchema = z.lazy(() => z.object({ user: z.string(), role: roleOut }));
 /** The caller (GET /api/me). */
@@ -237,7 +245,7 @@ export const newTokenSchema = z.lazy(() =>
 );
 /** `{"ok": true}`. */
 export const okSchema = z.lazy(() => z.object({ ok: z.literal(true) }));
-const nameParam = z.object({ name: z.string() });
+const nameParam = z.lazy(() => z.object({ name: z.string() }));
 const notFound = { 404: "no such user" };
 
 apiDoc("POST", "/api/login", {

@@ -8,14 +8,16 @@ import type { Store } from "../store/mod.ts";
 import { parseOr400 } from "./errors.ts";
 import { answer, apiDoc, sameType } from "./openapi.ts";
 
-const timeParam = z.string().transform((s, ctx) => {
-  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(n)) {
-    ctx.addIssue({ code: "custom", message: "expected milliseconds or an ISO 8601 time" });
-    return z.NEVER;
-  }
-  return n;
-});
+const timeParam = z.lazy(() =>
+  z.string().transform((s, ctx) => {
+    const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+    if (!Number.isFinite(n)) {
+      ctx.addIssue({ code: "custom", message: "expected milliseconds or an ISO 8601 time" });
+      return z.NEVER;
+    }
+    return n;
+  })
+);
 const intParam = (min: number, max: number) =>
   z.string().regex(/^\d+$/, "expected a non-negative integer").transform(Number).pipe(
     z.number().int().min(min).max(max),

@@ -15,16 +15,18 @@ import { z } from "zod";
 import { statusDoc } from "./openapi.ts";
 
 /** The web module's part of /api/status. */
-export const webStatusSchema = z.object({
-  listen: z.string().describe("address the front listens on (empty before start)"),
-  tls: z.boolean(),
-  connections: z.object({
-    accepted: z.number(),
-    headerTimeouts: z.number(),
-    idleTimeouts: z.number(),
-    refused: z.number().describe("refused by the connection caps"),
-  }).optional().describe("front counters (absent before the front started)"),
-});
+export const webStatusSchema = z.lazy(() =>
+  z.object({
+    listen: z.string().describe("address the front listens on (empty before start)"),
+    tls: z.boolean(),
+    connections: z.object({
+      accepted: z.number(),
+      headerTimeouts: z.number(),
+      idleTimeouts: z.number(),
+      refused: z.number().describe("refused by the connection caps"),
+    }).optional().describe("front counters (absent before the front started)"),
+  })
+);
 /** The web module's part of /api/status. */
 export type WebStatus = z.infer<typeof webStatusSchema>;
 statusDoc("web", webStatusSchema);
