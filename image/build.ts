@@ -252,6 +252,8 @@ Environment=NO_COLOR=1
 # console: what a technician at the box, or a test reading the console, sees of a crash
 StandardOutput=journal+console
 StandardError=journal+console
+# why keepwire stopped (watchdog, signal, exit code), on the console too
+ExecStopPost=/bin/sh -c 'echo "<4>keepwire.service stopped: result=$$SERVICE_RESULT code=$$EXIT_CODE status=$$EXIT_STATUS"'
 `;
 
 /** networkd: DHCP on every ethernet port (qemu user networking). */

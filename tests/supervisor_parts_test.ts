@@ -326,6 +326,42 @@ Deno.test("selfmon under systemd: READY=1 once, WATCHDOG=1 at WATCHDOG_USEC/3 wh
   await b.sm.stop();
 });
 
+Deno.test("selfmon under systemd: a slow loop stops the pets but not WATCHDOG=1; a stall withholds it", async () => {
+  // WatchdogSec=3 s: WATCHDOG=1 every 1 s, withheld above 1.5 s of lag (half of WatchdogSec)
+  const env = { NOTIFY_SOCKET: "@x", WATCHDOG_USEC: "3000000", WATCHDOG_PID: String(Deno.pid) };
+  const a = selfmon({ petIntervalMs: 500, maxLoopLagMs: 200, lagProbeIntervalMs: 100 }, [], env);
+  a.sm.start();
+  await a.fc.tickAsync(1000);
+  const wd = () => a.sent.filter((s) => s === "WATCHDOG=1").length;
+  const block = async (ms: number) => {
+    a.fc.setSystemTime(a.fc.now + ms);
+    a.fc.tick(0);
+    await a.fc.tickAsync(0);
+  };
+  // the loop lags 600 ms in every pet interval: slow, not stalled
+  const pets0 = a.pets.length, wd0 = wd();
+  for (let i = 0; i < 10; i++) {
+    await block(600);
+    await a.fc.tickAsync(500);
+  }
+  assertEquals(a.pets.length, pets0, "no bypass or hardware pet while the loop lags > 200 ms");
+  assert(wd() >= wd0 + 3, `systemd still gets WATCHDOG=1 (${wd() - wd0} sent)`);
+  assertEquals(a.sm.status().systemd?.maxLagMs, 1500);
+  // stalls of 2 s: WATCHDOG=1 withheld
+  const wd1 = wd();
+  for (let i = 0; i < 3; i++) {
+    await block(2000);
+    await a.fc.tickAsync(1000);
+  }
+  assertEquals(wd(), wd1, "no WATCHDOG=1 after a 2 s stall");
+  await a.sm.stop();
+  // an explicit bound, never below maxLoopLagMs
+  const b = selfmon({ maxLoopLagMs: 1000, serviceWatchdogLagMs: 300 }, [], env);
+  assertEquals(b.sm.status().systemd?.maxLagMs, 1000);
+  const c = selfmon({ serviceWatchdogLagMs: 2500 }, [], env);
+  assertEquals(c.sm.status().systemd?.maxLagMs, 2500);
+});
+
 Deno.test("selfmon: too many leaked worker threads withhold systemd's WATCHDOG=1 only", async () => {
   const { fc, clock } = fakeClock();
   const sent: string[] = [];

@@ -280,6 +280,11 @@ export const supervisorConfigSchema = z.strictObject({
   maxLoopLagMs: z.number().int().min(10).default(1000).describe(
     "event-loop lag above which watchdogs are no longer petted",
   ),
+  serviceWatchdogLagMs: z.number().int().min(10).nullable().default(null).describe(
+    "event-loop lag above which systemd's service watchdog (WATCHDOG=1) is withheld; null = " +
+      "half of WatchdogSec. Never below maxLoopLagMs: a slow loop stops the bypass and hardware " +
+      "pets first, systemd restarts keepwire only when its loop is stalled",
+  ),
   petIntervalMs: z.number().int().min(10).max(60_000).default(500).describe(
     "how often the hardware and bypass watchdogs are petted while healthy; keep " +
       "petIntervalMs + maxLoopLagMs below the shortest watchdog timeout (bypass card)",

@@ -285,11 +285,21 @@ Deno.test({
       const install = async (file: string) => {
         const f = await Deno.open(file);
         const size = (await f.stat()).size;
-        const r = await api("/api/update", {
-          method: "POST",
-          headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-          body: f.readable,
-        });
+        let r;
+        try {
+          r = await api("/api/update", {
+            method: "POST",
+            headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+            body: f.readable,
+          });
+        } catch (e) {
+          // the console says why keepwire went away (the unit's ExecStopPost line)
+          throw new Error(
+            `uploading ${file} failed: ${e instanceof Error ? e.message : e}\n` +
+              `--- serial tail ---\n${(await serialText()).slice(-3000)}`,
+            { cause: e },
+          );
+        }
         assertEquals(r.status, 200, r.body);
         return r.json;
       };
