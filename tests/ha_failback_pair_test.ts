@@ -11,7 +11,8 @@ import { validateConfig } from "../mod/config/mod.ts";
 import { EventBus, type KwEvent } from "../mod/events/mod.ts";
 import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
-import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
+import { createHaModule, type HaDeps, type HaModule } from "../mod/ha/mod.ts";
+import type { UpgradeDriver } from "../mod/ha/upgrade.ts";
 import { createPeerFetch, PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import { FAILBACK_PEER_PATH } from "../mod/ha/failback.ts";
 import { haPage } from "../mod/ha/page.tsx";
@@ -45,6 +46,7 @@ async function node(
   aa: boolean,
   /** Listen here instead of `ports.own` (behind the test's relay). */
   listen?: number,
+  deps: Partial<HaDeps> = {},
 ): Promise<Node> {
   const prev = setInterfaceCheck(() => true);
   const own = id === "n1" ? "10.234.0.11" : "10.234.0.12";
@@ -101,6 +103,7 @@ async function node(
     replication: () => repl.status(),
     prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
     cancelHandover: () => repl.cancelHandover(),
+    ...deps,
   });
   repl = createReplModule(ctx, { peer: ha.peerAccess, registry });
   await ha.start();
@@ -417,6 +420,35 @@ Deno.test("ha failback, the holder's side: its view of a set over the peer link;
     assertEquals(owner?.map((x) => x.state), ["holding"]);
   } finally {
     await n1.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("ha failback, the holder's side: no hand-over while a rolling upgrade runs there (the rollout hands over itself)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-failback-" });
+  const p2 = freePort();
+  // a rollout that stays at its first step (the bundle is never read)
+  const stuck = new Promise<never>(() => {});
+  const driver = { bundle: () => stuck } as unknown as UpgradeDriver;
+  const n2 = await node(dir, "n2", { own: p2, peer: freePort() }, false, undefined, {
+    upgradeDriver: driver,
+  });
+  const f = createPeerFetch({ secret: SECRET, pairId: "lab", node: "n1", clock: systemClock });
+  try {
+    n2.engine.line("MASTER", 100);
+    await until(() => chan(n2, "a")?.role === "primary", "n2 primary");
+    n2.ha.upgrade("/tmp/none.kwb", "test");
+    const r = await f(`http://127.0.0.1:${p2}${FAILBACK_PEER_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ set: "a", node: "n1" }),
+    });
+    const body = await r.json() as { error?: { code: string; message: string } };
+    assertEquals([r.status, body.error?.code], [409, "failback_not_ready"]);
+    assertEquals(body.error?.message, "a rolling upgrade runs on n2 (checking)");
+    assertEquals(n2.ha.status().role, "active");
+  } finally {
+    await n2.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

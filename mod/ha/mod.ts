@@ -1021,6 +1021,12 @@ class HaModuleImpl implements HaModule {
     return set === "a" ? this.#machine.role === "active" : this.#setB === "MASTER";
   }
 
+  /** A rolling upgrade this node drives is under way (its step), or null. */
+  #upgradeBusy(): string | null {
+    const st = this.#upgrade?.status().state;
+    return st === undefined || st === "idle" || st === "done" || st === "stopped" ? null : st;
+  }
+
   /** This node's replication channel of a set (null when replication does not run). */
   #channelOf(set: FailbackSet): FailbackChannel | null {
     const r = this.#deps.replication?.();
@@ -1081,6 +1087,15 @@ class HaModuleImpl implements HaModule {
           `${this.#cfg.node.priority} above ha.peers[0].priority): the two configs disagree`,
       );
     }
+    const up = this.#upgradeBusy();
+    if (up !== null) {
+      // the rollout hands over itself and expects this node active until then
+      return fail(
+        409,
+        "failback_not_ready",
+        `a rolling upgrade runs on ${this.#cfg.node.id} (${up})`,
+      );
+    }
     const why = holderBlocker(this.#channelOf(set));
     if (why !== null) return fail(409, "failback_not_ready", why);
     try {
@@ -1135,6 +1150,9 @@ class HaModuleImpl implements HaModule {
         }
         const role = this.#machine.role;
         if (role === "maintenance") return "maintenance is on here";
+        // the rollout handed the role over to upgrade this node: not back before it is done
+        const up = this.#upgradeBusy();
+        if (up !== null) return `a rolling upgrade runs here (${up})`;
         const v = this.#track?.view;
         if (v?.fault && !onlyHeld(v)) return `held in FAULT here: ${v.faultReasons.join(", ")}`;
         if (role !== "standby" && role !== "active") return `this node is ${role}`;
