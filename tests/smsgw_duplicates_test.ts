@@ -260,3 +260,20 @@ Deno.test("smsgw duplicates: an active whose role flaps between a send and its r
     await r.close();
   }
 });
+
+Deno.test("smsgw duplicates: more outcomes kept than one report takes are all reported", async () => {
+  const r = await rig({ staleMs: 60_000 });
+  try {
+    r.refuse.add("/internal/result");
+    const ids = await r.queue(300, "n2"); // past the internal API's 256 outcomes a call
+    r.n2.start();
+    await waitFor(() => ids.every((id) => r.smsc.seen.has(id)), 60_000, "all sent by the standby");
+    assertEquals(r.n2.unrecorded, ids.length);
+    r.refuse.delete("/internal/result");
+    await waitFor(() => r.count("delivered") === ids.length, 30_000, "all delivered");
+    assertEquals(r.n2.unrecorded, 0);
+    assertEquals(r.smsc.stats().duplicates, 0);
+  } finally {
+    await r.close();
+  }
+});

@@ -678,7 +678,14 @@ export class Smsgw {
           await this.#sdk.tables.write(this.#resultStatements(batch));
         } else if (this.#o.activeUrl && this.#o.peerKey) {
           for (const [epoch, os] of Map.groupBy(batch, (o) => o.epoch)) {
-            await this.#callActive("result", { node: this.me, epoch, results: os });
+            // the internal API takes at most 256 outcomes a call
+            for (let i = 0; i < os.length; i += 256) {
+              await this.#callActive("result", {
+                node: this.me,
+                epoch,
+                results: os.slice(i, i + 256),
+              });
+            }
           }
         } else return false;
         for (const o of batch) {
