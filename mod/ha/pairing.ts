@@ -26,21 +26,23 @@ import { z } from "zod";
 import { KeepwireError } from "../errors.ts";
 
 /** The pair's credentials on one node. */
-export const pairCredentialsSchema = z.strictObject({
-  version: z.literal(1),
-  pairId: z.string().min(1).max(128),
-  node: z.string().min(1).max(64),
-  peerNode: z.string().min(1).max(64),
-  key: z.string().min(1),
-  cert: z.string().min(1),
-  peerCert: z.string().min(1),
-  /** The peer's next certificate while it rotates (accepted alongside `peerCert`). */
-  peerCertNext: z.string().min(1).optional(),
-  secret: z.string().regex(/^[0-9a-f]{64}$/),
-  pairedAt: z.string(),
-  /** When this node's certificate was last rotated (absent: made at pairing). */
-  rotatedAt: z.string().optional(),
-});
+export const pairCredentialsSchema = z.lazy(() =>
+  z.strictObject({
+    version: z.literal(1),
+    pairId: z.string().min(1).max(128),
+    node: z.string().min(1).max(64),
+    peerNode: z.string().min(1).max(64),
+    key: z.string().min(1),
+    cert: z.string().min(1),
+    peerCert: z.string().min(1),
+    /** The peer's next certificate while it rotates (accepted alongside `peerCert`). */
+    peerCertNext: z.string().min(1).optional(),
+    secret: z.string().regex(/^[0-9a-f]{64}$/),
+    pairedAt: z.string(),
+    /** When this node's certificate was last rotated (absent: made at pairing). */
+    rotatedAt: z.string().optional(),
+  })
+);
 /** The pair's credentials on one node. */
 export type PairCredentials = z.infer<typeof pairCredentialsSchema>;
 
@@ -84,15 +86,17 @@ function writeJson(path: string, v: unknown): void {
  * to the peer (who derives the same key from its own copy of the secret). The private key,
  * the certificates and the secret itself are gone.
  */
-export const unpairedSchema = z.strictObject({
-  version: z.literal(1),
-  pairId: z.string().min(1).max(128),
-  node: z.string().min(1).max(64),
-  peerNode: z.string().min(1).max(64),
-  unpairedAt: z.string(),
-  by: z.string().max(64),
-  key: z.string().regex(/^[0-9a-f]{64}$/),
-});
+export const unpairedSchema = z.lazy(() =>
+  z.strictObject({
+    version: z.literal(1),
+    pairId: z.string().min(1).max(128),
+    node: z.string().min(1).max(64),
+    peerNode: z.string().min(1).max(64),
+    unpairedAt: z.string(),
+    by: z.string().max(64),
+    key: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+);
 /** What a node keeps after `ha unpair`. */
 export type Unpaired = z.infer<typeof unpairedSchema>;
 
@@ -126,12 +130,14 @@ export function unpairNoticeMac(
 }
 
 /** The notice a node that left the pair answers on `GET /peer/v1/unpaired?nonce=`. */
-export const unpairNoticeSchema = z.strictObject({
-  pairId: z.string().min(1).max(128),
-  node: z.string().min(1).max(64),
-  unpairedAt: z.string().max(64),
-  mac: z.string().regex(/^[0-9a-f]{64}$/),
-});
+export const unpairNoticeSchema = z.lazy(() =>
+  z.strictObject({
+    pairId: z.string().min(1).max(128),
+    node: z.string().min(1).max(64),
+    unpairedAt: z.string().max(64),
+    mac: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+);
 
 /** Is `notice` a genuine "left the pair" from the peer of `c` for `nonce`? */
 export function checkUnpairNotice(c: PairCredentials, notice: unknown, nonce: string): boolean {
@@ -283,20 +289,24 @@ function sameHex(a: string, b: string): boolean {
 }
 
 /** The requester's message. */
-export const pairHelloSchema = z.strictObject({
-  pairId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
-  node: z.string().min(1).max(64),
-  cert: z.string().min(1).max(8192),
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  mac: z.string().regex(/^[0-9a-f]{64}$/),
-});
+export const pairHelloSchema = z.lazy(() =>
+  z.strictObject({
+    pairId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
+    node: z.string().min(1).max(64),
+    cert: z.string().min(1).max(8192),
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+    mac: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+);
 /** The code node's answer. */
-export const pairAnswerSchema = z.strictObject({
-  node: z.string().min(1).max(64),
-  cert: z.string().min(1).max(8192),
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  mac: z.string().regex(/^[0-9a-f]{64}$/),
-});
+export const pairAnswerSchema = z.lazy(() =>
+  z.strictObject({
+    node: z.string().min(1).max(64),
+    cert: z.string().min(1).max(8192),
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+    mac: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+);
 
 const helloText = (h: Omit<z.infer<typeof pairHelloSchema>, "mac">) =>
   `kw-pair-1\n${h.pairId}\n${h.node}\n${h.nonce}\n${certFingerprint(h.cert)}`;

@@ -258,28 +258,32 @@ export class NonceCache {
 }
 
 /** One part of a node's health as the peer reports it. */
-export const peerPartSchema = z.strictObject({
-  ok: z.boolean(),
-  essential: z.boolean(),
-  detail: z.string().max(500).optional(),
-});
+export const peerPartSchema = z.lazy(() =>
+  z.strictObject({
+    ok: z.boolean(),
+    essential: z.boolean(),
+    detail: z.string().max(500).optional(),
+  })
+);
 
 /** The health document a node answers on GET /peer/v1/health. */
-export const peerHealthSchema = z.strictObject({
-  protocol: z.number().int(),
-  pairId: z.string().min(1).max(128),
-  node: z.string().min(1).max(64),
-  version: z.string().min(1).max(64),
-  role: z.string().min(1).max(32),
-  since: z.string().max(64).nullable(),
-  takeoverPending: z.boolean(),
-  /** The node hands its active role over (ha failover, maintenance): a held peer takes over. */
-  handingOver: z.boolean(),
-  health: z.strictObject({
-    ok: z.boolean(),
-    parts: z.record(z.string().max(64), peerPartSchema),
-  }),
-});
+export const peerHealthSchema = z.lazy(() =>
+  z.strictObject({
+    protocol: z.number().int(),
+    pairId: z.string().min(1).max(128),
+    node: z.string().min(1).max(64),
+    version: z.string().min(1).max(64),
+    role: z.string().min(1).max(32),
+    since: z.string().max(64).nullable(),
+    takeoverPending: z.boolean(),
+    /** The node hands its active role over (ha failover, maintenance): a held peer takes over. */
+    handingOver: z.boolean(),
+    health: z.strictObject({
+      ok: z.boolean(),
+      parts: z.record(z.string().max(64), peerPartSchema),
+    }),
+  })
+);
 
 /** A node's health document. */
 export type PeerHealth = z.infer<typeof peerHealthSchema>;

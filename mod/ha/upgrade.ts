@@ -168,27 +168,31 @@ export interface UpgradeDriver {
 }
 
 /** The persisted state of the last rollout (status, resume after this node's restart). */
-export const upgradeStatusSchema = z.strictObject({
-  state: z.enum(UPGRADE_STATES),
-  bundle: z.string().nullable().describe("bundle path on the active node"),
-  target: z.string().nullable().describe("version the bundle installs"),
-  from: z.strictObject({ local: z.string().nullable(), peer: z.string().nullable() })
-    .describe("versions of this node and the peer when the rollout started"),
-  by: z.string().nullable(),
-  startedAt: z.number().nullable(),
-  updatedAt: z.number().nullable(),
-  stoppedAt: z.enum(UPGRADE_STATES).nullable().describe("the step that failed (state stopped)"),
-  reason: z.string().nullable().describe("why it stopped"),
-  steps: z.array(z.strictObject({ state: z.enum(UPGRADE_STATES), at: z.number() })),
-});
+export const upgradeStatusSchema = z.lazy(() =>
+  z.strictObject({
+    state: z.enum(UPGRADE_STATES),
+    bundle: z.string().nullable().describe("bundle path on the active node"),
+    target: z.string().nullable().describe("version the bundle installs"),
+    from: z.strictObject({ local: z.string().nullable(), peer: z.string().nullable() })
+      .describe("versions of this node and the peer when the rollout started"),
+    by: z.string().nullable(),
+    startedAt: z.number().nullable(),
+    updatedAt: z.number().nullable(),
+    stoppedAt: z.enum(UPGRADE_STATES).nullable().describe("the step that failed (state stopped)"),
+    reason: z.string().nullable().describe("why it stopped"),
+    steps: z.array(z.strictObject({ state: z.enum(UPGRADE_STATES), at: z.number() })),
+  })
+);
 /** The rollout's status (in `ha status` and GET /api/ha/status as `upgrade`). */
 export type UpgradeStatus = z.infer<typeof upgradeStatusSchema>;
 
 /** Body of POST /api/ha/upgrade. */
-export const haUpgradeBodySchema = z.strictObject({
-  bundle: z.string().min(1).max(4096).describe("path of the .kwb bundle on the active node"),
-  by: z.string().min(1).max(64).optional(),
-});
+export const haUpgradeBodySchema = z.lazy(() =>
+  z.strictObject({
+    bundle: z.string().min(1).max(4096).describe("path of the .kwb bundle on the active node"),
+    by: z.string().min(1).max(64).optional(),
+  })
+);
 
 /** Timeouts and poll period of the rollout. */
 export interface UpgradeTimings {

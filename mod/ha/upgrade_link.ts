@@ -75,22 +75,26 @@ export interface UpgradeLinkOptions {
  * the upgraded peer's view, and a field a newer version adds must not stop the rollout
  * (unknown fields are dropped; the known ones are checked).
  */
-export const upgradeViewSchema = z.object({
-  node: z.string(),
-  role: z.string(),
-  version: z.string(),
-  compatible: z.string(),
-  schema: z.string(),
-  codeSchema: z.string().max(16_384).optional(),
-  healthy: z.boolean(),
-  activation: z.enum(["committed", "pending", "failed"]),
-  detail: z.string().optional(),
-});
+export const upgradeViewSchema = z.lazy(() =>
+  z.object({
+    node: z.string(),
+    role: z.string(),
+    version: z.string(),
+    compatible: z.string(),
+    schema: z.string(),
+    codeSchema: z.string().max(16_384).optional(),
+    healthy: z.boolean(),
+    activation: z.enum(["committed", "pending", "failed"]),
+    detail: z.string().optional(),
+  })
+);
 
-const metaSchema = z.strictObject({
-  size: z.number().int().min(1),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-});
+const metaSchema = z.lazy(() =>
+  z.strictObject({
+    size: z.number().int().min(1),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+);
 
 /** What {@link handoverBlocker} reads of replication (GET /api/repl/status). */
 export interface ReplSyncView {

@@ -86,57 +86,61 @@ export interface ReplDeps {
 }
 
 /** One channel's part of the status. */
-export const replChannelStatusSchema = z.object({
-  channel: z.enum(["a", "b"]).describe("the client set whose role it follows"),
-  role: z.enum(["primary", "standby", "idle"]),
-  epoch: z.number().int(),
-  seq: z.number().int().describe("primary: last frame made; standby: last applied"),
-  acked: z.number().int().describe("last frame the standby confirmed"),
-  link: z.enum(["up", "down", "unknown"]).describe("primary: does the standby answer"),
-  pending: z.number().int().describe("frames made and not confirmed"),
-  lagMs: z.number().describe("age of the oldest unconfirmed change"),
-  resync: z.object({ bytes: z.number(), total: z.number() }).nullable()
-    .describe("standby: snapshot being installed"),
-  snapshotDue: z.boolean().describe(
-    "primary: the standby has not installed this epoch's snapshot yet (its copy is not this " +
-      "one); standby: it needs a new snapshot (a table registered after the last one)",
-  ),
-  tables: z.array(z.string()).describe("its replicated tables"),
-});
+export const replChannelStatusSchema = z.lazy(() =>
+  z.object({
+    channel: z.enum(["a", "b"]).describe("the client set whose role it follows"),
+    role: z.enum(["primary", "standby", "idle"]),
+    epoch: z.number().int(),
+    seq: z.number().int().describe("primary: last frame made; standby: last applied"),
+    acked: z.number().int().describe("last frame the standby confirmed"),
+    link: z.enum(["up", "down", "unknown"]).describe("primary: does the standby answer"),
+    pending: z.number().int().describe("frames made and not confirmed"),
+    lagMs: z.number().describe("age of the oldest unconfirmed change"),
+    resync: z.object({ bytes: z.number(), total: z.number() }).nullable()
+      .describe("standby: snapshot being installed"),
+    snapshotDue: z.boolean().describe(
+      "primary: the standby has not installed this epoch's snapshot yet (its copy is not this " +
+        "one); standby: it needs a new snapshot (a table registered after the last one)",
+    ),
+    tables: z.array(z.string()).describe("its replicated tables"),
+  })
+);
 
 /** The answer of GET /api/repl/status (`ha status`, the HA page). */
-export const replStatusSchema = z.object({
-  enabled: z.boolean().describe("replication configured and built"),
-  reason: z.string().optional().describe("why it is off, or the last problem"),
-  role: z.enum(["primary", "standby", "idle"]).optional(),
-  epoch: z.number().int().optional(),
-  seq: z.number().int().optional().describe("primary: last frame made; standby: last applied"),
-  acked: z.number().int().optional().describe("last frame the standby confirmed"),
-  link: z.enum(["up", "down", "unknown"]).optional().describe("primary: does the standby answer"),
-  pending: z.number().int().optional().describe("frames made and not confirmed"),
-  lagMs: z.number().optional().describe("age of the oldest unconfirmed change"),
-  resync: z.object({ bytes: z.number(), total: z.number() }).nullable().optional()
-    .describe("standby: snapshot being installed"),
-  schemaVersion: z.string().optional(),
-  tables: z.record(z.string(), z.string()).optional().describe("replicated table → group"),
-  groups: z.record(
-    z.string(),
-    z.object({
-      durability: z.enum(["sync", "async"]),
-      onStandbyLost: z.enum(["continue", "refuse"]),
-    }),
-  ).optional(),
-  syncMode: z.enum(["sync", "async"]).optional()
-    .describe("sync when any group is sync (writes wait for the standby)"),
-  config: z.object({ version: z.number().int(), hash: z.string() }).optional()
-    .describe(
-      "the synced configuration: the last replication seq (any group's frames move it) " +
-        "and a hash of the config group's rows",
+export const replStatusSchema = z.lazy(() =>
+  z.object({
+    enabled: z.boolean().describe("replication configured and built"),
+    reason: z.string().optional().describe("why it is off, or the last problem"),
+    role: z.enum(["primary", "standby", "idle"]).optional(),
+    epoch: z.number().int().optional(),
+    seq: z.number().int().optional().describe("primary: last frame made; standby: last applied"),
+    acked: z.number().int().optional().describe("last frame the standby confirmed"),
+    link: z.enum(["up", "down", "unknown"]).optional().describe("primary: does the standby answer"),
+    pending: z.number().int().optional().describe("frames made and not confirmed"),
+    lagMs: z.number().optional().describe("age of the oldest unconfirmed change"),
+    resync: z.object({ bytes: z.number(), total: z.number() }).nullable().optional()
+      .describe("standby: snapshot being installed"),
+    schemaVersion: z.string().optional(),
+    tables: z.record(z.string(), z.string()).optional().describe("replicated table → group"),
+    groups: z.record(
+      z.string(),
+      z.object({
+        durability: z.enum(["sync", "async"]),
+        onStandbyLost: z.enum(["continue", "refuse"]),
+      }),
+    ).optional(),
+    syncMode: z.enum(["sync", "async"]).optional()
+      .describe("sync when any group is sync (writes wait for the standby)"),
+    config: z.object({ version: z.number().int(), hash: z.string() }).optional()
+      .describe(
+        "the synced configuration: the last replication seq (any group's frames move it) " +
+          "and a hash of the config group's rows",
+      ),
+    channels: z.array(replChannelStatusSchema).optional().describe(
+      "every channel (a; and b in an active-active pair); the top-level fields are channel a's",
     ),
-  channels: z.array(replChannelStatusSchema).optional().describe(
-    "every channel (a; and b in an active-active pair); the top-level fields are channel a's",
-  ),
-});
+  })
+);
 
 /** Status for `ha status`, the HA page and `/api/repl/status`. */
 export type ReplModuleStatus = z.output<typeof replStatusSchema>;
