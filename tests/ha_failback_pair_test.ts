@@ -452,3 +452,38 @@ Deno.test("ha failback, the holder's side: no hand-over while a rolling upgrade 
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("ha failback, the owner's side: it does not ask for its set back while its own rolling upgrade runs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-failback-" });
+  const p1 = freePort();
+  const p2 = freePort();
+  const stuck = new Promise<never>(() => {});
+  const driver = { bundle: () => stuck } as unknown as UpgradeDriver;
+  const n1 = await node(dir, "n1", { own: p1, peer: p2 }, false, undefined, {
+    upgradeDriver: driver,
+  });
+  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, false);
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await until(() => chan(n2, "a")?.role === "standby", "n2 standby");
+    n1.ha.upgrade("/tmp/none.kwb", "test"); // stays at its first step
+    // the role moves to n2 (as the rollout's handover would); n1 stays standby
+    n1.engine.line("BACKUP", 150);
+    n2.engine.line("MASTER", 100);
+    await until(() => chan(n1, "a")?.role === "standby", "n1 standby");
+    const fb = () => n1.ha.status().failback?.[0];
+    await until(
+      () => fb()?.reason === "a rolling upgrade runs here (checking)",
+      "n1 waits for its rollout",
+    );
+    const t0 = Date.now();
+    await until(() => Date.now() - t0 > 2500, "2.5 s (past the 1 s delay)");
+    assertEquals(fb()?.state, "waiting");
+    assertEquals(n1.events.filter((e) => e.kind === "ha.failback_requested").length, 0);
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
