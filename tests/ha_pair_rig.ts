@@ -112,3 +112,46 @@ export async function node(
     },
   };
 }
+
+/**
+ * A self-signed certificate with the given extensions: what a node must not pin (a bad
+ * rotation or pairing would offer it).
+ */
+export async function oddCert(
+  kind: "ca" | "no-signature" | "server-only",
+): Promise<{ cert: string; key: string }> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
+  const F = x509.KeyUsageFlags;
+  const ext = {
+    ca: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(F.digitalSignature | F.keyCertSign, true),
+    ],
+    "no-signature": [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(F.keyEncipherment, true),
+    ],
+    "server-only": [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(F.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    ],
+  }[kind];
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: "01",
+    name: `CN=odd ${kind}`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: alg,
+    keys,
+    extensions: [
+      ...ext,
+      new x509.SubjectAlternativeNameExtension([{ type: "ip", value: "127.0.0.1" }]),
+    ],
+  });
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
+}

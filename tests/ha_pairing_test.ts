@@ -7,18 +7,20 @@
  * is refused in the handshake), the peers see each other, and the active's settings
  * reach the standby over it; both show the same synced configuration hash.
  */
-import { freePort, node } from "./ha_pair_rig.ts";
+import { freePort, node, oddCert } from "./ha_pair_rig.ts";
+import { createHmac } from "node:crypto";
 import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import {
   certFingerprint,
   loadPair,
   makeNodeCert,
+  normaliseCode,
   PAIR_CODE_TTL_MS,
   PairError,
   pairFile,
   Pairing,
 } from "../mod/ha/pairing.ts";
-import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { until } from "./repl_rig.ts";
 
 Deno.test("ha pairing: a wrong or expired code stores nothing; the right one pairs both nodes over mutually authenticated HTTPS and replication runs on it", async () => {
@@ -113,14 +115,14 @@ Deno.test("ha pairing: an expired code is refused, nothing stored; five wrong tr
     });
   const a = mk("a"), b = mk("b");
   // the code node's answer() is what the peer link serves; the requester reaches it here
-  const fetchTo = (p: Pairing): typeof fetch => (_u, init) => {
+  const fetchTo = (p: Pairing): typeof fetch => async (_u, init) => {
     try {
-      return Promise.resolve(Response.json(p.answer(JSON.parse(String(init?.body)))));
+      return Response.json(await p.answer(JSON.parse(String(init?.body))));
     } catch (e) {
       const err = e as PairError;
-      return Promise.resolve(
-        Response.json({ error: { code: err.code, message: err.message } }, { status: err.status }),
-      );
+      return Response.json({ error: { code: err.code, message: err.message } }, {
+        status: err.status,
+      });
     }
   };
   try {
@@ -190,6 +192,108 @@ Deno.test("ha pairing: replication keeps running when a node restarts after the 
   } finally {
     await n1.stop();
     await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** The certificates pairing must refuse to pin, and the word the refusal must name. */
+const UNFIT: [Parameters<typeof oddCert>[0], string][] = [
+  ["ca", "CA certificate"],
+  ["server-only", "lacks clientAuth"],
+];
+
+Deno.test("ha pairing: the code's node refuses a requester's CA certificate or one without clientAuth, naming what is wrong; nothing stored on either node; the code still pairs good certificates", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-pair-unfit-" });
+  const [p1, p2] = [freePort(), freePort()];
+  const n1 = await node(dir, "n1", p1, p2);
+  const n2 = await node(dir, "n2", p2, p1);
+  const requester = n1.ha.pairing!;
+  const make = requester.makeCert;
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    const url2 = `http://127.0.0.1:${p2}`;
+    const offer = await n2.ha.pairing!.offer();
+    for (const [kind, named] of UNFIT) {
+      const odd = await oddCert(kind);
+      requester.makeCert = () => Promise.resolve(odd);
+      const e = await assertRejects(
+        () => requester.request(url2, offer.code, "lab"),
+        PairError,
+      ) as PairError;
+      assertEquals([e.status, e.code], [400, "pair_bad_certificate"], e.message);
+      assertStringIncludes(e.message, named);
+      for (const n of [n1, n2]) assertEquals(loadPair(n.dataDir), null, `${kind}: ${n.dataDir}`);
+      assert(n2.ha.pairing!.offering, `${kind}: the code is still outstanding`);
+    }
+    assert(!n1.events.some((e) => e.kind === "ha.paired"));
+    assert(!n2.events.some((e) => e.kind === "ha.paired"));
+    // the same code pairs good certificates, each node pinning the other's
+    requester.makeCert = make;
+    const creds = await requester.request(url2, offer.code, "lab");
+    const c2 = loadPair(n2.dataDir)!;
+    assertEquals(certFingerprint(c2.peerCert), certFingerprint(creds.cert));
+    assertEquals(certFingerprint(creds.peerCert), certFingerprint(c2.cert));
+    await until(
+      () => !!n1.ha.status().peerLink?.reachable && !!n2.ha.status().peerLink?.reachable,
+      "both peers reachable over https",
+    );
+  } finally {
+    requester.makeCert = make;
+    await n1.stop();
+    await n2.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("ha pairing: the requester refuses a code node's CA certificate or one without clientAuth (its answer proving the code), nothing stored; a node whose own new certificate is unfit offers no code", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-pair-unfit-" });
+  const paired: string[] = [];
+  const mk = (node: string) =>
+    new Pairing({
+      dataDir: `${dir}/${node}`,
+      node,
+      ips: ["127.0.0.1"],
+      now: () => Date.now(),
+      onPaired: () => paired.push(node),
+    });
+  /** A code node answering with `cert`, its MAC right (the protocol in pairing.ts). */
+  const answering = (code: string, cert: string): typeof fetch => (_u, init) => {
+    const h = JSON.parse(String(init?.body));
+    const mac = (t: string) => createHmac("sha256", normaliseCode(code)).update(t).digest("hex");
+    const ht = `kw-pair-1\n${h.pairId}\n${h.node}\n${h.nonce}\n${certFingerprint(h.cert)}`;
+    const a = { node: "b", cert, nonce: "5a".repeat(16) };
+    const at = `kw-pair-2\n${ht}\n${a.node}\n${a.nonce}\n${certFingerprint(a.cert)}`;
+    return Promise.resolve(Response.json({ ...a, mac: mac(at) }));
+  };
+  const code = "ABCD-EFGH-JKLM";
+  try {
+    const a = mk("a");
+    for (const [kind, named] of UNFIT) {
+      const odd = await oddCert(kind);
+      const e = await assertRejects(
+        () => a.request("http://b", code, "lab", answering(code, odd.cert)),
+        PairError,
+      ) as PairError;
+      assertEquals([e.status, e.code], [502, "pair_bad_certificate"], e.message);
+      assertStringIncludes(e.message, named);
+      assertEquals(loadPair(`${dir}/a`), null, kind);
+    }
+    // a code node whose own certificate is unfit (made by a broken build) offers no code
+    const b = mk("b");
+    for (const [kind, named] of UNFIT) {
+      const odd = await oddCert(kind);
+      b.makeCert = () => Promise.resolve(odd);
+      const e = await assertRejects(() => b.offer(), PairError);
+      assertStringIncludes(e.message, named);
+      assertEquals([b.offering, loadPair(`${dir}/b`)], [null, null], kind);
+    }
+    assertEquals(paired, []);
+    // the stand-in speaks the protocol: with a good certificate the requester pairs
+    const good = await makeNodeCert("b", ["127.0.0.1"]);
+    const creds = await a.request("http://b", code, "lab", answering(code, good.cert));
+    assertEquals([certFingerprint(creds.peerCert), paired], [certFingerprint(good.cert), ["a"]]);
+  } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

@@ -6,7 +6,7 @@
  * force, and the peer learns it on its next contact (status + event); after unpairing both,
  * pairing again works and replication runs again.
  */
-import { freePort, type Node, node } from "./ha_pair_rig.ts";
+import { freePort, type Node, node, oddCert } from "./ha_pair_rig.ts";
 import { certFingerprint, loadPair, loadUnpaired } from "../mod/ha/pairing.ts";
 import { HaRotateError, HaUnpairLossError } from "../mod/ha/errors.ts";
 import { CERT_WARN_DAYS, expiryWarnings } from "../mod/ha/pair_ops.ts";
@@ -189,46 +189,6 @@ Deno.test("ha pair upkeep: expiry warnings start N days before, once a day per c
     [`f${CERT_WARN_DAYS + 5}`, `f${CERT_WARN_DAYS - 1}`].sort(),
   );
 });
-
-/** A self-signed certificate with the given extensions (what a bad rotation would offer). */
-async function oddCert(
-  kind: "ca" | "no-signature" | "server-only",
-): Promise<{ cert: string; key: string }> {
-  await import("reflect-metadata");
-  const x509 = await import("@peculiar/x509");
-  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
-  const F = x509.KeyUsageFlags;
-  const ext = {
-    ca: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(F.digitalSignature | F.keyCertSign, true),
-    ],
-    "no-signature": [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(F.keyEncipherment, true),
-    ],
-    "server-only": [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(F.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-    ],
-  }[kind];
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "01",
-    name: `CN=odd ${kind}`,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 86_400_000),
-    signingAlgorithm: alg,
-    keys,
-    extensions: [
-      ...ext,
-      new x509.SubjectAlternativeNameExtension([{ type: "ip", value: "127.0.0.1" }]),
-    ],
-  });
-  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
-  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
-}
 
 Deno.test("ha pair upkeep: a rotation to a CA certificate or one without the peer link's key usage is refused by the peer, naming what is wrong; both nodes keep their certificates", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kw-rotate-bad-" });

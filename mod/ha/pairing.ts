@@ -9,11 +9,13 @@
  * The exchange (one request, on the peer link's unauthenticated `POST /peer/v1/pair`,
  * served only while the node is unpaired):
  * 1. the requester sends `{pairId, node, cert, nonce}` and `mac1 = HMAC(code, "kw-pair-1" …)`;
- * 2. the code's node checks the code (unexpired, ≤ 5 wrong tries, used once), stores its
- *    credentials, answers `{node, cert, nonce}` and `mac2 = HMAC(code, "kw-pair-2" …)`
- *    over both messages;
- * 3. the requester checks mac2 and stores its credentials.
- * A wrong or expired code stores nothing on either side. The code is 12 characters of
+ * 2. the code's node checks the code (unexpired, ≤ 5 wrong tries, used once) and that it may
+ *    pin the requester's certificate ({@link peerCertProblem}), stores its credentials,
+ *    answers `{node, cert, nonce}` and `mac2 = HMAC(code, "kw-pair-2" …)` over both messages;
+ * 3. the requester checks mac2 and the answered certificate the same way, and stores its
+ *    credentials.
+ * A wrong or expired code, or a certificate either node must not pin, stores nothing on
+ * either side (the code's node checks its own certificate before offering a code). The code is 12 characters of
  * base32 (60 bits): an eavesdropper cannot guess it in its 10 minutes, and the MACs bind
  * both certificates, so a man in the middle without the code cannot substitute his own.
  * Credentials are node-local (`<dataDir>/ha/pair.json`, mode 0600), never replicated.
@@ -257,7 +259,7 @@ export async function makeNodeCert(
 /** Pairing failed; nothing was stored. */
 export class PairError extends KeepwireError {
   /** Build one with a status and a stable code. */
-  constructor(status: 400 | 403 | 409 | 410 | 502, code: string, message: string) {
+  constructor(status: 400 | 403 | 409 | 410 | 500 | 502, code: string, message: string) {
     super(status, code, message);
   }
 }
@@ -394,7 +396,7 @@ export class Pairing {
     return next;
   }
 
-  /** The certificate a rotation makes for this node (same names as at pairing). */
+  /** The certificate pairing and rotation make for this node (tests replace it). */
   makeCert(validDays?: number): Promise<{ cert: string; key: string }> {
     return makeNodeCert(this.#o.node, this.#o.ips, validDays);
   }
@@ -402,7 +404,17 @@ export class Pairing {
   /** Make a one-time code (and this node's certificate); a new code replaces an old one. */
   async offer(): Promise<{ code: string; expiresAt: string; fingerprint: string }> {
     this.#refuseIfPaired();
-    const { cert, key } = await makeNodeCert(this.#o.node, this.#o.ips);
+    const { cert, key } = await this.makeCert();
+    // the requester would refuse to pin it after this node stored the pair: refuse first
+    const unfit = await peerCertProblem(cert, this.#o.now());
+    if (unfit) {
+      throw new PairError(
+        500,
+        "pair_bad_certificate",
+        `this node made a certificate the peer must not pin (${unfit}): no code offered`,
+      );
+    }
+    this.#refuseIfPaired(); // paired by another request meanwhile
     const code = newCode();
     this.#offer = { code, expiresAt: this.#o.now() + PAIR_CODE_TTL_MS, tries: 0, cert, key };
     return {
@@ -419,8 +431,12 @@ export class Pairing {
     return { expiresAt: new Date(o.expiresAt).toISOString() };
   }
 
-  /** The code node's side of the exchange (the peer link's POST /peer/v1/pair). */
-  answer(body: unknown): z.infer<typeof pairAnswerSchema> {
+  /**
+   * The code node's side of the exchange (the peer link's POST /peer/v1/pair). A requester
+   * that proves the code but offers a certificate this node must not pin is refused
+   * (`400 pair_bad_certificate`, naming why); nothing is stored and the code stays valid.
+   */
+  async answer(body: unknown): Promise<z.infer<typeof pairAnswerSchema>> {
     this.#refuseIfPaired();
     const p = pairHelloSchema.safeParse(body);
     if (!p.success) throw new PairError(400, "pair_malformed", "not a pairing request");
@@ -446,6 +462,23 @@ export class Pairing {
         `wrong pairing code${
           this.#offer ? "" : ` (${PAIR_CODE_TRIES} wrong tries: code destroyed)`
         }`,
+      );
+    }
+    const unfit = await peerCertProblem(h.cert, this.#o.now());
+    if (unfit) {
+      throw new PairError(
+        400,
+        "pair_bad_certificate",
+        `certificate refused: ${unfit}; nothing stored, the code stays valid`,
+      );
+    }
+    // checked while awaiting: another request may have paired or a new code replaced this one
+    this.#refuseIfPaired();
+    if (this.#offer !== o || o.expiresAt <= this.#o.now()) {
+      throw new PairError(
+        409,
+        "pair_code_gone",
+        "the pairing code was used, replaced or expired meanwhile: make a new one",
       );
     }
     const a = {
@@ -482,7 +515,7 @@ export class Pairing {
     fetchFn: typeof fetch = fetch,
   ): Promise<PairCredentials> {
     this.#refuseIfPaired();
-    const { cert, key } = await makeNodeCert(this.#o.node, this.#o.ips);
+    const { cert, key } = await this.makeCert();
     const h = {
       pairId,
       node: this.#o.node,
@@ -527,6 +560,16 @@ export class Pairing {
         "the peer's answer does not prove it holds the code (a man in the middle?): nothing stored",
       );
     }
+    const unfit = await peerCertProblem(p.data.cert, this.#o.now());
+    if (unfit) {
+      throw new PairError(
+        502,
+        "pair_bad_certificate",
+        `the peer ${p.data.node} answered with a certificate this node must not pin: ${unfit}. ` +
+          `Nothing stored here; the peer may have stored the pair: run keepwire ha unpair on it`,
+      );
+    }
+    this.#refuseIfPaired(); // paired by another request meanwhile
     const creds: PairCredentials = {
       version: 1,
       pairId,

@@ -312,7 +312,7 @@ export interface PeerServerOptions {
    * Pairing (`POST /peer/v1/pair`, the one route without the HMAC: the pairing code
    * authenticates it); answers or throws a KeepwireError.
    */
-  pair?: (body: unknown) => unknown;
+  pair?: (body: unknown) => unknown | Promise<unknown>;
   /**
    * A node that left the pair: its signed notice for `GET /peer/v1/unpaired?nonce=`
    * (unauthenticated like pairing: the notice carries its own MAC), or null.
@@ -339,7 +339,7 @@ export function peerRoutes(o: PeerServerOptions): Hono {
       return c.json({ error: { code: "pair_malformed", message: "not JSON" } }, 400);
     }
     try {
-      return c.json(o.pair(body) as Record<string, unknown>);
+      return c.json(await o.pair(body) as Record<string, unknown>);
     } catch (e) {
       const err = e as { status?: number; code?: string; message?: string };
       if (typeof err.status !== "number" || typeof err.code !== "string") throw e;
