@@ -13,12 +13,14 @@ import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import {
   certFingerprint,
   loadPair,
+  loadUnpaired,
   makeNodeCert,
   normaliseCode,
   PAIR_CODE_TTL_MS,
   PairError,
   pairFile,
   Pairing,
+  unpairNoticeKey,
 } from "../mod/ha/pairing.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "./helpers/assert.ts";
 import { until } from "./repl_rig.ts";
@@ -257,6 +259,8 @@ Deno.test("ha pairing: the requester refuses a code node's CA certificate or one
       now: () => Date.now(),
       onPaired: () => paired.push(node),
     });
+  /** The link secret the stand-in derived last (as a code node that stored the pair). */
+  let secret = "";
   /** A code node answering with `cert`, its MAC right (the protocol in pairing.ts). */
   const answering = (code: string, cert: string): typeof fetch => (_u, init) => {
     const h = JSON.parse(String(init?.body));
@@ -264,6 +268,7 @@ Deno.test("ha pairing: the requester refuses a code node's CA certificate or one
     const ht = `kw-pair-1\n${h.pairId}\n${h.node}\n${h.nonce}\n${certFingerprint(h.cert)}`;
     const a = { node: "b", cert, nonce: "5a".repeat(16) };
     const at = `kw-pair-2\n${ht}\n${a.node}\n${a.nonce}\n${certFingerprint(a.cert)}`;
+    secret = mac(`kw-pair-secret\n${ht}\n${at}`);
     return Promise.resolve(Response.json({ ...a, mac: mac(at) }));
   };
   const code = "ABCD-EFGH-JKLM";
@@ -278,6 +283,14 @@ Deno.test("ha pairing: the requester refuses a code node's CA certificate or one
       assertEquals([e.status, e.code], [502, "pair_bad_certificate"], e.message);
       assertStringIncludes(e.message, named);
       assertEquals(loadPair(`${dir}/a`), null, kind);
+      // what `ha unpair` leaves: a code node that stored the pair (an older or broken build)
+      // learns from its probe that this node is not in it (peer_unpaired, "run ha unpair")
+      const u = loadUnpaired(`${dir}/a`);
+      assertEquals(
+        [u?.pairId, u?.node, u?.peerNode, u?.key],
+        ["lab", "a", "b", unpairNoticeKey(secret)],
+        kind,
+      );
     }
     // a code node whose own certificate is unfit (made by a broken build) offers no code
     const b = mk("b");
@@ -293,6 +306,7 @@ Deno.test("ha pairing: the requester refuses a code node's CA certificate or one
     const good = await makeNodeCert("b", ["127.0.0.1"]);
     const creds = await a.request("http://b", code, "lab", answering(code, good.cert));
     assertEquals([certFingerprint(creds.peerCert), paired], [certFingerprint(good.cert), ["a"]]);
+    assertEquals(loadUnpaired(`${dir}/a`), null, "pairing ends the unpaired record");
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

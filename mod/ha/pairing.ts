@@ -15,7 +15,9 @@
  * 3. the requester checks mac2 and the answered certificate the same way, and stores its
  *    credentials.
  * A wrong or expired code, or a certificate either node must not pin, stores nothing on
- * either side (the code's node checks its own certificate before offering a code). The code is 12 characters of
+ * either side (the code's node checks its own certificate before offering a code; a
+ * requester refusing the answered one keeps only an unpaired record, for a peer of another
+ * build that stored the pair before answering). The code is 12 characters of
  * base32 (60 bits): an eavesdropper cannot guess it in its 10 minutes, and the MACs bind
  * both certificates, so a man in the middle without the code cannot substitute his own.
  * Credentials are node-local (`<dataDir>/ha/pair.json`, mode 0600), never replicated.
@@ -562,11 +564,29 @@ export class Pairing {
     }
     const unfit = await peerCertProblem(p.data.cert, this.#o.now());
     if (unfit) {
+      // The peer stored the pair before answering (only an older or broken build answers
+      // with such a certificate). Leave what `ha unpair` leaves, keyed by the secret both
+      // derived, so its probe learns that this node is not in the pair (peer_unpaired).
+      if (!this.credentials()) {
+        writeJson(
+          unpairedFile(this.#o.dataDir),
+          {
+            version: 1,
+            pairId,
+            node: this.#o.node,
+            peerNode: p.data.node,
+            unpairedAt: new Date(this.#o.now()).toISOString(),
+            by: "pairing: certificate refused",
+            key: unpairNoticeKey(secretOf(code, ht, at)),
+          } satisfies Unpaired,
+        );
+      }
       throw new PairError(
         502,
         "pair_bad_certificate",
         `the peer ${p.data.node} answered with a certificate this node must not pin: ${unfit}. ` +
-          `Nothing stored here; the peer may have stored the pair: run keepwire ha unpair on it`,
+          `Nothing stored here but a notice that this node is not in the pair; if the peer ` +
+          `stored the pair, it shows the peer unpaired: run keepwire ha unpair on it`,
       );
     }
     this.#refuseIfPaired(); // paired by another request meanwhile
