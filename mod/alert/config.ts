@@ -143,7 +143,9 @@ export const alertConfigSchema = z.strictObject({
   rules: z.array(ruleSchema).default([]).describe(
     "routing rules: matching events go to recipients",
   ),
-  retry: retrySchema.default(() => retrySchema.parse({})).describe("retries of a failed delivery"),
+  retry: retrySchema.default(() => retrySchema.parse({}, { jitless: true })).describe(
+    "retries of a failed delivery",
+  ),
   rateLimit: z.strictObject({
     count: z.number().int().min(1).default(30).describe("deliveries allowed per window"),
     perMs: z.number().int().min(1000).default(3_600_000).describe("the window (ms)"),

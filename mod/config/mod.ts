@@ -65,7 +65,10 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], root?: unknown
 export function validateConfig(input: unknown, source = "config"): Config {
   const renamed = renamedGovernorKeys((input as { governor?: unknown } | null)?.governor);
   if (renamed.length) throw new ConfigError(source, renamed);
-  const r = configSchema.safeParse(input, { reportInput: true });
+  // jitless: zod's compiled fast path pays off over many parses; the config is parsed once a
+  // start, and compiling a parser for each of its objects cost ~10 ms of it (so the sections'
+  // default thunks parse jitless too)
+  const r = configSchema.safeParse(input, { reportInput: true, jitless: true });
   if (!r.success) throw new ConfigError(source, formatIssues(r.error.issues, input));
   const cross = subsystemProblems(r.data.subsystems);
   if (cross.length) throw new ConfigError(source, cross);

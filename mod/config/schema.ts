@@ -94,40 +94,46 @@ export const configSchema = z.strictObject({
   }).default({ retention: { maxEvents: 100_000, maxAgeDays: 90 }, synchronous: "NORMAL" })
     .describe("the SQLite store in the data directory (event journal, users, state)"),
   hardware: z.strictObject({
-    bypass: bypassConfigSchema.default(() => bypassConfigSchema.parse({})).describe(
-      "network bypass segments: port pairs shorted into a wire on failure (docs/bypass.md)",
-    ),
-    raid: raidConfigSchema.default(() => raidConfigSchema.parse({})).describe(
+    bypass: bypassConfigSchema.default(() => bypassConfigSchema.parse({}, { jitless: true }))
+      .describe(
+        "network bypass segments: port pairs shorted into a wire on failure (docs/bypass.md)",
+      ),
+    raid: raidConfigSchema.default(() => raidConfigSchema.parse({}, { jitless: true })).describe(
       "RAID (md) arrays and SMART disk health (docs/storage.md)",
     ),
-    watchdog: watchdogConfigSchema.default(() => watchdogConfigSchema.parse({})).describe(
-      "the hardware watchdog (/dev/watchdog) keepwire pets while healthy",
-    ),
+    watchdog: watchdogConfigSchema.default(() => watchdogConfigSchema.parse({}, { jitless: true }))
+      .describe(
+        "the hardware watchdog (/dev/watchdog) keepwire pets while healthy",
+      ),
   }).default(() => ({
-    bypass: bypassConfigSchema.parse({}),
-    raid: raidConfigSchema.parse({}),
-    watchdog: watchdogConfigSchema.parse({}),
+    bypass: bypassConfigSchema.parse({}, { jitless: true }),
+    raid: raidConfigSchema.parse({}, { jitless: true }),
+    watchdog: watchdogConfigSchema.parse({}, { jitless: true }),
   })).describe(
     "the appliance's hardware: bypass relays, disks, watchdog (driver mock: no hardware)",
   ),
-  supervisor: supervisorConfigSchema.default(() => supervisorConfigSchema.parse({})).describe(
+  supervisor: supervisorConfigSchema.default(() =>
+    supervisorConfigSchema.parse({}, { jitless: true })
+  ).describe(
     "how subsystems are supervised and keepwire watches itself (docs/supervisor.md)",
   ),
   subsystems: z.array(subsystemSpecSchema).default([]).describe("supervised subsystems"),
-  governor: governorConfigSchema.default(() => governorConfigSchema.parse({})).describe(
-    "the load governor: pressure signals, levels, shedding (docs/governor.md)",
-  ),
-  update: updateConfigSchema.default(() => updateConfigSchema.parse({})).describe(
-    "signed A/B image updates: slots, boot loader, activation (docs/update.md)",
-  ),
-  ha: haConfigSchema.default(() => haConfigSchema.parse({})).describe(
+  governor: governorConfigSchema.default(() => governorConfigSchema.parse({}, { jitless: true }))
+    .describe(
+      "the load governor: pressure signals, levels, shedding (docs/governor.md)",
+    ),
+  update: updateConfigSchema.default(() => updateConfigSchema.parse({}, { jitless: true }))
+    .describe(
+      "signed A/B image updates: slots, boot loader, activation (docs/update.md)",
+    ),
+  ha: haConfigSchema.default(() => haConfigSchema.parse({}, { jitless: true })).describe(
     "high availability with a peer through keepalived (docs/ha.md)",
   ),
-  log: logConfigSchema.default(() => logConfigSchema.parse({})),
-  alert: alertConfigSchema.default(() => alertConfigSchema.parse({})).describe(
+  log: logConfigSchema.default(() => logConfigSchema.parse({}, { jitless: true })),
+  alert: alertConfigSchema.default(() => alertConfigSchema.parse({}, { jitless: true })).describe(
     "alerts: events sent to people through channels (mail, webhooks)",
   ),
-  history: historyConfigSchema.default(() => historyConfigSchema.parse({})),
+  history: historyConfigSchema.default(() => historyConfigSchema.parse({}, { jitless: true })),
   shutdownTimeoutMs: z.number().int().min(100).default(10_000).describe(
     "orderly stop must finish within this time",
   ),

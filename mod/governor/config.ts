@@ -238,9 +238,10 @@ const admissionSchema = z.strictObject({
     overload: 2,
     severe: 5,
   }, "Retry-After seconds of a 503, per level"),
-  concurrency: concurrencySchema.default(() => concurrencySchema.parse({})).describe(
-    "requests served at once, per priority",
-  ),
+  concurrency: concurrencySchema.default(() => concurrencySchema.parse({}, { jitless: true }))
+    .describe(
+      "requests served at once, per priority",
+    ),
   defaultPriority: prioritySchema.default("standard").describe(
     "priority of a route no rule matches",
   ),
@@ -284,9 +285,10 @@ export const governorConfigSchema = z.strictObject({
   hysteresis: z.number().gt(0).max(1).default(0.8).describe(
     "to leave a level, signals must fall below this fraction of its thresholds",
   ),
-  thresholds: thresholdsSchema.default(() => thresholdsSchema.parse({})).describe(
-    "per signal, the value that raises each level",
-  ),
+  thresholds: thresholdsSchema.default(() => thresholdsSchema.parse({}, { jitless: true }))
+    .describe(
+      "per signal, the value that raises each level",
+    ),
   signals: z.strictObject({
     lag: z.strictObject({
       enabled: z.boolean().default(true).describe("sample this signal"),
@@ -363,7 +365,7 @@ export const governorConfigSchema = z.strictObject({
     debugSampleRate: { normal: 1, elevated: 0.1, overload: 0.01, severe: 0 },
     uiRefreshMs: { normal: 1000, elevated: 3000, overload: 10_000, severe: 30_000 },
   })).describe("what the governor does at each level"),
-  admission: admissionSchema.default(() => admissionSchema.parse({})).describe(
+  admission: admissionSchema.default(() => admissionSchema.parse({}, { jitless: true })).describe(
     "admission control of HTTP requests by priority",
   ),
   traceFile: z.string().min(1).optional().describe(

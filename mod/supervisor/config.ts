@@ -141,10 +141,10 @@ const specObject = z.strictObject({
   restart: z.enum(["always", "on-failure", "never"]).default("always").describe(
     "always | on-failure (not after a clean exit) | never",
   ),
-  backoff: backoffSchema.default(() => backoffSchema.parse({})).describe(
+  backoff: backoffSchema.default(() => backoffSchema.parse({}, { jitless: true })).describe(
     "delay between restarts: grows from initial to max, reset after a healthy run",
   ),
-  intensity: intensitySchema.default(() => intensitySchema.parse({})).describe(
+  intensity: intensitySchema.default(() => intensitySchema.parse({}, { jitless: true })).describe(
     "restarts tolerated within a period before the subsystem is marked failed (escalation)",
   ),
   after: z.array(nameSchema).default([]).describe("start after these are ready (ordering only)"),

@@ -107,13 +107,14 @@ const updateSectionSchema = z.strictObject({
   ),
   chunkSize: z.number().int().min(65_536).max(64 * 1024 * 1024).default(4 * 1024 * 1024)
     .describe("bytes per read/write; 4 buffers of this size are in flight"),
-  activation: activationSchema.default(() => activationSchema.parse({})).describe(
-    "switching to the new slot: reboot or restart, the health gate, tries before rollback",
-  ),
-  launcher: launcherSchema.default(() => launcherSchema.parse({})).describe(
+  activation: activationSchema.default(() => activationSchema.parse({}, { jitless: true }))
+    .describe(
+      "switching to the new slot: reboot or restart, the health gate, tries before rollback",
+    ),
+  launcher: launcherSchema.default(() => launcherSchema.parse({}, { jitless: true })).describe(
     "how the launcher starts keepwire from the booted slot (restart mode)",
   ),
-  download: downloadSchema.default(() => downloadSchema.parse({})).describe(
+  download: downloadSchema.default(() => downloadSchema.parse({}, { jitless: true })).describe(
     "installing from a URL: retries and stall timeout",
   ),
 });
