@@ -487,3 +487,146 @@ Deno.test("ha failback, the owner's side: it does not ask for its set back while
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** Not held out of MASTER by the catch-up hold (a build without it counts as released). */
+function released(n: Node): boolean {
+  return n.ha.status().catchUp?.held !== true;
+}
+
+Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the survivor serves is held out of active until its channel caught up; no stale promotion, nothing set aside, nothing acknowledged lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-catchup-" });
+  const p1 = freePort();
+  const p2 = freePort();
+  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, false);
+  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, false);
+  let stopRelay = () => {};
+  let writer: Promise<void> | null = null;
+  let writing = true;
+  try {
+    // both up: the hold lets go at once (the peer answers and is not active, or is lost)
+    await until(() => released(n1) && released(n2), "both released at start");
+    n1.engine.elect("MASTER", 150);
+    n2.engine.elect("BACKUP", 100);
+    await until(() => chan(n1, "a")?.role === "primary", "n1 primary");
+    await until(() => chan(n2, "a")?.role === "standby", "n2 its standby");
+    assertEquals((await put(n1, "fb.before") as { replicated: boolean }).replicated, true);
+    // n1 dies; n2 takes over and acknowledges writes alone
+    await n1.stop();
+    n2.engine.elect("MASTER", 100);
+    await until(() => chan(n2, "a")?.role === "primary", "n2 primary");
+    const acked: string[] = ["fb.before"];
+    for (let i = 0; i < 40; i++) {
+      await put(n2, `fb.gone.${i}`);
+      acked.push(`fb.gone.${i}`);
+    }
+    const before = new Set(acked);
+    // n1 returns; n2 cannot replicate to it yet (the relay is cut); n1 reads n2 fine
+    const real = freePort();
+    const link = relay(p1, real);
+    link.cut = true;
+    stopRelay = () => link.close();
+    const fresh = await node(dir, "n1", { own: p1, peer: p2 }, false, real);
+    n1 = fresh;
+    const promoted: string[][] = [];
+    fresh.bus.subscribe((e) => {
+      const p = e.payload as { to?: string };
+      if (e.kind !== "ha.role_changed" || p.to !== "active") return;
+      const have = keys(fresh);
+      promoted.push([...before].filter((k) => !have.has(k)));
+    }, { kindPrefix: "ha." });
+    writer = (async () => {
+      let i = 0;
+      while (writing) {
+        const k = `fb.back.${i++}`;
+        try {
+          await put(n2, k);
+          acked.push(k);
+        } catch { /* refused: handing over */ }
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    // n2's adverts are missed (a starved node): VRRP makes n1 MASTER
+    fresh.engine.elect("MASTER", 150);
+    await until(
+      () => fresh.events.some((e) => e.kind === "ha.catching_up") || promoted.length > 0,
+      "n1 catching up (or promoted)",
+      30_000,
+    );
+    const t0 = Date.now();
+    await until(() => Date.now() - t0 > 2000 && keys(n2).size > 45, "2 s of writes on n2");
+    fresh.engine.elect("MASTER", 150); // VRRP says so again: still held
+    assertEquals(promoted, [], "the stale copy was not promoted");
+    assertEquals(fresh.ha.status().role, "standby");
+    assertEquals(chan(fresh, "a")?.role, "standby");
+    assertEquals(chan(n2, "a")?.role, "primary", "the survivor still serves");
+    const cu = fresh.ha.status().catchUp;
+    assertEquals(cu?.held, true, JSON.stringify(cu));
+    assert(/n2 is active for set a/.test(cu!.reason), cu!.reason);
+    assert(
+      fresh.ha.status().track!.faultReasons.some((r) => r.startsWith("catching_up: ")),
+      "the hold shows as a FAULT reason",
+    );
+    assertEquals(fresh.events.filter((e) => e.kind === "ha.catching_up").length, 1);
+    // the link back: n1's channel catches up, then the hold lets go
+    link.cut = false;
+    await until(() => released(fresh), "n1 released once caught up", 60_000);
+    const done = fresh.events.filter((e) => e.kind === "ha.caught_up");
+    assertEquals(done.map((e) => (e.payload as { how: string }).how), ["caught_up"]);
+    assertEquals(promoted, [], "not promoted while held");
+    // keepalived leaves FAULT for BACKUP (nopreempt: it does not take the address)
+    fresh.engine.elect("BACKUP", 150);
+    writing = false;
+    await writer;
+    writer = null;
+    await until(() => acked.every((k) => keys(fresh).has(k)), "every acknowledged write on n1");
+    // nothing set aside on the survivor (n1 may set aside what it made unconfirmed as it died)
+    assertEquals(n2.events.filter((e) => e.kind === "repl.tail_saved").length, 0);
+    assert(acked.length > 41, `writes during the return (${acked.length})`);
+  } finally {
+    writing = false;
+    await writer?.catch(() => {});
+    await n1.stop();
+    await n2.stop();
+    stopRelay();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("ha catch-up hold: a lone returning node (the peer gone) is held until the peer link's lost bound, then takes over", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-catchup-" });
+  const p1 = freePort();
+  // the peer's address takes connections and never answers (its host hangs)
+  const sink = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  void (async () => {
+    for await (const c of sink) held.push(c);
+  })().catch(() => {});
+  const n1 = await node(dir, "n1", {
+    own: p1,
+    peer: (sink.addr as Deno.NetAddr).port,
+  }, false);
+  try {
+    assertEquals(n1.ha.status().catchUp?.held, true, "held at start");
+    n1.engine.elect("MASTER", 150);
+    assertEquals(n1.ha.status().role, "standby", "VRRP's MASTER is held off");
+    assertEquals(n1.engine.track?.fault, 1);
+    await until(() => released(n1), "released after the lost bound", 30_000);
+    const done = n1.events.filter((e) => e.kind === "ha.caught_up");
+    assertEquals(done.map((e) => (e.payload as { how: string }).how), ["peer_lost"]);
+    assert(n1.events.some((e) => e.kind === "ha.peer_lost"), "the peer link lost the peer first");
+    assertEquals(n1.engine.track?.fault, 0);
+    n1.engine.elect("MASTER", 150);
+    await until(() => chan(n1, "a")?.role === "primary", "the lone node takes over");
+    assertEquals(n1.ha.status().role, "active");
+    assertEquals(n1.events.filter((e) => e.kind === "ha.catching_up").length, 0);
+  } finally {
+    await n1.stop();
+    sink.close();
+    for (const c of held) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -5,6 +5,7 @@ import { Store } from "../mod/store/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
 import { createHaModule, type HaDeps, type HaModule } from "../mod/ha/mod.ts";
 import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
+import type { TrackValues } from "../mod/ha/track.ts";
 import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
 import { systemClock } from "../mod/module.ts";
@@ -23,9 +24,23 @@ export class FakeEngine implements Engine {
     this.pid = null;
     return Promise.resolve();
   }
-  writeTrack(): void {}
+  /** What keepwire last wrote to the track files. */
+  track: TrackValues | null = null;
+  writeTrack(v: TrackValues): void {
+    this.track = v;
+  }
   line(state: string, prio: number, instance = "keepwire"): void {
     this.ev.onLine(`INSTANCE "${instance}" ${state} ${prio}`);
+  }
+  /**
+   * VRRP decides `state` for the instance (e.g. MASTER: the peer's adverts were missed);
+   * keepalived reports it unless a track file holds the instance in FAULT, as keepalived does.
+   */
+  elect(state: string, prio: number, instance = "keepwire"): void {
+    const t = this.track;
+    const release = instance === "keepwire_b" ? t?.release?.b : t?.release?.a;
+    const fault = !!t?.fault || !!release;
+    this.line(fault ? "FAULT" : state, fault ? 0 : prio, instance);
   }
 }
 

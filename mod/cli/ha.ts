@@ -373,6 +373,7 @@ function printStatus(s: HaStatus): void {
     );
   }
   for (const f of s.failback ?? []) console.log(failbackLine(f));
+  if (s.catchUp) console.log(catchUpLine(s.catchUp));
   const l = s.peerLink;
   if (l) {
     console.log(
@@ -422,6 +423,13 @@ function printStatus(s: HaStatus): void {
   for (const h of s.history.slice(-5)) {
     console.log(`  ${h.at} ${h.from} -> ${h.to}: ${h.reason}`);
   }
+}
+
+/** One line on the catch-up hold (with replication). */
+export function catchUpLine(c: NonNullable<HaStatus["catchUp"]>): string {
+  return c.held
+    ? `catching up: HELD out of active since ${c.since}: ${c.reason}`
+    : `catching up: done at ${c.since} (${c.reason})`;
 }
 
 /** One line on the automatic failback of a set (with replication). */

@@ -72,6 +72,23 @@ row("ha.failback_waiting", {
   advice: () =>
     "Nothing to do: it takes the set back by a graceful handover once its replication caught up with the holder (ha status shows what it waits for).",
 });
+row("ha.catching_up", {
+  quiet: true,
+  thing: (p) => `HA role of ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} is back while ${p.peer} is active, and its replicated copy is behind: it is held as a standby (keepalived in FAULT) and does not become active until it caught up (${p.reason}).`,
+  advice: () =>
+    "Nothing to do: it lets go once its replication caught up with the peer (ha status shows what it waits for). If it does not, check replication on both nodes.",
+});
+row("ha.caught_up", {
+  quiet: true,
+  thing: (p) => `HA role of ${p.node}`,
+  what: (p) =>
+    `Node ${p.node} is no longer held out of active (${p.how}, after ${
+      Math.round(Number(p.heldMs) / 1000)
+    } s): ${p.reason}.`,
+  advice: () => "Nothing to do.",
+});
 row("ha.failback_requested", {
   quiet: true,
   thing: (p) => `failback of set ${p.set} to ${p.node}`,

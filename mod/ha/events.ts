@@ -50,6 +50,18 @@ declare module "../events/mod.ts" {
     "ha.failback_requested": { node: string; set: "a" | "b"; reason: string };
     /** Automatic failback: the holder refused to hand over (it asks again later). */
     "ha.failback_refused": { node: string; set: "a" | "b"; reason: string };
+    /**
+     * The catch-up hold (replication with a peer link): this node started while the peer is
+     * active and its copy is behind; keepalived is held in FAULT (a standby) until its
+     * channels caught up. Once per start.
+     */
+    "ha.catching_up": { node: string; peer: string; reason: string };
+    /**
+     * The catch-up hold let go after this node caught up with the active peer (`how`
+     * caught_up), or because the peer link lost the peer (`peer_lost`: a lone node may
+     * take over); VRRP decides from then on.
+     */
+    "ha.caught_up": { node: string; peer: string; how: string; reason: string; heldMs: number };
     /** An operator turned maintenance on or off. */
     "ha.maintenance_changed": { node: string; on: boolean; by: string };
     /** A notify FIFO line keepwire could not use (counted, never acted on). */
@@ -163,6 +175,8 @@ export const HA_EVENTS = [
   "ha.failback_waiting",
   "ha.failback_requested",
   "ha.failback_refused",
+  "ha.catching_up",
+  "ha.caught_up",
   "ha.engine_line_refused",
   "ha.peer_lost",
   "ha.peer_degraded",

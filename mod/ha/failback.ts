@@ -190,6 +190,11 @@ export interface FailbackDriverOptions {
   own(set: FailbackSet): FailbackChannel | null;
   /** The holder's view (GET); rejects with the reason. */
   ask(set: FailbackSet): Promise<FailbackView>;
+  /**
+   * Why this node does not ask yet though caught up (the catch-up hold still holds
+   * keepalived in FAULT: the holder's release would find it unable to take the set), or null.
+   */
+  ready?(): string | null;
   /** Ask the holder to hand over (POST); rejects with its reason. */
   request(set: FailbackSet): Promise<void>;
   /** Journal. */
@@ -342,6 +347,8 @@ export class FailbackDriver {
     }
     const askAt = st.status.askAtMs ?? now;
     if (now < askAt) return;
+    const notYet = o.ready?.() ?? null;
+    if (notYet !== null) return this.#go(st, "delay", `caught up; ${notYet}`, askAt);
     this.#go(
       st,
       "requesting",

@@ -43,6 +43,7 @@ import {
 } from "./engine.ts";
 import { INSTANCE, INSTANCE_B, parseFifoLine, PATHS_GROUP, SYNC_INSTANCE } from "./keepalived.ts";
 import { DUAL_ACTIVE_YIELD, DualActiveWatch } from "./dual.ts";
+import { CATCHING_UP, CatchUpHold, PeerUnsupportedError } from "./catch_up.ts";
 import { HookRunner, type HookSpawn } from "./hook.ts";
 import { RoleMachine, ROLES, type RoleTransition } from "./role.ts";
 import {
@@ -365,6 +366,8 @@ class HaModuleImpl implements HaModule {
   #witness: WitnessDriver | null = null;
   /** Automatic failback with replication (this node owns a set it takes back), or null. */
   #failback: FailbackDriver | null = null;
+  /** With replication and a peer link: held out of MASTER from the start until caught up. */
+  #catchUp: CatchUpHold | null = null;
 
   constructor(ctx: ModuleContext, deps: HaDeps) {
     this.#ctx = ctx;
@@ -395,7 +398,8 @@ class HaModuleImpl implements HaModule {
         this.#ctx.bus.publish({
           module: "ha",
           kind: "ha.track_changed",
-          severity: view.fault ? "warning" : "info",
+          // a hold that keeps a standby from taking over is no fault (onlyHeld)
+          severity: view.fault && !onlyHeld(view) ? "warning" : "info",
           payload: {
             node,
             fault: view.fault,
@@ -447,8 +451,16 @@ class HaModuleImpl implements HaModule {
       );
     }
     const witnessStarted = this.#witness?.start();
+    // before keepalived starts: it must not become MASTER with a stale copy
+    if (this.#cfg.replication?.enabled && this.#cfg.peerLink && this.#cfg.peers[0]) {
+      this.#catchUp = this.#catchUpHold(this.#cfg.peerLink.intervalMs);
+      this.#catchUp.start();
+    }
     await this.#startEngine();
     await this.#startPeerLink();
+    if (!this.#peer) {
+      this.#catchUp?.end("unpaired", "no peer link (not paired, no ha.peerLink.secret)");
+    }
     const sets = this.#cfg.peerLink ? failbackSets(this.#cfg) : [];
     if (sets.length > 0 && !this.#stopping) {
       this.#failback = this.#failbackDriver(sets, this.#cfg.peerLink!.intervalMs);
@@ -720,6 +732,7 @@ class HaModuleImpl implements HaModule {
           this.#peerKnown = true;
           pub("ha.peer_lost", "warning", { reason });
           this.#dual?.peerLost();
+          void this.#catchUp?.tick();
           this.#manualUpdate();
           this.#witness?.update();
         },
@@ -736,6 +749,7 @@ class HaModuleImpl implements HaModule {
         seen: (h) => {
           this.#dual?.peerAnswer(this.#machine.role, h.role);
           this.#peerKnown = true;
+          void this.#catchUp?.tick();
           this.#manualUpdate();
           this.#witness?.update();
         },
@@ -1124,13 +1138,61 @@ class HaModuleImpl implements HaModule {
       json = JSON.parse(text);
     } catch { /* not JSON */ }
     if (res.status === 404) {
-      throw new Error("the peer does not know the automatic failback (an older keepwire?)");
+      throw new PeerUnsupportedError(
+        "the peer does not know the automatic failback (an older keepwire?)",
+      );
     }
     if (!res.ok) {
       const m = (json as { error?: { message?: string } } | null)?.error?.message ?? text;
       throw new Error(`${m.slice(0, 300)} (HTTP ${res.status})`);
     }
     return json;
+  }
+
+  /** The peer's view of a set (`GET /peer/v1/failback?set=`). */
+  async #askFailbackView(set: FailbackSet): Promise<FailbackView> {
+    return failbackViewSchema.parse(
+      await this.#failbackCall(`${FAILBACK_PEER_PATH}?set=${set}`, {}, 5000),
+    );
+  }
+
+  /** The catch-up hold (catch_up.ts). */
+  #catchUpHold(pollMs: number): CatchUpHold {
+    const node = this.#cfg.node.id;
+    const p = this.#cfg.peers[0]!;
+    const peer = p.id ?? p.address;
+    return new CatchUpHold({
+      clock: this.#ctx.clock,
+      sets: this.#cfg.activeActive ? ["a", "b"] : ["a"],
+      pollMs,
+      peerName: peer,
+      peer: () => {
+        const m = this.#peer;
+        if (!m) return { state: "unknown", detail: "the peer link is not up" };
+        if (m.lost) return { state: "lost", detail: m.view.lastError };
+        return m.view.reachable
+          ? { state: "up", detail: null }
+          : { state: "unknown", detail: m.view.lastError };
+      },
+      own: (set) => this.#channelOf(set),
+      ask: (set) => this.#askFailbackView(set),
+      setHold: (reason) =>
+        this.#track?.setHold(CATCHING_UP, reason === null ? null : `${CATCHING_UP}: ${reason}`),
+      publish: (_kind, reason) =>
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.catching_up",
+          severity: "notice",
+          payload: { node, peer, reason },
+        }),
+      publishEnd: (how, reason, heldMs) =>
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: "ha.caught_up",
+          severity: "notice",
+          payload: { node, peer, how, reason, heldMs },
+        }),
+    });
   }
 
   /** The returning owner's side of the automatic failback (failback.ts). */
@@ -1169,10 +1231,12 @@ class HaModuleImpl implements HaModule {
         return null;
       },
       own: (set) => this.#channelOf(set),
-      ask: async (set) =>
-        failbackViewSchema.parse(
-          await this.#failbackCall(`${FAILBACK_PEER_PATH}?set=${set}`, {}, 5000),
-        ),
+      ask: (set) => this.#askFailbackView(set),
+      ready: () => {
+        if (!this.#catchUp?.held) return null;
+        void this.#catchUp.tick(); // the same condition: it lets go at this look
+        return "this node's catch-up hold lets go first";
+      },
       request: async (set) =>
         void await this.#failbackCall(FAILBACK_PEER_PATH, {
           method: "POST",
@@ -1216,6 +1280,7 @@ class HaModuleImpl implements HaModule {
     this.#unsubs = [];
     this.#peer?.stop();
     this.#failback?.stop();
+    this.#catchUp?.stop();
     this.#setRelease(null);
     if (this.#peerServer) {
       await this.#peerServer.shutdown().catch(() => {});
@@ -1355,6 +1420,12 @@ class HaModuleImpl implements HaModule {
     if (!v || !onlyHeld(v)) return undefined;
     const w = v.faultReasons.find((r) => r.startsWith(`${WITNESS_HOLD}: `));
     if (w !== undefined && !v.manualHold) return w.slice(WITNESS_HOLD.length + 2);
+    const c = v.faultReasons.find((r) => r.startsWith(`${CATCHING_UP}: `));
+    if (c !== undefined && !v.manualHold) {
+      return `catching up (not elected before its copy is safe): ${
+        c.slice(CATCHING_UP.length + 2)
+      }`;
+    }
     return this.#pending
       ? `failover manual: takeover pending (${this.#pending}); waiting for ha failover here`
       : this.#peerKnown
@@ -1668,6 +1739,7 @@ class HaModuleImpl implements HaModule {
         ? { ...this.#peer.view, url: this.#peerUrl, listening: this.#peerListening }
         : null,
       failback: this.#failback?.status() ?? null,
+      catchUp: this.#catchUp?.status() ?? null,
       witness: this.#witness?.status() ?? null,
       upgrade: this.#upgrade?.status() ?? null,
       history: snap.history.map((t) => ({

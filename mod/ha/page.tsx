@@ -99,6 +99,9 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
                 : f.reason}
             </p>
           ))}
+          {s.catchUp?.held
+            ? <p data-ha-catch-up="held">catching up: HELD out of active: {s.catchUp.reason}</p>
+            : null}
           {s.manual
             ? (
               <p data-ha-manual={s.manual.pending ? "pending" : s.manual.held ? "held" : "free"}>

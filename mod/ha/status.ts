@@ -108,6 +108,15 @@ export const haStatusSchema = z.lazy(() =>
       "automatic failback with replication (ha.preempt / activeActive.failback auto with " +
         "ha.replication): per set this node takes back, what it waits for (null otherwise)",
     ),
+    catchUp: z.object({
+      held: z.boolean().describe("keepalived is held in FAULT (a standby) now"),
+      since: z.string().describe("since when held, or when it let go"),
+      reason: z.string().describe("why it holds (what it waits for), or why it let go"),
+    }).nullable().describe(
+      "the catch-up hold (ha.replication with a peer link): from its start this node is held " +
+        "out of MASTER until the peer answers and is not active, its channels caught up with " +
+        "the active peer, or the peer link lost the peer (null otherwise)",
+    ),
     hook: z.object({
       running: z.string().nullable().describe("the role a run is in progress for, or null"),
       last: z.object({

@@ -101,14 +101,19 @@ export interface TrackView {
 export const MANUAL_HOLD = "manual_hold";
 /** Prefix of the witness hold's fault reason (`witness_hold: why`). */
 export const WITNESS_HOLD = "witness_hold";
+/** Prefix of the catch-up hold's fault reason (`catching_up: why`; catch_up.ts). */
+export const CATCHING_UP = "catching_up";
 
 /**
  * True when keepalived is held in FAULT only to keep this node from taking over (the
- * manual hold, the witness hold): such a node is a standby, not a fault.
+ * manual hold, the witness hold, the catch-up hold): such a node is a standby, not a
+ * fault (its replication channels stay standbys).
  */
 export function onlyHeld(v: TrackView): boolean {
   return v.faultReasons.length > 0 &&
-    v.faultReasons.every((r) => r === MANUAL_HOLD || r.startsWith(`${WITNESS_HOLD}:`));
+    v.faultReasons.every((r) =>
+      r === MANUAL_HOLD || r.startsWith(`${WITNESS_HOLD}:`) || r.startsWith(`${CATCHING_UP}:`)
+    );
 }
 
 /** The values written to the two track files. */

@@ -5,6 +5,7 @@
  */
 import type { HaRole } from "./role.ts";
 import type { FailbackStatus } from "./failback.ts";
+import type { CatchUpStatus } from "./catch_up.ts";
 import type { TrackView } from "./track.ts";
 import type { PeerView } from "./peer.ts";
 import type { WitnessStatus } from "./witness_driver.ts";
@@ -96,6 +97,11 @@ export interface HaStatus extends HaPublicStatus {
    * ha.replication; null otherwise): per set this node takes back, what it waits for.
    */
   failback: FailbackStatus[] | null;
+  /**
+   * The catch-up hold (ha.replication with a peer link; null otherwise): held out of
+   * MASTER from the start until this node's copy is safe to elect.
+   */
+  catchUp: CatchUpStatus | null;
   /** The witness (corosync + qdevice, quorum), null without ha.witness. */
   witness: WitnessStatus | null;
   /** The last rolling upgrade (`ha upgrade`), null when the updater is not wired. */
