@@ -493,12 +493,19 @@ function released(n: Node): boolean {
   return n.ha.status().catchUp?.held !== true;
 }
 
-Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the survivor serves is held out of active until its channel caught up; no stale promotion, nothing set aside, nothing acknowledged lost", async () => {
+/**
+ * The catch-up hold: n1 dies, n2 serves alone, n1 returns with n2's replication to it cut
+ * and VRRP makes it MASTER (missed adverts). The data is on set a (plain pair) or set b
+ * (active-active: n2 held b all along, n1 was its standby).
+ */
+async function catchUpScenario(aa: boolean): Promise<void> {
+  const set = aa ? "b" : "a";
+  const sets = aa ? ["a", "b"] as const : ["a"] as const;
   const dir = await Deno.makeTempDir({ prefix: "kw-catchup-" });
   const p1 = freePort();
   const p2 = freePort();
-  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, false);
-  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, false);
+  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, aa);
+  const n2 = await node(dir, "n2", { own: p2, peer: p1 }, aa);
   let stopRelay = () => {};
   let writer: Promise<void> | null = null;
   let writing = true;
@@ -507,9 +514,18 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
     await until(() => released(n1) && released(n2), "both released at start");
     n1.engine.elect("MASTER", 150);
     n2.engine.elect("BACKUP", 100);
+    if (aa) {
+      n1.engine.elect("BACKUP", 100, "keepwire_b");
+      n2.engine.elect("MASTER", 150, "keepwire_b");
+      await until(() => chan(n2, "b")?.role === "primary", "n2 primary of b");
+      await until(() => chan(n1, "b")?.role === "standby", "n1 its standby");
+    }
     await until(() => chan(n1, "a")?.role === "primary", "n1 primary");
     await until(() => chan(n2, "a")?.role === "standby", "n2 its standby");
-    assertEquals((await put(n1, "fb.before") as { replicated: boolean }).replicated, true);
+    assertEquals(
+      (await put(aa ? n2 : n1, "fb.before") as { replicated: boolean }).replicated,
+      true,
+    );
     // n1 dies; n2 takes over and acknowledges writes alone
     await n1.stop();
     n2.engine.elect("MASTER", 100);
@@ -525,12 +541,13 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
     const link = relay(p1, real);
     link.cut = true;
     stopRelay = () => link.close();
-    const fresh = await node(dir, "n1", { own: p1, peer: p2 }, false, real);
+    const fresh = await node(dir, "n1", { own: p1, peer: p2 }, aa, real);
     n1 = fresh;
     const promoted: string[][] = [];
     fresh.bus.subscribe((e) => {
       const p = e.payload as { to?: string };
-      if (e.kind !== "ha.role_changed" || p.to !== "active") return;
+      if (e.kind !== "ha.role_changed" && e.kind !== "ha.set_changed") return;
+      if (p.to !== "active") return;
       const have = keys(fresh);
       promoted.push([...before].filter((k) => !have.has(k)));
     }, { kindPrefix: "ha." });
@@ -546,7 +563,11 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
       }
     })();
     // n2's adverts are missed (a starved node): VRRP makes n1 MASTER
-    fresh.engine.elect("MASTER", 150);
+    const elect = (state: string) => {
+      fresh.engine.elect(state, 150);
+      if (aa) fresh.engine.elect(state, 100, "keepwire_b");
+    };
+    elect("MASTER");
     await until(
       () => fresh.events.some((e) => e.kind === "ha.catching_up") || promoted.length > 0,
       "n1 catching up (or promoted)",
@@ -554,14 +575,16 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
     );
     const t0 = Date.now();
     await until(() => Date.now() - t0 > 2000 && keys(n2).size > 45, "2 s of writes on n2");
-    fresh.engine.elect("MASTER", 150); // VRRP says so again: still held
+    elect("MASTER"); // VRRP says so again: still held
     assertEquals(promoted, [], "the stale copy was not promoted");
     assertEquals(fresh.ha.status().role, "standby");
-    assertEquals(chan(fresh, "a")?.role, "standby");
-    assertEquals(chan(n2, "a")?.role, "primary", "the survivor still serves");
+    for (const s of sets) {
+      assertEquals(chan(fresh, s)?.role, "standby", `n1's channel ${s}`);
+      assertEquals(chan(n2, s)?.role, "primary", `the survivor still serves set ${s}`);
+    }
     const cu = fresh.ha.status().catchUp;
     assertEquals(cu?.held, true, JSON.stringify(cu));
-    assert(/n2 is active for set a/.test(cu!.reason), cu!.reason);
+    assert(new RegExp(`n2 is active for set ${set}`).test(cu!.reason), cu!.reason);
     assert(
       fresh.ha.status().track!.faultReasons.some((r) => r.startsWith("catching_up: ")),
       "the hold shows as a FAULT reason",
@@ -574,7 +597,7 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
     assertEquals(done.map((e) => (e.payload as { how: string }).how), ["caught_up"]);
     assertEquals(promoted, [], "not promoted while held");
     // keepalived leaves FAULT for BACKUP (nopreempt: it does not take the address)
-    fresh.engine.elect("BACKUP", 150);
+    elect("BACKUP");
     writing = false;
     await writer;
     writer = null;
@@ -590,6 +613,14 @@ Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the s
     stopRelay();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+Deno.test("ha catch-up hold: a returning node that VRRP makes MASTER while the survivor serves is held out of active until its channel caught up; no stale promotion, nothing set aside, nothing acknowledged lost", async () => {
+  await catchUpScenario(false);
+});
+
+Deno.test("ha catch-up hold (active-active): the returning node is held on both sets until its channels caught up with the survivor's", async () => {
+  await catchUpScenario(true);
 });
 
 Deno.test("ha catch-up hold: a lone returning node (the peer gone) is held until the peer link's lost bound, then takes over", async () => {

@@ -105,10 +105,15 @@ Deno.test({
         assertEquals(s2?.role, "active");
         const f = s1?.failback?.[0];
         if (f) reasons.add(`${f.state}: ${f.reason}`);
+        // the catch-up hold: keepalived in FAULT while behind (VRRP cannot elect it)
+        if (s1?.catchUp?.held) reasons.add(`catch-up hold: ${s1.catchUp.reason}`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      const f = (await lab.status("n1"))?.failback?.[0];
+      const s1 = await lab.status("n1");
+      const f = s1?.failback?.[0];
       assertEquals(f?.state, "waiting", JSON.stringify(f));
+      assertEquals(s1?.catchUp?.held, true, "n1 held out of MASTER while behind");
+      assertEquals(s1?.engine.state, "FAULT");
       assert(acked.length > before, "n2 kept taking writes meanwhile");
       assertEquals((await events(lab, "n1", "ha.failback_requested")).length, 0);
       console.log(
@@ -203,13 +208,16 @@ Deno.test({
       const back = Date.now();
       const reasons = new Set<string>();
       while (Date.now() - back < 5000) {
-        assertEquals(await setB("n2"), "BACKUP", "n2 took set b while behind");
+        // BACKUP, or FAULT while the catch-up hold keeps it out of MASTER
+        const b = await setB("n2");
+        assert(b === "BACKUP" || b === "FAULT", `n2 took set b while behind (${b})`);
         assertEquals((await lab.holdersB()).join(), "n1");
         const f = await fb("n2");
         if (f) reasons.add(`${f.state}: ${f.reason}`);
         await new Promise((r) => setTimeout(r, 200));
       }
       assertEquals((await fb("n2"))?.state, "waiting");
+      assertEquals((await lab.status("n2"))?.catchUp?.held, true, "n2 held while behind");
       await lab.holdPeerLink("n1", false);
       held = false;
       const lifted = Date.now();
