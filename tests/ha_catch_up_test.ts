@@ -9,28 +9,7 @@ import {
 } from "../mod/ha/catch_up.ts";
 import type { FailbackChannel, FailbackSet, FailbackView } from "../mod/ha/failback.ts";
 import { onlyHeld, TrackControl } from "../mod/ha/track.ts";
-
-const primary = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
-  role: "primary",
-  epoch: 3,
-  seq: 40,
-  pending: 0,
-  lagMs: 0,
-  link: "up",
-  resync: null,
-  snapshotDue: false,
-  ...o,
-});
-const standby = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
-  role: "standby",
-  epoch: 3,
-  seq: 40,
-  pending: 0,
-  lagMs: 0,
-  link: "unknown",
-  resync: null,
-  ...o,
-});
+import { primaryChannel as primary, standbyChannel as standby } from "./ha_pair_rig.ts";
 
 interface Rig {
   clock: FakeClock;

@@ -21,28 +21,8 @@ import {
 } from "../mod/ha/failback.ts";
 import { validateConfig } from "../mod/config/mod.ts";
 import { setInterfaceCheck } from "../mod/ha/config.ts";
+import { primaryChannel as primary, standbyChannel as standby } from "./ha_pair_rig.ts";
 
-const primary = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
-  role: "primary",
-  epoch: 3,
-  seq: 40,
-  pending: 0,
-  lagMs: 0,
-  link: "up",
-  resync: null,
-  snapshotDue: false,
-  ...o,
-});
-const standby = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
-  role: "standby",
-  epoch: 3,
-  seq: 40,
-  pending: 0,
-  lagMs: 0,
-  link: "unknown",
-  resync: null,
-  ...o,
-});
 const view = (o: Partial<FailbackView> = {}): FailbackView => ({
   node: "n2",
   set: "a",

@@ -6,6 +6,7 @@ import { setInterfaceCheck } from "../mod/ha/config.ts";
 import { createHaModule, type HaDeps, type HaModule } from "../mod/ha/mod.ts";
 import type { Engine, EngineEvents } from "../mod/ha/engine.ts";
 import type { TrackValues } from "../mod/ha/track.ts";
+import type { FailbackChannel } from "../mod/ha/failback.ts";
 import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
 import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
 import { systemClock } from "../mod/module.ts";
@@ -170,3 +171,27 @@ export async function oddCert(
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
   return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
 }
+
+/** A holder's channel of a set as the failback and catch-up gates see it (caught up). */
+export const primaryChannel = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
+  role: "primary",
+  epoch: 3,
+  seq: 40,
+  pending: 0,
+  lagMs: 0,
+  link: "up",
+  resync: null,
+  snapshotDue: false,
+  ...o,
+});
+/** A returning owner's channel of a set (caught up, link not yet seen). */
+export const standbyChannel = (o: Partial<FailbackChannel> = {}): FailbackChannel => ({
+  role: "standby",
+  epoch: 3,
+  seq: 40,
+  pending: 0,
+  lagMs: 0,
+  link: "unknown",
+  resync: null,
+  ...o,
+});

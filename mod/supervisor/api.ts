@@ -11,18 +11,19 @@ export const criticalitySchema = z.lazy(() => z.enum(["essential", "important", 
 /** Criticality of a subsystem: the governor never suspends `essential`. */
 export type Criticality = z.infer<typeof criticalitySchema>;
 
+/** Every state of a subsystem (the metrics' state set has one sample per state). */
+export const SUBSYSTEM_STATES = [
+  "stopped",
+  "starting",
+  "ready",
+  "unhealthy",
+  "restarting",
+  "failed",
+  "suspended",
+] as const;
+
 /** States of a subsystem. */
-export const subsystemStateSchema = z.lazy(() =>
-  z.enum([
-    "stopped",
-    "starting",
-    "ready",
-    "unhealthy",
-    "restarting",
-    "failed",
-    "suspended",
-  ])
-);
+export const subsystemStateSchema = z.lazy(() => z.enum(SUBSYSTEM_STATES));
 /** States of a subsystem. */
 export type SubsystemState = z.infer<typeof subsystemStateSchema>;
 

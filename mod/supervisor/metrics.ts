@@ -1,17 +1,6 @@
 /** Metric families of the supervisor: per-subsystem state, restarts, last restart. */
 import { type MetricFamily, stateSet } from "../web/metrics.ts";
-import type { SubsystemInfo, SubsystemState } from "./api.ts";
-
-/** Every subsystem state (the state-set metric has one sample per state). */
-export const SUBSYSTEM_STATES: readonly SubsystemState[] = [
-  "stopped",
-  "starting",
-  "ready",
-  "unhealthy",
-  "restarting",
-  "failed",
-  "suspended",
-];
+import { SUBSYSTEM_STATES, type SubsystemInfo } from "./api.ts";
 
 /** `subsystem_*` families from the current list and the last restart time of each (ms). */
 export function supervisorMetrics(
