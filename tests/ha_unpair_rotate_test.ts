@@ -240,3 +240,45 @@ Deno.test("ha pair upkeep: a rotation to a CA certificate or one without the pee
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("ha catch-up hold: `ha unpair` while the hold holds lets it go (no peer link is left to catch up with)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kw-catchup-unpair-" });
+  const [p1, p2] = [freePort(), freePort()];
+  // the peer's address after the restart takes connections and never answers
+  const sink = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  void (async () => {
+    for await (const c of sink) conns.push(c);
+  })().catch(() => {});
+  const n1 = await node(dir, "n1", p1, p2);
+  const n2 = await node(dir, "n2", p2, p1);
+  let back: Node | null = null;
+  try {
+    n1.engine.line("MASTER", 150);
+    n2.engine.line("BACKUP", 100);
+    await pair(n1, n2, p2, "lab");
+    await n1.stop();
+    await n2.stop();
+    // n1 restarts paired (the pair's credentials are its only secret): held from its start
+    back = await node(dir, "n1", p1, (sink.addr as Deno.NetAddr).port);
+    assertEquals(back.ha.status().catchUp?.held, true, "held at start");
+    assertEquals(back.engine.track?.fault, 1);
+    await back.ha.unpair("test", true);
+    // before the fix the hold waited for a peer link that unpairing had taken away: FAULT
+    // until the next restart
+    assertEquals(back.ha.status().catchUp?.held, false, "let go by the unpair");
+    assertStringIncludes(String(back.ha.status().catchUp?.reason), "no peer link");
+    assertEquals(back.engine.track?.fault, 0);
+  } finally {
+    await back?.stop();
+    await n1.stop();
+    await n2.stop();
+    sink.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -458,9 +458,6 @@ class HaModuleImpl implements HaModule {
     }
     await this.#startEngine();
     await this.#startPeerLink();
-    if (!this.#peer) {
-      this.#catchUp?.end("unpaired", "no peer link (not paired, no ha.peerLink.secret)");
-    }
     const sets = this.#cfg.peerLink ? failbackSets(this.#cfg) : [];
     if (sets.length > 0 && !this.#stopping) {
       this.#failback = this.#failbackDriver(sets, this.#cfg.peerLink!.intervalMs);
@@ -694,7 +691,12 @@ class HaModuleImpl implements HaModule {
     const scheme = tls ? "https" : "http";
     this.#peerUrl = this.#deps.peerUrl?.replace(/^https?:/, `${scheme}:`) ??
       `${scheme}://${peer.address}:${link.port}${PEER_HEALTH_PATH}`;
-    if (!secret) return; // unpaired and no configured secret: pairing only
+    if (!secret) {
+      // unpaired and no configured secret: pairing only. No peer to catch up with: the
+      // catch-up hold lets go (at start, and after `ha unpair` while it held)
+      this.#catchUp?.end("unpaired", "no peer link (not paired, no ha.peerLink.secret)");
+      return;
+    }
     const tlsFetch = tls ? peerTlsFetch(tls) : null;
     this.#peerTls = tlsFetch;
     const pub = <K extends "ha.peer_lost" | "ha.peer_degraded" | "ha.peer_recovered">(
