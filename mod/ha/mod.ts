@@ -75,6 +75,7 @@ import {
   PEER_HEALTH_PATH,
   PEER_PROTOCOL,
   PEER_UNPAIRED_PATH,
+  peerAnswer,
   type PeerHealth,
   PeerMonitor,
   type PeerMount,
@@ -932,15 +933,10 @@ class HaModuleImpl implements HaModule {
         }`,
       );
     }
-    if (!res.ok) {
-      const text = await res.text();
-      let why = text.slice(0, 300);
-      try {
-        const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-        if (typeof m === "string") why = m.slice(0, 300);
-      } catch { /* not JSON: the text as it came */ }
+    const { refusal } = await peerAnswer(res);
+    if (refusal !== null) {
       throw new HaRotateError(
-        `the peer ${c.peerNode} refused the new certificate (HTTP ${res.status}: ${why})`,
+        `the peer ${c.peerNode} refused the new certificate (HTTP ${res.status}: ${refusal})`,
       );
     }
     // 2. switch here: new handshakes present the new certificate
@@ -1134,20 +1130,13 @@ class HaModuleImpl implements HaModule {
     } catch (e) {
       throw new Error((e as Error).message.split("\n")[0]);
     }
-    const text = await res.text();
-    let json: unknown = null;
-    try {
-      json = JSON.parse(text);
-    } catch { /* not JSON */ }
+    const { json, refusal } = await peerAnswer(res);
     if (res.status === 404) {
       throw new PeerUnsupportedError(
         "the peer does not know the automatic failback (an older keepwire?)",
       );
     }
-    if (!res.ok) {
-      const m = (json as { error?: { message?: string } } | null)?.error?.message ?? text;
-      throw new Error(`${m.slice(0, 300)} (HTTP ${res.status})`);
-    }
+    if (refusal !== null) throw new Error(`${refusal} (HTTP ${res.status})`);
     return json;
   }
 

@@ -617,6 +617,24 @@ export interface PeerFetchOptions {
 }
 
 /**
+ * Read a peer route's answer: its JSON (null when it is not JSON) and, when it is not ok,
+ * the refusal for a message: the `{error: {message}}` of the body, else the body's text,
+ * at most 300 characters (null when ok).
+ */
+export async function peerAnswer(
+  res: Response,
+): Promise<{ json: unknown; refusal: string | null }> {
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch { /* not JSON */ }
+  if (res.ok) return { json, refusal: null };
+  const m = (json as { error?: { message?: unknown } } | null)?.error?.message;
+  return { json, refusal: (typeof m === "string" ? m : text).slice(0, 300) };
+}
+
+/**
  * A `fetch` that authenticates to the peer link like {@link PeerMonitor} does and
  * refuses (throws) an answer that is not signed with the pair secret for this request.
  * A body given as a stream must come with `x-kw-peer-body: stream` and its

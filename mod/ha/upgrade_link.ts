@@ -15,7 +15,7 @@ import { codeStoreSchema } from "../update/bundle_schema.ts";
 import type { UpdateState } from "../update/state.ts";
 import type { UpdateModule } from "../update/types.ts";
 import { VERSION } from "../version.ts";
-import { PEER_BODY_HEADER, PEER_META_HEADER, type PeerMount } from "./peer.ts";
+import { PEER_BODY_HEADER, PEER_META_HEADER, peerAnswer, type PeerMount } from "./peer.ts";
 import type { ModuleContext } from "../module.ts";
 import type { FailbackChannel } from "./failback.ts";
 import {
@@ -226,15 +226,8 @@ export function upgradePeerMount(o: UpgradeLinkOptions): PeerMount {
 }
 
 async function answerOf(res: Response, what: string): Promise<unknown> {
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch { /* not JSON */ }
-  if (!res.ok) {
-    const m = (json as { error?: { message?: string } } | null)?.error?.message ?? text;
-    throw new Error(`${what}: peer answered ${res.status}: ${m.slice(0, 300)}`);
-  }
+  const { json, refusal } = await peerAnswer(res);
+  if (refusal !== null) throw new Error(`${what}: peer answered ${res.status}: ${refusal}`);
   return json;
 }
 
