@@ -149,6 +149,9 @@ export function catchUpBlocker(own: FailbackChannel | null, holder: FailbackView
   return b === null ? null : `not caught up: ${b}`;
 }
 
+/** The states of a set's failback ({@link FailbackStatus}), listed once for the schema and the metric. */
+export const FAILBACK_STATES = ["holding", "waiting", "delay", "requesting", "taking"] as const;
+
 /** One set's failback as the status shows it. */
 export interface FailbackStatus {
   set: FailbackSet;
@@ -158,7 +161,7 @@ export interface FailbackStatus {
    * `requesting`: the holder drains; `taking`: the holder released the set, this node's
    * keepalived takes it.
    */
-  state: "holding" | "waiting" | "delay" | "requesting" | "taking";
+  state: (typeof FAILBACK_STATES)[number];
   /** Why it waits (or what it does), for a person. */
   reason: string;
   /** Since when in this state (ISO). */

@@ -58,6 +58,7 @@ import type { CorosyncWitnessOptions, WitnessFactory } from "./witness.ts";
 import { WitnessDriver } from "./witness_driver.ts";
 import {
   FAILBACK_PEER_PATH,
+  FAILBACK_STATES,
   type FailbackChannel,
   failbackDelayMs,
   FailbackDriver,
@@ -1234,31 +1235,13 @@ class HaModuleImpl implements HaModule {
           headers: { "content-type": "application/json" },
           body: JSON.stringify({ set, node }),
         }, HANDOVER_DRAIN_MS + 10_000),
-      publish: (kind, set, reason) => {
-        const payload = { node, set, reason };
-        if (kind === "waiting") {
-          this.#ctx.bus.publish({
-            module: "ha",
-            kind: "ha.failback_waiting",
-            severity: "notice",
-            payload,
-          });
-        } else if (kind === "requested") {
-          this.#ctx.bus.publish({
-            module: "ha",
-            kind: "ha.failback_requested",
-            severity: "notice",
-            payload,
-          });
-        } else {
-          this.#ctx.bus.publish({
-            module: "ha",
-            kind: "ha.failback_refused",
-            severity: "warning",
-            payload,
-          });
-        }
-      },
+      publish: (kind, set, reason) =>
+        this.#ctx.bus.publish({
+          module: "ha",
+          kind: `ha.failback_${kind}`,
+          severity: kind === "refused" ? "warning" : "notice",
+          payload: { node, set, reason },
+        }),
     });
   }
 
@@ -1864,7 +1847,7 @@ class HaModuleImpl implements HaModule {
             "takes back (waiting: not caught up, or the peer cannot be asked)",
           type: "gauge" as const,
           samples: this.#failback.status().flatMap((f) =>
-            (["holding", "waiting", "delay", "requesting", "taking"] as const).map((st) => ({
+            FAILBACK_STATES.map((st) => ({
               labels: { set: f.set, state: st },
               value: f.state === st ? 1 : 0,
             }))

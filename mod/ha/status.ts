@@ -9,6 +9,7 @@ import { z } from "zod";
 import { upgradeStatusSchema } from "./upgrade.ts";
 import { sameType } from "../web/openapi.ts";
 import { ROLES } from "./role.ts";
+import { FAILBACK_STATES } from "./failback.ts";
 import type { HaPublicStatus, HaStatus } from "./types.ts";
 
 /** GET /api/ha (no login): who is active. */
@@ -99,7 +100,7 @@ export const haStatusSchema = z.lazy(() =>
     ),
     failback: z.array(z.object({
       set: z.enum(["a", "b"]),
-      state: z.enum(["holding", "waiting", "delay", "requesting", "taking"]),
+      state: z.enum(FAILBACK_STATES),
       reason: z.string().describe("what it waits for, or does"),
       since: z.string(),
       askAt: z.string().nullable().describe("when it asks the holder (delay, or after a refusal)"),
