@@ -374,19 +374,30 @@ export class Pairing {
   unpair(by: string): PairCredentials {
     const c = this.credentials();
     if (!c) throw new PairError(409, "pair_not_paired", "this node is not paired");
-    const record: Unpaired = {
-      version: 1,
-      pairId: c.pairId,
-      node: c.node,
-      peerNode: c.peerNode,
-      unpairedAt: new Date(this.#o.now()).toISOString(),
-      by,
-      key: unpairNoticeKey(c.secret),
-    };
-    writeJson(unpairedFile(this.#o.dataDir), record);
+    this.#writeUnpaired({ pairId: c.pairId, node: c.node, peerNode: c.peerNode, by }, c.secret);
     Deno.removeSync(pairFile(this.#o.dataDir));
     this.#offer = null;
     return c;
+  }
+
+  /**
+   * Store that this node is not in the pair (what `ha unpair` leaves), its notice key
+   * derived from the pair's secret so the peer's probe can check the notice.
+   */
+  #writeUnpaired(
+    r: Pick<Unpaired, "pairId" | "node" | "peerNode" | "by">,
+    secret: string,
+  ): void {
+    const record: Unpaired = {
+      version: 1,
+      pairId: r.pairId,
+      node: r.node,
+      peerNode: r.peerNode,
+      unpairedAt: new Date(this.#o.now()).toISOString(),
+      by: r.by,
+      key: unpairNoticeKey(secret),
+    };
+    writeJson(unpairedFile(this.#o.dataDir), record);
   }
 
   /** Replace the credentials with `f(credentials)` (rotation); throws when unpaired. */
@@ -568,17 +579,9 @@ export class Pairing {
       // with such a certificate). Leave what `ha unpair` leaves, keyed by the secret both
       // derived, so its probe learns that this node is not in the pair (peer_unpaired).
       if (!this.credentials()) {
-        writeJson(
-          unpairedFile(this.#o.dataDir),
-          {
-            version: 1,
-            pairId,
-            node: this.#o.node,
-            peerNode: p.data.node,
-            unpairedAt: new Date(this.#o.now()).toISOString(),
-            by: "pairing: certificate refused",
-            key: unpairNoticeKey(secretOf(code, ht, at)),
-          } satisfies Unpaired,
+        this.#writeUnpaired(
+          { pairId, node: this.#o.node, peerNode: p.data.node, by: "pairing: certificate refused" },
+          secretOf(code, ht, at),
         );
       }
       throw new PairError(
