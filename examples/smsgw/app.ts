@@ -148,6 +148,9 @@ interface Outcome {
 /** Most messages one node claims at once (what a failover can send twice is at most this). */
 export const DELIVERY_BATCH = 64;
 
+/** Most ids or outcomes one call of the internal API (claim, result, release) takes. */
+const INTERNAL_MAX = 256;
+
 type Json = Record<string, unknown>;
 
 function sha256hex(s: string): Promise<string> {
@@ -436,14 +439,18 @@ export class Smsgw {
 
   // ---------------------------------------------------------------- delivery
 
+  /** This node writes the tables (the active, or no HA): it delivers and records itself. */
+  #writable(): boolean {
+    return this.#sdk.node()?.writable ?? true;
+  }
+
   /** One delivery pass (the loop calls it; tests may too). */
   async tick(): Promise<void> {
     if (this.#busy || this.#stopped) return;
     this.#busy = true;
     try {
       await this.#record(); // outcomes of earlier sends first
-      const n = this.#sdk.node();
-      if (n?.writable ?? true) await this.#deliverAsActive();
+      if (this.#writable()) await this.#deliverAsActive();
       else if (this.#o.activeUrl && this.#o.peerKey) await this.#deliverAsPeer();
     } catch (e) {
       this.#sdk.status(`delivery pass failed: ${e instanceof Error ? e.message : e}`);
@@ -576,10 +583,10 @@ export class Smsgw {
       claimed,
       startBy,
       epoch,
-      () => this.#sdk.node()?.writable ?? true,
+      () => this.#writable(),
     );
     await this.#record();
-    if (unsent.length && (this.#sdk.node()?.writable ?? true)) {
+    if (unsent.length && this.#writable()) {
       await this.#sdk.tables.write(this.#releaseStatements(unsent, me, epoch));
     }
   }
@@ -674,16 +681,15 @@ export class Smsgw {
       while (this.#recordAgain && this.#unrecorded.size) {
         this.#recordAgain = false;
         const batch = [...this.#unrecorded.values()];
-        if (this.#sdk.node()?.writable ?? true) {
+        if (this.#writable()) {
           await this.#sdk.tables.write(this.#resultStatements(batch));
         } else if (this.#o.activeUrl && this.#o.peerKey) {
           for (const [epoch, os] of Map.groupBy(batch, (o) => o.epoch)) {
-            // the internal API takes at most 256 outcomes a call
-            for (let i = 0; i < os.length; i += 256) {
+            for (let i = 0; i < os.length; i += INTERNAL_MAX) {
               await this.#callActive("result", {
                 node: this.me,
                 epoch,
-                results: os.slice(i, i + 256),
+                results: os.slice(i, i + INTERNAL_MAX),
               });
             }
           }
@@ -748,7 +754,7 @@ export class Smsgw {
       return err(422, "invalid", "node and epoch are required", { node: "required" });
     }
     if (op === "claim") {
-      const ids = z.array(z.string().max(64)).max(256).parse(body.ids);
+      const ids = z.array(z.string().max(64)).max(INTERNAL_MAX).parse(body.ids);
       return Response.json({ messages: await this.#claim(ids, node, epoch) });
     }
     if (op === "result") {
@@ -757,7 +763,7 @@ export class Smsgw {
         ok: z.boolean(),
         smscId: z.string().max(128).optional(),
         error: z.string().max(500).optional(),
-      })).max(256).parse(body.results);
+      })).max(INTERNAL_MAX).parse(body.results);
       if (results.length) {
         await this.#sdk.tables.write(
           this.#resultStatements(results.map((r) => ({ ...r, node, epoch }))),
@@ -766,7 +772,7 @@ export class Smsgw {
       return Response.json({ ok: true });
     }
     if (op === "release") {
-      const ids = z.array(z.string().max(64)).max(256).parse(body.ids);
+      const ids = z.array(z.string().max(64)).max(INTERNAL_MAX).parse(body.ids);
       if (ids.length) await this.#sdk.tables.write(this.#releaseStatements(ids, node, epoch));
       return Response.json({ ok: true });
     }
