@@ -86,6 +86,8 @@ function rig(delayMs = 3000) {
     view: view() as FailbackView | Error,
     refuse: null as string | null,
     asks: 0,
+    /** While set, the holder's view is answered only when it settles. */
+    gate: null as Promise<void> | null,
     requests: [] as number[],
     events: [] as { kind: string; set: FailbackSet; reason: string }[],
   };
@@ -99,9 +101,11 @@ function rig(delayMs = 3000) {
     local: () => w.local,
     peer: () => w.peer,
     own: () => w.own,
-    ask: () => {
+    ask: async () => {
       w.asks++;
-      return w.view instanceof Error ? Promise.reject(w.view) : Promise.resolve(w.view);
+      if (w.gate) await w.gate;
+      if (w.view instanceof Error) throw w.view;
+      return w.view;
     },
     request: () => {
       w.requests.push(clock.now());
@@ -254,4 +258,18 @@ Deno.test("failback sets: the owner of a set by priority, only with replication"
     failbackSets(haOf({ activeActive: { ...AA, failback: "manual" }, replication: {} })),
     [],
   );
+});
+
+Deno.test("failback driver: a look under way when the driver stops asks the holder nothing", async () => {
+  const { w, d } = rig(0);
+  w.own = standby();
+  let answer!: () => void;
+  w.gate = new Promise<void>((r) => answer = r);
+  const look = d.tick();
+  assertEquals(w.asks, 1, "asking the holder");
+  d.stop(); // the module stops meanwhile
+  answer(); // caught up, no delay: before the fix it asked for the set here
+  await look;
+  assertEquals(w.requests, []);
+  assertEquals(w.events.filter((e) => e.kind === "requested"), []);
 });

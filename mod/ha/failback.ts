@@ -224,6 +224,8 @@ export class FailbackDriver {
   #o: FailbackDriverOptions;
   #sets = new Map<FailbackSet, SetState>();
   #timer: TimerId | undefined;
+  /** Stopped: a look still under way when it stopped asks the holder nothing. */
+  #stopped = false;
 
   /** Build (nothing runs until start). */
   constructor(o: FailbackDriverOptions) {
@@ -251,11 +253,13 @@ export class FailbackDriver {
   /** Look every pollMs. */
   start(): void {
     if (this.#timer !== undefined || this.#sets.size === 0) return;
+    this.#stopped = false;
     this.#timer = this.#o.clock.setInterval(() => void this.tick(), this.#o.pollMs);
   }
 
-  /** Stop looking. */
+  /** Stop looking (a look under way ends without asking the holder to hand over). */
   stop(): void {
+    this.#stopped = true;
     if (this.#timer !== undefined) this.#o.clock.clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -329,6 +333,9 @@ export class FailbackDriver {
     } catch (e) {
       return this.#wait(set, st, `the holder's view: ${(e as Error).message}`);
     }
+    // stopped while asking (the module stops): a handover now would release the set to a
+    // node that is going away
+    if (this.#stopped) return;
     if (!view.holding) {
       // nobody to ask: keepalived elects this node by itself if the peer holds nothing
       return this.#wait(set, st, `${view.node} is not active for set ${set}`);
