@@ -165,3 +165,15 @@ Deno.test("catch-up hold: its FAULT reason keeps the node a standby (onlyHeld), 
   t.setMaintenance(true);
   assertEquals(onlyHeld(t.view), false);
 });
+
+Deno.test("catch-up hold: a look under way when the hold stops lets nothing go", async () => {
+  const r = rig();
+  r.hold.start();
+  r.peer = { state: "up", detail: null };
+  r.views.a = view("a", { holding: false }); // would let go at once
+  const look = r.hold.tick(); // waits for the peer's view
+  r.hold.stop(); // the module stops meanwhile
+  await look;
+  // before the fix the look let keepalived out of FAULT after the stop
+  assertEquals([r.hold.held, r.holds.includes(null), r.ends], [true, false, []]);
+});

@@ -91,6 +91,8 @@ export class CatchUpHold {
   #told = false;
   #busy = false;
   #timer: TimerId | undefined;
+  /** Stopped (with the module): a look under way changes nothing after its answer. */
+  #stopped = false;
 
   /** Build (nothing held until start). */
   constructor(o: CatchUpOptions) {
@@ -102,6 +104,7 @@ export class CatchUpHold {
   start(): void {
     if (this.#held || this.#timer !== undefined) return;
     this.#held = true;
+    this.#stopped = false;
     this.#since = this.#o.clock.now();
     this.#o.setHold(this.#reason);
     this.#timer = this.#o.clock.setInterval(() => void this.tick(), this.#o.pollMs);
@@ -109,6 +112,7 @@ export class CatchUpHold {
 
   /** Stop looking (the hold is the track's: it goes with the module). */
   stop(): void {
+    this.#stopped = true;
     if (this.#timer !== undefined) this.#o.clock.clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -181,6 +185,7 @@ export class CatchUpHold {
       try {
         view = await o.ask(set);
       } catch (e) {
+        if (this.#stopped) return;
         if (e instanceof PeerUnsupportedError) {
           return this.end(
             "peer_unsupported",
@@ -189,7 +194,8 @@ export class CatchUpHold {
         }
         return this.#hold(`${o.peerName}'s view of set ${set}: ${(e as Error).message}`);
       }
-      if (!this.#held) return;
+      // stopped while asking: the hold stays as the module leaves it (no let-go, no journal)
+      if (!this.#held || this.#stopped) return;
       if (!view.holding) continue;
       active = true;
       const why = catchUpBlocker(o.own(set), view);
