@@ -150,8 +150,25 @@ Deno.test({
         (r) => new URL(r.url()).pathname === "/api/update" && r.request().method() === "POST",
         { timeout: 120_000 },
       );
+      // The upload is paced to 8 MiB/s (Chromium's network emulation): on a quiet machine a
+      // 24 MiB upload to loopback could end within the 50 ms between two progress events, and
+      // the page would show only 0% and 100% although its progress handler works.
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: 8 << 20,
+      });
       await page.click("form[data-api='/api/update'] button[type=submit]");
       const res = await uploaded;
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: -1,
+      });
       assert(res.ok(), `upload answered ${res.status()}`);
       const seen = await page.evaluate("window.__kwSeen") as number[];
       assert(
