@@ -17,7 +17,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { VENDOR } from "../mod/web/ui/vendor.ts";
 
@@ -81,6 +81,19 @@ async function run(cmd: string, args: string[], cwd = ROOT): Promise<void> {
   }
 }
 
+/** The file in a bundle directory that lists the JavaScript files its build wrote. */
+export const BUILT_LIST = ".keepwire-js";
+
+/** Remove the JavaScript an earlier build wrote into `dir` (listed in {@link BUILT_LIST}). */
+async function removeEarlierBuild(dir: string): Promise<void> {
+  let names = ["keepwire.js", "worker_host.js"];
+  try {
+    names = (await Deno.readTextFile(join(dir, BUILT_LIST))).split("\n")
+      .filter((n) => /^[\w.-]+\.js$/.test(n));
+  } catch { /* no earlier build, or one from before the list */ }
+  for (const n of names) await Deno.remove(join(dir, n)).catch(() => {});
+}
+
 /**
  * Bundle keepwire into `dir` (created; files in it are replaced). `deno` is the binary to
  * place beside the launcher: a path to copy, or null to leave it out (KEEPWIRE_DENO then).
@@ -92,10 +105,10 @@ export async function buildBundle(
   const t0 = performance.now();
   await Deno.mkdir(dir, { recursive: true });
   const deno = Deno.execPath();
-  // the JavaScript of an earlier build goes: chunk names carry a hash of their content
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".js")) await Deno.remove(join(dir, e.name));
-  }
+  // the JavaScript of an earlier build goes (chunk names carry a hash of their content), and
+  // only that: the list of what it wrote, or its two fixed names; nothing else in `dir`
+  await removeEarlierBuild(dir);
+  const written: string[] = [];
   // two runs, each one entry: with two entries esbuild keeps the source tree's layout
   const split = await Deno.makeTempDir({ dir, prefix: ".split-" });
   let jsBytes = 0, jsFiles = 0;
@@ -114,6 +127,7 @@ export async function buildBundle(
       // chunks import each other as ./name.js: all of them stay in one directory
       const to = join(dir, e.name === "main.js" ? "keepwire.js" : e.name);
       await Deno.rename(join(split, e.name), to);
+      written.push(basename(to));
       await asciiOnly(to);
       jsBytes += (await Deno.stat(to)).size;
       jsFiles++;
@@ -123,6 +137,8 @@ export async function buildBundle(
   }
   await run(deno, ["bundle", "--platform", "deno", "-o", join(dir, "worker_host.js"), WORKER_HOST]);
   await asciiOnly(join(dir, "worker_host.js"));
+  written.push("worker_host.js");
+  await Deno.writeTextFile(join(dir, BUILT_LIST), written.sort().join("\n") + "\n");
   const copies: [string, string][] = [
     ["mod/web/static/app.css", "static/app.css"],
     ["mod/web/static/app.js", "static/app.js"],

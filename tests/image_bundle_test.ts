@@ -103,12 +103,14 @@ Deno.test("bundle: keepwire run from the bundle reaches /api/health and a worker
   for (const f of js) {
     assert(!/[\u0080-\uffff]/.test(await Deno.readTextFile(join(bundle, f))), f);
   }
-  // a second build into the same directory leaves no chunk of the first behind
+  // a second build into the same directory leaves no chunk of the first behind, and removes
+  // nothing it did not write (here a vendor's own script beside the bundle)
+  await Deno.writeTextFile(join(bundle, "vendor.js"), "export const own = 1;\n");
   const again = await buildBundle(bundle, { deno: null });
-  assertEquals(
-    [...Deno.readDirSync(bundle)].filter((e) => e.isFile && e.name.endsWith(".js")).length,
-    again.jsFiles + 1,
-  );
+  const after = [...Deno.readDirSync(bundle)].filter((e) => e.isFile && e.name.endsWith(".js"))
+    .map((e) => e.name);
+  assert(after.includes("vendor.js"), `a rebuild removed a file it did not write: ${after}`);
+  assertEquals(after.length, again.jsFiles + 2, after.join(" ")); // + worker_host.js, vendor.js
   // no source tree next to the bundle: only what the image carries
   for (const f of ["keepwire", "keepwire.js", "worker_host.js", "static/app.css"]) {
     await Deno.stat(join(bundle, f));
