@@ -7,39 +7,24 @@
  * no acknowledged write is lost (and nothing is set aside on the survivor).
  * Plain pair (ha.preempt) and active-active (set b, activeActive.failback "auto").
  */
-import { validateConfig } from "../mod/config/mod.ts";
-import { EventBus, type KwEvent } from "../mod/events/mod.ts";
-import { Store } from "../mod/store/mod.ts";
-import { setInterfaceCheck } from "../mod/ha/config.ts";
-import { createHaModule, type HaDeps, type HaModule } from "../mod/ha/mod.ts";
+import { type HaDeps } from "../mod/ha/mod.ts";
 import type { UpgradeDriver } from "../mod/ha/upgrade.ts";
-import { createPeerFetch, PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
+import { createPeerFetch } from "../mod/ha/peer.ts";
 import { FAILBACK_PEER_PATH } from "../mod/ha/failback.ts";
 import { haPage } from "../mod/ha/page.tsx";
 import { failbackLine } from "../mod/cli/ha.ts";
 import type { HaStatus } from "../mod/ha/types.ts";
 import type { PageDeps } from "../mod/web/ui/contract.ts";
-import { createReplModule, type ReplModule, ReplRegistry } from "../mod/repl/mod.ts";
-import { Users } from "../mod/web/users.ts";
+import { ReplRegistry } from "../mod/repl/mod.ts";
 import { systemClock } from "../mod/module.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { until } from "./repl_rig.ts";
-import { FakeEngine, freePort } from "./ha_pair_rig.ts";
+import { buildNode, freePort, type Node } from "./ha_pair_rig.ts";
 
 const SECRET = "pair-secret-0123456789";
 
-interface Node {
-  id: "n1" | "n2";
-  store: Store;
-  ha: HaModule;
-  repl: ReplModule;
-  engine: FakeEngine;
-  events: KwEvent[];
-  bus: EventBus;
-  stop(): Promise<void>;
-}
-
-async function node(
+/** Node `id` of the failback pair: the set that fails back is a (plain pair) or b (active-active). */
+function node(
   dir: string,
   id: "n1" | "n2",
   ports: { own: number; peer: number },
@@ -48,82 +33,33 @@ async function node(
   listen?: number,
   deps: Partial<HaDeps> = {},
 ): Promise<Node> {
-  const prev = setInterfaceCheck(() => true);
-  const own = id === "n1" ? "10.234.0.11" : "10.234.0.12";
-  let config;
-  try {
-    config = validateConfig({
-      dataDir: `${dir}/${id}`,
-      ha: {
-        enabled: true,
-        node: { id, priority: id === "n1" ? 150 : 100, address: `${own}/24` },
-        interface: "kwtest0",
-        virtualAddresses: ["10.234.0.50/24"],
-        peers: [{
-          address: id === "n1" ? "10.234.0.12" : "10.234.0.11",
-          priority: id === "n1" ? 100 : 150,
-        }],
-        failoverHoldMs: 2000,
-        ...(aa
-          ? {
-            activeActive: {
-              virtualRouterId: 52,
-              virtualAddresses: ["10.234.0.60/24"],
-              failback: "auto",
-              failbackDelayMs: 1000,
-            },
-          }
-          : { preempt: true, preemptDelayMs: 1000 }),
-        peerLink: { secret: SECRET, pairId: "lab", intervalMs: 200 },
-        replication: { batchMs: 10, ackTimeoutMs: 1500 },
-      },
-    });
-  } finally {
-    setInterfaceCheck(prev);
-  }
-  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
-  store.migrate("test_fb", ["CREATE TABLE fb_data (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"]);
   // the set's data: a sync group on the set that fails back (b with active-active)
   const registry = new ReplRegistry();
   registry.defineGroup("fb", { durability: "sync", set: aa ? "b" : "a" });
   registry.registerTables("fb", ["fb_data"]);
-  const bus = new EventBus({ journal: store });
-  const events: KwEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  new Users(store); // the auth tables (replicated)
-  const ctx = { config, store, bus, clock: systemClock };
-  let engine!: FakeEngine;
-  // deno-lint-ignore prefer-const
-  let repl: ReplModule;
-  const ha = createHaModule(ctx, {
-    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
-    peerListen: { hostname: "127.0.0.1", port: listen ?? ports.own },
-    peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
-    // as the runtime wires it
-    replication: () => repl.status(),
-    prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
-    cancelHandover: () => repl.cancelHandover(),
-    ...deps,
-  });
-  repl = createReplModule(ctx, { peer: ha.peerAccess, registry });
-  await ha.start();
-  await repl.start();
-  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
-  return {
-    id,
-    store,
-    ha,
-    repl,
-    engine,
-    events,
-    bus,
-    async stop() {
-      if (!store.db.isOpen) return;
-      await repl.stop();
-      await ha.stop();
-      store.close();
+  return buildNode(dir, id, {
+    ...ports,
+    listen,
+    net: "10.234.0",
+    peerEntry: { priority: id === "n1" ? 100 : 150 },
+    ha: {
+      failoverHoldMs: 2000,
+      ...(aa
+        ? {
+          activeActive: {
+            virtualRouterId: 52,
+            virtualAddresses: ["10.234.0.60/24"],
+            failback: "auto",
+            failbackDelayMs: 1000,
+          },
+        }
+        : { preempt: true, preemptDelayMs: 1000 }),
+      peerLink: { secret: SECRET, pairId: "lab" },
     },
-  };
+    registry,
+    migrate: ["CREATE TABLE fb_data (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"],
+    deps,
+  });
 }
 
 /**

@@ -55,24 +55,56 @@ export function freePort(): number {
 
 /** One node of the rig. */
 export interface Node {
+  id: "n1" | "n2";
   store: Store;
   ha: HaModule;
   repl: ReplModule;
+  users: Users;
   engine: FakeEngine;
+  bus: EventBus;
   dataDir: string;
   /** Events it published. */
   events: KwEvent[];
   stop(): Promise<void>;
 }
 
-/** Build and start node `id` in `dir`, its link on `own`, the peer's on `peer`. */
-export async function node(
-  dir: string,
-  id: "n1" | "n2",
-  own: number,
-  peer: number,
-  deps: Partial<HaDeps> = {},
-): Promise<Node> {
+/** How a test file's nodes differ from the rig's plain pair (see {@linkcode buildNode}). */
+export interface NodeOptions {
+  /** The loopback port of this node's peer link. */
+  own: number;
+  /** The loopback port of the peer's link. */
+  peer: number;
+  /** Listen on this port instead of `own` (the test's relay sits on `own`). */
+  listen?: number;
+  /** The lab's /24 as its first three octets; each test file its own (default `10.233.0`). */
+  net?: string;
+  /** Fields of `ha` over the rig's (node, interface, addresses, peers, link interval). */
+  ha?: Record<string, unknown>;
+  /** Fields of `ha.peers[0]` over its address. */
+  peerEntry?: Record<string, unknown>;
+  /** Fields of `ha.replication` over the rig's batch window and ack timeout. */
+  replication?: Record<string, unknown>;
+  /** Groups and tables the node replicates besides the built-in ones. */
+  registry?: ReplRegistry;
+  /** A migration ("test_rig") run on the store before the modules start. */
+  migrate?: string[];
+  /** HA dependencies over the runtime's wiring. */
+  deps?: Partial<HaDeps>;
+}
+
+/**
+ * Build and start node `id` in `dir/id`: an HA module with a {@linkcode FakeEngine} and a
+ * replication module on its own store, wired to each other as the runtime wires them
+ * (replication status, handover drain, unacknowledged count), the peer link on loopback.
+ * Priorities: n1 150, n2 100.
+ *
+ * @example
+ * ```ts
+ * const n1 = await buildNode(dir, "n1", { own: p1, peer: p2, ha: { preempt: true } });
+ * ```
+ */
+export async function buildNode(dir: string, id: "n1" | "n2", o: NodeOptions): Promise<Node> {
+  const net = o.net ?? "10.233.0";
   const prev = setInterfaceCheck(() => true);
   let config;
   try {
@@ -83,41 +115,55 @@ export async function node(
         node: {
           id,
           priority: id === "n1" ? 150 : 100,
-          address: `10.233.0.${id === "n1" ? 11 : 12}/24`,
+          address: `${net}.${id === "n1" ? 11 : 12}/24`,
         },
         interface: "kwtest0",
-        virtualAddresses: ["10.233.0.50/24"],
-        peers: [{ address: id === "n1" ? "10.233.0.12" : "10.233.0.11" }],
-        peerLink: { intervalMs: 200, port: own }, // no secret: pairing makes the credentials
-        replication: { batchMs: 10, ackTimeoutMs: 1500 },
+        virtualAddresses: [`${net}.50/24`],
+        peers: [{ address: `${net}.${id === "n1" ? 12 : 11}`, ...o.peerEntry }],
+        ...o.ha,
+        peerLink: { intervalMs: 200, ...(o.ha?.peerLink as object | undefined) },
+        replication: { batchMs: 10, ackTimeoutMs: 1500, ...o.replication },
       },
     });
   } finally {
     setInterfaceCheck(prev);
   }
   const store = new Store({ path: `${dir}/${id}/keepwire.db` });
+  if (o.migrate) store.migrate("test_rig", o.migrate);
   const bus = new EventBus({ journal: store });
   const events: KwEvent[] = [];
   bus.subscribe((e) => events.push(e));
-  new Users(store); // the auth tables (replicated)
+  const users = new Users(store); // the auth tables (replicated: users, tokens)
   const ctx = { config, store, bus, clock: systemClock };
   let engine!: FakeEngine;
+  // deno-lint-ignore prefer-const
+  let repl: ReplModule;
   const ha = createHaModule(ctx, {
     engine: (_h, _d, ev) => engine = new FakeEngine(ev),
-    peerListen: { hostname: "127.0.0.1", port: own },
-    peerUrl: `http://127.0.0.1:${peer}${PEER_HEALTH_PATH}`,
+    peerListen: { hostname: "127.0.0.1", port: o.listen ?? o.own },
+    peerUrl: `http://127.0.0.1:${o.peer}${PEER_HEALTH_PATH}`,
+    // as the runtime wires it
+    replication: () => repl.status(),
+    prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
+    cancelHandover: () => repl.cancelHandover(),
     unacknowledged: () => repl.unacknowledged(),
-    ...deps,
+    ...o.deps,
   });
-  const repl = createReplModule(ctx, { peer: ha.peerAccess, registry: new ReplRegistry() });
+  repl = createReplModule(ctx, {
+    peer: ha.peerAccess,
+    registry: o.registry ?? new ReplRegistry(),
+  });
   await ha.start();
   await repl.start();
   bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
   return {
+    id,
     store,
     ha,
     repl,
+    users,
     engine,
+    bus,
     events,
     dataDir: `${dir}/${id}`,
     async stop() {
@@ -127,6 +173,20 @@ export async function node(
       store.close();
     },
   };
+}
+
+/**
+ * Node `id` of an unpaired pair (no secret: pairing makes the credentials), its link on
+ * `own`, the peer's on `peer`.
+ */
+export function node(
+  dir: string,
+  id: "n1" | "n2",
+  own: number,
+  peer: number,
+  deps: Partial<HaDeps> = {},
+): Promise<Node> {
+  return buildNode(dir, id, { own, peer, ha: { peerLink: { port: own } }, deps });
 }
 
 /**

@@ -5,22 +5,7 @@
  * replicated tables; a failover promotes the other node (new epoch) and replication
  * turns round; status, config hash and metrics on both.
  */
-import { validateConfig } from "../mod/config/mod.ts";
-import { EventBus, type KwEvent } from "../mod/events/mod.ts";
-import { Store } from "../mod/store/mod.ts";
-import { setInterfaceCheck } from "../mod/ha/config.ts";
-import { createHaModule, type HaModule } from "../mod/ha/mod.ts";
-import { PEER_HEALTH_PATH } from "../mod/ha/peer.ts";
-import {
-  createReplModule,
-  encodeFrame,
-  replicaRefusal,
-  type ReplModule,
-  ReplReadOnlyError,
-  ReplRegistry,
-} from "../mod/repl/mod.ts";
-import { Users } from "../mod/web/users.ts";
-import { systemClock } from "../mod/module.ts";
+import { encodeFrame, replicaRefusal, ReplReadOnlyError, ReplRegistry } from "../mod/repl/mod.ts";
 import {
   assert,
   assertEquals,
@@ -34,95 +19,32 @@ import { ReplHandingOverError } from "../mod/repl/errors.ts";
 import { haPage } from "../mod/ha/page.tsx";
 import type { PageDeps } from "../mod/web/ui/contract.ts";
 import { until } from "./repl_rig.ts";
-import { FakeEngine, freePort } from "./ha_pair_rig.ts";
+import { buildNode, freePort, type Node } from "./ha_pair_rig.ts";
 
 const SECRET = "pair-secret-0123456789";
 
-interface Node {
-  id: string;
-  store: Store;
-  ha: HaModule;
-  repl: ReplModule;
-  users: Users;
-  engine: FakeEngine;
-  events: KwEvent[];
-  bus: EventBus;
-  stop(): Promise<void>;
-}
-
-async function node(
+/** Node `id` of the replication pair (active-active: n2 owns set b). */
+function node(
   dir: string,
   id: "n1" | "n2",
   ports: { own: number; peer: number },
   replication: Record<string, unknown> = {},
   opts: { activeActive?: boolean; registry?: ReplRegistry; migrate?: string[] } = {},
 ): Promise<Node> {
-  const prev = setInterfaceCheck(() => true);
-  const own = id === "n1" ? "10.232.0.11" : "10.232.0.12";
-  let config;
-  try {
-    config = validateConfig({
-      dataDir: `${dir}/${id}`,
-      ha: {
-        enabled: true,
-        node: { id, priority: id === "n1" ? 150 : 100, address: `${own}/24` },
-        interface: "kwtest0",
-        virtualAddresses: ["10.232.0.50/24"],
-        peers: [{
-          address: id === "n1" ? "10.232.0.12" : "10.232.0.11",
-          ...(opts.activeActive ? { priority: id === "n1" ? 100 : 150 } : {}),
-        }],
-        ...(opts.activeActive
-          ? { activeActive: { virtualRouterId: 52, virtualAddresses: ["10.232.0.60/24"] } }
-          : {}),
-        peerLink: { secret: SECRET, pairId: "lab", intervalMs: 200 },
-        replication: { batchMs: 10, ackTimeoutMs: 1500, ...replication },
-      },
-    });
-  } finally {
-    setInterfaceCheck(prev);
-  }
-  const store = new Store({ path: `${dir}/${id}/keepwire.db` });
-  if (opts.migrate) store.migrate("test_b", opts.migrate);
-  const bus = new EventBus({ journal: store });
-  const events: KwEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  const users = new Users(store); // the auth tables (replicated: users, tokens)
-  const ctx = { config, store, bus, clock: systemClock };
-  let engine!: FakeEngine;
-  // deno-lint-ignore prefer-const
-  let repl: ReplModule;
-  const ha = createHaModule(ctx, {
-    engine: (_h, _d, ev) => engine = new FakeEngine(ev),
-    peerListen: { hostname: "127.0.0.1", port: ports.own },
-    peerUrl: `http://127.0.0.1:${ports.peer}${PEER_HEALTH_PATH}`,
-    // as the runtime wires it: a graceful handover drains replication first
-    prepareHandover: (ms, channels) => repl.prepareHandover(ms, channels),
-    cancelHandover: () => repl.cancelHandover(),
-  });
-  repl = createReplModule(ctx, {
-    peer: ha.peerAccess,
-    registry: opts.registry ?? new ReplRegistry(),
-  });
-  await ha.start();
-  await repl.start();
-  bus.publishUntyped({ module: "runtime", kind: "runtime.started", payload: {} });
-  return {
-    id,
-    store,
-    ha,
-    repl,
-    users,
-    engine,
-    events,
-    bus,
-    async stop() {
-      if (!store.db.isOpen) return;
-      await repl.stop();
-      await ha.stop();
-      store.close();
+  return buildNode(dir, id, {
+    ...ports,
+    net: "10.232.0",
+    peerEntry: opts.activeActive ? { priority: id === "n1" ? 100 : 150 } : {},
+    ha: {
+      ...(opts.activeActive
+        ? { activeActive: { virtualRouterId: 52, virtualAddresses: ["10.232.0.60/24"] } }
+        : {}),
+      peerLink: { secret: SECRET, pairId: "lab" },
     },
-  };
+    replication,
+    registry: opts.registry,
+    migrate: opts.migrate,
+  });
 }
 
 /** What the HA page is rendered with: in-process calls to the node's HA and replication routes. */

@@ -18,26 +18,18 @@
  * Each bounded (≤ 3 min on a busy machine); the lab removes everything it made.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, type HaLab, LAB, type NodeName } from "./ha_lab.ts";
+import {
+  createHaLab,
+  eventsOf,
+  LAB,
+  type NodeName,
+  replStatus,
+  untilLab,
+  userNames,
+} from "./ha_lab.ts";
 import { missingTools } from "../helpers/tools.ts";
-import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
-import type { KwEvent } from "../../mod/events/mod.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv", "tc"], { root: true });
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const repl = (lab: HaLab, n: NodeName) => lab.get<ReplModuleStatus>(n, "/api/repl/status");
-const userNames = async (lab: HaLab, n: NodeName) =>
-  (await lab.get<{ users: { name: string }[] }>(n, "/api/users")).users.map((u) => u.name);
-const events = async (lab: HaLab, n: NodeName, kind: string) =>
-  (await lab.get<{ events: KwEvent[] }>(n, `/api/events?kind=${kind}&limit=50`)).events;
 
 Deno.test({
   name:
@@ -61,8 +53,8 @@ Deno.test({
       await lab.waitRole("n1", "active");
       await lab.startNode("n2");
       await lab.waitRole("n2", "standby");
-      await until(async () => {
-        const r = await repl(lab, "n2");
+      await untilLab(async () => {
+        const r = await replStatus(lab, "n2");
         return r.role === "standby" && (r.epoch ?? 0) > 0;
       }, "n2 resynced as standby");
       const st1 = await lab.status("n1");
@@ -72,7 +64,7 @@ Deno.test({
       const acked: string[] = [];
       await lab.killNode("n1", "SIGKILL");
       await lab.waitRole("n2", "active");
-      await until(async () => (await repl(lab, "n2")).role === "primary", "n2 primary");
+      await untilLab(async () => (await replStatus(lab, "n2")).role === "primary", "n2 primary");
       let stop = false;
       let tries = 0;
       const writer = (async () => {
@@ -89,7 +81,7 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
-      await until(() => Promise.resolve(acked.length >= 10), "10 writes on n2 alone");
+      await untilLab(() => Promise.resolve(acked.length >= 10), "10 writes on n2 alone");
 
       // 2. n2 cannot replicate to n1: n1 returns and must not take the address back
       await lab.holdPeerLink("n2", true);
@@ -115,7 +107,7 @@ Deno.test({
       assertEquals(s1?.catchUp?.held, true, "n1 held out of MASTER while behind");
       assertEquals(s1?.engine.state, "FAULT");
       assert(acked.length > before, "n2 kept taking writes meanwhile");
-      assertEquals((await events(lab, "n1", "ha.failback_requested")).length, 0);
+      assertEquals((await eventsOf(lab, "n1", "ha.failback_requested")).length, 0);
       console.log(
         `failback lab: n1 back ${Date.now() - back} ms, waiting: ${[...reasons].join(" | ")}`,
       );
@@ -126,14 +118,14 @@ Deno.test({
       const lifted = Date.now();
       await lab.waitRole("n1", "active", 60_000);
       const tookMs = Date.now() - lifted;
-      await until(async () => (await repl(lab, "n1")).role === "primary", "n1 primary");
+      await untilLab(async () => (await replStatus(lab, "n1")).role === "primary", "n1 primary");
       stop = true;
       await writer;
       const on1 = new Set(await userNames(lab, "n1"));
       const lost = acked.filter((u) => !on1.has(u));
-      const req = await events(lab, "n1", "ha.failback_requested");
-      const hand = await events(lab, "n2", "ha.failover_manual");
-      const tails = await events(lab, "n2", "repl.tail_saved");
+      const req = await eventsOf(lab, "n1", "ha.failback_requested");
+      const hand = await eventsOf(lab, "n2", "ha.failover_manual");
+      const tails = await eventsOf(lab, "n2", "repl.tail_saved");
       console.log(
         `failback lab: n1 active ${tookMs} ms after the hold was lifted (delay 2000 ms); ` +
           `${acked.length} of ${tries} writes acknowledged by n2, ${lost.length} missing on n1; ` +
@@ -153,7 +145,9 @@ Deno.test({
       for (const n of ["n1", "n2"] as const) {
         const s = await lab.status(n).catch(() => null);
         console.log(`${n}: ${s?.role} failback ${JSON.stringify(s?.failback)}`);
-        console.log(`${n} repl: ${JSON.stringify(await repl(lab, n).catch((x) => String(x)))}`);
+        console.log(
+          `${n} repl: ${JSON.stringify(await replStatus(lab, n).catch((x) => String(x)))}`,
+        );
       }
       throw e;
     } finally {
@@ -190,16 +184,16 @@ Deno.test({
     try {
       await lab.startNode("n1");
       await lab.waitRole("n1", "active");
-      await until(async () => (await lab.holdersB())[0] === "n1", "n1 holds both sets");
+      await untilLab(async () => (await lab.holdersB())[0] === "n1", "n1 holds both sets");
       // n2 (owner of set b) comes up: nopreempt, then keepwire's failback hands b over
       await lab.startNode("n2");
       await lab.waitRole("n2", "standby");
-      await until(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
+      await untilLab(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
       assertEquals(await lab.holders(), ["n1"], "set a stays on n1");
       assertEquals((await fb("n2"))?.state, "holding");
       // kill -9 of n2: n1 serves both
       await lab.killNode("n2", "SIGKILL");
-      await until(async () => (await lab.holdersB()).join() === "n1", "n1 holds set b");
+      await untilLab(async () => (await lab.holdersB()).join() === "n1", "n1 holds set b");
       // n2 back while n1 cannot replicate to it
       await lab.holdPeerLink("n1", true);
       held = true;
@@ -221,10 +215,10 @@ Deno.test({
       await lab.holdPeerLink("n1", false);
       held = false;
       const lifted = Date.now();
-      await until(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
+      await untilLab(async () => (await lab.holdersB()).join() === "n2", "n2 holds set b", 60_000);
       const tookMs = Date.now() - lifted;
       assertEquals(await lab.holders(), ["n1"], "set a never moved");
-      const hand = await events(lab, "n1", "ha.failover_manual");
+      const hand = await eventsOf(lab, "n1", "ha.failover_manual");
       assert(
         hand.some((e) => String((e.payload as { by?: string }).by).includes("failback to n2")),
         JSON.stringify(hand.map((e) => e.payload)),

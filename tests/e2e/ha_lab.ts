@@ -22,6 +22,8 @@ import { validateConfig } from "../../mod/config/mod.ts";
 import { setInterfaceCheck } from "../../mod/ha/config.ts";
 import { keepalivedPaths, renderKeepalivedConf } from "../../mod/ha/keepalived.ts";
 import { writeAtomic } from "../../mod/ha/engine.ts";
+import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
+import type { KwEvent } from "../../mod/events/mod.ts";
 
 /** Why the lab cannot run here, or null when it can. */
 export function labSkipReason(): string | null {
@@ -1046,3 +1048,28 @@ export async function holdersFor(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Wait until the async `cond` holds, polling every 100 ms; a throw counts as not yet. */
+export async function untilLab(
+  cond: () => Promise<boolean>,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A node's replication status (`/api/repl/status`). */
+export const replStatus = (lab: HaLab, n: NodeName): Promise<ReplModuleStatus> =>
+  lab.get<ReplModuleStatus>(n, "/api/repl/status");
+
+/** The user names a node holds (`/api/users`). */
+export const userNames = async (lab: HaLab, n: NodeName): Promise<string[]> =>
+  (await lab.get<{ users: { name: string }[] }>(n, "/api/users")).users.map((u) => u.name);
+
+/** A node's latest journalled events of one kind (up to 50). */
+export const eventsOf = async (lab: HaLab, n: NodeName, kind: string): Promise<KwEvent[]> =>
+  (await lab.get<{ events: KwEvent[] }>(n, `/api/events?kind=${kind}&limit=50`)).events;

@@ -15,24 +15,11 @@
  * Bounded (≤ 3 min on a busy machine); the lab removes everything it made.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { createHaLab, type HaLab, LAB, type NodeName } from "./ha_lab.ts";
-import { missingTools } from "../helpers/tools.ts";
-import type { ReplModuleStatus } from "../../mod/repl/mod.ts";
+import { createHaLab, LAB, type NodeName, replStatus, untilLab, userNames } from "./ha_lab.ts";
 import type { KwEvent } from "../../mod/events/mod.ts";
+import { missingTools } from "../helpers/tools.ts";
 
 const missing = missingTools(["ip", "keepalived", "setpriv"], { root: true });
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const repl = (lab: HaLab, n: NodeName) => lab.get<ReplModuleStatus>(n, "/api/repl/status");
-const userNames = async (lab: HaLab, n: NodeName) =>
-  (await lab.get<{ users: { name: string }[] }>(n, "/api/users")).users.map((u) => u.name);
 
 Deno.test({
   name:
@@ -63,14 +50,14 @@ Deno.test({
       assert(paired.paired);
       const p2 = await lab.get<{ paired: boolean; fingerprint: string }>("n2", "/api/ha/pair");
       assertEquals([p2.paired, p2.fingerprint], [true, paired.peerFingerprint]);
-      await until(async () => {
+      await untilLab(async () => {
         const s1 = await lab.status("n1"), s2 = await lab.status("n2");
         return !!s1?.peerLink?.url.startsWith("https:") && !!s1.peerLink.reachable &&
           !!s2?.peerLink?.reachable;
       }, "the paired link up over https");
-      await until(
+      await untilLab(
         async () => {
-          const r = await repl(lab, "n2");
+          const r = await replStatus(lab, "n2");
           return r.role === "standby" && (r.epoch ?? 0) > 0;
         },
         "n2 resynced as standby",
@@ -94,15 +81,15 @@ Deno.test({
       assert(JSON.stringify(refused?.body).includes("repl_standby_read_only"));
       // both nodes show the same synced configuration (once the async frames of the pair
       // journal, which move the sequence too, are applied)
-      await until(
+      await untilLab(
         async () =>
-          JSON.stringify((await repl(lab, "n1")).config) ===
-            JSON.stringify((await repl(lab, "n2")).config),
+          JSON.stringify((await replStatus(lab, "n1")).config) ===
+            JSON.stringify((await replStatus(lab, "n2")).config),
         "the same synced configuration on both nodes",
       );
-      const [r1, r2] = [await repl(lab, "n1"), await repl(lab, "n2")];
+      const [r1, r2] = [await replStatus(lab, "n1"), await replStatus(lab, "n2")];
       // the pair journal: the standby holds the active's events (here its user creations)
-      await until(async () => {
+      await untilLab(async () => {
         const j = await lab.get<{ role: string; rows: { node: string; kind: string }[] }>(
           "n2",
           "/api/repl/journal?kind=auth.&limit=100",
@@ -132,7 +119,7 @@ Deno.test({
           }
         }
       })();
-      await until(
+      await untilLab(
         () => {
           if (writerError) throw new Error(`writer stopped before the kill: ${writerError}`);
           return Promise.resolve(acked.length >= 20);
@@ -147,13 +134,13 @@ Deno.test({
       stop = true;
       await writer;
       await lab.waitRole("n2", "active");
-      await until(async () => (await repl(lab, "n2")).role === "primary", "n2 primary");
+      await untilLab(async () => (await replStatus(lab, "n2")).role === "primary", "n2 primary");
       const on2 = new Set(await userNames(lab, "n2"));
       const lost = acked.filter((u) => !on2.has(u));
       console.log(
         `repl lab: kill -9 of the active: ${acked.length} acknowledged user writes, ${lost.length} missing on the new active; ` +
           `n2 primary ${Date.now() - killAt} ms after the kill, epoch ${
-            (await repl(lab, "n2")).epoch
+            (await replStatus(lab, "n2")).epoch
           }`,
       );
       assertEquals(lost, [], "acknowledged writes missing on the new active");
@@ -161,8 +148,8 @@ Deno.test({
       // 3. the killed node returns as standby and is resynced
       await lab.startNode("n1");
       await lab.waitRole("n1", "standby");
-      await until(async () => {
-        const [a, b] = [await repl(lab, "n2"), await repl(lab, "n1")];
+      await untilLab(async () => {
+        const [a, b] = [await replStatus(lab, "n2"), await replStatus(lab, "n1")];
         return b.role === "standby" && b.epoch === a.epoch && b.config?.hash === a.config?.hash;
       }, "n1 resynced");
       assert(new Set(await userNames(lab, "n1")).has(acked.at(-1)!));
@@ -175,14 +162,17 @@ Deno.test({
       //    aside. A killed standby's connection is reset, so the frame never reaches it.)
       await lab.killNode("n1", "SIGKILL");
       await put("n2", "/api/settings", { banner: "never replicated" }); // acknowledged on n2 alone
-      await until(async () => (await repl(lab, "n2")).link === "down", "n2 sees its standby gone");
+      await untilLab(
+        async () => (await replStatus(lab, "n2")).link === "down",
+        "n2 sees its standby gone",
+      );
       await lab.killNode("n2", "SIGKILL");
       await lab.startNode("n1");
       await lab.waitRole("n1", "active", 30_000);
-      await until(async () => (await repl(lab, "n1")).role === "primary", "n1 primary");
+      await untilLab(async () => (await replStatus(lab, "n1")).role === "primary", "n1 primary");
       await lab.startNode("n2");
       await lab.waitRole("n2", "standby");
-      await until(async () => {
+      await untilLab(async () => {
         const ev = await lab.get<{ events: KwEvent[] }>("n2", "/api/events?kind=repl.tail_saved");
         return ev.events.length > 0;
       }, "n2 sets its tail aside");
@@ -205,7 +195,9 @@ Deno.test({
           `${new Date(x.time).toISOString()} ${x.kind} ${JSON.stringify(x.payload).slice(0, 300)}`
         );
         console.log(`${n} replication events:\n${lines.join("\n")}`);
-        console.log(`${n} status: ${JSON.stringify(await repl(lab, n).catch((x) => String(x)))}`);
+        console.log(
+          `${n} status: ${JSON.stringify(await replStatus(lab, n).catch((x) => String(x)))}`,
+        );
       }
       throw e;
     } finally {
