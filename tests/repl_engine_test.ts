@@ -533,6 +533,80 @@ Deno.test("repl: a standby that registers a table after it installed a snapshot 
   }
 });
 
+/** A restart of node `n`'s process: a new engine on the same store, linked as before. */
+function restart(p: Awaited<ReturnType<typeof rigPair>>, n: "a" | "b", extra: string[] = []) {
+  const node = p[n];
+  node.repl.stop();
+  node.repl = new Replicator({
+    db: node.store.db,
+    pairId: "pair-test",
+    groups: RIG_GROUPS,
+    tables: { ...RIG_TABLES, ...Object.fromEntries(extra.map((t) => [t, "config"])) },
+    tailDir: node.dir + "/tails",
+    bus: node.bus,
+    batchMs: 10,
+    retryMs: 50,
+  });
+  if (n === "b") p.link.target = node.repl;
+}
+
+for (const how of ["at run time", "from the start"] as const) {
+  Deno.test(`repl: a standby restarted after a snapshot that lacked a table asks for a new one when it registers that table ${how} (the tables a snapshot copied are kept in the store)`, async () => {
+    const p = await rigPair();
+    try {
+      await p.a.repl.write("config", addUser(1));
+      for (const n of [p.b, p.a]) {
+        n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
+      }
+      p.a.repl.addTables("config", ["late"]);
+      await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'before')"));
+      p.a.repl.promote(); // a new epoch: b installs a snapshot without `late`
+      await until(() => p.b.repl.status().epoch === p.a.repl.status().epoch, "b resynced");
+      assertEquals(count(p.b, "late"), 0);
+      // b's process restarts; its subsystem registers `late`
+      if (how === "at run time") {
+        restart(p, "b");
+        p.b.repl.demote();
+        assertEquals(p.b.repl.status().snapshotDue, false, "its tables are the snapshot's");
+        p.b.repl.addTables("config", ["late"]);
+      } else {
+        restart(p, "b", ["late"]);
+        p.b.repl.demote();
+      }
+      assertEquals(p.b.repl.status().snapshotDue, true, "the standby says its copy is not whole");
+      await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (2, 'after')"));
+      await until(() => count(p.b, "late") === 2, "both rows of the late table on b", 10_000);
+      assertEquals(digests(p.a), digests(p.b));
+      // restarted again: the last snapshot held `late`
+      restart(p, "b", ["late"]);
+      p.b.repl.demote();
+      assertEquals(p.b.repl.status().snapshotDue, false, "the last snapshot held `late`");
+    } finally {
+      await p.close();
+    }
+  });
+}
+
+Deno.test("repl: a standby that was the primary keeps the tables it had as whole (no snapshot asked after a restart)", async () => {
+  const p = await rigPair();
+  try {
+    for (const n of [p.b, p.a]) {
+      n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
+    }
+    await p.a.repl.write("config", addUser(1));
+    // a registers `late` as the primary: its copy of it is the pair's
+    p.a.repl.addTables("config", ["late"]);
+    p.b.repl.addTables("config", ["late"]);
+    await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'x')"));
+    await until(() => count(p.b, "late") === 1, "the row on b");
+    restart(p, "a", ["late"]);
+    p.a.repl.demote();
+    assertEquals(p.a.repl.status().snapshotDue, false);
+  } finally {
+    await p.close();
+  }
+});
+
 Deno.test("repl: the registry holds the core tables, refuses a table in two groups, tells listeners", () => {
   const r = new ReplRegistry();
   assertEquals(r.tables().users, "config");

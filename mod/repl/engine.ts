@@ -208,6 +208,9 @@ export function migrateState(db: DatabaseSync): void {
   }
 }
 
+/** Prefix of the `repl_state` keys that list the tables whose copy is the pair's. */
+const WHOLE = "whole:";
+
 /** The `repl_state` key of a channel's `key`: as is for channel a, `b:key` for b. */
 export function stateKey(channel: string, key: string): string {
   return channel === "a" ? key : `${channel}:${key}`;
@@ -480,6 +483,7 @@ export class Replicator implements ReplReceiver {
     this.#role = "primary";
     this.#link = "unknown";
     this.#needSnapshot = false;
+    this.#markWhole(this.#tables);
     this.#persistedAcked = this.#acked;
     this.#openSessions();
     this.#batchTimer = this.#clock.setInterval(() => this.#tick(), this.#batchMs);
@@ -508,6 +512,7 @@ export class Replicator implements ReplReceiver {
       this.#setState("epoch", this.#epoch);
       this.#setState("acked", this.#acked);
       this.#setState("primary_epoch", this.#epoch);
+      this.#markWhole(this.#tables); // a primary's copy is the pair's
       this.#db.exec("COMMIT");
     } catch (e) {
       this.#db.exec("ROLLBACK");
@@ -549,6 +554,7 @@ export class Replicator implements ReplReceiver {
     this.#term++;
     this.#role = "standby";
     this.#link = "unknown";
+    this.#snapshotWanted = this.#notWhole();
     this.#setGuard(true);
     this.#failWaiters("this node is no longer the primary");
   }
@@ -595,17 +601,50 @@ export class Replicator implements ReplReceiver {
       if (this.#tableGroup[t] !== undefined) continue;
       this.#tableGroup[t] = group;
       this.#tables.push(t);
-      if (this.#role === "primary") this.#sessions.set(t, this.#db.createSession({ table: t }));
-      // a snapshot installed before copied none of this table's rows: this copy of it is
+      if (this.#role === "primary") {
+        this.#sessions.set(t, this.#db.createSession({ table: t }));
+        this.#markWhole([t]);
+      } // a snapshot installed before copied none of this table's rows: this copy of it is
       // not the primary's, and frames only carry later changes; ask for a new snapshot
-      else if (this.#snapshotInstalled) this.#snapshotWanted = t;
+      else if (this.#role === "standby") this.#snapshotWanted ??= this.#notWhole();
     }
   }
 
-  /** A snapshot was installed by this process (the tables it copied: those known then). */
-  #snapshotInstalled = false;
-  /** A table registered after that snapshot: the next frames are answered with a resync. */
+  /** A table registered after the last snapshot: the next frames are answered with a resync. */
   #snapshotWanted: string | null = null;
+
+  /**
+   * The tables whose copy here is the pair's, kept in `repl_state` as `whole:<table>` (per
+   * channel) so that a restart remembers them: those the last installed snapshot copied,
+   * and those this node replicated as a primary. Null for a store that has no record yet
+   * (no snapshot installed and never primary since this was kept): nothing is asked then.
+   */
+  #whole(): Set<string> | null {
+    const prefix = stateKey(this.#channel, WHOLE);
+    const rows = this.#db.prepare(
+      "SELECT key FROM repl_state WHERE key >= ? AND key < ?",
+    ).all(prefix, prefix + "\uffff") as { key: string }[];
+    return rows.length ? new Set(rows.map((r) => r.key.slice(prefix.length))) : null;
+  }
+
+  /** The first replicated table not known to be whole here, or null. */
+  #notWhole(): string | null {
+    const whole = this.#whole();
+    return whole === null ? null : this.#tables.find((t) => !whole.has(t)) ?? null;
+  }
+
+  /** Record `tables` as whole here; with `only`, they are the only ones (a snapshot). */
+  #markWhole(tables: readonly string[], only = false): void {
+    const prefix = stateKey(this.#channel, WHOLE);
+    if (only) {
+      this.#db.prepare("DELETE FROM repl_state WHERE key >= ? AND key < ?").run(
+        prefix,
+        prefix + "\uffff",
+      );
+    }
+    const ins = this.#stmt("INSERT OR IGNORE INTO repl_state (key, value) VALUES (?, 1)");
+    for (const t of tables) ins.run(prefix + t);
+  }
 
   /** Change a group's durability (config). */
   setGroup(name: string, spec: GroupSpec): void {
@@ -1378,6 +1417,7 @@ export class Replicator implements ReplReceiver {
         this.#setState("epoch", meta.epoch);
         this.#setState("seq", meta.seq);
         this.#setState("acked", meta.seq);
+        this.#markWhole(this.#tables, true); // what this snapshot copied
         db.exec("COMMIT");
       } catch (e) {
         db.exec("ROLLBACK");
@@ -1390,7 +1430,6 @@ export class Replicator implements ReplReceiver {
       this.#seq = meta.seq;
       this.#acked = meta.seq;
       this.#pendingTailFromEpoch = undefined;
-      this.#snapshotInstalled = true;
       this.#snapshotWanted = null;
       return null;
     } finally {
