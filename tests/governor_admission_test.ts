@@ -4,6 +4,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { type AdmissionConfig, governorConfigSchema, type Level } from "../mod/governor/config.ts";
 import { AdmissionController, classify } from "../mod/governor/admission.ts";
 import { AimdLimit, GradientLimit } from "../mod/governor/limits.ts";
+import { LagProbe } from "../mod/governor/signals/lag.ts";
 
 /** A test rig: an app behind the admission middleware, a fake CPU meter, a settable level. */
 function rig(over: Record<string, unknown> = {}) {
@@ -383,4 +384,130 @@ Deno.test("admission: at overload a 503 is held for rejectDelayMs (pacing client
   level = "normal"; // no hold at normal
   const r = await app.request("/shed");
   assertEquals(await r.text(), "ran");
+});
+
+/**
+ * A single event loop in front of the admission middleware, on simulated time: requests
+ * queue in arrival order and are taken one after another; the loop reaches its timers
+ * (the lag probe) only when nothing is queued, as when Deno hands over the requests that
+ * piled up while a handler ran. Every request costs `overheadMs` outside the middleware
+ * (parsing, routing, the response; more when other processes share the core), a
+ * sheddable one 5 ms more when admitted. A vital probe arrives every 10 ms.
+ */
+async function queuedLoop(o: { mult: number; overheadMs: number; stallMs?: number | null }) {
+  const cfg = governorConfigSchema.parse({
+    admission: {
+      routes: [{ path: "/shed", priority: "bulk" }, { path: "/essential", priority: "vital" }],
+      rejectDelayMs: { overload: 0, severe: 0 },
+      ...(o.stallMs !== undefined ? { stallMs: o.stallMs } : {}),
+    },
+  });
+  // Timers that fire only when the loop is idle (tick), never while it works (busy).
+  const clock = {
+    now: 0,
+    timers: [] as { due: number; fn: () => void }[],
+    setTimeout(fn: () => void, ms: number): unknown {
+      const t = { due: clock.now + ms, fn };
+      clock.timers.push(t);
+      return t;
+    },
+    clearTimeout(id: unknown): void {
+      clock.timers = clock.timers.filter((t) => t !== id);
+    },
+    idleUntil(end: number): void {
+      for (;;) {
+        clock.timers.sort((a, b) => a.due - b.due);
+        const t = clock.timers[0];
+        if (!t || t.due > end) break;
+        clock.timers.shift();
+        clock.now = Math.max(clock.now, t.due);
+        t.fn();
+      }
+      clock.now = Math.max(clock.now, end);
+    },
+  };
+  const probe = new LagProbe({ intervalMs: 10, alpha: 0.3, now: () => clock.now, timers: clock });
+  const ctl = new AdmissionController({
+    config: cfg.admission,
+    level: () => "normal", // the governor has not noticed yet
+    meter: () => clock.now,
+    demandThresholds: cfg.thresholds.sheddableDemand,
+    stall: (now) => probe.stallMs(now),
+  });
+  const app = new Hono();
+  app.use("*", ctl.middleware());
+  app.get("/shed", (c) => (clock.now += 5, c.text("ok")));
+  app.get("/essential", (c) => (clock.now += 0.2, c.text("ok")));
+  const arrivals: [number, string][] = [];
+  for (let t = 1000; t < 3000; t += 5 / o.mult) arrivals.push([t, "/shed"]);
+  for (let t = 1005; t < 3000; t += 10) arrivals.push([t, "/essential"]);
+  arrivals.sort((a, b) => a[0] - b[0]);
+  probe.start();
+  let essentialWaitMax = 0, shed = 0, rejected = 0;
+  for (const [at, path] of arrivals) {
+    clock.idleUntil(at);
+    clock.now += o.overheadMs;
+    if (path === "/essential") essentialWaitMax = Math.max(essentialWaitMax, clock.now - at);
+    const status = (await app.request(path)).status;
+    if (path === "/shed") {
+      shed++;
+      if (status !== 200) rejected++;
+    }
+  }
+  probe.stop();
+  return { essentialWaitMax, rejectedPct: rejected / shed * 100, stats: ctl.stats() };
+}
+
+Deno.test("admission: a flood's start queues requests in front of the loop unseen; its stall sheds them at once", async () => {
+  // 10x capacity, each request costing 0.2 ms besides its handler. Counted when the loop
+  // takes them, the arrivals look like ~1 core while the normal budget runs sheddable work
+  // back to back; and even the overload budget (65% of wall time) leaves too little time to
+  // reject 2000 requests a second. Without the stall rule the queue (essential requests
+  // in it) grows for the whole flood: here to ~760 ms.
+  const before = await queuedLoop({ mult: 10, overheadMs: 0.2, stallMs: null });
+  assert(before.essentialWaitMax > 500, `without the rule: ${before.essentialWaitMax} ms`);
+  // With it (default 60 ms): the queue is shed as soon as the loop has been stalled for
+  // 60 ms, and an essential request waits at most about that once, at the start.
+  const after = await queuedLoop({ mult: 10, overheadMs: 0.2 });
+  assert(after.essentialWaitMax <= 80, `essential waited ${after.essentialWaitMax} ms`);
+  assert(after.stats.rejectedBy.stall > 0, "rejected for the stall");
+  assertEquals(after.stats.level, "overload");
+  // Below capacity the loop never stalls that long: nothing is shed.
+  for (const overheadMs of [0.1, 0.2]) {
+    const calm = await queuedLoop({ mult: 0.8, overheadMs });
+    assertEquals(calm.rejectedPct, 0);
+    assertEquals(calm.stats.rejectedBy.stall, 0);
+    assertEquals(calm.stats.level, "normal");
+  }
+});
+
+Deno.test("admission: after a stall overload holds for stallHoldMs, then the measured demand decides", () => {
+  const cfg = governorConfigSchema.parse({ admission: { stallMs: 60, stallHoldMs: 250 } });
+  let stall = 0;
+  const ctl = new AdmissionController({
+    config: cfg.admission,
+    level: () => "normal",
+    meter: () => 0,
+    demandThresholds: cfg.thresholds.sheddableDemand,
+    stall: () => stall,
+  });
+  assertEquals(ctl.level(1000), "normal");
+  stall = 59;
+  assertEquals(ctl.level(1001), "normal");
+  stall = 60;
+  assertEquals(ctl.level(1002), "overload");
+  assertEquals(ctl.decide("bulk", "/x", 1002), "stall");
+  assertEquals(ctl.decide("vital", "/x", 1002), null, "vital is never shed");
+  assertEquals(ctl.decide("standard", "/x", 1002), null, "standard is not shed by a stall");
+  stall = 0; // the loop caught up: admitted by the (overload) budget again, level held
+  assertEquals(ctl.level(1251), "overload");
+  assertEquals(ctl.level(1252), "normal");
+  // Off: null.
+  const off = new AdmissionController({
+    config: { ...cfg.admission, stallMs: null },
+    level: () => "normal",
+    meter: () => 0,
+    stall: () => 1000,
+  });
+  assertEquals(off.level(0), "normal");
 });

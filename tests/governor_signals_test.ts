@@ -138,6 +138,40 @@ Deno.test("signals/lag: the probe measures how late its timer fires (fake timers
   assertEquals(clock.countTimers(), 0);
 });
 
+Deno.test("signals/lag: stallMs shows a blocked loop at once: the overdue timer, then the drift that ended it", () => {
+  // One pending timer at a time, fired by hand when the "loop" gets to it.
+  let now = 0;
+  let pending: { due: number; fn: () => void } | undefined;
+  const timers = {
+    setTimeout: (fn: () => void, ms: number) => (pending = { due: now + ms, fn }),
+    clearTimeout: () => (pending = undefined),
+  };
+  const fire = () => {
+    const p = pending!;
+    pending = undefined;
+    p.fn();
+  };
+  const probe = new LagProbe({ intervalMs: 10, alpha: 0.3, now: () => now, timers });
+  assertEquals(probe.stallMs(0), 0, "not started");
+  probe.start();
+  now = 10;
+  fire();
+  now = 15;
+  assertEquals(probe.stallMs(now), 0, "on time");
+  // The loop is blocked: time passes, the timer due at 20 does not fire.
+  now = 90;
+  assertEquals(probe.stallMs(now), 70, "overdue by 70 ms, long before the EWMA would show it");
+  assertEquals(probe.lagMs, 0);
+  fire(); // the loop gets to its timers: the late firing re-arms for 100
+  now = 95;
+  assertEquals(probe.stallMs(now), 70, "until the next one is due, the stall that just ended");
+  now = 100;
+  fire();
+  assertEquals(probe.stallMs(now), 0);
+  probe.stop();
+  assertEquals(probe.stallMs(1000), 0, "stopped");
+});
+
 Deno.test("signals/rss: RSS in MiB from the memory reader", () => {
   const src = new RssSource({
     memory: () => ({ rss: 300 * 1048576, heapUsed: 50 * 1048576, heapTotal: 64 * 1048576 }),

@@ -105,6 +105,6 @@ function printStatus(s: GovernorSnapshot): void {
   const rej = Object.values(a.rejected).reduce((x, y) => x + y, 0);
   const adm = Object.values(a.admitted).reduce((x, y) => x + y, 0);
   console.log(
-    `admission: ${adm} admitted, ${rej} rejected (level ${a.rejectedBy.level}, concurrency ${a.rejectedBy.concurrency}, budget ${a.rejectedBy.budget}); in flight ${a.inflight}, limit ${a.concurrencyLimit} (${a.algorithm})`,
+    `admission: ${adm} admitted, ${rej} rejected (level ${a.rejectedBy.level}, concurrency ${a.rejectedBy.concurrency}, budget ${a.rejectedBy.budget}, stall ${a.rejectedBy.stall}); in flight ${a.inflight}, limit ${a.concurrencyLimit} (${a.algorithm})`,
   );
 }

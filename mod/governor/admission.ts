@@ -33,8 +33,11 @@ import { levelOf } from "./levels.ts";
 import { type ConcurrencyLimiter, createLimiter } from "./limits.ts";
 import type { HttpWindow, HttpWindowProvider } from "./signals/http.ts";
 
-/** Why a request was rejected. */
-export type RejectReason = "level" | "concurrency" | "budget";
+/**
+ * Why a request was rejected: below the level's minimum priority, the concurrency
+ * limit, the CPU budget in debt, or the event loop stalled (requests queued in front of it).
+ */
+export type RejectReason = "level" | "concurrency" | "budget" | "stall";
 
 /** Options of one use of the middleware. */
 export interface AdmissionRouteOptions {
@@ -68,6 +71,12 @@ export interface AdmissionOptions {
    * hold: a flood is throttled within milliseconds. Null: off.
    */
   demandThresholds?: Thresholds | null;
+  /**
+   * How long the event loop has been kept from its timers now (ms; the lag probe's
+   * `stallMs`), for `config.stallMs`: a stall means requests are queued in front of the
+   * loop that the middleware has not seen yet. Without it the stall rule is off.
+   */
+  stall?: (now: number) => number;
   /** Current event-loop lag (ms), for `config.lagTargetMs`; without it the target is not applied. */
   lag?: () => number;
   /** Timer for held 503s (the injected clock in tests). */
@@ -172,6 +181,11 @@ export class AdmissionController implements HttpWindowProvider {
   #costGlobal: number | undefined;
 
   #demandThresholds: Thresholds | null;
+  #stall: ((now: number) => number) | undefined;
+  /** Overload applies until then after a stall of `stallMs` (ms on the meter). */
+  #stallUntil = -Infinity;
+  /** The last look found the loop stalled (at least `stallMs`). */
+  #stalled = false;
   #lag: (() => number) | undefined;
   #setTimeout: (fn: () => void, ms: number) => unknown;
   /** Decaying sum of the estimated cost of arriving sheddable requests (ms). */
@@ -180,7 +194,7 @@ export class AdmissionController implements HttpWindowProvider {
 
   #admitted = zeroes(PRIORITIES);
   #rejected = zeroes(PRIORITIES);
-  #rejectedBy = zeroes(["level", "concurrency", "budget"] as const);
+  #rejectedBy = zeroes(["level", "concurrency", "budget", "stall"] as const);
   #delayed = 0;
   #win: HttpWindow = { inflight: 0, completed: 0, latencySumMs: 0, sheddableCostMs: 0 };
 
@@ -195,6 +209,7 @@ export class AdmissionController implements HttpWindowProvider {
     this.#tokens = [o.config.burstMs.normal, o.config.burstMs.normal];
     this.#demandThresholds = o.demandThresholds ?? null;
     this.#lag = o.lag;
+    this.#stall = o.stall;
     this.#setTimeout = o.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
   }
 
@@ -210,13 +225,29 @@ export class AdmissionController implements HttpWindowProvider {
     this.#demandAt = now;
   }
 
-  /** The level admission applies: the governor's, or higher when the fast demand asks for it. */
+  /**
+   * The level admission applies: the governor's, or higher when the fast demand asks for
+   * it, or at least overload for `stallHoldMs` after an event-loop stall of `stallMs`.
+   */
   level(now: number = this.#meter()): Level {
     const base = this.#level();
-    if (!this.#demandThresholds) return base;
+    let fast: Level = "normal";
     // Only floods (overload and up) are acted on at once; `elevated` (at capacity) waits
     // for the governor's hold, so bursts below capacity are not shed.
-    const fast = levelOf(this.fastDemand(now), this.#demandThresholds);
+    if (this.#demandThresholds) fast = levelOf(this.fastDemand(now), this.#demandThresholds);
+    // The demand counts arrivals when the middleware takes them. At the start of a flood
+    // the loop runs admitted sheddable work back to back (the normal budget allows 90%)
+    // and the arrivals queue in front of it unseen, essential ones among them: the demand
+    // climbs only as fast as the loop gets to them. The stall shows that queue at once.
+    const stallMs = this.#cfg.stallMs;
+    this.#stalled = false;
+    if (stallMs !== null && this.#stall) {
+      if (this.#stall(now) >= stallMs) {
+        this.#stalled = true;
+        this.#stallUntil = now + this.#cfg.stallHoldMs;
+      }
+      if (now < this.#stallUntil && levelRank(fast) < 2) fast = "overload";
+    }
     return levelRank(fast) > levelRank(base) && levelRank(fast) >= 2 ? fast : base;
   }
 
@@ -299,6 +330,9 @@ export class AdmissionController implements HttpWindowProvider {
     if (prio === "standard") return null;
     if (this.#shedInflight >= this.#limiter.limit) return "concurrency";
     this.#settle(now, level);
+    // While the loop is stalled the queue in front of it is drained first: a fixed share
+    // of wall time for sheddable work may leave too little to even reject the rest.
+    if (this.#stalled) return "stall";
     if (this.#tokens[prio === "deferrable" ? 1 : 0] < 0) return "budget";
     return null;
   }

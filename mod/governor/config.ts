@@ -223,6 +223,12 @@ const admissionSchema = z.strictObject({
   fastDemandTauMs: z.number().min(1).max(10_000).default(250).describe(
     "time constant of the demand the middleware measures itself; the level thresholds.sheddableDemand asks for applies to admission at once",
   ),
+  stallMs: z.number().positive().nullable().default(60).describe(
+    "an event-loop stall this long (ms, the lag probe's timer overdue) means requests are queued in front of the loop that the middleware has not seen yet: admission applies overload at once, without waiting for the demand it measures or the governor; above the longest run of sheddable work the normal budget allows (burstMs / (1 - budgetFraction) plus one request); null: off",
+  ),
+  stallHoldMs: z.number().int().min(0).max(60_000).default(250).describe(
+    "after a stall of stallMs, admission keeps overload this long (the measured demand takes over while a flood lasts)",
+  ),
   deferrableHeadroom: z.number().min(0).max(1).default(0.5).describe(
     "deferrable requests may also use this share of the headroom left above budgetFraction",
   ),

@@ -137,6 +137,7 @@ export class GovernorModule implements Module {
       meter: deps.meter,
       demandThresholds: this.#cfg.thresholds.sheddableDemand,
       lag: () => this.#lagProbe?.lagMs ?? 0,
+      stall: (now) => this.#lagProbe?.stallMs(now) ?? 0,
       setTimeout: (fn, ms) => ctx.clock.setTimeout(fn, ms),
     });
     this.#sources = deps.sources ?? this.#builtinSources();
@@ -414,7 +415,7 @@ export class GovernorModule implements Module {
       fam(
         "http_rejected_reason_total",
         "counter",
-        "HTTP requests rejected with 503, by reason (level, concurrency, budget)",
+        "HTTP requests rejected with 503, by reason (level, concurrency, budget, stall)",
         Object.entries(ad.rejectedBy).map(([reason, n]) => ({ labels: { reason }, value: n })),
       ),
       fam(

@@ -63,7 +63,12 @@ export const admissionStatsSchema = z.lazy(() =>
     budgetTokensMs: z.number().describe("credit in the sheddable bucket (negative = debt)"),
     admitted: perPriority,
     rejected: perPriority,
-    rejectedBy: z.object({ level: z.number(), concurrency: z.number(), budget: z.number() }),
+    rejectedBy: z.object({
+      level: z.number(),
+      concurrency: z.number(),
+      budget: z.number(),
+      stall: z.number(),
+    }),
   })
 );
 

@@ -60,6 +60,17 @@ export class LagProbe implements SignalSource {
     return this.#ewma;
   }
 
+  /**
+   * How long the event loop has been kept from its timers, at `now` (ms): the overdue
+   * time of the probe's pending timer, or, before that timer is due, the drift of the
+   * firing that ended the last stall (the requests that queued during it are taken
+   * right after it). Unlike the EWMA this shows a step at once; 0 when not started.
+   */
+  stallMs(now: number): number {
+    if (this.#expected === undefined) return 0;
+    return now > this.#expected ? now - this.#expected : this.#last;
+  }
+
   /** Start probing. */
   start(): void {
     if (this.#timer !== undefined) return;
@@ -85,6 +96,7 @@ export class LagProbe implements SignalSource {
     if (this.#o.timers) this.#o.timers.clearTimeout(this.#timer);
     else clearTimeout(this.#timer as number);
     this.#timer = undefined;
+    this.#expected = undefined;
   }
 
   /** `eventLoopLagMs`: the EWMA of the drift. */
