@@ -141,8 +141,14 @@ Deno.test({
         "lastHeartbeatMs",
         "lastFailure",
       ]);
-      // the pid shown is the process that runs
-      assertEquals([list.subsystems[1].pid], processesWithArgv(sleeper));
+      // the pid shown is the process that runs. readyOn "spawn" is ready once /bin/sh is
+      // spawned, which exec's setsid, which exec's the command (process.ts): on a busy machine
+      // the pid may still run sh or setsid when the list is read (CI saw it: no /bin/sleep yet)
+      await waitFor(
+        () => processesWithArgv(sleeper).join() === String(list.subsystems[1].pid),
+        20_000,
+        `pid ${list.subsystems[1].pid} running ${sleeper.join(" ")}`,
+      );
 
       let r = await post(t, "/api/subsystems/report/stop");
       assertEquals([r.status, r.body.subsystem.state], [200, "stopped"]);

@@ -283,6 +283,28 @@ Deno.test({
       const token = (await page.textContent("#secret-value"))!.trim();
       assert(token.length > 20, `no token shown: ${token}`);
       await page.fill("form[data-api='/api/tokens'] input[name=name]", "half typed");
+      // what a lost value would be explained by: a new document, a new form or input element,
+      // the form no longer marked dirty, a reset, or a refresh that replaced <main>
+      await page.evaluate(`(() => {
+        const f = document.querySelector("form[data-api='/api/tokens']");
+        window.__kwUsersDoc = true;
+        f.__kwSame = true;
+        f.querySelector("input[name=name]").__kwSame = true;
+        window.__kwResets = 0;
+        f.addEventListener("reset", () => window.__kwResets++);
+      })()`);
+      const why = () =>
+        page.evaluate(`(() => {
+          const f = document.querySelector("form[data-api='/api/tokens']");
+          const i = f && f.querySelector("input[name=name]");
+          return JSON.stringify({
+            url: location.pathname, sameDocument: !!window.__kwUsersDoc,
+            forms: document.querySelectorAll("form[data-api='/api/tokens']").length,
+            sameForm: !!(f && f.__kwSame), sameInput: !!(i && i.__kwSame),
+            dirty: !!(f && f.dataset.dirty), resets: window.__kwResets,
+            active: document.activeElement && document.activeElement.name,
+          });
+        })()`) as Promise<string>;
       const refreshes = async () => Number(await page.getAttribute("body", "data-refreshed") ?? 0);
       for (let i = 0; i < 3; i++) {
         const before = await refreshes();
@@ -303,6 +325,7 @@ Deno.test({
         assertEquals(
           await page.inputValue("form[data-api='/api/tokens'] input[name=name]"),
           "half typed",
+          `typed text lost at live refresh ${i + 1}: ${await why()}`,
         );
       }
       assert(await page.isVisible("td:text('grafana')"));
