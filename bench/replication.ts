@@ -24,12 +24,15 @@ import {
   until,
 } from "../tests/repl_rig.ts";
 import { type BenchRow, percentile } from "./types.ts";
-import { labRows } from "./replication_lab.ts";
+import { labRows, SQLITE_CHECKPOINTS } from "./replication_lab.ts";
 
 const SECRET = "bench-secret-0123456789";
 
 function pair(dir: string, fill?: (a: RigNode) => void, stream = true): HttpRigPair {
-  return httpRigPair(dir, { serverSecret: SECRET, extra: { batchMs: 50 }, fill, stream });
+  const p = httpRigPair(dir, { serverSecret: SECRET, extra: { batchMs: 50 }, fill, stream });
+  // checkpoints as the daemon takes them (see SQLITE_CHECKPOINTS)
+  if (!SQLITE_CHECKPOINTS) { for (const n of [p.a, p.b]) n.store.startCheckpoints(); }
+  return p;
 }
 
 /** p50/p99 of N sync writes over `p`, each next to the same write local-only. */

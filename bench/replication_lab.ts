@@ -52,6 +52,12 @@ const wall = () => performance.timeOrigin + performance.now();
  */
 const NO_CKPT = Deno.env.get("REPL_LAB_NO_AUTOCHECKPOINT") ?? "";
 const noCheckpoints = (side: "a" | "b") => NO_CKPT === "1" || NO_CKPT === side;
+/**
+ * Both stores take their checkpoints as the daemon's does (`Store.startCheckpoints`: rounds
+ * whose fsyncs are off the event loop), unless REPL_BENCH_CHECKPOINTS=sqlite: SQLite's
+ * auto-checkpoint inside the commit, as before (the same run's comparison).
+ */
+export const SQLITE_CHECKPOINTS = Deno.env.get("REPL_BENCH_CHECKPOINTS") === "sqlite";
 const fmt = (n: number, d = 2) => n.toFixed(d);
 
 interface Certs {
@@ -67,6 +73,8 @@ function pp(xs: number[]): { p50: number; p99: number } {
 /** What the primary's process reports (ms). */
 interface LabResult {
   sync: { p50: number; p99: number };
+  /** Sync writes over 10 ms, and the longest (ms). */
+  syncSlow: { over10: number; max: number };
   local: { p50: number; p99: number };
   /** Inside write(): capture, frame, log, commit (the primary's own part). */
   primaryLocal: { p50: number; p99: number };
@@ -130,6 +138,7 @@ function timed(m: PeerMount, out: number[]): PeerMount {
 async function standby(dir: string, certs: Certs, host: string): Promise<void> {
   const b = rigNode(dir, "b", { batchMs: 50 });
   if (noCheckpoints("b")) b.store.db.exec("PRAGMA wal_autocheckpoint = 0");
+  else if (!SQLITE_CHECKPOINTS) b.store.startCheckpoints();
   b.repl.demote();
   const applies: number[] = [], residence: number[] = [];
   const recv = b.repl.receiveFrames.bind(b.repl);
@@ -212,6 +221,7 @@ async function openEcho(peerFetch: typeof fetch, url: string) {
 async function primary(dir: string, certs: Certs, url: string, floorUrl: string, n: number) {
   const a = rigNode(dir, "a", { batchMs: 50 });
   if (noCheckpoints("a")) a.store.db.exec("PRAGMA wal_autocheckpoint = 0");
+  else if (!SQLITE_CHECKPOINTS) a.store.startCheckpoints();
   const client = peerTlsFetch({ ...certs.a, peerCert: certs.b.cert });
   const t = new HttpTransport({
     baseUrl: url + REPL_PEER_PREFIX,
@@ -300,6 +310,7 @@ async function primary(dir: string, certs: Certs, url: string, floorUrl: string,
   }
   const out: LabResult = {
     sync: pp(sync),
+    syncSlow: { over10: sync.filter((x) => x > 10).length, max: Math.max(...sync) },
     local: pp(local),
     primaryLocal: pp(primaryLocal),
     sendAck: pp(sendAck),
@@ -452,11 +463,18 @@ export async function labRows(dir: string, n = 2000): Promise<BenchRow[]> {
     const over = r.sync.p99 - r.local.p99;
     const f = (x: { p50: number; p99: number }) => `${fmt(x.p50, 3)} / ${fmt(x.p99, 3)} ms`;
     return [{
-      name: `sync write p50 / p99 (lab: 2 netns, veth, mTLS${RAISED ? ", nice -10" : ""})`,
+      name: `sync write p50 / p99 (lab: 2 netns, veth, mTLS${RAISED ? ", nice -10" : ""}${
+        SQLITE_CHECKPOINTS ? ", SQLite's auto-checkpoint" : ""
+      })`,
       ours: f(r.sync),
       baseline: `local-only ${f(r.local)}`,
       ratio: `p99 +${fmt(over, 2)} ms`,
       target: "p99 ≤ local + 2 ms",
+    }, {
+      name: "  sync writes over 10 ms, longest",
+      ours: `${r.syncSlow.over10} of ${n}, ${fmt(r.syncSlow.max, 1)} ms`,
+      baseline: "—",
+      ratio: "—",
     }, {
       name: "  floor: bare mTLS round trip, one stream / one POST",
       ours: `${f(r.floorStream)}`,

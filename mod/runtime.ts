@@ -109,6 +109,8 @@ export class Runtime implements RuntimeView {
         synchronous: this.config.store.synchronous,
         now: () => this.clock.now(),
       });
+      // WAL checkpoints in rounds whose fsyncs are off the event loop (mod/store/checkpoint.ts)
+      this.#store.startCheckpoints({ clock: this.clock });
     } catch (e) {
       this.#lock.release();
       throw e;
@@ -218,6 +220,7 @@ export class Runtime implements RuntimeView {
       }
       this.bus.attachJournal(undefined);
       this.#store.close();
+      await this.#store.checkpoints?.settled(); // its sync helper gone
     }
     this.#lock?.release();
     return { clean };

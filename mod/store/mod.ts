@@ -20,6 +20,7 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { dirname } from "node:path";
 import type { Journal, KwEvent, Payload, Severity } from "../events/mod.ts";
 import { SEVERITIES } from "../events/mod.ts";
+import { Checkpointer, type CheckpointOptions } from "./checkpoint.ts";
 
 /** Retention of the event journal. */
 export interface Retention {
@@ -196,6 +197,7 @@ export class Store implements Journal {
   readonly #path: string;
   // the -shm file for commitProbe; false: none (or closed)
   #walIndexFile: Deno.FsFile | false | undefined;
+  #checkpointer: Checkpointer | undefined;
 
   /** Open (creating when needed) the database at `opts.path` and run core migrations. */
   constructor(opts: StoreOptions) {
@@ -479,11 +481,31 @@ export class Store implements Journal {
     return this.#walIndexFile || undefined;
   }
 
+  /**
+   * Take WAL checkpoints off the write path (mod/store/checkpoint.ts): from now on they run
+   * in rounds whose fsyncs are off the event loop, SQLite's auto-checkpoint only past a hard
+   * bound on the WAL. The daemon calls it; short-lived processes (the CLI) keep SQLite's
+   * default. Returns the checkpointer (the same one when called again), or undefined for an
+   * in-memory store.
+   */
+  startCheckpoints(opts: CheckpointOptions = {}): Checkpointer | undefined {
+    if (this.#path === ":memory:" || !this.db.isOpen) return undefined;
+    this.#checkpointer ??= new Checkpointer(this.#path, this.db, () => this.#walIndex(), opts);
+    return this.#checkpointer;
+  }
+
+  /** The checkpointer, once {@link startCheckpoints} ran. */
+  get checkpoints(): Checkpointer | undefined {
+    return this.#checkpointer;
+  }
+
   /** Close the database (checkpoints the WAL). */
   close(): void {
+    this.#checkpointer?.stop();
     if (this.db.isOpen) this.db.close();
     // Only now: closing any descriptor of a file drops every POSIX lock this process holds
     // on it, and the connection holds its WAL-index locks until it closes.
+    this.#checkpointer?.closeFiles();
     if (this.#walIndexFile) this.#walIndexFile.close();
     this.#walIndexFile = false;
   }
