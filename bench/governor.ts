@@ -505,9 +505,16 @@ async function governorLevels(s: Server): Promise<string | undefined> {
   try {
     const r = await fetch(`${s.base}/api/governor`);
     if (!r.ok) return undefined;
-    const j = await r.json() as { transitions: { from: string; to: string }[]; level: string };
+    const j = await r.json() as {
+      transitions: { from: string; to: string }[];
+      level: string;
+      admission?: { rejectedBy?: Record<string, number> };
+    };
     const path = j.transitions.map((t) => t.to);
-    return ["normal", ...path].join(">");
+    // Why the 503s were sent (level, concurrency, budget, stall), the ones that were.
+    const by = Object.entries(j.admission?.rejectedBy ?? {}).filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`).join(", ");
+    return ["normal", ...path].join(">") + (by ? ` (503: ${by})` : "");
   } catch {
     return undefined;
   }
