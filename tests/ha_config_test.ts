@@ -110,6 +110,12 @@ Deno.test("ha config: each bad field is named", () => {
       'ha.failover: "manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
     ],
     [
+      { ...GOOD, failover: "manual", preempt: true, peerLink: { secret: "0123456789abcdef" } },
+      'ha.preempt: never acts with ha.failover "manual" (a node that sees its peer active is held ' +
+      "in FAULT): switch back with `ha failover` on the active, or add ha.replication (the owner " +
+      "then takes the address back once caught up)",
+    ],
+    [
       {
         ...GOOD,
         witness: { host: "qnetd.invalid" },

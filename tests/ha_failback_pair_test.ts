@@ -32,6 +32,8 @@ function node(
   /** Listen here instead of `ports.own` (behind the test's relay). */
   listen?: number,
   deps: Partial<HaDeps> = {},
+  /** `failover: "manual"` (plain pair): takeovers wait for `ha failover`; failback does not. */
+  manual = false,
 ): Promise<Node> {
   // the set's data: a sync group on the set that fails back (b with active-active)
   const registry = new ReplRegistry();
@@ -54,6 +56,7 @@ function node(
           },
         }
         : { preempt: true, preemptDelayMs: 1000 }),
+      ...(manual ? { failover: "manual" } : {}),
       peerLink: { secret: SECRET, pairId: "lab" },
     },
     registry,
@@ -150,7 +153,7 @@ function chan(n: Node, set: "a" | "b") {
   return n.repl.status().channels?.find((c) => c.channel === set);
 }
 
-async function scenario(aa: boolean): Promise<void> {
+async function scenario(aa: boolean, manual = false): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kw-failback-" });
   const p1 = freePort();
   const p2 = freePort();
@@ -159,8 +162,8 @@ async function scenario(aa: boolean): Promise<void> {
   const inst = aa ? "keepwire_b" : "keepwire";
   const ownerId = aa ? "n2" : "n1";
   const prio = { owner: 150, holder: 100 };
-  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, aa);
-  let n2 = await node(dir, "n2", { own: p2, peer: p1 }, aa);
+  let n1 = await node(dir, "n1", { own: p1, peer: p2 }, aa, undefined, {}, manual);
+  let n2 = await node(dir, "n2", { own: p2, peer: p1 }, aa, undefined, {}, manual);
   const owner = () => ownerId === "n1" ? n1 : n2;
   const holder = () => ownerId === "n1" ? n2 : n1;
   let writer: Promise<void> | null = null;
@@ -180,10 +183,19 @@ async function scenario(aa: boolean): Promise<void> {
     await until(() => chan(owner(), set)?.role === "primary", "the owner primary of its set");
     await until(() => chan(holder(), set)?.role === "standby", "the peer its standby");
     assertEquals((await put(owner(), "fb.before") as { replicated: boolean }).replicated, true);
+    // the standby caught up: its catch-up hold (catch_up.ts) lets keepalived out of FAULT
+    await until(() => !holder().ha.status().catchUp?.held, "the standby caught up");
     // 2. the owner dies; the survivor takes its set over and takes writes (acknowledged
     //    here alone: the owner is gone)
     await owner().stop();
-    holder().engine.line("MASTER", prio.holder, inst);
+    if (manual) {
+      // held: nothing is taken over until the operator confirms the pending takeover
+      holder().engine.elect("MASTER", prio.holder, inst);
+      await until(() => !!holder().ha.status().manual?.pending, "a takeover pending", 30_000);
+      assertEquals(holder().ha.status().role, "standby", "no takeover before ha failover");
+      holder().ha.failover("test");
+    }
+    holder().engine.elect("MASTER", prio.holder, inst);
     await until(() => chan(holder(), set)?.role === "primary", "the survivor primary of the set");
     const acked: string[] = ["fb.before"];
     for (let i = 0; i < 40; i++) {
@@ -208,6 +220,8 @@ async function scenario(aa: boolean): Promise<void> {
       },
       aa,
       real,
+      {},
+      manual,
     );
     if (ownerId === "n1") n1 = fresh;
     else n2 = fresh;
@@ -281,7 +295,11 @@ async function scenario(aa: boolean): Promise<void> {
     assertEquals(waited.at(-1), "ha.failback_requested", waited.join(", "));
     // keepalived: the holder's priority-0 advert; the owner (BACKUP) becomes MASTER
     h.engine.line("FAULT", 0, inst);
-    fresh.engine.line("MASTER", prio.owner, inst);
+    if (manual) {
+      // the owner saw its peer active: held until the holder hands over, then let go
+      await until(() => !fresh.ha.status().manual?.held, "the owner's manual hold let go");
+    }
+    fresh.engine.elect("MASTER", prio.owner, inst);
     await until(() => chan(fresh, set)?.role === "primary", "the owner primary again");
     await until(() => chan(h, set)?.role === "standby", "the holder its standby");
     writing = false;
@@ -315,6 +333,10 @@ async function scenario(aa: boolean): Promise<void> {
 
 Deno.test("ha failback (preempt + replication): the returning owner waits for the survivor's writes, then takes the address back by a drained handover; nothing acknowledged is lost", async () => {
   await scenario(false);
+});
+
+Deno.test("ha failback (preempt + replication, failover manual): the survivor waits for ha failover; the returning owner, held while its peer is active, still takes the address back once caught up", async () => {
+  await scenario(false, true);
 });
 
 Deno.test("ha failback (active-active, failback auto + replication): set b goes back to its owner once its channel caught up; nothing acknowledged is lost", async () => {

@@ -389,6 +389,17 @@ export function haProblems(ha: HaBase): [PropertyKey[], string][] {
       '"manual" needs ha.peerLink (the standby learns from the peer link that the active is gone)',
     );
   }
+  // a manual node that has seen its peer active is held in FAULT (mod.ts #manualUpdate), so
+  // keepalived's preempt never takes the address back; with replication keepwire fails back
+  // (failback.ts): it asks the holder, which hands over, and the hold lets go
+  if (ha.failover === "manual" && ha.preempt && !ha.replication?.enabled) {
+    add(
+      ["preempt"],
+      'never acts with ha.failover "manual" (a node that sees its peer active is held in ' +
+        "FAULT): switch back with `ha failover` on the active, or add ha.replication (the owner " +
+        "then takes the address back once caught up)",
+    );
+  }
   if (ha.syncLink !== undefined) syncLinkProblems(ha, own, add);
   if (ha.activeActive !== undefined) activeActiveProblems(ha, own, add);
   if (ha.replication?.enabled && ha.peerLink === undefined) {
