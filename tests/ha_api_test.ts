@@ -154,6 +154,7 @@ Deno.test("ha page: disabled says so; enabled shows the role, keepalived's state
     const html = await r.text();
     assertStringIncludes(html, "High availability");
     assertStringIncludes(html, "HA is not enabled on this node");
+    assertStringIncludes(html, "keepwire ha pair --peer HOST --code CODE");
     // ha status on a node without HA: the state in plain words and what to run next
     const st = await kw(["ha", "status", "-d", off.dataDir]);
     assertEquals(st.code, 0, st.stderr);

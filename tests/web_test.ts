@@ -34,6 +34,19 @@ Deno.test("web: /api/health is 200 JSON when essential parts are up, /api/status
     const nf = await t.api("/api/nope");
     assertEquals(nf.status, 404);
     assertEquals((await nf.json()).error.code, "not_found");
+    // a browser asking for a page that does not exist gets a page (the API keeps its JSON)
+    const accept = { accept: "text/html,application/xhtml+xml" };
+    const page = await t.api("/replication", { headers: accept });
+    assertEquals(page.status, 404);
+    assertStringIncludes(page.headers.get("content-type") ?? "", "text/html");
+    const body = await page.text();
+    assertStringIncludes(body, "Page not found");
+    assertStringIncludes(body, "<code>/replication</code>");
+    assertStringIncludes(body, "gw-test");
+    const odd = await t.api("/it's", { headers: accept }); // ' stays as is in a URL path
+    assertStringIncludes(await odd.text(), "<code>/it&#39;s</code>", "the path is escaped");
+    const api = await t.api("/api/nope", { headers: accept });
+    assertEquals((await api.json()).error.code, "not_found");
   } finally {
     await t.close();
   }

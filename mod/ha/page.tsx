@@ -30,6 +30,23 @@ export async function haPage(d: PageDeps, who: PageViewer | null): Promise<Child
         <p class="muted">
           HA is not enabled on this node (<code>ha.enabled</code>; see docs/ha.md).
         </p>
+        <div class="card">
+          <h2>Make a pair</h2>
+          <ol>
+            <li>
+              On both nodes, in the configuration file: <code>ha.enabled: true</code>,{" "}
+              <code>ha.node</code> (id, priority, address), <code>ha.interface</code>,{" "}
+              <code>ha.virtualAddresses</code>, <code>ha.peers</code> and <code>ha.peerLink</code>
+              {" "}
+              (README, "HA pair: a walkthrough").
+            </li>
+            <li>Restart keepwire on both nodes.</li>
+            <li>
+              On one node run <code>keepwire ha pair --code</code>; on the other{" "}
+              <code>keepwire ha pair --peer HOST --code CODE</code> with the code shown.
+            </li>
+          </ol>
+        </div>
       </>
     );
   }

@@ -14,6 +14,7 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { KeepwireError } from "../errors.ts";
 import { eventsRoutes } from "./events_api.ts";
 import { uiRoutes } from "./ui/pages.tsx";
+import { notFoundPage } from "./ui/layout.tsx";
 import { readUiSettings, settingsRoutes } from "./settings_api.ts";
 import { type AuthEnv, authMiddleware, authRoutes, csrfGuard } from "./auth.ts";
 import { Users } from "./users.ts";
@@ -216,12 +217,20 @@ export function createApp(view: RuntimeView, opts: { users?: Users } = {}): Hono
     console.error("web: unhandled error", err);
     return errorResponse(c, new ApiError(500, "internal", "internal error; see the journal"));
   });
-  app.notFound((c) =>
-    errorResponse(
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    // a browser that followed a stale link or mistyped a page gets a page, not JSON
+    if (
+      c.req.method === "GET" && !path.startsWith("/api/") &&
+      (c.req.header("accept") ?? "").includes("text/html")
+    ) {
+      return c.html(notFoundPage(view.config.identity.name, path), 404);
+    }
+    return errorResponse(
       c,
-      new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
-    )
-  );
+      new ApiError(404, "not_found", `no route for ${c.req.method} ${path}`),
+    );
+  });
 
   // Host first (DNS rebinding): a request naming a host that is not ours gets nothing
   // else, not even load accounting. The set is rebuilt every 30 s (addresses change).

@@ -168,3 +168,21 @@ export function fmtAge(ms: number | null | undefined): string {
   if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
+
+/**
+ * The page a browser gets for a path with no page (404): the frame, what was asked for and
+ * a way back. API clients (and any request that does not accept HTML) get the JSON error.
+ */
+export function notFoundPage(appliance: string, path: string): string {
+  return String(
+    <Layout title="Not found" appliance={appliance} path={path} principal={null}>
+      <h1>Page not found</h1>
+      <p>
+        There is no page at <code>{path}</code> on this appliance.
+      </p>
+      <p>
+        <a href="/">Go to the dashboard</a> (or sign in first).
+      </p>
+    </Layout>,
+  );
+}
