@@ -328,6 +328,13 @@ Deno.test({
           `typed text lost at live refresh ${i + 1}: ${await why()}`,
         );
       }
+      // a field with the cursor in it, nothing typed yet, is left alone by refreshes too
+      await page.focus("form[data-api='/api/users'] input[name=username]");
+      assertEquals(
+        await page.getAttribute("form[data-api='/api/users']", "data-dirty"),
+        "1",
+        "focusing a field marks its form as being filled in",
+      );
       assert(await page.isVisible("td:text('grafana')"));
       assert((await page.textContent("#flash"))!.includes("token created"));
       await page.screenshot({ path: `${SHOTS}ui-04-token-shown-desktop.png`, fullPage: true });

@@ -35,7 +35,9 @@ document.addEventListener("click", (ev) => {
 });
 
 // A form the user has typed into (or chosen a file in) is "dirty": live refreshes leave it
-// alone until it is submitted or reset.
+// alone until it is submitted or reset. A field the user has put the cursor in counts too:
+// a refresh landing between the focus and the first keystroke must not swap the form out
+// under the cursor (typing would then go nowhere).
 function markDirty(ev) {
   if (!ev.target.closest) return;
   const el = ev.target.closest("form") || ev.target;
@@ -43,6 +45,9 @@ function markDirty(ev) {
 }
 document.addEventListener("input", markDirty);
 document.addEventListener("change", markDirty);
+document.addEventListener("focusin", (ev) => {
+  if (ev.target.closest && ev.target.matches("input, textarea, select")) markDirty(ev);
+});
 document.addEventListener("toggle", markDirty, true); // an opened <details> stays open
 function clean(form) {
   form.reset();
