@@ -3,6 +3,8 @@
  * CLI entry: `deno run -A main.ts <command>`; see `--help`.
  * @module
  */
+// first: zod's jitless before any schema is built (mod/config/zod_jitless.ts)
+import "./mod/config/zod_jitless.ts";
 
 if (import.meta.main) {
   // Fast path: plain `keepwire run [opts]` starts the runtime without loading the
