@@ -24,7 +24,7 @@
  * @module
  */
 import { RawHttp, runWrk } from "./http.ts";
-import { type BenchRow, percentile } from "./types.ts";
+import { type BenchRow, keepwireV8Flags, percentile } from "./types.ts";
 import { installPeer, PEER_SETTINGS } from "./governor_peer.ts";
 import { stopChild } from "../tests/helpers/procs.ts";
 
@@ -609,7 +609,15 @@ async function idle(launch: Launch): Promise<Summary> {
 
 /** Rejections per second of server CPU under `wrk -t1 -c256` (every request rejected). */
 async function rejectionCapacity(mode: string): Promise<{ rps: number; perCoreS: number }> {
-  const s = await startServer([Deno.execPath(), "run", "-A", SELF, "--server", mode]);
+  const s = await startServer([
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...keepwireV8Flags(),
+    SELF,
+    "--server",
+    mode,
+  ]);
   try {
     const cpu0 = s.cpuSeconds();
     const [bin, args] = pinned(0, [
@@ -687,7 +695,7 @@ export async function bench(): Promise<BenchRow[]> {
     }
   }
   const deno = (mode: string) => () =>
-    startServer([Deno.execPath(), "run", "-A", SELF, "--server", mode]);
+    startServer([Deno.execPath(), "run", "-A", ...keepwireV8Flags(), SELF, "--server", mode]);
   const peerDir = await installPeer(ESSENTIAL_MS, FEATURE_MS);
   try {
     const peer = (setting: string) => () =>
@@ -925,7 +933,8 @@ if (import.meta.main) {
           },
         };
       }
-      : () => startServer([Deno.execPath(), "run", "-A", SELF, "--server", arg]);
+      : () =>
+        startServer([Deno.execPath(), "run", "-A", ...keepwireV8Flags(), SELF, "--server", arg]);
     const cell = await runCell(arg, launch, `${mult}x`, mult, c, 5, mult === 0);
     console.log(JSON.stringify({ ...cell, samples: undefined }, null, 1));
     if (Deno.env.get("GOVERNOR_BENCH_DUMP")) {

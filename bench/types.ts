@@ -1,3 +1,5 @@
+import { V8_FLAGS } from "../image/v8_flags.ts";
+
 /** One row of a benchmark table: our figure next to a baseline from the same run. */
 export interface BenchRow {
   /** What is measured. */
@@ -37,6 +39,16 @@ export function percentile(xs: number[], p: number): number {
 export const KEEPWIRE_MAIN: string = new URL("../main.ts", import.meta.url).pathname;
 /** The bare Deno.serve + Hono baseline server. */
 export const BARE_HONO: string = new URL("./bare_hono.ts", import.meta.url).pathname;
+
+/**
+ * The `--v8-flags` a bench starts a keepwire server with: the shipped start path's
+ * (image/bundle.ts `V8_FLAGS`), or KEEPWIRE_BENCH_V8_FLAGS to compare another set in the same
+ * session (empty: V8's defaults).
+ */
+export function keepwireV8Flags(): string[] {
+  const flags = Deno.env.get("KEEPWIRE_BENCH_V8_FLAGS") ?? V8_FLAGS;
+  return flags ? [`--v8-flags=${flags}`] : [];
+}
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): number {

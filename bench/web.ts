@@ -6,7 +6,14 @@
  * (steadier than requests/s on a shared machine).
  */
 import { runWrk, waitHttp } from "./http.ts";
-import { BARE_HONO, type BenchRow, freePort, KEEPWIRE_MAIN, printTable } from "./types.ts";
+import {
+  BARE_HONO,
+  type BenchRow,
+  freePort,
+  KEEPWIRE_MAIN,
+  keepwireV8Flags,
+  printTable,
+} from "./types.ts";
 
 const MAIN = KEEPWIRE_MAIN;
 const BARE = BARE_HONO;
@@ -40,7 +47,7 @@ export async function bench(): Promise<BenchRow[]> {
   const env = { NO_COLOR: "1" };
   // keepwire as `main.ts run` starts it (embedded defaults), its app also on p3 directly
   const kw = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", DIRECT, data, String(p1), String(p3)],
+    args: ["run", "-A", ...keepwireV8Flags(), DIRECT, data, String(p1), String(p3)],
     stdout: "null",
     stderr: "null",
     env,
@@ -111,6 +118,12 @@ export async function bench(): Promise<BenchRow[]> {
         ours: `${ours.cpuUs.toFixed(0)} / ${direct.cpuUs.toFixed(0)} µs`,
         baseline: `${base.cpuUs.toFixed(0)} µs`,
         ratio: `front ${(((ours.cpuUs - direct.cpuUs) / ours.cpuUs) * 100).toFixed(0)}% of ours`,
+      },
+      {
+        name: "  keepwire's V8 flags (the shipped start path's unless KEEPWIRE_BENCH_V8_FLAGS)",
+        ours: keepwireV8Flags().join(" ") || "(none)",
+        baseline: "(none)",
+        ratio: "-",
       },
     ];
   } finally {

@@ -20,20 +20,12 @@ import { parseArgs } from "node:util";
 import { basename, dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { VENDOR } from "../mod/web/ui/vendor.ts";
+import { V8_FLAGS } from "./v8_flags.ts";
 
 /** The repository root (this file lives in image/). */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-/**
- * V8 flags of the shipped start path (this launcher, the checkout's `./keepwire`, `deno task
- * start`). `--max-semi-space-size=16` (MB) is V8's own maximum for the young generation on
- * 64-bit, spelled out: a 2 MB cap saved ~17 MB of idle RSS, but with it the image boot test
- * failed on a quiet machine (the guest keepwire's event loop lagged past the petting bound
- * during the run and the test's connection was reset); with 16 MB it passed. The cap is not
- * proven to be the cause; it was the one change to the image's start path that can lengthen
- * pauses, so it is withdrawn until it is measured under TCG.
- */
-export const V8_FLAGS = "--max-semi-space-size=16";
+export { V8_FLAGS };
 
 /** The launcher: runs the deno beside it (or KEEPWIRE_DENO) on keepwire.js. */
 export const LAUNCHER = `#!/bin/sh
