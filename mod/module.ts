@@ -13,31 +13,8 @@ import type { HistorySample } from "./history/types.ts";
 
 export type { ModulePage, PageDeps, PageViewer } from "./web/ui/contract.ts";
 
-/** A timer handle as returned by setTimeout/setInterval. */
-export type TimerId = ReturnType<typeof setTimeout>;
-
-/** Injected clock. Tests pass a fake one. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** setTimeout. */
-  setTimeout(fn: () => void, ms: number): TimerId;
-  /** clearTimeout. */
-  clearTimeout(id: TimerId): void;
-  /** setInterval. */
-  setInterval(fn: () => void, ms: number): TimerId;
-  /** clearInterval. */
-  clearInterval(id: TimerId): void;
-}
-
-/** The real clock. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (id) => clearInterval(id),
-};
+export { type Clock, systemClock, type TimerId } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 
 /** What every module is built with. */
 export interface ModuleContext {

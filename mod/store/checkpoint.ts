@@ -44,7 +44,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import type { Clock, TimerId } from "../module.ts";
+import type { Clock, TimerId } from "../clock.ts";
 
 /** Options of the {@link Checkpointer}. */
 export interface CheckpointOptions {
