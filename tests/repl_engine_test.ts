@@ -504,20 +504,27 @@ Deno.test("repl: tables registered at run time replicate; a standby that lacks o
   }
 });
 
+/**
+ * A table `late` on both stores, replicated by the primary (row 1) but not yet registered on
+ * the standby; then a new epoch (a failover and back): the standby installs a snapshot while
+ * it does not replicate `late`, so the snapshot's row 1 of it is not copied.
+ */
+async function snapshotWithoutLate(p: Awaited<ReturnType<typeof rigPair>>): Promise<void> {
+  await p.a.repl.write("config", addUser(1));
+  for (const n of [p.b, p.a]) {
+    n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
+  }
+  p.a.repl.addTables("config", ["late"]);
+  await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'before')"));
+  p.a.repl.promote();
+  await until(() => p.b.repl.status().epoch === p.a.repl.status().epoch, "b resynced");
+  assertEquals(count(p.b, "late"), 0);
+}
+
 Deno.test("repl: a standby that registers a table after it installed a snapshot asks for a new one (the snapshot held none of that table's rows)", async () => {
   const p = await rigPair();
   try {
-    await p.a.repl.write("config", addUser(1));
-    for (const n of [p.b, p.a]) {
-      n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
-    }
-    p.a.repl.addTables("config", ["late"]);
-    await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'before')"));
-    // a new epoch (a failover and back): the standby installs a snapshot while it does not
-    // replicate `late` yet, so the snapshot's row 1 of it is not copied
-    p.a.repl.promote();
-    await until(() => p.b.repl.status().epoch === p.a.repl.status().epoch, "b resynced");
-    assertEquals(count(p.b, "late"), 0);
+    await snapshotWithoutLate(p);
     // the standby's subsystem starts and registers the table; the next change of it arrives
     p.b.repl.addTables("config", ["late"]);
     assertEquals(p.b.repl.status().snapshotDue, true, "the standby says its copy is not whole");
@@ -554,15 +561,7 @@ for (const how of ["at run time", "from the start"] as const) {
   Deno.test(`repl: a standby restarted after a snapshot that lacked a table asks for a new one when it registers that table ${how} (the tables a snapshot copied are kept in the store)`, async () => {
     const p = await rigPair();
     try {
-      await p.a.repl.write("config", addUser(1));
-      for (const n of [p.b, p.a]) {
-        n.store.migrate("late", ["CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT)"]);
-      }
-      p.a.repl.addTables("config", ["late"]);
-      await p.a.repl.write("config", (db) => db.exec("INSERT INTO late VALUES (1, 'before')"));
-      p.a.repl.promote(); // a new epoch: b installs a snapshot without `late`
-      await until(() => p.b.repl.status().epoch === p.a.repl.status().epoch, "b resynced");
-      assertEquals(count(p.b, "late"), 0);
+      await snapshotWithoutLate(p);
       // b's process restarts; its subsystem registers `late`
       if (how === "at run time") {
         restart(p, "b");
