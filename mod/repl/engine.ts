@@ -597,17 +597,16 @@ export class Replicator implements ReplReceiver {
       this.#checkSet(t, group);
       this.#checkTable(t);
     }
-    for (const t of tables) {
-      if (this.#tableGroup[t] !== undefined) continue;
+    const added = [...new Set(tables)].filter((t) => this.#tableGroup[t] === undefined);
+    for (const t of added) {
       this.#tableGroup[t] = group;
       this.#tables.push(t);
-      if (this.#role === "primary") {
-        this.#sessions.set(t, this.#db.createSession({ table: t }));
-        this.#markWhole([t]);
-      } // a snapshot installed before copied none of this table's rows: this copy of it is
-      // not the primary's, and frames only carry later changes; ask for a new snapshot
-      else if (this.#role === "standby") this.#snapshotWanted ??= this.#notWhole();
+      if (this.#role === "primary") this.#sessions.set(t, this.#db.createSession({ table: t }));
     }
+    if (this.#role === "primary") this.#markWhole(added);
+    // a snapshot installed before copied none of a new table's rows: this copy of it is not
+    // the primary's, and frames only carry later changes; ask for a new snapshot
+    else if (this.#role === "standby") this.#snapshotWanted ??= this.#notWhole();
   }
 
   /** A table registered after the last snapshot: the next frames are answered with a resync. */
@@ -621,9 +620,8 @@ export class Replicator implements ReplReceiver {
    */
   #whole(): Set<string> | null {
     const prefix = stateKey(this.#channel, WHOLE);
-    const rows = this.#db.prepare(
-      "SELECT key FROM repl_state WHERE key >= ? AND key < ?",
-    ).all(prefix, prefix + "\uffff") as { key: string }[];
+    const rows = this.#stmt("SELECT key FROM repl_state WHERE key >= ? AND key < ?")
+      .all(prefix, prefix + "\uffff") as { key: string }[];
     return rows.length ? new Set(rows.map((r) => r.key.slice(prefix.length))) : null;
   }
 
@@ -637,7 +635,7 @@ export class Replicator implements ReplReceiver {
   #markWhole(tables: readonly string[], only = false): void {
     const prefix = stateKey(this.#channel, WHOLE);
     if (only) {
-      this.#db.prepare("DELETE FROM repl_state WHERE key >= ? AND key < ?").run(
+      this.#stmt("DELETE FROM repl_state WHERE key >= ? AND key < ?").run(
         prefix,
         prefix + "\uffff",
       );
