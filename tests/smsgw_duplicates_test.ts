@@ -274,7 +274,9 @@ Deno.test("smsgw duplicates: more outcomes kept than one report takes are all re
     assertEquals(r.n2.unrecorded, ids.length);
     r.refuse.delete("/internal/result");
     await waitFor(() => r.count("delivered") === ids.length, 30_000, "all delivered");
-    assertEquals(r.n2.unrecorded, 0);
+    // the active records a report before it answers, and the standby lets its kept outcomes
+    // go when the answer arrives: a moment after the count (CI read 300 there once)
+    await waitFor(() => r.n2.unrecorded === 0, 30_000, "the standby let its outcomes go");
     assertEquals(r.smsc.stats().duplicates, 0);
   } finally {
     await r.close();
